@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Builds the servers the test environment runs (kube-apiserver, etcd) from the
+# wrapper Go modules under hack/tools/, into a cache outside the repository
+# keyed by version. A binary already in the cache is not rebuilt.
+#
+# Usage: hack/build-tools.sh [--print-dir]
+#   --print-dir   print the cache directory of each tool (NAME=DIR) and exit
+#
+# Environment:
+#   KCP_INGRESS_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/kcp-ingress)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=hack/lib/tools.sh
+source "$here/lib/tools.sh"
+
+print_only=false
+for arg in "$@"; do
+  case "$arg" in
+    --print-dir) print_only=true ;;
+    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "build-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+if $print_only; then
+  echo "kube-apiserver=$(tool_dir kube-apiserver)"
+  echo "etcd=$(tool_dir etcd)"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "build-tools: 'go' is not on PATH; it is needed to build the test servers" >&2; exit 1; }
+
+export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+build() { # NAME PACKAGE LDFLAGS
+  local name=$1 pkg=$2 ldflags=$3 dir out tmp
+  dir=$(tool_dir "$name")
+  out="$dir/$name"
+  if [[ -x "$out" ]]; then
+    echo "build-tools: $name is cached at $out"
+    return 0
+  fi
+  mkdir -p "$dir"
+  tmp="$out.tmp.$$"
+  echo "build-tools: building $name ($(tool_version "$name")) into $dir; a cold build takes many minutes"
+  local start=$SECONDS
+  (cd "$here/tools/$name" && go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+  mv "$tmp" "$out"
+  echo "build-tools: built $name in $((SECONDS - start)) s"
+}
+
+kv=$(tool_version kube-apiserver)
+kv_minor=${kv#v1.}; kv_minor=${kv_minor%%.*}
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
+  "-X k8s.io/component-base/version.gitVersion=$kv -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kv_minor -X k8s.io/component-base/version.gitTreeState=clean"
+build etcd go.etcd.io/etcd/server/v3 ""

@@ -1,0 +1,24 @@
+# shellcheck shell=bash
+# Shared by the hack/ scripts: where the Go-built test servers live.
+# The version of each tool is the one its wrapper module under hack/tools/
+# requires; the cache directory is keyed by it.
+
+tools_root() {
+  echo "${KCP_INGRESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kcp-ingress}/bin"
+}
+
+# tool_version NAME: the version pinned in hack/tools/NAME/go.mod.
+tool_version() {
+  local mod
+  mod="$(dirname "${BASH_SOURCE[0]}")/../tools/$1/go.mod"
+  case "$1" in
+    kube-apiserver) awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$mod" ;;
+    etcd) awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$mod" ;;
+    *) echo "unknown tool $1" >&2; return 1 ;;
+  esac
+}
+
+# tool_dir NAME: the cache directory holding NAME at its pinned version.
+tool_dir() {
+  echo "$(tools_root)/$1-$(tool_version "$1")"
+}

@@ -1,0 +1,801 @@
+#!/usr/bin/env bash
+# The kcp-ingress test environment: real servers on loopback ports.
+#
+# Usage:
+#   hack/test-env.sh up     --dir DIR [--clusters N] [--port-base P]
+#                           [--timeout SECONDS] [--crd-dir PATH] [--owner-pid PID]
+#   hack/test-env.sh down   --dir DIR [--purge]
+#   hack/test-env.sh status --dir DIR
+#   hack/test-env.sh --help
+#
+# up  starts, all on 127.0.0.1 and all recorded under DIR:
+#   - one etcd (--unsafe-no-fsync, data in DIR/etcd);
+#   - N+1 kube-apiservers sharing it with sibling etcd prefixes:
+#     "control-plane" (/control-plane/registry) and "cluster-1" ... "cluster-N"
+#     (/cluster-K/registry). RBAC authorization; the admin client certificate
+#     is in the group system:masters. No controller-manager runs: no garbage
+#     collection, no namespace finalization, no default service accounts;
+#   - BIND 9 (named) serving the zone kcp-ingress.test. that accepts RFC 2136
+#     updates and zone transfers signed with a fresh TSIG key (hmac-sha256),
+#     plus its statistics channel (JSON at /json/v1/server);
+# then applies every CRD under the CRD directory to the control plane and
+# waits until the CRDs are Established and their resources are discoverable.
+# It returns once everything is ready; the servers keep running in the
+# background until "down". If anything fails, up stops what it started,
+# prints the end of the relevant log to stderr and exits non-zero.
+#
+# Options:
+#   --dir DIR          the environment's directory (required). Created if
+#                      missing; it must be empty or a previous environment's.
+#   --clusters N       physical clusters to start, 1..32 (default 2)
+#   --port-base P      use ports P, P+1, ... instead of free ports picked at
+#                      random: P etcd client, P+1 etcd peer, P+2 DNS (TCP and
+#                      UDP), P+3 DNS statistics, P+4 control plane, P+4+K
+#                      cluster-K. A port already in use is an error.
+#   --timeout SECONDS  give up (and clean up) when not ready after this long
+#                      (default 60, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
+#   --crd-dir PATH     CRD YAML to apply (*.yaml, *.yml; several documents per
+#                      file are fine). Default $KCP_INGRESS_CRD_DIR, else
+#                      <repo>/config/crd; the default directory may be absent.
+#   --owner-pid PID    also start a watcher that runs "down" when process PID
+#                      exits (for test harnesses that have no teardown hook)
+#   --purge            (down) also delete DIR afterwards
+#
+# Files written by up:
+#   DIR/control-plane.kubeconfig, DIR/cluster-K.kubeconfig
+#       self-contained (CA, admin client certificate and key embedded);
+#       server https://127.0.0.1:PORT; the context is named like the file
+#   DIR/dns.env   KEY=value lines: DNS_SERVER, DNS_PORT, DNS_ZONE,
+#                 DNS_TSIG_KEY_NAME, DNS_TSIG_ALGORITHM, DNS_TSIG_SECRET
+#                 (base64), DNS_STATS_PORT, DNS_STATS_URL
+#   DIR/env       KEY=value lines: everything above plus ports, pids, paths
+#                 (TEST_ENV_*, ETCD_*, CONTROL_PLANE_*, CLUSTER_K_*, NAMED_*,
+#                 CA_CERT, ADMIN_CERT, ADMIN_KEY); "source" it in a shell
+#   DIR/logs/     etcd.log, control-plane.log, cluster-K.log, named.log,
+#                 crds.log, watcher.log
+#   DIR/run/      NAME.pid files ("PID STARTTIME") of the running servers
+#   DIR/pki/      ca.crt, serving.crt/key, admin.crt/key, sa.key/sa.pub
+#
+# down stops exactly the processes that up recorded in DIR (a pid counts only
+# while its start time matches and its command line mentions DIR): SIGTERM,
+# then SIGKILL after 10 s; it waits until they are gone. Running it again, or
+# on a directory where nothing runs, is fine. DIR and its logs stay unless
+# --purge is given.
+#
+# status prints each recorded process and whether it runs; exit 0 when all
+# of them run, 1 otherwise.
+#
+# Environment:
+#   KCP_INGRESS_KUBE_APISERVER, KCP_INGRESS_ETCD
+#       binaries to use (default: the ones hack/build-tools.sh builds)
+#   KCP_INGRESS_CACHE, KCP_INGRESS_CRD_DIR, KCP_INGRESS_TEST_ENV_TIMEOUT
+#
+# Exit status: 0 success, 1 failure, 2 usage error.
+set -euo pipefail
+export LC_ALL=C
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+self="$here/$(basename "${BASH_SOURCE[0]}")"
+repo=$(cd "$here/.." && pwd)
+# shellcheck source=hack/lib/tools.sh
+source "$here/lib/tools.sh"
+# shellcheck source=hack/lib/ports.sh
+source "$here/lib/ports.sh"
+# shellcheck source=hack/lib/procs.sh
+source "$here/lib/procs.sh"
+
+PATH=$PATH:/usr/sbin:/sbin
+
+readonly ZONE=kcp-ingress.test.
+readonly TSIG_KEY_NAME=kcp-ingress-test-key
+readonly TSIG_ALGORITHM=hmac-sha256
+readonly MARKER=.kcp-ingress-test-env
+readonly MAX_CLUSTERS=32
+
+note() { echo "test-env: $*" >&2; }
+die() { echo "test-env: error: $*" >&2; exit 1; }
+usage_error() {
+  echo "test-env: $*" >&2
+  echo "try 'hack/test-env.sh --help'" >&2
+  exit 2
+}
+usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'; }
+
+now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
+
+# ---------------------------------------------------------------- arguments
+
+cmd=
+dir=
+clusters=2
+port_base=
+timeout=${KCP_INGRESS_TEST_ENV_TIMEOUT:-60}
+crd_dir=${KCP_INGRESS_CRD_DIR:-}
+crd_dir_explicit=false
+[[ -n $crd_dir ]] && crd_dir_explicit=true
+owner_pid=
+purge=false
+
+need_value() { [[ $# -ge 2 && -n $2 ]] || usage_error "option $1 needs a value"; }
+
+if [[ $# -eq 0 ]]; then
+  usage_error "missing subcommand (up, down or status)"
+fi
+case "$1" in
+  -h|--help|help) usage; exit 0 ;;
+  up|down|status|__watch) cmd=$1; shift ;;
+  -*) usage_error "expected a subcommand (up, down or status) before '$1'" ;;
+  *) usage_error "unknown subcommand '$1' (expected up, down or status)" ;;
+esac
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    -h|--help) usage; exit 0 ;;
+    --dir) need_value "$@"; dir=$2; shift 2 ;;
+    --dir=*) dir=${1#*=}; [[ -n $dir ]] || usage_error "option --dir needs a value"; shift ;;
+    --clusters|--port-base|--timeout|--crd-dir|--owner-pid)
+      [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'"
+      need_value "$@"
+      case "$1" in
+        --clusters) clusters=$2 ;;
+        --port-base) port_base=$2 ;;
+        --timeout) timeout=$2 ;;
+        --crd-dir) crd_dir=$2; crd_dir_explicit=true ;;
+        --owner-pid) owner_pid=$2 ;;
+      esac
+      shift 2 ;;
+    --clusters=*|--port-base=*|--timeout=*|--crd-dir=*|--owner-pid=*)
+      opt=${1%%=*}
+      set -- "$opt" "${1#*=}" "${@:2}" ;;
+    --purge)
+      [[ $cmd == down ]] || usage_error "option --purge is only for 'down'"
+      purge=true; shift ;;
+    *) usage_error "unknown argument '$1' for '$cmd'" ;;
+  esac
+done
+
+[[ -n $dir ]] || usage_error "missing --dir DIR"
+[[ $dir =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
+  usage_error "--dir '$dir': use a path made of letters, digits and ._/+@:,=- only (it goes into config files)"
+
+if [[ $cmd == up ]]; then
+  if ! [[ $clusters =~ ^[0-9]{1,4}$ ]] || ((10#$clusters < 1)); then
+    usage_error "--clusters '$clusters' is not a positive integer"
+  fi
+  clusters=$((10#$clusters))
+  ((clusters <= MAX_CLUSTERS)) || usage_error "--clusters $clusters is more than $MAX_CLUSTERS"
+  if ! [[ $timeout =~ ^[0-9]{1,6}$ ]] || ((10#$timeout < 1)); then
+    usage_error "--timeout '$timeout' is not a positive number of seconds"
+  fi
+  timeout=$((10#$timeout))
+  if [[ -n $port_base ]]; then
+    if ! [[ $port_base =~ ^[0-9]{1,5}$ ]] || ((10#$port_base < 1024 || 10#$port_base + clusters + 4 > 65535)); then
+      usage_error "--port-base '$port_base' must be a number from 1024 to $((65535 - clusters - 4))"
+    fi
+    port_base=$((10#$port_base))
+  fi
+  if [[ -n $owner_pid ]]; then
+    [[ $owner_pid =~ ^[1-9][0-9]{0,9}$ ]] || usage_error "--owner-pid '$owner_pid' is not a process id"
+    [[ -d /proc/$owner_pid ]] || die "--owner-pid $owner_pid: no such process"
+  fi
+fi
+
+# The directory, absolute. Its path followed by a slash marks our processes.
+if [[ $cmd == up ]]; then
+  mkdir -p -- "$dir" || die "cannot create --dir '$dir'"
+fi
+if [[ ! -d $dir ]]; then
+  if [[ $cmd == down ]]; then
+    note "$dir does not exist; nothing to stop"
+    exit 0
+  fi
+  die "$dir does not exist"
+fi
+DIR=$(cd -- "$dir" && pwd -P)
+[[ $DIR != / ]] || usage_error "--dir must not be /"
+[[ $DIR =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
+  usage_error "--dir resolves to '$DIR': use a path made of letters, digits and ._/+@:,=- only"
+RUN_DIR=$DIR/run
+OWNER_MARK=$DIR/
+LOG_DIR=$DIR/logs
+
+# One test-env.sh at a time per directory. The lock is never inherited by the
+# servers (see launch).
+lock_dir() { # MODE (-n: fail at once; -w N: wait)
+  if [[ -e $DIR/.lock || -e $DIR/$MARKER || $cmd == up ]]; then
+    exec 9>"$DIR/.lock"
+    # shellcheck disable=SC2086
+    flock $1 9 || die "another hack/test-env.sh is working on $DIR right now"
+  fi
+}
+
+alive_summary() {
+  local name out=
+  while read -r name; do
+    out+="${out:+, }$name (pid $(proc_pid "$name"))"
+  done < <(proc_alive_names)
+  echo "$out"
+}
+
+# ---------------------------------------------------------------- down/status
+
+do_down() {
+  local -a first=() second=() rest=()
+  local name
+  [[ -d $RUN_DIR ]] || { note "nothing recorded in $DIR; nothing to stop"; return 0; }
+  while read -r name; do
+    case "$name" in
+      watcher|control-plane|cluster-*) first+=("$name") ;;
+      etcd|named) second+=("$name") ;;
+      *) rest+=("$name") ;;
+    esac
+  done < <(proc_names)
+  local ok=true
+  # apiservers first (they need etcd to shut down cleanly), then the rest
+  proc_stop 10 ${first[@]+"${first[@]}"} || ok=false
+  proc_stop 10 ${second[@]+"${second[@]}"} ${rest[@]+"${rest[@]}"} || ok=false
+  $ok || return 1
+}
+
+if [[ $cmd == down ]]; then
+  lock_dir "-w 60"
+  do_down || die "some processes in $DIR could not be stopped"
+  note "stopped the test environment in $DIR"
+  if $purge; then
+    if [[ -e $DIR/$MARKER ]]; then
+      rm -rf -- "$DIR"
+      note "deleted $DIR"
+    else
+      die "not deleting $DIR: it was not made by hack/test-env.sh up"
+    fi
+  fi
+  exit 0
+fi
+
+if [[ $cmd == status ]]; then
+  [[ -d $RUN_DIR ]] || { echo "nothing recorded in $DIR"; exit 1; }
+  all=true
+  any=false
+  while read -r name; do
+    any=true
+    if pid=$(proc_pid "$name"); then
+      echo "$name running (pid $pid)"
+    else
+      echo "$name not running"
+      all=false
+    fi
+  done < <(proc_names)
+  $any && $all
+  exit
+fi
+
+# ---------------------------------------------------------------- __watch
+# Internal: started by "up --owner-pid"; runs "down" when the owner exits.
+# Its command line carries "$DIR/" so that down recognises it.
+if [[ $cmd == __watch ]]; then
+  owner_start=$(proc_starttime "$owner_pid") || owner_start=gone
+  while [[ $owner_start != gone ]] && [[ $(proc_starttime "$owner_pid" 2>/dev/null) == "$owner_start" ]]; do
+    sleep 1
+  done
+  note "owner process $owner_pid is gone; stopping the environment in $DIR"
+  exec 9>&-
+  exec "$self" down --dir "$DIR"
+fi
+
+# ---------------------------------------------------------------- up
+
+start_ms=$(now_ms)
+deadline_ms=$((start_ms + timeout * 1000))
+past_deadline() { (($(now_ms) > deadline_ms)); }
+
+if [[ ! -e $DIR/$MARKER ]]; then
+  for f in "$DIR"/* "$DIR"/.*; do
+    case "${f##*/}" in
+      .|..|.lock|'*'|'.*') ;;
+      *) die "$DIR is not empty and was not made by hack/test-env.sh; use an empty or new directory" ;;
+    esac
+  done
+fi
+lock_dir -n
+alive=$(alive_summary)
+[[ -z $alive ]] || die "$DIR already runs a test environment ($alive); stop it first: hack/test-env.sh down --dir $DIR"
+
+# What the servers need.
+kube_apiserver=${KCP_INGRESS_KUBE_APISERVER:-$(tool_dir kube-apiserver)/kube-apiserver}
+etcd_bin=${KCP_INGRESS_ETCD:-$(tool_dir etcd)/etcd}
+[[ -x $kube_apiserver ]] || die "kube-apiserver not found at $kube_apiserver; build it with hack/build-tools.sh (or set KCP_INGRESS_KUBE_APISERVER)"
+[[ -x $etcd_bin ]] || die "etcd not found at $etcd_bin; build it with hack/build-tools.sh (or set KCP_INGRESS_ETCD)"
+for t in openssl curl python3 flock setsid; do
+  command -v "$t" >/dev/null || die "'$t' is needed but not installed"
+done
+if [[ -z $crd_dir ]]; then
+  crd_dir=$repo/config/crd
+fi
+if [[ ! -d $crd_dir ]]; then
+  $crd_dir_explicit && die "CRD directory $crd_dir does not exist"
+  note "no CRD directory at $crd_dir; applying no CRDs"
+  crd_dir=
+fi
+
+ensure_bind() {
+  if command -v named >/dev/null && command -v dig >/dev/null; then
+    return 0
+  fi
+  command -v apt-get >/dev/null || die "BIND 9 (named, dig) is not installed and there is no apt-get to install it"
+  ((EUID == 0)) || die "BIND 9 (named, dig) is not installed; as root: apt-get install -y bind9 bind9-dnsutils"
+  note "installing BIND 9 (apt-get install bind9 bind9-dnsutils); log: $DIR/apt.log"
+  # keep the package scripts from starting a system-wide named
+  local policy=/usr/sbin/policy-rc.d made_policy=false
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && made_policy=true
+  fi
+  local rc=0
+  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bind9 bind9-dnsutils; } \
+    >"$DIR/apt.log" 2>&1 || rc=$?
+  if $made_policy; then rm -f "$policy"; fi
+  if ((rc != 0)) || ! command -v named >/dev/null || ! command -v dig >/dev/null; then
+    tail -n 20 "$DIR/apt.log" >&2 || true
+    die "installing BIND 9 failed"
+  fi
+}
+ensure_bind
+
+# Start from a clean slate (only what up itself makes).
+rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds" "$RUN_DIR" "$LOG_DIR"
+rm -f -- "$DIR"/control-plane.kubeconfig "$DIR"/cluster-*.kubeconfig "$DIR/dns.env" "$DIR/env"
+: >"$DIR/$MARKER"
+mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds"
+
+# From here on a failure stops whatever was started.
+up_done=false
+on_up_exit() {
+  local rc=$?
+  if ! $up_done; then
+    ((rc != 0)) || rc=1
+    note "up failed; stopping what was started"
+    do_down || true
+  fi
+  exit "$rc"
+}
+trap on_up_exit EXIT
+trap 'note "interrupted"; exit 130' INT
+trap 'note "terminated"; exit 143' TERM
+
+# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1.
+fail() {
+  local log=$1
+  shift
+  echo "test-env: error: $*" >&2
+  if [[ -n $log && -s $log ]]; then
+    echo "---- last 25 lines of $log ----" >&2
+    tail -n 25 "$log" >&2
+    echo "----" >&2
+  fi
+  exit 1
+}
+
+# ---------------------------------------------------------------- ports
+
+names=(control-plane)
+for ((k = 1; k <= clusters; k++)); do names+=("cluster-$k"); done
+
+port_purpose=("etcd client" "etcd peer" "DNS (TCP and UDP)" "DNS statistics channel")
+port_spec=(tcp tcp tcp+udp tcp)
+for n in "${names[@]}"; do
+  port_purpose+=("kube-apiserver $n")
+  port_spec+=(tcp)
+done
+if [[ -n $port_base ]]; then
+  ports=()
+  for i in "${!port_spec[@]}"; do
+    p=$((port_base + i))
+    if ports_busy "$p" "${port_spec[$i]}"; then
+      holder=$(ports_holder "$p")
+      die "port $p (needed for the ${port_purpose[$i]}) is already in use${holder:+ by $holder}; choose another --port-base or stop what uses it"
+    fi
+    ports+=("$p")
+  done
+else
+  read -r -a ports <<<"$(ports_auto "${port_spec[@]}")" || die "could not find free loopback ports"
+  ((${#ports[@]} == ${#port_spec[@]})) || die "could not find free loopback ports"
+fi
+etcd_port=${ports[0]}
+etcd_peer_port=${ports[1]}
+dns_port=${ports[2]}
+dns_stats_port=${ports[3]}
+declare -A api_port
+for i in "${!names[@]}"; do api_port[${names[$i]}]=${ports[$((i + 4))]}; done
+
+# launch NAME LOG CMD...: start CMD in its own session, detached from our
+# stdin/stdout/stderr and lock, and record it as NAME.
+launch() {
+  local name=$1 log=$2 pid
+  shift 2
+  setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
+  pid=$!
+  proc_record "$name" "$pid" || fail "$log" "$name did not start"
+}
+
+# ---------------------------------------------------------------- certificates
+
+pki=$DIR/pki
+cat >"$pki/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+[v3_server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[v3_client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+make_pki() {
+  local cnf=$pki/openssl.cnf log=$LOG_DIR/pki.log
+  local -a jobs=()
+  # the four RSA keys are independent: make them in parallel
+  openssl req -x509 -config "$cnf" -extensions v3_ca -newkey rsa:2048 -nodes \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 365 -subj "/CN=kcp-ingress-test-ca" >>"$log" 2>&1 &
+  jobs+=($!)
+  openssl req -new -config "$cnf" -newkey rsa:2048 -nodes -keyout "$pki/serving.key" \
+    -out "$pki/serving.csr" -subj "/CN=127.0.0.1" >>"$log" 2>&1 &
+  jobs+=($!)
+  openssl req -new -config "$cnf" -newkey rsa:2048 -nodes -keyout "$pki/admin.key" \
+    -out "$pki/admin.csr" -subj "/O=system:masters/CN=kcp-ingress-admin" >>"$log" 2>&1 &
+  jobs+=($!)
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" >>"$log" 2>&1 &
+  jobs+=($!)
+  local j ok=true
+  for j in "${jobs[@]}"; do wait "$j" || ok=false; done
+  $ok || fail "$log" "generating keys with openssl failed"
+  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" >>"$log" 2>&1 ||
+    fail "$log" "openssl pkey failed"
+  local what ext
+  for what in serving:v3_server admin:v3_client; do
+    ext=${what#*:}
+    what=${what%%:*}
+    openssl x509 -req -in "$pki/$what.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$cnf" -extensions "$ext" \
+      -out "$pki/$what.crt" >>"$log" 2>&1 || fail "$log" "signing the $what certificate failed"
+  done
+  chmod 600 "$pki"/*.key
+}
+make_pki
+
+# ---------------------------------------------------------------- named
+
+named_dir=$DIR/named
+tsig_secret=$(openssl rand -base64 32)
+cat >"$named_dir/named.conf" <<EOF
+// generated by hack/test-env.sh
+key "$TSIG_KEY_NAME" {
+  algorithm $TSIG_ALGORITHM;
+  secret "$tsig_secret";
+};
+options {
+  directory "$named_dir";
+  pid-file "$named_dir/named.pid";
+  session-keyfile "$named_dir/session.key";
+  managed-keys-directory "$named_dir";
+  dump-file "$named_dir/cache_dump.db";
+  statistics-file "$named_dir/named.stats";
+  memstatistics-file "$named_dir/named.memstats";
+  listen-on port $dns_port { 127.0.0.1; };
+  listen-on-v6 { none; };
+  automatic-interface-scan no;
+  recursion no;
+  allow-query { 127.0.0.0/8; };
+  allow-transfer { none; };
+  notify no;
+  dnssec-validation no;
+};
+controls { };
+statistics-channels {
+  inet 127.0.0.1 port $dns_stats_port allow { 127.0.0.1; };
+};
+zone "$ZONE" {
+  type primary;
+  file "$named_dir/zone.db";
+  allow-update { key "$TSIG_KEY_NAME"; };
+  allow-transfer { key "$TSIG_KEY_NAME"; };
+};
+EOF
+cat >"$named_dir/zone.db" <<EOF
+\$TTL 60
+@   IN SOA ns.$ZONE hostmaster.$ZONE ( 1 60 30 3600 5 )
+@   IN NS  ns.$ZONE
+ns  IN A   127.0.0.1
+EOF
+chmod 600 "$named_dir/named.conf"
+if ! named-checkconf "$named_dir/named.conf" >"$LOG_DIR/named.log" 2>&1; then
+  fail "$LOG_DIR/named.log" "named-checkconf rejected the generated configuration"
+fi
+note "starting named on 127.0.0.1:$dns_port (statistics on :$dns_stats_port)"
+launch named "$LOG_DIR/named.log" named -c "$named_dir/named.conf" -u root -g
+
+cat >"$DIR/dns.env" <<EOF
+DNS_SERVER=127.0.0.1
+DNS_PORT=$dns_port
+DNS_ZONE=$ZONE
+DNS_TSIG_KEY_NAME=$TSIG_KEY_NAME
+DNS_TSIG_ALGORITHM=$TSIG_ALGORITHM
+DNS_TSIG_SECRET=$tsig_secret
+DNS_STATS_PORT=$dns_stats_port
+DNS_STATS_URL=http://127.0.0.1:$dns_stats_port/json/v1/server
+EOF
+chmod 600 "$DIR/dns.env"
+
+# ---------------------------------------------------------------- etcd
+
+note "starting etcd on 127.0.0.1:$etcd_port"
+launch etcd "$LOG_DIR/etcd.log" "$etcd_bin" \
+  --name=kcp-ingress-test \
+  --data-dir="$DIR/etcd" \
+  --listen-client-urls="http://127.0.0.1:$etcd_port" \
+  --advertise-client-urls="http://127.0.0.1:$etcd_port" \
+  --listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
+  --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster="kcp-ingress-test=http://127.0.0.1:$etcd_peer_port" \
+  --initial-cluster-state=new \
+  --unsafe-no-fsync \
+  --snapshot-count=100000 \
+  --log-level=warn
+
+until [[ $(curl -s --max-time 1 "http://127.0.0.1:$etcd_port/health" 2>/dev/null) == *'"health":"true"'* ]]; do
+  proc_pid etcd >/dev/null || fail "$LOG_DIR/etcd.log" "etcd exited during start-up"
+  past_deadline && fail "$LOG_DIR/etcd.log" "etcd was not healthy within ${timeout}s"
+  sleep 0.1
+done
+
+# ---------------------------------------------------------------- kube-apiservers
+
+for n in "${names[@]}"; do
+  mkdir -p "$DIR/apiservers/$n"
+  note "starting kube-apiserver $n on 127.0.0.1:${api_port[$n]}"
+  launch "$n" "$LOG_DIR/$n.log" "$kube_apiserver" \
+    --etcd-servers="http://127.0.0.1:$etcd_port" \
+    --etcd-prefix="/$n/registry" \
+    --cert-dir="$DIR/apiservers/$n" \
+    --secure-port="${api_port[$n]}" \
+    --bind-address=127.0.0.1 \
+    --advertise-address=127.0.0.1 \
+    --tls-cert-file="$pki/serving.crt" \
+    --tls-private-key-file="$pki/serving.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --service-account-issuer="https://127.0.0.1:${api_port[$n]}" \
+    --service-account-key-file="$pki/sa.pub" \
+    --service-account-signing-key-file="$pki/sa.key" \
+    --service-cluster-ip-range=10.0.0.0/24 \
+    --allow-privileged=true \
+    --authorization-mode=RBAC \
+    --disable-admission-plugins=ServiceAccount \
+    --enable-priority-and-fairness=false \
+    --profiling=false \
+    --endpoint-reconciler-type=none
+done
+
+# kubeconfigs and the summary can be written while the servers start
+b64() { base64 -w0 <"$1"; }
+ca_data=$(b64 "$pki/ca.crt")
+cert_data=$(b64 "$pki/admin.crt")
+key_data=$(b64 "$pki/admin.key")
+for n in "${names[@]}"; do
+  kc=$DIR/$n.kubeconfig
+  cat >"$kc" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $n
+  cluster:
+    server: https://127.0.0.1:${api_port[$n]}
+    certificate-authority-data: $ca_data
+users:
+- name: $n-admin
+  user:
+    client-certificate-data: $cert_data
+    client-key-data: $key_data
+contexts:
+- name: $n
+  context:
+    cluster: $n
+    user: $n-admin
+current-context: $n
+EOF
+  chmod 600 "$kc"
+done
+
+# ---------------------------------------------------------------- readiness
+
+# curl as the admin against one apiserver: kcurl NAME PATH [curl args...]
+kcurl() {
+  local n=$1 path=$2
+  shift 2
+  curl -sS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "$@" "https://127.0.0.1:${api_port[$n]}$path"
+}
+
+dns_ready=false
+wait_dns() {
+  $dns_ready && return 0
+  proc_pid named >/dev/null || fail "$LOG_DIR/named.log" "named exited during start-up"
+  if [[ $(dig @127.0.0.1 -p "$dns_port" +short +time=1 +tries=1 "$ZONE" SOA 2>/dev/null) == "ns.$ZONE "* ]]; then
+    dns_ready=true
+  fi
+}
+
+declare -A ready=()
+while true; do
+  wait_dns
+  pending=()
+  for n in "${names[@]}"; do
+    [[ -n ${ready[$n]:-} ]] && continue
+    proc_pid "$n" >/dev/null || fail "$LOG_DIR/$n.log" "kube-apiserver $n exited during start-up"
+    if [[ $(kcurl "$n" /readyz 2>/dev/null) == ok ]]; then
+      ready[$n]=1
+    else
+      pending+=("$n")
+    fi
+  done
+  if ((${#pending[@]} == 0)) && $dns_ready; then
+    break
+  fi
+  if past_deadline; then
+    $dns_ready || fail "$LOG_DIR/named.log" "named did not answer SOA $ZONE within ${timeout}s"
+    fail "$LOG_DIR/${pending[0]}.log" "kube-apiserver not ready within ${timeout}s: ${pending[*]} (readyz: $(kcurl "${pending[0]}" '/readyz?verbose' 2>&1 | grep -v '^\[+\]' | tr '\n' ' '))"
+  fi
+  sleep 0.2
+done
+note "all kube-apiservers are ready and named answers for $ZONE"
+
+# ---------------------------------------------------------------- CRDs
+
+crd_log=$LOG_DIR/crds.log
+: >"$crd_log"
+crd_info() { # JSON-FILE: print "name group plural version..." of a CRD object
+  python3 - "$1" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+s = d["spec"]
+print(d["metadata"]["name"], s["group"], s["names"]["plural"],
+      *[v["name"] for v in s.get("versions", []) if v.get("served", True)])
+PY
+}
+crd_json_field() { # JSON-FILE FIELD (reason | details.name)
+  python3 - "$1" "$2" <<'PY' 2>/dev/null || true
+import json, sys
+d = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    d = d.get(k, {}) if isinstance(d, dict) else {}
+print(d if isinstance(d, str) else "")
+PY
+}
+
+apply_crds() {
+  local files=() doc code name info
+  shopt -s nullglob
+  files=("$crd_dir"/*.yaml "$crd_dir"/*.yml)
+  shopt -u nullglob
+  ((${#files[@]} > 0)) || { note "no CRD YAML in $crd_dir"; return 0; }
+  # split multi-document files on "---" lines; drop documents without content
+  awk -v out="$DIR/crds/doc" '
+    function flush() {
+      if (real) { n++; file = sprintf("%s-%04d.yaml", out, n); printf "%s", body > file; close(file) }
+      body = ""; real = 0
+    }
+    FNR == 1 && NR != 1 { flush() }
+    /^---/ { flush(); next }
+    /^[^#[:space:]]/ { real = 1 }
+    { body = body $0 "\n" }
+    END { flush() }
+  ' "${files[@]}"
+  local -a crds=()
+  for doc in "$DIR"/crds/doc-*.yaml; do
+    code=$(kcurl control-plane /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
+      -X POST -H 'Content-Type: application/yaml' --data-binary "@$doc" \
+      -o "$doc.resp.json" -w '%{http_code}' 2>>"$crd_log") || code=000
+    echo "POST $doc -> $code" >>"$crd_log"
+    if [[ $code == 409 && $(crd_json_field "$doc.resp.json" reason) == AlreadyExists ]]; then
+      name=$(crd_json_field "$doc.resp.json" details.name)
+      [[ -n $name ]] || fail "$crd_log" "CRD in $doc already exists but its name is unknown"
+      code=$(kcurl control-plane "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$name?fieldManager=kcp-ingress-test-env&force=true" \
+        -X PATCH -H 'Content-Type: application/apply-patch+yaml' --data-binary "@$doc" \
+        -o "$doc.resp.json" -w '%{http_code}' 2>>"$crd_log") || code=000
+      echo "APPLY $name -> $code" >>"$crd_log"
+    fi
+    if [[ $code != 20[01] ]]; then
+      cat "$doc.resp.json" >>"$crd_log" 2>/dev/null || true
+      echo >>"$crd_log"
+      fail "$crd_log" "applying the CRD document $doc (from $crd_dir) failed with HTTP $code"
+    fi
+    info=$(crd_info "$doc.resp.json") || fail "$crd_log" "unexpected answer to the CRD document $doc"
+    crds+=("$info")
+  done
+  # wait until each CRD is Established and each served version lists it
+  local c crd group plural versions v found
+  for c in "${crds[@]}"; do
+    read -r crd group plural versions <<<"$c"
+    until [[ $(kcurl control-plane "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$crd" 2>/dev/null |
+      python3 -c 'import json,sys; c=json.load(sys.stdin).get("status",{}).get("conditions",[]); print(any(x["type"]=="Established" and x["status"]=="True" for x in c))' 2>/dev/null) == True ]]; do
+      past_deadline && fail "$crd_log" "CRD $crd was not Established within ${timeout}s"
+      sleep 0.1
+    done
+    for v in $versions; do
+      until found=$(kcurl control-plane "/apis/$group/$v" 2>/dev/null |
+        python3 -c 'import json,sys; print(sys.argv[1] in [r["name"] for r in json.load(sys.stdin).get("resources",[])])' "$plural" 2>/dev/null) &&
+        [[ $found == True ]]; do
+        past_deadline && fail "$crd_log" "/apis/$group/$v did not list $plural within ${timeout}s"
+        sleep 0.1
+      done
+      echo "ready: $plural.$group/$v" >>"$crd_log"
+    done
+  done
+  note "applied ${#crds[@]} CRD(s) from $crd_dir"
+}
+if [[ -n $crd_dir ]]; then
+  apply_crds
+fi
+
+# ---------------------------------------------------------------- owner watcher
+
+if [[ -n $owner_pid ]]; then
+  # "$DIR/" (with the slash) marks the watcher as ours, like the servers
+  launch watcher "$LOG_DIR/watcher.log" bash "$self" __watch --dir "$DIR/" --owner-pid "$owner_pid"
+fi
+
+# ---------------------------------------------------------------- summary
+
+upper() { local s=${1^^}; echo "${s//-/_}"; }
+{
+  echo "TEST_ENV_DIR=$DIR"
+  echo "TEST_ENV_CLUSTERS=$clusters"
+  echo "TEST_ENV_CLUSTER_NAMES=$(IFS=,; echo "${names[*]:1}")"
+  echo "ETCD_ENDPOINT=http://127.0.0.1:$etcd_port"
+  echo "ETCD_PORT=$etcd_port"
+  echo "ETCD_PEER_PORT=$etcd_peer_port"
+  echo "ETCD_PID=$(proc_pid etcd)"
+  for n in "${names[@]}"; do
+    u=$(upper "$n")
+    echo "${u}_PORT=${api_port[$n]}"
+    echo "${u}_SERVER=https://127.0.0.1:${api_port[$n]}"
+    echo "${u}_KUBECONFIG=$DIR/$n.kubeconfig"
+    echo "${u}_ETCD_PREFIX=/$n/registry"
+    echo "${u}_LOG=$LOG_DIR/$n.log"
+    echo "${u}_PID=$(proc_pid "$n")"
+  done
+  echo "NAMED_PID=$(proc_pid named)"
+  echo "NAMED_CONF=$named_dir/named.conf"
+  echo "NAMED_LOG=$LOG_DIR/named.log"
+  if [[ -n $owner_pid ]]; then
+    echo "WATCHER_PID=$(proc_pid watcher)"
+    echo "OWNER_PID=$owner_pid"
+  fi
+  echo "CA_CERT=$pki/ca.crt"
+  echo "ADMIN_CERT=$pki/admin.crt"
+  echo "ADMIN_KEY=$pki/admin.key"
+  echo "KUBE_APISERVER=$kube_apiserver"
+  echo "ETCD=$etcd_bin"
+  cat "$DIR/dns.env"
+} >"$DIR/env"
+chmod 600 "$DIR/env"
+
+up_done=true
+elapsed_ms=$(($(now_ms) - start_ms))
+printf 'test-env: ready in %d.%01d s: %s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100)) "$DIR"
+for n in "${names[@]}"; do
+  printf '  %-14s https://127.0.0.1:%s  %s\n' "$n" "${api_port[$n]}" "$DIR/$n.kubeconfig"
+done
+printf '  %-14s 127.0.0.1:%s zone %s  %s\n' dns "$dns_port" "$ZONE" "$DIR/dns.env"
+printf '  stop with: %s down --dir %s\n' "$self" "$DIR"

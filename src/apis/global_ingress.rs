@@ -1,0 +1,100 @@
+//! `GlobalIngress`: the global view of one root Ingress across clusters.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// The global view of the root Ingress of the same name and namespace, which
+/// owns it. The ingress-controller writes its spec and per-cluster status;
+/// the glbc writes what it published to DNS.
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "kcp-ingress.dev",
+    version = "v1alpha1",
+    kind = "GlobalIngress",
+    doc = "The global view of a root Ingress: per-cluster addresses and health, and its DNS records.",
+    namespaced,
+    status = "GlobalIngressStatus",
+    shortname = "gingress",
+    printcolumn = r#"{"name":"Hosts","type":"string","jsonPath":".spec.hosts"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"DNS","type":"string","jsonPath":".status.conditions[?(@.type==\"DNSPublished\")].status"}"#,
+    printcolumn = r#"{"name":"Degraded","type":"string","jsonPath":".status.conditions[?(@.type==\"Degraded\")].status"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalIngressSpec {
+    /// The hosts of the root Ingress's rules and TLS entries, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+/// Per-cluster attribution and DNS state of a root Ingress.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct GlobalIngressStatus {
+    /// The root's generation this status was computed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// One entry per cluster the root is placed on, sorted by cluster name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<ClusterIngressStatus>,
+    /// The DNS records the glbc published for the root's hosts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_records: Vec<DnsRecordStatus>,
+    /// When the glbc last applied the root's records successfully.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_published_time: Option<Time>,
+    /// `Ready`, `DNSPublished` and `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The root's load-balancer addresses in one cluster.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterIngressStatus {
+    /// Name of the Cluster.
+    pub cluster: String,
+    /// The addresses the cluster's load balancer reports for the leaf, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<LoadBalancerAddress>,
+    /// Whether the cluster counts as healthy (Ready, with a fresh heartbeat).
+    pub healthy: bool,
+    /// When the addresses or the health of this cluster last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change_time: Option<Time>,
+}
+
+/// One load-balancer endpoint: an IP address or a hostname.
+#[derive(
+    Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadBalancerAddress {
+    /// An IPv4 or IPv6 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// A DNS name (some cloud load balancers give only this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+}
+
+/// One RRset the glbc manages.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsRecordStatus {
+    /// Fully qualified owner name.
+    pub name: String,
+    /// `A`, `AAAA`, `CNAME` or `TXT`.
+    pub record_type: String,
+    /// Time to live in seconds.
+    pub ttl: u32,
+    /// The record data, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// `Published`, `Pending`, `Retained` (kept while no cluster is healthy)
+    /// or `Conflict` (the name belongs to another owner).
+    pub state: String,
+}

@@ -1,0 +1,60 @@
+//! Every well-known name of kcp-ingress: API group, labels, annotations,
+//! finalizers and field managers. Nothing else in the crate spells them out.
+
+/// API group of the kcp-ingress CRDs.
+pub const GROUP: &str = "kcp-ingress.dev";
+/// API version of the kcp-ingress CRDs.
+pub const VERSION: &str = "v1alpha1";
+
+/// Label on a leaf Ingress naming its root Ingress. A root never carries it.
+pub const ROOT_LABEL: &str = "kcp-ingress.dev/root";
+/// Prefix of the per-cluster placement label: `state.kcp-ingress.dev/<cluster>=Sync`.
+pub const STATE_LABEL_PREFIX: &str = "state.kcp-ingress.dev/";
+/// Value of a placement label that asks for the object to be synced.
+pub const STATE_SYNC: &str = "Sync";
+/// Annotation on a root Ingress: a label selector over Clusters.
+pub const PLACEMENT_ANNOTATION: &str = "kcp-ingress.dev/placement";
+/// Finalizer the ingress-controller puts on a root Ingress.
+pub const CLEANUP_FINALIZER: &str = "kcp-ingress.dev/cleanup";
+/// Prefix of the finalizer a syncer puts on every object it syncs: `kcp-ingress.dev/syncer-<cluster>`.
+pub const SYNCER_FINALIZER_PREFIX: &str = "kcp-ingress.dev/syncer-";
+/// Label on a downstream copy saying which syncer manages it.
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// Value of [`MANAGED_BY_LABEL`] on objects kcp-ingress manages.
+pub const MANAGED_BY_VALUE: &str = "kcp-ingress";
+/// Annotation on a downstream copy naming its upstream origin (`namespace/name/uid`).
+pub const ORIGIN_ANNOTATION: &str = "kcp-ingress.dev/origin";
+
+/// Field manager of the ingress-controller.
+pub const CONTROLLER_MANAGER: &str = "kcp-ingress-controller";
+/// Field manager of the glbc.
+pub const GLBC_MANAGER: &str = "kcp-ingress-glbc";
+/// Prefix of a syncer's field manager: `kcp-ingress-syncer-<cluster>`.
+pub const SYNCER_MANAGER_PREFIX: &str = "kcp-ingress-syncer-";
+
+/// The placement label key for `cluster`.
+pub fn state_label(cluster: &str) -> String {
+    format!("{STATE_LABEL_PREFIX}{cluster}")
+}
+
+/// The finalizer a syncer for `cluster` puts on what it syncs.
+pub fn syncer_finalizer(cluster: &str) -> String {
+    format!("{SYNCER_FINALIZER_PREFIX}{cluster}")
+}
+
+/// The field manager of the syncer for `cluster`.
+pub fn syncer_manager(cluster: &str) -> String {
+    format!("{SYNCER_MANAGER_PREFIX}{cluster}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_cluster_names() {
+        assert_eq!(state_label("east"), "state.kcp-ingress.dev/east");
+        assert_eq!(syncer_finalizer("east"), "kcp-ingress.dev/syncer-east");
+        assert_eq!(syncer_manager("east"), "kcp-ingress-syncer-east");
+    }
+}

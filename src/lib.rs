@@ -1,0 +1,5 @@
+//! kcp-ingress: global ingress for a fleet of Kubernetes clusters, driven
+//! from one control plane. See DESIGN.md for the resource model.
+
+pub mod apis;
+pub mod labels;
