@@ -92,7 +92,14 @@ readonly TSIG_ALGORITHM=hmac-sha256
 readonly MARKER=.kcp-ingress-test-env
 readonly MAX_CLUSTERS=32
 
-note() { echo "test-env: $*" >&2; }
+note() {
+  if [[ -n ${start_ms:-} ]]; then
+    local ms=$(($(now_ms) - start_ms))
+    printf 'test-env: [%d.%d s] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*" >&2
+  else
+    echo "test-env: $*" >&2
+  fi
+}
 die() { echo "test-env: error: $*" >&2; exit 1; }
 usage_error() {
   echo "test-env: $*" >&2
@@ -253,7 +260,6 @@ if [[ $cmd == down ]]; then
 fi
 
 if [[ $cmd == status ]]; then
-  [[ -d $RUN_DIR ]] || { echo "nothing recorded in $DIR"; exit 1; }
   all=true
   any=false
   while read -r name; do
@@ -265,6 +271,7 @@ if [[ $cmd == status ]]; then
       all=false
     fi
   done < <(proc_names)
+  $any || echo "nothing runs in $DIR"
   $any && $all
   exit
 fi
@@ -340,40 +347,6 @@ ensure_bind() {
 }
 ensure_bind
 
-# Start from a clean slate (only what up itself makes).
-rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds" "$RUN_DIR" "$LOG_DIR"
-rm -f -- "$DIR"/control-plane.kubeconfig "$DIR"/cluster-*.kubeconfig "$DIR/dns.env" "$DIR/env"
-: >"$DIR/$MARKER"
-mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds"
-
-# From here on a failure stops whatever was started.
-up_done=false
-on_up_exit() {
-  local rc=$?
-  if ! $up_done; then
-    ((rc != 0)) || rc=1
-    note "up failed; stopping what was started"
-    do_down || true
-  fi
-  exit "$rc"
-}
-trap on_up_exit EXIT
-trap 'note "interrupted"; exit 130' INT
-trap 'note "terminated"; exit 143' TERM
-
-# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1.
-fail() {
-  local log=$1
-  shift
-  echo "test-env: error: $*" >&2
-  if [[ -n $log && -s $log ]]; then
-    echo "---- last 25 lines of $log ----" >&2
-    tail -n 25 "$log" >&2
-    echo "----" >&2
-  fi
-  exit 1
-}
-
 # ---------------------------------------------------------------- ports
 
 names=(control-plane)
@@ -406,6 +379,42 @@ dns_stats_port=${ports[3]}
 declare -A api_port
 for i in "${!names[@]}"; do api_port[${names[$i]}]=${ports[$((i + 4))]}; done
 
+# Start from a clean slate (only what up itself makes).
+rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds" "$RUN_DIR" "$LOG_DIR"
+rm -f -- "$DIR"/control-plane.kubeconfig "$DIR"/cluster-*.kubeconfig "$DIR/dns.env" "$DIR/env"
+: >"$DIR/$MARKER"
+mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds"
+
+# From here on a failure stops whatever was started.
+up_done=false
+on_up_exit() {
+  local rc=$?
+  if ! $up_done; then
+    ((rc != 0)) || rc=1
+    if [[ -n $(proc_names) ]]; then
+      note "up failed; stopping what was started"
+      do_down || true
+    fi
+  fi
+  exit "$rc"
+}
+trap on_up_exit EXIT
+trap 'note "interrupted"; exit 130' INT
+trap 'note "terminated"; exit 143' TERM
+
+# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1.
+fail() {
+  local log=$1
+  shift
+  echo "test-env: error: $*" >&2
+  if [[ -n $log && -s $log ]]; then
+    echo "---- last 25 lines of $log ----" >&2
+    tail -n 25 "$log" >&2
+    echo "----" >&2
+  fi
+  exit 1
+}
+
 # launch NAME LOG CMD...: start CMD in its own session, detached from our
 # stdin/stdout/stderr and lock, and record it as NAME.
 launch() {
@@ -415,65 +424,6 @@ launch() {
   pid=$!
   proc_record "$name" "$pid" || fail "$log" "$name did not start"
 }
-
-# ---------------------------------------------------------------- certificates
-
-pki=$DIR/pki
-cat >"$pki/openssl.cnf" <<'EOF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign,digitalSignature
-subjectKeyIdentifier = hash
-[v3_server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-[v3_client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature,keyEncipherment
-extendedKeyUsage = clientAuth
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-EOF
-make_pki() {
-  local cnf=$pki/openssl.cnf log=$LOG_DIR/pki.log
-  local -a jobs=()
-  # the four RSA keys are independent: make them in parallel
-  openssl req -x509 -config "$cnf" -extensions v3_ca -newkey rsa:2048 -nodes \
-    -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 365 -subj "/CN=kcp-ingress-test-ca" >>"$log" 2>&1 &
-  jobs+=($!)
-  openssl req -new -config "$cnf" -newkey rsa:2048 -nodes -keyout "$pki/serving.key" \
-    -out "$pki/serving.csr" -subj "/CN=127.0.0.1" >>"$log" 2>&1 &
-  jobs+=($!)
-  openssl req -new -config "$cnf" -newkey rsa:2048 -nodes -keyout "$pki/admin.key" \
-    -out "$pki/admin.csr" -subj "/O=system:masters/CN=kcp-ingress-admin" >>"$log" 2>&1 &
-  jobs+=($!)
-  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" >>"$log" 2>&1 &
-  jobs+=($!)
-  local j ok=true
-  for j in "${jobs[@]}"; do wait "$j" || ok=false; done
-  $ok || fail "$log" "generating keys with openssl failed"
-  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" >>"$log" 2>&1 ||
-    fail "$log" "openssl pkey failed"
-  local what ext
-  for what in serving:v3_server admin:v3_client; do
-    ext=${what#*:}
-    what=${what%%:*}
-    openssl x509 -req -in "$pki/$what.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
-      -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$cnf" -extensions "$ext" \
-      -out "$pki/$what.crt" >>"$log" 2>&1 || fail "$log" "signing the $what certificate failed"
-  done
-  chmod 600 "$pki"/*.key
-}
-make_pki
 
 # ---------------------------------------------------------------- named
 
@@ -554,11 +504,73 @@ launch etcd "$LOG_DIR/etcd.log" "$etcd_bin" \
   --snapshot-count=100000 \
   --log-level=warn
 
+# ---------------------------------------------------------------- certificates
+# (made while etcd and named start; only the kube-apiservers need them)
+
+pki=$DIR/pki
+cat >"$pki/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign,digitalSignature
+subjectKeyIdentifier = hash
+[v3_server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[v3_client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+make_pki() {
+  local cnf=$pki/openssl.cnf log=$LOG_DIR/pki.log
+  local -a jobs=()
+  # the four RSA keys are independent: make them in parallel
+  openssl req -x509 -config "$cnf" -extensions v3_ca -newkey rsa:2048 -nodes \
+    -keyout "$pki/ca.key" -out "$pki/ca.crt" -days 365 -subj "/CN=kcp-ingress-test-ca" >>"$log" 2>&1 &
+  jobs+=($!)
+  openssl req -new -config "$cnf" -newkey rsa:2048 -nodes -keyout "$pki/serving.key" \
+    -out "$pki/serving.csr" -subj "/CN=127.0.0.1" >>"$log" 2>&1 &
+  jobs+=($!)
+  openssl req -new -config "$cnf" -newkey rsa:2048 -nodes -keyout "$pki/admin.key" \
+    -out "$pki/admin.csr" -subj "/O=system:masters/CN=kcp-ingress-admin" >>"$log" 2>&1 &
+  jobs+=($!)
+  openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$pki/sa.key" >>"$log" 2>&1 &
+  jobs+=($!)
+  local j ok=true
+  for j in "${jobs[@]}"; do wait "$j" || ok=false; done
+  $ok || fail "$log" "generating keys with openssl failed"
+  openssl pkey -in "$pki/sa.key" -pubout -out "$pki/sa.pub" >>"$log" 2>&1 ||
+    fail "$log" "openssl pkey failed"
+  local what ext
+  for what in serving:v3_server admin:v3_client; do
+    ext=${what#*:}
+    what=${what%%:*}
+    openssl x509 -req -in "$pki/$what.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" \
+      -set_serial "0x$(openssl rand -hex 16)" -days 365 -extfile "$cnf" -extensions "$ext" \
+      -out "$pki/$what.crt" >>"$log" 2>&1 || fail "$log" "signing the $what certificate failed"
+  done
+  chmod 600 "$pki"/*.key
+}
+make_pki
+note "generated certificates in $pki"
+
 until [[ $(curl -s --max-time 1 "http://127.0.0.1:$etcd_port/health" 2>/dev/null) == *'"health":"true"'* ]]; do
   proc_pid etcd >/dev/null || fail "$LOG_DIR/etcd.log" "etcd exited during start-up"
   past_deadline && fail "$LOG_DIR/etcd.log" "etcd was not healthy within ${timeout}s"
   sleep 0.1
 done
+note "etcd is healthy"
 
 # ---------------------------------------------------------------- kube-apiservers
 
@@ -673,7 +685,7 @@ print(d["metadata"]["name"], s["group"], s["names"]["plural"],
       *[v["name"] for v in s.get("versions", []) if v.get("served", True)])
 PY
 }
-crd_json_field() { # JSON-FILE FIELD (reason | details.name)
+crd_json_field() { # JSON-FILE FIELD (e.g. reason, details.name)
   python3 - "$1" "$2" <<'PY' 2>/dev/null || true
 import json, sys
 d = json.load(open(sys.argv[1]))
@@ -718,7 +730,7 @@ apply_crds() {
     if [[ $code != 20[01] ]]; then
       cat "$doc.resp.json" >>"$crd_log" 2>/dev/null || true
       echo >>"$crd_log"
-      fail "$crd_log" "applying the CRD document $doc (from $crd_dir) failed with HTTP $code"
+      fail "$crd_log" "applying the CRD document $doc (from $crd_dir) failed with HTTP $code: $(crd_json_field "$doc.resp.json" message)"
     fi
     info=$(crd_info "$doc.resp.json") || fail "$crd_log" "unexpected answer to the CRD document $doc"
     crds+=("$info")

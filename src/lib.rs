@@ -2,4 +2,5 @@
 //! from one control plane. See DESIGN.md for the resource model.
 
 pub mod apis;
+pub mod glbc;
 pub mod labels;

@@ -46,8 +46,8 @@ fn run_crdgen(args: &CrdgenArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if args.check {
-        let drift = crdgen::check(&args.dir)
-            .with_context(|| format!("checking {}", args.dir.display()))?;
+        let drift =
+            crdgen::check(&args.dir).with_context(|| format!("checking {}", args.dir.display()))?;
         if drift.is_empty() {
             println!("{} is up to date", args.dir.display());
             return Ok(ExitCode::SUCCESS);

@@ -13,7 +13,8 @@
 # proc_starttime PID: print the start time of PID (fails if PID is gone).
 proc_starttime() {
   local stat rest
-  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  # (not $(<file): under set -e a missing file would end the whole script)
+  read -r stat 2>/dev/null <"/proc/$1/stat" || return 1
   rest=${stat##*) }
   # shellcheck disable=SC2086 # split the fields on purpose
   set -- $rest
@@ -26,7 +27,7 @@ proc_starttime() {
 # STARTTIME and mentions OWNER_MARK on its command line.
 proc_is_ours() {
   local pid=$1 start=$2 stat rest cmdline
-  { stat=$(<"/proc/$pid/stat"); } 2>/dev/null || return 1
+  read -r stat 2>/dev/null <"/proc/$pid/stat" || return 1
   rest=${stat##*) }
   # shellcheck disable=SC2086 # split the fields on purpose
   set -- $rest
@@ -98,10 +99,11 @@ proc_stop() {
   ((${#pids[@]} > 0)) || return 0
   local -a left
   _proc_left() {
+    local j
     left=()
-    for i in "${!pids[@]}"; do
-      if proc_is_ours "${pids[$i]}" "${starts[$i]}"; then
-        left+=("$i")
+    for j in "${!pids[@]}"; do
+      if proc_is_ours "${pids[$j]}" "${starts[$j]}"; then
+        left+=("$j")
       fi
     done
   }

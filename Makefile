@@ -1,0 +1,43 @@
+# kcp-ingress. `make test` is the one test command (CI runs it through .ci/run).
+CARGO ?= cargo
+SCRIPTS := $(wildcard hack/*.sh hack/lib/*.sh .ci/run)
+
+.PHONY: help build deps tools crds crd-check fmt-check clippy lint-scripts unit e2e test clean
+
+help: ## list the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+
+build: ## build the kcp-ingress binary
+	$(CARGO) build --release
+
+deps: ## install missing Debian packages (bind9, dnsutils, shellcheck, ...)
+	hack/install-deps.sh
+
+tools: ## build the test servers (kube-apiserver, etcd) into the cache
+	hack/build-tools.sh
+
+crds: ## regenerate config/crd/ from the Rust types
+	$(CARGO) run --quiet -- crdgen --dir config/crd
+
+crd-check: ## fail when config/crd/ differs from what crdgen writes
+	$(CARGO) run --quiet -- crdgen --check --dir config/crd
+
+fmt-check: ## cargo fmt --check
+	$(CARGO) fmt --all -- --check
+
+clippy: ## clippy on every target, warnings are errors
+	$(CARGO) clippy --all-targets -- -D warnings
+
+lint-scripts: deps ## shellcheck every script
+	shellcheck $(SCRIPTS)
+
+unit: ## unit and property tests of the pure core
+	$(CARGO) test --lib --bins
+
+e2e: deps tools ## end-to-end tests against real etcd, kube-apiservers and BIND 9
+	$(CARGO) test --test e2e
+
+test: fmt-check clippy crd-check lint-scripts unit e2e ## everything CI checks
+
+clean: ## remove build output (not the tool cache)
+	$(CARGO) clean

@@ -1,0 +1,367 @@
+//! RFC 2136 dynamic updates and zone transfers, signed with TSIG (RFC 8945).
+//!
+//! Every exchange opens its own TCP connection: BIND closes idle TCP
+//! connections after `tcp-idle-timeout` (30 s by default), and hickory's
+//! client does not reconnect, so a long-lived connection would go stale.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use hickory_net::client::{Client, ClientHandle};
+use hickory_net::runtime::TokioRuntimeProvider;
+use hickory_net::tcp::TcpClientStream;
+use hickory_net::udp::UdpClientStream;
+use hickory_net::xfer::FirstAnswer;
+use hickory_net::{DnsHandle, DnsMultiplexer, NetError};
+use hickory_proto::op::{DnsRequest, DnsResponse, Message, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm as HickoryAlgorithm;
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
+
+use super::{DnsError, TsigAlgorithm, TsigKey};
+
+/// Clock skew allowed between us and the server, in seconds (BIND's default).
+const TSIG_FUDGE: u16 = 300;
+
+type DnsClient = Client<TokioRuntimeProvider>;
+
+/// The desired content of one RRset; no data means the RRset is deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RrsetChange {
+    pub name: Name,
+    pub record_type: RecordType,
+    pub ttl: u32,
+    pub data: Vec<RData>,
+}
+
+/// Parses a DNS name and makes it fully qualified.
+pub fn fqdn(name: &str) -> Result<Name, DnsError> {
+    let mut parsed = Name::from_ascii(name).map_err(|e| DnsError::InvalidName {
+        name: name.to_string(),
+        reason: e.to_string(),
+    })?;
+    parsed.set_fqdn(true);
+    Ok(parsed)
+}
+
+/// Builds one UPDATE message for `zone` that replaces every RRset of
+/// `changes`: for each, "delete the RRset" (RFC 2136 2.5.2) followed by "add"
+/// for every record (2.5.1). The server applies the whole message atomically.
+pub fn update_message(zone: &Name, changes: &[RrsetChange]) -> Result<Message, DnsError> {
+    let mut message = Message::query();
+    message.metadata.op_code = OpCode::Update;
+    message.metadata.recursion_desired = false;
+    let mut zone_section = Query::new();
+    zone_section
+        .set_name(zone.clone())
+        .set_query_class(DNSClass::IN)
+        .set_query_type(RecordType::SOA);
+    message.add_query(zone_section);
+    for change in changes {
+        if !zone.zone_of(&change.name) {
+            return Err(DnsError::OutsideZone {
+                name: change.name.to_string(),
+                zone: zone.to_string(),
+            });
+        }
+        let mut delete = Record::update0(change.name.clone(), 0, change.record_type);
+        delete.dns_class = DNSClass::ANY;
+        // The update section travels in the authority section.
+        message.add_authority(delete);
+        for data in &change.data {
+            message.add_authority(Record::from_rdata(
+                change.name.clone(),
+                change.ttl,
+                data.clone(),
+            ));
+        }
+    }
+    Ok(message)
+}
+
+/// A client for one zone on one server, signing with one TSIG key.
+#[derive(Clone)]
+pub struct Rfc2136Client {
+    server: SocketAddr,
+    zone: Name,
+    key_name: String,
+    signer: TSigner,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for Rfc2136Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Rfc2136Client")
+            .field("server", &self.server)
+            .field("zone", &self.zone.to_string())
+            .field("key_name", &self.key_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rfc2136Client {
+    pub fn new(
+        server: SocketAddr,
+        zone: &str,
+        key: &TsigKey,
+        timeout: Duration,
+    ) -> Result<Self, DnsError> {
+        let algorithm = match key.algorithm {
+            TsigAlgorithm::HmacSha256 => HickoryAlgorithm::HmacSha256,
+            TsigAlgorithm::HmacSha384 => HickoryAlgorithm::HmacSha384,
+            TsigAlgorithm::HmacSha512 => HickoryAlgorithm::HmacSha512,
+        };
+        let signer = TSigner::new(key.secret.clone(), algorithm, fqdn(&key.name)?, TSIG_FUDGE)
+            .map_err(|e| DnsError::InvalidSecret(e.to_string()))?;
+        Ok(Self {
+            server,
+            zone: fqdn(zone)?,
+            key_name: key.name.clone(),
+            signer,
+            timeout,
+        })
+    }
+
+    /// The zone this client updates.
+    pub fn zone(&self) -> &Name {
+        &self.zone
+    }
+
+    async fn connect(&self, signed: bool) -> Result<DnsClient, DnsError> {
+        let (connect, handle) = TcpClientStream::new(
+            self.server,
+            None,
+            Some(self.timeout),
+            TokioRuntimeProvider::new(),
+        );
+        let stream = connect.await.map_err(|source| DnsError::Unreachable {
+            server: self.server,
+            source,
+        })?;
+        let mut multiplexer = DnsMultiplexer::new(stream, handle).with_timeout(self.timeout);
+        if signed {
+            multiplexer = multiplexer.with_signer(self.signer.clone());
+        }
+        let (client, background) = DnsClient::from_sender(multiplexer);
+        // The background task owns the connection; it ends with the client.
+        tokio::spawn(background);
+        Ok(client)
+    }
+
+    /// Replaces the given RRsets in one atomic, signed UPDATE.
+    pub async fn replace_rrsets(&self, changes: &[RrsetChange]) -> Result<(), DnsError> {
+        let message = update_message(&self.zone, changes)?;
+        let client = self.connect(true).await?;
+        let response = match client.send(DnsRequest::from(message)).first_answer().await {
+            Ok(response) => response,
+            Err(NetError::Proto(_)) => return Err(self.diagnose_signature().await),
+            Err(source) => {
+                return Err(DnsError::Exchange {
+                    server: self.server,
+                    source,
+                });
+            }
+        };
+        self.expect_no_error(&response, "update")
+    }
+
+    /// Every record of the zone, by a signed AXFR (the apex SOA once).
+    pub async fn transfer_zone(&self) -> Result<Vec<Record>, DnsError> {
+        let mut client = self.connect(true).await?;
+        let mut stream = client.zone_transfer(self.zone.clone(), None);
+        let mut records: Vec<Record> = Vec::new();
+        while let Some(response) = stream.next().await {
+            let response = match response {
+                Ok(response) => response,
+                Err(NetError::Proto(_)) => return Err(self.diagnose_signature().await),
+                Err(source) => {
+                    return Err(DnsError::Exchange {
+                        server: self.server,
+                        source,
+                    });
+                }
+            };
+            self.expect_no_error(&response, "zone transfer")?;
+            records.extend(response.answers.iter().cloned());
+        }
+        // A transfer ends with the SOA it began with.
+        if records.len() >= 2 && records.last().map(Record::record_type) == Some(RecordType::SOA) {
+            records.pop();
+        }
+        Ok(records)
+    }
+
+    fn expect_no_error(
+        &self,
+        response: &DnsResponse,
+        operation: &'static str,
+    ) -> Result<(), DnsError> {
+        match response.metadata.response_code {
+            ResponseCode::NoError => Ok(()),
+            rcode @ ResponseCode::NotAuth => Err(DnsError::TsigRejected {
+                server: self.server,
+                key: self.key_name.clone(),
+                rcode,
+                tsig_error: response.signature().and_then(|s| s.data.error),
+            }),
+            rcode => Err(DnsError::Refused {
+                server: self.server,
+                operation,
+                zone: self.zone.to_string(),
+                rcode,
+            }),
+        }
+    }
+
+    /// A server that does not accept our signature answers unsigned, which
+    /// the signed exchange can only report as an unverifiable reply. To say
+    /// why, send an empty UPDATE signed by hand on an unverified connection
+    /// and read the server's rcode and TSIG error (an empty UPDATE changes
+    /// nothing, whatever the key).
+    async fn diagnose_signature(&self) -> DnsError {
+        let rejected = |rcode, tsig_error| DnsError::TsigRejected {
+            server: self.server,
+            key: self.key_name.clone(),
+            rcode,
+            tsig_error,
+        };
+        let probe = async {
+            let mut message = update_message(&self.zone, &[])?;
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            message
+                .finalize(&self.signer, now)
+                .map_err(|e| DnsError::InvalidSecret(e.to_string()))?;
+            let client = self.connect(false).await?;
+            client
+                .send(DnsRequest::from(message))
+                .first_answer()
+                .await
+                .map_err(|source| DnsError::Exchange {
+                    server: self.server,
+                    source,
+                })
+        };
+        match probe.await {
+            Ok(response) => rejected(
+                response.metadata.response_code,
+                response.signature().and_then(|s| s.data.error),
+            ),
+            // Could not tell more: still a signature problem as far as we know.
+            Err(_) => rejected(ResponseCode::NotAuth, None),
+        }
+    }
+}
+
+/// An unsigned query over UDP, as any resolver would send it: the answer's
+/// response code and records.
+pub async fn query(
+    server: SocketAddr,
+    name: &Name,
+    record_type: RecordType,
+    timeout: Duration,
+) -> Result<(ResponseCode, Vec<Record>), DnsError> {
+    let stream = UdpClientStream::builder(server, TokioRuntimeProvider::new())
+        .with_timeout(Some(timeout))
+        .build();
+    let (mut client, background) = DnsClient::from_sender(stream);
+    tokio::spawn(background);
+    let response = client
+        .query(name.clone(), DNSClass::IN, record_type)
+        .await
+        .map_err(|source| DnsError::Exchange { server, source })?;
+    Ok((response.metadata.response_code, response.answers.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::rr::rdata::A;
+
+    use super::*;
+
+    fn a(ip: [u8; 4]) -> RData {
+        RData::A(A(Ipv4Addr::from(ip)))
+    }
+
+    #[test]
+    fn names_become_fully_qualified() {
+        assert_eq!(
+            fqdn("www.example.test").unwrap().to_string(),
+            "www.example.test."
+        );
+        assert_eq!(
+            fqdn("www.example.test.").unwrap().to_string(),
+            "www.example.test."
+        );
+        assert!(fqdn("a..b").is_err());
+    }
+
+    #[test]
+    fn update_deletes_then_adds_each_rrset() {
+        let zone = fqdn("example.test").unwrap();
+        let www = fqdn("www.example.test").unwrap();
+        let old = fqdn("old.example.test").unwrap();
+        let message = update_message(
+            &zone,
+            &[
+                RrsetChange {
+                    name: www.clone(),
+                    record_type: RecordType::A,
+                    ttl: 60,
+                    data: vec![a([127, 0, 1, 1]), a([127, 0, 1, 2])],
+                },
+                RrsetChange {
+                    name: old.clone(),
+                    record_type: RecordType::A,
+                    ttl: 60,
+                    data: vec![],
+                },
+            ],
+        )
+        .unwrap();
+        assert_eq!(message.metadata.op_code, OpCode::Update);
+        assert_eq!(message.queries.len(), 1);
+        assert_eq!(message.queries[0].name(), &zone);
+        assert_eq!(message.queries[0].query_type(), RecordType::SOA);
+        let section: Vec<(String, DNSClass, u32, bool)> = message
+            .authorities
+            .iter()
+            .map(|r| {
+                (
+                    r.name.to_string(),
+                    r.dns_class,
+                    r.ttl,
+                    matches!(r.data, RData::Update0(_)),
+                )
+            })
+            .collect();
+        assert_eq!(
+            section,
+            vec![
+                ("www.example.test.".into(), DNSClass::ANY, 0, true),
+                ("www.example.test.".into(), DNSClass::IN, 60, false),
+                ("www.example.test.".into(), DNSClass::IN, 60, false),
+                ("old.example.test.".into(), DNSClass::ANY, 0, true),
+            ]
+        );
+    }
+
+    #[test]
+    fn names_outside_the_zone_are_refused_before_sending() {
+        let zone = fqdn("example.test").unwrap();
+        let err = update_message(
+            &zone,
+            &[RrsetChange {
+                name: fqdn("www.other.test").unwrap(),
+                record_type: RecordType::A,
+                ttl: 60,
+                data: vec![a([127, 0, 1, 1])],
+            }],
+        )
+        .unwrap_err();
+        assert!(matches!(err, DnsError::OutsideZone { .. }), "{err}");
+    }
+}

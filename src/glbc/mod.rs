@@ -1,0 +1,4 @@
+//! The global load-balancer controller: turns GlobalIngresses and cluster
+//! health into DNS records. So far: the DNS provider.
+
+pub mod dns;
