@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, bail};
@@ -24,9 +24,11 @@ fn script() -> PathBuf {
 }
 
 impl TestEnv {
-    /// Starts an environment with `clusters` physical clusters in a fresh directory.
-    pub fn up(clusters: usize) -> anyhow::Result<Self> {
-        let dir = std::env::temp_dir().join(format!("kcp-ingress-e2e-{}", std::process::id()));
+    /// Starts an environment for the test group `group` with `clusters`
+    /// physical clusters, in a fresh directory.
+    pub fn up(group: &str, clusters: usize) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("kcp-ingress-e2e-{}-{group}", std::process::id()));
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
@@ -65,7 +67,7 @@ impl TestEnv {
 
     /// A client for the apiserver `name` (see [`TestEnv::apiservers`]).
     pub async fn client(&self, name: &str) -> anyhow::Result<kube::Client> {
-        let path = self.dir.join(format!("{name}.kubeconfig"));
+        let path = self.kubeconfig(name);
         let kubeconfig =
             Kubeconfig::read_from(&path).with_context(|| format!("reading {}", path.display()))?;
         let config =
@@ -81,6 +83,36 @@ impl TestEnv {
         self.dns
             .get(key)
             .unwrap_or_else(|| panic!("{key} missing from dns.env"))
+    }
+
+    /// Starts `kcp-ingress ARGS` (the binary under test), its output going to
+    /// `logs/NAME.log`; it is stopped when the returned handle is dropped.
+    #[allow(dead_code, reason = "used by the component test groups")]
+    pub fn spawn_kcp_ingress(&self, name: &str, args: &[&str]) -> anyhow::Result<Process> {
+        let log_path = self.dir.join("logs").join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_kcp-ingress"))
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kcp_ingress=debug".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting kcp-ingress {}", args.join(" ")))?;
+        Ok(Process {
+            name: name.to_string(),
+            child,
+            log: log_path,
+        })
+    }
+
+    /// Path of a kubeconfig: `control-plane` or `cluster-K`.
+    pub fn kubeconfig(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.kubeconfig"))
     }
 
     /// Prints the end of every server log, for a failing run.
@@ -147,4 +179,57 @@ fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
             (k.trim().to_string(), v.to_string())
         })
         .collect())
+}
+
+/// A running `kcp-ingress` process, stopped (SIGTERM, then SIGKILL) on drop.
+#[allow(dead_code, reason = "used by the component test groups")]
+pub struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+#[allow(dead_code, reason = "used by the component test groups")]
+impl Process {
+    /// Sends SIGTERM and waits up to `grace` for the process to exit; kills
+    /// it after that. Returns whether it exited by itself, successfully.
+    pub fn terminate(&mut self, grace: std::time::Duration) -> bool {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            return status.success();
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!(
+            "e2e: {} did not stop within {grace:?}; killing it",
+            self.name
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.terminate(std::time::Duration::from_secs(10));
+    }
 }

@@ -1,6 +1,11 @@
-//! End-to-end tests against real servers: etcd, kube-apiservers and BIND 9,
-//! started once for the whole run by `hack/test-env.sh` and stopped at the
-//! end, whatever the outcome. On failure the servers' logs are printed.
+//! End-to-end tests against real servers: etcd, kube-apiservers and BIND 9.
+//!
+//! Tests come in groups; each group gets its own environment from
+//! `hack/test-env.sh` (so groups cannot see each other's Clusters or DNS
+//! records), started before its first test and stopped after its last,
+//! whatever the outcome. The tests of a group run in parallel and must keep
+//! to their own namespaces, names and placement labels. On failure the
+//! group's server and process logs are printed.
 
 mod env;
 mod smoke;
@@ -15,15 +20,21 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::env::TestEnv;
 
-/// Physical clusters in the environment (besides the control plane).
-const CLUSTERS: usize = 3;
 /// No single test may take longer than this.
-const TEST_DEADLINE: Duration = Duration::from_secs(180);
+const TEST_DEADLINE: Duration = Duration::from_secs(240);
 
 /// A test: `async fn(&TestEnv) -> anyhow::Result<()>`, boxed.
 type TestFn = Box<
     dyn FnOnce(Arc<TestEnv>) -> Pin<Box<dyn Future<Output = anyhow::Result<()>> + Send>> + Send,
 >;
+
+/// Tests that share one environment.
+struct Group {
+    name: &'static str,
+    /// Physical clusters in the group's environment.
+    clusters: usize,
+    tests: Vec<(&'static str, TestFn)>,
+}
 
 /// Names and boxes `async fn test(&TestEnv) -> anyhow::Result<()>` functions.
 macro_rules! tests {
@@ -38,46 +49,75 @@ macro_rules! tests {
     };
 }
 
-fn all_tests() -> Vec<(&'static str, TestFn)> {
-    tests![
-        smoke::ingress_round_trip_in_every_apiserver,
-        smoke::control_plane_serves_both_crds,
-        smoke::tsig_signed_update_is_applied_and_answered,
-        smoke::update_with_wrong_tsig_secret_is_refused,
-    ]
+fn groups() -> Vec<Group> {
+    vec![Group {
+        name: "smoke",
+        clusters: 3,
+        tests: tests![
+            smoke::ingress_round_trip_in_every_apiserver,
+            smoke::control_plane_serves_both_crds,
+            smoke::tsig_signed_update_is_applied_and_answered,
+            smoke::update_with_wrong_tsig_secret_is_refused,
+        ],
+    }]
+}
+
+/// Whether libtest's filter arguments select the test `name`.
+fn selected(args: &Arguments, name: &str) -> bool {
+    let matches = |pattern: &str| {
+        if args.exact {
+            name == pattern
+        } else {
+            name.contains(pattern)
+        }
+    };
+    args.filter.as_deref().is_none_or(matches) && !args.skip.iter().any(|s| matches(s))
 }
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
-    let tests = all_tests();
+    let groups = groups();
     if args.list {
         // Listing needs no servers.
-        let trials = tests
+        let trials = groups
             .into_iter()
+            .flat_map(|g| g.tests)
             .map(|(name, _)| Trial::test(name, || Ok(())))
             .collect();
         libtest_mimic::run(&args, trials).exit();
     }
-    let env = match TestEnv::up(CLUSTERS) {
-        Ok(env) => Arc::new(env),
-        Err(err) => {
-            eprintln!("e2e: cannot start the test environment: {err:#}");
-            return ExitCode::FAILURE;
+    let mut failed = false;
+    for group in groups {
+        if !group.tests.iter().any(|(name, _)| selected(&args, name)) {
+            continue;
         }
-    };
-    let trials = tests
-        .into_iter()
-        .map(|(name, test)| {
-            let env = Arc::clone(&env);
-            Trial::test(name, move || block_on(test(env)))
-        })
-        .collect();
-    let conclusion = libtest_mimic::run(&args, trials);
-    if conclusion.has_failed() {
-        env.print_logs();
+        let env = match TestEnv::up(group.name, group.clusters) {
+            Ok(env) => Arc::new(env),
+            Err(err) => {
+                eprintln!(
+                    "e2e: cannot start the environment of group {}: {err:#}",
+                    group.name
+                );
+                failed = true;
+                continue;
+            }
+        };
+        let trials = group
+            .tests
+            .into_iter()
+            .map(|(name, test)| {
+                let env = Arc::clone(&env);
+                Trial::test(name, move || block_on(test(env)))
+            })
+            .collect();
+        let conclusion = libtest_mimic::run(&args, trials);
+        if conclusion.has_failed() {
+            env.print_logs();
+            failed = true;
+        }
+        env.down();
     }
-    env.down();
-    if conclusion.has_failed() {
+    if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

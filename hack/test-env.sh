@@ -50,9 +50,10 @@
 #                 (base64), DNS_STATS_PORT, DNS_STATS_URL
 #   DIR/env       KEY=value lines: everything above plus ports, pids, paths
 #                 (TEST_ENV_*, ETCD_*, CONTROL_PLANE_*, CLUSTER_K_*, NAMED_*,
-#                 CA_CERT, ADMIN_CERT, ADMIN_KEY); "source" it in a shell
+#                 CA_CERT, ADMIN_CERT, ADMIN_KEY); in a shell: . DIR/env
+#                 (give the path: a bare "source env" finds /usr/bin/env)
 #   DIR/logs/     etcd.log, control-plane.log, cluster-K.log, named.log,
-#                 crds.log, watcher.log
+#                 crds.log (CRD requests and answers), pki.log, watcher.log
 #   DIR/run/      NAME.pid files ("PID STARTTIME") of the running servers
 #   DIR/pki/      ca.crt, serving.crt/key, admin.crt/key, sa.key/sa.pub
 #
@@ -286,7 +287,7 @@ if [[ $cmd == __watch ]]; then
   done
   note "owner process $owner_pid is gone; stopping the environment in $DIR"
   exec 9>&-
-  exec "$self" down --dir "$DIR"
+  exec bash "$self" down --dir "$DIR"
 fi
 
 # ---------------------------------------------------------------- up
@@ -422,6 +423,7 @@ launch() {
   shift 2
   setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
   pid=$!
+  disown "$pid" # no job reports from bash when it is stopped
   proc_record "$name" "$pid" || fail "$log" "$name did not start"
 }
 

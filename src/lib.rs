@@ -4,3 +4,4 @@
 pub mod apis;
 pub mod glbc;
 pub mod labels;
+pub mod runtime;
