@@ -1,6 +1,10 @@
-//! Command-line interface: one binary, one subcommand per component.
+//! Command-line interface: one binary, one subcommand per component. The
+//! argument structs are shared with the components, which take them as their
+//! configuration.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -17,7 +21,7 @@ pub struct Cli {
 }
 
 /// How logs are written.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct LogArgs {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KCP_INGRESS_LOG_FORMAT")]
@@ -35,11 +39,127 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Split root Ingresses into per-cluster leaves and merge their status back.
+    Controller(ControllerArgs),
+    /// Copy the objects placed on one physical cluster down, and their status up.
+    Syncer(SyncerArgs),
+    /// Publish every GlobalIngress as DNS records (RFC 2136 with TSIG).
+    Glbc(GlbcArgs),
     /// Write the CustomResourceDefinitions of the kcp-ingress API (or check them).
     Crdgen(CrdgenArgs),
 }
 
-#[derive(Debug, Args)]
+/// Which control plane to talk to.
+#[derive(Debug, Clone, Args)]
+pub struct ControlPlaneArgs {
+    /// Kubeconfig of the control plane (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Context of that kubeconfig to use (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+}
+
+/// How cluster health is judged (by the controller's merge and by the glbc).
+#[derive(Debug, Clone, Args)]
+pub struct HealthArgs {
+    /// A cluster is healthy while it is Ready and its syncer's last heartbeat
+    /// is younger than this.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub health_threshold: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
+    #[command(flatten)]
+    pub health: HealthArgs,
+    /// Also run a syncer for every Cluster that has spec.kubeconfigSecretRef (push mode).
+    #[arg(long)]
+    pub push_syncers: bool,
+    /// With --push-syncers: the resource types those syncers copy (see `syncer --resources`).
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_RESOURCES)]
+    pub resources: Vec<String>,
+    /// With --push-syncers: how often those syncers heartbeat their Cluster.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+}
+
+/// The resource types a syncer copies by default.
+pub const DEFAULT_RESOURCES: &str =
+    "ingresses.networking.k8s.io,services,secrets,configmaps,deployments.apps";
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncerArgs {
+    /// Name of the Cluster object this syncer serves.
+    #[arg(long, value_name = "NAME")]
+    pub cluster: String,
+    /// Kubeconfig of the control plane (default: $KUBECONFIG, ~/.kube/config, then in-cluster).
+    #[arg(long, value_name = "FILE")]
+    pub upstream_kubeconfig: Option<PathBuf>,
+    /// Context of the upstream kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub upstream_context: Option<String>,
+    /// Kubeconfig of the physical cluster (default: the in-cluster service account).
+    #[arg(long, value_name = "FILE")]
+    pub downstream_kubeconfig: Option<PathBuf>,
+    /// Context of the downstream kubeconfig (default: its current context).
+    #[arg(long, value_name = "NAME")]
+    pub downstream_context: Option<String>,
+    /// Resource types to copy, as `resource.group` (core types: just `resource`), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_RESOURCES)]
+    pub resources: Vec<String>,
+    /// How often the syncer writes its Cluster's heartbeat.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct GlbcArgs {
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
+    #[command(flatten)]
+    pub health: HealthArgs,
+    /// Address of the DNS server that accepts RFC 2136 updates (the zone's primary).
+    #[arg(long, value_name = "IP")]
+    pub dns_server: IpAddr,
+    /// Port of the DNS server.
+    #[arg(long, value_name = "PORT", default_value_t = 53)]
+    pub dns_port: u16,
+    /// A zone the glbc may write to; repeat for several. Hosts outside every zone are skipped.
+    #[arg(long = "zone", value_name = "ZONE", required = true)]
+    pub zones: Vec<String>,
+    /// Name of the TSIG key, as the DNS server knows it.
+    #[arg(long, value_name = "NAME")]
+    pub tsig_key_name: String,
+    /// TSIG algorithm: hmac-sha256, hmac-sha384 or hmac-sha512.
+    #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
+    pub tsig_algorithm: String,
+    /// File holding the base64 TSIG secret.
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "tsig_secret_ref",
+        conflicts_with = "tsig_secret_ref"
+    )]
+    pub tsig_secret_file: Option<PathBuf>,
+    /// Secret in the control plane holding the base64 TSIG secret, as NAMESPACE/NAME[/KEY] (default key: secret).
+    #[arg(long, value_name = "NAMESPACE/NAME[/KEY]")]
+    pub tsig_secret_ref: Option<String>,
+    /// Who owns the records this glbc writes; written into the ownership TXT records.
+    /// Two glbc instances writing to one zone need different owner ids.
+    #[arg(long, value_name = "ID", default_value = "kcp-ingress")]
+    pub owner_id: String,
+    /// TTL of the records the glbc publishes, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub ttl: u32,
+    /// Log the DNS changes that would be made; send none.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct CrdgenArgs {
     /// Directory the manifests are written to (one file per CRD).
     #[arg(long, default_value = "config/crd")]
@@ -50,6 +170,11 @@ pub struct CrdgenArgs {
     /// Print the manifests as one multi-document YAML stream instead of writing files.
     #[arg(long)]
     pub stdout: bool,
+}
+
+/// Parses a duration such as `500ms`, `10s` or `1m30s`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 500ms, 10s, 1m30s)"))
 }
 
 #[cfg(test)]
@@ -65,7 +190,9 @@ mod tests {
     #[test]
     fn crdgen_defaults_to_config_crd() {
         let cli = Cli::try_parse_from(["kcp-ingress", "crdgen"]).unwrap();
-        let Command::Crdgen(args) = cli.command;
+        let Command::Crdgen(args) = cli.command else {
+            panic!("not crdgen")
+        };
         assert_eq!(args.dir, PathBuf::from("config/crd"));
         assert!(!args.check && !args.stdout);
     }
@@ -73,5 +200,51 @@ mod tests {
     #[test]
     fn check_and_stdout_exclude_each_other() {
         assert!(Cli::try_parse_from(["kcp-ingress", "crdgen", "--check", "--stdout"]).is_err());
+    }
+
+    #[test]
+    fn syncer_defaults() {
+        let cli = Cli::try_parse_from(["kcp-ingress", "syncer", "--cluster", "east"]).unwrap();
+        let Command::Syncer(args) = cli.command else {
+            panic!("not syncer")
+        };
+        assert_eq!(args.resources.len(), 5);
+        assert_eq!(args.heartbeat_interval, Duration::from_secs(10));
+        assert!(Cli::try_parse_from(["kcp-ingress", "syncer"]).is_err());
+    }
+
+    #[test]
+    fn glbc_needs_a_zone_and_one_secret_source() {
+        let base = [
+            "kcp-ingress",
+            "glbc",
+            "--dns-server",
+            "127.0.0.1",
+            "--tsig-key-name",
+            "k",
+        ];
+        let with = |extra: &[&str]| {
+            Cli::try_parse_from(base.iter().chain(extra.iter()).copied()).map(|_| ())
+        };
+        assert!(with(&["--zone", "example.test", "--tsig-secret-file", "f"]).is_ok());
+        assert!(with(&["--tsig-secret-file", "f"]).is_err());
+        assert!(with(&["--zone", "example.test"]).is_err());
+        assert!(
+            with(&[
+                "--zone",
+                "z",
+                "--tsig-secret-file",
+                "f",
+                "--tsig-secret-ref",
+                "a/b"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn durations_parse_in_human_units() {
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("ten").is_err());
     }
 }

@@ -32,6 +32,21 @@ pub const GLBC_MANAGER: &str = "kcp-ingress-glbc";
 /// Prefix of a syncer's field manager: `kcp-ingress-syncer-<cluster>`.
 pub const SYNCER_MANAGER_PREFIX: &str = "kcp-ingress-syncer-";
 
+/// Condition types of a Cluster and a GlobalIngress.
+pub mod conditions {
+    /// Cluster: the syncer is running and the cluster can take traffic.
+    /// GlobalIngress: the root is placed and its status merged.
+    pub const READY: &str = "Ready";
+    /// Cluster: the syncer reported in within its heartbeat interval.
+    pub const SYNCER_HEARTBEAT: &str = "SyncerHeartbeat";
+    /// Cluster: the syncer can reach the physical cluster's API.
+    pub const DOWNSTREAM_REACHABLE: &str = "DownstreamReachable";
+    /// GlobalIngress: the glbc published the root's records.
+    pub const DNS_PUBLISHED: &str = "DNSPublished";
+    /// GlobalIngress: no cluster of the root is healthy (DNS keeps the last answers).
+    pub const DEGRADED: &str = "Degraded";
+}
+
 /// The placement label key for `cluster`.
 pub fn state_label(cluster: &str) -> String {
     format!("{STATE_LABEL_PREFIX}{cluster}")

@@ -2,6 +2,9 @@
 //! from one control plane. See DESIGN.md for the resource model.
 
 pub mod apis;
+pub mod cli;
+pub mod controller;
 pub mod glbc;
 pub mod labels;
 pub mod runtime;
+pub mod syncer;

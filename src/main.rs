@@ -1,23 +1,31 @@
 //! The `kcp-ingress` binary: parse the command line, set up logging, run the
-//! chosen subcommand.
-
-mod cli;
+//! chosen subcommand until it ends or a signal stops it.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use kcp_ingress::apis::crdgen;
+use kcp_ingress::cli::{Cli, Command, CrdgenArgs, LogFormat};
+use kcp_ingress::{controller, glbc, runtime, syncer};
 use tracing_subscriber::EnvFilter;
-
-use crate::cli::{Cli, Command, CrdgenArgs, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log.log_format);
-    let result = match cli.command {
-        Command::Crdgen(args) => run_crdgen(&args),
-    };
+    let result =
+        match cli.command {
+            Command::Crdgen(args) => run_crdgen(&args),
+            Command::Controller(args) => serve(|shutdown| async move {
+                controller::run(args, shutdown).await.context("controller")
+            }),
+            Command::Syncer(args) => {
+                serve(|shutdown| async move { syncer::run(args, shutdown).await.context("syncer") })
+            }
+            Command::Glbc(args) => {
+                serve(|shutdown| async move { glbc::run(args, shutdown).await.context("glbc") })
+            }
+        };
     match result {
         Ok(code) => code,
         Err(err) => {
@@ -36,6 +44,24 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// Runs a long-lived component on a tokio runtime, with one shutdown signal
+/// (SIGINT or SIGTERM) for all of its tasks.
+fn serve<F, Fut>(component: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(runtime::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(async {
+        let shutdown = runtime::shutdown_on_signals();
+        component(shutdown).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn run_crdgen(args: &CrdgenArgs) -> anyhow::Result<ExitCode> {

@@ -1,9 +1,14 @@
 //! `Cluster`: one physical Kubernetes cluster that Ingresses can be placed on.
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::labels::conditions;
 
 /// A physical cluster. Its labels (region, tier, ...) are what a root
 /// Ingress's placement selector matches.
@@ -55,6 +60,7 @@ pub struct KubeconfigSecretRef {
 pub struct ClusterStatus {
     /// `Ready`, `SyncerHeartbeat` and `DownstreamReachable`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
     /// When the cluster's syncer last reported in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,4 +85,67 @@ pub struct SyncedResource {
     /// Why the type is not synced, when it is not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+impl Cluster {
+    /// The status of the condition `type_` ("True", "False", "Unknown"), if set.
+    pub fn condition_status(&self, type_: &str) -> Option<&str> {
+        self.status
+            .as_ref()?
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| c.status.as_str())
+    }
+
+    /// Whether the cluster counts as healthy at `now`: `Ready=True` and a
+    /// heartbeat younger than `threshold`. One rule for the controller's
+    /// merge and the glbc.
+    pub fn is_healthy(&self, now: Timestamp, threshold: Duration) -> bool {
+        let ready = self.condition_status(conditions::READY) == Some("True");
+        let fresh = self
+            .status
+            .as_ref()
+            .and_then(|s| s.last_heartbeat_time.as_ref())
+            .is_some_and(|Time(beat)| {
+                let age_ms = now.as_millisecond().saturating_sub(beat.as_millisecond());
+                age_ms < i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX)
+            });
+        ready && fresh
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(ready: &str, beat_secs_ago: Option<i64>, now: Timestamp) -> Cluster {
+        let mut c = Cluster::new("east", ClusterSpec::default());
+        c.status = Some(ClusterStatus {
+            conditions: vec![Condition {
+                type_: conditions::READY.into(),
+                status: ready.into(),
+                reason: "Test".into(),
+                message: String::new(),
+                last_transition_time: Time(now),
+                observed_generation: None,
+            }],
+            last_heartbeat_time: beat_secs_ago
+                .map(|s| Time(now - k8s_openapi::jiff::SignedDuration::from_secs(s))),
+            synced_resources: vec![],
+        });
+        c
+    }
+
+    #[test]
+    fn healthy_needs_ready_and_a_fresh_heartbeat() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let threshold = Duration::from_secs(30);
+        assert!(cluster("True", Some(5), now).is_healthy(now, threshold));
+        assert!(!cluster("True", Some(30), now).is_healthy(now, threshold));
+        assert!(!cluster("True", None, now).is_healthy(now, threshold));
+        assert!(!cluster("False", Some(1), now).is_healthy(now, threshold));
+        assert!(!cluster("Unknown", Some(1), now).is_healthy(now, threshold));
+        assert!(!Cluster::new("bare", ClusterSpec::default()).is_healthy(now, threshold));
+    }
 }

@@ -48,6 +48,7 @@ pub struct GlobalIngressStatus {
     pub last_published_time: Option<Time>,
     /// `Ready`, `DNSPublished` and `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
 }
 

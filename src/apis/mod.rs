@@ -2,6 +2,7 @@
 //! `v1alpha1`) and the generator of their CRD manifests.
 
 pub mod cluster;
+pub mod condition;
 pub mod crdgen;
 pub mod global_ingress;
 

@@ -1,0 +1,93 @@
+//! Conditions on kcp-ingress objects, kept the Kubernetes way: one entry per
+//! type, `lastTransitionTime` moves only when the status changes.
+//!
+//! Two components may write the same condition type (the controller and the
+//! glbc both write `Degraded` on a GlobalIngress). With server-side apply they
+//! then share ownership of the entry as long as they write identical content,
+//! which is why the content comes from one function here and the transition
+//! time is carried over.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+use crate::labels::conditions::DEGRADED;
+
+/// A condition of `type_` with status "True" or "False", `lastTransitionTime`
+/// taken from `previous` when its status is the same, else `now`.
+pub fn condition(
+    previous: &[Condition],
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    now: Time,
+) -> Condition {
+    let status = if status { "True" } else { "False" };
+    let last_transition_time = previous
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map_or(now, |c| c.last_transition_time.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: reason.to_string(),
+        message: message.to_string(),
+        last_transition_time,
+        observed_generation: None,
+    }
+}
+
+/// The `Degraded` condition of a GlobalIngress: true when the root is placed
+/// on clusters and none of them is healthy.
+pub fn degraded(previous: &[Condition], placed: usize, healthy: usize, now: Time) -> Condition {
+    if placed > 0 && healthy == 0 {
+        condition(
+            previous,
+            DEGRADED,
+            true,
+            "NoHealthyCluster",
+            "no cluster of this Ingress is healthy; the last published addresses are kept",
+            now,
+        )
+    } else {
+        condition(
+            previous,
+            DEGRADED,
+            false,
+            "HealthyClusterAvailable",
+            "",
+            now,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+
+    fn at(second: i64) -> Time {
+        Time(Timestamp::from_second(second).unwrap())
+    }
+
+    #[test]
+    fn transition_time_moves_only_with_the_status() {
+        let first = degraded(&[], 2, 0, at(100));
+        assert_eq!(
+            (first.status.as_str(), first.last_transition_time.clone()),
+            ("True", at(100))
+        );
+        let same = degraded(std::slice::from_ref(&first), 2, 0, at(200));
+        assert_eq!(same, first);
+        let flipped = degraded(&[first], 2, 1, at(300));
+        assert_eq!(
+            (flipped.status.as_str(), flipped.last_transition_time),
+            ("False", at(300))
+        );
+    }
+
+    #[test]
+    fn an_unplaced_root_is_not_degraded() {
+        assert_eq!(degraded(&[], 0, 0, at(1)).status, "False");
+    }
+}
