@@ -9,6 +9,8 @@
 
 mod env;
 mod smoke;
+#[allow(dead_code, reason = "used by the component test groups")]
+mod support;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,6 +1,8 @@
 //! The syncer: copies the objects placed on one physical cluster down, their
 //! status up, and heartbeats its Cluster.
 
+pub mod push;
+
 use crate::cli::SyncerArgs;
 use crate::runtime::CancellationToken;
 
