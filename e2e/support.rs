@@ -17,13 +17,12 @@ where
     Fut: Future<Output = anyhow::Result<Option<T>>>,
 {
     let start = Instant::now();
-    let mut last = String::from("never checked");
     loop {
-        match check().await {
+        let last = match check().await {
             Ok(Some(value)) => return Ok(value),
-            Ok(None) => last = "condition not met yet".into(),
-            Err(err) => last = format!("{err:#}"),
-        }
+            Ok(None) => "condition not met yet".to_string(),
+            Err(err) => format!("{err:#}"),
+        };
         if start.elapsed() >= deadline {
             anyhow::bail!("{what}: not reached within {deadline:?}; last: {last}");
         }
