@@ -45,6 +45,8 @@ pub mod conditions {
     pub const DNS_PUBLISHED: &str = "DNSPublished";
     /// GlobalIngress: no cluster of the root is healthy (DNS keeps the last answers).
     pub const DEGRADED: &str = "Degraded";
+    /// GlobalIngress: every Service and Secret the root references exists.
+    pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 }
 
 /// The placement label key for `cluster`.

@@ -1,20 +1,251 @@
 //! The ingress-controller: root Ingresses → per-cluster leaves; leaf status
-//! → root status and GlobalIngress.
+//! → root status and GlobalIngress; placement labels on the Services and
+//! Secrets the roots need.
+//!
+//! One watch per type feeds a cache (reflector) and the indexes; changes are
+//! routed to the roots and dependencies they affect, which two kube-runtime
+//! controllers reconcile (one for roots, one each for Services and Secrets).
 
+pub mod dependencies;
+pub mod index;
+pub mod merge;
+pub mod placement;
+pub mod reconcile;
+pub mod split;
+mod watch;
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, ListParams, PartialObjectMeta};
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer;
+use kube::runtime::reflector::{self, ObjectRef};
+use tracing::{error, info};
+
+use self::index::{DepKind, Index};
+use self::reconcile::{Context, ReconcileError, Triggers};
+use crate::apis::{Cluster, GlobalIngress};
 use crate::cli::ControllerArgs;
-use crate::runtime::CancellationToken;
+use crate::labels;
+use crate::runtime::{self, CancellationToken, ClientError};
 
 /// Errors that stop the controller.
 #[derive(Debug, thiserror::Error)]
 pub enum ControllerError {
-    #[error("the controller is not implemented yet")]
-    NotImplemented,
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(
+        "the control plane does not serve {what} ({source}); apply config/crd/ \
+         (kubectl apply -f config/crd/) and check the kubeconfig's permissions"
+    )]
+    NotServed {
+        what: &'static str,
+        source: kube::Error,
+    },
+    #[error("push-mode syncers stopped: {0}")]
+    PushSyncers(#[from] crate::syncer::SyncerError),
 }
 
+/// Concurrent reconciles per controller.
+const CONCURRENCY: u16 = 32;
+
 /// Runs the controller until `shutdown` is cancelled.
-pub async fn run(
-    _args: ControllerArgs,
-    _shutdown: CancellationToken,
-) -> Result<(), ControllerError> {
-    Err(ControllerError::NotImplemented)
+pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<(), ControllerError> {
+    let client = runtime::client(
+        args.control_plane.kubeconfig.as_deref(),
+        args.control_plane.context.as_deref(),
+    )
+    .await?;
+    preflight(&client).await?;
+
+    let push = args.push_syncers.then(|| {
+        tokio::spawn(crate::syncer::push::run(
+            client.clone(),
+            args.resources.clone(),
+            args.heartbeat_interval,
+            shutdown.clone(),
+        ))
+    });
+
+    let (roots_tx, roots_rx) = mpsc::unbounded();
+    let (services_tx, services_rx) = mpsc::unbounded();
+    let (secrets_tx, secrets_rx) = mpsc::unbounded();
+    let triggers = Triggers {
+        roots: roots_tx,
+        services: services_tx,
+        secrets: secrets_tx,
+    };
+    let index = Arc::new(Index::default());
+    let caches = watch::start(&client, &index, &triggers, &shutdown);
+    caches.wait_until_ready(&shutdown).await;
+    if shutdown.is_cancelled() {
+        return Ok(());
+    }
+    info!("caches synced; reconciling");
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        ingresses: caches.ingresses.clone(),
+        clusters: caches.clusters.clone(),
+        services: caches.services.clone(),
+        secrets: caches.secrets.clone(),
+        globals: caches.globals.clone(),
+        index,
+        triggers,
+        recorder: Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: labels::CONTROLLER_MANAGER.into(),
+                instance: std::env::var("HOSTNAME").ok(),
+            },
+        ),
+        health_threshold: args.health.health_threshold,
+        failures: Mutex::new(Default::default()),
+    });
+    tokio::spawn(watch::follow_cluster_health(
+        caches.clusters.clone(),
+        caches.ingresses.clone(),
+        ctx.triggers.clone(),
+        args.health.health_threshold,
+        shutdown.clone(),
+    ));
+
+    let config = controller::Config::default().concurrency(CONCURRENCY);
+    let roots = Controller::for_stream(futures::stream::pending(), caches.ingresses.clone())
+        .with_config(config.clone())
+        .reconcile_on(roots_rx)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            |root, ctx| async move {
+                let key = format!(
+                    "Ingress {}/{}",
+                    root.metadata.namespace.as_deref().unwrap_or(""),
+                    root.metadata.name.as_deref().unwrap_or("")
+                );
+                let result = reconcile::reconcile_root(root, ctx.clone()).await;
+                if result.is_ok() {
+                    reconcile::succeeded(&ctx, &key);
+                }
+                result
+            },
+            |root, err, ctx| {
+                let key = format!(
+                    "Ingress {}/{}",
+                    root.metadata.namespace.as_deref().unwrap_or(""),
+                    root.metadata.name.as_deref().unwrap_or("")
+                );
+                let waiting = matches!(
+                    err,
+                    finalizer::Error::CleanupFailed(ReconcileError::LeavesRemain(_))
+                );
+                reconcile::backoff(&ctx, key, err, waiting)
+            },
+            ctx.clone(),
+        )
+        .for_each(|_| async {});
+    let services = dependency_controller::<Service>(
+        caches.services.clone(),
+        services_rx,
+        DepKind::Service,
+        &config,
+        &shutdown,
+        ctx.clone(),
+    );
+    let secrets = dependency_controller::<Secret>(
+        caches.secrets.clone(),
+        secrets_rx,
+        DepKind::Secret,
+        &config,
+        &shutdown,
+        ctx.clone(),
+    );
+    tokio::join!(roots, services, secrets);
+    info!("controller stopped");
+    if let Some(push) = push {
+        match push.await {
+            Ok(result) => result?,
+            Err(err) => error!(%err, "push-mode syncers panicked"),
+        }
+    }
+    Ok(())
+}
+
+fn dependency_controller<K>(
+    store: reflector::Store<PartialObjectMeta<K>>,
+    trigger: mpsc::UnboundedReceiver<ObjectRef<PartialObjectMeta<K>>>,
+    kind: DepKind,
+    config: &controller::Config,
+    shutdown: &CancellationToken,
+    ctx: Arc<Context>,
+) -> impl std::future::Future<Output = ()>
+where
+    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    Controller::for_stream(futures::stream::pending(), store)
+        .with_config(config.clone())
+        .reconcile_on(trigger)
+        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .run(
+            move |object, ctx| async move {
+                let key = format!(
+                    "{kind:?} {}/{}",
+                    object.metadata.namespace.as_deref().unwrap_or(""),
+                    object.metadata.name.as_deref().unwrap_or("")
+                );
+                let result = reconcile::reconcile_dependency::<K>(object, ctx.clone(), kind).await;
+                if result.is_ok() {
+                    reconcile::succeeded(&ctx, &key);
+                }
+                result
+            },
+            move |object, err: &ReconcileError, ctx| {
+                let key = format!(
+                    "{kind:?} {}/{}",
+                    object.metadata.namespace.as_deref().unwrap_or(""),
+                    object.metadata.name.as_deref().unwrap_or("")
+                );
+                reconcile::backoff(&ctx, key, err, false)
+            },
+            ctx,
+        )
+        .for_each(|_| async {})
+}
+
+/// Fails early, with a clear message, when the control plane lacks the CRDs
+/// or the credentials cannot read what the controller watches.
+async fn preflight(client: &kube::Client) -> Result<(), ControllerError> {
+    let one = ListParams::default().limit(1);
+    Api::<Cluster>::all(client.clone())
+        .list_metadata(&one)
+        .await
+        .map_err(|source| ControllerError::NotServed {
+            what: "clusters.kcp-ingress.dev",
+            source,
+        })?;
+    Api::<GlobalIngress>::all(client.clone())
+        .list_metadata(&one)
+        .await
+        .map_err(|source| ControllerError::NotServed {
+            what: "globalingresses.kcp-ingress.dev",
+            source,
+        })?;
+    Api::<Ingress>::all(client.clone())
+        .list_metadata(&one)
+        .await
+        .map_err(|source| ControllerError::NotServed {
+            what: "ingresses.networking.k8s.io",
+            source,
+        })?;
+    Ok(())
 }

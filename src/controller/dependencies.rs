@@ -1,0 +1,135 @@
+//! Dependencies (pure): which placement labels a Service or Secret needs —
+//! one `state.kcp-ingress.dev/<cluster>=Sync` for every cluster that a root
+//! referencing it is placed on — and which of its labels the controller owns.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::core::ObjectMeta;
+
+use crate::labels;
+
+/// The labels the controller wants on a dependency placed on `clusters`.
+pub fn desired_labels<'a>(
+    clusters: impl IntoIterator<Item = &'a String>,
+) -> BTreeMap<String, String> {
+    clusters
+        .into_iter()
+        .map(|c| (labels::state_label(c), labels::STATE_SYNC.to_string()))
+        .collect()
+}
+
+/// The label keys that field manager `manager` set by server-side apply,
+/// read from the object's managed fields.
+pub fn applied_label_keys(meta: &ObjectMeta, manager: &str) -> BTreeSet<String> {
+    meta.managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.manager.as_deref() == Some(manager) && m.operation.as_deref() == Some("Apply")
+        })
+        .filter_map(|m| m.fields_v1.as_ref())
+        .filter_map(|f| f.0.get("f:metadata")?.get("f:labels")?.as_object())
+        .flat_map(|labels| labels.keys())
+        .filter_map(|k| k.strip_prefix("f:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Whether the object already carries exactly the placement labels the
+/// controller wants, applied by the controller: then nothing is written.
+pub fn labels_are_current(
+    meta: &ObjectMeta,
+    manager: &str,
+    desired: &BTreeMap<String, String>,
+) -> bool {
+    let present = desired
+        .iter()
+        .all(|(k, v)| meta.labels.as_ref().and_then(|l| l.get(k)) == Some(v));
+    let owned = applied_label_keys(meta, manager);
+    present && owned.iter().eq(desired.keys())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
+
+    use super::*;
+
+    fn meta(labels: &[&str], applied: &[&str]) -> ObjectMeta {
+        let fields: serde_json::Map<String, serde_json::Value> = applied
+            .iter()
+            .map(|k| (format!("f:{k}"), serde_json::json!({})))
+            .collect();
+        ObjectMeta {
+            labels: Some(
+                labels
+                    .iter()
+                    .map(|k| (k.to_string(), "Sync".to_string()))
+                    .collect(),
+            ),
+            managed_fields: Some(vec![
+                ManagedFieldsEntry {
+                    manager: Some("kcp-ingress-controller".into()),
+                    operation: Some("Apply".into()),
+                    fields_v1: Some(FieldsV1(
+                        serde_json::json!({"f:metadata": {"f:labels": fields}}),
+                    )),
+                    ..Default::default()
+                },
+                ManagedFieldsEntry {
+                    manager: Some("kubectl".into()),
+                    operation: Some("Update".into()),
+                    fields_v1: Some(FieldsV1(
+                        serde_json::json!({"f:metadata": {"f:labels": {"f:app": {}}}}),
+                    )),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn reads_the_keys_a_manager_applied() {
+        let m = meta(&["state.kcp-ingress.dev/a"], &["state.kcp-ingress.dev/a"]);
+        assert_eq!(
+            applied_label_keys(&m, "kcp-ingress-controller"),
+            BTreeSet::from(["state.kcp-ingress.dev/a".to_string()])
+        );
+        assert!(applied_label_keys(&m, "kubectl").is_empty());
+    }
+
+    #[test]
+    fn current_only_when_present_and_exactly_owned() {
+        let want = desired_labels(&["a".to_string(), "b".to_string()]);
+        let keys = ["state.kcp-ingress.dev/a", "state.kcp-ingress.dev/b"];
+        assert!(labels_are_current(
+            &meta(&keys, &keys),
+            "kcp-ingress-controller",
+            &want
+        ));
+        // One label too many that we own: it must go.
+        let three = [
+            "state.kcp-ingress.dev/a",
+            "state.kcp-ingress.dev/b",
+            "state.kcp-ingress.dev/c",
+        ];
+        assert!(!labels_are_current(
+            &meta(&three, &three),
+            "kcp-ingress-controller",
+            &want
+        ));
+        // A label set by hand for a cluster is not ours to remove.
+        assert!(labels_are_current(
+            &meta(&three, &keys),
+            "kcp-ingress-controller",
+            &want
+        ));
+        // Missing label.
+        assert!(!labels_are_current(
+            &meta(&keys[..1], &keys[..1]),
+            "kcp-ingress-controller",
+            &want
+        ));
+    }
+}

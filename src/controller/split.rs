@@ -1,0 +1,421 @@
+//! Splitting (pure): a root Ingress → its leaves, their names and labels,
+//! the objects it depends on, and what is wrong with it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+use kube::core::ObjectMeta;
+
+use crate::labels;
+
+/// Longest Ingress name (a DNS subdomain).
+pub const MAX_NAME: usize = 253;
+/// Longest label value.
+pub const MAX_LABEL_VALUE: usize = 63;
+/// Annotations of the root that are not copied to its leaves.
+const NOT_COPIED_ANNOTATIONS: [&str; 2] = [
+    labels::PLACEMENT_ANNOTATION,
+    "kubectl.kubernetes.io/last-applied-configuration",
+];
+
+/// `text` if it fits in `max` characters; otherwise a prefix and a hash of
+/// the whole text, so that distinct long texts stay distinct.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let hash: String = digest.as_ref()[..5]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    // Names and label values are ASCII; keep the prefix ending on an alphanumeric.
+    let prefix =
+        text[..max - hash.len() - 1].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+    format!("{prefix}-{hash}")
+}
+
+/// Name of the leaf of `root` for `cluster`: `<root>--<cluster>`, shortened
+/// deterministically when it would exceed the Kubernetes name limit.
+pub fn leaf_name(root: &str, cluster: &str) -> String {
+    shorten(&format!("{root}--{cluster}"), MAX_NAME)
+}
+
+/// Value of the `kcp-ingress.dev/root` label on the leaves of `root`.
+pub fn root_label_value(root: &str) -> String {
+    shorten(root, MAX_LABEL_VALUE)
+}
+
+/// Whether an Ingress is a root (it carries no `kcp-ingress.dev/root` label).
+pub fn is_root(ingress: &Ingress) -> bool {
+    !ingress
+        .metadata
+        .labels
+        .as_ref()
+        .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
+}
+
+/// The clusters an object is placed on by its `state.kcp-ingress.dev/<c>` labels.
+pub fn placed_clusters(meta: &ObjectMeta) -> Vec<String> {
+    meta.labels
+        .iter()
+        .flatten()
+        .filter_map(|(k, _)| k.strip_prefix(labels::STATE_LABEL_PREFIX))
+        .map(str::to_string)
+        .collect()
+}
+
+/// The leaf of `root` for `cluster`: the root's spec, labels and annotations
+/// (less kcp-ingress's own), the leaf labels, and an owner reference to the root.
+pub fn leaf(root: &Ingress, cluster: &str) -> Ingress {
+    let root_name = root.metadata.name.clone().unwrap_or_default();
+    let mut leaf_labels: BTreeMap<String, String> = root
+        .metadata
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| {
+            k.as_str() != labels::ROOT_LABEL && !k.starts_with(labels::STATE_LABEL_PREFIX)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    leaf_labels.insert(labels::ROOT_LABEL.into(), root_label_value(&root_name));
+    leaf_labels.insert(labels::state_label(cluster), labels::STATE_SYNC.into());
+    let annotations: BTreeMap<String, String> = root
+        .metadata
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !NOT_COPIED_ANNOTATIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Ingress {
+        metadata: ObjectMeta {
+            name: Some(leaf_name(&root_name, cluster)),
+            namespace: root.metadata.namespace.clone(),
+            labels: Some(leaf_labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            owner_references: owner_reference(root).map(|o| vec![o]),
+            ..Default::default()
+        },
+        spec: root.spec.clone(),
+        status: None,
+    }
+}
+
+/// A controller owner reference to `root` (none while it has no uid).
+pub fn owner_reference(root: &Ingress) -> Option<OwnerReference> {
+    root.controller_owner_ref(&())
+}
+
+/// Whether `leaf` already is `desired` as far as the controller owns it:
+/// same spec, every desired label and annotation present, owned by the root.
+pub fn leaf_is_current(leaf: &Ingress, desired: &Ingress) -> bool {
+    let contains = |have: &Option<BTreeMap<String, String>>,
+                    want: &Option<BTreeMap<String, String>>| {
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+    };
+    leaf.spec == desired.spec
+        && contains(&leaf.metadata.labels, &desired.metadata.labels)
+        && contains(&leaf.metadata.annotations, &desired.metadata.annotations)
+        && desired.metadata.owner_references.iter().flatten().all(|o| {
+            leaf.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|l| l.uid == o.uid)
+        })
+}
+
+/// The objects a root Ingress needs in every cluster it is placed on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    /// Backend Services (default backend and rule paths), sorted, unique.
+    pub services: Vec<String>,
+    /// TLS Secrets, sorted, unique.
+    pub secrets: Vec<String>,
+}
+
+/// The Services and Secrets `root` references.
+pub fn dependencies(root: &Ingress) -> Dependencies {
+    let Some(spec) = root.spec.as_ref() else {
+        return Dependencies::default();
+    };
+    let service = |b: &IngressBackend| b.service.as_ref().map(|s| s.name.clone());
+    let mut services: Vec<String> = spec
+        .default_backend
+        .iter()
+        .filter_map(service)
+        .chain(
+            spec.rules
+                .iter()
+                .flatten()
+                .filter_map(|r| r.http.as_ref())
+                .flat_map(|h| h.paths.iter())
+                .filter_map(|p| service(&p.backend)),
+        )
+        .filter(|n| !n.is_empty())
+        .collect();
+    services.sort();
+    services.dedup();
+    let mut secrets: Vec<String> = spec
+        .tls
+        .iter()
+        .flatten()
+        .filter_map(|t| t.secret_name.clone())
+        .filter(|n| !n.is_empty())
+        .collect();
+    secrets.sort();
+    secrets.dedup();
+    Dependencies { services, secrets }
+}
+
+/// The hosts of a root (rules and TLS entries), sorted, unique.
+pub fn hosts(root: &Ingress) -> Vec<String> {
+    let Some(spec) = root.spec.as_ref() else {
+        return Vec::new();
+    };
+    let mut hosts: Vec<String> = spec
+        .rules
+        .iter()
+        .flatten()
+        .filter_map(|r| r.host.clone())
+        .chain(
+            spec.tls
+                .iter()
+                .flatten()
+                .flat_map(|t| t.hosts.iter().flatten().cloned()),
+        )
+        .filter(|h| !h.is_empty())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    hosts
+}
+
+/// Something wrong with a root that stops it from being placed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// CamelCase reason, for the condition and the Event.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What is wrong with `root`, if anything. The apiserver validates hosts of
+/// built-in Ingresses, but a control plane that serves Ingress from a CRD
+/// (kcp) may not, so they are checked here as well.
+pub fn validate(root: &Ingress) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let placement_labels = placed_clusters(&root.metadata);
+    if !placement_labels.is_empty() {
+        problems.push(Problem {
+            reason: "RootHasPlacementLabel",
+            message: format!(
+                "a root Ingress must not carry {}<cluster> labels (found for {}); \
+                 placement is chosen with the {} annotation",
+                labels::STATE_LABEL_PREFIX,
+                placement_labels.join(", "),
+                labels::PLACEMENT_ANNOTATION
+            ),
+        });
+    }
+    let spec = root.spec.as_ref();
+    let has_rules = spec
+        .and_then(|s| s.rules.as_ref())
+        .is_some_and(|r| !r.is_empty());
+    let has_default = spec.and_then(|s| s.default_backend.as_ref()).is_some();
+    if !has_rules && !has_default {
+        problems.push(Problem {
+            reason: "NoBackends",
+            message: "the Ingress has neither rules nor a default backend".into(),
+        });
+    }
+    for host in hosts(root) {
+        if let Err(why) = check_host(&host) {
+            problems.push(Problem {
+                reason: "InvalidHost",
+                message: format!("host {host:?}: {why}"),
+            });
+        }
+    }
+    problems
+}
+
+/// A host is a lowercase DNS name of at least two labels, optionally with a
+/// wildcard as its whole first label (`*.example.com`).
+pub fn check_host(host: &str) -> Result<(), String> {
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if name.contains('*') {
+        return Err("a wildcard may only be the whole first label, as in *.example.com".into());
+    }
+    if host.len() > 253 {
+        return Err("longer than 253 characters".into());
+    }
+    let labels: Vec<&str> = name.split('.').collect();
+    if labels.len() < 2 {
+        return Err("not a fully qualified name (at least two labels)".into());
+    }
+    for label in labels {
+        let b = label.as_bytes();
+        let ok = !b.is_empty()
+            && b.len() <= 63
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
+        if !ok {
+            return Err(format!(
+                "label {label:?} is not a lowercase DNS label (letters, digits, '-', at most 63)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn root(yaml: serde_json::Value) -> Ingress {
+        serde_json::from_value(yaml).unwrap()
+    }
+
+    fn sample() -> Ingress {
+        root(serde_json::json!({
+            "metadata": {
+                "name": "shop", "namespace": "apps", "uid": "u-1",
+                "labels": {"team": "web"},
+                "annotations": {
+                    "kcp-ingress.dev/placement": "region=eu",
+                    "nginx.ingress.kubernetes.io/rewrite-target": "/"
+                }
+            },
+            "spec": {
+                "defaultBackend": {"service": {"name": "fallback", "port": {"number": 80}}},
+                "tls": [{"hosts": ["shop.example.test"], "secretName": "shop-tls"}],
+                "rules": [
+                    {"host": "shop.example.test", "http": {"paths": [
+                        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}},
+                        {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "api", "port": {"number": 80}}}},
+                        {"path": "/x", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 8080}}}}
+                    ]}},
+                    {"host": "*.shop.example.test", "http": {"paths": [
+                        {"path": "/", "pathType": "Prefix", "backend": {"resource": {"kind": "Bucket", "name": "b"}}}
+                    ]}}
+                ]
+            }
+        }))
+    }
+
+    #[test]
+    fn leaf_carries_spec_labels_and_owner() {
+        let r = sample();
+        let l = leaf(&r, "east");
+        assert_eq!(l.metadata.name.as_deref(), Some("shop--east"));
+        assert_eq!(l.metadata.namespace.as_deref(), Some("apps"));
+        let labels = l.metadata.labels.clone().unwrap();
+        assert_eq!(labels[labels::ROOT_LABEL], "shop");
+        assert_eq!(labels["state.kcp-ingress.dev/east"], "Sync");
+        assert_eq!(labels["team"], "web");
+        let annotations = l.metadata.annotations.clone().unwrap();
+        assert!(!annotations.contains_key(labels::PLACEMENT_ANNOTATION));
+        assert_eq!(
+            annotations["nginx.ingress.kubernetes.io/rewrite-target"],
+            "/"
+        );
+        let owner = &l.metadata.owner_references.clone().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+            ("Ingress", "shop", "u-1")
+        );
+        assert_eq!(owner.controller, Some(true));
+        assert_eq!(l.spec, r.spec);
+        assert!(leaf_is_current(&l, &leaf(&r, "east")));
+        assert!(!is_root(&l) && is_root(&r));
+    }
+
+    #[test]
+    fn leaf_is_not_current_after_a_spec_change() {
+        let r = sample();
+        let old = leaf(&r, "east");
+        let mut changed = r.clone();
+        changed.spec.as_mut().unwrap().default_backend = None;
+        assert!(!leaf_is_current(&old, &leaf(&changed, "east")));
+    }
+
+    #[test]
+    fn dependencies_and_hosts_are_sorted_and_unique() {
+        let d = dependencies(&sample());
+        assert_eq!(d.services, ["api", "fallback", "web"]);
+        assert_eq!(d.secrets, ["shop-tls"]);
+        assert_eq!(
+            hosts(&sample()),
+            ["*.shop.example.test", "shop.example.test"]
+        );
+    }
+
+    #[test]
+    fn long_names_are_shortened_deterministically() {
+        let root = "r".repeat(250);
+        let a = leaf_name(&root, "east");
+        let b = leaf_name(&root, "west");
+        assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME);
+        assert_ne!(a, b);
+        assert_eq!(a, leaf_name(&root, "east"));
+        let v = root_label_value(&root);
+        assert!(v.len() <= MAX_LABEL_VALUE && v.starts_with("rrr"));
+        assert_eq!(root_label_value("short"), "short");
+    }
+
+    #[test]
+    fn validation_reports_each_problem() {
+        assert_eq!(validate(&sample()), vec![]);
+        let bad = root(serde_json::json!({
+            "metadata": {"name": "bad", "labels": {"state.kcp-ingress.dev/east": "Sync"}},
+            "spec": {"tls": [{"hosts": ["Shop.example.test", "foo.*.test", "localhost"]}]}
+        }));
+        let reasons: Vec<&str> = validate(&bad).iter().map(|p| p.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                "RootHasPlacementLabel",
+                "NoBackends",
+                "InvalidHost",
+                "InvalidHost",
+                "InvalidHost"
+            ]
+        );
+    }
+
+    #[test]
+    fn hosts_are_checked() {
+        assert!(check_host("a.example.test").is_ok());
+        assert!(check_host("*.example.test").is_ok());
+        for bad in [
+            "*", "*.com.*", "a_b.test", "-a.test", "a..test", "test", "*.test",
+        ] {
+            assert!(check_host(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn shortened_names_fit_and_are_stable(root in "[a-z0-9]([a-z0-9-]{0,250}[a-z0-9])?", cluster in "[a-z0-9]{1,63}") {
+            let name = leaf_name(&root, &cluster);
+            prop_assert!(name.len() <= MAX_NAME);
+            prop_assert_eq!(&name, &leaf_name(&root, &cluster));
+            if root.len() + cluster.len() + 2 <= MAX_NAME {
+                prop_assert_eq!(name, format!("{root}--{cluster}"));
+            }
+            let label = root_label_value(&root);
+            prop_assert!(label.len() <= MAX_LABEL_VALUE);
+            prop_assert!(label.ends_with(|c: char| c.is_ascii_alphanumeric()));
+        }
+    }
+}
