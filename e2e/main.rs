@@ -7,6 +7,7 @@
 //! to their own namespaces, names and placement labels. On failure the
 //! group's server and process logs are printed.
 
+mod controller;
 mod env;
 mod smoke;
 #[allow(dead_code, reason = "used by the component test groups")]
@@ -35,6 +36,9 @@ struct Group {
     name: &'static str,
     /// Physical clusters in the group's environment.
     clusters: usize,
+    /// Run the group's tests one at a time (e.g. each starts its own
+    /// controller, and two controllers would fight over the same objects).
+    serial: bool,
     tests: Vec<(&'static str, TestFn)>,
 }
 
@@ -52,16 +56,33 @@ macro_rules! tests {
 }
 
 fn groups() -> Vec<Group> {
-    vec![Group {
-        name: "smoke",
-        clusters: 3,
-        tests: tests![
-            smoke::ingress_round_trip_in_every_apiserver,
-            smoke::control_plane_serves_both_crds,
-            smoke::tsig_signed_update_is_applied_and_answered,
-            smoke::update_with_wrong_tsig_secret_is_refused,
-        ],
-    }]
+    vec![
+        Group {
+            name: "smoke",
+            clusters: 3,
+            serial: false,
+            tests: tests![
+                smoke::ingress_round_trip_in_every_apiserver,
+                smoke::control_plane_serves_both_crds,
+                smoke::tsig_signed_update_is_applied_and_answered,
+                smoke::update_with_wrong_tsig_secret_is_refused,
+            ],
+        },
+        Group {
+            name: "controller",
+            clusters: 3,
+            serial: true,
+            tests: tests![
+                controller::root_lands_as_leaves_with_its_dependencies_labelled,
+                controller::edits_and_placement_changes_follow,
+                controller::leaf_status_merges_into_root_and_global_ingress,
+                controller::deleting_the_root_cleans_everything_up,
+                controller::steady_state_writes_nothing,
+                controller::killed_mid_convergence_converges_without_duplicates,
+                controller::bad_input_is_reported_not_fatal,
+            ],
+        },
+    ]
 }
 
 /// Whether libtest's filter arguments select the test `name`.
@@ -112,7 +133,11 @@ fn main() -> ExitCode {
                 Trial::test(name, move || block_on(test(env)))
             })
             .collect();
-        let conclusion = libtest_mimic::run(&args, trials);
+        let mut group_args = args.clone();
+        if group.serial {
+            group_args.test_threads = Some(1);
+        }
+        let conclusion = libtest_mimic::run(&group_args, trials);
         if conclusion.has_failed() {
             env.print_logs();
             failed = true;

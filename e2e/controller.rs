@@ -1,0 +1,922 @@
+//! The ingress-controller against the real control plane. The tests write
+//! Cluster health and leaf status themselves, the way syncers would. Each
+//! test runs its own controller (the group is serial), its own namespace,
+//! and its own Clusters, selected by a label only its roots ask for.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::networking::v1::Ingress;
+use k8s_openapi::jiff::Timestamp;
+use kcp_ingress::apis::{Cluster, ClusterSpec, GlobalIngress};
+use kcp_ingress::labels;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::env::{Process, TestEnv};
+use crate::support::eventually;
+
+/// How long a converging step may take in these tests.
+const CONVERGE: Duration = Duration::from_secs(30);
+
+/// One test's world: a namespace, Clusters labelled for this test, a controller.
+struct World {
+    client: Client,
+    ns: String,
+    /// The value of the `e2e-test` label on this test's Clusters.
+    tag: String,
+    controller: Process,
+}
+
+impl World {
+    async fn new(env: &TestEnv, tag: &str) -> anyhow::Result<Self> {
+        let client = env.client("control-plane").await?;
+        let ns = format!("ctl-{tag}");
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": ns}}))?,
+            )
+            .await
+            .with_context(|| format!("creating namespace {ns}"))?;
+        let kubeconfig = env.kubeconfig("control-plane");
+        let controller = env.spawn_kcp_ingress(
+            &format!("controller-{tag}"),
+            &[
+                "controller",
+                "--kubeconfig",
+                kubeconfig.to_str().context("kubeconfig path")?,
+            ],
+        )?;
+        Ok(Self {
+            client,
+            ns,
+            tag: tag.to_string(),
+            controller,
+        })
+    }
+
+    fn ingresses(&self) -> Api<Ingress> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn globals(&self) -> Api<GlobalIngress> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn services(&self) -> Api<Service> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.client.clone(), &self.ns)
+    }
+
+    fn clusters(&self) -> Api<Cluster> {
+        Api::all(self.client.clone())
+    }
+
+    /// The name of this test's cluster number `i`.
+    fn cluster_name(&self, i: usize) -> String {
+        format!("{}-c{i}", self.tag)
+    }
+
+    /// Creates a Cluster labelled for this test, healthy as a syncer would report.
+    async fn add_cluster(&self, i: usize, extra: &[(&str, &str)]) -> anyhow::Result<String> {
+        let name = self.cluster_name(i);
+        let mut cluster = Cluster::new(&name, ClusterSpec::default());
+        let mut cluster_labels = BTreeMap::from([("e2e-test".to_string(), self.tag.clone())]);
+        cluster_labels.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        cluster.metadata.labels = Some(cluster_labels);
+        self.clusters()
+            .create(&PostParams::default(), &cluster)
+            .await
+            .with_context(|| format!("creating Cluster {name}"))?;
+        self.set_health(&name, true).await?;
+        Ok(name)
+    }
+
+    /// Writes a Cluster's Ready condition and a fresh heartbeat.
+    async fn set_health(&self, cluster: &str, ready: bool) -> anyhow::Result<()> {
+        let now = Timestamp::now().to_string();
+        let status = json!({
+            "apiVersion": "kcp-ingress.dev/v1alpha1",
+            "kind": "Cluster",
+            "status": {
+                "lastHeartbeatTime": now,
+                "conditions": [{
+                    "type": "Ready", "status": if ready { "True" } else { "False" },
+                    "reason": "E2E", "message": "", "lastTransitionTime": now,
+                }],
+            },
+        });
+        self.clusters()
+            .patch_status(
+                cluster,
+                &PatchParams::apply("e2e-syncer").force(),
+                &Patch::Apply(&status),
+            )
+            .await
+            .with_context(|| format!("writing the health of Cluster {cluster}"))?;
+        Ok(())
+    }
+
+    async fn create_service(&self, name: &str) -> anyhow::Result<()> {
+        let service: Service = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "spec": {"ports": [{"port": 80}], "selector": {"app": name}},
+        }))?;
+        self.services()
+            .create(&PostParams::default(), &service)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_secret(&self, name: &str) -> anyhow::Result<()> {
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": name},
+            "type": "kubernetes.io/tls",
+            "stringData": {"tls.crt": "not-a-real-cert", "tls.key": "not-a-real-key"},
+        }))?;
+        self.secrets()
+            .create(&PostParams::default(), &secret)
+            .await?;
+        Ok(())
+    }
+
+    /// A root for this test's clusters (or `selector`), with a TLS host and a backend.
+    fn root(&self, name: &str, selector: Option<&str>) -> anyhow::Result<Ingress> {
+        let selector = selector.map_or_else(|| format!("e2e-test={}", self.tag), str::to_string);
+        Ok(serde_json::from_value(json!({
+            "metadata": {
+                "name": name,
+                "annotations": {labels::PLACEMENT_ANNOTATION: selector},
+            },
+            "spec": {
+                "tls": [{"hosts": [format!("{name}.kcp-ingress.test")], "secretName": "tls"}],
+                "rules": [{
+                    "host": format!("{name}.kcp-ingress.test"),
+                    "http": {"paths": [{
+                        "path": "/", "pathType": "Prefix",
+                        "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                    }]},
+                }],
+            },
+        }))?)
+    }
+
+    async fn create_root(&self, name: &str, selector: Option<&str>) -> anyhow::Result<Ingress> {
+        Ok(self
+            .ingresses()
+            .create(&PostParams::default(), &self.root(name, selector)?)
+            .await?)
+    }
+
+    /// The leaves of `root` in the namespace, by name.
+    async fn leaves(&self, root: &str) -> anyhow::Result<BTreeMap<String, Ingress>> {
+        let selector = format!("{}={root}", labels::ROOT_LABEL);
+        Ok(self
+            .ingresses()
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items
+            .into_iter()
+            .map(|l| (l.name_any(), l))
+            .collect())
+    }
+
+    /// Waits until `root` has exactly one leaf for each of `clusters`, each
+    /// with the root's current spec, and returns them.
+    async fn leaves_converge(
+        &self,
+        root: &str,
+        clusters: &[String],
+    ) -> anyhow::Result<BTreeMap<String, Ingress>> {
+        let want: BTreeSet<String> = clusters.iter().map(|c| format!("{root}--{c}")).collect();
+        eventually(
+            &format!("leaves of {root} on {clusters:?}"),
+            CONVERGE,
+            || async {
+                let spec = self.ingresses().get(root).await?.spec;
+                let leaves = self.leaves(root).await?;
+                let names: BTreeSet<String> = leaves.keys().cloned().collect();
+                if names != want {
+                    bail!("leaves are {names:?}");
+                }
+                if leaves.values().any(|l| l.spec != spec) {
+                    bail!("a leaf's spec differs from the root's");
+                }
+                Ok(Some(leaves))
+            },
+        )
+        .await
+    }
+
+    /// Waits until the dependency's placement labels are exactly `clusters`.
+    async fn dependency_labels_converge(
+        &self,
+        kind: &str,
+        name: &str,
+        clusters: &[String],
+    ) -> anyhow::Result<()> {
+        let want: BTreeSet<String> = clusters.iter().map(|c| labels::state_label(c)).collect();
+        eventually(
+            &format!("placement labels of {kind} {name}"),
+            CONVERGE,
+            || async {
+                let object_labels = match kind {
+                    "Service" => self.services().get(name).await?.metadata.labels,
+                    _ => self.secrets().get(name).await?.metadata.labels,
+                };
+                let have: BTreeSet<String> = object_labels
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|(k, v)| {
+                        k.starts_with(labels::STATE_LABEL_PREFIX) && v == labels::STATE_SYNC
+                    })
+                    .map(|(k, _)| k)
+                    .collect();
+                if have != want {
+                    bail!("labels are {have:?}");
+                }
+                Ok(Some(()))
+            },
+        )
+        .await
+    }
+
+    /// Writes a leaf's load-balancer status, as its cluster's syncer would.
+    async fn set_leaf_address(&self, leaf: &str, ip: &str) -> anyhow::Result<()> {
+        let status = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
+        });
+        self.ingresses()
+            .patch_status(
+                leaf,
+                &PatchParams::apply("e2e-syncer").force(),
+                &Patch::Apply(&status),
+            )
+            .await
+            .with_context(|| format!("writing the status of leaf {leaf}"))?;
+        Ok(())
+    }
+
+    /// The IPs in the root's merged status.
+    async fn root_ips(&self, root: &str) -> anyhow::Result<Vec<String>> {
+        Ok(self
+            .ingresses()
+            .get(root)
+            .await?
+            .status
+            .and_then(|s| s.load_balancer)
+            .and_then(|lb| lb.ingress)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|e| e.ip)
+            .collect())
+    }
+
+    /// Deletes this test's Clusters (so later tests do not see them).
+    async fn remove_clusters(&self) -> anyhow::Result<()> {
+        let selector = format!("e2e-test={}", self.tag);
+        for cluster in self
+            .clusters()
+            .list(&ListParams::default().labels(&selector))
+            .await?
+        {
+            self.clusters()
+                .delete(&cluster.name_any(), &DeleteParams::default())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn ips(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// A root lands as 3 leaves with the right names, labels, owner references
+/// and spec; its Service and TLS Secret carry the 3 cluster labels; its
+/// GlobalIngress exists with its hosts.
+pub async fn root_lands_as_leaves_with_its_dependencies_labelled(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    let world = World::new(env, "lands").await?;
+    let mut clusters = Vec::new();
+    for i in 1..=3 {
+        clusters.push(world.add_cluster(i, &[]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    let root = world.create_root("shop", None).await?;
+
+    let leaves = world.leaves_converge("shop", &clusters).await?;
+    for cluster in &clusters {
+        let leaf = &leaves[&format!("shop--{cluster}")];
+        let leaf_labels = leaf.metadata.labels.clone().unwrap_or_default();
+        ensure!(
+            leaf_labels.get(labels::ROOT_LABEL).map(String::as_str) == Some("shop"),
+            "root label: {leaf_labels:?}"
+        );
+        ensure!(
+            leaf_labels
+                .get(&labels::state_label(cluster))
+                .map(String::as_str)
+                == Some("Sync"),
+            "placement label: {leaf_labels:?}"
+        );
+        let placement_labels = leaf_labels
+            .keys()
+            .filter(|k| k.starts_with(labels::STATE_LABEL_PREFIX))
+            .count();
+        ensure!(
+            placement_labels == 1,
+            "a leaf must carry exactly one placement label: {leaf_labels:?}"
+        );
+        let owners = leaf.owner_references();
+        ensure!(
+            owners.len() == 1
+                && owners[0].uid == root.uid().unwrap_or_default()
+                && owners[0].controller == Some(true),
+            "owner references: {owners:?}"
+        );
+    }
+    world
+        .dependency_labels_converge("Service", "web", &clusters)
+        .await?;
+    world
+        .dependency_labels_converge("Secret", "tls", &clusters)
+        .await?;
+
+    let global = eventually("GlobalIngress shop", CONVERGE, || async {
+        Ok(world.globals().get_opt("shop").await?)
+    })
+    .await?;
+    ensure!(
+        global.spec.hosts == ["shop.kcp-ingress.test"],
+        "hosts: {:?}",
+        global.spec.hosts
+    );
+    ensure!(
+        global
+            .owner_references()
+            .iter()
+            .any(|o| o.uid == root.uid().unwrap_or_default()),
+        "the GlobalIngress is not owned by the root"
+    );
+    let root = world.ingresses().get("shop").await?;
+    ensure!(
+        root.finalizers()
+            .iter()
+            .any(|f| f == labels::CLEANUP_FINALIZER),
+        "the root has no cleanup finalizer: {:?}",
+        root.finalizers()
+    );
+    world.remove_clusters().await
+}
+
+/// Editing the root's spec updates all leaves; a selector matching one
+/// cluster deletes two leaves and the Service labels follow; a new matching
+/// Cluster adds a leaf.
+pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "edits").await?;
+    let mut clusters = Vec::new();
+    for (i, region) in [(1, "eu"), (2, "us"), (3, "us")] {
+        clusters.push(world.add_cluster(i, &[("region", region)]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+
+    // A spec edit reaches every leaf (leaves_converge compares specs).
+    let edit = json!({"spec": {"rules": [{"host": "shop.kcp-ingress.test", "http": {"paths": [{
+        "path": "/v2", "pathType": "Prefix",
+        "backend": {"service": {"name": "web", "port": {"number": 8080}}},
+    }]}}]}});
+    world
+        .ingresses()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&edit))
+        .await?;
+    world.leaves_converge("shop", &clusters).await?;
+
+    // Narrow the placement to the one cluster in eu.
+    let narrow = json!({"metadata": {"annotations": {labels::PLACEMENT_ANNOTATION: format!("e2e-test={},region=eu", world.tag)}}});
+    world
+        .ingresses()
+        .patch("shop", &PatchParams::default(), &Patch::Merge(&narrow))
+        .await?;
+    let eu = vec![clusters[0].clone()];
+    world.leaves_converge("shop", &eu).await?;
+    world
+        .dependency_labels_converge("Service", "web", &eu)
+        .await?;
+    world
+        .dependency_labels_converge("Secret", "tls", &eu)
+        .await?;
+
+    // A new cluster in eu gets a leaf, and the dependencies follow it.
+    let fourth = world.add_cluster(4, &[("region", "eu")]).await?;
+    let eu = vec![clusters[0].clone(), fourth];
+    world.leaves_converge("shop", &eu).await?;
+    world
+        .dependency_labels_converge("Service", "web", &eu)
+        .await?;
+
+    // An unschedulable cluster loses its leaf.
+    let drain = json!({"spec": {"unschedulable": true}});
+    world
+        .clusters()
+        .patch(&eu[1], &PatchParams::default(), &Patch::Merge(&drain))
+        .await?;
+    world.leaves_converge("shop", &eu[..1]).await?;
+    world.remove_clusters().await
+}
+
+/// Leaf statuses appear merged in the root and attributed per cluster in the
+/// GlobalIngress; an unhealthy cluster drops out of the root's addresses.
+pub async fn leaf_status_merges_into_root_and_global_ingress(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "merge").await?;
+    let mut clusters = Vec::new();
+    for i in 1..=3 {
+        clusters.push(world.add_cluster(i, &[]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+    // Written out of order, and two clusters share an address.
+    for (cluster, ip) in [
+        (&clusters[2], "127.0.1.3"),
+        (&clusters[0], "127.0.1.1"),
+        (&clusters[1], "127.0.1.1"),
+    ] {
+        world
+            .set_leaf_address(&format!("shop--{cluster}"), ip)
+            .await?;
+    }
+    world
+        .set_leaf_address(&format!("shop--{}", clusters[1]), "127.0.1.2")
+        .await?;
+
+    let want = ips(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
+    eventually("merged root status", CONVERGE, || async {
+        let have = world.root_ips("shop").await?;
+        Ok((have == want).then_some(()))
+    })
+    .await?;
+    eventually("per-cluster GlobalIngress status", CONVERGE, || async {
+        let global = world.globals().get("shop").await?;
+        let view: Vec<(String, Vec<String>, bool)> = global
+            .status
+            .unwrap_or_default()
+            .clusters
+            .into_iter()
+            .map(|c| {
+                (
+                    c.cluster,
+                    c.addresses.into_iter().filter_map(|a| a.ip).collect(),
+                    c.healthy,
+                )
+            })
+            .collect();
+        let expected: Vec<(String, Vec<String>, bool)> = clusters
+            .iter()
+            .zip(["127.0.1.1", "127.0.1.2", "127.0.1.3"])
+            .map(|(c, ip)| (c.clone(), vec![ip.to_string()], true))
+            .collect();
+        if view != expected {
+            bail!("clusters: {view:?}");
+        }
+        Ok(Some(()))
+    })
+    .await?;
+
+    // Cluster 2 turns unhealthy: its address leaves the root; the
+    // GlobalIngress still attributes it, as unhealthy.
+    world.set_health(&clusters[1], false).await?;
+    let want = ips(&["127.0.1.1", "127.0.1.3"]);
+    eventually(
+        "root status without the unhealthy cluster",
+        CONVERGE,
+        || async {
+            let have = world.root_ips("shop").await?;
+            Ok((have == want).then_some(()))
+        },
+    )
+    .await?;
+    let global = world.globals().get("shop").await?;
+    let status = global.status.unwrap_or_default();
+    let second = status
+        .clusters
+        .iter()
+        .find(|c| c.cluster == clusters[1])
+        .context("cluster 2 missing")?;
+    ensure!(
+        !second.healthy && !second.addresses.is_empty(),
+        "cluster 2 view: {second:?}"
+    );
+
+    // All unhealthy: the root keeps every address (fail open) and says Degraded.
+    world.set_health(&clusters[0], false).await?;
+    world.set_health(&clusters[2], false).await?;
+    let want = ips(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
+    eventually(
+        "root status while no cluster is healthy",
+        CONVERGE,
+        || async {
+            let have = world.root_ips("shop").await?;
+            let global = world.globals().get("shop").await?;
+            let degraded = global
+                .status
+                .unwrap_or_default()
+                .conditions
+                .iter()
+                .any(|c| c.type_ == labels::conditions::DEGRADED && c.status == "True");
+            Ok((have == want && degraded).then_some(()))
+        },
+    )
+    .await?;
+    world.remove_clusters().await
+}
+
+/// Deleting the root removes its leaves and GlobalIngress, releases the
+/// finalizer, and cleans the dependencies' labels.
+pub async fn deleting_the_root_cleans_everything_up(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "delete").await?;
+    let mut clusters = Vec::new();
+    for i in 1..=3 {
+        clusters.push(world.add_cluster(i, &[]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+    world
+        .dependency_labels_converge("Service", "web", &clusters)
+        .await?;
+    eventually("GlobalIngress shop", CONVERGE, || async {
+        Ok(world.globals().get_opt("shop").await?)
+    })
+    .await?;
+
+    world
+        .ingresses()
+        .delete("shop", &DeleteParams::default())
+        .await?;
+    eventually("root, leaves and GlobalIngress gone", CONVERGE, || async {
+        let root = world.ingresses().get_opt("shop").await?;
+        let leaves = world.leaves("shop").await?;
+        let global = world.globals().get_opt("shop").await?;
+        if root.is_some() || !leaves.is_empty() || global.is_some() {
+            bail!(
+                "root present: {}, leaves: {:?}, GlobalIngress present: {}",
+                root.is_some(),
+                leaves.keys().collect::<Vec<_>>(),
+                global.is_some()
+            );
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    world
+        .dependency_labels_converge("Service", "web", &[])
+        .await?;
+    world
+        .dependency_labels_converge("Secret", "tls", &[])
+        .await?;
+    world.remove_clusters().await
+}
+
+/// After convergence, a resync (a restarted controller reconciles every
+/// object again) changes no resourceVersion.
+pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
+    let mut world = World::new(env, "steady").await?;
+    let mut clusters = Vec::new();
+    for i in 1..=3 {
+        clusters.push(world.add_cluster(i, &[]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+    for (i, cluster) in clusters.iter().enumerate() {
+        world
+            .set_leaf_address(&format!("shop--{cluster}"), &format!("127.0.1.{}", i + 1))
+            .await?;
+    }
+    world
+        .dependency_labels_converge("Service", "web", &clusters)
+        .await?;
+    world
+        .dependency_labels_converge("Secret", "tls", &clusters)
+        .await?;
+    let want = ips(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
+    eventually(
+        "merged status and a settled GlobalIngress",
+        CONVERGE,
+        || async {
+            let global = world.globals().get("shop").await?;
+            let settled = global
+                .status
+                .unwrap_or_default()
+                .clusters
+                .iter()
+                .all(|c| c.addresses.len() == 1);
+            Ok((world.root_ips("shop").await? == want && settled).then_some(()))
+        },
+    )
+    .await?;
+
+    let versions = |w: &World| {
+        let (ingresses, globals, services, secrets) =
+            (w.ingresses(), w.globals(), w.services(), w.secrets());
+        async move {
+            let mut all = BTreeMap::new();
+            for i in ingresses.list(&ListParams::default()).await? {
+                all.insert(
+                    format!("Ingress {}", i.name_any()),
+                    i.resource_version().unwrap_or_default(),
+                );
+            }
+            for g in globals.list(&ListParams::default()).await? {
+                all.insert(
+                    format!("GlobalIngress {}", g.name_any()),
+                    g.resource_version().unwrap_or_default(),
+                );
+            }
+            let web = services.get("web").await?;
+            all.insert(
+                "Service web".into(),
+                web.resource_version().unwrap_or_default(),
+            );
+            let tls = secrets.get("tls").await?;
+            all.insert(
+                "Secret tls".into(),
+                tls.resource_version().unwrap_or_default(),
+            );
+            anyhow::Ok(all)
+        }
+    };
+    let before = versions(&world).await?;
+
+    // Resync: a fresh controller lists and reconciles everything again.
+    ensure!(
+        world.controller.terminate(Duration::from_secs(10)),
+        "the controller did not stop cleanly on SIGTERM"
+    );
+    let kubeconfig = env.kubeconfig("control-plane");
+    world.controller = env.spawn_kcp_ingress(
+        "controller-steady-2",
+        &[
+            "controller",
+            "--kubeconfig",
+            kubeconfig.to_str().context("kubeconfig path")?,
+        ],
+    )?;
+    // A canary created after the restart converges only once the controller
+    // works through its queue, where the resync of "shop" came first.
+    world.create_root("canary", None).await?;
+    world.leaves_converge("canary", &clusters).await?;
+    eventually("canary GlobalIngress", CONVERGE, || async {
+        Ok(world.globals().get_opt("canary").await?)
+    })
+    .await?;
+
+    let after = versions(&world).await?;
+    let changed: Vec<&String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(v))
+        .map(|(k, _)| k)
+        .collect();
+    ensure!(
+        changed.is_empty(),
+        "a resync wrote to objects that had converged: {changed:?}"
+    );
+    let log = world.controller.log();
+    ensure!(
+        !log.contains("leaf=shop--"),
+        "the restarted controller touched the leaves of shop:\n{log}"
+    );
+    world.remove_clusters().await
+}
+
+/// Killing the controller in the middle of converging 100 roots and
+/// starting it again converges with no duplicates and nothing left behind.
+pub async fn killed_mid_convergence_converges_without_duplicates(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    const ROOTS: usize = 100;
+    let mut world = World::new(env, "crash").await?;
+    let mut clusters = Vec::new();
+    for i in 1..=3 {
+        clusters.push(world.add_cluster(i, &[]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    // Stop the controller so that all roots are there before it starts.
+    world.controller.kill();
+    for i in 0..ROOTS {
+        world.create_root(&format!("r{i:03}"), None).await?;
+    }
+    let kubeconfig = env.kubeconfig("control-plane");
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    world.controller = env.spawn_kcp_ingress(
+        "controller-crash-1",
+        &["controller", "--kubeconfig", kubeconfig],
+    )?;
+    let ingresses = world.ingresses();
+    let all_leaves = || {
+        let ingresses = ingresses.clone();
+        async move {
+            let selector = labels::ROOT_LABEL.to_string();
+            anyhow::Ok(
+                ingresses
+                    .list(&ListParams::default().labels(&selector))
+                    .await?
+                    .items,
+            )
+        }
+    };
+    let partial = eventually("some leaves", CONVERGE, || async {
+        let n = all_leaves().await?.len();
+        Ok((n >= 10).then_some(n))
+    })
+    .await?;
+    world.controller.kill();
+    let at_kill = all_leaves().await?.len();
+    ensure!(
+        at_kill < ROOTS * 3,
+        "the controller finished ({at_kill} leaves) before it could be killed"
+    );
+
+    world.controller = env.spawn_kcp_ingress(
+        "controller-crash-2",
+        &["controller", "--kubeconfig", kubeconfig],
+    )?;
+    let expected: BTreeSet<String> = (0..ROOTS)
+        .flat_map(|i| clusters.iter().map(move |c| format!("r{i:03}--{c}")))
+        .collect();
+    eventually(
+        "all leaves after the restart",
+        Duration::from_secs(90),
+        || async {
+            let leaves = all_leaves().await?;
+            let names: Vec<String> = leaves.iter().map(|l| l.name_any()).collect();
+            let unique: BTreeSet<String> = names.iter().cloned().collect();
+            ensure!(unique.len() == names.len(), "duplicate leaves");
+            Ok((unique == expected).then_some(()))
+        },
+    )
+    .await?;
+    eventually("a GlobalIngress per root", CONVERGE, || async {
+        let n = world
+            .globals()
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len();
+        Ok((n == ROOTS).then_some(()))
+    })
+    .await?;
+
+    // Nothing left behind: deleting every root removes every leaf and GlobalIngress.
+    world
+        .ingresses()
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    eventually("everything deleted", Duration::from_secs(90), || async {
+        let ingresses = world
+            .ingresses()
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len();
+        let globals = world
+            .globals()
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len();
+        Ok((ingresses == 0 && globals == 0).then_some(()))
+    })
+    .await?;
+    world
+        .dependency_labels_converge("Service", "web", &[])
+        .await?;
+    world.remove_clusters().await
+}
+
+/// Bad input gets an Event and a condition; the other roots keep working.
+pub async fn bad_input_is_reported_not_fatal(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "bad").await?;
+    let cluster = world.add_cluster(1, &[]).await?;
+    // A Cluster whose name cannot form a label key: skipped, reported.
+    let long = format!("{}-{}", world.tag, "x".repeat(60));
+    let mut bad_cluster = Cluster::new(&long, ClusterSpec::default());
+    bad_cluster.metadata.labels = Some(BTreeMap::from([(
+        "e2e-test".to_string(),
+        world.tag.clone(),
+    )]));
+    world
+        .clusters()
+        .create(&PostParams::default(), &bad_cluster)
+        .await?;
+    world.set_health(&long, true).await?;
+
+    world.create_service("web").await?;
+    // No Secret "tls": reported as a missing dependency, the root still proceeds.
+    world.create_root("good", None).await?;
+    world.create_root("badsel", Some("region in (eu")).await?;
+    let mut placed: Ingress = world.root("placed", None)?;
+    placed.metadata.labels = Some(BTreeMap::from([(
+        labels::state_label(&cluster),
+        "Sync".to_string(),
+    )]));
+    world
+        .ingresses()
+        .create(&PostParams::default(), &placed)
+        .await?;
+    // (An Ingress without rules or backends, or with a malformed host, is
+    // refused by the kube-apiserver itself; the controller's own check of
+    // those matters where Ingress is served from a CRD, and is unit-tested.)
+
+    world
+        .leaves_converge("good", std::slice::from_ref(&cluster))
+        .await?;
+    let condition_of = |root: &'static str, type_: &'static str| {
+        let globals = world.globals();
+        async move {
+            let global = globals.get_opt(root).await?;
+            anyhow::Ok(global.and_then(|g| {
+                g.status?
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == type_)
+                    .map(|c| (c.status, c.reason, c.message))
+            }))
+        }
+    };
+    for (root, type_, status, reason) in [
+        ("good", "DependenciesReady", "False", "DependencyMissing"),
+        ("good", "Ready", "True", "Placed"),
+        ("badsel", "Ready", "False", "InvalidPlacement"),
+        ("placed", "Ready", "False", "RootHasPlacementLabel"),
+    ] {
+        eventually(&format!("{type_} of {root}"), CONVERGE, || async {
+            match condition_of(root, type_).await? {
+                Some((s, r, m)) if s == status && r == reason => Ok(Some(m)),
+                other => bail!("{type_} is {other:?}"),
+            }
+        })
+        .await?;
+    }
+    let (_, _, message) = condition_of("good", "Ready")
+        .await?
+        .context("Ready of good")?;
+    ensure!(
+        message.contains(&long),
+        "the unusable cluster is not reported: {message}"
+    );
+    for bad in ["badsel", "placed"] {
+        ensure!(world.leaves(bad).await?.is_empty(), "{bad} got leaves");
+    }
+    // Events name the problems.
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(world.client.clone(), &world.ns);
+    eventually("Warning events for the bad roots", CONVERGE, || async {
+        let reasons: BTreeSet<String> = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.type_.as_deref() == Some("Warning"))
+            .filter_map(|e| e.reason)
+            .collect();
+        let want = [
+            "DependencyMissing",
+            "InvalidPlacement",
+            "RootHasPlacementLabel",
+        ];
+        if !want.iter().all(|r| reasons.contains(*r)) {
+            bail!("Warning reasons so far: {reasons:?}");
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    // The controller is still alive and working: the Secret appears, the condition follows.
+    world.create_secret("tls").await?;
+    eventually("DependenciesReady of good", CONVERGE, || async {
+        Ok(condition_of("good", "DependenciesReady")
+            .await?
+            .filter(|(s, _, _)| s == "True"))
+    })
+    .await?;
+    world.remove_clusters().await
+}
