@@ -744,7 +744,7 @@ pub async fn killed_mid_convergence_converges_without_duplicates(
             )
         }
     };
-    let partial = eventually("some leaves", CONVERGE, || async {
+    eventually("some leaves", CONVERGE, || async {
         let n = all_leaves().await?.len();
         Ok((n >= 10).then_some(n))
     })
