@@ -271,7 +271,6 @@ fn roots_matching(
 /// A Cluster's labels, schedulability or existence changed: re-place the
 /// roots it matched before or matches now. Health is followed separately.
 fn on_cluster(change: Change<Cluster>, triggers: &Triggers, roots: &Store<Ingress>) {
-    let empty = BTreeMap::new();
     match change {
         Change::Applied {
             old: Some(old),
@@ -286,7 +285,12 @@ fn on_cluster(change: Change<Cluster>, triggers: &Triggers, roots: &Store<Ingres
         }
         Change::Applied { old: None, new } => roots_matching(roots, &[new.labels()], triggers),
         Change::Deleted(old) => roots_matching(roots, &[old.labels()], triggers),
-        Change::Relisted => roots_matching(roots, &[&empty], triggers),
+        // Anything may have changed while the watch was down: re-place every root.
+        Change::Relisted => {
+            for root in roots.state().iter().filter(|i| split::is_root(i)) {
+                triggers.root(&root.namespace().unwrap_or_default(), &root.name_any());
+            }
+        }
     }
 }
 
