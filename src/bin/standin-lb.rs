@@ -1,0 +1,172 @@
+//! A stand-in for a physical cluster's load balancer, for the test
+//! environment and local set-up, where a cluster is a bare kube-apiserver
+//! with no ingress controller.
+//!
+//! It gives every Ingress of its cluster one address (as a cloud load
+//! balancer would write `status.loadBalancer`), and answers HTTP on that
+//! address with the cluster's name, so that a request which follows a DNS
+//! answer shows which cluster it reached.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::pin::pin;
+
+use anyhow::Context;
+use clap::Parser;
+use futures::StreamExt;
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::api::networking::v1::Ingress;
+use kcp_ingress::runtime::{self, CancellationToken};
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
+use serde_json::json;
+use tracing::{info, warn};
+
+/// Stand-in load balancer of one physical cluster (test environment only).
+#[derive(Debug, Parser)]
+#[command(name = "standin-lb", version)]
+struct Args {
+    /// Kubeconfig of the physical cluster.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: PathBuf,
+    /// Name of the cluster, answered over HTTP.
+    #[arg(long, value_name = "NAME")]
+    cluster: String,
+    /// The address written into every Ingress's status, and served on
+    /// (a loopback address such as 127.0.1.1).
+    #[arg(long, value_name = "IP")]
+    address: IpAddr,
+    /// Port the HTTP answer is served on.
+    #[arg(long, value_name = "PORT", default_value_t = 80)]
+    port: u16,
+    /// Report this hostname in Ingress status instead of the address
+    /// (some cloud load balancers give only a name).
+    #[arg(long, value_name = "NAME")]
+    hostname: Option<String>,
+}
+
+/// Field manager of the stand-in's status writes.
+const MANAGER: &str = "standin-lb";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_ansi(false)
+        .init();
+    let args = Args::parse();
+    let shutdown = runtime::shutdown_on_signals();
+    let client = runtime::client(Some(&args.kubeconfig), None).await?;
+    let listen = SocketAddr::new(args.address, args.port);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    info!(cluster = %args.cluster, %listen, "stand-in load balancer serving");
+    let server = tokio::spawn(serve(listener, args.cluster.clone(), shutdown.clone()));
+    fill_status(client, &args, shutdown).await;
+    server.await?;
+    Ok(())
+}
+
+/// Keeps `status.loadBalancer.ingress` of every Ingress at our one entry.
+async fn fill_status(client: kube::Client, args: &Args, shutdown: CancellationToken) {
+    let entry = match &args.hostname {
+        Some(hostname) => json!({"hostname": hostname}),
+        None => json!({"ip": args.address.to_string()}),
+    };
+    let all: Api<Ingress> = Api::all(client.clone());
+    let mut events = pin!(
+        watcher(all, watcher::Config::default())
+            .default_backoff()
+            .applied_objects()
+    );
+    loop {
+        let ingress = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = events.next() => match next {
+                Some(Ok(ingress)) => ingress,
+                Some(Err(err)) => { warn!(%err, "watch failed; retrying"); continue; }
+                None => return,
+            },
+        };
+        let current = ingress
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.as_ref())
+            .map(serde_json::to_value)
+            .transpose()
+            .unwrap_or_default();
+        if current == Some(json!([entry.clone()])) {
+            continue;
+        }
+        let ns = ingress.namespace().unwrap_or_default();
+        let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+        let body = json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "status": {"loadBalancer": {"ingress": [entry.clone()]}},
+        });
+        match api
+            .patch_status(
+                &ingress.name_any(),
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(namespace = %ns, ingress = %ingress.name_any(), %entry, "assigned address")
+            }
+            Err(err) => {
+                warn!(namespace = %ns, ingress = %ingress.name_any(), %err, "cannot write status")
+            }
+        }
+    }
+}
+
+/// Answers every HTTP request with the cluster's name.
+async fn serve(listener: tokio::net::TcpListener, cluster: String, shutdown: CancellationToken) {
+    loop {
+        let (stream, _) = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => { warn!(%err, "accept failed"); continue; }
+            },
+        };
+        let cluster = cluster.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                    let cluster = cluster.clone();
+                    async move {
+                        let host = request
+                            .headers()
+                            .get(hyper::header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or("")
+                            .to_string();
+                        let response = Response::builder()
+                            .header("X-Cluster", cluster.as_str())
+                            .header(hyper::header::CONTENT_TYPE, "text/plain")
+                            .body(Full::new(Bytes::from(format!("{cluster}\nhost {host}\n"))))
+                            .unwrap_or_default();
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(err) = connection.await {
+                warn!(%err, "HTTP connection failed");
+            }
+        });
+    }
+}
