@@ -6,6 +6,8 @@
 #                           [--timeout SECONDS] [--crd-dir PATH] [--owner-pid PID]
 #   hack/test-env.sh down   --dir DIR [--purge]
 #   hack/test-env.sh status --dir DIR
+#   hack/test-env.sh stop   --dir DIR --server NAME
+#   hack/test-env.sh start  --dir DIR --server NAME [--timeout SECONDS]
 #   hack/test-env.sh --help
 #
 # up  starts, all on 127.0.0.1 and all recorded under DIR:
@@ -32,14 +34,16 @@
 #                      random: P etcd client, P+1 etcd peer, P+2 DNS (TCP and
 #                      UDP), P+3 DNS statistics, P+4 control plane, P+4+K
 #                      cluster-K. A port already in use is an error.
-#   --timeout SECONDS  give up (and clean up) when not ready after this long
-#                      (default 60, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
+#   --timeout SECONDS  (up, start) give up (and clean up) when not ready after
+#                      this long (default 60, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
 #   --crd-dir PATH     CRD YAML to apply (*.yaml, *.yml; several documents per
 #                      file are fine). Default $KCP_INGRESS_CRD_DIR, else
 #                      <repo>/config/crd; the default directory may be absent.
 #   --owner-pid PID    also start a watcher that runs "down" when process PID
 #                      exits (for test harnesses that have no teardown hook)
 #   --purge            (down) also delete DIR afterwards
+#   --server NAME      (stop, start) one server of the environment: etcd,
+#                      named, control-plane or cluster-K
 #
 # Files written by up:
 #   DIR/control-plane.kubeconfig, DIR/cluster-K.kubeconfig
@@ -54,7 +58,10 @@
 #                 (give the path: a bare "source env" finds /usr/bin/env)
 #   DIR/logs/     etcd.log, control-plane.log, cluster-K.log, named.log,
 #                 crds.log (CRD requests and answers), pki.log, watcher.log
-#   DIR/run/      NAME.pid files ("PID STARTTIME") of the running servers
+#   DIR/run/      NAME.pid files ("PID STARTTIME" of a running server, or
+#                 "stopped" after stop); NAME.argv (the server's command line,
+#                 NUL-separated) and NAME.ports ("PORT tcp|tcp+udp" lines):
+#                 up starts every server from these files, and so does start
 #   DIR/pki/      ca.crt, serving.crt/key, admin.crt/key, sa.key/sa.pub
 #
 # down stops exactly the processes that up recorded in DIR (a pid counts only
@@ -63,8 +70,27 @@
 # on a directory where nothing runs, is fine. DIR and its logs stay unless
 # --purge is given.
 #
-# status prints each recorded process and whether it runs; exit 0 when all
-# of them run, 1 otherwise.
+# status prints each recorded process and whether it is running, stopped (by
+# stop) or not running (it exited on its own); exit 0 when all of them run,
+# 1 otherwise.
+#
+# stop stops one server the way down does (SIGTERM, SIGKILL after 10 s, only
+# the recorded process) and waits until it is gone and its ports can be bound
+# again. Its pid file then says "stopped" and its *_PID line in DIR/env is
+# emptied; down and the --owner-pid watcher skip it. Stopping a stopped server
+# is fine. Its data stays: etcd keeps every apiserver's objects, named keeps
+# its zone (dynamic updates are in its journal, zone.db.jnl).
+#
+# start starts one server of a running environment again, with the very
+# command line up used (from DIR/run/NAME.argv: same binary, flags, ports,
+# certificates, data directory, etcd prefix), appending to its log, and waits
+# until it is ready: etcd /health, kube-apiserver /readyz, named answering SOA
+# for the zone. It records the new pid (DIR/run/NAME.pid and DIR/env), so
+# down and the watcher stop it as usual. A server that is running already is
+# only waited for. An apiserver needs etcd to run. If the server exits or is
+# not ready within --timeout, start stops it again, leaves it "stopped",
+# prints the end of its log and exits 1. Nothing is started for an
+# environment that was brought down.
 #
 # Environment:
 #   KCP_INGRESS_KUBE_APISERVER, KCP_INGRESS_ETCD
@@ -123,17 +149,18 @@ crd_dir_explicit=false
 [[ -n $crd_dir ]] && crd_dir_explicit=true
 owner_pid=
 purge=false
+server=
 
 need_value() { [[ $# -ge 2 && -n $2 ]] || usage_error "option $1 needs a value"; }
 
 if [[ $# -eq 0 ]]; then
-  usage_error "missing subcommand (up, down or status)"
+  usage_error "missing subcommand (up, down, status, stop or start)"
 fi
 case "$1" in
   -h|--help|help) usage; exit 0 ;;
-  up|down|status|__watch) cmd=$1; shift ;;
-  -*) usage_error "expected a subcommand (up, down or status) before '$1'" ;;
-  *) usage_error "unknown subcommand '$1' (expected up, down or status)" ;;
+  up|down|status|stop|start|__watch) cmd=$1; shift ;;
+  -*) usage_error "expected a subcommand (up, down, status, stop or start) before '$1'" ;;
+  *) usage_error "unknown subcommand '$1' (expected up, down, status, stop or start)" ;;
 esac
 
 while [[ $# -gt 0 ]]; do
@@ -141,8 +168,12 @@ while [[ $# -gt 0 ]]; do
     -h|--help) usage; exit 0 ;;
     --dir) need_value "$@"; dir=$2; shift 2 ;;
     --dir=*) dir=${1#*=}; [[ -n $dir ]] || usage_error "option --dir needs a value"; shift ;;
-    --clusters|--port-base|--timeout|--crd-dir|--owner-pid)
-      [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'"
+    --clusters|--port-base|--timeout|--crd-dir|--owner-pid|--server)
+      case "$1" in
+        --timeout) [[ $cmd == up || $cmd == start ]] || usage_error "option $1 is only for 'up' and 'start'" ;;
+        --server) [[ $cmd == stop || $cmd == start ]] || usage_error "option $1 is only for 'stop' and 'start'" ;;
+        *) [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'" ;;
+      esac
       need_value "$@"
       case "$1" in
         --clusters) clusters=$2 ;;
@@ -150,9 +181,10 @@ while [[ $# -gt 0 ]]; do
         --timeout) timeout=$2 ;;
         --crd-dir) crd_dir=$2; crd_dir_explicit=true ;;
         --owner-pid) owner_pid=$2 ;;
+        --server) server=$2 ;;
       esac
       shift 2 ;;
-    --clusters=*|--port-base=*|--timeout=*|--crd-dir=*|--owner-pid=*)
+    --clusters=*|--port-base=*|--timeout=*|--crd-dir=*|--owner-pid=*|--server=*)
       opt=${1%%=*}
       set -- "$opt" "${1#*=}" "${@:2}" ;;
     --purge)
@@ -166,16 +198,23 @@ done
 [[ $dir =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
   usage_error "--dir '$dir': use a path made of letters, digits and ._/+@:,=- only (it goes into config files)"
 
+if [[ $cmd == up || $cmd == start ]]; then
+  if ! [[ $timeout =~ ^[0-9]{1,6}$ ]] || ((10#$timeout < 1)); then
+    usage_error "--timeout '$timeout' is not a positive number of seconds"
+  fi
+  timeout=$((10#$timeout))
+fi
+if [[ $cmd == stop || $cmd == start ]]; then
+  [[ -n $server ]] || usage_error "missing --server NAME (etcd, named, control-plane or cluster-K)"
+  [[ $server =~ ^(etcd|named|control-plane|cluster-[1-9][0-9]{0,1})$ ]] ||
+    usage_error "--server '$server': expected etcd, named, control-plane or cluster-K"
+fi
 if [[ $cmd == up ]]; then
   if ! [[ $clusters =~ ^[0-9]{1,4}$ ]] || ((10#$clusters < 1)); then
     usage_error "--clusters '$clusters' is not a positive integer"
   fi
   clusters=$((10#$clusters))
   ((clusters <= MAX_CLUSTERS)) || usage_error "--clusters $clusters is more than $MAX_CLUSTERS"
-  if ! [[ $timeout =~ ^[0-9]{1,6}$ ]] || ((10#$timeout < 1)); then
-    usage_error "--timeout '$timeout' is not a positive number of seconds"
-  fi
-  timeout=$((10#$timeout))
   if [[ -n $port_base ]]; then
     if ! [[ $port_base =~ ^[0-9]{1,5}$ ]] || ((10#$port_base < 1024 || 10#$port_base + clusters + 4 > 65535)); then
       usage_error "--port-base '$port_base' must be a number from 1024 to $((65535 - clusters - 4))"
@@ -225,6 +264,110 @@ alive_summary() {
   echo "$out"
 }
 
+
+# ---------------------------------------------------------------- servers
+# Shared by up, start and stop. Every server up starts has two files in
+# RUN_DIR besides its pid file: NAME.argv, its command line (NUL-separated,
+# written once by up from server_argv), and NAME.ports, "PORT SPEC" lines.
+# up and start both launch a server from NAME.argv, so a restarted server
+# runs the very command line it ran first.
+
+pki=$DIR/pki
+named_dir=$DIR/named
+declare -A api_port=()
+start_ms=
+deadline_ms=0
+past_deadline() { (($(now_ms) > deadline_ms)); }
+upper() { local s=${1^^}; echo "${s//-/_}"; }
+
+# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1 (the
+# EXIT trap of up or start cleans up).
+fail() {
+  local log=$1
+  shift
+  echo "test-env: error: $*" >&2
+  if [[ -n $log && -s $log ]]; then
+    echo "---- last 25 lines of $log ----" >&2
+    tail -n 25 "$log" >&2
+    echo "----" >&2
+  fi
+  exit 1
+}
+
+# launch NAME LOG CMD...: start CMD in its own session, detached from our
+# stdin/stdout/stderr and lock, and record it as NAME.
+launch() {
+  local name=$1 log=$2 pid
+  shift 2
+  setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
+  pid=$!
+  disown "$pid" # no job reports from bash when it is stopped
+  proc_record "$name" "$pid" || fail "$log" "$name did not start"
+}
+
+# server_launch NAME: launch server NAME from RUN_DIR/NAME.argv, appending
+# to LOG_DIR/NAME.log.
+server_launch() {
+  local -a argv=()
+  mapfile -d '' -t argv <"$RUN_DIR/$1.argv"
+  ((${#argv[@]} > 0)) || fail "" "$RUN_DIR/$1.argv is empty"
+  [[ -x ${argv[0]} ]] || fail "" "cannot start $1: ${argv[0]} is not an executable file"
+  launch "$1" "$LOG_DIR/$1.log" "${argv[@]}"
+}
+
+# server_ports NAME: "PORT SPEC" lines of NAME; server_port NAME: its first
+# (main) port.
+server_ports() { cat "$RUN_DIR/$1.ports"; }
+server_port() {
+  local port _spec
+  read -r port _spec <"$RUN_DIR/$1.ports" || return 1
+  echo "$port"
+}
+
+# curl as the admin against one apiserver: kcurl NAME PATH [curl args...]
+kcurl() {
+  local n=$1 path=$2
+  shift 2
+  [[ -n ${api_port[$n]:-} ]] || api_port[$n]=$(server_port "$n")
+  curl -sS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+    "$@" "https://127.0.0.1:${api_port[$n]}$path"
+}
+
+# server_ready NAME: succeed when NAME answers as ready (etcd: /health;
+# named: SOA of the zone; an apiserver: /readyz).
+server_ready() {
+  local port
+  port=$(server_port "$1") || return 1
+  case "$1" in
+    etcd) [[ $(curl -s --max-time 1 "http://127.0.0.1:$port/health" 2>/dev/null) == *'"health":"true"'* ]] ;;
+    named) [[ $(dig @127.0.0.1 -p "$port" +short +time=1 +tries=1 "$ZONE" SOA 2>/dev/null) == "ns.$ZONE "* ]] ;;
+    *) [[ $(kcurl "$1" /readyz 2>/dev/null) == ok ]] ;;
+  esac
+}
+
+# server_not_ready_why NAME: a short reason for the error message.
+server_not_ready_why() {
+  case "$1" in
+    etcd) echo "etcd was not healthy" ;;
+    named) echo "named did not answer SOA $ZONE" ;;
+    *) echo "kube-apiserver $1 was not ready (readyz: $(kcurl "$1" '/readyz?verbose' 2>&1 | grep -v '^\[+\]' | tr '\n' ' '))" ;;
+  esac
+}
+
+# env_set_pid NAME PID: rewrite NAME's *_PID line in DIR/env (PID may be "").
+env_set_pid() {
+  local key tmp=$DIR/env.tmp
+  key="$(upper "$1")_PID"
+  [[ -f $DIR/env ]] || return 0
+  awk -v k="$key" -v v="$2" 'index($0, k "=") == 1 { print k "=" v; next } { print }' "$DIR/env" >"$tmp" &&
+    chmod 600 "$tmp" && mv -f -- "$tmp" "$DIR/env"
+}
+
+# log_mark NAME WHAT: a separator line in NAME's log.
+log_mark() {
+  echo "---- hack/test-env.sh: $2 at $(date -u +%Y-%m-%dT%H:%M:%S.%3NZ) ----" >>"$LOG_DIR/$1.log"
+}
+
 # ---------------------------------------------------------------- down/status
 
 do_down() {
@@ -267,6 +410,9 @@ if [[ $cmd == status ]]; then
     any=true
     if pid=$(proc_pid "$name"); then
       echo "$name running (pid $pid)"
+    elif proc_is_stopped "$name"; then
+      echo "$name stopped"
+      all=false
     else
       echo "$name not running"
       all=false
@@ -275,6 +421,128 @@ if [[ $cmd == status ]]; then
   $any || echo "nothing runs in $DIR"
   $any && $all
   exit
+fi
+
+
+# ---------------------------------------------------------------- stop/start
+
+if [[ $cmd == stop || $cmd == start ]]; then
+  start_ms=$(now_ms)
+  deadline_ms=$((start_ms + timeout * 1000))
+  [[ -e $DIR/$MARKER ]] || die "$DIR was not made by hack/test-env.sh up"
+  lock_dir "-w 60"
+  if [[ ! -f $RUN_DIR/$server.argv || ! -f $RUN_DIR/$server.ports ]]; then
+    known=
+    for f in "$RUN_DIR"/*.argv; do
+      [[ -e $f ]] || continue
+      f=${f##*/}
+      known+="${known:+, }${f%.argv}"
+    done
+    die "$DIR has no server '$server'${known:+ (its servers: $known)}"
+  fi
+  [[ -e $RUN_DIR/$server.pid ]] ||
+    die "$server is neither running nor stopped in $DIR: the environment is down (run up)"
+  mapfile -t server_port_lines < <(server_ports "$server")
+fi
+
+# wait_ports_bindable: until every port of $server can be bound (5 s at most).
+wait_ports_bindable() {
+  local line port spec i
+  for line in "${server_port_lines[@]}"; do
+    read -r port spec <<<"$line"
+    for ((i = 0; ; i++)); do
+      ports_bindable "$port" "$spec" && break
+      ((i < 50)) || return 1
+      sleep 0.1
+    done
+  done
+}
+
+# start: when start fails after launching, stop the server again.
+on_start_exit() {
+  local rc=$?
+  if ! $start_done; then
+    ((rc != 0)) || rc=1
+    proc_stop 10 "$server" || true
+    proc_mark_stopped "$server"
+    env_set_pid "$server" ""
+    log_mark "$server" "start failed; stopped again"
+    echo "test-env: $server is stopped" >&2
+  fi
+  exit "$rc"
+}
+
+if [[ $cmd == stop ]]; then
+  if proc_is_stopped "$server"; then
+    note "$server is stopped already"
+    exit 0
+  fi
+  if pid=$(proc_pid "$server"); then
+    proc_stop 10 "$server" || die "$server (pid $pid) could not be stopped"
+    log_mark "$server" "stopped (pid $pid) by stop"
+  else
+    pid=
+    proc_stop 10 "$server" || true # only drops the stale pid file
+  fi
+  proc_mark_stopped "$server"
+  env_set_pid "$server" ""
+  if ! wait_ports_bindable; then
+    busy=
+    for line in "${server_port_lines[@]}"; do
+      read -r port spec <<<"$line"
+      ports_bindable "$port" "$spec" || busy+="${busy:+, }$port ($spec)$(h=$(ports_holder "$port"); echo "${h:+ held by $h}")"
+    done
+    die "$server is gone but its port(s) are still in use: $busy"
+  fi
+  if [[ -n $pid ]]; then
+    note "stopped $server (pid $pid); its ports are free"
+  else
+    note "$server was not running (its process had exited); recorded it as stopped"
+  fi
+  exit 0
+fi
+
+if [[ $cmd == start ]]; then
+  if pid=$(proc_pid "$server"); then
+    note "$server is running already (pid $pid); waiting until it is ready"
+    until server_ready "$server"; do
+      past_deadline && fail "$LOG_DIR/$server.log" "$(server_not_ready_why "$server") within ${timeout}s"
+      sleep 0.1
+    done
+    note "$server is ready (pid $pid)"
+    exit 0
+  fi
+  case "$server" in
+    etcd|named) ;;
+    *)
+      proc_pid etcd >/dev/null ||
+        die "cannot start $server: etcd is not running in $DIR (start it first: $self start --dir $DIR --server etcd)" ;;
+  esac
+  for line in "${server_port_lines[@]}"; do
+    read -r port spec <<<"$line"
+    if ! ports_bindable "$port" "$spec"; then
+      holder=$(ports_holder "$port")
+      die "cannot start $server: its port $port ($spec) is in use${holder:+ by $holder}"
+    fi
+  done
+
+  start_done=false
+  trap on_start_exit EXIT
+  trap 'note "interrupted"; exit 130' INT
+  trap 'note "terminated"; exit 143' TERM
+
+  log_mark "$server" "start"
+  server_launch "$server"
+  pid=$(proc_pid "$server") || fail "$LOG_DIR/$server.log" "$server exited at once"
+  until server_ready "$server"; do
+    proc_pid "$server" >/dev/null || fail "$LOG_DIR/$server.log" "$server exited during start-up"
+    past_deadline && fail "$LOG_DIR/$server.log" "$(server_not_ready_why "$server") within ${timeout}s"
+    sleep 0.1
+  done
+  start_done=true
+  env_set_pid "$server" "$pid"
+  note "started $server (pid $pid); it is ready"
+  exit 0
 fi
 
 # ---------------------------------------------------------------- __watch
@@ -294,7 +562,6 @@ fi
 
 start_ms=$(now_ms)
 deadline_ms=$((start_ms + timeout * 1000))
-past_deadline() { (($(now_ms) > deadline_ms)); }
 
 if [[ ! -e $DIR/$MARKER ]]; then
   for f in "$DIR"/* "$DIR"/.*; do
@@ -377,7 +644,6 @@ etcd_port=${ports[0]}
 etcd_peer_port=${ports[1]}
 dns_port=${ports[2]}
 dns_stats_port=${ports[3]}
-declare -A api_port
 for i in "${!names[@]}"; do api_port[${names[$i]}]=${ports[$((i + 4))]}; done
 
 # Start from a clean slate (only what up itself makes).
@@ -403,33 +669,70 @@ trap on_up_exit EXIT
 trap 'note "interrupted"; exit 130' INT
 trap 'note "terminated"; exit 143' TERM
 
-# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1.
-fail() {
-  local log=$1
-  shift
-  echo "test-env: error: $*" >&2
-  if [[ -n $log && -s $log ]]; then
-    echo "---- last 25 lines of $log ----" >&2
-    tail -n 25 "$log" >&2
-    echo "----" >&2
-  fi
-  exit 1
+# ---------------------------------------------------------------- command lines
+
+named_bin=$(command -v named)
+case "$named_bin" in /*) ;; *) die "named resolves to '$named_bin', not to a file" ;; esac
+
+# server_argv NAME: set the caller's argv to server NAME's command line.
+# The only place where the flags of the servers are listed: server_define
+# saves the result for server_launch (up) and for start.
+server_argv() {
+  case "$1" in
+    etcd)
+      argv=("$etcd_bin"
+        --name=kcp-ingress-test
+        --data-dir="$DIR/etcd"
+        --listen-client-urls="http://127.0.0.1:$etcd_port"
+        --advertise-client-urls="http://127.0.0.1:$etcd_port"
+        --listen-peer-urls="http://127.0.0.1:$etcd_peer_port"
+        --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port"
+        --initial-cluster="kcp-ingress-test=http://127.0.0.1:$etcd_peer_port"
+        --initial-cluster-state=new
+        --unsafe-no-fsync
+        --snapshot-count=100000
+        --log-level=warn) ;;
+    named)
+      argv=("$named_bin" -c "$named_dir/named.conf" -u root -g) ;;
+    control-plane|cluster-*)
+      argv=("$kube_apiserver"
+        --etcd-servers="http://127.0.0.1:$etcd_port"
+        --etcd-prefix="/$1/registry"
+        --cert-dir="$DIR/apiservers/$1"
+        --secure-port="${api_port[$1]}"
+        --bind-address=127.0.0.1
+        --advertise-address=127.0.0.1
+        --tls-cert-file="$pki/serving.crt"
+        --tls-private-key-file="$pki/serving.key"
+        --client-ca-file="$pki/ca.crt"
+        --service-account-issuer="https://127.0.0.1:${api_port[$1]}"
+        --service-account-key-file="$pki/sa.pub"
+        --service-account-signing-key-file="$pki/sa.key"
+        --service-cluster-ip-range=10.0.0.0/24
+        --allow-privileged=true
+        --authorization-mode=RBAC
+        --disable-admission-plugins=ServiceAccount
+        --enable-priority-and-fairness=false
+        --profiling=false
+        --endpoint-reconciler-type=none) ;;
+    *) die "internal error: no server $1" ;;
+  esac
 }
 
-# launch NAME LOG CMD...: start CMD in its own session, detached from our
-# stdin/stdout/stderr and lock, and record it as NAME.
-launch() {
-  local name=$1 log=$2 pid
-  shift 2
-  setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
-  pid=$!
-  disown "$pid" # no job reports from bash when it is stopped
-  proc_record "$name" "$pid" || fail "$log" "$name did not start"
+# server_define NAME: save NAME's command line and ports in RUN_DIR.
+server_define() {
+  local -a argv=()
+  server_argv "$1"
+  printf '%s\0' "${argv[@]}" >"$RUN_DIR/$1.argv"
+  case "$1" in
+    etcd) printf '%s tcp\n' "$etcd_port" "$etcd_peer_port" ;;
+    named) printf '%s tcp+udp\n%s tcp\n' "$dns_port" "$dns_stats_port" ;;
+    *) printf '%s tcp\n' "${api_port[$1]}" ;;
+  esac >"$RUN_DIR/$1.ports"
 }
 
 # ---------------------------------------------------------------- named
 
-named_dir=$DIR/named
 tsig_secret=$(openssl rand -base64 32)
 cat >"$named_dir/named.conf" <<EOF
 // generated by hack/test-env.sh
@@ -476,7 +779,8 @@ if ! named-checkconf "$named_dir/named.conf" >"$LOG_DIR/named.log" 2>&1; then
   fail "$LOG_DIR/named.log" "named-checkconf rejected the generated configuration"
 fi
 note "starting named on 127.0.0.1:$dns_port (statistics on :$dns_stats_port)"
-launch named "$LOG_DIR/named.log" named -c "$named_dir/named.conf" -u root -g
+server_define named
+server_launch named
 
 cat >"$DIR/dns.env" <<EOF
 DNS_SERVER=127.0.0.1
@@ -493,23 +797,12 @@ chmod 600 "$DIR/dns.env"
 # ---------------------------------------------------------------- etcd
 
 note "starting etcd on 127.0.0.1:$etcd_port"
-launch etcd "$LOG_DIR/etcd.log" "$etcd_bin" \
-  --name=kcp-ingress-test \
-  --data-dir="$DIR/etcd" \
-  --listen-client-urls="http://127.0.0.1:$etcd_port" \
-  --advertise-client-urls="http://127.0.0.1:$etcd_port" \
-  --listen-peer-urls="http://127.0.0.1:$etcd_peer_port" \
-  --initial-advertise-peer-urls="http://127.0.0.1:$etcd_peer_port" \
-  --initial-cluster="kcp-ingress-test=http://127.0.0.1:$etcd_peer_port" \
-  --initial-cluster-state=new \
-  --unsafe-no-fsync \
-  --snapshot-count=100000 \
-  --log-level=warn
+server_define etcd
+server_launch etcd
 
 # ---------------------------------------------------------------- certificates
 # (made while etcd and named start; only the kube-apiservers need them)
 
-pki=$DIR/pki
 cat >"$pki/openssl.cnf" <<'EOF'
 [req]
 distinguished_name = dn
@@ -567,7 +860,7 @@ make_pki() {
 make_pki
 note "generated certificates in $pki"
 
-until [[ $(curl -s --max-time 1 "http://127.0.0.1:$etcd_port/health" 2>/dev/null) == *'"health":"true"'* ]]; do
+until server_ready etcd; do
   proc_pid etcd >/dev/null || fail "$LOG_DIR/etcd.log" "etcd exited during start-up"
   past_deadline && fail "$LOG_DIR/etcd.log" "etcd was not healthy within ${timeout}s"
   sleep 0.1
@@ -579,26 +872,8 @@ note "etcd is healthy"
 for n in "${names[@]}"; do
   mkdir -p "$DIR/apiservers/$n"
   note "starting kube-apiserver $n on 127.0.0.1:${api_port[$n]}"
-  launch "$n" "$LOG_DIR/$n.log" "$kube_apiserver" \
-    --etcd-servers="http://127.0.0.1:$etcd_port" \
-    --etcd-prefix="/$n/registry" \
-    --cert-dir="$DIR/apiservers/$n" \
-    --secure-port="${api_port[$n]}" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
-    --tls-cert-file="$pki/serving.crt" \
-    --tls-private-key-file="$pki/serving.key" \
-    --client-ca-file="$pki/ca.crt" \
-    --service-account-issuer="https://127.0.0.1:${api_port[$n]}" \
-    --service-account-key-file="$pki/sa.pub" \
-    --service-account-signing-key-file="$pki/sa.key" \
-    --service-cluster-ip-range=10.0.0.0/24 \
-    --allow-privileged=true \
-    --authorization-mode=RBAC \
-    --disable-admission-plugins=ServiceAccount \
-    --enable-priority-and-fairness=false \
-    --profiling=false \
-    --endpoint-reconciler-type=none
+  server_define "$n"
+  server_launch "$n"
 done
 
 # kubeconfigs and the summary can be written while the servers start
@@ -633,19 +908,11 @@ done
 
 # ---------------------------------------------------------------- readiness
 
-# curl as the admin against one apiserver: kcurl NAME PATH [curl args...]
-kcurl() {
-  local n=$1 path=$2
-  shift 2
-  curl -sS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-    "$@" "https://127.0.0.1:${api_port[$n]}$path"
-}
-
 dns_ready=false
 wait_dns() {
   $dns_ready && return 0
   proc_pid named >/dev/null || fail "$LOG_DIR/named.log" "named exited during start-up"
-  if [[ $(dig @127.0.0.1 -p "$dns_port" +short +time=1 +tries=1 "$ZONE" SOA 2>/dev/null) == "ns.$ZONE "* ]]; then
+  if server_ready named; then
     dns_ready=true
   fi
 }
@@ -657,7 +924,7 @@ while true; do
   for n in "${names[@]}"; do
     [[ -n ${ready[$n]:-} ]] && continue
     proc_pid "$n" >/dev/null || fail "$LOG_DIR/$n.log" "kube-apiserver $n exited during start-up"
-    if [[ $(kcurl "$n" /readyz 2>/dev/null) == ok ]]; then
+    if server_ready "$n"; then
       ready[$n]=1
     else
       pending+=("$n")
@@ -667,8 +934,8 @@ while true; do
     break
   fi
   if past_deadline; then
-    $dns_ready || fail "$LOG_DIR/named.log" "named did not answer SOA $ZONE within ${timeout}s"
-    fail "$LOG_DIR/${pending[0]}.log" "kube-apiserver not ready within ${timeout}s: ${pending[*]} (readyz: $(kcurl "${pending[0]}" '/readyz?verbose' 2>&1 | grep -v '^\[+\]' | tr '\n' ' '))"
+    $dns_ready || fail "$LOG_DIR/named.log" "$(server_not_ready_why named) within ${timeout}s"
+    fail "$LOG_DIR/${pending[0]}.log" "not ready within ${timeout}s: ${pending[*]}; $(server_not_ready_why "${pending[0]}")"
   fi
   sleep 0.2
 done
@@ -771,7 +1038,6 @@ fi
 
 # ---------------------------------------------------------------- summary
 
-upper() { local s=${1^^}; echo "${s//-/_}"; }
 {
   echo "TEST_ENV_DIR=$DIR"
   echo "TEST_ENV_CLUSTERS=$clusters"

@@ -88,3 +88,31 @@ ports_holder() {
   command -v ss >/dev/null || return 0
   ss -Htulnp "sport = :$1" 2>/dev/null | grep -o 'users:(([^)]*))' | head -n 1 || true
 }
+
+# ports_bindable PORT SPEC: succeed when a server could bind PORT on 127.0.0.1
+# for SPEC right now and listen on it. TCP is tried with SO_REUSEADDR, as
+# etcd, kube-apiserver and named bind (connections of a previous server in
+# TIME_WAIT do not count; a listener does); UDP is tried without it, so that
+# any live UDP socket on PORT counts.
+ports_bindable() {
+  python3 - "$1" "$2" <<'PY'
+import socket, sys
+port, spec = int(sys.argv[1]), sys.argv[2]
+socks = []
+try:
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    socks.append(t)
+    t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    t.bind(("127.0.0.1", port))
+    t.listen(1)
+    if "udp" in spec:
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        socks.append(u)
+        u.bind(("127.0.0.1", port))
+except OSError:
+    sys.exit(1)
+finally:
+    for s in socks:
+        s.close()
+PY
+}

@@ -135,3 +135,18 @@ proc_stop() {
     rm -f "$RUN_DIR/$name.pid"
   done
 }
+
+# proc_mark_stopped NAME: record that NAME was stopped on purpose (by
+# "test-env.sh stop"): its pid file then holds the single word "stopped",
+# which proc_pid never takes for a process and proc_stop simply removes.
+proc_mark_stopped() {
+  echo stopped >"$RUN_DIR/$1.pid"
+}
+
+# proc_is_stopped NAME: NAME's pid file says it was stopped on purpose.
+proc_is_stopped() {
+  local word
+  [[ -r "$RUN_DIR/$1.pid" ]] || return 1
+  read -r word _ <"$RUN_DIR/$1.pid" || return 1
+  [[ $word == stopped ]]
+}
