@@ -2,7 +2,8 @@
 CARGO ?= cargo
 SCRIPTS := $(wildcard hack/*.sh hack/lib/*.sh .ci/run)
 
-.PHONY: help build deps tools crds crd-check fmt-check clippy lint-scripts unit e2e test clean
+PROVIDER ?= auto
+.PHONY: help build deps tools crds crd-check fmt-check clippy lint-scripts unit e2e test clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -38,6 +39,12 @@ e2e: deps tools ## end-to-end tests against real etcd, kube-apiservers and BIND 
 	$(CARGO) test --test e2e
 
 test: fmt-check clippy crd-check lint-scripts unit e2e ## everything CI checks
+
+local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind)
+	hack/local-setup.sh up --provider $(PROVIDER)
+
+local-teardown: ## stop everything local-setup started
+	hack/local-setup.sh down
 
 clean: ## remove build output (not the tool cache)
 	$(CARGO) clean
