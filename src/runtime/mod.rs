@@ -1,6 +1,10 @@
 //! What every component needs around its controllers: Kubernetes clients
 //! and one shutdown signal for every task of the process.
 
+pub mod admin;
+pub mod lease;
+pub mod metrics;
+
 use std::path::{Path, PathBuf};
 
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
