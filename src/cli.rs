@@ -69,12 +69,44 @@ pub struct HealthArgs {
     pub health_threshold: Duration,
 }
 
+/// The admin server.
+#[derive(Debug, Clone, Args)]
+pub struct AdminArgs {
+    /// Serve /livez, /readyz and /metrics on this address (e.g. 0.0.0.0:8080); off when absent.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub admin_address: Option<std::net::SocketAddr>,
+}
+
+/// Leader election, so that several replicas can run and one writes.
+#[derive(Debug, Clone, Args)]
+pub struct ElectionArgs {
+    /// Take part in leader election through a Lease; only the leader reconciles.
+    #[arg(long)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (it must exist).
+    #[arg(long, value_name = "NAMESPACE", default_value = "kcp-ingress-system")]
+    pub lease_namespace: String,
+    /// Name of the Lease (default: the component's field manager, e.g. kcp-ingress-controller).
+    #[arg(long, value_name = "NAME")]
+    pub lease_name: Option<String>,
+    /// How long a leader's Lease lasts without renewal; a standby takes over after it.
+    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: Duration,
+    /// This replica's identity in the Lease (default: hostname and process id).
+    #[arg(long, value_name = "ID")]
+    pub identity: Option<String>,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct ControllerArgs {
     #[command(flatten)]
     pub control_plane: ControlPlaneArgs,
     #[command(flatten)]
     pub health: HealthArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub election: ElectionArgs,
     /// Also run a syncer for every Cluster that has spec.kubeconfigSecretRef (push mode).
     #[arg(long)]
     pub push_syncers: bool,
@@ -151,12 +183,28 @@ pub struct GlbcArgs {
     /// Two glbc instances writing to one zone need different owner ids.
     #[arg(long, value_name = "ID", default_value = "kcp-ingress")]
     pub owner_id: String,
-    /// TTL of the records the glbc publishes, in seconds.
+    /// TTL of the records the glbc publishes (ownership TXT records too), in
+    /// seconds. Load-balancer hostnames that have to be resolved to
+    /// addresses (a host with several targets) are looked up again this often.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub ttl: u32,
-    /// Log the DNS changes that would be made; send none.
+    /// Log the DNS changes that would be made; send none. The zones are
+    /// still read (zone transfer), but nothing is written anywhere: no DNS
+    /// update, no GlobalIngress status, no finalizer, no Event.
     #[arg(long)]
     pub dry_run: bool,
+    /// Only publish the GlobalIngresses of this namespace (default: all).
+    /// Records this owner id published for other namespaces are left alone.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// How long one exchange with the DNS server (an UPDATE, a zone
+    /// transfer) may take before it counts as failed and is retried.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub dns_timeout: Duration,
+    /// Read every zone again this often (zone transfer) and repair records
+    /// of ours that were changed behind the glbc's back.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub resync_interval: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -25,6 +25,39 @@ pub const MANAGED_BY_VALUE: &str = "kcp-ingress";
 /// Annotation on a downstream copy naming its upstream origin (`namespace/name/uid`).
 pub const ORIGIN_ANNOTATION: &str = "kcp-ingress.dev/origin";
 
+/// Label on a downstream copy, and on a downstream namespace a syncer
+/// created, naming the Cluster whose syncer manages it (together with
+/// [`MANAGED_BY_LABEL`]). A syncer modifies or deletes only objects that
+/// carry both, with its own cluster's name.
+pub const SYNCER_LABEL: &str = "kcp-ingress.dev/syncer";
+/// Annotation on a downstream copy: a hash of what the syncer last applied,
+/// so that an upstream change is told apart from a no-op.
+pub const APPLIED_HASH_ANNOTATION: &str = "kcp-ingress.dev/applied-hash";
+/// Prefix of the annotation a syncer puts on an upstream object whose name is
+/// taken downstream by an object kcp-ingress does not manage:
+/// `conflict.kcp-ingress.dev/<cluster>`; its value says what is in the way.
+pub const CONFLICT_ANNOTATION_PREFIX: &str = "conflict.kcp-ingress.dev/";
+/// Prefix of the annotation a syncer puts on an upstream object that could
+/// not be synced (the cluster refused it, or it is malformed):
+/// `sync-error.kcp-ingress.dev/<cluster>`; its value is the error.
+pub const SYNC_ERROR_ANNOTATION_PREFIX: &str = "sync-error.kcp-ingress.dev/";
+/// kubectl's client-side apply record; not copied downstream.
+pub const KUBECTL_LAST_APPLIED_ANNOTATION: &str =
+    "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Finalizer the glbc puts on a GlobalIngress: held until the DNS server
+/// confirms that the root's records and ownership records are gone.
+pub const DNS_FINALIZER: &str = "kcp-ingress.dev/dns";
+/// First label of the glbc's ownership TXT record of a host:
+/// `_kcp-ingress.<host>`. Its content is
+/// `heritage=kcp-ingress,owner=<owner id>,root=<namespace>/<name>`.
+pub const OWNERSHIP_LABEL: &str = "_kcp-ingress";
+/// First label of the ownership TXT record of a wildcard host `*.<parent>`:
+/// `_kcp-ingress-wildcard.<parent>`.
+pub const OWNERSHIP_WILDCARD_LABEL: &str = "_kcp-ingress-wildcard";
+/// The `heritage=` value of an ownership TXT record.
+pub const OWNERSHIP_HERITAGE: &str = "kcp-ingress";
+
 /// Field manager of the ingress-controller.
 pub const CONTROLLER_MANAGER: &str = "kcp-ingress-controller";
 /// Field manager of the glbc.
@@ -62,6 +95,16 @@ pub fn syncer_finalizer(cluster: &str) -> String {
 /// The field manager of the syncer for `cluster`.
 pub fn syncer_manager(cluster: &str) -> String {
     format!("{SYNCER_MANAGER_PREFIX}{cluster}")
+}
+
+/// The conflict annotation of the syncer for `cluster`.
+pub fn conflict_annotation(cluster: &str) -> String {
+    format!("{CONFLICT_ANNOTATION_PREFIX}{cluster}")
+}
+
+/// The sync-error annotation of the syncer for `cluster`.
+pub fn sync_error_annotation(cluster: &str) -> String {
+    format!("{SYNC_ERROR_ANNOTATION_PREFIX}{cluster}")
 }
 
 #[cfg(test)]

@@ -17,6 +17,16 @@ pub enum DepKind {
     Secret,
 }
 
+impl DepKind {
+    /// The controller label of its reconciles in metrics.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            DepKind::Service => "services",
+            DepKind::Secret => "secrets",
+        }
+    }
+}
+
 /// A dependency: kind, namespace, name.
 pub type DepKey = (DepKind, String, String);
 

@@ -15,6 +15,7 @@ pub mod split;
 mod watch;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
@@ -49,6 +50,10 @@ pub enum ControllerError {
     },
     #[error("push-mode syncers stopped: {0}")]
     PushSyncers(#[from] crate::syncer::SyncerError),
+    #[error(transparent)]
+    Component(#[from] runtime::ComponentError),
+    #[error("lost the leader Lease; stopping so that the new leader alone writes")]
+    LostLeadership,
 }
 
 /// Concurrent reconciles per controller.
@@ -62,15 +67,14 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     )
     .await?;
     preflight(&client).await?;
-
-    let push = args.push_syncers.then(|| {
-        tokio::spawn(crate::syncer::push::run(
-            client.clone(),
-            args.resources.clone(),
-            args.heartbeat_interval,
-            shutdown.clone(),
-        ))
-    });
+    let component = runtime::start_component(
+        labels::CONTROLLER_MANAGER,
+        &client,
+        &args.admin,
+        &args.election,
+        &shutdown,
+    )
+    .await?;
 
     let (roots_tx, roots_rx) = mpsc::unbounded();
     let (services_tx, services_rx) = mpsc::unbounded();
@@ -86,7 +90,22 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    info!("caches synced; reconciling");
+    component.admin.set_ready(true);
+    // A standby keeps its caches warm and waits for the Lease.
+    let mut leading = component.leading.clone();
+    if !runtime::wait_for_leadership(&mut leading, &shutdown).await {
+        return Ok(());
+    }
+    let (work, lost) = runtime::work_token(component.leading.clone(), &shutdown);
+    info!("caches synced and leading; reconciling");
+    let push = args.push_syncers.then(|| {
+        tokio::spawn(crate::syncer::push::run(
+            client.clone(),
+            args.resources.clone(),
+            args.heartbeat_interval,
+            work.clone(),
+        ))
+    });
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -106,44 +125,35 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         ),
         health_threshold: args.health.health_threshold,
         failures: Mutex::new(Default::default()),
+        metrics: component.metrics.clone(),
+        converged: Mutex::new(Default::default()),
     });
     tokio::spawn(watch::follow_cluster_health(
         caches.clusters.clone(),
         caches.ingresses.clone(),
         ctx.triggers.clone(),
         args.health.health_threshold,
-        shutdown.clone(),
+        component.metrics.clone(),
+        work.clone(),
     ));
 
     let config = controller::Config::default().concurrency(CONCURRENCY);
     let roots = Controller::for_stream(futures::stream::pending(), caches.ingresses.clone())
         .with_config(config.clone())
         .reconcile_on(roots_rx)
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .graceful_shutdown_on(work.clone().cancelled_owned())
         .run(
             |root, ctx| async move {
-                let key = format!(
-                    "Ingress {}/{}",
-                    root.metadata.namespace.as_deref().unwrap_or(""),
-                    root.metadata.name.as_deref().unwrap_or("")
-                );
+                let key = reconcile::object_key("Ingress", &root.metadata);
+                let started = Instant::now();
                 let result = reconcile::reconcile_root(root, ctx.clone()).await;
-                if result.is_ok() {
-                    reconcile::succeeded(&ctx, &key);
-                }
+                let failed = matches!(&result, Err(e) if !leaves_remain(e));
+                ctx.finished("roots", &key, started, result.is_ok(), failed);
                 result
             },
             |root, err, ctx| {
-                let key = format!(
-                    "Ingress {}/{}",
-                    root.metadata.namespace.as_deref().unwrap_or(""),
-                    root.metadata.name.as_deref().unwrap_or("")
-                );
-                let waiting = matches!(
-                    err,
-                    finalizer::Error::CleanupFailed(ReconcileError::LeavesRemain(_))
-                );
-                reconcile::backoff(&ctx, key, err, waiting)
+                let key = reconcile::object_key("Ingress", &root.metadata);
+                reconcile::backoff(&ctx, key, err, leaves_remain(err))
             },
             ctx.clone(),
         )
@@ -153,7 +163,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         services_rx,
         DepKind::Service,
         &config,
-        &shutdown,
+        &work,
         ctx.clone(),
     );
     let secrets = dependency_controller::<Secret>(
@@ -161,7 +171,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         secrets_rx,
         DepKind::Secret,
         &config,
-        &shutdown,
+        &work,
         ctx.clone(),
     );
     tokio::join!(roots, services, secrets);
@@ -172,7 +182,17 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             Err(err) => error!(%err, "push-mode syncers panicked"),
         }
     }
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(ControllerError::LostLeadership);
+    }
     Ok(())
+}
+
+fn leaves_remain(err: &finalizer::Error<ReconcileError>) -> bool {
+    matches!(
+        err,
+        finalizer::Error::CleanupFailed(ReconcileError::LeavesRemain(_))
+    )
 }
 
 fn dependency_controller<K>(
@@ -198,23 +218,20 @@ where
         .graceful_shutdown_on(shutdown.clone().cancelled_owned())
         .run(
             move |object, ctx| async move {
-                let key = format!(
-                    "{kind:?} {}/{}",
-                    object.metadata.namespace.as_deref().unwrap_or(""),
-                    object.metadata.name.as_deref().unwrap_or("")
-                );
+                let key = reconcile::object_key(&format!("{kind:?}"), &object.metadata);
+                let started = Instant::now();
                 let result = reconcile::reconcile_dependency::<K>(object, ctx.clone(), kind).await;
-                if result.is_ok() {
-                    reconcile::succeeded(&ctx, &key);
-                }
+                ctx.finished(
+                    kind.metric_name(),
+                    &key,
+                    started,
+                    result.is_ok(),
+                    result.is_err(),
+                );
                 result
             },
             move |object, err: &ReconcileError, ctx| {
-                let key = format!(
-                    "{kind:?} {}/{}",
-                    object.metadata.namespace.as_deref().unwrap_or(""),
-                    object.metadata.name.as_deref().unwrap_or("")
-                );
+                let key = reconcile::object_key(&format!("{kind:?}"), &object.metadata);
                 reconcile::backoff(&ctx, key, err, false)
             },
             ctx,

@@ -1,9 +1,9 @@
 //! The I/O shell of the controller: read the caches, call the pure core,
 //! write only what differs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{Secret, Service};
@@ -26,6 +26,7 @@ use super::split;
 use crate::apis::condition::{condition, degraded};
 use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
 use crate::labels::{self, conditions};
+use crate::runtime::metrics::Metrics;
 
 /// Errors of one reconcile; the object is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +84,33 @@ pub struct Context {
     pub health_threshold: Duration,
     /// Consecutive failures per object, for the retry backoff.
     pub failures: Mutex<HashMap<String, u32>>,
+    pub metrics: Arc<Metrics>,
+    /// Roots whose convergence time was recorded (by uid).
+    pub converged: Mutex<HashSet<String>>,
+}
+
+impl Context {
+    /// Accounts for one finished reconcile: metrics, and a success resets
+    /// the object's backoff.
+    pub fn finished(&self, controller: &str, key: &str, started: Instant, ok: bool, failed: bool) {
+        self.metrics
+            .reconciled(controller, started.elapsed().as_secs_f64(), failed);
+        if ok {
+            self.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(key);
+        }
+    }
+}
+
+/// `Kind namespace/name`, for logs and the backoff table.
+pub fn object_key(kind: &str, meta: &kube::core::ObjectMeta) -> String {
+    format!(
+        "{kind} {}/{}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or("")
+    )
 }
 
 fn apply_params() -> PatchParams {
@@ -243,6 +271,7 @@ async fn apply_root(root: &Ingress, ctx: &Context) -> Result<Action, ReconcileEr
             });
         }
         write_root_status(root, &merge::root_entries(&views), ctx).await?;
+        record_convergence(root, &views, ctx);
     }
 
     let dependencies = check_dependencies(root, &previous, &now, ctx);
@@ -268,6 +297,26 @@ async fn apply_root(root: &Ingress, ctx: &Context) -> Result<Action, ReconcileEr
     };
     write_global(root, global.as_deref(), &views, verdict, &now, ctx).await?;
     Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// Observes, once per root, the time from its creation until every target
+/// cluster reported an address.
+fn record_convergence(root: &Ingress, views: &[ClusterView], ctx: &Context) {
+    if views.is_empty() || views.iter().any(|v| v.entries.is_empty()) {
+        return;
+    }
+    let (Some(uid), Some(created)) = (root.uid(), root.creation_timestamp()) else {
+        return;
+    };
+    if ctx
+        .converged
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(uid)
+    {
+        let seconds = Timestamp::now().duration_since(created.0).as_secs_f64();
+        ctx.metrics.root_convergence.observe(seconds.max(0.0));
+    }
 }
 
 fn index_keys(root: &Ingress) -> Vec<DepKey> {
@@ -586,6 +635,12 @@ async fn cleanup_root(root: &Ingress, ctx: &Context) -> Result<Action, Reconcile
     if remaining > 0 {
         return Err(ReconcileError::LeavesRemain(remaining));
     }
+    if let Some(uid) = root.uid() {
+        ctx.converged
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&uid);
+    }
     info!(root = %name, namespace = %ns, "root cleaned up; releasing its finalizer");
     Ok(Action::await_change())
 }
@@ -667,10 +722,4 @@ pub fn backoff(ctx: &Context, key: String, error: &dyn std::fmt::Display, waitin
         .min(Duration::from_secs(300));
     warn!(object = %key, attempt = *n, retry_in = ?delay, "reconcile failed: {error}");
     Action::requeue(delay)
-}
-
-/// Forgets the failures of an object that reconciled.
-pub fn succeeded(ctx: &Context, key: &str) {
-    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
-    failures.remove(key);
 }

@@ -347,6 +347,7 @@ pub async fn follow_cluster_health(
     roots: Store<Ingress>,
     triggers: Triggers,
     threshold: Duration,
+    metrics: std::sync::Arc<crate::runtime::metrics::Metrics>,
     shutdown: CancellationToken,
 ) {
     let mut known: HashMap<String, bool> = HashMap::new();
@@ -358,7 +359,13 @@ pub async fn follow_cluster_health(
             _ = tick.tick() => {}
         }
         let now = Timestamp::now();
-        for cluster in clusters.state() {
+        let all = clusters.state();
+        let healthy = all.iter().filter(|c| c.is_healthy(now, threshold)).count();
+        metrics
+            .healthy_clusters
+            .set(i64::try_from(healthy).unwrap_or(i64::MAX));
+        known.retain(|name, _| all.iter().any(|c| c.name_any() == *name));
+        for cluster in all {
             let name = cluster.name_any();
             let healthy = cluster.is_healthy(now, threshold);
             if known
