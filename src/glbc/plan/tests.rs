@@ -1,0 +1,705 @@
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use k8s_openapi::jiff::Timestamp;
+use proptest::prelude::*;
+
+use super::*;
+use crate::apis::LoadBalancerAddress;
+use crate::glbc::diff::{apply, diff};
+use crate::glbc::records::NameRecords;
+
+const OWNER: &str = "glbc-a";
+
+fn name(s: &str) -> DnsName {
+    DnsName::new_unchecked(s)
+}
+
+fn config() -> PlanConfig {
+    PlanConfig {
+        zones: vec![name("z.test")],
+        owner: OWNER.into(),
+        ttl: 42,
+        namespace: None,
+    }
+}
+
+fn ip(s: &str) -> LoadBalancerAddress {
+    LoadBalancerAddress {
+        ip: Some(s.into()),
+        hostname: None,
+    }
+}
+
+fn hostname(s: &str) -> LoadBalancerAddress {
+    LoadBalancerAddress {
+        ip: None,
+        hostname: Some(s.into()),
+    }
+}
+
+fn placed(cluster: &str, addresses: Vec<LoadBalancerAddress>) -> ClusterIngressStatus {
+    ClusterIngressStatus {
+        cluster: cluster.into(),
+        addresses,
+        healthy: true,
+        last_change_time: None,
+    }
+}
+
+fn root(ns: &str, n: &str, hosts: &[&str], clusters: Vec<ClusterIngressStatus>) -> RootInput {
+    RootInput {
+        key: RootKey::new(ns, n),
+        created: None,
+        deleting: false,
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        clusters,
+    }
+}
+
+fn healthy(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+fn empty_zone() -> BTreeMap<DnsName, ZoneRecords> {
+    BTreeMap::from([(name("z.test"), ZoneRecords::new(name("z.test")))])
+}
+
+fn rrset(ttl: u32, data: &[&str]) -> Rrset {
+    Rrset::new(ttl, data.iter().map(|d| d.to_string()))
+}
+
+fn run(
+    roots: &[RootInput],
+    healthy: &BTreeSet<String>,
+    known: &BTreeMap<DnsName, ZoneRecords>,
+) -> Plan {
+    plan(
+        &config(),
+        PlanInput {
+            roots,
+            healthy,
+            resolved: &BTreeMap::new(),
+            known,
+        },
+    )
+}
+
+fn outcome<'p>(plan: &'p Plan, ns: &str, n: &str, host: &str) -> &'p HostOutcome {
+    &plan.roots[&RootKey::new(ns, n)]
+        .hosts
+        .iter()
+        .find(|h| h.host == host)
+        .unwrap_or_else(|| panic!("no host {host}"))
+        .outcome
+}
+
+fn zone_after(plan: &Plan, known: &BTreeMap<DnsName, ZoneRecords>) -> ZoneRecords {
+    let mut zone = known[&name("z.test")].clone();
+    let changes = diff(&plan.zones[&name("z.test")], &zone);
+    apply(&mut zone, &changes);
+    zone
+}
+
+/// A zone where `host` is published (A) and owned by `owner` for `root`.
+fn published(host: &str, a: &[&str], owner: &str, root: &str) -> BTreeMap<DnsName, ZoneRecords> {
+    let mut known = empty_zone();
+    let zone = known.get_mut(&name("z.test")).unwrap();
+    let host = name(host);
+    zone.names.insert(
+        host.clone(),
+        NameRecords {
+            rrsets: BTreeMap::from([(RecordKind::A, rrset(42, a))]),
+            others: BTreeSet::new(),
+        },
+    );
+    zone.names.insert(
+        ownership::name_of(&host).unwrap(),
+        NameRecords {
+            rrsets: BTreeMap::from([(
+                RecordKind::Txt,
+                Rrset::new(42, [ownership::content(owner, root)]),
+            )]),
+            others: BTreeSet::new(),
+        },
+    );
+    known
+}
+
+#[test]
+fn healthy_clusters_addresses_become_a_and_aaaa_with_ownership() {
+    let roots = [root(
+        "ns",
+        "web",
+        &["b.z.test", "a.z.test"],
+        vec![
+            placed("c1", vec![ip("127.0.1.1")]),
+            placed("c2", vec![ip("127.0.1.2"), ip("fd00::2")]),
+            placed("c3", vec![ip("127.0.1.3")]),
+        ],
+    )];
+    let known = empty_zone();
+    let plan = run(&roots, &healthy(&["c1", "c2"]), &known);
+    let zone = zone_after(&plan, &known);
+    for host in ["a.z.test", "b.z.test"] {
+        let n = name(host);
+        assert_eq!(
+            zone.rrset(&n, RecordKind::A),
+            Some(&rrset(42, &["127.0.1.1", "127.0.1.2"]))
+        );
+        assert_eq!(
+            zone.rrset(&n, RecordKind::Aaaa),
+            Some(&rrset(42, &["fd00::2"]))
+        );
+        assert_eq!(zone.rrset(&n, RecordKind::Cname), None);
+        let txt = zone
+            .rrset(&ownership::name_of(&n).unwrap(), RecordKind::Txt)
+            .unwrap();
+        assert_eq!(txt, &Rrset::new(42, [ownership::content(OWNER, "ns/web")]));
+        assert!(matches!(
+            outcome(&plan, "ns", "web", host),
+            HostOutcome::Publish {
+                retained: false,
+                ..
+            }
+        ));
+    }
+    let root_plan = &plan.roots[&RootKey::new("ns", "web")];
+    assert_eq!((root_plan.placed, root_plan.healthy), (3, 2));
+    assert_eq!(
+        plan.publishers[&name("z.test")][&name("a.z.test")],
+        RootKey::new("ns", "web")
+    );
+}
+
+#[test]
+fn a_lone_hostname_is_a_cname_and_mixed_hostnames_are_resolved() {
+    let roots = [
+        root(
+            "ns",
+            "alone",
+            &["c.z.test"],
+            vec![placed("c1", vec![hostname("LB-1.example.net")])],
+        ),
+        root(
+            "ns",
+            "mixed",
+            &["m.z.test"],
+            vec![
+                placed("c1", vec![hostname("lb-1.example.net")]),
+                placed("c2", vec![ip("127.0.1.2")]),
+                placed("c3", vec![hostname("lb-3.example.net")]),
+            ],
+        ),
+    ];
+    let health = healthy(&["c1", "c2", "c3"]);
+    assert_eq!(
+        hostnames_to_resolve(&roots, &health, &config()),
+        BTreeSet::from([name("lb-1.example.net"), name("lb-3.example.net")])
+    );
+    let resolved = BTreeMap::from([(
+        name("lb-1.example.net"),
+        vec![
+            "127.0.0.1".parse::<IpAddr>().unwrap(),
+            "::1".parse().unwrap(),
+        ],
+    )]);
+    let known = empty_zone();
+    let planned = plan(
+        &config(),
+        PlanInput {
+            roots: &roots,
+            healthy: &health,
+            resolved: &resolved,
+            known: &known,
+        },
+    );
+    let zone = zone_after(&planned, &known);
+    assert_eq!(
+        zone.rrset(&name("c.z.test"), RecordKind::Cname),
+        Some(&rrset(42, &["lb-1.example.net."]))
+    );
+    assert_eq!(
+        zone.rrset(&name("m.z.test"), RecordKind::A),
+        Some(&rrset(42, &["127.0.0.1", "127.0.1.2"]))
+    );
+    assert_eq!(
+        zone.rrset(&name("m.z.test"), RecordKind::Aaaa),
+        Some(&rrset(42, &["::1"]))
+    );
+    let problems = &planned.roots[&RootKey::new("ns", "mixed")].problems;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("lb-3.example.net"), "{problems:?}");
+}
+
+#[test]
+fn wildcards_get_wildcard_records_and_bad_hosts_are_reported() {
+    let roots = [root(
+        "ns",
+        "w",
+        &["*.apps.z.test", "www.other.test", "bad_host.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1"), ip("not-an-ip")])],
+    )];
+    let known = empty_zone();
+    let plan = run(&roots, &healthy(&["c1"]), &known);
+    let zone = zone_after(&plan, &known);
+    assert!(zone.rrset(&name("*.apps.z.test"), RecordKind::A).is_some());
+    assert!(
+        zone.rrset(&name("_kcp-ingress-wildcard.apps.z.test"), RecordKind::Txt)
+            .is_some()
+    );
+    assert_eq!(
+        outcome(&plan, "ns", "w", "www.other.test"),
+        &HostOutcome::OutsideZones
+    );
+    assert!(matches!(
+        outcome(&plan, "ns", "w", "bad_host.z.test"),
+        HostOutcome::Invalid(_)
+    ));
+    assert!(plan.roots[&RootKey::new("ns", "w")].problems[0].contains("not-an-ip"));
+    // Nothing outside the zone is ever planned.
+    assert!(plan.zones.keys().all(|z| z == &name("z.test")));
+}
+
+#[test]
+fn a_zone_not_read_yet_decides_nothing() {
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let plan = run(&roots, &healthy(&["c1"]), &BTreeMap::new());
+    assert!(plan.zones.is_empty());
+    assert_eq!(
+        outcome(&plan, "ns", "r", "a.z.test"),
+        &HostOutcome::ZoneUnknown {
+            zone: name("z.test")
+        }
+    );
+}
+
+#[test]
+fn no_healthy_cluster_keeps_what_is_published() {
+    let known = published("a.z.test", &["127.0.1.1", "127.0.1.2"], OWNER, "ns/r");
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![
+            placed("c1", vec![ip("127.0.1.1")]),
+            placed("c2", vec![ip("127.0.1.9")]),
+        ],
+    )];
+    let plan = run(&roots, &healthy(&[]), &known);
+    assert!(
+        diff(&plan.zones[&name("z.test")], &known[&name("z.test")]).is_empty(),
+        "{plan:?}"
+    );
+    match outcome(&plan, "ns", "r", "a.z.test") {
+        HostOutcome::Publish {
+            retained, rrsets, ..
+        } => {
+            assert!(retained);
+            assert_eq!(
+                rrsets[&RecordKind::A],
+                rrset(42, &["127.0.1.1", "127.0.1.2"])
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = &plan.roots[&RootKey::new("ns", "r")];
+    assert_eq!((r.placed, r.healthy), (2, 0));
+
+    // Nothing published before: nothing to keep, nothing written.
+    let plan = run(&roots, &healthy(&[]), &empty_zone());
+    assert!(plan.zones.is_empty());
+    assert!(matches!(
+        outcome(&plan, "ns", "r", "a.z.test"),
+        HostOutcome::NoTargets { .. }
+    ));
+}
+
+#[test]
+fn a_root_placed_nowhere_releases_its_names() {
+    let known = published("a.z.test", &["127.0.1.1"], OWNER, "ns/r");
+    let roots = [root("ns", "r", &["a.z.test"], vec![])];
+    let plan = run(&roots, &healthy(&[]), &known);
+    let zone = zone_after(&plan, &known);
+    assert!(zone.names.is_empty(), "{zone:?}");
+}
+
+#[test]
+fn names_of_others_are_never_touched() {
+    let mut known = published("foreign.z.test", &["127.0.9.9"], "someone-else", "x/y");
+    let zone = known.get_mut(&name("z.test")).unwrap();
+    zone.names.insert(
+        name("taken.z.test"),
+        NameRecords {
+            rrsets: BTreeMap::from([(RecordKind::A, rrset(99, &["127.0.9.8"]))]),
+            others: BTreeSet::new(),
+        },
+    );
+    zone.names.insert(
+        name("mail.z.test"),
+        NameRecords {
+            rrsets: BTreeMap::new(),
+            others: BTreeSet::from(["MX".to_string()]),
+        },
+    );
+    let roots = [root(
+        "ns",
+        "r",
+        &[
+            "foreign.z.test",
+            "taken.z.test",
+            "mail.z.test",
+            "free.z.test",
+        ],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let plan = run(&roots, &healthy(&["c1"]), &known);
+    let desired = &plan.zones[&name("z.test")];
+    assert_eq!(
+        desired.keys().collect::<Vec<_>>(),
+        vec![&name("_kcp-ingress.free.z.test"), &name("free.z.test")]
+    );
+    for host in ["foreign.z.test", "taken.z.test", "mail.z.test"] {
+        match outcome(&plan, "ns", "r", host) {
+            HostOutcome::Conflict { reason, wanted, .. } => {
+                assert!(reason.contains(host), "{reason}");
+                assert_eq!(wanted[&RecordKind::A], rrset(42, &["127.0.1.1"]));
+            }
+            other => panic!("{host}: {other:?}"),
+        }
+    }
+    let HostOutcome::Conflict { reason, .. } = outcome(&plan, "ns", "r", "foreign.z.test") else {
+        unreachable!()
+    };
+    assert!(reason.contains("someone-else"), "{reason}");
+}
+
+#[test]
+fn the_current_publisher_keeps_a_shared_host_else_the_oldest_wins() {
+    let older = |mut r: RootInput, second: i64| {
+        r.created = Some(Timestamp::from_second(second).unwrap());
+        r
+    };
+    let a = older(
+        root(
+            "ns",
+            "a",
+            &["h.z.test"],
+            vec![placed("c1", vec![ip("127.0.1.1")])],
+        ),
+        100,
+    );
+    let b = older(
+        root(
+            "ns",
+            "b",
+            &["h.z.test"],
+            vec![placed("c1", vec![ip("127.0.1.2")])],
+        ),
+        200,
+    );
+    let roots = [b.clone(), a.clone()];
+    let plan = run(&roots, &healthy(&["c1"]), &empty_zone());
+    assert!(matches!(
+        outcome(&plan, "ns", "a", "h.z.test"),
+        HostOutcome::Publish { .. }
+    ));
+    let HostOutcome::Conflict { reason, .. } = outcome(&plan, "ns", "b", "h.z.test") else {
+        panic!("b should conflict")
+    };
+    assert!(reason.contains("ns/a"), "{reason}");
+
+    // b published it first: b keeps it.
+    let known = published("h.z.test", &["127.0.1.2"], OWNER, "ns/b");
+    let plan = run(&roots, &healthy(&["c1"]), &known);
+    assert!(matches!(
+        outcome(&plan, "ns", "b", "h.z.test"),
+        HostOutcome::Publish { .. }
+    ));
+    assert!(diff(&plan.zones[&name("z.test")], &known[&name("z.test")]).is_empty());
+}
+
+#[test]
+fn names_no_live_root_wants_are_released() {
+    let mut known = published("gone.z.test", &["127.0.1.1"], OWNER, "ns/gone");
+    let other = published("kept.z.test", &["127.0.1.1"], "someone-else", "ns/gone");
+    known
+        .get_mut(&name("z.test"))
+        .unwrap()
+        .names
+        .extend(other[&name("z.test")].names.clone());
+    let mut deleting = root(
+        "ns",
+        "d",
+        &["d.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    );
+    deleting.deleting = true;
+    let planned = run(&[deleting], &healthy(&["c1"]), &known);
+    let zone = zone_after(&planned, &known);
+    assert!(!zone.names.contains_key(&name("gone.z.test")));
+    assert!(!zone.names.contains_key(&name("_kcp-ingress.gone.z.test")));
+    assert!(!zone.names.contains_key(&name("d.z.test")));
+    assert!(zone.names.contains_key(&name("kept.z.test")));
+    assert!(planned.roots.is_empty());
+    assert!(!still_owns(&zone, OWNER, &RootKey::new("ns", "gone")));
+    assert!(still_owns(
+        &known[&name("z.test")],
+        OWNER,
+        &RootKey::new("ns", "gone")
+    ));
+
+    // A glbc limited to another namespace leaves them alone.
+    let scoped = PlanConfig {
+        namespace: Some("elsewhere".into()),
+        ..config()
+    };
+    let planned = plan(
+        &scoped,
+        PlanInput {
+            roots: &[],
+            healthy: &healthy(&[]),
+            resolved: &BTreeMap::new(),
+            known: &known,
+        },
+    );
+    assert!(planned.zones.is_empty(), "{planned:?}");
+}
+
+#[test]
+fn switching_between_cname_and_addresses_replaces_the_other_kind() {
+    let roots = [root(
+        "ns",
+        "r",
+        &["s.z.test"],
+        vec![placed("c1", vec![hostname("lb.example.net")])],
+    )];
+    let known = empty_zone();
+    let first = run(&roots, &healthy(&["c1"]), &known);
+    let zone = zone_after(&first, &known);
+    let known = BTreeMap::from([(name("z.test"), zone)]);
+    let roots = [root(
+        "ns",
+        "r",
+        &["s.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let second = run(&roots, &healthy(&["c1"]), &known);
+    let zone = zone_after(&second, &known);
+    assert_eq!(zone.rrset(&name("s.z.test"), RecordKind::Cname), None);
+    assert_eq!(
+        zone.rrset(&name("s.z.test"), RecordKind::A),
+        Some(&rrset(42, &["127.0.1.1"]))
+    );
+}
+
+// ---------------------------------------------------------------- properties
+
+const HOSTS: [&str; 5] = [
+    "a.z.test",
+    "b.z.test",
+    "*.w.z.test",
+    "x.other.test",
+    "c.z.test",
+];
+const CLUSTERS: [&str; 3] = ["c1", "c2", "c3"];
+
+fn arb_address() -> impl Strategy<Value = LoadBalancerAddress> {
+    prop_oneof![
+        (1u8..4).prop_map(|i| ip(&format!("127.0.1.{i}"))),
+        (1u8..3).prop_map(|i| ip(&format!("fd00::{i}"))),
+        (1u8..3).prop_map(|i| hostname(&format!("lb{i}.example.net"))),
+    ]
+}
+
+fn arb_root(index: usize) -> impl Strategy<Value = RootInput> {
+    (
+        prop::sample::subsequence(HOSTS.to_vec(), 0..3),
+        prop::sample::subsequence(CLUSTERS.to_vec(), 0..4),
+        prop::collection::vec(prop::collection::vec(arb_address(), 0..3), 3),
+        0i64..3,
+        prop::bool::weighted(0.15),
+    )
+        .prop_map(move |(hosts, clusters, addresses, created, deleting)| {
+            let mut r = root(
+                "ns",
+                &format!("r{index}"),
+                &hosts,
+                clusters
+                    .iter()
+                    .zip(addresses)
+                    .map(|(c, a)| placed(c, a))
+                    .collect(),
+            );
+            r.created = Some(Timestamp::from_second(created).unwrap());
+            r.deleting = deleting;
+            r
+        })
+}
+
+fn arb_roots() -> impl Strategy<Value = Vec<RootInput>> {
+    (0usize..4).prop_flat_map(|n| (0..n).map(arb_root).collect::<Vec<_>>())
+}
+
+/// A zone with a little of everything: our records for live or gone roots,
+/// another owner's, unexplained records.
+fn arb_known() -> impl Strategy<Value = BTreeMap<DnsName, ZoneRecords>> {
+    let entry = (
+        prop::sample::select(vec![
+            "a.z.test",
+            "b.z.test",
+            "*.w.z.test",
+            "c.z.test",
+            "d.z.test",
+        ]),
+        prop_oneof![
+            (0usize..5).prop_map(|i| Some((OWNER, format!("ns/r{i}")))),
+            Just(Some(("other", "ns/r0".to_string()))),
+            Just(None),
+        ],
+        prop::sample::subsequence(vec!["127.0.1.1", "127.0.1.7"], 1..3),
+    );
+    prop::collection::vec(entry, 0..4).prop_map(|entries| {
+        let mut known = empty_zone();
+        let zone = known.get_mut(&name("z.test")).unwrap();
+        for (host, owner, a) in entries {
+            let host = name(host);
+            zone.names.insert(
+                host.clone(),
+                NameRecords {
+                    rrsets: BTreeMap::from([(RecordKind::A, rrset(60, &a))]),
+                    others: BTreeSet::new(),
+                },
+            );
+            let txt_name = ownership::name_of(&host).unwrap();
+            match owner {
+                Some((owner, root)) => {
+                    zone.names.insert(
+                        txt_name,
+                        NameRecords {
+                            rrsets: BTreeMap::from([(
+                                RecordKind::Txt,
+                                Rrset::new(42, [ownership::content(owner, &root)]),
+                            )]),
+                            others: BTreeSet::new(),
+                        },
+                    );
+                }
+                None => {
+                    zone.names.remove(&txt_name);
+                }
+            }
+        }
+        known
+    })
+}
+
+fn arb_healthy() -> impl Strategy<Value = BTreeSet<String>> {
+    prop::sample::subsequence(CLUSTERS.to_vec(), 0..4)
+        .prop_map(|c| c.into_iter().map(String::from).collect())
+}
+
+fn resolved() -> BTreeMap<DnsName, Vec<IpAddr>> {
+    BTreeMap::from([(name("lb1.example.net"), vec!["127.0.2.1".parse().unwrap()])])
+}
+
+fn plan_of(
+    roots: &[RootInput],
+    healthy: &BTreeSet<String>,
+    known: &BTreeMap<DnsName, ZoneRecords>,
+) -> Plan {
+    plan(
+        &config(),
+        PlanInput {
+            roots,
+            healthy,
+            resolved: &resolved(),
+            known,
+        },
+    )
+}
+
+/// Whether our ownership record stands at the ownership name of `host`.
+fn ours(zone: &ZoneRecords, host: &DnsName) -> bool {
+    ownership::name_of(host)
+        .and_then(|n| zone.rrset(&n, RecordKind::Txt))
+        .is_some_and(|t| {
+            t.data
+                .iter()
+                .filter_map(|d| ownership::parse(d))
+                .any(|o| o.owner == OWNER)
+        })
+}
+
+proptest! {
+    #[test]
+    fn the_plan_does_not_depend_on_the_order_of_roots(
+        roots in arb_roots(), healthy in arb_healthy(), known in arb_known()
+    ) {
+        let forward = plan_of(&roots, &healthy, &known);
+        let mut reversed = roots.clone();
+        reversed.reverse();
+        prop_assert_eq!(forward, plan_of(&reversed, &healthy, &known));
+    }
+
+    #[test]
+    fn one_application_converges(
+        roots in arb_roots(), healthy in arb_healthy(), known in arb_known()
+    ) {
+        let first = plan_of(&roots, &healthy, &known);
+        let mut after = known.clone();
+        for (zone, desired) in &first.zones {
+            let state = after.get_mut(zone).unwrap();
+            let changes = diff(desired, state);
+            apply(state, &changes);
+        }
+        let second = plan_of(&roots, &healthy, &after);
+        for (zone, desired) in &second.zones {
+            prop_assert!(diff(desired, &after[zone]).is_empty(), "{:?}", desired);
+        }
+    }
+
+    #[test]
+    fn names_of_others_are_never_written(
+        roots in arb_roots(), healthy in arb_healthy(), known in arb_known()
+    ) {
+        let plan = plan_of(&roots, &healthy, &known);
+        let zone = &known[&name("z.test")];
+        for n in plan.zones.get(&name("z.test")).into_iter().flat_map(|d| d.keys()) {
+            let host = ownership::unit_of(n);
+            let free = !zone.names.contains_key(&host)
+                && ownership::name_of(&host).is_none_or(|o| !zone.names.contains_key(&o));
+            prop_assert!(free || ours(zone, &host), "{} is not ours: {:?}", n, zone);
+        }
+    }
+
+    #[test]
+    fn lost_health_never_empties_a_published_name(
+        roots in arb_roots(), known in arb_known()
+    ) {
+        let plan = plan_of(&roots, &BTreeSet::new(), &known);
+        let zone = &known[&name("z.test")];
+        let mut after = zone.clone();
+        if let Some(desired) = plan.zones.get(&name("z.test")) {
+            let changes = diff(desired, &after);
+            apply(&mut after, &changes);
+        }
+        // A name still wanted by a live, placed root that published it keeps its records.
+        for root in roots.iter().filter(|r| !r.deleting && !r.clusters.is_empty()) {
+            for host in &root.hosts {
+                let Ok(host) = DnsName::parse_host(host) else { continue };
+                let Some(HostOutcome::Publish { .. }) = plan.roots[&root.key]
+                    .hosts.iter().find(|h| DnsName::parse_host(&h.host).ok() == Some(host.clone()))
+                    .map(|h| &h.outcome) else { continue };
+                let before: Vec<_> = RecordKind::HOST.iter().map(|k| zone.rrset(&host, *k)).collect();
+                let now: Vec<_> = RecordKind::HOST.iter().map(|k| after.rrset(&host, *k)).collect();
+                prop_assert_eq!(before, now);
+            }
+        }
+    }
+}
