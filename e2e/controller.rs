@@ -920,3 +920,187 @@ pub async fn bad_input_is_reported_not_fatal(env: &TestEnv) -> anyhow::Result<()
     .await?;
     world.remove_clusters().await
 }
+
+/// A free loopback port (the listener is closed before the port is used).
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// A plain HTTP GET on loopback: status code and body.
+async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .context("no HTTP status")?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of a metric sample line that starts with `prefix`.
+fn metric(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Two controllers with leader election: only the Lease holder writes; when
+/// it is killed the other takes over within the lease duration; a graceful
+/// stop releases the Lease at once. /metrics and /readyz tell the truth.
+pub async fn leader_election_fails_over(env: &TestEnv) -> anyhow::Result<()> {
+    const LEASE: &str = "3s";
+    let mut world = World::new(env, "lead").await?;
+    world.controller.kill();
+    let namespaces: Api<Namespace> = Api::all(world.client.clone());
+    if namespaces.get_opt("kcp-ingress-system").await?.is_none() {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "kcp-ingress-system"}}))?,
+            )
+            .await?;
+    }
+    let leases: Api<k8s_openapi::api::coordination::v1::Lease> =
+        Api::namespaced(world.client.clone(), "kcp-ingress-system");
+    let holder = || {
+        let leases = leases.clone();
+        async move {
+            anyhow::Ok(
+                leases
+                    .get_opt(labels::CONTROLLER_MANAGER)
+                    .await?
+                    .and_then(|l| l.spec?.holder_identity)
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let kubeconfig = env.kubeconfig("control-plane");
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?.to_string();
+    let (port_a, port_b) = (free_port()?, free_port()?);
+    let start = |name: &str, port: u16| {
+        let admin = format!("127.0.0.1:{port}");
+        env.spawn_kcp_ingress(
+            &format!("controller-lead-{name}"),
+            &[
+                "controller",
+                "--kubeconfig",
+                &kubeconfig,
+                "--leader-elect",
+                "--lease-duration",
+                LEASE,
+                "--identity",
+                name,
+                "--admin-address",
+                &admin,
+            ],
+        )
+    };
+    let mut a = start("a", port_a)?;
+    eventually("a holds the Lease", CONVERGE, || async {
+        Ok((holder().await? == "a").then_some(()))
+    })
+    .await?;
+    let b = start("b", port_b)?;
+    // b becomes ready (caches synced) but stays a standby.
+    eventually("b is ready", CONVERGE, || async {
+        Ok(matches!(http_get(port_b, "/readyz").await, Ok((200, _))).then_some(()))
+    })
+    .await?;
+
+    let cluster = world.add_cluster(1, &[]).await?;
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    let before = metric(
+        &http_get(port_a, "/metrics").await?.1,
+        "kcp_ingress_reconciles_total{controller=\"roots\"}",
+    )
+    .unwrap_or(0.0);
+    world.create_root("one", None).await?;
+    world
+        .leaves_converge("one", std::slice::from_ref(&cluster))
+        .await?;
+    let metrics_a = http_get(port_a, "/metrics").await?.1;
+    let after = metric(
+        &metrics_a,
+        "kcp_ingress_reconciles_total{controller=\"roots\"}",
+    )
+    .unwrap_or(0.0);
+    ensure!(
+        after > before,
+        "the leader's reconcile counter did not move ({before} -> {after})"
+    );
+    ensure!(
+        metric(&metrics_a, "kcp_ingress_leader").is_some_and(|v| v == 1.0),
+        "a does not report leading:\n{metrics_a}"
+    );
+    let metrics_b = http_get(port_b, "/metrics").await?.1;
+    ensure!(
+        metric(&metrics_b, "kcp_ingress_leader").is_some_and(|v| v == 0.0),
+        "b reports leading:\n{metrics_b}"
+    );
+    ensure!(
+        !b.log().contains("created leaf"),
+        "the standby wrote:\n{}",
+        b.log()
+    );
+
+    // The leader dies without releasing the Lease: b takes over within the lease duration.
+    a.kill();
+    let killed = std::time::Instant::now();
+    eventually("b holds the Lease", Duration::from_secs(10), || async {
+        Ok((holder().await? == "b").then_some(()))
+    })
+    .await?;
+    let takeover = killed.elapsed();
+    ensure!(
+        takeover <= Duration::from_secs(3) + Duration::from_secs(2),
+        "takeover took {takeover:?}"
+    );
+    world.create_root("two", None).await?;
+    world
+        .leaves_converge("two", std::slice::from_ref(&cluster))
+        .await?;
+    // Nothing written twice: every leaf of "one" and "two" exists once, with one controller entry.
+    for root in ["one", "two"] {
+        for leaf in world.leaves(root).await?.values() {
+            let managers = leaf
+                .managed_fields()
+                .iter()
+                .filter(|m| m.manager.as_deref() == Some(labels::CONTROLLER_MANAGER))
+                .count();
+            ensure!(
+                managers == 1,
+                "{} has {managers} controller field-manager entries",
+                leaf.name_any()
+            );
+        }
+    }
+
+    // A graceful stop releases the Lease at once.
+    let mut b = b;
+    ensure!(
+        b.terminate(Duration::from_secs(10)),
+        "b did not stop cleanly on SIGTERM"
+    );
+    ensure!(
+        holder().await?.is_empty(),
+        "b did not release the Lease on SIGTERM"
+    );
+    world.remove_clusters().await
+}

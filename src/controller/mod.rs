@@ -94,6 +94,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     // A standby keeps its caches warm and waits for the Lease.
     let mut leading = component.leading.clone();
     if !runtime::wait_for_leadership(&mut leading, &shutdown).await {
+        component.stopped().await;
         return Ok(());
     }
     let (work, lost) = runtime::work_token(component.leading.clone(), &shutdown);
@@ -182,6 +183,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             Err(err) => error!(%err, "push-mode syncers panicked"),
         }
     }
+    component.stopped().await;
     if lost.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(ControllerError::LostLeadership);
     }

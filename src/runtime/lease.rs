@@ -209,9 +209,13 @@ impl Elector {
     /// Campaigns until `shutdown`: the returned channel says whether we lead.
     /// Leadership is dropped (false) as soon as a renewal fails past the
     /// Lease's duration. On shutdown a held Lease is released.
-    pub fn run(self, shutdown: CancellationToken) -> watch::Receiver<bool> {
+    /// The task ends once a held Lease is released: await it before exiting.
+    pub fn run(
+        self,
+        shutdown: CancellationToken,
+    ) -> (watch::Receiver<bool>, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(false);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let mut last_renewed = tokio::time::Instant::now();
             loop {
                 let wait = match self.step().await {
@@ -247,7 +251,7 @@ impl Elector {
                 }
             }
         });
-        rx
+        (rx, task)
     }
 }
 

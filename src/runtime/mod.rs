@@ -113,6 +113,17 @@ pub struct Component {
     pub metrics: std::sync::Arc<metrics::Metrics>,
     pub admin: std::sync::Arc<admin::AdminState>,
     pub leading: tokio::sync::watch::Receiver<bool>,
+    campaign: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Component {
+    /// Waits for the end of the campaign (after shutdown: a held Lease has
+    /// then been released). Call it last, before the process exits.
+    pub async fn stopped(self) {
+        if let Some(campaign) = self.campaign {
+            let _ = campaign.await;
+        }
+    }
 }
 
 /// Errors of setting up a component.
@@ -137,20 +148,21 @@ pub async fn start_component(
     if let Some(address) = admin_args.admin_address {
         admin::serve(address, admin.clone(), shutdown.clone()).await?;
     }
-    let leading = if election.leader_elect {
+    let (leading, campaign) = if election.leader_elect {
         let identity = election.identity.clone().unwrap_or_else(default_identity);
         let name = election.lease_name.as_deref().unwrap_or(manager);
         tracing::info!(lease = %format!("{}/{name}", election.lease_namespace), %identity, "campaigning for leadership");
-        lease::Elector::new(
+        let (leading, task) = lease::Elector::new(
             client.clone(),
             &election.lease_namespace,
             name,
             &identity,
             election.lease_duration,
         )
-        .run(shutdown.clone())
+        .run(shutdown.clone());
+        (leading, Some(task))
     } else {
-        tokio::sync::watch::channel(true).1
+        (tokio::sync::watch::channel(true).1, None)
     };
     let gauge = metrics.clone();
     let mut watch_leading = leading.clone();
@@ -168,6 +180,7 @@ pub async fn start_component(
         metrics,
         admin,
         leading,
+        campaign,
     })
 }
 
