@@ -969,6 +969,12 @@ apply_crds() {
   shopt -s nullglob
   files=("$crd_dir"/*.yaml "$crd_dir"/*.yml)
   shopt -u nullglob
+  # a kustomization.yaml beside the CRDs is for kustomize, not the apiserver
+  local -a objects=()
+  for doc in "${files[@]}"; do
+    [[ ${doc##*/} == kustomization.y*ml ]] || objects+=("$doc")
+  done
+  files=("${objects[@]}")
   ((${#files[@]} > 0)) || { note "no CRD YAML in $crd_dir"; return 0; }
   # split multi-document files on "---" lines; drop documents without content
   awk -v out="$DIR/crds/doc" '

@@ -58,6 +58,29 @@ pub fn manifests() -> Result<Vec<Manifest>, CrdgenError> {
         .collect()
 }
 
+/// The `kustomization.yaml` that lists the CRD manifests, so that
+/// `config/crd` can be a kustomize base.
+pub fn kustomization() -> Result<Manifest, CrdgenError> {
+    let resources: Vec<String> = manifests()?
+        .into_iter()
+        .map(|m| format!("  - {}\n", m.file_name))
+        .collect();
+    Ok(Manifest {
+        file_name: "kustomization.yaml".into(),
+        text: format!(
+            "{HEADER}apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n{}",
+            resources.concat()
+        ),
+    })
+}
+
+/// Every file `crdgen` writes: the CRDs and their kustomization.
+fn files() -> Result<Vec<Manifest>, CrdgenError> {
+    let mut all = manifests()?;
+    all.push(kustomization()?);
+    Ok(all)
+}
+
 /// Writes every manifest into `dir` (created if missing); returns the paths written.
 pub fn write(dir: &Path) -> Result<Vec<PathBuf>, CrdgenError> {
     std::fs::create_dir_all(dir).map_err(|source| CrdgenError::Io {
@@ -65,7 +88,7 @@ pub fn write(dir: &Path) -> Result<Vec<PathBuf>, CrdgenError> {
         path: dir.to_path_buf(),
         source,
     })?;
-    manifests()?
+    files()?
         .into_iter()
         .map(|m| {
             let path = dir.join(&m.file_name);
@@ -102,7 +125,7 @@ impl std::fmt::Display for Drift {
 
 /// Compares `dir` with the generated manifests; an empty list means up to date.
 pub fn check(dir: &Path) -> Result<Vec<Drift>, CrdgenError> {
-    let manifests = manifests()?;
+    let manifests = files()?;
     let mut drift = Vec::new();
     for m in &manifests {
         let path = dir.join(&m.file_name);
@@ -188,6 +211,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("crdgen-check-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let paths = write(&dir).unwrap();
+        assert_eq!(paths.len(), 3, "two CRDs and their kustomization");
         assert_eq!(check(&dir).unwrap(), vec![]);
 
         std::fs::write(&paths[0], "stale").unwrap();
