@@ -10,7 +10,6 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/* \
  && rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
-# Dependencies first, so that a source change does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY e2e ./e2e
