@@ -110,6 +110,23 @@ impl TestEnv {
         })
     }
 
+    /// Stops (`"stop"`) or starts again (`"start"`) one server of the
+    /// environment (`named`, `etcd`, `control-plane`, `cluster-K`) through
+    /// `hack/test-env.sh`; its data and port stay the same.
+    #[allow(dead_code, reason = "used by the component test groups")]
+    pub fn server(&self, action: &str, server: &str) -> anyhow::Result<()> {
+        let status = Command::new(script())
+            .args([action, "--dir"])
+            .arg(&self.dir)
+            .args(["--server", server])
+            .status()
+            .with_context(|| format!("running hack/test-env.sh {action} --server {server}"))?;
+        if !status.success() {
+            bail!("hack/test-env.sh {action} --server {server} failed ({status})");
+        }
+        Ok(())
+    }
+
     /// Path of a kubeconfig: `control-plane` or `cluster-K`.
     pub fn kubeconfig(&self, name: &str) -> PathBuf {
         self.dir.join(format!("{name}.kubeconfig"))
@@ -216,6 +233,11 @@ impl Process {
         let _ = self.child.kill();
         let _ = self.child.wait();
         false
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.

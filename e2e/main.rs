@@ -9,6 +9,7 @@
 
 mod controller;
 mod env;
+mod glbc;
 mod smoke;
 #[allow(dead_code, reason = "used by the component test groups")]
 mod support;
@@ -81,6 +82,23 @@ fn groups() -> Vec<Group> {
                 controller::killed_mid_convergence_converges_without_duplicates,
                 controller::bad_input_is_reported_not_fatal,
                 controller::leader_election_fails_over,
+            ],
+        },
+        Group {
+            name: "glbc",
+            clusters: 3,
+            // Some tests stop BIND or count every update it applied.
+            serial: true,
+            tests: tests![
+                glbc::publishes_the_healthy_clusters_of_every_host,
+                glbc::heartbeat_loss_and_return_move_the_answers,
+                glbc::all_clusters_unhealthy_keeps_the_answers,
+                glbc::deleting_the_root_removes_its_records,
+                glbc::foreign_records_are_never_touched,
+                glbc::restart_sends_nothing_for_unchanged_names,
+                glbc::dns_outage_during_a_change_converges,
+                glbc::a_wrong_tsig_secret_is_reported,
+                glbc::dry_run_changes_nothing,
             ],
         },
     ]

@@ -324,7 +324,9 @@ impl Reconciler {
     async fn pass(&mut self) -> Option<Instant> {
         let now = Instant::now();
         let now_ts = Timestamp::now();
-        let now_time = Time(now_ts);
+        // Whole seconds, as the API server stores a Time: a value written
+        // now compares equal when read back.
+        let now_time = Time(Timestamp::from_second(now_ts.as_second()).unwrap_or(now_ts));
         let mut wake = Wake::default();
         self.writes_failed = false;
 

@@ -177,11 +177,12 @@ pub enum DnsError {
     #[error("cannot reach DNS server {server}: {source}")]
     Unreachable {
         server: std::net::SocketAddr,
-        source: hickory_net::NetError,
+        source: Box<hickory_net::NetError>,
     },
     #[error(
         "DNS server {server} rejected the TSIG signature of key {key:?} \
-         (answer {rcode}, TSIG error {tsig_error:?}): check the key name, algorithm and secret"
+         (answer {rcode}, TSIG error {}): check the key name, algorithm and secret",
+        tsig_error_name(*.tsig_error)
     )]
     TsigRejected {
         server: std::net::SocketAddr,
@@ -199,8 +200,20 @@ pub enum DnsError {
     #[error("DNS exchange with {server} failed: {source}")]
     Exchange {
         server: std::net::SocketAddr,
-        source: hickory_net::NetError,
+        source: Box<hickory_net::NetError>,
     },
+}
+
+/// The RFC 8945 name of a TSIG error.
+fn tsig_error_name(error: Option<TsigError>) -> String {
+    match error {
+        None => "none".into(),
+        Some(TsigError::BadSig) => "BADSIG (wrong secret or algorithm)".into(),
+        Some(TsigError::BadKey) => "BADKEY (the server does not know the key)".into(),
+        Some(TsigError::BadTime) => "BADTIME (clocks differ too much)".into(),
+        Some(TsigError::BadTrunc) => "BADTRUNC".into(),
+        Some(TsigError::Unknown(code)) => format!("{code}"),
+    }
 }
 
 #[cfg(test)]

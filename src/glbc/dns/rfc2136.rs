@@ -136,7 +136,7 @@ impl Rfc2136Client {
         );
         let stream = connect.await.map_err(|source| DnsError::Unreachable {
             server: self.server,
-            source,
+            source: Box::new(source),
         })?;
         let mut multiplexer = DnsMultiplexer::new(stream, handle).with_timeout(self.timeout);
         if signed {
@@ -158,7 +158,7 @@ impl Rfc2136Client {
             Err(source) => {
                 return Err(DnsError::Exchange {
                     server: self.server,
-                    source,
+                    source: Box::new(source),
                 });
             }
         };
@@ -177,7 +177,7 @@ impl Rfc2136Client {
                 Err(source) => {
                     return Err(DnsError::Exchange {
                         server: self.server,
-                        source,
+                        source: Box::new(source),
                     });
                 }
             };
@@ -240,7 +240,7 @@ impl Rfc2136Client {
                 .await
                 .map_err(|source| DnsError::Exchange {
                     server: self.server,
-                    source,
+                    source: Box::new(source),
                 })
         };
         match probe.await {
@@ -270,7 +270,10 @@ pub async fn query(
     let response = client
         .query(name.clone(), DNSClass::IN, record_type)
         .await
-        .map_err(|source| DnsError::Exchange { server, source })?;
+        .map_err(|source| DnsError::Exchange {
+            server,
+            source: Box::new(source),
+        })?;
     Ok((response.metadata.response_code, response.answers.clone()))
 }
 
