@@ -13,6 +13,7 @@ mod glbc;
 mod smoke;
 #[allow(dead_code, reason = "used by the component test groups")]
 mod support;
+mod syncer;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -99,6 +100,23 @@ fn groups() -> Vec<Group> {
                 glbc::dns_outage_during_a_change_converges,
                 glbc::a_wrong_tsig_secret_is_reported,
                 glbc::dry_run_changes_nothing,
+            ],
+        },
+        Group {
+            name: "syncer",
+            clusters: 2,
+            // One test stops a physical cluster's apiserver.
+            serial: true,
+            tests: tests![
+                syncer::placed_objects_appear_downstream_stripped_and_follow_edits,
+                syncer::downstream_edits_and_deletes_are_undone,
+                syncer::downstream_status_reaches_the_leaf,
+                syncer::unplacing_or_deleting_upstream_deletes_downstream,
+                syncer::foreign_downstream_object_is_left_alone_and_reported,
+                syncer::apiserver_outage_is_seen_within_a_heartbeat_and_recovers,
+                syncer::restarted_syncer_converges_without_duplicates,
+                syncer::push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret,
+                syncer::bad_input_is_reported_and_the_syncer_keeps_running,
             ],
         },
     ]

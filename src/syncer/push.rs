@@ -1,18 +1,204 @@
 //! Push mode: the controller runs one syncer task for every Cluster that has
-//! `spec.kubeconfigSecretRef`.
+//! `spec.kubeconfigSecretRef`. A Cluster that gains such a reference gets a
+//! syncer; one that loses it, or is deleted, has its syncer stopped; a
+//! deleted Cluster also has its finalizers released.
 
+use std::collections::{BTreeMap, HashMap};
+use std::pin::pin;
 use std::time::Duration;
 
-use super::SyncerError;
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, watcher};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{error, info, warn};
+
+use super::naming::ResourceSpec;
+use super::source::DownstreamSource;
+use super::{SyncerError, check_interval, cluster};
+use crate::apis::{Cluster, KubeconfigSecretRef};
 use crate::runtime::CancellationToken;
+
+struct Running {
+    secret: KubeconfigSecretRef,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
 
 /// Runs a syncer for every Cluster with a kubeconfig Secret, starting and
 /// stopping them as such Clusters come and go, until `shutdown`.
 pub async fn run(
-    _upstream: kube::Client,
-    _resources: Vec<String>,
-    _heartbeat_interval: Duration,
-    _shutdown: CancellationToken,
+    upstream: kube::Client,
+    resources: Vec<String>,
+    heartbeat_interval: Duration,
+    shutdown: CancellationToken,
 ) -> Result<(), SyncerError> {
-    Err(SyncerError::NotImplemented)
+    let checked = ResourceSpec::parse_all(&resources)
+        .map_err(SyncerError::from)
+        .and_then(|specs| check_interval(heartbeat_interval).map(|()| specs));
+    let specs = match checked {
+        Ok(specs) => specs,
+        Err(err) => {
+            error!(%err, "push-mode syncers cannot start");
+            return Err(err);
+        }
+    };
+    info!(
+        resources = %specs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        "push mode: running a syncer for every Cluster with spec.kubeconfigSecretRef"
+    );
+    let (store, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(
+            Api::<Cluster>::all(upstream.clone()),
+            watcher::Config::default(),
+        )
+        .default_backoff(),
+    );
+    let mut stream = pin!(stream);
+    let mut running: HashMap<String, Running> = HashMap::new();
+    let mut releases = JoinSet::new();
+    let mut listed = false;
+    loop {
+        let event = tokio::select! {
+            event = stream.next() => event,
+            () = shutdown.cancelled() => break,
+        };
+        match event {
+            None => break,
+            Some(Err(err)) => {
+                warn!(%err, "push mode: cannot watch Clusters; retrying with backoff");
+                continue;
+            }
+            Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
+            Some(Ok(watcher::Event::InitDone)) => listed = true,
+            Some(Ok(_)) => {}
+        }
+        if !listed {
+            continue;
+        }
+        converge(
+            &store,
+            &mut running,
+            &mut releases,
+            &upstream,
+            &specs,
+            heartbeat_interval,
+            &shutdown,
+        )
+        .await;
+        while releases.try_join_next().is_some() {}
+    }
+    for (name, r) in running.drain() {
+        r.cancel.cancel();
+        if let Err(err) = r.task.await {
+            warn!(cluster = name, %err, "push-mode syncer ended abnormally");
+        }
+    }
+    releases.shutdown().await;
+    info!("push-mode syncers stopped");
+    Ok(())
+}
+
+/// Starts and stops syncers so that exactly the Clusters with a kubeconfig
+/// Secret (and not being deleted) have one.
+async fn converge(
+    store: &Store<Cluster>,
+    running: &mut HashMap<String, Running>,
+    releases: &mut JoinSet<()>,
+    upstream: &kube::Client,
+    specs: &[ResourceSpec],
+    heartbeat_interval: Duration,
+    shutdown: &CancellationToken,
+) {
+    let clusters: BTreeMap<String, std::sync::Arc<Cluster>> = store
+        .state()
+        .into_iter()
+        .map(|c| (c.name_any(), c))
+        .collect();
+    let wanted: BTreeMap<&String, &KubeconfigSecretRef> = clusters
+        .iter()
+        .filter(|(_, c)| c.metadata.deletion_timestamp.is_none())
+        .filter_map(|(name, c)| Some((name, c.spec.kubeconfig_secret_ref.as_ref()?)))
+        .collect();
+
+    let stale: Vec<String> = running
+        .iter()
+        .filter(|(name, r)| wanted.get(name).is_none_or(|s| **s != r.secret))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in stale {
+        let Some(r) = running.remove(&name) else {
+            continue;
+        };
+        r.cancel.cancel();
+        if let Err(err) = r.task.await {
+            warn!(cluster = name, %err, "push-mode syncer ended abnormally");
+        }
+        let gone = clusters
+            .get(&name)
+            .is_none_or(|c| c.metadata.deletion_timestamp.is_some());
+        if gone {
+            info!(
+                cluster = name,
+                "Cluster deleted: its syncer stopped; releasing its finalizers"
+            );
+            let (upstream, specs, name) = (upstream.clone(), specs.to_vec(), name.clone());
+            let shutdown = shutdown.clone();
+            releases.spawn(async move {
+                let mut failures = 0u32;
+                loop {
+                    match cluster::release_finalizers(&upstream, &name, &specs).await {
+                        Ok(()) => return,
+                        Err(err) => {
+                            failures += 1;
+                            warn!(cluster = name, %err, "cannot release the finalizers yet; retrying");
+                            let delay = super::queue::retry_delay(failures + 2);
+                            tokio::select! {
+                                () = tokio::time::sleep(delay) => {}
+                                () = shutdown.cancelled() => return,
+                            }
+                        }
+                    }
+                }
+            });
+        } else {
+            info!(
+                cluster = name,
+                "Cluster has no (or another) kubeconfig Secret: its push-mode syncer stopped"
+            );
+        }
+    }
+
+    for (name, secret) in wanted {
+        if running.contains_key(name) {
+            continue;
+        }
+        info!(
+            cluster = name,
+            secret = %format!("{}/{}", secret.namespace, secret.name),
+            "starting a push-mode syncer"
+        );
+        let cancel = shutdown.child_token();
+        let task = tokio::spawn(cluster::run(
+            upstream.clone(),
+            name.clone(),
+            DownstreamSource::Secret(secret.clone()),
+            specs.to_vec(),
+            heartbeat_interval,
+            cancel.clone(),
+        ));
+        running.insert(
+            name.clone(),
+            Running {
+                secret: secret.clone(),
+                cancel,
+                task,
+            },
+        );
+    }
 }

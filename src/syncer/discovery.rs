@@ -1,0 +1,174 @@
+//! Which of the `--resources` types can be synced: API discovery on the
+//! control plane (the version it prefers) and on the physical cluster (it
+//! must serve that same version). A type one side does not serve is
+//! reported, not fatal.
+
+use std::collections::BTreeMap;
+
+use kube::discovery::{self, ApiCapabilities, ApiGroup, ApiResource, Scope, verbs};
+
+use super::naming::ResourceSpec;
+
+/// A type both sides serve.
+#[derive(Clone, Debug)]
+pub struct SyncType {
+    pub spec: ResourceSpec,
+    /// The upstream's preferred version, served downstream too.
+    pub ar: ApiResource,
+    /// Whether downstream status travels up (Ingresses: leaf status).
+    pub status_up: bool,
+}
+
+/// What discovery found for one `--resources` entry.
+#[derive(Clone, Debug)]
+pub enum Resolved {
+    Served(SyncType),
+    NotServed { spec: ResourceSpec, message: String },
+}
+
+impl Resolved {
+    pub fn spec(&self) -> &ResourceSpec {
+        match self {
+            Resolved::Served(t) => &t.spec,
+            Resolved::NotServed { spec, .. } => spec,
+        }
+    }
+}
+
+/// Where discovery failed for a reason other than "not served".
+#[derive(Debug, thiserror::Error)]
+#[error("API discovery on the {side} failed: {source}")]
+pub struct DiscoveryFailed {
+    pub side: &'static str,
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Resolves every spec on the control plane only: the types whose objects
+/// may carry a syncer finalizer.
+pub async fn resolve_upstream(
+    upstream: &kube::Client,
+    specs: &[ResourceSpec],
+) -> Result<Vec<(ResourceSpec, Option<ApiResource>)>, DiscoveryFailed> {
+    let groups = groups(upstream, specs, "control plane").await?;
+    Ok(specs
+        .iter()
+        .map(|spec| {
+            let found = groups
+                .get(&spec.group)
+                .and_then(Option::as_ref)
+                .and_then(|g| find(g.recommended_resources(), spec))
+                .filter(|(_, caps)| caps.scope == Scope::Namespaced)
+                .map(|(ar, _)| ar);
+            (spec.clone(), found)
+        })
+        .collect())
+}
+
+/// Resolves every spec on both sides.
+pub async fn resolve(
+    upstream: &kube::Client,
+    downstream: &kube::Client,
+    specs: &[ResourceSpec],
+) -> Result<Vec<Resolved>, DiscoveryFailed> {
+    let up = groups(upstream, specs, "control plane").await?;
+    let down = groups(downstream, specs, "cluster").await?;
+    Ok(specs
+        .iter()
+        .map(|spec| resolve_one(spec, up.get(&spec.group), down.get(&spec.group)))
+        .collect())
+}
+
+fn resolve_one(
+    spec: &ResourceSpec,
+    up: Option<&Option<ApiGroup>>,
+    down: Option<&Option<ApiGroup>>,
+) -> Resolved {
+    let not_served = |message: String| Resolved::NotServed {
+        spec: spec.clone(),
+        message,
+    };
+    let Some((ar, caps)) = up
+        .and_then(Option::as_ref)
+        .and_then(|g| find(g.recommended_resources(), spec))
+    else {
+        return not_served(format!("the control plane does not serve {spec}"));
+    };
+    if caps.scope != Scope::Namespaced {
+        return not_served(format!(
+            "{spec} is cluster-scoped; only namespaced types are synced"
+        ));
+    }
+    for verb in [verbs::LIST, verbs::WATCH, verbs::PATCH] {
+        if !caps.supports_operation(verb) {
+            return not_served(format!("the control plane does not allow {verb} on {spec}"));
+        }
+    }
+    let Some(down_group) = down.and_then(Option::as_ref) else {
+        return not_served(format!(
+            "the cluster does not serve the API group of {spec}"
+        ));
+    };
+    match find(down_group.versioned_resources(&ar.version), spec) {
+        Some((_, down_caps)) if down_caps.scope == Scope::Namespaced => {}
+        Some(_) => {
+            return not_served(format!("the cluster serves {spec} cluster-scoped"));
+        }
+        None => {
+            let versions: Vec<&str> = down_group
+                .versions()
+                .filter(|v| find(down_group.versioned_resources(v), spec).is_some())
+                .collect();
+            return not_served(if versions.is_empty() {
+                format!("the cluster does not serve {spec}")
+            } else {
+                format!(
+                    "the cluster serves {spec} only in {} (the control plane uses {})",
+                    versions.join(", "),
+                    ar.version
+                )
+            });
+        }
+    }
+    let status_up = ar.group == "networking.k8s.io"
+        && ar.kind == "Ingress"
+        && caps
+            .subresources
+            .iter()
+            .any(|(sub, _)| sub.plural == "status");
+    Resolved::Served(SyncType {
+        spec: spec.clone(),
+        ar,
+        status_up,
+    })
+}
+
+fn find(
+    resources: Vec<(ApiResource, ApiCapabilities)>,
+    spec: &ResourceSpec,
+) -> Option<(ApiResource, ApiCapabilities)> {
+    resources
+        .into_iter()
+        .find(|(ar, _)| ar.plural == spec.resource)
+}
+
+/// Each distinct group of `specs`, discovered; `None` for a group not served.
+async fn groups(
+    client: &kube::Client,
+    specs: &[ResourceSpec],
+    side: &'static str,
+) -> Result<BTreeMap<String, Option<ApiGroup>>, DiscoveryFailed> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        if out.contains_key(&spec.group) {
+            continue;
+        }
+        let group = match discovery::group(client, &spec.group).await {
+            Ok(group) => Some(group),
+            Err(kube::Error::Discovery(_)) => None,
+            Err(source) => return Err(DiscoveryFailed { side, source }),
+        };
+        out.insert(spec.group.clone(), group);
+    }
+    Ok(out)
+}
