@@ -171,7 +171,9 @@ pub struct GlbcArgs {
     /// TSIG algorithm: hmac-sha256, hmac-sha384 or hmac-sha512.
     #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
     pub tsig_algorithm: String,
-    /// File holding the base64 TSIG secret.
+    /// File holding the base64 TSIG secret. Read at start, and again whenever
+    /// the DNS server rejects the key, so a rotated secret is picked up
+    /// without a restart.
     #[arg(
         long,
         value_name = "FILE",
@@ -180,6 +182,7 @@ pub struct GlbcArgs {
     )]
     pub tsig_secret_file: Option<PathBuf>,
     /// Secret in the control plane holding the base64 TSIG secret, as NAMESPACE/NAME[/KEY] (default key: secret).
+    /// Read like --tsig-secret-file (needs `get` on that Secret).
     #[arg(long, value_name = "NAMESPACE/NAME[/KEY]")]
     pub tsig_secret_ref: Option<String>,
     /// Who owns the records this glbc writes; written into the ownership TXT records.

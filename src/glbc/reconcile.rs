@@ -368,6 +368,10 @@ impl Reconciler {
             self.release(&globals).await;
         }
 
+        // Forget roots that are gone.
+        self.last_sent.retain(|k, _| plan.roots.contains_key(k));
+        self.written.retain(|k, _| plan.roots.contains_key(k));
+
         for zone in &self.zones {
             if let Some(at) = zone.retry_at {
                 wake.at(at);
@@ -517,67 +521,43 @@ impl Reconciler {
                 zone.known = Some(known);
                 continue;
             }
-            let mut queue: VecDeque<Vec<NameChange>> = diff::batches(changes, UPDATE_BUDGET).into();
-            while let Some(batch) = queue.pop_front() {
-                let units = diff::units(&batch);
-                let result = match diff::rrset_changes(&batch) {
-                    Ok(rrsets) => zone.provider.replace_rrsets(&rrsets).await,
-                    Err(err) => Err(err),
-                };
-                match result {
-                    Ok(()) => {
-                        sent += 1;
-                        diff::apply(&mut known, &batch);
-                        zone.succeeded();
-                        for unit in &units {
-                            self.refused.remove(unit);
-                            if let Some(root) = publishers.and_then(|p| p.get(unit)) {
-                                self.last_sent.insert(root.clone(), now_time.clone());
-                            }
-                        }
-                        log_batch(&zone.name, &batch, self.settings.dry_run);
-                    }
-                    Err(err @ DnsError::Refused { .. })
-                    | Err(err @ DnsError::InvalidName { .. })
-                        if refusal_may_be_content(&err) =>
-                    {
-                        // One bad name must not block the others: if the
-                        // server takes an empty update, the content is at
-                        // fault; split until the culprit stands alone.
-                        if !matches!(err, DnsError::InvalidName { .. })
-                            && let Err(probe) = zone.provider.replace_rrsets(&[]).await
-                        {
-                            zone.failed(&probe, now);
-                            break;
-                        }
-                        if batch.len() > 1 && units.len() > 1 {
-                            let (left, right) = split_units(batch);
-                            queue.push_front(right);
-                            queue.push_front(left);
-                            continue;
-                        }
-                        for unit in units {
-                            let failures = self.refused.get(&unit).map_or(1, |r| r.failures + 1);
-                            let delay = backoff(failures, RETRY_CAP.saturating_mul(6));
-                            warn!(
-                                zone = zone.name.without_dot(), host = unit.without_dot(), %err,
-                                retry_in = ?delay, "the DNS server refused the records of a host"
-                            );
-                            self.refused.insert(
-                                unit,
-                                Refusal {
-                                    message: err.to_string(),
-                                    failures,
-                                    retry_at: now + delay,
-                                },
-                            );
-                        }
-                    }
-                    Err(err) => {
-                        zone.failed(&err, now);
-                        break;
+            let outcome = send(
+                zone.provider.as_ref(),
+                diff::batches(changes, UPDATE_BUDGET),
+            )
+            .await;
+            for batch in &outcome.applied {
+                sent += 1;
+                diff::apply(&mut known, batch);
+                for unit in diff::units(batch) {
+                    self.refused.remove(&unit);
+                    if let Some(root) = publishers.and_then(|p| p.get(&unit)) {
+                        self.last_sent.insert(root.clone(), now_time.clone());
                     }
                 }
+                log_batch(&zone.name, batch, self.settings.dry_run);
+            }
+            if !outcome.applied.is_empty() {
+                zone.succeeded();
+            }
+            for (unit, err) in outcome.refused {
+                let failures = self.refused.get(&unit).map_or(1, |r| r.failures + 1);
+                let delay = backoff(failures, RETRY_CAP.saturating_mul(6));
+                warn!(
+                    zone = zone.name.without_dot(), host = unit.without_dot(), %err,
+                    retry_in = ?delay, "the DNS server refused the records of a host"
+                );
+                self.refused.insert(
+                    unit,
+                    Refusal {
+                        message: err,
+                        failures,
+                        retry_at: now + delay,
+                    },
+                );
+            }
+            if let Some(err) = outcome.failed {
+                zone.failed(&err, now);
             }
             zone.known = Some(known);
         }
@@ -753,6 +733,63 @@ impl Reconciler {
             .as_deref()
             .is_none_or(|ns| g.namespace().as_deref() == Some(ns))
     }
+}
+
+/// What became of a zone's batches.
+#[derive(Debug, Default)]
+struct Sent {
+    /// Batches the server applied, in order.
+    applied: Vec<Vec<NameChange>>,
+    /// Hosts whose records the server refused, with its answer.
+    refused: Vec<(DnsName, String)>,
+    /// A failure of the server or the key: the rest was not sent.
+    failed: Option<DnsError>,
+}
+
+/// Sends the batches in order. A batch the server refuses for its content
+/// must not hold back the others: if the server takes an empty update (so
+/// it is not refusing the zone or the key), the batch is split between hosts
+/// until the culprit stands alone, and only it is left out. Any other
+/// failure stops the zone.
+async fn send(provider: &dyn DnsProvider, batches: Vec<Vec<NameChange>>) -> Sent {
+    let mut out = Sent::default();
+    let mut queue: VecDeque<Vec<NameChange>> = batches.into();
+    let mut server_is_fine = false;
+    while let Some(batch) = queue.pop_front() {
+        let result = match diff::rrset_changes(&batch) {
+            Ok(rrsets) => provider.replace_rrsets(&rrsets).await,
+            Err(err) => Err(err),
+        };
+        let err = match result {
+            Ok(()) => {
+                server_is_fine = true;
+                out.applied.push(batch);
+                continue;
+            }
+            Err(err) if refusal_may_be_content(&err) => err,
+            Err(err) => {
+                out.failed = Some(err);
+                break;
+            }
+        };
+        if !server_is_fine && !matches!(err, DnsError::InvalidName { .. }) {
+            if let Err(probe) = provider.replace_rrsets(&[]).await {
+                out.failed = Some(probe);
+                break;
+            }
+            server_is_fine = true;
+        }
+        let units = diff::units(&batch);
+        if units.len() > 1 {
+            let (left, right) = split_units(batch);
+            queue.push_front(right);
+            queue.push_front(left);
+        } else {
+            out.refused
+                .extend(units.into_iter().map(|u| (u, err.to_string())));
+        }
+    }
+    out
 }
 
 /// The earliest of several wake-up times.
@@ -994,6 +1031,103 @@ mod tests {
         let (healthy, expiry) = health(&clusters, now, Duration::from_secs(3));
         assert_eq!(healthy, BTreeSet::from(["a".to_string(), "b".to_string()]));
         assert_eq!(expiry, Some(11_000));
+    }
+
+    /// A server that refuses every message holding `poison`, and, when
+    /// `down`, everything.
+    struct Picky {
+        zone: hickory_proto::rr::Name,
+        poison: String,
+        down: bool,
+        messages: std::sync::Mutex<Vec<usize>>,
+    }
+
+    impl DnsProvider for Picky {
+        fn zone(&self) -> &hickory_proto::rr::Name {
+            &self.zone
+        }
+
+        fn transfer_zone(
+            &self,
+        ) -> futures::future::BoxFuture<'_, Result<Vec<hickory_proto::rr::Record>, DnsError>>
+        {
+            Box::pin(async { Ok(vec![]) })
+        }
+
+        fn replace_rrsets<'a>(
+            &'a self,
+            changes: &'a [crate::glbc::dns::rfc2136::RrsetChange],
+        ) -> futures::future::BoxFuture<'a, Result<(), DnsError>> {
+            Box::pin(async move {
+                self.messages.lock().unwrap().push(changes.len());
+                let poisoned = changes
+                    .iter()
+                    .any(|c| c.name.to_string().contains(&self.poison));
+                if self.down || poisoned {
+                    return Err(DnsError::Refused {
+                        server: "127.0.0.1:53".parse().unwrap(),
+                        operation: "update",
+                        zone: "z.test.".into(),
+                        rcode: hickory_proto::op::ResponseCode::Refused,
+                    });
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn host_changes(n: usize) -> Vec<NameChange> {
+        (0..n)
+            .map(|i| NameChange {
+                name: DnsName::new_unchecked(&format!("h{i:02}.z.test")),
+                rrsets: BTreeMap::from([(
+                    crate::glbc::records::RecordKind::A,
+                    Some(crate::glbc::records::Rrset::new(
+                        60,
+                        ["127.0.1.1".to_string()],
+                    )),
+                )]),
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn one_refused_host_does_not_hold_back_the_others() {
+        let picky = Picky {
+            zone: hickory_proto::rr::Name::from_ascii("z.test.").unwrap(),
+            poison: "h05".into(),
+            down: false,
+            messages: Default::default(),
+        };
+        let sent = send(&picky, vec![host_changes(16)]).await;
+        assert!(sent.failed.is_none());
+        let applied: usize = sent.applied.iter().map(Vec::len).sum();
+        assert_eq!(applied, 15);
+        assert_eq!(
+            sent.refused
+                .iter()
+                .map(|(u, _)| u.as_str())
+                .collect::<Vec<_>>(),
+            ["h05.z.test."]
+        );
+        // One message, one probe, then a bisection: far fewer than one per host.
+        let messages = picky.messages.lock().unwrap().len();
+        assert!(messages <= 12, "{messages} messages");
+    }
+
+    #[tokio::test]
+    async fn a_server_refusing_everything_stops_the_zone_at_once() {
+        let picky = Picky {
+            zone: hickory_proto::rr::Name::from_ascii("z.test.").unwrap(),
+            poison: "nothing".into(),
+            down: true,
+            messages: Default::default(),
+        };
+        let sent = send(&picky, vec![host_changes(4), host_changes(4)]).await;
+        assert!(matches!(sent.failed, Some(DnsError::Refused { .. })));
+        assert!(sent.applied.is_empty() && sent.refused.is_empty());
+        // The batch and the probe, nothing more.
+        assert_eq!(*picky.messages.lock().unwrap(), [4, 0]);
     }
 
     #[test]
