@@ -36,7 +36,7 @@ unit: ## unit and property tests of the pure core
 	$(CARGO) test --lib --bins
 
 e2e: deps tools ## end-to-end tests against real etcd, kube-apiservers and BIND 9
-	$(CARGO) test --test e2e
+	$(CARGO) test --test e2e --test quickstart
 
 test: fmt-check clippy crd-check lint-scripts unit e2e ## everything CI checks
 
