@@ -3,7 +3,8 @@
 # wrapper Go modules under hack/tools/, into a cache outside the repository
 # keyed by version. A binary already in the cache is not rebuilt.
 #
-# Usage: hack/build-tools.sh [--print-dir]
+# Usage: hack/build-tools.sh [--with-kcp] [--print-dir]
+#   --with-kcp    also build kcp (hack/tools/kcp, for hack/kcp-env.sh)
 #   --print-dir   print the cache directory of each tool (NAME=DIR) and exit
 #
 # Environment:
@@ -15,10 +16,12 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$here/lib/tools.sh"
 
 print_only=false
+with_kcp=false
 for arg in "$@"; do
   case "$arg" in
     --print-dir) print_only=true ;;
-    -h|--help) sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --with-kcp) with_kcp=true ;;
+    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -26,6 +29,7 @@ done
 if $print_only; then
   echo "kube-apiserver=$(tool_dir kube-apiserver)"
   echo "etcd=$(tool_dir etcd)"
+  echo "kcp=$(tool_dir kcp)"
   exit 0
 fi
 
@@ -55,3 +59,16 @@ kv_minor=${kv#v1.}; kv_minor=${kv_minor%%.*}
 build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
   "-X k8s.io/component-base/version.gitVersion=$kv -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kv_minor -X k8s.io/component-base/version.gitTreeState=clean"
 build etcd go.etcd.io/etcd/server/v3 ""
+
+if $with_kcp; then
+  # kcp reports "<kubernetes version of its fork>+kcp-<kcp version>", as its
+  # own Makefile sets it, through both version packages it links.
+  kcpv=$(tool_version kcp)
+  kcp_kv=$(kcp_kube_version)
+  kcp_kv_minor=${kcp_kv#v1.}; kcp_kv_minor=${kcp_kv_minor%%.*}
+  kcp_ldflags=""
+  for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+    kcp_ldflags+=" -X $p.gitVersion=$kcp_kv+kcp-$kcpv -X $p.gitMajor=1 -X $p.gitMinor=$kcp_kv_minor -X $p.gitTreeState=clean"
+  done
+  build kcp github.com/kcp-dev/kcp/cmd/kcp "$kcp_ldflags"
+fi
