@@ -628,7 +628,8 @@ pub async fn publishes_the_healthy_clusters_of_every_host(env: &TestEnv) -> anyh
 }
 
 /// One cluster's heartbeat stops: its addresses leave the answers within
-/// threshold + 5 s; it heartbeats again: they return.
+/// threshold + 5 s; it heartbeats again: they return. A cluster that turns
+/// Ready=False leaves at once.
 pub async fn heartbeat_loss_and_return_move_the_answers(env: &TestEnv) -> anyhow::Result<()> {
     let w = World::new(env, "failover").await?;
     w.clusters(2).await?;
@@ -682,6 +683,21 @@ pub async fn heartbeat_loss_and_return_move_the_answers(env: &TestEnv) -> anyhow
         )
         .await?;
     println!("glbc: heartbeat back → address back in DNS in {back:?}");
+
+    // A cluster that reports Ready=False leaves at once, without waiting
+    // for the threshold.
+    w.beat(1, Some(false));
+    let not_ready = w
+        .wait_answer(
+            &host,
+            RecordType::A,
+            &["127.0.1.2"],
+            BEAT + Duration::from_secs(2),
+        )
+        .await?;
+    println!(
+        "glbc: Ready=False → address gone from DNS in {not_ready:?} (heartbeat every {BEAT:?})"
+    );
     Ok(())
 }
 
@@ -1119,6 +1135,57 @@ pub async fn a_wrong_tsig_secret_is_reported(env: &TestEnv) -> anyhow::Result<()
     )
     .await?;
     wait_log(&glbc, "the TSIG secret changed", CONVERGE).await?;
+    Ok(())
+}
+
+/// Many hosts changed at once travel in one UPDATE message (each with its
+/// ownership record), and so does their removal.
+pub async fn many_hosts_go_in_one_update(env: &TestEnv) -> anyhow::Result<()> {
+    let w = World::new(env, "bulk").await?;
+    w.clusters(1).await?;
+    let glbc = w.glbc(env, Key::Env, &[])?;
+    wait_log(&glbc, IN_SYNC, CONVERGE).await?;
+    let hosts: Vec<String> = (0..60).map(|i| w.host(&format!("h{i:02}"))).collect();
+    let updates = updates_done(env).await?;
+    let start = Instant::now();
+    w.root("bulk", &hosts, &[(1, &["127.0.1.1", "::1"])])
+        .await?;
+    w.wait_condition(
+        "bulk",
+        labels::conditions::DNS_PUBLISHED,
+        "True",
+        Some("Published"),
+        CONVERGE,
+    )
+    .await?;
+    println!(
+        "glbc: {} hosts published in {:?}",
+        hosts.len(),
+        start.elapsed()
+    );
+    for host in [&hosts[0], &hosts[59]] {
+        ensure!(
+            w.data(host, RecordType::A).await? == ["127.0.1.1".to_string()].into(),
+            "{host} is not published"
+        );
+    }
+    ensure!(
+        updates_done(env).await? == updates + 1,
+        "{} hosts took {} UPDATE messages",
+        hosts.len(),
+        updates_done(env).await? - updates
+    );
+    w.globals().delete("bulk", &DeleteParams::default()).await?;
+    eventually("GlobalIngress bulk is gone", CONVERGE, || async {
+        Ok(w.globals().get_opt("bulk").await?.is_none().then_some(()))
+    })
+    .await?;
+    w.wait_nxdomain(&hosts[30], RecordType::A).await?;
+    ensure!(
+        updates_done(env).await? == updates + 2,
+        "the removal took {} UPDATE messages",
+        updates_done(env).await? - updates - 1
+    );
     Ok(())
 }
 

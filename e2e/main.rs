@@ -99,6 +99,7 @@ fn groups() -> Vec<Group> {
                 glbc::restart_sends_nothing_for_unchanged_names,
                 glbc::dns_outage_during_a_change_converges,
                 glbc::a_wrong_tsig_secret_is_reported,
+                glbc::many_hosts_go_in_one_update,
                 glbc::dry_run_changes_nothing,
             ],
         },
