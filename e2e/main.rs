@@ -118,6 +118,7 @@ fn groups() -> Vec<Group> {
                 syncer::restarted_syncer_converges_without_duplicates,
                 syncer::push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret,
                 syncer::bad_input_is_reported_and_the_syncer_keeps_running,
+                syncer::namespaces_the_syncer_created_go_with_their_upstream,
             ],
         },
     ]

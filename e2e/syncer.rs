@@ -38,6 +38,8 @@ struct World {
     /// Clients of the physical clusters, index 0 = cluster-1.
     downs: Vec<Client>,
     syncers: BTreeMap<usize, Process>,
+    /// Syncer processes started so far (names their logs).
+    started: usize,
 }
 
 impl World {
@@ -62,6 +64,7 @@ impl World {
             tag: tag.to_string(),
             downs,
             syncers: BTreeMap::new(),
+            started: 0,
         })
     }
 
@@ -85,7 +88,8 @@ impl World {
             &downstream,
         ];
         args.extend_from_slice(extra);
-        let name = format!("syncer-{cluster}-{}", self.syncers.len());
+        self.started += 1;
+        let name = format!("syncer-{cluster}-{}", self.started);
         let process = env.spawn_kcp_ingress(&name, &args)?;
         self.syncers.insert(i, process);
         Ok(())
@@ -457,8 +461,61 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
     ensure!(has_finalizer(&leaf1, &w.cluster(1)) && !has_finalizer(&leaf1, &w.cluster(2)));
     drop((svc, secret));
 
-    // Edits upstream follow downstream.
     let params = PatchParams::default();
+    // Steady state: upstream changes that do not travel (another cluster's
+    // placement label, kubectl's last-applied record) write nothing
+    // downstream. A later change that does travel, to another
+    // object, shows that the syncer has seen them.
+    let mut secret_versions = Vec::new();
+    for i in [1, 2] {
+        secret_versions.push(w.down::<Secret>(i).get("tls").await?.resource_version());
+    }
+    let untravelled = json!({"metadata": {
+        "labels": {labels::state_label("elsewhere"): labels::STATE_SYNC},
+        "annotations": {labels::KUBECTL_LAST_APPLIED_ANNOTATION: "{}"},
+    }});
+    w.up::<Secret>()
+        .patch("tls", &params, &Patch::Merge(&untravelled))
+        .await?;
+    w.up::<Service>()
+        .patch(
+            "web",
+            &params,
+            &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+        )
+        .await?;
+    for i in [1, 2] {
+        wait_for(
+            "the Service label downstream",
+            &w.down::<Service>(i),
+            "web",
+            |s| s.labels().get("tier").map(String::as_str) == Some("front"),
+        )
+        .await?;
+        let copy = w.down::<Secret>(i).get("tls").await?;
+        ensure!(
+            copy.resource_version() == secret_versions[i - 1],
+            "cluster {i}: a change that does not travel rewrote the Secret copy"
+        );
+        ensure!(
+            !copy
+                .labels()
+                .contains_key(&labels::state_label("elsewhere"))
+                && !copy
+                    .annotations()
+                    .contains_key(labels::KUBECTL_LAST_APPLIED_ANNOTATION),
+            "cluster {i}: upstream-only metadata travelled"
+        );
+    }
+    for (i, syncer) in &w.syncers {
+        let log = syncer.log();
+        ensure!(
+            !log.contains("updated the copy of secrets"),
+            "syncer {i} re-applied the unchanged Secret:\n{log}"
+        );
+    }
+
+    // Edits upstream follow downstream.
     w.up::<Secret>()
         .patch(
             "tls",
@@ -708,7 +765,8 @@ pub async fn unplacing_or_deleting_upstream_deletes_downstream(
         "cfg",
     )
     .await?;
-    // The downstream namespace was there before nothing: it stays.
+    // The upstream namespace still exists: the downstream one (the syncer
+    // created it) stays.
     ensure!(
         Api::<Namespace>::all(w.downs[0].clone())
             .get_opt(&w.ns)
@@ -716,6 +774,16 @@ pub async fn unplacing_or_deleting_upstream_deletes_downstream(
             .is_some(),
         "the downstream namespace went away while the upstream one exists"
     );
+
+    // Deleting Cluster 2 releases its finalizers (its syncer still runs).
+    w.clusters().delete(&c2, &DeleteParams::default()).await?;
+    wait_for(
+        "cluster 2's finalizer released",
+        &w.up::<Secret>(),
+        "tls",
+        |s| !has_finalizer(s, &c2),
+    )
+    .await?;
     Ok(())
 }
 
@@ -963,6 +1031,7 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
     for name in ["edit", "unplace", "delete", "keep"] {
         wait_for("copy", &w.down::<ConfigMap>(1), name, |_| true).await?;
     }
+    let kept = w.down::<ConfigMap>(1).get("keep").await?;
     if let Some(mut syncer) = w.syncers.remove(&1) {
         syncer.kill();
     }
@@ -1038,6 +1107,18 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
         .iter()
         .map(|s| s.to_string())
         .collect();
+    // The unchanged object was not written again: same resourceVersion, and
+    // the new syncer did not even send an apply for it.
+    let kept_now = w.down::<ConfigMap>(1).get("keep").await?;
+    ensure!(
+        kept_now.resource_version() == kept.resource_version(),
+        "the unchanged copy was rewritten"
+    );
+    let log = w.syncers.get(&1).map(Process::log).unwrap_or_default();
+    ensure!(
+        !log.contains("copy of configmaps sync-restart/keep"),
+        "the restarted syncer applied the unchanged copy:\n{log}"
+    );
     ensure!(
         copies == want,
         "downstream copies {copies:?}, want {want:?}"
@@ -1071,7 +1152,7 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     let system = "push-system";
     create_namespace(&cp, system).await?;
     let kubeconfig = path_arg(&env.kubeconfig("control-plane"))?;
-    let _controller = env.spawn_kcp_ingress(
+    let controller = env.spawn_kcp_ingress(
         "controller-push",
         &["controller", "--kubeconfig", &kubeconfig, "--push-syncers"],
     )?;
@@ -1169,8 +1250,20 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
         !has_finalizer(c, "push-2")
     })
     .await?;
+    eventually("push-2's syncer stopped", CONVERGE, || async {
+        Ok(controller
+            .log()
+            .contains("syncer stopped cluster=\"push-2\"")
+            .then_some(()))
+    })
+    .await?;
     configmaps.delete("cfg", &DeleteParams::default()).await?;
     wait_gone("the object of the deleted Cluster", &configmaps, "cfg").await?;
+    // The copy in the cluster stays: the Cluster is gone, not the object's placement.
+    ensure!(
+        down2.get_opt("cfg").await?.is_some(),
+        "the copy went with the Cluster"
+    );
     Ok(())
 }
 
@@ -1221,6 +1314,25 @@ pub async fn bad_input_is_reported_and_the_syncer_keeps_running(
         reach.reason
     );
     ensure!(c.condition_status(conditions::READY) == Some("False"));
+    // And a Warning Event on the Cluster (cluster-scoped: namespace default).
+    let cluster_events: Api<Event> = Api::namespaced(w.cp.clone(), "default");
+    eventually(
+        "a KubeconfigInvalid Event on the Cluster",
+        CONVERGE,
+        || async {
+            let list = cluster_events.list(&ListParams::default()).await?;
+            Ok(list
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("KubeconfigInvalid")
+                        && e.type_.as_deref() == Some("Warning")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(c1.as_str())
+                })
+                .then_some(()))
+        },
+    )
+    .await?;
 
     // Fixing the file is enough.
     std::fs::copy(env.kubeconfig("cluster-1"), &broken)?;
@@ -1296,5 +1408,74 @@ pub async fn bad_input_is_reported_and_the_syncer_keeps_running(
     )
     .await?;
     ensure!(!syncer.log().contains("panicked"), "the syncer panicked");
+    Ok(())
+}
+
+/// The syncer creates a missing downstream namespace (labelled as its own)
+/// and deletes it once the upstream namespace is gone and no copy is left;
+/// a namespace it did not create is never deleted.
+pub async fn namespaces_the_syncer_created_go_with_their_upstream(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    let mut w = World::new(env, "ns", 1).await?;
+    let c1 = w.cluster(1);
+    let (created, existing) = ("ns-created", "ns-existing");
+    create_namespace(&w.downs[0], existing).await?;
+    let mut apis = Vec::new();
+    for ns in [created, existing] {
+        create_namespace(&w.cp, ns).await?;
+        let api: Api<ConfigMap> = Api::namespaced(w.cp.clone(), ns);
+        let cm: ConfigMap = serde_json::from_value(json!({
+            "metadata": {"name": "cfg", "labels": w.placed(&[1])},
+            "data": {"value": ns},
+        }))?;
+        api.create(&PostParams::default(), &cm).await?;
+        apis.push((ns, api));
+    }
+    w.start_syncer(env, 1, &[])?;
+    let down_ns: Api<Namespace> = Api::all(w.downs[0].clone());
+    for ns in [created, existing] {
+        let copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), ns);
+        wait_for("the copy", &copies, "cfg", |_| true).await?;
+    }
+    let made = down_ns.get(created).await?;
+    ensure!(
+        is_copy_of(&made, &c1),
+        "the created namespace is not labelled as the syncer's"
+    );
+    ensure!(
+        !is_copy_of(&down_ns.get(existing).await?, &c1),
+        "an existing namespace was relabelled"
+    );
+
+    // Upstream, both namespaces go (they stay Terminating: no namespace
+    // controller runs) and their objects are deleted.
+    let namespaces: Api<Namespace> = Api::all(w.cp.clone());
+    for (ns, api) in &apis {
+        namespaces.delete(ns, &DeleteParams::default()).await?;
+        api.delete("cfg", &DeleteParams::default()).await?;
+    }
+    for (ns, api) in &apis {
+        wait_gone("the upstream object", api, "cfg").await?;
+        let copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), ns);
+        wait_gone("the copy", &copies, "cfg").await?;
+    }
+    eventually(
+        "the created namespace deleted downstream",
+        CONVERGE,
+        || async {
+            Ok(down_ns
+                .get_opt(created)
+                .await?
+                .is_none_or(|n| n.metadata.deletion_timestamp.is_some())
+                .then_some(()))
+        },
+    )
+    .await?;
+    let kept = down_ns.get(existing).await?;
+    ensure!(
+        kept.metadata.deletion_timestamp.is_none(),
+        "the syncer deleted a namespace it did not create"
+    );
     Ok(())
 }

@@ -8,11 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher::{self, watcher};
 use serde_json::json;
@@ -327,6 +328,7 @@ async fn heartbeats(
     let mut tick = tokio::time::interval(ctx.heartbeat_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let cluster = &ctx.cluster;
+    let mut announced = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -356,7 +358,10 @@ async fn heartbeats(
             .patch_status(cluster, &params, &Patch::Apply(&body))
             .await
         {
-            Ok(_) => debug!(cluster, reachable = ?seen, "heartbeat written"),
+            Ok(written) => {
+                debug!(cluster, reachable = ?seen, "heartbeat written");
+                announce(&ctx, &written, &seen, &mut announced).await;
+            }
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 debug!(cluster, "no heartbeat: the Cluster is gone");
             }
@@ -365,6 +370,55 @@ async fn heartbeats(
                 tick.reset_after(Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// Publishes an Event on the Cluster when its reachability changes class
+/// (reachable, or unreachable for a given reason); `announced` is the last
+/// class announced (`None`: nothing yet, so a first "reachable" is quiet).
+async fn announce(
+    ctx: &ClusterCtx,
+    cluster: &Cluster,
+    seen: &Reachability,
+    announced: &mut Option<Option<String>>,
+) {
+    let class = match seen {
+        Reachability::Unknown => return,
+        Reachability::Reachable => None,
+        Reachability::Unreachable { reason, .. } => Some(reason.clone()),
+    };
+    if announced.as_ref() == Some(&class) {
+        return;
+    }
+    let first = announced.is_none();
+    *announced = Some(class);
+    let (type_, reason, note) = match seen {
+        Reachability::Unreachable { reason, message } => {
+            (EventType::Warning, reason.clone(), message.clone())
+        }
+        _ if first => return,
+        _ => (
+            EventType::Normal,
+            heartbeat::reasons::API_SERVER_REACHABLE.to_string(),
+            "the cluster's API server answers again".to_string(),
+        ),
+    };
+    let reference = ObjectReference {
+        api_version: Some(format!("{}/{}", labels::GROUP, labels::VERSION)),
+        kind: Some("Cluster".into()),
+        name: cluster.metadata.name.clone(),
+        uid: cluster.metadata.uid.clone(),
+        ..ObjectReference::default()
+    };
+    let event = Event {
+        type_,
+        reason,
+        note: Some(note.chars().take(1000).collect()),
+        action: "Heartbeat".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &reference).await {
+        warn!(cluster = ctx.cluster, %err, "cannot publish an Event on the Cluster");
     }
 }
 
@@ -406,7 +460,7 @@ pub async fn release_finalizers(
                 };
                 let api: Api<DynamicObject> = Api::namespaced_with(upstream.clone(), ns, &ar);
                 if reconcile::release(&api, name, cluster).await? {
-                    info!(cluster, "released {spec} {ns}/{name}: its Cluster is gone");
+                    info!(cluster, "released {spec} {ns}/{name}: the Cluster is gone");
                     released += 1;
                 }
             }
@@ -416,9 +470,11 @@ pub async fn release_finalizers(
             }
         }
     }
-    info!(
-        cluster,
-        released, "released every object of the deleted Cluster"
-    );
+    if released > 0 {
+        info!(
+            cluster,
+            released, "released the objects that waited for this Cluster's syncer"
+        );
+    }
     Ok(())
 }

@@ -89,6 +89,14 @@ fn down_err(what: impl Into<String>) -> impl FnOnce(kube::Error) -> ReconcileErr
     move |source| ReconcileError::Downstream { what, source }
 }
 
+/// Merge patches of upstream metadata, attributed to the syncer's field manager.
+fn merge_params(cluster: &str) -> PatchParams {
+    PatchParams {
+        field_manager: Some(labels::syncer_manager(cluster)),
+        ..PatchParams::default()
+    }
+}
+
 fn api_code(err: &kube::Error) -> Option<u16> {
     match err {
         kube::Error::Api(e) => Some(e.code),
@@ -356,7 +364,7 @@ async fn add_finalizer(
             "finalizers": finalizers,
         }});
         match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &merge_params(cluster), &Patch::Merge(&patch))
             .await
         {
             Ok(updated) => return Ok(Some(updated)),
@@ -416,7 +424,7 @@ pub async fn release(
         }
         let patch = json!({ "metadata": metadata });
         match api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(name, &merge_params(cluster), &Patch::Merge(&patch))
             .await
         {
             Ok(_) => return Ok(true),
@@ -473,7 +481,7 @@ async fn report(
     }}});
     let name = up.name_any();
     match api
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(&name, &merge_params(cluster), &Patch::Merge(&patch))
         .await
     {
         Ok(_) => {}

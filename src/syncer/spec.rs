@@ -189,7 +189,18 @@ pub fn is_up_to_date(desired: &Value, actual: &Value) -> bool {
             .and_then(Value::as_str)
             .map(str::to_string)
     };
-    hash(desired).is_some() && hash(desired) == hash(actual) && contains(desired, actual)
+    let Some(fields) = desired.as_object() else {
+        return false;
+    };
+    // Objects from a list carry no apiVersion and kind; the type is known.
+    let content_matches = fields
+        .iter()
+        .filter(|(k, _)| !matches!(k.as_str(), "apiVersion" | "kind"))
+        .all(|(k, dv)| match actual.get(k) {
+            Some(av) => contains(dv, av),
+            None => is_empty(dv),
+        });
+    hash(desired).is_some() && hash(desired) == hash(actual) && content_matches
 }
 
 /// Whether `actual` holds every field of `desired` with the same value
@@ -465,6 +476,16 @@ mod tests {
             .unwrap()
             .push(json!({"host": "more"}));
         assert!(!is_up_to_date(&desired, &longer));
+    }
+
+    #[test]
+    fn listed_objects_without_type_fields_can_be_up_to_date() {
+        let desired = down(&leaf());
+        let mut listed = desired.clone();
+        let fields = listed.as_object_mut().unwrap();
+        fields.remove("apiVersion");
+        fields.remove("kind");
+        assert!(is_up_to_date(&desired, &listed));
     }
 
     #[test]
