@@ -3,7 +3,8 @@ CARGO ?= cargo
 SCRIPTS := $(wildcard hack/*.sh hack/lib/*.sh .ci/run)
 
 PROVIDER ?= auto
-.PHONY: help build deps tools crds crd-check fmt-check clippy lint-scripts unit e2e test clean local-setup local-teardown
+CONTROL_PLANE ?= kube
+.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts unit e2e test clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -16,6 +17,9 @@ deps: ## install missing Debian packages (bind9, dnsutils, shellcheck, ...)
 
 tools: ## build the test servers (kube-apiserver, etcd) into the cache
 	hack/build-tools.sh
+
+tools-kcp: ## build kcp (a control plane for CONTROL_PLANE=kcp and its e2e test) into the cache
+	hack/build-tools.sh --with-kcp
 
 crds: ## regenerate config/crd/ from the Rust types
 	$(CARGO) run --quiet -- crdgen --dir config/crd
@@ -35,13 +39,14 @@ lint-scripts: deps ## shellcheck every script
 unit: ## unit and property tests of the pure core
 	$(CARGO) test --lib --bins
 
-e2e: deps tools ## end-to-end tests against real etcd, kube-apiservers and BIND 9
-	$(CARGO) test --test e2e --test quickstart
+e2e: deps tools tools-kcp ## end-to-end tests against real etcd, kube-apiservers and BIND 9
+	$(CARGO) test --test e2e
+	$(CARGO) test --test quickstart -- --test-threads=1
 
 test: fmt-check clippy crd-check lint-scripts unit e2e ## everything CI checks
 
-local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind)
-	hack/local-setup.sh up --provider $(PROVIDER)
+local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp)
+	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE)
 
 local-teardown: ## stop everything local-setup started
 	hack/local-setup.sh down

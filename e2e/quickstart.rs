@@ -23,20 +23,30 @@ fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where the quickstart runs and the KUBECONFIG that `make local-setup` printed.
+struct Shell {
+    dir: PathBuf,
+    kubeconfig: Option<String>,
+}
+
 /// Runs a shell command line in the repository (as a person would type it),
 /// with the quickstart's environment.
-fn sh(dir: &Path, line: &str) -> Output {
-    Command::new("bash")
+fn sh(shell: &Shell, line: &str) -> Output {
+    let mut command = Command::new("bash");
+    command
         .args(["-c", line])
         .current_dir(repo())
-        .env("KCP_INGRESS_LOCAL_DIR", dir)
-        .env("KCP_INGRESS_BIN_DIR", bin_dir())
-        .env("KUBECONFIG", dir.join("env/control-plane.kubeconfig"))
+        .env("KCP_INGRESS_LOCAL_DIR", &shell.dir)
+        .env("KCP_INGRESS_BIN_DIR", bin_dir());
+    if let Some(kubeconfig) = &shell.kubeconfig {
+        command.env("KUBECONFIG", kubeconfig);
+    }
+    command
         .output()
         .unwrap_or_else(|e| panic!("cannot run {line}: {e}"))
 }
 
-fn ok(dir: &Path, line: &str) -> String {
+fn ok(dir: &Shell, line: &str) -> String {
     let out = sh(dir, line);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
@@ -49,7 +59,7 @@ fn ok(dir: &Path, line: &str) -> String {
 }
 
 /// Polls `line` until `accept` takes its output, for at most `deadline`.
-fn until(dir: &Path, line: &str, deadline: Duration, accept: impl Fn(&str) -> bool) -> String {
+fn until(dir: &Shell, line: &str, deadline: Duration, accept: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
     loop {
         let out = sh(dir, line);
@@ -71,11 +81,15 @@ fn words(text: &str) -> BTreeSet<String> {
 }
 
 /// Stops everything even when an assertion fails.
-struct Teardown<'a>(&'a Path);
+struct Teardown(PathBuf);
 
-impl Drop for Teardown<'_> {
+impl Drop for Teardown {
     fn drop(&mut self) {
-        let out = sh(self.0, "make local-teardown");
+        let shell = Shell {
+            dir: self.0.clone(),
+            kubeconfig: None,
+        };
+        let out = sh(&shell, "make local-teardown");
         if !out.status.success() {
             eprintln!(
                 "make local-teardown failed: {}",
@@ -85,39 +99,47 @@ impl Drop for Teardown<'_> {
     }
 }
 
-#[test]
-fn readme_quickstart_with_the_process_provider() {
-    let dir = std::env::temp_dir().join(format!("kcp-ingress-quickstart-{}", std::process::id()));
+/// The README's quickstart with `make local-setup ARGS`.
+fn quickstart(name: &str, setup_args: &str) {
+    let dir = std::env::temp_dir().join(format!("kcp-ingress-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let _teardown = Teardown(&dir);
+    let teardown = Teardown(dir.clone());
+    let mut shell = Shell {
+        dir: dir.clone(),
+        kubeconfig: None,
+    };
 
-    let setup = ok(&dir, "make local-setup PROVIDER=process");
-    assert!(
-        setup.contains("export KUBECONFIG="),
-        "local-setup printed no KUBECONFIG:\n{setup}"
-    );
+    let setup = ok(&shell, &format!("make local-setup {setup_args}"));
+    let kubeconfig = setup
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export KUBECONFIG="))
+        .unwrap_or_else(|| panic!("local-setup printed no KUBECONFIG:\n{setup}"))
+        .to_string();
     // Running it twice is safe.
-    ok(&dir, "make local-setup PROVIDER=process");
+    ok(&shell, &format!("make local-setup {setup_args}"));
+    shell.kubeconfig = Some(kubeconfig);
 
-    ok(&dir, "kubectl apply -f samples/ingress.yaml");
+    ok(&shell, "kubectl apply -f samples/ingress.yaml");
     let both = words("127.0.1.1 127.0.1.2");
     until(
-        &dir,
+        &shell,
         "kubectl get ingress shop -o jsonpath='{.status.loadBalancer.ingress[*].ip}'",
-        Duration::from_secs(60),
+        Duration::from_secs(90),
         |out| words(out) == both,
     );
     let global = ok(
-        &dir,
+        &shell,
         "kubectl get globalingress shop -o jsonpath='{.status.clusters[*].cluster}'",
     );
     assert_eq!(words(&global), words("cluster-1 cluster-2"));
 
     let dig = "source \"$KCP_INGRESS_LOCAL_DIR/env/dns.env\" && dig @127.0.0.1 -p \"$DNS_PORT\" shop.kcp-ingress.test +short";
-    let answers = until(&dir, dig, Duration::from_secs(60), |out| words(out) == both);
+    let answers = until(&shell, dig, Duration::from_secs(60), |out| {
+        words(out) == both
+    });
     for ip in answers.split_whitespace() {
         let body = ok(
-            &dir,
+            &shell,
             &format!(
                 "curl -sf --resolve shop.kcp-ingress.test:80:{ip} http://shop.kcp-ingress.test/"
             ),
@@ -133,18 +155,27 @@ fn readme_quickstart_with_the_process_provider() {
         );
     }
 
-    ok(&dir, "kubectl delete -f samples/ingress.yaml --wait=false");
-    until(&dir, dig, Duration::from_secs(60), |out| {
+    ok(
+        &shell,
+        "kubectl delete -f samples/ingress.yaml --wait=false",
+    );
+    until(&shell, dig, Duration::from_secs(60), |out| {
         out.trim().is_empty()
     });
     until(
-        &dir,
+        &shell,
         "kubectl get ingress -o name",
         Duration::from_secs(60),
         |out| out.trim().is_empty(),
     );
+    until(
+        &shell,
+        "kubectl get globalingress -o name",
+        Duration::from_secs(60),
+        |out| out.trim().is_empty(),
+    );
 
-    drop(_teardown);
+    drop(teardown);
     let left = Command::new("pgrep")
         .args(["-af", &format!("{}/", dir.display())])
         .output()
@@ -154,6 +185,17 @@ fn readme_quickstart_with_the_process_provider() {
         left.trim().is_empty(),
         "processes left after make local-teardown:\n{left}"
     );
+}
+
+#[test]
+fn readme_quickstart_with_the_process_provider() {
+    quickstart("quickstart", "PROVIDER=process");
+}
+
+/// The same walkthrough with a kcp workspace as the control plane.
+#[test]
+fn readme_quickstart_with_kcp_as_the_control_plane() {
+    quickstart("quickstart-kcp", "PROVIDER=process CONTROL_PLANE=kcp");
 }
 
 /// No Docker engine runs here: the kind provider is kept honest by its

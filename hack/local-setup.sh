@@ -4,7 +4,7 @@
 #
 # Usage:
 #   hack/local-setup.sh up   [--dir DIR] [--provider auto|process|kind] [--clusters N]
-#                            [--lb-port PORT] [--dry-run]
+#                            [--control-plane kube|kcp] [--lb-port PORT] [--dry-run]
 #   hack/local-setup.sh down [--dir DIR] [--dry-run]
 #   hack/local-setup.sh --help
 #
@@ -14,14 +14,16 @@
 #            127.0.1.K and answers HTTP there with the cluster's name.
 #   kind     kind clusters (Docker) with ingress-nginx filling Ingress status.
 #   auto     kind when a Docker engine answers and kind is installed, else process.
-# The control plane and the DNS server (BIND 9) always come from
-# hack/test-env.sh. kcp-ingress runs as two processes: the controller with
-# push-mode syncers, and the glbc.
+# The control plane is a kube-apiserver from hack/test-env.sh (kube), or a
+# kcp workspace from hack/kcp-env.sh (kcp); the DNS server (BIND 9) always
+# comes from hack/test-env.sh. kcp-ingress runs as two processes: the
+# controller with push-mode syncers, and the glbc.
 #
 # Options:
 #   --dir DIR        where everything lives (default $KCP_INGRESS_LOCAL_DIR or <repo>/.local)
 #   --provider P     auto (default), process or kind
 #   --clusters N     physical clusters (default 2)
+#   --control-plane  kube (default, or $CONTROL_PLANE) or kcp (builds kcp on first use)
 #   --lb-port PORT   process provider: port the stand-in load balancers serve HTTP on (default 80)
 #   --dry-run        print the commands that would run; run nothing
 #
@@ -37,7 +39,7 @@ repo=$(cd "$here/.." && pwd)
 # shellcheck source=hack/lib/procs.sh
 source "$here/lib/procs.sh"
 
-usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "local-setup: $*" >&2; exit 1; }
 usage_error() { echo "local-setup: $*" >&2; echo "try: hack/local-setup.sh --help" >&2; exit 2; }
 say() { echo "local-setup: $*" >&2; }
@@ -55,12 +57,14 @@ provider=auto
 clusters=2
 lb_port=80
 dry_run=false
+control=${CONTROL_PLANE:-kube}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dir) [[ $# -ge 2 ]] || usage_error "--dir needs a value"; dir=$2; shift 2 ;;
     --provider) [[ $# -ge 2 ]] || usage_error "--provider needs a value"; provider=$2; shift 2 ;;
     --clusters) [[ $# -ge 2 ]] || usage_error "--clusters needs a value"; clusters=$2; shift 2 ;;
     --lb-port) [[ $# -ge 2 ]] || usage_error "--lb-port needs a value"; lb_port=$2; shift 2 ;;
+    --control-plane) [[ $# -ge 2 ]] || usage_error "--control-plane needs a value"; control=$2; shift 2 ;;
     --dry-run) dry_run=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown flag '$1'" ;;
@@ -74,8 +78,13 @@ case $provider in
   auto|process|kind) ;;
   *) usage_error "--provider must be auto, process or kind, not '$provider'" ;;
 esac
+case $control in
+  kube|kcp) ;;
+  *) usage_error "--control-plane must be kube or kcp, not '$control'" ;;
+esac
 dir=$(realpath -m "$dir")
 env_dir=$dir/env
+kcp_dir=$dir/kcp
 RUN_DIR=$dir/run
 OWNER_MARK="$dir/"
 logs=$dir/logs
@@ -140,14 +149,25 @@ binaries() {
 
 control_plane() {
   if ! $dry_run && "$here/test-env.sh" status --dir "$env_dir" >/dev/null 2>&1; then
-    say "the control plane and DNS server already run"
-    return 0
+    say "the test environment (clusters, DNS) already runs"
+  else
+    local physical=$clusters
+    # kind brings its own clusters; the test environment still runs one
+    # (unused) cluster because it always starts at least one.
+    [[ $provider == kind ]] && physical=1
+    run "$here/test-env.sh" up --dir "$env_dir" --clusters "$physical"
   fi
-  local physical=$clusters
-  # kind brings its own clusters; the test environment still runs one
-  # (unused) cluster because it always starts at least one.
-  [[ $provider == kind ]] && physical=1
-  run "$here/test-env.sh" up --dir "$env_dir" --clusters "$physical"
+  if [[ $control == kcp ]]; then
+    if ! $dry_run && "$here/kcp-env.sh" status --dir "$kcp_dir" >/dev/null 2>&1; then
+      say "kcp already runs"
+    else
+      run "$here/build-tools.sh" --with-kcp
+      run "$here/kcp-env.sh" up --dir "$kcp_dir"
+    fi
+    cp_kubeconfig=$kcp_dir/control-plane.kubeconfig
+  else
+    cp_kubeconfig=$env_dir/control-plane.kubeconfig
+  fi
 }
 
 # The ingress controller of the kind clusters (the provider of the original
@@ -191,7 +211,7 @@ EOF
 
 # register K KUBECONFIG: the Cluster cluster-K with its kubeconfig Secret (push mode).
 register() {
-  local k=$1 kubeconfig=$2 cp=$env_dir/control-plane.kubeconfig
+  local k=$1 kubeconfig=$2 cp=$cp_kubeconfig
   if $dry_run; then
     echo "kubectl --kubeconfig $cp apply (namespace kcp-ingress-system, Secret cluster-$k-kubeconfig from $kubeconfig, Cluster cluster-$k)"
     return 0
@@ -227,7 +247,7 @@ up() {
   pick_provider
   binaries
   control_plane
-  local k cp=$env_dir/control-plane.kubeconfig
+  local k cp=$cp_kubeconfig
   if [[ $provider == kind ]]; then
     kind_clusters
     for ((k = 1; k <= clusters; k++)); do register "$k" "$dir/cluster-$k.kubeconfig"; done
@@ -261,7 +281,7 @@ up() {
   fi
   cat <<EOF
 
-kcp-ingress runs locally ($provider provider, $clusters clusters). Next:
+kcp-ingress runs locally ($provider provider, $clusters clusters, $control control plane). Next:
 
   export KUBECONFIG=$cp
   kubectl apply -f samples/ingress.yaml
@@ -278,12 +298,16 @@ EOF
 down() {
   if $dry_run; then
     echo "stop: $(proc_names 2>/dev/null | tr '\n' ' ')"
+    echo "$here/kcp-env.sh down --dir $kcp_dir"
     echo "$here/test-env.sh down --dir $env_dir"
     return 0
   fi
   if [[ -d $RUN_DIR ]]; then
     mapfile -t names < <(proc_names)
     ((${#names[@]} == 0)) || proc_stop 10 "${names[@]}"
+  fi
+  if [[ -d $kcp_dir ]]; then
+    "$here/kcp-env.sh" down --dir "$kcp_dir"
   fi
   if [[ -d $env_dir ]]; then
     "$here/test-env.sh" down --dir "$env_dir"
