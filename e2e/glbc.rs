@@ -54,11 +54,14 @@ struct World {
     /// Clusters that heartbeat, and whether they say Ready.
     beating: Arc<Mutex<BTreeMap<String, bool>>>,
     heart: tokio::task::JoinHandle<()>,
+    /// Where the glbc's TSIG secret file goes (removed on drop).
+    secret_file: std::path::PathBuf,
 }
 
 impl Drop for World {
     fn drop(&mut self) {
         self.heart.abort();
+        let _ = std::fs::remove_file(&self.secret_file);
     }
 }
 
@@ -85,6 +88,8 @@ impl World {
             server,
             beating,
             heart,
+            secret_file: std::env::temp_dir()
+                .join(format!("kcp-ingress-e2e-{}-{tag}.tsig", std::process::id())),
         })
     }
 
@@ -129,15 +134,11 @@ impl World {
 
     /// Starts a glbc for this test's namespace with `key`, owner id `e2e-<tag>`.
     fn glbc(&self, env: &TestEnv, key: Key<'_>, extra: &[&str]) -> anyhow::Result<Process> {
-        let secret_file = std::env::temp_dir().join(format!(
-            "kcp-ingress-e2e-{}-{}.tsig",
-            std::process::id(),
-            self.tag
-        ));
+        let secret_file = &self.secret_file;
         let (secret_flag, secret_value) = match key {
             Key::SecretRef(reference) => ("--tsig-secret-ref", reference.to_string()),
             Key::Env => {
-                std::fs::write(&secret_file, env.dns("DNS_TSIG_SECRET"))?;
+                std::fs::write(secret_file, env.dns("DNS_TSIG_SECRET"))?;
                 let path = secret_file.to_str().context("secret path")?;
                 ("--tsig-secret-file", path.to_string())
             }
@@ -692,7 +693,7 @@ pub async fn heartbeat_loss_and_return_move_the_answers(env: &TestEnv) -> anyhow
             &host,
             RecordType::A,
             &["127.0.1.2"],
-            BEAT + Duration::from_secs(2),
+            BEAT + Duration::from_secs(4),
         )
         .await?;
     println!(
@@ -770,11 +771,12 @@ pub async fn all_clusters_unhealthy_keeps_the_answers(env: &TestEnv) -> anyhow::
 }
 
 /// Deleting the root takes its records and ownership record with it; the
-/// GlobalIngress is held by the finalizer until then.
+/// GlobalIngress is held by the finalizer until then, also while the DNS
+/// server is down.
 pub async fn deleting_the_root_removes_its_records(env: &TestEnv) -> anyhow::Result<()> {
     let w = World::new(env, "delete").await?;
     w.clusters(1).await?;
-    let _glbc = w.glbc(env, Key::Env, &[])?;
+    let glbc = w.glbc(env, Key::Env, &[])?;
     let (host, cname) = (w.host("www"), w.host("alias"));
     w.root(
         "web",
@@ -801,22 +803,51 @@ pub async fn deleting_the_root_removes_its_records(env: &TestEnv) -> anyhow::Res
                 .then_some(()))
         })
         .await?;
-        // The controller deletes the GlobalIngress with its root.
-        w.globals().delete(name, &DeleteParams::default()).await?;
     }
-    for name in [&host, &cname] {
-        w.wait_nxdomain(name, RecordType::A).await?;
-        w.wait_nxdomain(&format!("_kcp-ingress.{name}"), RecordType::TXT)
+    // The controller deletes the GlobalIngress with its root.
+    w.globals().delete("web", &DeleteParams::default()).await?;
+    w.wait_nxdomain(&host, RecordType::A).await?;
+    w.wait_nxdomain(&format!("_kcp-ingress.{host}"), RecordType::TXT)
+        .await?;
+    eventually("GlobalIngress web is gone", CONVERGE, || async {
+        Ok(w.globals().get_opt("web").await?.is_none().then_some(()))
+    })
+    .await?;
+
+    // While the DNS server is down, a deleted GlobalIngress is held by the
+    // finalizer; it goes once the server confirms its records are gone.
+    let failures = || glbc.log().matches("DNS exchange failed").count();
+    let before = failures();
+    run_blocking(|| env.server("stop", "named"))?;
+    let held = async {
+        w.globals()
+            .delete("alias", &DeleteParams::default())
             .await?;
-    }
-    for name in ["web", "alias"] {
         eventually(
-            &format!("GlobalIngress {name} is gone"),
+            "a failed attempt to remove the records",
             CONVERGE,
-            || async { Ok(w.globals().get_opt(name).await?.is_none().then_some(())) },
+            || async { Ok((failures() > before).then_some(())) },
         )
         .await?;
+        let g = w.globals().get("alias").await?;
+        ensure!(
+            g.metadata.deletion_timestamp.is_some()
+                && g.finalizers().iter().any(|f| f == labels::DNS_FINALIZER),
+            "GlobalIngress alias is not held: {:?}",
+            g.metadata
+        );
+        anyhow::Ok(())
     }
+    .await;
+    run_blocking(|| env.server("start", "named"))?;
+    held?;
+    w.wait_nxdomain(&cname, RecordType::CNAME).await?;
+    w.wait_nxdomain(&format!("_kcp-ingress.{cname}"), RecordType::TXT)
+        .await?;
+    eventually("GlobalIngress alias is gone", CONVERGE, || async {
+        Ok(w.globals().get_opt("alias").await?.is_none().then_some(()))
+    })
+    .await?;
     Ok(())
 }
 
