@@ -194,6 +194,7 @@ pub async fn run(
         manager,
     });
     let mut tasks = JoinSet::new();
+    let pull_mode = !matches!(source, DownstreamSource::Secret(_));
     let mut presence = follow_cluster(&ctx, shutdown.clone(), &mut tasks);
     tasks.spawn(heartbeats(ctx.clone(), presence.clone(), shutdown.clone()));
     let mut clients = source::follow(
@@ -206,6 +207,7 @@ pub async fn run(
     );
     let mut released = false;
     let mut said_absent = false;
+    let mut said_push = false;
     while !shutdown.is_cancelled() {
         let mut retry = None;
         let now = presence.borrow_and_update().clone();
@@ -227,9 +229,17 @@ pub async fn run(
                     }
                 }
             }
-        } else if now.active().is_some() {
+        } else if let Some(object) = now.active() {
             released = false;
             said_absent = false;
+            if pull_mode && object.spec.kubeconfig_secret_ref.is_some() && !said_push {
+                warn!(
+                    cluster,
+                    "Cluster {cluster} has spec.kubeconfigSecretRef: a controller with \
+                     --push-syncers also runs a syncer for it; run one or the other"
+                );
+                said_push = true;
+            }
             let state = clients.borrow_and_update().clone();
             match state {
                 ClientState::Pending => {}

@@ -148,11 +148,13 @@ async fn sync(
     let what = format!("{} {}/{}", t.ty.spec, key.namespace, key.name);
 
     // 1. The finalizer, before anything exists downstream.
+    let mut fresh = false;
     if !naming::has_finalizer(up.finalizers(), cluster) {
         match add_finalizer(up_api, &key.name, cluster).await? {
-            Some(fresh) => {
+            Some(updated) => {
                 debug!(cluster, "finalizer added to {what}");
-                up = Arc::new(fresh);
+                up = Arc::new(updated);
+                fresh = true;
             }
             // Gone or no longer placed: the watch brings the next step.
             None => return Ok(Outcome::Done),
@@ -202,6 +204,11 @@ async fn sync(
     let copy = match copy {
         Some(copy) if spec::is_up_to_date(&desired, &copy) => Some(copy),
         _ => {
+            if copy.is_none() && !fresh && !still_placed(up_api, &key.name, cluster).await? {
+                // The cache was behind: do not create a copy of an object
+                // that is going; its deletion or relabelling is on its way.
+                return Ok(Outcome::Done);
+            }
             if let Err(message) = ensure_namespace(s, &key.namespace).await? {
                 report(s, t, up_api, &up, Report::Error(message)).await?;
                 return Ok(Outcome::RecheckAfter(NAMESPACE_RECHECK));
@@ -330,6 +337,22 @@ async fn cleanup(
         delete_namespace_if_unused(s, &key.namespace).await?;
     }
     Ok(Outcome::Done)
+}
+
+/// Whether the object `name` is, read fresh, placed on `cluster` and not
+/// being deleted (checked before a copy is created).
+async fn still_placed(
+    api: &Api<DynamicObject>,
+    name: &str,
+    cluster: &str,
+) -> Result<bool, ReconcileError> {
+    Ok(api
+        .get_opt(name)
+        .await
+        .map_err(up_err("reading the object"))?
+        .is_some_and(|o| {
+            naming::is_placed(o.labels(), cluster) && o.metadata.deletion_timestamp.is_none()
+        }))
 }
 
 /// Adds the syncer's finalizer to the current object (read fresh, written
