@@ -35,17 +35,17 @@ use crate::runtime::{self, CancellationToken, ClientError};
 /// Errors that stop the syncer.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncerError {
-    #[error("--resources: {0}")]
+    #[error("--resources")]
     Resources(#[from] ResourceSpecError),
     #[error("--cluster {0:?}: {1}")]
     ClusterName(String, &'static str),
     #[error("--heartbeat-interval must be at least 100ms")]
     HeartbeatInterval,
-    #[error("control plane: {0}")]
+    #[error("control plane")]
     Upstream(#[from] ClientError),
     #[error(
-        "the control plane does not serve clusters.kcp-ingress.dev ({0}); apply config/crd/ \
-         and check the upstream kubeconfig's permissions"
+        "the control plane does not serve clusters.kcp-ingress.dev (apply config/crd/ and \
+         check the upstream kubeconfig's permissions)"
     )]
     NotServed(#[source] kube::Error),
 }
