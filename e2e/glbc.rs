@@ -703,7 +703,8 @@ pub async fn heartbeat_loss_and_return_move_the_answers(env: &TestEnv) -> anyhow
 }
 
 /// Every cluster unhealthy: the answers stay as they were (no UPDATE is
-/// even sent) and the GlobalIngress says Degraded; health back: not Degraded.
+/// even sent) and the GlobalIngress says Degraded; health back: not
+/// Degraded. Placed on no cluster at all: the answers stay too.
 pub async fn all_clusters_unhealthy_keeps_the_answers(env: &TestEnv) -> anyhow::Result<()> {
     let w = World::new(env, "failopen").await?;
     w.clusters(2).await?;
@@ -767,6 +768,29 @@ pub async fn all_clusters_unhealthy_keeps_the_answers(env: &TestEnv) -> anyhow::
         .await?;
     w.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
         .await?;
+
+    // Placed on no cluster for a while (an invalid edit, a placement being
+    // rewritten): the names are not emptied either.
+    let updates = updates_done(env).await?;
+    w.place("web", &[]).await?;
+    eventually("the status says the records are kept", CONVERGE, || async {
+        let g = w.globals().get("web").await?;
+        let kept = g
+            .status
+            .iter()
+            .flat_map(|s| s.dns_records.iter())
+            .any(|r| r.record_type == "A" && r.state == "Retained");
+        Ok(kept.then_some(()))
+    })
+    .await?;
+    ensure!(
+        w.data(&host, RecordType::A).await? == ["127.0.1.1".to_string()].into(),
+        "the answers changed"
+    );
+    ensure!(
+        updates_done(env).await? == updates,
+        "an UPDATE was sent for a root placed nowhere"
+    );
     Ok(())
 }
 

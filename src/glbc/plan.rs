@@ -6,9 +6,11 @@
 //!   IPv4 addresses become A records, IPv6 addresses AAAA;
 //! - a load balancer that gives a hostname: a CNAME when that hostname is
 //!   the host's only target, else its resolved addresses;
-//! - no target although the root is placed (all its clusters unhealthy, or
-//!   no healthy one has an address yet): the records published so far are
-//!   kept (fail open); a root placed nowhere releases its names;
+//! - no target (all its clusters unhealthy, none with an address yet, or
+//!   none at all): the records published so far are kept (fail open; a
+//!   root that is invalid for a moment, or whose placement is being
+//!   rewritten, does not empty its names). Its names are released when the
+//!   root goes or drops the host;
 //! - a host outside every zone, or not a valid host name, is reported and
 //!   skipped;
 //! - a name is published only if it is free or ours: a name with records but
@@ -326,7 +328,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
 
     // Every host of every live root: classified, and claims on valid names.
     let mut claims: BTreeMap<(DnsName, DnsName), Vec<Claim<'_>>> = BTreeMap::new();
-    let mut root_targets: BTreeMap<&RootKey, (BTreeMap<RecordKind, Rrset>, bool)> = BTreeMap::new();
+    let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
     for root in &live {
         let t = targets(root, input.healthy);
         let (rrsets, unresolved) = rrsets_for(&t, input.resolved, config.ttl);
@@ -375,7 +377,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
                 outcome,
             });
         }
-        root_targets.insert(&root.key, (rrsets, !root.clusters.is_empty()));
+        root_targets.insert(&root.key, rrsets);
         out.roots.insert(root.key.clone(), plan);
     }
 
@@ -405,14 +407,14 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         let mut desired: DesiredName = RecordKind::HOST.into_iter().map(|k| (k, None)).collect();
         desired.insert(RecordKind::Txt, None);
         for claim in claimants {
-            let (wanted, placed) = root_targets
+            let wanted = root_targets
                 .get(&claim.root.key)
                 .cloned()
                 .unwrap_or_default();
             let outcome = if Some(&claim.root.key) == winner {
                 let mut rrsets = wanted;
                 let mut retained = false;
-                if rrsets.is_empty() && placed && matches!(held, Holder::Ours(_)) {
+                if rrsets.is_empty() && matches!(held, Holder::Ours(_)) {
                     // Fail open: keep what is published.
                     rrsets = RecordKind::HOST
                         .into_iter()

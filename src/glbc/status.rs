@@ -268,14 +268,14 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
         .filter(|h| matches!(h.outcome, HostOutcome::NoTargets { .. }))
         .map(|h| h.host.as_str())
         .collect();
+    let why = if plan.placed == 0 {
+        "the Ingress is placed on no cluster"
+    } else if plan.healthy == 0 {
+        "no cluster of the Ingress is healthy"
+    } else {
+        "no healthy cluster reports a usable load-balancer address"
+    };
     if !no_targets.is_empty() {
-        let why = if plan.placed == 0 {
-            "the Ingress is placed on no cluster"
-        } else if plan.healthy == 0 {
-            "no cluster of the Ingress is healthy"
-        } else {
-            "no healthy cluster reports a load-balancer address"
-        };
         problems.add(
             5,
             reason::NO_ADDRESSES,
@@ -312,8 +312,7 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
             let mut message = format!("{published} host(s) published");
             let retained = records.iter().any(|r| r.state == state::RETAINED);
             if retained {
-                message
-                    .push_str("; the last published addresses are kept while no target is healthy");
+                message.push_str(&format!("; {why}: the last published records are kept"));
             }
             if !plan.problems.is_empty() {
                 message.push_str("; ");

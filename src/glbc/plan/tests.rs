@@ -321,9 +321,17 @@ fn no_healthy_cluster_keeps_what_is_published() {
 }
 
 #[test]
-fn a_root_placed_nowhere_releases_its_names() {
+fn a_root_placed_nowhere_keeps_its_names_until_it_drops_them() {
     let known = published("a.z.test", &["127.0.1.1"], OWNER, "ns/r");
     let roots = [root("ns", "r", &["a.z.test"], vec![])];
+    let plan = run(&roots, &healthy(&[]), &known);
+    assert!(diff(&plan.zones[&name("z.test")], &known[&name("z.test")]).is_empty());
+    assert!(matches!(
+        outcome(&plan, "ns", "r", "a.z.test"),
+        HostOutcome::Publish { retained: true, .. }
+    ));
+    // The root drops the host: released.
+    let roots = [root("ns", "r", &["b.z.test"], vec![])];
     let plan = run(&roots, &healthy(&[]), &known);
     let zone = zone_after(&plan, &known);
     assert!(zone.names.is_empty(), "{zone:?}");
@@ -689,13 +697,18 @@ proptest! {
             let changes = diff(desired, &after);
             apply(&mut after, &changes);
         }
-        // A name still wanted by a live, placed root that published it keeps its records.
-        for root in roots.iter().filter(|r| !r.deleting && !r.clusters.is_empty()) {
+        // Every name that a live root published and still wants keeps its
+        // records, whatever the placement says.
+        for root in roots.iter().filter(|r| !r.deleting) {
             for host in &root.hosts {
                 let Ok(host) = DnsName::parse_host(host) else { continue };
-                let Some(HostOutcome::Publish { .. }) = plan.roots[&root.key]
-                    .hosts.iter().find(|h| DnsName::parse_host(&h.host).ok() == Some(host.clone()))
-                    .map(|h| &h.outcome) else { continue };
+                let Some(txt) = ownership::name_of(&host).and_then(|n| zone.rrset(&n, RecordKind::Txt)) else { continue };
+                let published_by_root = txt.data.len() == 1 && txt.data.iter()
+                    .filter_map(|d| ownership::parse(d))
+                    .any(|o| o.owner == OWNER && o.root == root.key.to_string());
+                if !published_by_root {
+                    continue;
+                }
                 let before: Vec<_> = RecordKind::HOST.iter().map(|k| zone.rrset(&host, *k)).collect();
                 let now: Vec<_> = RecordKind::HOST.iter().map(|k| after.rrset(&host, *k)).collect();
                 prop_assert_eq!(before, now);
