@@ -598,9 +598,11 @@ async fn ensure_namespace(
     Ok(Ok(()))
 }
 
-/// Deletes `namespace` downstream when this syncer created it, the upstream
-/// namespace is gone or being deleted, and no copy of this syncer is left
-/// in it. A namespace the syncer did not create is never deleted.
+/// Deletes `namespace` downstream when this syncer created it (it carries
+/// the syncer's labels), the upstream namespace is gone or being deleted,
+/// and no copy of this syncer (of any synced type) is left in it. Whatever
+/// else was put into such a namespace goes with it, as it goes upstream. A
+/// namespace the syncer did not create is never deleted.
 async fn delete_namespace_if_unused(s: &Session, namespace: &str) -> Result<(), ReconcileError> {
     let cluster = &s.ctx.cluster;
     let upstream_ns: Api<Namespace> = Api::all(s.ctx.upstream.clone());
