@@ -950,8 +950,8 @@ async fn write_status(client: &Client, g: &GlobalIngress, desired: &GlbcStatus) 
 }
 
 /// An Event when the `DNSPublished` verdict changes: a warning for a
-/// problem (not for "pending", which passes by itself), a normal one when
-/// the records are published.
+/// problem (not for "pending" or "no addresses yet", which pass by themselves),
+/// a normal one when the records get published.
 async fn announce(
     recorder: &Recorder,
     g: &GlobalIngress,
@@ -964,7 +964,8 @@ async fn announce(
     let changed = before.is_none_or(|b| {
         b.status != after.status || b.reason != after.reason || b.message != after.message
     });
-    if !changed || after.reason == reason::PENDING {
+    // Pending and NoAddresses are the normal life of a new root: no Event.
+    if !changed || after.reason == reason::PENDING || after.reason == reason::NO_ADDRESSES {
         return;
     }
     let type_ = if after.status == "True" {
