@@ -249,18 +249,26 @@ pub async fn run(
                 ClientState::Ready { client, generation } => {
                     debug!(cluster, generation, "starting a sync session");
                     let cancel = shutdown.child_token();
-                    let session = tokio::spawn(session::run(ctx.clone(), client, cancel.clone()));
-                    tokio::select! {
+                    let mut session =
+                        tokio::spawn(session::run(ctx.clone(), client, cancel.clone()));
+                    let ended = tokio::select! {
                         changed = clients.changed() => {
                             if changed.is_ok() {
                                 info!(cluster, "the downstream configuration changed; restarting the session");
                             }
+                            None
                         }
-                        _ = presence.wait_for(|p| p.active().is_none()) => {}
-                        () = shutdown.cancelled() => {}
-                    }
+                        _ = presence.wait_for(|p| p.active().is_none()) => None,
+                        () = shutdown.cancelled() => None,
+                        // The session ends by itself when discovery changed.
+                        ended = &mut session => Some(ended),
+                    };
                     cancel.cancel();
-                    if let Err(err) = session.await {
+                    let ended = match ended {
+                        Some(ended) => ended,
+                        None => session.await,
+                    };
+                    if let Err(err) = ended {
                         warn!(cluster, %err, "the sync session ended abnormally");
                     }
                     ctx.health.session_ended();

@@ -32,6 +32,8 @@ const WORKERS: usize = 8;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// At most one probe per this long, however many failures ask for one.
 const PROBE_MIN_GAP: Duration = Duration::from_millis(200);
+/// How often discovery runs again, to pick up types that became served.
+const REDISCOVERY: Duration = Duration::from_secs(300);
 
 /// An upstream object (and its downstream copy): type index, namespace, name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -169,9 +171,45 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
     for _ in 0..WORKERS {
         tasks.spawn(worker(session.clone()));
     }
-    cancel.cancelled().await;
+    let served: Vec<String> = session
+        .types
+        .iter()
+        .map(|t| t.ty.spec.to_string())
+        .collect();
+    tokio::select! {
+        () = cancel.cancelled() => {}
+        () = rediscover(&ctx, &session.downstream, served) => {}
+    }
     tasks.shutdown().await;
     debug!(cluster, "sync session ended");
+}
+
+/// Resolves when discovery finds a different set of types to sync (a CRD
+/// installed or removed on either side); the session then ends and the
+/// cluster's syncer starts a new one.
+async fn rediscover(ctx: &ClusterCtx, downstream: &kube::Client, served: Vec<String>) {
+    loop {
+        tokio::time::sleep(REDISCOVERY).await;
+        let Ok(resolved) = discovery::resolve(&ctx.upstream, downstream, &ctx.specs).await else {
+            continue;
+        };
+        let now: Vec<String> = resolved
+            .iter()
+            .filter_map(|r| match r {
+                Resolved::Served(t) => Some(t.spec.to_string()),
+                Resolved::NotServed { .. } => None,
+            })
+            .collect();
+        if now != served {
+            info!(
+                cluster = ctx.cluster,
+                before = ?served,
+                now = ?now,
+                "the types both sides serve changed; restarting the session"
+            );
+            return;
+        }
+    }
 }
 
 /// Discovery on both sides, retried until it works or `cancel`.
