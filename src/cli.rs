@@ -156,6 +156,10 @@ pub struct GlbcArgs {
     pub control_plane: ControlPlaneArgs,
     #[command(flatten)]
     pub health: HealthArgs,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+    #[command(flatten)]
+    pub election: ElectionArgs,
     /// Address of the DNS server that accepts RFC 2136 updates (the zone's primary).
     #[arg(long, value_name = "IP")]
     pub dns_server: IpAddr,

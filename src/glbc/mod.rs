@@ -72,6 +72,10 @@ pub enum GlbcError {
         what: &'static str,
         source: kube::Error,
     },
+    #[error(transparent)]
+    Component(#[from] runtime::ComponentError),
+    #[error("lost the leader Lease; stopping so that the new leader alone writes")]
+    LostLeadership,
 }
 
 impl From<DnsError> for GlbcError {
@@ -238,6 +242,14 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
             source,
         })?;
 
+    let component = runtime::start_component(
+        labels::GLBC_MANAGER,
+        &client,
+        &args.admin,
+        &args.election,
+        &shutdown,
+    )
+    .await?;
     let secret = keys.load(&client).await?;
     let server = SocketAddr::new(args.dns_server, args.dns_port);
     let factory = provider_factory(
@@ -292,9 +304,22 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         caches,
         notify,
         recorder,
+        admin: component.admin.clone(),
+        metrics: component.metrics.clone(),
     });
-    reconciler.run(shutdown).await;
+    // A standby keeps its caches warm and waits for the Lease.
+    let mut leading = component.leading.clone();
+    if !runtime::wait_for_leadership(&mut leading, &shutdown).await {
+        component.stopped().await;
+        return Ok(());
+    }
+    let (work, lost) = runtime::work_token(component.leading.clone(), &shutdown);
+    reconciler.run(work).await;
     info!("glbc stopped");
+    component.stopped().await;
+    if lost.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(GlbcError::LostLeadership);
+    }
     Ok(())
 }
 

@@ -35,6 +35,8 @@ use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
 use crate::apis::{Cluster, GlobalIngress};
 use crate::labels;
 use crate::runtime::CancellationToken;
+use crate::runtime::admin::AdminState;
+use crate::runtime::metrics::{Metrics, ResultLabel};
 
 /// Wait this long after a change before a pass, so that a burst of events
 /// (a status and a heartbeat, a list of many objects) becomes one pass.
@@ -145,6 +147,8 @@ pub struct Reconciler {
     notify: Arc<Notify>,
     resolver: Resolver,
     recorder: Recorder,
+    admin: Arc<AdminState>,
+    metrics: Arc<Metrics>,
     refused: BTreeMap<DnsName, Refusal>,
     /// When this process last had each root's records accepted.
     last_sent: HashMap<RootKey, Time>,
@@ -237,6 +241,8 @@ pub struct Parts {
     pub caches: Caches,
     pub notify: Arc<Notify>,
     pub recorder: Recorder,
+    pub admin: Arc<AdminState>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Reconciler {
@@ -267,6 +273,8 @@ impl Reconciler {
             notify: parts.notify,
             resolver,
             recorder: parts.recorder,
+            admin: parts.admin,
+            metrics: parts.metrics,
             refused: BTreeMap::new(),
             last_sent: HashMap::new(),
             written: HashMap::new(),
@@ -294,6 +302,7 @@ impl Reconciler {
             clusters = self.clusters.len(),
             "caches filled; reconciling"
         );
+        self.admin.set_ready(true);
         loop {
             let wake = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -528,6 +537,15 @@ impl Reconciler {
             .await;
             for batch in &outcome.applied {
                 sent += 1;
+                self.metrics
+                    .dns_updates
+                    .get_or_create(&ResultLabel {
+                        result: "sent".into(),
+                    })
+                    .inc();
+                self.metrics
+                    .dns_batch_names
+                    .observe(diff::units(batch).len() as f64);
                 diff::apply(&mut known, batch);
                 for unit in diff::units(batch) {
                     self.refused.remove(&unit);
@@ -557,6 +575,12 @@ impl Reconciler {
                 );
             }
             if let Some(err) = outcome.failed {
+                self.metrics
+                    .dns_updates
+                    .get_or_create(&ResultLabel {
+                        result: "failed".into(),
+                    })
+                    .inc();
                 zone.failed(&err, now);
             }
             zone.known = Some(known);
