@@ -41,6 +41,9 @@ pub const CONFLICT_ANNOTATION_PREFIX: &str = "conflict.kcp-ingress.dev/";
 /// not be synced (the cluster refused it, or it is malformed):
 /// `sync-error.kcp-ingress.dev/<cluster>`; its value is the error.
 pub const SYNC_ERROR_ANNOTATION_PREFIX: &str = "sync-error.kcp-ingress.dev/";
+/// kcp's annotation naming the logical cluster (workspace) an object lives
+/// in; meaningless in a physical cluster, so not copied downstream.
+pub const KCP_CLUSTER_ANNOTATION: &str = "kcp.io/cluster";
 /// kubectl's client-side apply record; not copied downstream.
 pub const KUBECTL_LAST_APPLIED_ANNOTATION: &str =
     "kubectl.kubernetes.io/last-applied-configuration";

@@ -15,9 +15,10 @@ pub const MAX_NAME: usize = 253;
 /// Longest label value.
 pub const MAX_LABEL_VALUE: usize = 63;
 /// Annotations of the root that are not copied to its leaves.
-const NOT_COPIED_ANNOTATIONS: [&str; 2] = [
+const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
     labels::PLACEMENT_ANNOTATION,
-    "kubectl.kubernetes.io/last-applied-configuration",
+    labels::KUBECTL_LAST_APPLIED_ANNOTATION,
+    labels::KCP_CLUSTER_ANNOTATION,
 ];
 
 /// `text` if it fits in `max` characters; otherwise a prefix and a hash of

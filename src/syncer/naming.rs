@@ -140,6 +140,7 @@ pub fn is_upstream_only_annotation(key: &str) -> bool {
     key.starts_with(labels::CONFLICT_ANNOTATION_PREFIX)
         || key.starts_with(labels::SYNC_ERROR_ANNOTATION_PREFIX)
         || key == labels::KUBECTL_LAST_APPLIED_ANNOTATION
+        || key == labels::KCP_CLUSTER_ANNOTATION
         || key == labels::ORIGIN_ANNOTATION
         || key == labels::APPLIED_HASH_ANNOTATION
 }
@@ -264,6 +265,7 @@ mod tests {
         assert!(is_upstream_only_annotation(
             "kubectl.kubernetes.io/last-applied-configuration"
         ));
+        assert!(is_upstream_only_annotation("kcp.io/cluster"));
         assert!(!is_upstream_only_annotation("example.com/keep"));
         assert!(has_finalizer(
             &["a".into(), "kcp-ingress.dev/syncer-east".into()],
