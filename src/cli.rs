@@ -142,6 +142,8 @@ pub struct SyncerArgs {
     /// Resource types to copy, as `resource.group` (core types: just `resource`), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = DEFAULT_RESOURCES)]
     pub resources: Vec<String>,
+    #[command(flatten)]
+    pub admin: AdminArgs,
     /// How often the syncer writes its Cluster's heartbeat (status.lastHeartbeatTime and
     /// conditions). The cluster's API is probed more often (a fifth of this, between 500ms
     /// and 2s); a failed probe, request or watch turns DownstreamReachable and Ready False

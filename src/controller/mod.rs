@@ -71,7 +71,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         labels::CONTROLLER_MANAGER,
         &client,
         &args.admin,
-        &args.election,
+        Some(&args.election),
         &shutdown,
     )
     .await?;
@@ -104,6 +104,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             client.clone(),
             args.resources.clone(),
             args.heartbeat_interval,
+            Some(component.metrics.clone()),
             work.clone(),
         ))
     });

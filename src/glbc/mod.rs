@@ -246,7 +246,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         labels::GLBC_MANAGER,
         &client,
         &args.admin,
-        &args.election,
+        Some(&args.election),
         &shutdown,
     )
     .await?;

@@ -139,7 +139,7 @@ pub async fn start_component(
     manager: &str,
     client: &kube::Client,
     admin_args: &crate::cli::AdminArgs,
-    election: &crate::cli::ElectionArgs,
+    election: Option<&crate::cli::ElectionArgs>,
     shutdown: &CancellationToken,
 ) -> Result<Component, ComponentError> {
     let mut registry = prometheus_client::registry::Registry::default();
@@ -148,7 +148,7 @@ pub async fn start_component(
     if let Some(address) = admin_args.admin_address {
         admin::serve(address, admin.clone(), shutdown.clone()).await?;
     }
-    let (leading, campaign) = if election.leader_elect {
+    let (leading, campaign) = if let Some(election) = election.filter(|e| e.leader_elect) {
         let identity = election.identity.clone().unwrap_or_else(default_identity);
         let name = election.lease_name.as_deref().unwrap_or(manager);
         tracing::info!(lease = %format!("{}/{name}", election.lease_namespace), %identity, "campaigning for leadership");

@@ -30,6 +30,7 @@ use super::source::{self, ClientState, DownstreamSource};
 use crate::apis::{Cluster, SyncedResource};
 use crate::labels;
 use crate::runtime::CancellationToken;
+use crate::runtime::metrics::{ClusterLabel, Metrics};
 
 /// What every part of one cluster's syncer shares.
 pub struct ClusterCtx {
@@ -43,6 +44,16 @@ pub struct ClusterCtx {
     pub health: Health,
     /// The syncer's field manager.
     pub manager: String,
+    /// Where the count of synced objects goes, when the process serves metrics.
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// How a syncer runs, the same for every cluster of a process.
+#[derive(Clone)]
+pub struct Settings {
+    pub specs: Vec<ResourceSpec>,
+    pub heartbeat_interval: Duration,
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// What the syncer knows of the physical cluster, for the heartbeat.
@@ -173,10 +184,14 @@ pub async fn run(
     upstream: kube::Client,
     cluster: String,
     source: DownstreamSource,
-    specs: Vec<ResourceSpec>,
-    heartbeat_interval: Duration,
+    settings: Settings,
     shutdown: CancellationToken,
 ) {
+    let Settings {
+        specs,
+        heartbeat_interval,
+        metrics,
+    } = settings;
     let manager = labels::syncer_manager(&cluster);
     let ctx = Arc::new(ClusterCtx {
         recorder: Recorder::new(
@@ -192,6 +207,7 @@ pub async fn run(
         specs,
         heartbeat_interval,
         manager,
+        metrics,
     });
     let mut tasks = JoinSet::new();
     let pull_mode = !matches!(source, DownstreamSource::Secret(_));
@@ -358,10 +374,20 @@ async fn heartbeats(
             Some(c) => c.status.clone().unwrap_or_default().conditions,
             None => continue,
         };
+        let synced = ctx.health.synced_resources();
+        if let Some(metrics) = &ctx.metrics {
+            let objects: u32 = synced.iter().filter_map(|r| r.objects).sum();
+            metrics
+                .synced_objects
+                .get_or_create(&ClusterLabel {
+                    cluster: ctx.cluster.clone(),
+                })
+                .set(i64::from(objects));
+        }
         let Some(status) = heartbeat::cluster_status(
             &previous,
             &seen,
-            ctx.health.synced_resources(),
+            synced,
             ctx.heartbeat_interval,
             Time(Timestamp::now()),
         ) else {

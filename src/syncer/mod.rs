@@ -30,6 +30,7 @@ use self::naming::{ResourceSpec, ResourceSpecError};
 use self::source::DownstreamSource;
 use crate::apis::Cluster;
 use crate::cli::SyncerArgs;
+use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError};
 
 /// Errors that stop the syncer.
@@ -48,6 +49,8 @@ pub enum SyncerError {
          check the upstream kubeconfig's permissions)"
     )]
     NotServed(#[source] kube::Error),
+    #[error(transparent)]
+    Component(#[from] runtime::ComponentError),
 }
 
 /// Runs the syncer until `shutdown` is cancelled.
@@ -77,15 +80,23 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
         heartbeat_interval = %humantime::format_duration(args.heartbeat_interval),
         "syncer starting (pull mode)"
     );
-    cluster::run(
-        upstream,
-        args.cluster,
-        source,
-        specs,
-        args.heartbeat_interval,
-        shutdown,
+    let component = runtime::start_component(
+        &labels::syncer_manager(&args.cluster),
+        &upstream,
+        &args.admin,
+        None,
+        &shutdown,
     )
-    .await;
+    .await?;
+    // The syncer's caches are per session; it is ready once it runs.
+    component.admin.set_ready(true);
+    let settings = cluster::Settings {
+        specs,
+        heartbeat_interval: args.heartbeat_interval,
+        metrics: Some(component.metrics.clone()),
+    };
+    cluster::run(upstream, args.cluster, source, settings, shutdown).await;
+    component.stopped().await;
     Ok(())
 }
 

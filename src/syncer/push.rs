@@ -34,6 +34,7 @@ pub async fn run(
     upstream: kube::Client,
     resources: Vec<String>,
     heartbeat_interval: Duration,
+    metrics: Option<std::sync::Arc<crate::runtime::metrics::Metrics>>,
     shutdown: CancellationToken,
 ) -> Result<(), SyncerError> {
     let checked = ResourceSpec::parse_all(&resources)
@@ -50,6 +51,11 @@ pub async fn run(
         resources = %specs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         "push mode: running a syncer for every Cluster with spec.kubeconfigSecretRef"
     );
+    let settings = cluster::Settings {
+        specs,
+        heartbeat_interval,
+        metrics,
+    };
     let (store, writer) = reflector::store();
     let stream = reflector::reflector(
         writer,
@@ -86,8 +92,7 @@ pub async fn run(
             &mut running,
             &mut releases,
             &upstream,
-            &specs,
-            heartbeat_interval,
+            &settings,
             &shutdown,
         )
         .await;
@@ -111,8 +116,7 @@ async fn converge(
     running: &mut HashMap<String, Running>,
     releases: &mut JoinSet<()>,
     upstream: &kube::Client,
-    specs: &[ResourceSpec],
-    heartbeat_interval: Duration,
+    settings: &cluster::Settings,
     shutdown: &CancellationToken,
 ) {
     let clusters: BTreeMap<String, std::sync::Arc<Cluster>> = store
@@ -147,7 +151,7 @@ async fn converge(
                 cluster = name,
                 "Cluster deleted: its syncer stopped; releasing its finalizers"
             );
-            let (upstream, specs, name) = (upstream.clone(), specs.to_vec(), name.clone());
+            let (upstream, specs, name) = (upstream.clone(), settings.specs.clone(), name.clone());
             let shutdown = shutdown.clone();
             releases.spawn(async move {
                 let mut failures = 0u32;
@@ -188,8 +192,7 @@ async fn converge(
             upstream.clone(),
             name.clone(),
             DownstreamSource::Secret(secret.clone()),
-            specs.to_vec(),
-            heartbeat_interval,
+            settings.clone(),
             cancel.clone(),
         ));
         running.insert(
