@@ -10,6 +10,7 @@
 mod controller;
 mod env;
 mod glbc;
+mod rbac;
 mod smoke;
 #[allow(dead_code, reason = "used by the component test groups")]
 mod support;
@@ -119,6 +120,19 @@ fn groups() -> Vec<Group> {
                 syncer::push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret,
                 syncer::bad_input_is_reported_and_the_syncer_keeps_running,
                 syncer::namespaces_the_syncer_created_go_with_their_upstream,
+            ],
+        },
+        Group {
+            name: "rbac",
+            clusters: 2,
+            // Each test runs its own controller, syncer and glbc against the
+            // same Clusters, and some revoke permissions.
+            serial: true,
+            tests: tests![
+                rbac::config_renders_least_privilege_rbac,
+                rbac::the_whole_flow_works_with_service_account_tokens,
+                rbac::denied_syncer_requests_are_reported,
+                rbac::denied_controller_and_glbc_requests_are_reported,
             ],
         },
     ]
