@@ -4,7 +4,7 @@ SCRIPTS := $(wildcard hack/*.sh hack/lib/*.sh .ci/run)
 
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
-.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts unit e2e test clean local-setup local-teardown
+.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ e2e: deps tools tools-kcp ## end-to-end tests against real etcd, kube-apiservers
 	$(CARGO) test --test quickstart -- --test-threads=1
 
 test: fmt-check clippy crd-check lint-scripts unit e2e ## everything CI checks
+
+bench: deps tools ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 3 min)
+	$(CARGO) bench --bench bench -- $(if $(filter-out 0,$(QUICK)),--quick)
 
 local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp)
 	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE)

@@ -1,0 +1,590 @@
+//! The benchmark's environment: the real servers of `hack/test-env.sh`
+//! (etcd, a control plane, physical clusters, BIND 9), a stand-in load
+//! balancer per cluster, and the kcp-ingress processes from the release
+//! build, started the way `hack/local-setup.sh` starts them. Everything is
+//! stopped when the [`Env`] is dropped, and by watchers if this process dies.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use kcp_ingress::apis::Cluster;
+use kube::api::{Api, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use serde_json::json;
+
+/// The namespace the benchmark's roots live in.
+pub const NS: &str = "bench";
+/// The one Service every benchmark root references.
+pub const BACKEND: &str = "backend";
+/// Physical clusters.
+pub const CLUSTERS: usize = 3;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script() -> PathBuf {
+    repo().join("hack/test-env.sh")
+}
+
+/// The stand-in load balancer's address of cluster `k` (1-based).
+pub fn lb_address(k: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1, u8::try_from(k).unwrap_or(255))
+}
+
+/// A process this benchmark started; stopped (SIGTERM, then SIGKILL) on
+/// drop. A watcher process stops it too if the benchmark dies first.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    watcher: Option<Child>,
+}
+
+impl Proc {
+    /// Starts `program ARGS` with its output in `log`.
+    pub fn spawn(
+        name: &str,
+        program: &Path,
+        args: &[String],
+        log: &Path,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let child = Command::new(program)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {}", program.display()))?;
+        let (owner, pid) = (std::process::id(), child.id());
+        // Stops the child if the benchmark is killed; exits with the child.
+        let watcher = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "while kill -0 {owner} 2>/dev/null && kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+                 if ! kill -0 {owner} 2>/dev/null; then kill -TERM {pid} 2>/dev/null; sleep 5; kill -KILL {pid} 2>/dev/null; fi; true"
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok();
+        Ok(Self {
+            name: name.to_string(),
+            child,
+            watcher,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`.
+    pub fn terminate(&mut self, grace: Duration) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                if !matches!(self.child.try_wait(), Ok(None)) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if matches!(self.child.try_wait(), Ok(None)) {
+                eprintln!("bench: {} did not stop in {grace:?}; killing it", self.name);
+                let _ = self.child.kill();
+            }
+        }
+        let _ = self.child.wait();
+        if let Some(mut w) = self.watcher.take() {
+            // It notices the child is gone within a second.
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while matches!(w.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+
+    /// Sends SIGKILL and returns at once (drop or [`Proc::terminate`] reaps it).
+    pub fn signal_kill(&mut self) {
+        let _ = self.child.kill();
+    }
+
+    /// Peak and current resident set size (VmHWM, VmRSS), in KiB.
+    pub fn memory_kib(&self) -> Option<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
+        let field = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        };
+        Some((field("VmHWM:")?, field("VmRSS:")?))
+    }
+
+    /// CPU time used so far (user + system).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        cpu_seconds(self.pid())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.terminate(Duration::from_secs(10));
+    }
+}
+
+/// CPU time a process used so far (user + system), from /proc/PID/stat.
+pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
+/// Reads a `KEY=value` file.
+fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.trim().split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches(['"', '\'']).to_string()))
+        .collect())
+}
+
+/// Runs `hack/test-env.sh ARGS`, giving up after `deadline`.
+fn test_env(args: &[&str], deadline: Duration) -> anyhow::Result<()> {
+    let mut child = Command::new(script())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("running hack/test-env.sh")?;
+    let until = Instant::now() + deadline;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            if status.success() {
+                return Ok(());
+            }
+            bail!("hack/test-env.sh {} failed ({status})", args.join(" "));
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "hack/test-env.sh {} did not finish within {deadline:?}",
+                args.join(" ")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A kube client from a kubeconfig file.
+pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
+    let kubeconfig =
+        Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
+    // The benchmark's own requests must not be the bottleneck.
+    config.read_timeout = Some(Duration::from_secs(60));
+    Ok(kube::Client::try_from(config)?)
+}
+
+/// A free TCP port on `ip`.
+fn free_port(ips: &[IpAddr]) -> anyhow::Result<u16> {
+    for _ in 0..50 {
+        let probe = std::net::TcpListener::bind(SocketAddr::new(ips[0], 0))?;
+        let port = probe.local_addr()?.port();
+        drop(probe);
+        if ips[1..]
+            .iter()
+            .all(|ip| std::net::TcpListener::bind(SocketAddr::new(*ip, port)).is_ok())
+        {
+            return Ok(port);
+        }
+    }
+    bail!("no free port on {ips:?}")
+}
+
+/// One running environment with kcp-ingress.
+pub struct Env {
+    pub dir: PathBuf,
+    pub vars: BTreeMap<String, String>,
+    pub cp: kube::Client,
+    pub clusters: Vec<kube::Client>,
+    pub standins: Vec<Option<Proc>>,
+    pub controller: Option<Proc>,
+    pub glbc: Option<Proc>,
+    pub admin: SocketAddr,
+    lb_port: u16,
+    stopped: bool,
+}
+
+impl Env {
+    /// Starts the servers and kcp-ingress; returns once every Cluster is Ready.
+    pub async fn up(tag: &str) -> anyhow::Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("kcp-ingress-bench-{}-{tag}", std::process::id()));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        let dir_s = dir.to_string_lossy().to_string();
+        let owner = std::process::id().to_string();
+        let clusters = CLUSTERS.to_string();
+        let up = tokio::task::spawn_blocking({
+            let dir_s = dir_s.clone();
+            move || {
+                test_env(
+                    &[
+                        "up",
+                        "--dir",
+                        &dir_s,
+                        "--clusters",
+                        &clusters,
+                        "--owner-pid",
+                        &owner,
+                        "--timeout",
+                        "120",
+                    ],
+                    Duration::from_secs(180),
+                )
+            }
+        })
+        .await?;
+        let cp = match up {
+            Ok(()) => client_from(&dir.join("control-plane.kubeconfig")).await,
+            Err(err) => Err(err),
+        };
+        let cp = match cp {
+            Ok(cp) => cp,
+            Err(err) => {
+                let _ = test_env(&["down", "--dir", &dir_s], Duration::from_secs(120));
+                return Err(err);
+            }
+        };
+        // From here on, dropping the Env stops the servers.
+        let mut env = Env {
+            dir: dir.clone(),
+            vars: BTreeMap::new(),
+            cp,
+            clusters: Vec::new(),
+            standins: Vec::new(),
+            controller: None,
+            glbc: None,
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            lb_port: 0,
+            stopped: false,
+        };
+        env.vars = read_env_file(&dir.join("env"))?;
+        for k in 1..=CLUSTERS {
+            env.clusters
+                .push(client_from(&dir.join(format!("cluster-{k}.kubeconfig"))).await?);
+        }
+        let addrs: Vec<IpAddr> = (1..=CLUSTERS).map(|k| lb_address(k).into()).collect();
+        env.lb_port = free_port(&addrs)?;
+        for k in 1..=CLUSTERS {
+            let p = env.spawn_standin(k)?;
+            env.standins.push(Some(p));
+        }
+        env.prepare().await?;
+        env.start_kcp_ingress()?;
+        env.wait_ready(Duration::from_secs(120)).await?;
+        Ok(env)
+    }
+
+    pub fn var(&self, key: &str) -> &str {
+        self.vars.get(key).map_or("", String::as_str)
+    }
+
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.join("logs").join(format!("{name}.log"))
+    }
+
+    fn bin(name: &str) -> PathBuf {
+        match name {
+            "standin-lb" => PathBuf::from(env!("CARGO_BIN_EXE_standin-lb")),
+            _ => PathBuf::from(env!("CARGO_BIN_EXE_kcp-ingress")),
+        }
+    }
+
+    /// Starts the stand-in load balancer of cluster `k`.
+    pub fn spawn_standin(&self, k: usize) -> anyhow::Result<Proc> {
+        let args = vec![
+            "--kubeconfig".into(),
+            self.dir
+                .join(format!("cluster-{k}.kubeconfig"))
+                .to_string_lossy()
+                .to_string(),
+            "--cluster".into(),
+            format!("cluster-{k}"),
+            "--address".into(),
+            lb_address(k).to_string(),
+            "--port".into(),
+            self.lb_port.to_string(),
+        ];
+        Proc::spawn(
+            &format!("standin-lb-{k}"),
+            &Self::bin("standin-lb"),
+            &args,
+            &self.log(&format!("standin-lb-{k}")),
+            &[("RUST_LOG", "warn")],
+        )
+    }
+
+    /// The namespace, the shared backend Service, and the Clusters with
+    /// their kubeconfig Secrets (push mode), as local-setup registers them.
+    async fn prepare(&self) -> anyhow::Result<()> {
+        let pp = PatchParams::apply("kcp-ingress-bench").force();
+        let namespaces: Api<Namespace> = Api::all(self.cp.clone());
+        for ns in [NS, "kcp-ingress-system"] {
+            namespaces
+                .patch(
+                    ns,
+                    &pp,
+                    &Patch::Apply(
+                        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}),
+                    ),
+                )
+                .await?;
+        }
+        Api::<Service>::namespaced(self.cp.clone(), NS)
+            .patch(
+                BACKEND,
+                &pp,
+                &Patch::Apply(json!({
+                    "apiVersion": "v1", "kind": "Service",
+                    "metadata": {"name": BACKEND, "namespace": NS},
+                    "spec": {"ports": [{"port": 80, "targetPort": 8080}]},
+                })),
+            )
+            .await?;
+        let secrets: Api<Secret> = Api::namespaced(self.cp.clone(), "kcp-ingress-system");
+        let clusters: Api<Cluster> = Api::all(self.cp.clone());
+        for k in 1..=CLUSTERS {
+            let kubeconfig =
+                std::fs::read_to_string(self.dir.join(format!("cluster-{k}.kubeconfig")))?;
+            secrets
+                .patch(
+                    &format!("cluster-{k}-kubeconfig"),
+                    &pp,
+                    &Patch::Apply(json!({
+                        "apiVersion": "v1", "kind": "Secret",
+                        "metadata": {"name": format!("cluster-{k}-kubeconfig"), "namespace": "kcp-ingress-system"},
+                        "stringData": {"kubeconfig": kubeconfig},
+                    })),
+                )
+                .await?;
+            clusters
+                .patch(
+                    &format!("cluster-{k}"),
+                    &pp,
+                    &Patch::Apply(json!({
+                        "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "Cluster",
+                        "metadata": {"name": format!("cluster-{k}"), "labels": {"region": format!("local-{k}")}},
+                        "spec": {"kubeconfigSecretRef": {
+                            "namespace": "kcp-ingress-system",
+                            "name": format!("cluster-{k}-kubeconfig"),
+                            "key": "kubeconfig",
+                        }},
+                    })),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// `kcp-ingress controller --push-syncers` and `kcp-ingress glbc`, with
+    /// default settings (as hack/local-setup.sh, without its short TTL).
+    fn start_kcp_ingress(&mut self) -> anyhow::Result<()> {
+        let cp = self
+            .dir
+            .join("control-plane.kubeconfig")
+            .to_string_lossy()
+            .to_string();
+        let admin_port = free_port(&[IpAddr::V4(Ipv4Addr::LOCALHOST)])?;
+        self.admin = SocketAddr::from(([127, 0, 0, 1], admin_port));
+        let secret_file = self.dir.join("tsig.secret");
+        std::fs::write(&secret_file, format!("{}\n", self.var("DNS_TSIG_SECRET")))?;
+        let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let env = [("RUST_LOG", log_level.as_str())];
+        self.controller = Some(Proc::spawn(
+            "controller",
+            &Self::bin("kcp-ingress"),
+            &[
+                "controller".into(),
+                "--kubeconfig".into(),
+                cp.clone(),
+                "--push-syncers".into(),
+                "--admin-address".into(),
+                self.admin.to_string(),
+            ],
+            &self.log("controller"),
+            &env,
+        )?);
+        self.glbc = Some(Proc::spawn(
+            "glbc",
+            &Self::bin("kcp-ingress"),
+            &[
+                "glbc".into(),
+                "--kubeconfig".into(),
+                cp,
+                "--dns-server".into(),
+                "127.0.0.1".into(),
+                "--dns-port".into(),
+                self.var("DNS_PORT").to_string(),
+                "--zone".into(),
+                "kcp-ingress.test".into(),
+                "--tsig-key-name".into(),
+                self.var("DNS_TSIG_KEY_NAME").to_string(),
+                "--tsig-algorithm".into(),
+                self.var("DNS_TSIG_ALGORITHM").to_string(),
+                "--tsig-secret-file".into(),
+                secret_file.to_string_lossy().to_string(),
+            ],
+            &self.log("glbc"),
+            &env,
+        )?);
+        Ok(())
+    }
+
+    /// Waits until every Cluster is Ready.
+    async fn wait_ready(&self, deadline: Duration) -> anyhow::Result<()> {
+        let clusters: Api<Cluster> = Api::all(self.cp.clone());
+        let until = Instant::now() + deadline;
+        loop {
+            let list = clusters.list(&Default::default()).await?;
+            let ready = list
+                .items
+                .iter()
+                .filter(|c| {
+                    c.status.as_ref().is_some_and(|s| {
+                        s.conditions
+                            .iter()
+                            .any(|c| c.type_ == "Ready" && c.status == "True")
+                    })
+                })
+                .count();
+            if ready == CLUSTERS {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                bail!(
+                    "only {ready} of {CLUSTERS} Clusters Ready after {deadline:?}; see {}",
+                    self.log("controller").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The pid of a server of the test environment (`cluster-K`, ...).
+    pub fn server_pid(&self, server: &str) -> Option<u32> {
+        let text =
+            std::fs::read_to_string(self.dir.join("run").join(format!("{server}.pid"))).ok()?;
+        let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
+        // Only a process of this environment.
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        String::from_utf8_lossy(&cmdline)
+            .contains(&*self.dir.to_string_lossy())
+            .then_some(pid)
+    }
+
+    /// CPU seconds used so far by every process of the environment, by role.
+    pub fn cpu(&self) -> Vec<(&'static str, f64)> {
+        let var = |k: &str| {
+            self.var(k)
+                .parse::<u32>()
+                .ok()
+                .and_then(cpu_seconds)
+                .unwrap_or(0.0)
+        };
+        let clusters: f64 = (1..=CLUSTERS)
+            .map(|k| var(&format!("CLUSTER_{k}_PID")))
+            .sum();
+        let standins: f64 = self
+            .standins
+            .iter()
+            .flatten()
+            .filter_map(Proc::cpu_seconds)
+            .sum();
+        let proc = |p: &Option<Proc>| p.as_ref().and_then(Proc::cpu_seconds).unwrap_or(0.0);
+        vec![
+            ("control-plane apiserver", var("CONTROL_PLANE_PID")),
+            ("cluster apiservers", clusters),
+            ("etcd", var("ETCD_PID")),
+            ("BIND", var("NAMED_PID")),
+            ("controller", proc(&self.controller)),
+            ("glbc", proc(&self.glbc)),
+            ("stand-ins", standins),
+            ("benchmark", cpu_seconds(std::process::id()).unwrap_or(0.0)),
+        ]
+    }
+
+    /// `hack/test-env.sh stop|start --server NAME`.
+    pub async fn server(&self, action: &str, server: &str) -> anyhow::Result<()> {
+        let dir = self.dir.to_string_lossy().to_string();
+        let (action, server) = (action.to_string(), server.to_string());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec![action.as_str(), "--dir", &dir, "--server", &server];
+            if action == "start" {
+                args.extend(["--timeout", "60"]);
+            }
+            test_env(&args, Duration::from_secs(90))
+        })
+        .await?
+    }
+
+    /// Stops the kcp-ingress processes and the stand-ins (the servers keep running).
+    pub fn stop_components(&mut self) {
+        for p in [self.controller.take(), self.glbc.take()]
+            .into_iter()
+            .flatten()
+        {
+            drop(p);
+        }
+        for s in &mut self.standins {
+            drop(s.take());
+        }
+    }
+
+    /// Stops everything (once).
+    pub fn down(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        self.stop_components();
+        let dir = self.dir.to_string_lossy().to_string();
+        if let Err(err) = test_env(&["down", "--dir", &dir], Duration::from_secs(120)) {
+            eprintln!("bench: stopping the environment in {dir}: {err:#}");
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        self.down();
+    }
+}

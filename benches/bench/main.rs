@@ -1,0 +1,566 @@
+//! `make bench`: convergence latency, bulk throughput, the floor, memory,
+//! failover and churn of kcp-ingress against the real servers of
+//! `hack/test-env.sh` (etcd, kube-apiservers, BIND 9), with a stand-in load
+//! balancer per physical cluster and the kcp-ingress processes of the
+//! release build, started as `hack/local-setup.sh` starts them (controller
+//! with push-mode syncers, glbc), at their default settings.
+//!
+//! Prints a markdown table and writes it into docs/BENCHMARKS.md (the
+//! section of a full run, or of a quick run). `--quick` (`make bench
+//! QUICK=1`) is a smoke run of a few minutes.
+
+mod env;
+mod observe;
+mod scenarios;
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::env::Env;
+use crate::observe::{median, percentile};
+use crate::scenarios::{Bulk, Floor};
+
+/// What to run.
+#[derive(Debug, Clone)]
+struct Plan {
+    quick: bool,
+    single: usize,
+    failover_runs: usize,
+    failover_hosts: usize,
+    bulk: Vec<usize>,
+    bulk_runs: usize,
+    big_runs: usize,
+    churn_seconds: u64,
+    churn_rate: u32,
+    write_doc: bool,
+    /// Give up (and stop everything) after this long.
+    deadline: Duration,
+}
+
+impl Plan {
+    fn from_args() -> anyhow::Result<Self> {
+        let mut args = std::env::args().skip(1).peekable();
+        let quick_env = std::env::var("QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let mut plan = Self::full();
+        let mut quick = quick_env;
+        let mut overrides: Vec<(String, String)> = Vec::new();
+        let mut write_doc = true;
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                // cargo bench passes --bench to every bench target.
+                "--bench" => {}
+                "--quick" => quick = true,
+                "--no-doc" => write_doc = false,
+                "--single" | "--failover-runs" | "--bulk" | "--bulk-runs" | "--big-runs"
+                | "--churn-seconds" => {
+                    let value = args
+                        .next()
+                        .with_context(|| format!("{arg} needs a value"))?;
+                    overrides.push((arg, value));
+                }
+                "-h" | "--help" => {
+                    println!(
+                        "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--single N] \
+                         [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S]"
+                    );
+                    std::process::exit(0);
+                }
+                other if other.starts_with('-') => anyhow::bail!("unknown flag {other}"),
+                // A name filter, as libtest takes: ignored.
+                _ => {}
+            }
+        }
+        if quick {
+            plan = Self::quick();
+        }
+        plan.write_doc = write_doc;
+        for (flag, value) in overrides {
+            let n = || {
+                value
+                    .parse::<usize>()
+                    .with_context(|| format!("{flag} {value}"))
+            };
+            match flag.as_str() {
+                "--single" => plan.single = n()?,
+                "--failover-runs" => plan.failover_runs = n()?,
+                "--bulk-runs" => plan.bulk_runs = n()?,
+                "--big-runs" => plan.big_runs = n()?,
+                "--churn-seconds" => plan.churn_seconds = n()? as u64,
+                "--bulk" => {
+                    plan.bulk = value
+                        .split(',')
+                        .map(|v| v.parse().context("--bulk"))
+                        .collect::<anyhow::Result<_>>()?
+                }
+                _ => unreachable!(),
+            }
+        }
+        Ok(plan)
+    }
+
+    fn full() -> Self {
+        Self {
+            quick: false,
+            single: 100,
+            failover_runs: 10,
+            failover_hosts: 10,
+            bulk: vec![1_000, 10_000],
+            bulk_runs: 3,
+            big_runs: 2,
+            churn_seconds: 60,
+            churn_rate: 50,
+            write_doc: true,
+            deadline: Duration::from_secs(150 * 60),
+        }
+    }
+
+    fn quick() -> Self {
+        Self {
+            quick: true,
+            single: 20,
+            failover_runs: 3,
+            failover_hosts: 5,
+            bulk: vec![300],
+            bulk_runs: 1,
+            big_runs: 1,
+            churn_seconds: 15,
+            churn_rate: 50,
+            write_doc: true,
+            deadline: Duration::from_secs(170),
+        }
+    }
+
+    fn command(&self) -> &'static str {
+        if self.quick {
+            "make bench QUICK=1"
+        } else {
+            "make bench"
+        }
+    }
+}
+
+/// Everything measured.
+#[derive(Default)]
+struct Results {
+    single: Vec<scenarios::Single>,
+    failover: Vec<scenarios::Failover>,
+    /// Per size: the runs, with their floors.
+    bulk: Vec<(usize, Vec<(Bulk, Floor)>)>,
+    churn: Option<(Vec<f64>, usize, usize)>,
+    versions: Vec<(String, String)>,
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let plan = match Plan::from_args() {
+        Ok(plan) => plan,
+        Err(err) => {
+            eprintln!("bench: {err:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    eprintln!("bench: {plan:?}");
+    let started = Instant::now();
+    let mut results = Results::default();
+    let outcome = tokio::time::timeout(plan.deadline, run(&plan, &mut results)).await;
+    let failure = match outcome {
+        Ok(Ok(())) => None,
+        Ok(Err(err)) => Some(format!("{err:#}")),
+        Err(_) => Some(format!("gave up after {:?}", plan.deadline)),
+    };
+    let table = render(&plan, &results, started.elapsed(), failure.as_deref());
+    println!("{table}");
+    if plan.write_doc && failure.is_none() {
+        if let Err(err) = write_doc(&plan, &table) {
+            eprintln!("bench: cannot write docs/BENCHMARKS.md: {err:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+        eprintln!("bench: wrote docs/BENCHMARKS.md");
+    }
+    match failure {
+        Some(err) => {
+            eprintln!("bench: FAILED: {err}");
+            std::process::ExitCode::FAILURE
+        }
+        None => std::process::ExitCode::SUCCESS,
+    }
+}
+
+async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
+    // 1 and 5: one environment.
+    {
+        eprintln!("bench: starting the environment for single-ingress convergence and failover");
+        let mut env = Env::up("single").await?;
+        versions(&env, results).await;
+        results.single = scenarios::single(&env, plan.single, Duration::from_secs(60)).await?;
+        let dns = observe::Dns::of(&env)?;
+        let hosts: Vec<String> = (0..plan.failover_hosts.min(plan.single))
+            .map(|i| format!("s{i}.single.{}", dns.zone))
+            .collect();
+        results.failover = scenarios::failover(
+            &mut env,
+            &hosts,
+            plan.failover_runs,
+            Duration::from_secs(120),
+        )
+        .await?;
+    }
+    // 2, 3, 4 and 6: a fresh environment per bulk run.
+    let last_size = plan.bulk.iter().copied().max().unwrap_or(0);
+    for &n in &plan.bulk {
+        let runs = if n >= 10_000 {
+            plan.big_runs
+        } else {
+            plan.bulk_runs
+        };
+        let mut per_size = Vec::new();
+        for run in 0..runs {
+            eprintln!("bench: bulk {n} roots, run {} of {runs}", run + 1);
+            let mut env = Env::up(&format!("bulk{n}-{run}")).await?;
+            let deadline = Duration::from_secs((n as u64 / 5).max(300));
+            let (bulk, obs) = scenarios::bulk(&env, n, deadline).await?;
+            eprintln!(
+                "bench: bulk {n}: DNS complete at {:.1}s; writes per apiserver {:?}; {} updates",
+                bulk.dns,
+                bulk.writes
+                    .iter()
+                    .map(scenarios::writes_total)
+                    .collect::<Vec<_>>(),
+                bulk.updates
+            );
+            std::fs::write(
+                env.dir.join("writes.txt"),
+                scenarios::breakdown(&bulk.writes),
+            )?;
+            eprintln!(
+                "bench: writes by request:\n{}",
+                scenarios::breakdown(&bulk.writes)
+            );
+            // Churn on the roots of the last run of the smallest size.
+            let churn_here = results.churn.is_none() && run + 1 == runs && n == plan.bulk[0];
+            if churn_here {
+                let roots: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+                eprintln!(
+                    "bench: churn: {} edits/s over {n} roots for {}s",
+                    plan.churn_rate, plan.churn_seconds
+                );
+                let (lags, missing) = scenarios::churn(
+                    &env,
+                    &obs,
+                    &roots,
+                    plan.churn_rate,
+                    Duration::from_secs(plan.churn_seconds),
+                    Duration::from_secs(60),
+                )
+                .await?;
+                results.churn = Some((lags, missing, n));
+            }
+            drop(obs);
+            env.stop_components();
+            let floor = scenarios::floor(&env, &format!("r{run}"), &bulk.writes, n).await?;
+            eprintln!(
+                "bench: floor {n}: {:.1}s (API {:.1}s, DNS {:.1}s); bulk/floor {:.2}",
+                floor.total,
+                floor.api,
+                floor.dns,
+                bulk.dns / floor.total
+            );
+            per_size.push((bulk, floor));
+            env.down();
+            let _ = last_size;
+        }
+        results.bulk.push((n, per_size));
+    }
+    Ok(())
+}
+
+async fn versions(env: &Env, results: &mut Results) {
+    let mut v = Vec::new();
+    let kube = env
+        .cp
+        .apiserver_version()
+        .await
+        .map(|i| i.git_version)
+        .unwrap_or_else(|_| "?".into());
+    v.push(("kube-apiserver".into(), kube));
+    let etcd = std::process::Command::new(env.var("ETCD"))
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.trim_start_matches("etcd Version: ").to_string())
+        })
+        .unwrap_or_else(|| "?".into());
+    v.push(("etcd".into(), etcd));
+    if let Ok(dns) = observe::Dns::of(env) {
+        v.push(("BIND".into(), dns.version().await));
+    }
+    v.push(("kcp-ingress".into(), git_rev()));
+    let rustc = std::process::Command::new("rustc")
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "?".into());
+    v.push(("rustc".into(), rustc));
+    results.versions = v;
+}
+
+fn git_rev() -> String {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let out = |args: &[&str]| {
+        std::process::Command::new("git")
+            .current_dir(repo)
+            .args(args)
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let rev = out(&["rev-parse", "--short=12", "HEAD"]);
+    let dirty = !out(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "src",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .is_empty();
+    format!(
+        "{rev}{}",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_kib: u64 = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "?".into());
+    format!(
+        "{cores} cores ({cpu}), {:.1} GiB memory",
+        mem_kib as f64 / 1024.0 / 1024.0
+    )
+}
+
+fn ms(s: f64) -> String {
+    if s.is_nan() {
+        "–".into()
+    } else if s < 10.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else {
+        format!("{s:.1} s")
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.0} MiB", kib as f64 / 1024.0)
+}
+
+fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> String {
+    let mut t = String::new();
+    let _ = writeln!(t, "| scenario | figure | result | goal |");
+    let _ = writeln!(t, "| --- | --- | --- | --- |");
+    if !r.single.is_empty() {
+        let col =
+            |f: fn(&scenarios::Single) -> f64| -> Vec<f64> { r.single.iter().map(f).collect() };
+        let three = |v: &[f64]| {
+            format!(
+                "{} / {} / {}",
+                ms(percentile(v, 50.0)),
+                ms(percentile(v, 95.0)),
+                ms(percentile(v, 99.0))
+            )
+        };
+        let n = r.single.len();
+        let _ = writeln!(
+            t,
+            "| 1. single ingress ({n} roots, one at a time) | leaves in all 3 clusters, p50 / p95 / p99 | {} | |",
+            three(&col(|s| s.0))
+        );
+        let _ = writeln!(
+            t,
+            "| | root status merged, p50 / p95 / p99 | {} | |",
+            three(&col(|s| s.1))
+        );
+        let dns = col(|s| s.2);
+        let _ = writeln!(
+            t,
+            "| | DNS answers all 3 addresses, p50 / p95 / p99 | {} | p99 < 1 s: {} |",
+            three(&dns),
+            verdict(percentile(&dns, 99.0) < 1.0)
+        );
+    }
+    for (n, runs) in &r.bulk {
+        if runs.is_empty() {
+            continue;
+        }
+        let k = runs.len();
+        let m = |f: &dyn Fn(&(Bulk, Floor)) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+        let dns = m(&|(b, _)| b.dns);
+        let _ = writeln!(
+            t,
+            "| 2. bulk {n} roots at once (median of {k}) | created / leaves downstream / merged / in DNS | {} / {} / {} / {} | |",
+            ms(m(&|(b, _)| b.created)),
+            ms(m(&|(b, _)| b.downstream)),
+            ms(m(&|(b, _)| b.merged)),
+            ms(dns)
+        );
+        let _ = writeln!(
+            t,
+            "| | roots per second (to DNS) | {:.0} | |",
+            *n as f64 / dns
+        );
+        let per_root = |i: usize| {
+            m(&|(b, _)| b.writes.get(i).map_or(0, scenarios::writes_total) as f64 / *n as f64)
+        };
+        let _ = writeln!(
+            t,
+            "| | API writes per root: control plane / each cluster; DNS UPDATEs for the {:.0} names | {:.1} / {:.1}, {:.1}, {:.1}; {:.0} | |",
+            m(&|(b, _)| b.names as f64),
+            per_root(0),
+            per_root(1),
+            per_root(2),
+            per_root(3),
+            m(&|(b, _)| b.updates as f64)
+        );
+        let ratio = m(&|(b, f)| b.dns / f.total);
+        let _ = writeln!(
+            t,
+            "| 3. floor: the same {:.0} API writes, {:.0} UPDATEs (median of {k}) | raw API writes / DNS in ideal batches / both at once | {} / {} / {} | |",
+            m(&|(_, f)| f.writes as f64),
+            m(&|(_, f)| f.updates as f64),
+            ms(m(&|(_, f)| f.api)),
+            ms(m(&|(_, f)| f.dns)),
+            ms(m(&|(_, f)| f.total))
+        );
+        let _ = writeln!(
+            t,
+            "| | bulk / floor | {ratio:.2}× | ≤ 2×{} |",
+            if *n >= 10_000 {
+                format!(": {}", verdict(ratio <= 2.0))
+            } else {
+                String::new()
+            }
+        );
+        let hwm_c = m(&|(b, _)| b.controller_kib.0 as f64) as u64;
+        let hwm_g = m(&|(b, _)| b.glbc_kib.0 as f64) as u64;
+        let _ = writeln!(
+            t,
+            "| 4. memory at {n} roots × 3 clusters | peak RSS: controller (with 3 push syncers) / glbc | {} / {} | < 150 MB each{} |",
+            mib(hwm_c),
+            mib(hwm_g),
+            if *n >= 10_000 {
+                format!(": {}", verdict(hwm_c.max(hwm_g) * 1024 < 150_000_000))
+            } else {
+                String::new()
+            }
+        );
+        let roles: Vec<&str> = runs[0].0.cpu.iter().map(|(r, _)| *r).collect();
+        let cpu: Vec<String> = roles
+            .iter()
+            .enumerate()
+            .map(|(i, role)| {
+                format!(
+                    "{role} {:.0}",
+                    m(&|(b, _)| b.cpu.get(i).map_or(0.0, |c| c.1))
+                )
+            })
+            .collect();
+        let _ = writeln!(
+            t,
+            "| | CPU seconds until converged (2 cores: at most {:.0}) | {} | |",
+            2.0 * dns,
+            cpu.join(", ")
+        );
+    }
+    if !r.failover.is_empty() {
+        let gone: Vec<f64> = r.failover.iter().map(|f| f.0).collect();
+        let back: Vec<f64> = r.failover.iter().map(|f| f.1).collect();
+        let max = gone.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            t,
+            "| 5. failover ({} runs, apiserver + stand-in killed) | address gone from DNS: p50 / max | {} / {} | < 5 s: {} |",
+            gone.len(),
+            ms(median(&gone)),
+            ms(max),
+            verdict(max < 5.0)
+        );
+        let _ = writeln!(
+            t,
+            "| | back in DNS after restart: p50 | {} | |",
+            ms(median(&back))
+        );
+    }
+    if let Some((lags, missing, n)) = &r.churn {
+        let _ = writeln!(
+            t,
+            "| 6. churn ({} edits/s over {n} roots for {} s) | edit → all 3 copies: p50 / p99 / max; lost | {} / {} / {}; {missing} of {} | |",
+            plan.churn_rate,
+            plan.churn_seconds,
+            ms(percentile(lags, 50.0)),
+            ms(percentile(lags, 99.0)),
+            ms(lags.iter().copied().fold(0.0, f64::max)),
+            lags.len() + missing
+        );
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "Machine: {}", machine());
+    let versions: Vec<String> = r.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(out, "Versions: {}", versions.join(", "));
+    let _ = writeln!(
+        out,
+        "Command: `{}` (took {:.0} s)\n",
+        plan.command(),
+        took.as_secs_f64()
+    );
+    out.push_str(&t);
+    if let Some(f) = failure {
+        let _ = writeln!(out, "\n**Incomplete: {f}**");
+    }
+    out
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok { "met" } else { "not met" }
+}
+
+/// Replaces the full or quick section of docs/BENCHMARKS.md.
+fn write_doc(plan: &Plan, table: &str) -> anyhow::Result<()> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
+    let which = if plan.quick { "quick" } else { "full" };
+    let (begin, end) = (
+        format!("<!-- bench:{which}:begin -->"),
+        format!("<!-- bench:{which}:end -->"),
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let section = format!("{begin}\n{table}\n{end}");
+    let new = match (text.find(&begin), text.find(&end)) {
+        (Some(b), Some(e)) if b < e => format!("{}{section}{}", &text[..b], &text[e + end.len()..]),
+        _ => format!("{text}\n{section}\n"),
+    };
+    std::fs::write(&path, new)?;
+    Ok(())
+}

@@ -1,0 +1,536 @@
+//! The scenarios. Each returns raw samples; `main` turns them into the table.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use futures::StreamExt;
+use hickory_proto::rr::rdata::{A, TXT};
+use hickory_proto::rr::{Name, RData, RecordType};
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::networking::v1::Ingress;
+use kcp_ingress::glbc::dns::rfc2136::RrsetChange;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::env::{BACKEND, CLUSTERS, Env, NS, lb_address};
+use crate::observe::{self, Dns, Observers, Writes};
+
+/// A root Ingress: one host, one path, the shared backend Service.
+pub fn root(name: &str, host: &str, path: &str) -> Ingress {
+    serde_json::from_value(json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {"rules": [rule(host, path)]},
+    }))
+    .expect("a valid Ingress")
+}
+
+fn rule(host: &str, path: &str) -> serde_json::Value {
+    json!({
+        "host": host,
+        "http": {"paths": [{
+            "path": path,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": BACKEND, "port": {"number": 80}}},
+        }]},
+    })
+}
+
+fn all_addresses() -> Vec<IpAddr> {
+    (1..=CLUSTERS).map(|k| IpAddr::V4(lb_address(k))).collect()
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+// ---------------------------------------------------------------- 1. single
+
+/// One root's convergence: (leaves downstream, root status merged, DNS), seconds.
+pub type Single = (f64, f64, f64);
+
+/// Applies `n` roots one at a time; for each, the time from its create to
+/// the three milestones. A root that misses its deadline is an error.
+pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<Vec<Single>> {
+    let obs = Observers::start(env);
+    let dns = Dns::of(env)?;
+    let api: Api<Ingress> = Api::namespaced(env.cp.clone(), NS);
+    let want = all_addresses();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let name = format!("s{i}");
+        let host = format!("s{i}.single.{}", dns.zone);
+        let t0 = Instant::now();
+        api.create(&PostParams::default(), &root(&name, &host, "/"))
+            .await
+            .with_context(|| format!("creating root {name}"))?;
+        let (mut down, mut merged, mut dns_at) = (None, None, None);
+        while down.is_none() || merged.is_none() || dns_at.is_none() {
+            if t0.elapsed() > deadline {
+                bail!(
+                    "root {name} not converged within {deadline:?} (downstream {down:?}, merged {merged:?}, DNS {dns_at:?})"
+                );
+            }
+            if down.is_none() {
+                down = obs.downstream(&name);
+            }
+            if merged.is_none() {
+                merged = obs.merged(&name);
+            }
+            if dns_at.is_none() && dns.addresses(&host).await.is_ok_and(|a| a == want) {
+                dns_at = Some(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let since = |at: Option<Instant>| secs(at.unwrap_or(t0).saturating_duration_since(t0));
+        out.push((since(down), since(merged), since(dns_at)));
+        // A user applies the next one a moment later; let follow-up writes settle.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- 5. failover
+
+/// One failover: seconds until the dead cluster's address left every
+/// watched host's answer, and until all answers held it again after restart.
+pub type Failover = (f64, f64);
+
+/// Kills cluster K's apiserver (SIGKILL) and stand-in, measures until its
+/// address leaves the DNS answers of `hosts`, restarts both and waits until
+/// the address is back; `runs` times, K rotating.
+pub async fn failover(
+    env: &mut Env,
+    hosts: &[String],
+    runs: usize,
+    deadline: Duration,
+) -> anyhow::Result<Vec<Failover>> {
+    let dns = Dns::of(env)?;
+    let want = all_addresses();
+    let mut out = Vec::new();
+    for run in 0..runs {
+        let k = run % CLUSTERS + 1;
+        let server = format!("cluster-{k}");
+        let dead = IpAddr::V4(lb_address(k));
+        wait_answers(&dns, hosts, |a| a == want.as_slice(), deadline)
+            .await
+            .context("DNS before the failover")?;
+        let pid = env
+            .server_pid(&server)
+            .with_context(|| format!("no pid for {server}"))?;
+        // Both die at once (SIGKILL); the clock starts then. Reaping the
+        // stand-in (and its watcher) waits until the measurement is done.
+        let mut lb = env.standins[k - 1].take();
+        if let Some(lb) = lb.as_mut() {
+            lb.signal_kill();
+        }
+        let killed = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()?;
+        let t0 = Instant::now();
+        if !killed.success() {
+            bail!("cannot kill {server} (pid {pid})");
+        }
+        wait_answers(
+            &dns,
+            hosts,
+            |a| !a.contains(&dead) && !a.is_empty(),
+            deadline,
+        )
+        .await
+        .with_context(|| format!("{server}'s address leaving DNS"))?;
+        let gone = secs(t0.elapsed());
+        drop(lb);
+        // Bookkeeping (the process is dead already), then back up.
+        env.server("stop", &server).await?;
+        let t1 = Instant::now();
+        env.server("start", &server).await?;
+        env.standins[k - 1] = Some(env.spawn_standin(k)?);
+        wait_answers(&dns, hosts, |a| a == want.as_slice(), deadline)
+            .await
+            .with_context(|| format!("{server}'s address coming back"))?;
+        let back = secs(t1.elapsed());
+        eprintln!(
+            "bench: failover run {run}: {server} gone from DNS in {gone:.3}s, back {back:.1}s after restart"
+        );
+        out.push((gone, back));
+    }
+    Ok(out)
+}
+
+/// Queries every host every 20 ms until each answer satisfies `ok`.
+async fn wait_answers(
+    dns: &Dns,
+    hosts: &[String],
+    ok: impl Fn(&[IpAddr]) -> bool,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    loop {
+        let answers = futures::future::join_all(hosts.iter().map(|h| dns.addresses(h))).await;
+        if answers
+            .iter()
+            .all(|a| a.as_ref().is_ok_and(|a| ok(a.as_slice())))
+        {
+            return Ok(());
+        }
+        if t0.elapsed() > deadline {
+            bail!("DNS answers not as wanted within {deadline:?}: {answers:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+// ---------------------------------------------------------------- 2. bulk
+
+/// One bulk run.
+#[derive(Debug, Clone, Default)]
+pub struct Bulk {
+    /// Seconds from the first create until: all created, all leaves
+    /// downstream, all root statuses merged, all hosts answered by DNS.
+    pub created: f64,
+    pub downstream: f64,
+    pub merged: f64,
+    pub dns: f64,
+    /// Write requests each apiserver served meanwhile (control plane first).
+    pub writes: Vec<Writes>,
+    /// UPDATE messages BIND applied meanwhile, and the names published.
+    pub updates: u64,
+    pub names: usize,
+    /// Peak and current RSS (KiB) of the controller and the glbc, and their CPU seconds.
+    pub controller_kib: (u64, u64),
+    pub glbc_kib: (u64, u64),
+    /// CPU seconds each part of the system used meanwhile.
+    pub cpu: Vec<(&'static str, f64)>,
+}
+
+/// Creates `n` roots at once (32 requests in flight) and waits until every
+/// host is published with every cluster's address (zone transfers).
+pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bulk, Observers)> {
+    let obs = Observers::start(env);
+    let dns = Dns::of(env)?;
+    let suffix = format!("bulk.{}", dns.zone);
+    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let before = observe::all_writes(env).await?;
+    let updates_before = dns.stat("UpdateDone").await?;
+    let cpu_before = env.cpu();
+    let api: Api<Ingress> = Api::namespaced(env.cp.clone(), NS);
+    let t0 = Instant::now();
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(names.iter().cloned())
+        .map(|name| {
+            let api = api.clone();
+            let host = format!("{name}.{suffix}");
+            async move {
+                api.create(&PostParams::default(), &root(&name, &host, "/"))
+                    .await
+                    .with_context(|| format!("creating {name}"))?;
+                Ok(())
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+    let created = secs(t0.elapsed());
+    eprintln!("bench: bulk {n}: created in {created:.1}s");
+    // A transfer of a large zone costs the server and us: look less often.
+    let every = Duration::from_micros((n as u64 * 100).clamp(100_000, 1_000_000));
+    let mut last_report = Instant::now();
+    let dns_done = loop {
+        if t0.elapsed() > deadline {
+            let (down, _, merged, _) = obs.progress(&names);
+            bail!(
+                "bulk {n}: not converged within {deadline:?} ({down} downstream, {merged} merged)"
+            );
+        }
+        let (hosts, _) = dns.published(&suffix).await?;
+        let complete = hosts.values().filter(|c| **c == CLUSTERS).count();
+        if complete == n {
+            break t0.elapsed();
+        }
+        if last_report.elapsed() > Duration::from_secs(15) {
+            let (down, _, merged, _) = obs.progress(&names);
+            eprintln!(
+                "bench: bulk {n}: {:.0}s: {down} downstream, {merged} merged, {complete} in DNS",
+                t0.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(every).await;
+    };
+    let after = observe::all_writes(env).await?;
+    let updates = dns.stat("UpdateDone").await?.saturating_sub(updates_before);
+    let (_, published) = dns.published(&suffix).await?;
+    // The watches saw everything before DNS did (or within a moment).
+    let mut waited = Duration::ZERO;
+    let (down_at, merged_at) = loop {
+        let (down, down_at, merged, merged_at) = obs.progress(&names);
+        if (down == n && merged == n) || waited > Duration::from_secs(30) {
+            break (down_at, merged_at);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    };
+    let since =
+        |at: Option<Instant>| at.map_or(f64::NAN, |at| secs(at.saturating_duration_since(t0)));
+    let mem =
+        |p: &Option<crate::env::Proc>| p.as_ref().and_then(|p| p.memory_kib()).unwrap_or((0, 0));
+    let result = Bulk {
+        created,
+        downstream: since(down_at),
+        merged: since(merged_at),
+        dns: secs(dns_done),
+        writes: before
+            .iter()
+            .zip(&after)
+            .map(|(b, a)| observe::delta(b, a))
+            .collect(),
+        updates,
+        names: published,
+        controller_kib: mem(&env.controller),
+        glbc_kib: mem(&env.glbc),
+        cpu: env
+            .cpu()
+            .into_iter()
+            .zip(cpu_before)
+            .map(|((role, after), (_, before))| (role, after - before))
+            .collect(),
+    };
+    Ok((result, obs))
+}
+
+// ---------------------------------------------------------------- 6. churn
+
+/// Edits the path of the `roots` (round robin) at `rate` edits per second
+/// for `duration`; returns each edit's lag until every cluster's copy had
+/// the new path, and how many edits never arrived within `deadline` after
+/// the last one.
+pub async fn churn(
+    env: &Env,
+    obs: &Observers,
+    roots: &[String],
+    rate: u32,
+    duration: Duration,
+    deadline: Duration,
+) -> anyhow::Result<(Vec<f64>, usize)> {
+    let dns = Dns::of(env)?;
+    let suffix = format!("bulk.{}", dns.zone);
+    let api: Api<Ingress> = Api::namespaced(env.cp.clone(), NS);
+    let edits = (f64::from(rate) * duration.as_secs_f64()) as usize;
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut sent: Vec<(String, String, Instant)> = Vec::with_capacity(edits);
+    let mut tasks = tokio::task::JoinSet::new();
+    for j in 0..edits {
+        tick.tick().await;
+        let name = roots[j % roots.len()].clone();
+        let path = format!("/v{}", j / roots.len() + 1);
+        let host = format!("{name}.{suffix}");
+        let patch = json!({"spec": {"rules": [rule(&host, &path)]}});
+        sent.push((name.clone(), path, Instant::now()));
+        let api = api.clone();
+        tasks.spawn(async move {
+            api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| ())
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r??;
+    }
+    let end = Instant::now();
+    // Level-based: a copy may go straight from an edit to a later one of
+    // the same root. An edit has arrived once its version, or a later one,
+    // is in every cluster.
+    let last_version = (edits.saturating_sub(1) / roots.len() + 1) as u64;
+    let mut lags = Vec::new();
+    let mut missing = 0;
+    for (name, path, at) in &sent {
+        let version: u64 = path.trim_start_matches("/v").parse().unwrap_or(1);
+        let seen = loop {
+            let arrived = (version..=last_version)
+                .filter_map(|v| obs.downstream_path(name, &format!("/v{v}")))
+                .min();
+            if arrived.is_some() {
+                break arrived;
+            }
+            if end.elapsed() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        match seen {
+            Some(seen) => lags.push(secs(seen.saturating_duration_since(*at))),
+            None => missing += 1,
+        }
+    }
+    Ok((lags, missing))
+}
+
+// ---------------------------------------------------------------- 3. floor
+
+/// The floor: seconds for the API writes alone, the DNS changes alone, and
+/// both at once (the figure the bulk time is compared with).
+#[derive(Debug, Clone, Default)]
+pub struct Floor {
+    pub api: f64,
+    pub dns: f64,
+    pub total: f64,
+    pub writes: u64,
+    pub updates: u64,
+}
+
+/// With kcp-ingress and the stand-ins stopped: as many write requests per
+/// apiserver as `writes` counts (creates as Ingress creates, every other
+/// write as a server-side apply of an Ingress status), 16 in flight per
+/// server, and `names` DNS names changed in UPDATEs of about 30 KiB, all at
+/// once against the same servers.
+pub async fn floor(env: &Env, tag: &str, writes: &[Writes], hosts: usize) -> anyhow::Result<Floor> {
+    let dns = Dns::of(env)?;
+    let mut servers = vec![env.cp.clone()];
+    servers.extend(env.clusters.iter().cloned());
+    let floor_ns = format!("floor-{tag}");
+    for c in &servers {
+        let ns: Api<Namespace> = Api::all(c.clone());
+        ns.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": floor_ns}}))?,
+        )
+        .await?;
+    }
+    let mut total_writes = 0;
+    let api_work = futures::future::try_join_all(servers.iter().zip(writes).map(|(client, w)| {
+        let creates: u64 = w
+            .iter()
+            .filter(|(k, _)| k.starts_with("POST "))
+            .map(|(_, v)| *v)
+            .sum();
+        let all: u64 = w.values().sum();
+        total_writes += all;
+        replay(
+            client.clone(),
+            floor_ns.clone(),
+            creates.max(1),
+            all.saturating_sub(creates),
+        )
+    }));
+    let zone = dns.zone.clone();
+    let dns_work = async {
+        let t0 = Instant::now();
+        let client = dns.client()?;
+        let changes: Vec<RrsetChange> = (0..hosts)
+            .flat_map(|i| {
+                let host = format!("f{i}.{tag}.floor.{zone}.");
+                let owner = format!("_kcp-ingress.{host}");
+                [
+                    RrsetChange {
+                        name: Name::from_ascii(&host).expect("a valid name"),
+                        record_type: RecordType::A,
+                        ttl: 60,
+                        data: (1..=CLUSTERS).map(|k| RData::A(A(lb_address(k)))).collect(),
+                    },
+                    RrsetChange {
+                        name: Name::from_ascii(&owner).expect("a valid name"),
+                        record_type: RecordType::TXT,
+                        ttl: 60,
+                        data: vec![RData::TXT(TXT::new(vec![format!(
+                            "heritage=kcp-ingress,owner=kcp-ingress,root={NS}/b{i}"
+                        )]))],
+                    },
+                ]
+            })
+            .collect();
+        let mut updates = 0;
+        // About 30 KiB per message, as the glbc's budget allows.
+        for batch in changes.chunks(300) {
+            client.replace_rrsets(batch).await?;
+            updates += 1;
+        }
+        anyhow::Ok((secs(t0.elapsed()), updates))
+    };
+    let t0 = Instant::now();
+    let (api, dns_result) = tokio::join!(
+        async {
+            let t = Instant::now();
+            api_work.await.map(|_| secs(t.elapsed()))
+        },
+        dns_work
+    );
+    let total = secs(t0.elapsed());
+    let (dns_time, updates) = dns_result?;
+    Ok(Floor {
+        api: api?,
+        dns: dns_time,
+        total,
+        writes: total_writes,
+        updates,
+    })
+}
+
+/// `creates` Ingress creates, then `others` status applies over them.
+async fn replay(client: kube::Client, ns: String, creates: u64, others: u64) -> anyhow::Result<()> {
+    let api: Api<Ingress> = Api::namespaced(client, &ns);
+    let api = Arc::new(api);
+    futures::stream::iter(0..creates)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("f{i}");
+                let mut object = root(&name, &format!("{name}.floor.test"), "/");
+                object.metadata.namespace = None;
+                api.create(&PostParams::default(), &object).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let pp = PatchParams::apply("floor").force();
+    futures::stream::iter(0..others)
+        .map(|j| {
+            let api = api.clone();
+            let pp = pp.clone();
+            async move {
+                let name = format!("f{}", j % creates);
+                let body = json!({
+                    "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                    "status": {"loadBalancer": {"ingress": [{"ip": format!("127.0.2.{}", j % 250 + 1)}]}},
+                });
+                api.patch_status(&name, &pp, &Patch::Apply(&body)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// Writes per root, per apiserver, summed over the verbs.
+pub fn writes_total(w: &Writes) -> u64 {
+    w.values().sum()
+}
+
+/// A compact breakdown: the largest entries of every apiserver's writes.
+pub fn breakdown(writes: &[Writes]) -> String {
+    let mut lines = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        let server = if i == 0 {
+            "control-plane".to_string()
+        } else {
+            format!("cluster-{i}")
+        };
+        let mut entries: Vec<(&String, &u64)> = w.iter().collect();
+        entries.sort_by(|a, b| b.1.cmp(a.1));
+        let text: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+        lines.push(format!("{server}: {}", text.join(", ")));
+    }
+    lines.join("\n")
+}
