@@ -276,6 +276,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     );
     let notify = Arc::new(Notify::new());
     let caches = reconcile::watch(&client, args.namespace.as_deref(), &notify, &shutdown);
+    let (globals, clusters) = (caches.globals.clone(), caches.clusters.clone());
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -304,9 +305,18 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         caches,
         notify,
         recorder,
-        admin: component.admin.clone(),
         metrics: component.metrics.clone(),
     });
+    // Ready once the caches are filled, leader or standby (so that a standby
+    // does not hold up a rolling update). One waiter at a time: kube's
+    // Store::wait_until_ready wakes only the last of concurrent waiters.
+    let filled = async {
+        globals.wait_until_ready().await.is_ok() && clusters.wait_until_ready().await.is_ok()
+    };
+    tokio::select! {
+        ok = filled => component.admin.set_ready(ok),
+        _ = shutdown.cancelled() => {}
+    }
     // A standby keeps its caches warm and waits for the Lease.
     let mut leading = component.leading.clone();
     if !runtime::wait_for_leadership(&mut leading, &shutdown).await {

@@ -35,7 +35,6 @@ use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
 use crate::apis::{Cluster, GlobalIngress};
 use crate::labels;
 use crate::runtime::CancellationToken;
-use crate::runtime::admin::AdminState;
 use crate::runtime::metrics::{Metrics, ResultLabel};
 
 /// Wait this long after a change before a pass, so that a burst of events
@@ -147,7 +146,6 @@ pub struct Reconciler {
     notify: Arc<Notify>,
     resolver: Resolver,
     recorder: Recorder,
-    admin: Arc<AdminState>,
     metrics: Arc<Metrics>,
     refused: BTreeMap<DnsName, Refusal>,
     /// When this process last had each root's records accepted.
@@ -241,7 +239,6 @@ pub struct Parts {
     pub caches: Caches,
     pub notify: Arc<Notify>,
     pub recorder: Recorder,
-    pub admin: Arc<AdminState>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -273,7 +270,6 @@ impl Reconciler {
             notify: parts.notify,
             resolver,
             recorder: parts.recorder,
-            admin: parts.admin,
             metrics: parts.metrics,
             refused: BTreeMap::new(),
             last_sent: HashMap::new(),
@@ -302,7 +298,6 @@ impl Reconciler {
             clusters = self.clusters.len(),
             "caches filled; reconciling"
         );
-        self.admin.set_ready(true);
         loop {
             let wake = tokio::select! {
                 _ = shutdown.cancelled() => return,
