@@ -2,6 +2,10 @@
 CARGO ?= cargo
 SCRIPTS := $(wildcard hack/*.sh hack/lib/*.sh .ci/run)
 
+# The kubectl that `make tools` builds (the servers' version) comes first on PATH.
+KUBECTL_DIR := $(shell hack/build-tools.sh --print-dir | sed -n 's/^kubectl=//p')
+export PATH := $(KUBECTL_DIR):$(PATH)
+
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
 .PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts unit e2e test bench clean local-setup local-teardown
@@ -15,7 +19,7 @@ build: ## build the kcp-ingress binary
 deps: ## install missing Debian packages (bind9, dnsutils, shellcheck, ...)
 	hack/install-deps.sh
 
-tools: ## build the test servers (kube-apiserver, etcd) into the cache
+tools: ## build the test servers (kube-apiserver, etcd) and kubectl into the cache
 	hack/build-tools.sh
 
 tools-kcp: ## build kcp (a control plane for CONTROL_PLANE=kcp and its e2e test) into the cache

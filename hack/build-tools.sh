@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds the servers the test environment runs (kube-apiserver, etcd) from the
-# wrapper Go modules under hack/tools/, into a cache outside the repository
-# keyed by version. A binary already in the cache is not rebuilt.
+# Builds the servers the test environment runs (kube-apiserver, etcd) and a
+# kubectl of the same version from the wrapper Go modules under hack/tools/,
+# into a cache outside the repository keyed by version. A binary already in
+# the cache is not rebuilt.
 #
 # Usage: hack/build-tools.sh [--with-kcp] [--print-dir]
 #   --with-kcp    also build kcp (hack/tools/kcp, for hack/kcp-env.sh)
@@ -21,13 +22,14 @@ for arg in "$@"; do
   case "$arg" in
     --print-dir) print_only=true ;;
     --with-kcp) with_kcp=true ;;
-    -h|--help) sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
 
 if $print_only; then
   echo "kube-apiserver=$(tool_dir kube-apiserver)"
+  echo "kubectl=$(tool_dir kubectl)"
   echo "etcd=$(tool_dir etcd)"
   echo "kcp=$(tool_dir kcp)"
   exit 0
@@ -37,8 +39,8 @@ command -v go >/dev/null || { echo "build-tools: 'go' is not on PATH; it is need
 
 export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-buildvcs=false
 
-build() { # NAME PACKAGE LDFLAGS
-  local name=$1 pkg=$2 ldflags=$3 dir out tmp
+build() { # NAME PACKAGE LDFLAGS [MODULE]
+  local name=$1 pkg=$2 ldflags=$3 module=${4:-$1} dir out tmp
   dir=$(tool_dir "$name")
   out="$dir/$name"
   if [[ -x "$out" ]]; then
@@ -49,15 +51,18 @@ build() { # NAME PACKAGE LDFLAGS
   tmp="$out.tmp.$$"
   echo "build-tools: building $name ($(tool_version "$name")) into $dir; a cold build takes many minutes"
   local start=$SECONDS
-  (cd "$here/tools/$name" && go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
+  (cd "$here/tools/$module" && go build -trimpath -ldflags "-s -w $ldflags" -o "$tmp" "$pkg")
   mv "$tmp" "$out"
   echo "build-tools: built $name in $((SECONDS - start)) s"
 }
 
 kv=$(tool_version kube-apiserver)
 kv_minor=${kv#v1.}; kv_minor=${kv_minor%%.*}
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver \
-  "-X k8s.io/component-base/version.gitVersion=$kv -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kv_minor -X k8s.io/component-base/version.gitTreeState=clean"
+kube_ldflags="-X k8s.io/component-base/version.gitVersion=$kv -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$kv_minor -X k8s.io/component-base/version.gitTreeState=clean"
+build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver "$kube_ldflags"
+# kubectl reports its version through client-go's version package.
+build kubectl k8s.io/kubernetes/cmd/kubectl \
+  "$kube_ldflags ${kube_ldflags//component-base\/version/client-go\/pkg\/version}" kube-apiserver
 build etcd go.etcd.io/etcd/server/v3 ""
 
 if $with_kcp; then

@@ -38,6 +38,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/.." && pwd)
 # shellcheck source=hack/lib/procs.sh
 source "$here/lib/procs.sh"
+# shellcheck source=hack/lib/tools.sh
+source "$here/lib/tools.sh"
 
 usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "local-setup: $*" >&2; exit 1; }
@@ -284,6 +286,7 @@ up() {
 kcp-ingress runs locally ($provider provider, $clusters clusters, $control control plane). Next:
 
   export KUBECONFIG=$cp
+  export PATH=$(tool_dir kubectl):\$PATH   # a kubectl of the servers' version (make tools)
   kubectl apply -f samples/ingress.yaml
   kubectl get ingress shop            # addresses merged from every cluster
   kubectl get globalingress shop -o yaml

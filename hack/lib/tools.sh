@@ -10,9 +10,11 @@ tools_root() {
 # tool_version NAME: the version pinned in hack/tools/NAME/go.mod.
 tool_version() {
   local mod
-  mod="$(dirname "${BASH_SOURCE[0]}")/../tools/$1/go.mod"
+  local module=$1
+  [[ $module == kubectl ]] && module=kube-apiserver
+  mod="$(dirname "${BASH_SOURCE[0]}")/../tools/$module/go.mod"
   case "$1" in
-    kube-apiserver) awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$mod" ;;
+    kube-apiserver|kubectl) awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$mod" ;;
     etcd) awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$mod" ;;
     kcp) awk '$1 == "require" && $2 == "github.com/kcp-dev/kcp" {print $3}' "$mod" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
