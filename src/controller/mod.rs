@@ -129,6 +129,8 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         failures: Mutex::new(Default::default()),
         metrics: component.metrics.clone(),
         converged: Mutex::new(Default::default()),
+        announced: Mutex::new(Default::default()),
+        placed: Mutex::new(Default::default()),
     });
     tokio::spawn(watch::follow_cluster_health(
         caches.clusters.clone(),

@@ -87,6 +87,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Roots whose convergence time was recorded (by uid).
     pub converged: Mutex<HashSet<String>>,
+    /// The condition states last announced by an Event, by (root uid,
+    /// condition type): until the cache shows our GlobalIngress status
+    /// write, every reconcile would announce the same change again.
+    pub announced: Mutex<HashMap<(String, String), (String, String, String)>>,
+    /// The clusters each root (by uid) was placed on at its last reconcile.
+    pub placed: Mutex<HashMap<String, Vec<String>>>,
 }
 
 impl Context {
@@ -101,6 +107,71 @@ impl Context {
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(key);
         }
+    }
+
+    /// Whether `condition` of `root` differs from what was last announced
+    /// for it, remembering it: an Event is due only then.
+    fn announce(&self, root: &Ingress, condition: &Condition) -> bool {
+        let Some(uid) = root.uid() else {
+            return true;
+        };
+        let state = (
+            condition.status.clone(),
+            condition.reason.clone(),
+            condition.message.clone(),
+        );
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        announced.insert((uid, condition.type_.clone()), state.clone()) != Some(state)
+    }
+
+    fn forget_announcements(&self, uid: &str) {
+        let mut announced = self.announced.lock().unwrap_or_else(|e| e.into_inner());
+        for type_ in [conditions::READY, conditions::DEPENDENCIES_READY] {
+            announced.remove(&(uid.to_string(), type_.to_string()));
+        }
+        self.placed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uid);
+    }
+
+    /// The dependencies of `root` whose placement labels may need to
+    /// change: all of them when the root's clusters changed since its last
+    /// reconcile, else those that lack a label for one of its clusters. A
+    /// dependency's reconcile looks at every root that references it, so
+    /// triggering it on every root's reconcile costs O(roots²) when many
+    /// roots share one Service.
+    fn dependencies_to_place(&self, root: &Ingress, targets: &[String]) -> Vec<DepKey> {
+        let moved = root.uid().is_none_or(|uid| {
+            let mut placed = self.placed.lock().unwrap_or_else(|e| e.into_inner());
+            placed
+                .insert(uid, targets.to_vec())
+                .is_some_and(|before| before != targets)
+        });
+        let labelled = |meta: &kube::core::ObjectMeta| {
+            targets.iter().all(|c| {
+                meta.labels
+                    .as_ref()
+                    .and_then(|l| l.get(&labels::state_label(c)))
+                    == Some(&labels::STATE_SYNC.to_string())
+            })
+        };
+        index_keys(root)
+            .into_iter()
+            .filter(|(kind, ns, name)| {
+                let current = match kind {
+                    DepKind::Service => self
+                        .services
+                        .get(&ObjectRef::new(name).within(ns))
+                        .map(|o| labelled(&o.metadata)),
+                    DepKind::Secret => self
+                        .secrets
+                        .get(&ObjectRef::new(name).within(ns))
+                        .map(|o| labelled(&o.metadata)),
+                };
+                moved || current != Some(true)
+            })
+            .collect()
     }
 }
 
@@ -243,7 +314,7 @@ async fn apply_root(root: &Ingress, ctx: &Context) -> Result<Action, ReconcileEr
             (Some(placement), ready)
         }
     };
-    if changed(&previous, &ready) {
+    if changed(&previous, &ready) && ctx.announce(root, &ready) {
         let type_ = if ready.status == "True" {
             EventType::Normal
         } else {
@@ -275,7 +346,10 @@ async fn apply_root(root: &Ingress, ctx: &Context) -> Result<Action, ReconcileEr
     }
 
     let dependencies = check_dependencies(root, &previous, &now, ctx);
-    if changed(&previous, &dependencies) && dependencies.status == "False" {
+    if changed(&previous, &dependencies)
+        && ctx.announce(root, &dependencies)
+        && dependencies.status == "False"
+    {
         publish(
             ctx,
             root,
@@ -286,7 +360,11 @@ async fn apply_root(root: &Ingress, ctx: &Context) -> Result<Action, ReconcileEr
         )
         .await;
     }
-    for dep in index_keys(root) {
+    let targets = placement
+        .as_ref()
+        .map(|p| p.targets.clone())
+        .unwrap_or_default();
+    for dep in ctx.dependencies_to_place(root, &targets) {
         ctx.triggers.dependency(&dep);
     }
     let verdict = Verdict {
@@ -380,6 +458,9 @@ async fn sync_leaves(
     let name = root.name_any();
     let api: Api<Ingress> = Api::namespaced(ctx.client.clone(), &ns);
     let mut wanted = BTreeSet::new();
+    // One Event for the leaves a reconcile creates, not one per leaf.
+    let mut created = Vec::new();
+    let mut failed = None;
     for cluster in &placement.targets {
         let desired = split::leaf(root, cluster);
         let leaf_name = desired.name_any();
@@ -394,22 +475,26 @@ async fn sync_leaves(
         let mut body = serde_json::to_value(&desired)?;
         body["apiVersion"] = json!("networking.k8s.io/v1");
         body["kind"] = json!("Ingress");
-        api.patch(&leaf_name, &apply_params(), &Patch::Apply(&body))
-            .await?;
+        if let Err(err) = api
+            .patch(&leaf_name, &apply_params(), &Patch::Apply(&body))
+            .await
+        {
+            failed = Some(err);
+            break;
+        }
         if current.is_none() {
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "created leaf");
-            publish(
-                ctx,
-                root,
-                EventType::Normal,
-                "LeafCreated",
-                &format!("placed on cluster {cluster} as {leaf_name}"),
-                "Place",
-            )
-            .await;
+            created.push(format!("cluster {cluster} as {leaf_name}"));
         } else {
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "updated leaf");
         }
+    }
+    if !created.is_empty() {
+        let note = format!("placed on {}", created.join(", "));
+        publish(ctx, root, EventType::Normal, "LeafCreated", &note, "Place").await;
+    }
+    if let Some(err) = failed {
+        return Err(err.into());
     }
     for stale in ctx.index.leaves(&ns, &name).difference(&wanted) {
         delete_leaf(root, stale, ctx).await?;
@@ -640,6 +725,7 @@ async fn cleanup_root(root: &Ingress, ctx: &Context) -> Result<Action, Reconcile
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&uid);
+        ctx.forget_announcements(&uid);
     }
     info!(root = %name, namespace = %ns, "root cleaned up; releasing its finalizer");
     Ok(Action::await_change())
