@@ -70,6 +70,9 @@ impl Triggers {
     }
 }
 
+/// A condition's status, reason and message, as an Event announced them.
+pub type Announced = (String, String, String);
+
 /// Everything a reconcile reads from, and writes through.
 pub struct Context {
     pub client: kube::Client,
@@ -90,7 +93,7 @@ pub struct Context {
     /// The condition states last announced by an Event, by (root uid,
     /// condition type): until the cache shows our GlobalIngress status
     /// write, every reconcile would announce the same change again.
-    pub announced: Mutex<HashMap<(String, String), (String, String, String)>>,
+    pub announced: Mutex<HashMap<(String, String), Announced>>,
     /// The clusters each root (by uid) was placed on at its last reconcile.
     pub placed: Mutex<HashMap<String, Vec<String>>>,
 }
