@@ -116,12 +116,16 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 let ar = ty.ar.clone();
                 let (up_writer, down_writer) = (Writer::new(ar.clone()), Writer::new(ar.clone()));
                 let (up, down) = (up_writer.as_reader(), down_writer.as_reader());
+                // Only an upstream Service's managedFields are read (the node
+                // ports its user set); other cached objects drop them.
+                let service = ar.group.is_empty() && ar.plural == "services";
                 spawn_watch(
                     Api::all_with(ctx.upstream.clone(), &ar),
                     naming::placed_selector(&cluster),
                     up_writer,
                     down.clone(),
                     Side::Upstream,
+                    service,
                     index,
                     &queue,
                     &ctx,
@@ -134,6 +138,7 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                     down_writer,
                     up.clone(),
                     Side::Downstream,
+                    false,
                     index,
                     &queue,
                     &ctx,
@@ -250,6 +255,7 @@ enum Side {
 /// every change queues its key. After a (re)list it also queues every key of
 /// `other`, the other side's store: an object that vanished during a watch
 /// gap leaves the store without an event, but its counterpart is there.
+/// Cached objects keep their managedFields only if `keep_managed_fields`.
 #[allow(clippy::too_many_arguments)]
 fn spawn_watch(
     api: Api<DynamicObject>,
@@ -257,6 +263,7 @@ fn spawn_watch(
     writer: Writer<DynamicObject>,
     other: Store<DynamicObject>,
     side: Side,
+    keep_managed_fields: bool,
     index: usize,
     queue: &Arc<WorkQueue<Key>>,
     ctx: &Arc<ClusterCtx>,
@@ -265,7 +272,13 @@ fn spawn_watch(
 ) {
     let stream = reflector::reflector(
         writer,
-        watcher(api, watcher::Config::default().labels(&selector)).default_backoff(),
+        watcher(api, watcher::Config::default().labels(&selector))
+            .modify(move |o: &mut DynamicObject| {
+                if !keep_managed_fields {
+                    o.metadata.managed_fields = None;
+                }
+            })
+            .default_backoff(),
     );
     let (queue, ctx, cancel) = (queue.clone(), ctx.clone(), cancel.clone());
     tasks.spawn(route(stream, side, index, other, queue, ctx, cancel));
