@@ -108,8 +108,8 @@ impl Plan {
             failover_runs: 10,
             failover_hosts: 10,
             bulk: vec![1_000, 10_000],
-            bulk_runs: 3,
-            big_runs: 2,
+            bulk_runs: 2,
+            big_runs: 1,
             churn_seconds: 60,
             churn_rate: 50,
             write_doc: true,
@@ -123,13 +123,13 @@ impl Plan {
             single: 20,
             failover_runs: 3,
             failover_hosts: 5,
-            bulk: vec![300],
+            bulk: vec![200],
             bulk_runs: 1,
             big_runs: 1,
-            churn_seconds: 15,
+            churn_seconds: 10,
             churn_rate: 50,
             write_doc: true,
-            deadline: Duration::from_secs(170),
+            deadline: Duration::from_secs(175),
         }
     }
 
@@ -173,7 +173,8 @@ async fn main() -> std::process::ExitCode {
     };
     let table = render(&plan, &results, started.elapsed(), failure.as_deref());
     println!("{table}");
-    if plan.write_doc && failure.is_none() {
+    // An incomplete run is written too (it says so): partial figures beat none.
+    if plan.write_doc {
         if let Err(err) = write_doc(&plan, &table) {
             eprintln!("bench: cannot write docs/BENCHMARKS.md: {err:#}");
             return std::process::ExitCode::FAILURE;
@@ -220,7 +221,7 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
         for run in 0..runs {
             eprintln!("bench: bulk {n} roots, run {} of {runs}", run + 1);
             let mut env = Env::up(&format!("bulk{n}-{run}")).await?;
-            let deadline = Duration::from_secs((n as u64 / 5).max(300));
+            let deadline = Duration::from_secs((n as u64 / 8).max(300));
             let (bulk, obs) = scenarios::bulk(&env, n, deadline).await?;
             eprintln!(
                 "bench: bulk {n}: DNS complete at {:.1}s; writes per apiserver {:?}; {} updates",
