@@ -133,6 +133,7 @@ fn groups() -> Vec<Group> {
                 rbac::the_whole_flow_works_with_service_account_tokens,
                 rbac::denied_syncer_requests_are_reported,
                 rbac::denied_controller_and_glbc_requests_are_reported,
+                rbac::readyz_waits_for_the_caches,
             ],
         },
     ]

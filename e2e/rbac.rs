@@ -332,6 +332,8 @@ struct Fleet {
     cp: Client,
     downs: [Client; 2],
     controller: Process,
+    /// The controller's command line (its Deployment's, run locally).
+    controller_args: Vec<String>,
     syncer: Process,
     glbc: Process,
     _lbs: Vec<Standin>,
@@ -653,6 +655,7 @@ secretGenerator:
         }
 
         let fleet = Fleet {
+            controller_args: controller_args.clone(),
             as_controller,
             as_pull_syncer,
             as_glbc,
@@ -666,8 +669,8 @@ secretGenerator:
             applied,
             dns: format!("127.0.0.1:{dns_port}").parse()?,
         };
-        // The Deployments' probes: ready once the caches are filled (and,
-        // for the glbc, once it leads), with the ServiceAccounts' permissions.
+        // The Deployments' probes: ready once the caches are filled, with
+        // the ServiceAccounts' permissions.
         for (who, port) in ["controller", "syncer", "glbc"].into_iter().zip(ports) {
             eventually(&format!("the {who} answers /readyz"), CONVERGE, || async {
                 Ok((http_get(port, "/readyz").await? == 200).then_some(()))
@@ -887,6 +890,29 @@ fn denial(perm: &str) -> String {
 /// resources of a shared rule keep it), then waits until `subject` is
 /// denied it.
 async fn revoke(admin: &Client, role: &str, perm: &str, subject: &Client) -> anyhow::Result<()> {
+    revoke_in(admin, &[role], perm, subject).await
+}
+
+/// [`revoke`] from several ClusterRoles that all grant `perm` to `subject`.
+async fn revoke_in(
+    admin: &Client,
+    roles: &[&str],
+    perm: &str,
+    subject: &Client,
+) -> anyhow::Result<()> {
+    for role in roles {
+        strip(admin, role, perm).await?;
+    }
+    eventually(
+        &format!("{perm} denied after editing {}", roles.join(", ")),
+        CONVERGE,
+        || async { Ok((!allowed(subject, perm).await?).then_some(())) },
+    )
+    .await
+}
+
+/// Removes the permission `perm` from the ClusterRole `role`.
+async fn strip(admin: &Client, role: &str, perm: &str) -> anyhow::Result<()> {
     let (verb, group, resource) = permission(perm);
     let api: Api<ClusterRole> = Api::all(admin.clone());
     let mut cluster_role = api.get(role).await?;
@@ -924,12 +950,7 @@ async fn revoke(admin: &Client, role: &str, perm: &str, subject: &Client) -> any
     cluster_role.rules = Some(rules);
     api.replace(role, &PostParams::default(), &cluster_role)
         .await?;
-    eventually(
-        &format!("{perm} denied after editing {role}"),
-        CONVERGE,
-        || async { Ok((!allowed(subject, perm).await?).then_some(())) },
-    )
-    .await
+    Ok(())
 }
 
 /// Re-applies config/ and waits until `subject` has the permission `perm` again.
@@ -1512,4 +1533,37 @@ pub async fn denied_controller_and_glbc_requests_are_reported(env: &TestEnv) -> 
         roots.delete(root, &DeleteParams::default()).await?;
     }
     Ok(())
+}
+
+/// /readyz says "not ready" until the caches have synced: a second
+/// controller (a standby) whose Secret list is denied is live but never
+/// ready; once the permission is back it becomes ready.
+pub async fn readyz_waits_for_the_caches(env: &TestEnv) -> anyhow::Result<()> {
+    let fleet = Fleet::start(env, "ready").await?;
+    // Its push-mode syncers read Secrets too, under their own ClusterRole.
+    revoke_in(
+        &fleet.cp,
+        &["kcp-ingress-controller", "kcp-ingress-push-syncers"],
+        "list secrets",
+        &fleet.as_controller,
+    )
+    .await?;
+    let port = free_port()?;
+    let mut args = fleet.controller_args.clone();
+    set_flag(&mut args, "--admin-address", &format!("127.0.0.1:{port}"))?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let standby = env.spawn_kcp_ingress("rbac-controller-unready", &args)?;
+    // Its Secret cache cannot fill: the watch says why, and the probes say
+    // live but not ready (both read after that line was logged).
+    wait_logged(&standby, 0, &[&denial("list secrets")]).await?;
+    ensure!(http_get(port, "/livez").await? == 200, "/livez is not 200");
+    ensure!(
+        http_get(port, "/readyz").await? == 503,
+        "/readyz is not 503 while the Secret cache cannot sync"
+    );
+    restore(env, &fleet, "list secrets", &fleet.as_controller).await?;
+    eventually("ready once the caches sync", CONVERGE, || async {
+        Ok((http_get(port, "/readyz").await? == 200).then_some(()))
+    })
+    .await
 }
