@@ -21,7 +21,7 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, ListParams, PartialObjectMeta};
+use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer;
@@ -40,14 +40,8 @@ use crate::runtime::{self, CancellationToken, ClientError};
 pub enum ControllerError {
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error(
-        "the control plane does not serve {what} ({source}); apply config/crd/ \
-         (kubectl apply -f config/crd/) and check the kubeconfig's permissions"
-    )]
-    NotServed {
-        what: &'static str,
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    NotServed(#[from] runtime::NotServed),
     #[error("push-mode syncers stopped: {0}")]
     PushSyncers(#[from] crate::syncer::SyncerError),
     #[error(transparent)]
@@ -246,28 +240,8 @@ where
 
 /// Fails early, with a clear message, when the control plane lacks the CRDs
 /// or the credentials cannot read what the controller watches.
-async fn preflight(client: &kube::Client) -> Result<(), ControllerError> {
-    let one = ListParams::default().limit(1);
-    Api::<Cluster>::all(client.clone())
-        .list_metadata(&one)
-        .await
-        .map_err(|source| ControllerError::NotServed {
-            what: "clusters.kcp-ingress.dev",
-            source,
-        })?;
-    Api::<GlobalIngress>::all(client.clone())
-        .list_metadata(&one)
-        .await
-        .map_err(|source| ControllerError::NotServed {
-            what: "globalingresses.kcp-ingress.dev",
-            source,
-        })?;
-    Api::<Ingress>::all(client.clone())
-        .list_metadata(&one)
-        .await
-        .map_err(|source| ControllerError::NotServed {
-            what: "ingresses.networking.k8s.io",
-            source,
-        })?;
-    Ok(())
+async fn preflight(client: &kube::Client) -> Result<(), runtime::NotServed> {
+    runtime::require_served::<Cluster>(client).await?;
+    runtime::require_served::<GlobalIngress>(client).await?;
+    runtime::require_served::<Ingress>(client).await
 }

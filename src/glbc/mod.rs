@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::Notify;
 use tracing::info;
@@ -64,14 +64,8 @@ pub enum GlbcError {
         name: String,
         key: String,
     },
-    #[error(
-        "the control plane does not serve {what} ({source}); apply config/crd/ \
-         (kubectl apply -f config/crd/) and check the kubeconfig's permissions"
-    )]
-    NotServed {
-        what: &'static str,
-        source: kube::Error,
-    },
+    #[error(transparent)]
+    NotServed(#[from] runtime::NotServed),
     #[error(transparent)]
     Component(#[from] runtime::ComponentError),
     #[error("lost the leader Lease; stopping so that the new leader alone writes")]
@@ -227,20 +221,8 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         args.control_plane.context.as_deref(),
     )
     .await?;
-    Api::<GlobalIngress>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-        .map_err(|source| GlbcError::NotServed {
-            what: "GlobalIngresses",
-            source,
-        })?;
-    Api::<Cluster>::all(client.clone())
-        .list(&ListParams::default().limit(1))
-        .await
-        .map_err(|source| GlbcError::NotServed {
-            what: "Clusters",
-            source,
-        })?;
+    runtime::require_served::<GlobalIngress>(&client).await?;
+    runtime::require_served::<Cluster>(&client).await?;
 
     let component = runtime::start_component(
         labels::GLBC_MANAGER,

@@ -29,6 +29,37 @@ pub enum ClientError {
     Build(#[from] kube::Error),
 }
 
+/// The control plane does not serve a type a component needs, or its
+/// credentials may not list it.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the control plane does not serve {what}, or these credentials may not list it \
+     (apply config/crd/ with kubectl apply -k config/crd, check the kubeconfig's \
+     permissions): {source}"
+)]
+pub struct NotServed {
+    what: String,
+    source: kube::Error,
+}
+
+/// Fails early, with a clear message, unless `K` can be listed (one object,
+/// metadata only).
+pub async fn require_served<K>(client: &kube::Client) -> Result<(), NotServed>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    kube::Api::<K>::all(client.clone())
+        .list_metadata(&kube::api::ListParams::default().limit(1))
+        .await
+        .map(|_| ())
+        .map_err(|source| NotServed {
+            what: format!("{}.{}", K::plural(&()), K::group(&()))
+                .trim_end_matches('.')
+                .to_string(),
+            source,
+        })
+}
+
 /// A client for the cluster in the kubeconfig at `path` (its current context,
 /// or `context`), or, without a path, the inferred one: `KUBECONFIG`,
 /// `~/.kube/config`, then the in-cluster service account.

@@ -23,7 +23,6 @@ pub mod status;
 
 use std::time::Duration;
 
-use kube::api::{Api, ListParams};
 use tracing::info;
 
 use self::naming::{ResourceSpec, ResourceSpecError};
@@ -44,11 +43,8 @@ pub enum SyncerError {
     HeartbeatInterval,
     #[error("control plane")]
     Upstream(#[from] ClientError),
-    #[error(
-        "the control plane does not serve clusters.kcp-ingress.dev (apply config/crd/ and \
-         check the upstream kubeconfig's permissions)"
-    )]
-    NotServed(#[source] kube::Error),
+    #[error(transparent)]
+    NotServed(#[from] runtime::NotServed),
     #[error(transparent)]
     Component(#[from] runtime::ComponentError),
 }
@@ -63,10 +59,7 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
         args.upstream_context.as_deref(),
     )
     .await?;
-    Api::<Cluster>::all(upstream.clone())
-        .list_metadata(&ListParams::default().limit(1))
-        .await
-        .map_err(SyncerError::NotServed)?;
+    runtime::require_served::<Cluster>(&upstream).await?;
     let source = match args.downstream_kubeconfig {
         Some(path) => DownstreamSource::File {
             path,
