@@ -439,13 +439,23 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
         };
         let _ = writeln!(
             t,
-            "| | API writes per root: control plane / each cluster; DNS UPDATEs for the {:.0} names | {:.1} / {:.1}, {:.1}, {:.1}; {:.0} | |",
-            m(&|(b, _)| b.names as f64),
+            "| | API writes per root: control plane / each cluster; DNS UPDATEs | {:.1} / {:.1}, {:.1}, {:.1}; {:.0} | |",
             per_root(0),
             per_root(1),
             per_root(2),
             per_root(3),
             m(&|(b, _)| b.updates as f64)
+        );
+        let reads = |i: usize| {
+            m(&|(b, _)| b.writes.get(i).map_or(0, scenarios::reads_total) as f64 / *n as f64)
+        };
+        let _ = writeln!(
+            t,
+            "| | API reads (GET, LIST) per root: control plane / each cluster | {:.1} / {:.1}, {:.1}, {:.1} | |",
+            reads(0),
+            reads(1),
+            reads(2),
+            reads(3)
         );
         let ratio = m(&|(b, f)| b.dns / f.total);
         let _ = writeln!(

@@ -291,8 +291,11 @@ async fn http_get(url: &str) -> anyhow::Result<String> {
 
 // ---------------------------------------------------------------- apiserver counters
 
-/// Write requests an apiserver has served, by "VERB resource[/subresource]".
+/// Write (and read) requests an apiserver has served, by "VERB resource[/subresource]".
 pub type Writes = BTreeMap<String, u64>;
+
+/// Reads are counted too (under their verb), apart from the writes.
+pub const READ_VERBS: [&str; 2] = ["GET", "LIST"];
 
 const WRITE_VERBS: [&str; 6] = [
     "POST",
@@ -303,7 +306,7 @@ const WRITE_VERBS: [&str; 6] = [
     "DELETECOLLECTION",
 ];
 
-/// Scrapes `apiserver_request_total` of one apiserver: the write requests.
+/// Scrapes `apiserver_request_total` of one apiserver: the write and read requests.
 pub async fn writes(client: &kube::Client) -> anyhow::Result<Writes> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
@@ -323,7 +326,7 @@ pub async fn writes(client: &kube::Client) -> anyhow::Result<Writes> {
                 .unwrap_or_default()
         };
         let verb = label("verb");
-        if !WRITE_VERBS.contains(&verb.as_str()) {
+        if !WRITE_VERBS.contains(&verb.as_str()) && !READ_VERBS.contains(&verb.as_str()) {
             continue;
         }
         let (resource, sub) = (label("resource"), label("subresource"));

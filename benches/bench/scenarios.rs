@@ -197,9 +197,8 @@ pub struct Bulk {
     pub dns: f64,
     /// Write requests each apiserver served meanwhile (control plane first).
     pub writes: Vec<Writes>,
-    /// UPDATE messages BIND applied meanwhile, and the names published.
+    /// UPDATE messages BIND applied meanwhile.
     pub updates: u64,
-    pub names: usize,
     /// Peak and current RSS (KiB) of the controller and the glbc, and their CPU seconds.
     pub controller_kib: (u64, u64),
     pub glbc_kib: (u64, u64),
@@ -263,7 +262,6 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
     };
     let after = observe::all_writes(env).await?;
     let updates = dns.stat("UpdateDone").await?.saturating_sub(updates_before);
-    let (_, published) = dns.published(&suffix).await?;
     // The watches saw everything before DNS did (or within a moment).
     let mut waited = Duration::ZERO;
     let (down_at, merged_at) = loop {
@@ -289,7 +287,6 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
             .map(|(b, a)| observe::delta(b, a))
             .collect(),
         updates,
-        names: published,
         controller_kib: mem(&env.controller),
         glbc_kib: mem(&env.glbc),
         cpu: env
@@ -408,7 +405,7 @@ pub async fn floor(env: &Env, tag: &str, writes: &[Writes], hosts: usize) -> any
             .filter(|(k, _)| k.starts_with("POST "))
             .map(|(_, v)| *v)
             .sum();
-        let all: u64 = w.values().sum();
+        let all: u64 = writes_total(w);
         total_writes += all;
         replay(
             client.clone(),
@@ -515,7 +512,18 @@ async fn replay(client: kube::Client, ns: String, creates: u64, others: u64) -> 
 
 /// Writes per root, per apiserver, summed over the verbs.
 pub fn writes_total(w: &Writes) -> u64 {
-    w.values().sum()
+    w.iter().filter(|(k, _)| !is_read(k)).map(|(_, v)| *v).sum()
+}
+
+/// Reads (GET, LIST) per apiserver.
+pub fn reads_total(w: &Writes) -> u64 {
+    w.iter().filter(|(k, _)| is_read(k)).map(|(_, v)| *v).sum()
+}
+
+fn is_read(key: &str) -> bool {
+    observe::READ_VERBS
+        .iter()
+        .any(|v| key.strip_prefix(v).is_some_and(|r| r.starts_with(' ')))
 }
 
 /// A compact breakdown: the largest entries of every apiserver's writes.
