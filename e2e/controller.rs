@@ -125,6 +125,18 @@ impl World {
         Ok(())
     }
 
+    /// Three healthy Clusters for this test, the Service "web" and the TLS
+    /// Secret "tls" that [`World::root`] references; the Clusters' names.
+    async fn three_clusters_with_dependencies(&self) -> anyhow::Result<Vec<String>> {
+        let mut clusters = Vec::new();
+        for i in 1..=3 {
+            clusters.push(self.add_cluster(i, &[]).await?);
+        }
+        self.create_service("web").await?;
+        self.create_secret("tls").await?;
+        Ok(clusters)
+    }
+
     async fn create_service(&self, name: &str) -> anyhow::Result<()> {
         let service: Service = serde_json::from_value(json!({
             "metadata": {"name": name},
@@ -308,12 +320,7 @@ pub async fn root_lands_as_leaves_with_its_dependencies_labelled(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
     let world = World::new(env, "lands").await?;
-    let mut clusters = Vec::new();
-    for i in 1..=3 {
-        clusters.push(world.add_cluster(i, &[]).await?);
-    }
-    world.create_service("web").await?;
-    world.create_secret("tls").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
     let root = world.create_root("shop", None).await?;
 
     let leaves = world.leaves_converge("shop", &clusters).await?;
@@ -443,12 +450,7 @@ pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result
 /// GlobalIngress; an unhealthy cluster drops out of the root's addresses.
 pub async fn leaf_status_merges_into_root_and_global_ingress(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "merge").await?;
-    let mut clusters = Vec::new();
-    for i in 1..=3 {
-        clusters.push(world.add_cluster(i, &[]).await?);
-    }
-    world.create_service("web").await?;
-    world.create_secret("tls").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
     world.create_root("shop", None).await?;
     world.leaves_converge("shop", &clusters).await?;
     // Written out of order, and two clusters share an address.
@@ -550,12 +552,7 @@ pub async fn leaf_status_merges_into_root_and_global_ingress(env: &TestEnv) -> a
 /// finalizer, and cleans the dependencies' labels.
 pub async fn deleting_the_root_cleans_everything_up(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "delete").await?;
-    let mut clusters = Vec::new();
-    for i in 1..=3 {
-        clusters.push(world.add_cluster(i, &[]).await?);
-    }
-    world.create_service("web").await?;
-    world.create_secret("tls").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
     world.create_root("shop", None).await?;
     world.leaves_converge("shop", &clusters).await?;
     world
@@ -598,12 +595,7 @@ pub async fn deleting_the_root_cleans_everything_up(env: &TestEnv) -> anyhow::Re
 /// object again) changes no resourceVersion.
 pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
     let mut world = World::new(env, "steady").await?;
-    let mut clusters = Vec::new();
-    for i in 1..=3 {
-        clusters.push(world.add_cluster(i, &[]).await?);
-    }
-    world.create_service("web").await?;
-    world.create_secret("tls").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
     world.create_root("shop", None).await?;
     world.leaves_converge("shop", &clusters).await?;
     for (i, cluster) in clusters.iter().enumerate() {
@@ -714,12 +706,7 @@ pub async fn killed_mid_convergence_converges_without_duplicates(
 ) -> anyhow::Result<()> {
     const ROOTS: usize = 100;
     let mut world = World::new(env, "crash").await?;
-    let mut clusters = Vec::new();
-    for i in 1..=3 {
-        clusters.push(world.add_cluster(i, &[]).await?);
-    }
-    world.create_service("web").await?;
-    world.create_secret("tls").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
     // Stop the controller so that all roots are there before it starts.
     world.controller.kill();
     for i in 0..ROOTS {
