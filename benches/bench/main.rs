@@ -165,11 +165,28 @@ async fn main() -> std::process::ExitCode {
     eprintln!("bench: {plan:?}");
     let started = Instant::now();
     let mut results = Results::default();
-    let outcome = tokio::time::timeout(plan.deadline, run(&plan, &mut results)).await;
-    let failure = match outcome {
-        Ok(Ok(())) => None,
-        Ok(Err(err)) => Some(format!("{err:#}")),
-        Err(_) => Some(format!("gave up after {:?}", plan.deadline)),
+    // A signal ends the run like the deadline does: what runs is stopped
+    // (dropping the environments), what was measured is still reported.
+    let interrupted = async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = async {
+                match term.as_mut() {
+                    Some(t) => { t.recv().await; }
+                    None => std::future::pending::<()>().await,
+                }
+            } => "SIGTERM",
+        }
+    };
+    let failure = tokio::select! {
+        outcome = tokio::time::timeout(plan.deadline, run(&plan, &mut results)) => match outcome {
+            Ok(Ok(())) => None,
+            Ok(Err(err)) => Some(format!("{err:#}")),
+            Err(_) => Some(format!("gave up after {:?}", plan.deadline)),
+        },
+        signal = interrupted => Some(format!("interrupted by {signal}")),
     };
     let table = render(&plan, &results, started.elapsed(), failure.as_deref());
     println!("{table}");
@@ -217,7 +234,9 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
         } else {
             plan.bulk_runs
         };
-        let mut per_size = Vec::new();
+        // Each run is recorded as soon as it is done (an interrupted
+        // benchmark still reports it).
+        results.bulk.push((n, Vec::new()));
         for run in 0..runs {
             eprintln!("bench: bulk {n} roots, run {} of {runs}", run + 1);
             let mut env = Env::up(&format!("bulk{n}-{run}")).await?;
@@ -269,11 +288,12 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 floor.dns,
                 bulk.dns / floor.total
             );
-            per_size.push((bulk, floor));
+            if let Some((_, done)) = results.bulk.last_mut() {
+                done.push((bulk, floor));
+            }
             env.down();
             let _ = last_size;
         }
-        results.bulk.push((n, per_size));
     }
     Ok(())
 }
