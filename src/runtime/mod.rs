@@ -1,9 +1,21 @@
-//! What every component needs around its controllers: Kubernetes clients
-//! and one shutdown signal for every task of the process.
+//! What every component stands on: Kubernetes clients, the one shutdown
+//! signal of the process, watching ([`watch`]), readiness, one backoff
+//! schedule, start-up and leadership ([`component`]), Events, metrics and
+//! the admin server. Components are wiring plus their own logic.
 
 pub mod admin;
+pub mod backoff;
+pub mod component;
+pub mod events;
 pub mod lease;
 pub mod metrics;
+pub mod readiness;
+pub mod watch;
+
+pub use backoff::backoff;
+pub use component::{Component, ComponentError, LostLeadership, Work, start_component};
+pub use readiness::Readiness;
+pub use watch::{Change, Watch};
 
 use std::path::{Path, PathBuf};
 
@@ -136,125 +148,4 @@ pub fn shutdown_on_signals() -> CancellationToken {
         cancel.cancel();
     });
     token
-}
-
-/// What every long-running component sets up first: its metrics, the admin
-/// server, and leadership (always held when election is off).
-pub struct Component {
-    pub metrics: std::sync::Arc<metrics::Metrics>,
-    pub admin: std::sync::Arc<admin::AdminState>,
-    pub leading: tokio::sync::watch::Receiver<bool>,
-    campaign: Option<tokio::task::JoinHandle<()>>,
-}
-
-impl Component {
-    /// Waits for the end of the campaign (after shutdown: a held Lease has
-    /// then been released). Call it last, before the process exits.
-    pub async fn stopped(self) {
-        if let Some(campaign) = self.campaign {
-            let _ = campaign.await;
-        }
-    }
-}
-
-/// Errors of setting up a component.
-#[derive(Debug, thiserror::Error)]
-pub enum ComponentError {
-    #[error(transparent)]
-    Admin(#[from] admin::AdminError),
-}
-
-/// Starts the admin server and (with `--leader-elect`) the campaign for the
-/// component's Lease, named `manager` unless `--lease-name` says otherwise.
-pub async fn start_component(
-    manager: &str,
-    client: &kube::Client,
-    admin_args: &crate::cli::AdminArgs,
-    election: Option<&crate::cli::ElectionArgs>,
-    shutdown: &CancellationToken,
-) -> Result<Component, ComponentError> {
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = std::sync::Arc::new(metrics::Metrics::new(&mut registry));
-    let admin = admin::AdminState::new(registry);
-    if let Some(address) = admin_args.admin_address {
-        admin::serve(address, admin.clone(), shutdown.clone()).await?;
-    }
-    let (leading, campaign) = if let Some(election) = election.filter(|e| e.leader_elect) {
-        let identity = election.identity.clone().unwrap_or_else(default_identity);
-        let name = election.lease_name.as_deref().unwrap_or(manager);
-        tracing::info!(lease = %format!("{}/{name}", election.lease_namespace), %identity, "campaigning for leadership");
-        let (leading, task) = lease::Elector::new(
-            client.clone(),
-            &election.lease_namespace,
-            name,
-            &identity,
-            election.lease_duration,
-        )
-        .run(shutdown.clone());
-        (leading, Some(task))
-    } else {
-        (tokio::sync::watch::channel(true).1, None)
-    };
-    let gauge = metrics.clone();
-    let mut watch_leading = leading.clone();
-    tokio::spawn(async move {
-        loop {
-            gauge
-                .leader
-                .set(i64::from(*watch_leading.borrow_and_update()));
-            if watch_leading.changed().await.is_err() {
-                return;
-            }
-        }
-    });
-    Ok(Component {
-        metrics,
-        admin,
-        leading,
-        campaign,
-    })
-}
-
-/// `hostname-pid`: unique per replica and readable in the Lease.
-fn default_identity() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "kcp-ingress".into());
-    format!("{host}-{}", std::process::id())
-}
-
-/// Waits until `leading` is true; false if `shutdown` comes first.
-pub async fn wait_for_leadership(
-    leading: &mut tokio::sync::watch::Receiver<bool>,
-    shutdown: &CancellationToken,
-) -> bool {
-    tokio::select! {
-        result = leading.wait_for(|l| *l) => result.is_ok(),
-        _ = shutdown.cancelled() => false,
-    }
-}
-
-/// A token cancelled when `shutdown` is, or when leadership, once held, is
-/// lost; the returned flag tells the two apart afterwards.
-pub fn work_token(
-    mut leading: tokio::sync::watch::Receiver<bool>,
-    shutdown: &CancellationToken,
-) -> (
-    CancellationToken,
-    std::sync::Arc<std::sync::atomic::AtomicBool>,
-) {
-    let work = shutdown.child_token();
-    let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (cancel, flag) = (work.clone(), lost.clone());
-    tokio::spawn(async move {
-        if leading.wait_for(|l| !*l).await.is_ok() && !cancel.is_cancelled() {
-            flag.store(true, std::sync::atomic::Ordering::SeqCst);
-            tracing::warn!("lost leadership; stopping work");
-            cancel.cancel();
-        }
-    });
-    (work, lost)
 }
