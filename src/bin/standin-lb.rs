@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::pin;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
@@ -23,8 +24,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kcp_ingress::runtime::{self, CancellationToken};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, watcher};
 use serde_json::json;
 use tracing::{info, warn};
 
@@ -82,52 +81,54 @@ async fn fill_status(client: kube::Client, args: &Args, shutdown: CancellationTo
         Some(hostname) => json!({"hostname": hostname}),
         None => json!({"ip": args.address.to_string()}),
     };
-    let all: Api<Ingress> = Api::all(client.clone());
-    let mut events = pin!(
-        watcher(all, watcher::Config::default())
-            .default_backoff()
-            .applied_objects()
-    );
-    loop {
-        let ingress = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            next = events.next() => match next {
-                Some(Ok(ingress)) => ingress,
-                Some(Err(err)) => { warn!(%err, "watch failed; retrying"); continue; }
-                None => return,
-            },
+    let (store, changes) = runtime::Watch::new("ingresses", Api::<Ingress>::all(client.clone()))
+        .without_managed_fields()
+        .changes(&runtime::Readiness::default(), &shutdown);
+    let mut changes = pin!(changes);
+    while let Some(change) = changes.next().await {
+        let ingresses = match change {
+            runtime::Change::Applied { new, .. } => vec![Arc::new(new)],
+            runtime::Change::Relisted => store.state(),
+            _ => continue,
         };
-        let current = ingress
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .map(serde_json::to_value)
-            .transpose()
-            .unwrap_or_default();
-        if current == Some(json!([entry.clone()])) {
-            continue;
+        for ingress in ingresses {
+            assign(&client, &ingress, &entry).await;
         }
-        let ns = ingress.namespace().unwrap_or_default();
-        let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
-        let body = json!({
-            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "status": {"loadBalancer": {"ingress": [entry.clone()]}},
-        });
-        match api
-            .patch_status(
-                &ingress.name_any(),
-                &PatchParams::apply(MANAGER).force(),
-                &Patch::Apply(&body),
-            )
-            .await
-        {
-            Ok(_) => {
-                info!(namespace = %ns, ingress = %ingress.name_any(), %entry, "assigned address")
-            }
-            Err(err) => {
-                warn!(namespace = %ns, ingress = %ingress.name_any(), %err, "cannot write status")
-            }
+    }
+}
+
+/// Writes `entry` as the only address of `ingress`, unless it is already.
+async fn assign(client: &kube::Client, ingress: &Ingress, entry: &serde_json::Value) {
+    let current = ingress
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(serde_json::to_value)
+        .transpose()
+        .unwrap_or_default();
+    if current == Some(json!([entry.clone()])) {
+        return;
+    }
+    let ns = ingress.namespace().unwrap_or_default();
+    let api: Api<Ingress> = Api::namespaced(client.clone(), &ns);
+    let body = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "status": {"loadBalancer": {"ingress": [entry.clone()]}},
+    });
+    match api
+        .patch_status(
+            &ingress.name_any(),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(_) => {
+            info!(namespace = %ns, ingress = %ingress.name_any(), %entry, "assigned address")
+        }
+        Err(err) => {
+            warn!(namespace = %ns, ingress = %ingress.name_any(), %err, "cannot write status")
         }
     }
 }

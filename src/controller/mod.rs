@@ -23,7 +23,6 @@ use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer;
 use kube::runtime::reflector::{self, ObjectRef};
 use tracing::{error, info};
@@ -46,8 +45,8 @@ pub enum ControllerError {
     PushSyncers(#[from] crate::syncer::SyncerError),
     #[error(transparent)]
     Component(#[from] runtime::ComponentError),
-    #[error("lost the leader Lease; stopping so that the new leader alone writes")]
-    LostLeadership,
+    #[error(transparent)]
+    LostLeadership(#[from] runtime::LostLeadership),
 }
 
 /// Concurrent reconciles per controller.
@@ -84,14 +83,15 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     if shutdown.is_cancelled() {
         return Ok(());
     }
-    component.admin.set_ready(true);
     // A standby keeps its caches warm and waits for the Lease.
-    let mut leading = component.leading.clone();
-    if !runtime::wait_for_leadership(&mut leading, &shutdown).await {
-        component.stopped().await;
+    let Some(leading) = component
+        .ready_then_lead(&runtime::Readiness::default(), &shutdown)
+        .await
+    else {
+        component.stopped(None).await?;
         return Ok(());
-    }
-    let (work, lost) = runtime::work_token(component.leading.clone(), &shutdown);
+    };
+    let work = leading.token.clone();
     info!("caches synced and leading; reconciling");
     let push = args.push_syncers.then(|| {
         tokio::spawn(crate::syncer::push::run(
@@ -112,13 +112,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         globals: caches.globals.clone(),
         index,
         triggers,
-        recorder: Recorder::new(
-            client.clone(),
-            Reporter {
-                controller: labels::CONTROLLER_MANAGER.into(),
-                instance: std::env::var("HOSTNAME").ok(),
-            },
-        ),
+        recorder: component.recorder.clone(),
         health_threshold: args.health.health_threshold,
         failures: Mutex::new(Default::default()),
         metrics: component.metrics.clone(),
@@ -180,10 +174,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             Err(err) => error!(%err, "push-mode syncers panicked"),
         }
     }
-    component.stopped().await;
-    if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(ControllerError::LostLeadership);
-    }
+    component.stopped(Some(leading)).await?;
     Ok(())
 }
 

@@ -24,7 +24,6 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
-use kube::runtime::events::{Recorder, Reporter};
 use tokio::sync::Notify;
 use tracing::info;
 
@@ -68,8 +67,8 @@ pub enum GlbcError {
     NotServed(#[from] runtime::NotServed),
     #[error(transparent)]
     Component(#[from] runtime::ComponentError),
-    #[error("lost the leader Lease; stopping so that the new leader alone writes")]
-    LostLeadership,
+    #[error(transparent)]
+    LostLeadership(#[from] runtime::LostLeadership),
 }
 
 impl From<DnsError> for GlbcError {
@@ -259,13 +258,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     let notify = Arc::new(Notify::new());
     let caches = reconcile::watch(&client, args.namespace.as_deref(), &notify, &shutdown);
     let (globals, clusters) = (caches.globals.clone(), caches.clusters.clone());
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: labels::GLBC_MANAGER.into(),
-            instance: std::env::var("HOSTNAME").ok(),
-        },
-    );
+    let recorder = component.recorder.clone();
     let reconciler = Reconciler::new(Parts {
         client,
         settings: Settings {
@@ -296,22 +289,20 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         globals.wait_until_ready().await.is_ok() && clusters.wait_until_ready().await.is_ok()
     };
     tokio::select! {
-        ok = filled => component.admin.set_ready(ok),
+        _ = filled => {}
         _ = shutdown.cancelled() => {}
     }
     // A standby keeps its caches warm and waits for the Lease.
-    let mut leading = component.leading.clone();
-    if !runtime::wait_for_leadership(&mut leading, &shutdown).await {
-        component.stopped().await;
+    let Some(work) = component
+        .ready_then_lead(&runtime::Readiness::default(), &shutdown)
+        .await
+    else {
+        component.stopped(None).await?;
         return Ok(());
-    }
-    let (work, lost) = runtime::work_token(component.leading.clone(), &shutdown);
-    reconciler.run(work).await;
+    };
+    reconciler.run(work.token.clone()).await;
     info!("glbc stopped");
-    component.stopped().await;
-    if lost.load(std::sync::atomic::Ordering::SeqCst) {
-        return Err(GlbcError::LostLeadership);
-    }
+    component.stopped(Some(work)).await?;
     Ok(())
 }
 

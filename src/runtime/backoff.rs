@@ -26,6 +26,9 @@ mod tests {
         assert_eq!(backoff(6, cap), Duration::from_secs(8));
         assert_eq!(backoff(7, cap), cap);
         assert_eq!(backoff(u32::MAX, cap), cap);
-        assert_eq!(backoff(u32::MAX, Duration::from_secs(300)), Duration::from_secs(300));
+        assert_eq!(
+            backoff(u32::MAX, Duration::from_secs(300)),
+            Duration::from_secs(300)
+        );
     }
 }

@@ -54,7 +54,7 @@ pub struct Watch<K: Resource> {
 
 impl<K> Watch<K>
 where
-    K: Resource<DynamicType = ()>,
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
     /// Watches every object `api` lists; `what` names it in logs.
     pub fn new(what: impl Into<String>, api: Api<K>) -> Self {
@@ -178,7 +178,9 @@ where
                     changes.push(Change::Restored);
                 }
                 let old = match &event {
-                    Event::Apply(obj) => reader.get(&ObjectRef::from_obj_with(obj, dyntype.clone())),
+                    Event::Apply(obj) => {
+                        reader.get(&ObjectRef::from_obj_with(obj, dyntype.clone()))
+                    }
                     _ => None,
                 };
                 writer.apply_watcher_event(&event);

@@ -89,7 +89,8 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
         metrics: Some(component.metrics.clone()),
     };
     cluster::run(upstream, args.cluster, source, settings, shutdown).await;
-    component.stopped().await;
+    // Without election the work cannot be lost.
+    let _ = component.stopped(None).await;
     Ok(())
 }
 
