@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::tsig::TsigError;
-use hickory_proto::rr::rdata::{A, AAAA};
-use hickory_proto::rr::{RData, RecordType};
+use hickory_proto::rr::rdata::{A, AAAA, TXT};
+use hickory_proto::rr::{Name, RData, RecordType};
 use kcp_ingress::apis::{Cluster, ClusterStatus, GlobalIngress, GlobalIngressSpec};
-use kcp_ingress::glbc::dns::rfc2136::{Rfc2136Client, RrsetChange, fqdn, query};
+use kcp_ingress::glbc::dns::rfc2136::{
+    Prerequisite, RecordChange, Rfc2136Client, RrsetChange, Update, fqdn, query,
+};
 use kcp_ingress::glbc::dns::{DnsError, TsigKey};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
@@ -214,5 +216,137 @@ pub async fn update_with_wrong_tsig_secret_is_refused(env: &TestEnv) -> anyhow::
         rcode == ResponseCode::NXDomain && answers.is_empty(),
         "the forged record was published: {rcode} {answers:?}"
     );
+    Ok(())
+}
+
+/// RFC 2136 prerequisites are enforced by the server: a claim that expects
+/// a free name is refused (YXRRSET) when someone wrote there first, and
+/// changes nothing; a change that expects our ownership TXT with exactly
+/// our value is refused (NXRRSET) when the TXT says otherwise; single
+/// records are added to and removed from an RRset without touching the
+/// others in it.
+pub async fn prerequisites_guard_updates_and_records_change_one_by_one(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    let (client, server) = dns_client(env, env.dns("DNS_TSIG_SECRET"))?;
+    let zone = env.dns("DNS_ZONE");
+    let host = fqdn(&format!("taken.{zone}"))?;
+    let owner = fqdn(&format!("_kcp-ingress.taken.{zone}"))?;
+    let ip = |last: u8| RData::A(A(Ipv4Addr::new(127, 0, 1, last)));
+    let txt = |text: &str| RData::TXT(TXT::new(vec![text.to_string()]));
+    let answers = |name: Name, record_type: RecordType| async move {
+        let (_, records) = query(server, &name, record_type, DNS_TIMEOUT).await?;
+        let mut data: Vec<String> = records.iter().map(|r| r.data.to_string()).collect();
+        data.sort();
+        anyhow::Ok(data)
+    };
+
+    // Someone else's record, written without any ownership TXT.
+    client
+        .replace_rrsets(&[RrsetChange {
+            name: host.clone(),
+            record_type: RecordType::A,
+            ttl: 30,
+            data: vec![ip(99)],
+        }])
+        .await?;
+    let claim = Update {
+        prerequisites: vec![
+            Prerequisite::Absent {
+                name: host.clone(),
+                record_type: RecordType::A,
+            },
+            Prerequisite::Absent {
+                name: owner.clone(),
+                record_type: RecordType::TXT,
+            },
+        ],
+        rrsets: vec![
+            RrsetChange {
+                name: host.clone(),
+                record_type: RecordType::A,
+                ttl: 30,
+                data: vec![ip(1)],
+            },
+            RrsetChange {
+                name: owner.clone(),
+                record_type: RecordType::TXT,
+                ttl: 30,
+                data: vec![txt("heritage=kcp-ingress,owner=a")],
+            },
+        ],
+        records: vec![],
+    };
+    match client.update(&claim).await {
+        Err(DnsError::PrerequisiteFailed {
+            rcode: ResponseCode::YXRRSet,
+            ..
+        }) => {}
+        other => anyhow::bail!("a claim of a taken name: expected YXRRSET, got {other:?}"),
+    }
+    ensure!(answers(host.clone(), RecordType::A).await? == ["127.0.1.99"]);
+    ensure!(answers(owner.clone(), RecordType::TXT).await?.is_empty());
+
+    // The name freed, the same claim goes through.
+    client
+        .replace_rrsets(&[RrsetChange {
+            name: host.clone(),
+            record_type: RecordType::A,
+            ttl: 0,
+            data: vec![],
+        }])
+        .await?;
+    client
+        .update(&claim)
+        .await
+        .context("claim of a free name")?;
+    ensure!(answers(host.clone(), RecordType::A).await? == ["127.0.1.1"]);
+
+    // A change guarded by another owner's TXT value is refused.
+    let guarded = |value: &str, records: Vec<RecordChange>| Update {
+        prerequisites: vec![Prerequisite::Exactly {
+            name: owner.clone(),
+            record_type: RecordType::TXT,
+            data: vec![txt(value)],
+        }],
+        rrsets: vec![],
+        records,
+    };
+    let add = RecordChange::Add {
+        name: host.clone(),
+        ttl: 30,
+        data: vec![ip(2)],
+    };
+    match client
+        .update(&guarded("heritage=kcp-ingress,owner=b", vec![add.clone()]))
+        .await
+    {
+        Err(DnsError::PrerequisiteFailed {
+            rcode: ResponseCode::NXRRSet,
+            ..
+        }) => {}
+        other => {
+            anyhow::bail!("a change under another owner's TXT: expected NXRRSET, got {other:?}")
+        }
+    }
+    ensure!(answers(host.clone(), RecordType::A).await? == ["127.0.1.1"]);
+
+    // Under our own TXT: one record added, then the first one removed.
+    client
+        .update(&guarded("heritage=kcp-ingress,owner=a", vec![add]))
+        .await
+        .context("adding a record under our TXT")?;
+    ensure!(answers(host.clone(), RecordType::A).await? == ["127.0.1.1", "127.0.1.2"]);
+    client
+        .update(&guarded(
+            "heritage=kcp-ingress,owner=a",
+            vec![RecordChange::Remove {
+                name: host.clone(),
+                data: vec![ip(1)],
+            }],
+        ))
+        .await
+        .context("removing a record under our TXT")?;
+    ensure!(answers(host.clone(), RecordType::A).await? == ["127.0.1.2"]);
     Ok(())
 }

@@ -190,6 +190,15 @@ pub enum DnsError {
         rcode: ResponseCode,
         tsig_error: Option<TsigError>,
     },
+    #[error(
+        "DNS server {server} refused an update of zone {zone}: {rcode} (a prerequisite \
+         failed: a name is not as the zone was last read; someone else changed it)"
+    )]
+    PrerequisiteFailed {
+        server: std::net::SocketAddr,
+        zone: String,
+        rcode: ResponseCode,
+    },
     #[error("DNS server {server} refused the {operation} for zone {zone}: {rcode}")]
     Refused {
         server: std::net::SocketAddr,

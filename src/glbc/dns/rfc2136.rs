@@ -44,10 +44,112 @@ pub fn fqdn(name: &str) -> Result<Name, DnsError> {
     Ok(parsed)
 }
 
-/// Builds one UPDATE message for `zone` that replaces every RRset of
-/// `changes`: for each, "delete the RRset" (RFC 2136 2.5.2) followed by "add"
-/// for every record (2.5.1). The server applies the whole message atomically.
-pub fn update_message(zone: &Name, changes: &[RrsetChange]) -> Result<Message, DnsError> {
+/// An RFC 2136 §2.4 prerequisite: the server applies an UPDATE only when
+/// every prerequisite holds, and otherwise changes nothing and answers
+/// YXRRSET, NXRRSET, YXDOMAIN or NXDOMAIN. This is what keeps a stale view
+/// of the zone from overwriting records someone else wrote meanwhile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prerequisite {
+    /// §2.4.3 "RRset does not exist": no RRset of this type at the name.
+    Absent { name: Name, record_type: RecordType },
+    /// §2.4.2 "RRset exists (value dependent)": the RRset of this type at
+    /// the name holds exactly these records (all of them, and no others).
+    Exactly {
+        name: Name,
+        record_type: RecordType,
+        data: Vec<RData>,
+    },
+}
+
+impl Prerequisite {
+    fn name(&self) -> &Name {
+        match self {
+            Self::Absent { name, .. } | Self::Exactly { name, .. } => name,
+        }
+    }
+
+    /// Its records, as they travel in the prerequisite section.
+    fn records(&self) -> Vec<Record> {
+        match self {
+            Self::Absent { name, record_type } => {
+                let mut record = Record::update0(name.clone(), 0, *record_type);
+                record.dns_class = DNSClass::NONE;
+                vec![record]
+            }
+            Self::Exactly { name, data, .. } => data
+                .iter()
+                .map(|d| Record::from_rdata(name.clone(), 0, d.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// Records added to, or removed from, an RRset without touching the
+/// others in it (§2.5.1, §2.5.4): how owners that share a name change only
+/// their own addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordChange {
+    Add {
+        name: Name,
+        ttl: u32,
+        data: Vec<RData>,
+    },
+    Remove {
+        name: Name,
+        data: Vec<RData>,
+    },
+}
+
+impl RecordChange {
+    fn name(&self) -> &Name {
+        match self {
+            Self::Add { name, .. } | Self::Remove { name, .. } => name,
+        }
+    }
+
+    fn records(&self) -> Vec<Record> {
+        match self {
+            Self::Add { name, ttl, data } => data
+                .iter()
+                .map(|d| Record::from_rdata(name.clone(), *ttl, d.clone()))
+                .collect(),
+            Self::Remove { name, data } => data
+                .iter()
+                .map(|d| {
+                    let mut record = Record::from_rdata(name.clone(), 0, d.clone());
+                    record.dns_class = DNSClass::NONE;
+                    record
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One UPDATE: the prerequisites that must hold, the RRsets to replace
+/// (first), then the records to add or remove.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Update {
+    pub prerequisites: Vec<Prerequisite>,
+    pub rrsets: Vec<RrsetChange>,
+    pub records: Vec<RecordChange>,
+}
+
+impl Update {
+    /// An UPDATE that replaces `rrsets` with no prerequisite.
+    pub fn replace(rrsets: Vec<RrsetChange>) -> Self {
+        Self {
+            rrsets,
+            ..Self::default()
+        }
+    }
+}
+
+/// Builds one UPDATE message for `zone`. Prerequisites travel in the answer
+/// section (§2.4). Each replaced RRset is "delete the RRset" (§2.5.2)
+/// followed by "add" for every record (§2.5.1); then the single-record adds
+/// and deletes. The server applies the whole message atomically, or none of
+/// it.
+pub fn update_message(zone: &Name, update: &Update) -> Result<Message, DnsError> {
     let mut message = Message::query();
     message.metadata.op_code = OpCode::Update;
     message.metadata.recursion_desired = false;
@@ -57,13 +159,22 @@ pub fn update_message(zone: &Name, changes: &[RrsetChange]) -> Result<Message, D
         .set_query_class(DNSClass::IN)
         .set_query_type(RecordType::SOA);
     message.add_query(zone_section);
-    for change in changes {
-        if !zone.zone_of(&change.name) {
-            return Err(DnsError::OutsideZone {
-                name: change.name.to_string(),
+    let inside = |name: &Name| {
+        if zone.zone_of(name) {
+            Ok(())
+        } else {
+            Err(DnsError::OutsideZone {
+                name: name.to_string(),
                 zone: zone.to_string(),
-            });
+            })
         }
+    };
+    for prerequisite in &update.prerequisites {
+        inside(prerequisite.name())?;
+        message.add_answers(prerequisite.records());
+    }
+    for change in &update.rrsets {
+        inside(&change.name)?;
         let mut delete = Record::update0(change.name.clone(), 0, change.record_type);
         delete.dns_class = DNSClass::ANY;
         // The update section travels in the authority section.
@@ -75,6 +186,10 @@ pub fn update_message(zone: &Name, changes: &[RrsetChange]) -> Result<Message, D
                 data.clone(),
             ));
         }
+    }
+    for change in &update.records {
+        inside(change.name())?;
+        message.add_authorities(change.records());
     }
     Ok(message)
 }
@@ -148,9 +263,15 @@ impl Rfc2136Client {
         Ok(client)
     }
 
-    /// Replaces the given RRsets in one atomic, signed UPDATE.
+    /// Replaces the given RRsets in one atomic, signed UPDATE, with no
+    /// prerequisite.
     pub async fn replace_rrsets(&self, changes: &[RrsetChange]) -> Result<(), DnsError> {
-        let message = update_message(&self.zone, changes)?;
+        self.update(&Update::replace(changes.to_vec())).await
+    }
+
+    /// Sends one atomic, signed UPDATE.
+    pub async fn update(&self, update: &Update) -> Result<(), DnsError> {
+        let message = update_message(&self.zone, update)?;
         let client = self.connect(true).await?;
         let response = match client.send(DnsRequest::from(message)).first_answer().await {
             Ok(response) => response,
@@ -198,6 +319,14 @@ impl Rfc2136Client {
     ) -> Result<(), DnsError> {
         match response.metadata.response_code {
             ResponseCode::NoError => Ok(()),
+            rcode @ (ResponseCode::YXDomain
+            | ResponseCode::YXRRSet
+            | ResponseCode::NXRRSet
+            | ResponseCode::NXDomain) => Err(DnsError::PrerequisiteFailed {
+                server: self.server,
+                zone: self.zone.to_string(),
+                rcode,
+            }),
             rcode @ ResponseCode::NotAuth => Err(DnsError::TsigRejected {
                 server: self.server,
                 key: self.key_name.clone(),
@@ -226,7 +355,7 @@ impl Rfc2136Client {
             tsig_error,
         };
         let probe = async {
-            let mut message = update_message(&self.zone, &[])?;
+            let mut message = update_message(&self.zone, &Update::default())?;
             let now = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -309,7 +438,7 @@ mod tests {
         let old = fqdn("old.example.test").unwrap();
         let message = update_message(
             &zone,
-            &[
+            &Update::replace(vec![
                 RrsetChange {
                     name: www.clone(),
                     record_type: RecordType::A,
@@ -322,7 +451,7 @@ mod tests {
                     ttl: 60,
                     data: vec![],
                 },
-            ],
+            ]),
         )
         .unwrap();
         assert_eq!(message.metadata.op_code, OpCode::Update);
@@ -357,14 +486,123 @@ mod tests {
         let zone = fqdn("example.test").unwrap();
         let err = update_message(
             &zone,
-            &[RrsetChange {
+            &Update::replace(vec![RrsetChange {
                 name: fqdn("www.other.test").unwrap(),
                 record_type: RecordType::A,
                 ttl: 60,
                 data: vec![a([127, 0, 1, 1])],
-            }],
+            }]),
         )
         .unwrap_err();
         assert!(matches!(err, DnsError::OutsideZone { .. }), "{err}");
+        let outside = fqdn("_kcp-ingress.www.other.test").unwrap();
+        let err = update_message(
+            &zone,
+            &Update {
+                prerequisites: vec![Prerequisite::Absent {
+                    name: outside,
+                    record_type: RecordType::TXT,
+                }],
+                ..Update::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(err, DnsError::OutsideZone { .. }), "{err}");
+    }
+
+    /// (name, class, ttl, type, rdata empty) of each record of a section.
+    fn section(records: &[Record]) -> Vec<(String, DNSClass, u32, RecordType, bool)> {
+        records
+            .iter()
+            .map(|r| {
+                (
+                    r.name.to_string(),
+                    r.dns_class,
+                    r.ttl,
+                    r.record_type(),
+                    matches!(r.data, RData::Update0(_)),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prerequisites_travel_in_the_answer_section_as_rfc_2136_says() {
+        let zone = fqdn("example.test").unwrap();
+        let www = fqdn("www.example.test").unwrap();
+        let owner = fqdn("_kcp-ingress.www.example.test").unwrap();
+        let txt = RData::TXT(hickory_proto::rr::rdata::TXT::new(vec![
+            "heritage=kcp-ingress".into(),
+        ]));
+        let message = update_message(
+            &zone,
+            &Update {
+                prerequisites: vec![
+                    Prerequisite::Absent {
+                        name: www.clone(),
+                        record_type: RecordType::CNAME,
+                    },
+                    Prerequisite::Exactly {
+                        name: owner.clone(),
+                        record_type: RecordType::TXT,
+                        data: vec![txt],
+                    },
+                ],
+                rrsets: vec![],
+                records: vec![
+                    RecordChange::Add {
+                        name: www.clone(),
+                        ttl: 60,
+                        data: vec![a([127, 0, 1, 1])],
+                    },
+                    RecordChange::Remove {
+                        name: www.clone(),
+                        data: vec![a([127, 0, 1, 2])],
+                    },
+                ],
+            },
+        )
+        .unwrap();
+        // §2.4.3: class NONE, type CNAME, TTL 0, no data. §2.4.2: class
+        // IN (the zone's), TTL 0, the exact records.
+        assert_eq!(
+            section(&message.answers),
+            vec![
+                (
+                    "www.example.test.".into(),
+                    DNSClass::NONE,
+                    0,
+                    RecordType::CNAME,
+                    true
+                ),
+                (
+                    "_kcp-ingress.www.example.test.".into(),
+                    DNSClass::IN,
+                    0,
+                    RecordType::TXT,
+                    false
+                ),
+            ]
+        );
+        // §2.5.1 add: class IN with the TTL; §2.5.4 delete an RR: class NONE, TTL 0.
+        assert_eq!(
+            section(&message.authorities),
+            vec![
+                (
+                    "www.example.test.".into(),
+                    DNSClass::IN,
+                    60,
+                    RecordType::A,
+                    false
+                ),
+                (
+                    "www.example.test.".into(),
+                    DNSClass::NONE,
+                    0,
+                    RecordType::A,
+                    false
+                ),
+            ]
+        );
     }
 }
