@@ -6,12 +6,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kube::runtime::events::Recorder;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::events::{self, Recorder};
 use super::readiness::Readiness;
-use super::{CancellationToken, admin, events, lease, metrics};
+use super::{CancellationToken, admin, lease, metrics};
 use crate::cli::{AdminArgs, ElectionArgs};
 
 /// Errors of setting up a component.
