@@ -908,6 +908,49 @@ pub async fn bad_input_is_reported_not_fatal(env: &TestEnv) -> anyhow::Result<()
     world.remove_clusters().await
 }
 
+/// A root whose name is near the 253-character limit still gets its Events
+/// (kube's Event names, `<object>.<16 hex digits>`, would be too long).
+pub async fn long_root_names_get_their_events(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "long").await?;
+    world.add_cluster(1, &[]).await?;
+    let name = format!("long-{}", "n".repeat(245));
+    ensure!(name.len() == 250);
+    let mut root = world.root(&name, Some("region in (eu"))?;
+    // The name is too long for a host: the host is a short one.
+    let spec = root.spec.as_mut().context("root spec")?;
+    spec.tls = None;
+    if let Some(rule) = spec.rules.as_mut().and_then(|r| r.first_mut()) {
+        rule.host = Some("long.kcp-ingress.test".into());
+    }
+    world
+        .ingresses()
+        .create(&PostParams::default(), &root)
+        .await?;
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(world.client.clone(), &world.ns);
+    eventually(
+        "the InvalidPlacement Event of the long root",
+        CONVERGE,
+        || async {
+            let found = events
+                .list(&ListParams::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.involved_object.name.as_deref() == Some(name.as_str())
+                        && e.reason.as_deref() == Some("InvalidPlacement")
+                });
+            match found {
+                Some(event) => Ok(Some(event)),
+                None => bail!("no InvalidPlacement Event about the 250-character root yet"),
+            }
+        },
+    )
+    .await?;
+    world.remove_clusters().await
+}
+
 /// A free loopback port (the listener is closed before the port is used).
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?

@@ -84,6 +84,7 @@ fn groups() -> Vec<Group> {
                 controller::steady_state_writes_nothing,
                 controller::killed_mid_convergence_converges_without_duplicates,
                 controller::bad_input_is_reported_not_fatal,
+                controller::long_root_names_get_their_events,
                 controller::leader_election_fails_over,
             ],
         },
