@@ -4,153 +4,36 @@
 //! when the Cluster is deleted.
 
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::reflector::Store;
-use kube::runtime::watcher::{self, watcher};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::watcher;
 use serde_json::json;
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use super::discovery;
+use super::context::ClusterCtx;
+use super::health::Health;
 use super::heartbeat::{self, Reachability};
-use super::naming::{self, ResourceSpec};
-use super::reconcile;
 use super::session;
+use super::settings::Settings;
 use super::source::{self, ClientState, DownstreamSource};
-use crate::apis::{Cluster, SyncedResource};
+use super::tracked::{Tracked, track};
+use super::upstream::release_finalizers;
+use crate::apis::Cluster;
 use crate::labels;
-use crate::runtime::CancellationToken;
-use crate::runtime::metrics::{ClusterLabel, Metrics};
+use crate::runtime::metrics::ClusterLabel;
+use crate::runtime::{self, CancellationToken, Readiness, Watch};
 
-/// What every part of one cluster's syncer shares.
-pub struct ClusterCtx {
-    /// Name of the Cluster object.
-    pub cluster: String,
-    pub upstream: kube::Client,
-    pub specs: Vec<ResourceSpec>,
-    pub heartbeat_interval: Duration,
-    /// Events on upstream objects.
-    pub recorder: Recorder,
-    pub health: Health,
-    /// The syncer's field manager.
-    pub manager: String,
-    /// Where the count of synced objects goes, when the process serves metrics.
-    pub metrics: Option<Arc<Metrics>>,
-}
-
-/// How a syncer runs, the same for every cluster of a process.
-#[derive(Clone)]
-pub struct Settings {
-    pub specs: Vec<ResourceSpec>,
-    pub heartbeat_interval: Duration,
-    pub metrics: Option<Arc<Metrics>>,
-}
-
-/// What the syncer knows of the physical cluster, for the heartbeat.
-pub struct Health {
-    reach: watch::Sender<Reachability>,
-    probe: Notify,
-    types: Mutex<Vec<TypeReport>>,
-    cluster: String,
-}
-
-/// One `--resources` type as reported in `status.syncedResources`.
-pub struct TypeReport {
-    pub resource: String,
-    pub served: bool,
-    pub message: Option<String>,
-    /// The downstream copies, while a session runs.
-    pub copies: Option<Store<DynamicObject>>,
-}
-
-impl Health {
-    fn new(cluster: &str) -> Self {
-        Self {
-            reach: watch::channel(Reachability::Unknown).0,
-            probe: Notify::new(),
-            types: Mutex::new(Vec::new()),
-            cluster: cluster.to_string(),
-        }
-    }
-
-    /// Records what was seen of the cluster's API; a change wakes the heartbeat.
-    pub fn set(&self, seen: Reachability) {
-        let cluster = &self.cluster;
-        self.reach.send_if_modified(|current| {
-            if *current == seen {
-                return false;
-            }
-            match &seen {
-                Reachability::Reachable => info!(cluster, "the cluster's API server is reachable"),
-                Reachability::Unreachable { reason, message } => {
-                    warn!(cluster, reason, "the cluster is not reachable: {message}");
-                }
-                Reachability::Unknown => {}
-            }
-            *current = seen;
-            true
-        });
-    }
-
-    /// The last reachability seen, and its changes.
-    pub fn subscribe(&self) -> watch::Receiver<Reachability> {
-        self.reach.subscribe()
-    }
-
-    /// Asks the prober to look at the cluster now (a request or watch failed).
-    pub fn probe_now(&self) {
-        self.probe.notify_one();
-    }
-
-    /// Resolves when someone asked for a probe.
-    pub async fn probe_requested(&self) {
-        self.probe.notified().await;
-    }
-
-    /// Sets what discovery found, with the stores of the copies.
-    pub fn set_types(&self, reports: Vec<TypeReport>) {
-        *self.types.lock().unwrap_or_else(|p| p.into_inner()) = reports;
-    }
-
-    /// Forgets the stores of an ended session (the counts are no longer known).
-    fn session_ended(&self) {
-        for report in self
-            .types
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter_mut()
-        {
-            report.copies = None;
-        }
-    }
-
-    fn synced_resources(&self) -> Vec<SyncedResource> {
-        self.types
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .map(|r| SyncedResource {
-                resource: r.resource.clone(),
-                served: r.served,
-                objects: r
-                    .copies
-                    .as_ref()
-                    .map(|s| u32::try_from(s.len()).unwrap_or(u32::MAX)),
-                message: r.message.clone(),
-            })
-            .collect()
-    }
-}
+/// The longest a failed heartbeat write waits before it is tried again.
+const HEARTBEAT_RETRY_CAP: Duration = Duration::from_secs(1);
 
 /// Whether the Cluster object is there.
 #[derive(Clone, Debug)]
@@ -179,12 +62,14 @@ impl Presence {
     }
 }
 
-/// Runs the syncer of `cluster` until `shutdown`.
+/// Runs the syncer of `cluster` until `shutdown`; its Events go through
+/// `recorder`.
 pub async fn run(
     upstream: kube::Client,
     cluster: String,
     source: DownstreamSource,
     settings: Settings,
+    recorder: Recorder,
     shutdown: CancellationToken,
 ) {
     let Settings {
@@ -192,21 +77,14 @@ pub async fn run(
         heartbeat_interval,
         metrics,
     } = settings;
-    let manager = labels::syncer_manager(&cluster);
     let ctx = Arc::new(ClusterCtx {
-        recorder: Recorder::new(
-            upstream.clone(),
-            Reporter {
-                controller: manager.clone(),
-                instance: std::env::var("HOSTNAME").ok(),
-            },
-        ),
+        recorder,
         health: Health::new(&cluster),
         cluster: cluster.clone(),
         upstream: upstream.clone(),
         specs,
         heartbeat_interval,
-        manager,
+        manager: labels::syncer_manager(&cluster),
         metrics,
     });
     let mut tasks = JoinSet::new();
@@ -222,6 +100,7 @@ pub async fn run(
         &mut tasks,
     );
     let mut released = false;
+    let mut release_failures = 0u32;
     let mut said_absent = false;
     let mut said_push = false;
     while !shutdown.is_cancelled() {
@@ -237,11 +116,15 @@ pub async fn run(
                 said_absent = true;
             }
             if !released {
-                match release_all(&ctx).await {
-                    Ok(()) => released = true,
+                match release_finalizers(&ctx.upstream, &ctx.cluster, &ctx.specs).await {
+                    Ok(()) => {
+                        released = true;
+                        release_failures = 0;
+                    }
                     Err(err) => {
                         warn!(cluster, %err, "cannot release the finalizers of the deleted Cluster yet");
-                        retry = Some(heartbeat_interval);
+                        release_failures += 1;
+                        retry = Some(runtime::backoff(release_failures, heartbeat_interval));
                     }
                 }
             }
@@ -315,35 +198,22 @@ fn follow_cluster(
     tasks: &mut JoinSet<()>,
 ) -> watch::Receiver<Presence> {
     let (tx, rx) = watch::channel(Presence::Unknown);
-    let api: Api<Cluster> = Api::all(ctx.upstream.clone());
     let cluster = ctx.cluster.clone();
-    let config = watcher::Config::default().fields(&format!("metadata.name={cluster}"));
+    let watch = Watch::new(
+        format!("Cluster {cluster}"),
+        Api::<Cluster>::all(ctx.upstream.clone()),
+    )
+    .config(watcher::Config::default().fields(&format!("metadata.name={cluster}")));
+    let seen = track(watch, &Readiness::default(), &shutdown);
     tasks.spawn(async move {
-        let mut events = pin!(watcher(api, config).default_backoff());
-        let mut listing = None;
-        loop {
-            let event = tokio::select! {
-                event = events.next() => event,
-                () = shutdown.cancelled() => return,
+        let mut seen = pin!(seen);
+        while let Some(tracked) = seen.next().await {
+            match tracked {
+                Tracked::Present(c) => tx.send_replace(Presence::Present(c)),
+                Tracked::Absent => tx.send_replace(Presence::Absent),
+                // The runtime logs the failure and retries; what was seen holds.
+                Tracked::Failed(_) => continue,
             };
-            match event {
-                None => return,
-                Some(Err(err)) => warn!(cluster, %err, "cannot watch the Cluster"),
-                Some(Ok(watcher::Event::Init)) => listing = None,
-                Some(Ok(watcher::Event::InitApply(c))) => listing = Some(c),
-                Some(Ok(watcher::Event::InitDone)) => {
-                    tx.send_replace(match listing.take() {
-                        Some(c) => Presence::Present(Arc::new(c)),
-                        None => Presence::Absent,
-                    });
-                }
-                Some(Ok(watcher::Event::Apply(c))) => {
-                    tx.send_replace(Presence::Present(Arc::new(c)));
-                }
-                Some(Ok(watcher::Event::Delete(_))) => {
-                    tx.send_replace(Presence::Absent);
-                }
-            }
         }
     });
     rx
@@ -363,6 +233,7 @@ async fn heartbeats(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let cluster = &ctx.cluster;
     let mut announced = None;
+    let mut failures = 0u32;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -403,15 +274,20 @@ async fn heartbeats(
             .await
         {
             Ok(written) => {
+                failures = 0;
                 debug!(cluster, reachable = ?seen, "heartbeat written");
                 announce(&ctx, &written, &seen, &mut announced).await;
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {
+                failures = 0;
                 debug!(cluster, "no heartbeat: the Cluster is gone");
             }
             Err(err) => {
-                warn!(cluster, %err, "cannot write the Cluster's heartbeat; retrying in 1s");
-                tick.reset_after(Duration::from_secs(1));
+                failures += 1;
+                let delay = runtime::backoff(failures, HEARTBEAT_RETRY_CAP);
+                warn!(cluster, %err, "cannot write the Cluster's heartbeat; retrying in {}",
+                    humantime::format_duration(delay));
+                tick.reset_after(delay);
             }
         }
     }
@@ -464,61 +340,4 @@ async fn announce(
     if let Err(err) = ctx.recorder.publish(&event, &reference).await {
         warn!(cluster = ctx.cluster, %err, "cannot publish an Event on the Cluster");
     }
-}
-
-/// Removes the syncer's finalizer (and its reports) from every object of the
-/// configured types in the control plane: the Cluster is gone, so nothing
-/// may wait for its syncer. Downstream copies are left as they are.
-pub async fn release_all(ctx: &ClusterCtx) -> Result<(), kube::Error> {
-    release_finalizers(&ctx.upstream, &ctx.cluster, &ctx.specs).await
-}
-
-/// [`release_all`] for a cluster by name (push mode, after its syncer stopped).
-pub async fn release_finalizers(
-    upstream: &kube::Client,
-    cluster: &str,
-    specs: &[ResourceSpec],
-) -> Result<(), kube::Error> {
-    let types = discovery::resolve_upstream(upstream, specs)
-        .await
-        .map_err(|e| e.source)?;
-    let mut released = 0usize;
-    for (spec, ar) in types {
-        let Some(ar) = ar else { continue };
-        let api: Api<DynamicObject> = Api::all_with(upstream.clone(), &ar);
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api.list_metadata(&params).await?;
-            for object in &page.items {
-                let meta = &object.metadata;
-                let finalizers = meta.finalizers.as_deref().unwrap_or_default();
-                let annotated = meta.annotations.as_ref().is_some_and(|a| {
-                    a.contains_key(&labels::conflict_annotation(cluster))
-                        || a.contains_key(&labels::sync_error_annotation(cluster))
-                });
-                if !naming::has_finalizer(finalizers, cluster) && !annotated {
-                    continue;
-                }
-                let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
-                    continue;
-                };
-                let api: Api<DynamicObject> = Api::namespaced_with(upstream.clone(), ns, &ar);
-                if reconcile::release(&api, name, cluster).await? {
-                    info!(cluster, "released {spec} {ns}/{name}: the Cluster is gone");
-                    released += 1;
-                }
-            }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
-        }
-    }
-    if released > 0 {
-        info!(
-            cluster,
-            released, "released the objects that waited for this Cluster's syncer"
-        );
-    }
-    Ok(())
 }
