@@ -5,9 +5,10 @@
 //!
 //! - wiring: this module (pull mode: one cluster, on `runtime::start_component`)
 //!   and [`push`] (one syncer per Cluster with a kubeconfig Secret);
-//! - [`cluster`]: one cluster's syncer — its Cluster object, its downstream
-//!   client ([`source`]), the heartbeat, a session while both are there,
-//!   finalizer release once the Cluster is gone;
+//! - [`cluster`]: one cluster's syncer — its Cluster object ([`presence`]),
+//!   its downstream client ([`source`]), the heartbeat ([`cluster_status`]),
+//!   a session while both are there, finalizer release once the Cluster is
+//!   gone;
 //! - [`session`]: one downstream client — discovery, the watches that feed
 //!   the caches and the work queue, the workers, the [`probe`];
 //! - [`reconcile`]: one object, level-based;
@@ -21,6 +22,7 @@
 //!   [`heartbeat`] (Cluster conditions).
 
 pub mod cluster;
+pub mod cluster_status;
 pub mod context;
 pub mod discovery;
 pub mod downstream;
@@ -28,6 +30,7 @@ pub mod error;
 pub mod health;
 pub mod heartbeat;
 pub mod naming;
+pub mod presence;
 pub mod probe;
 pub mod push;
 pub mod queue;

@@ -62,6 +62,7 @@ pub async fn run(
         metrics,
     };
     let (store, changes) = Watch::new("Clusters", Api::<Cluster>::all(upstream.clone()))
+        .without_managed_fields()
         .changes(&Readiness::default(), &shutdown);
     let mut changes = pin!(changes);
     let mut running: HashMap<String, Running> = HashMap::new();
