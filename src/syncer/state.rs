@@ -138,3 +138,89 @@ impl Session {
             .insert(namespace.to_string());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use kube::api::ApiResource;
+    use kube::runtime::reflector::store::Writer;
+
+    use super::*;
+    use crate::syncer::naming::ResourceSpec;
+
+    fn type_state(resource: &str, group: &str) -> Arc<TypeState> {
+        let ar = ApiResource {
+            group: group.into(),
+            version: "v1".into(),
+            api_version: if group.is_empty() {
+                "v1".into()
+            } else {
+                format!("{group}/v1")
+            },
+            kind: "Thing".into(),
+            plural: resource.into(),
+        };
+        let store = || Writer::<DynamicObject>::new(ar.clone()).as_reader();
+        Arc::new(TypeState {
+            ty: SyncType {
+                spec: ResourceSpec {
+                    resource: resource.into(),
+                    group: group.into(),
+                },
+                ar: ar.clone(),
+                status_up: false,
+            },
+            up: store(),
+            down: store(),
+        })
+    }
+
+    fn key(ty: &Arc<TypeState>, namespace: &str, name: &str) -> Key {
+        Key {
+            ty: ty.clone(),
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    #[expect(
+        clippy::mutable_key_type,
+        reason = "a key hashes its type's spec, namespace and name, never the caches"
+    )]
+    fn keys_are_the_same_object_by_type_namespace_and_name() {
+        let services = type_state("services", "");
+        let secrets = type_state("secrets", "");
+        let mut keys = HashSet::new();
+        assert!(keys.insert(key(&services, "a", "x")));
+        assert!(!keys.insert(key(&services, "a", "x")));
+        assert!(keys.insert(key(&secrets, "a", "x")));
+        assert!(keys.insert(key(&services, "b", "x")));
+        assert!(keys.insert(key(&services, "a", "y")));
+        assert_eq!(keys.len(), 4);
+    }
+
+    #[test]
+    fn a_key_names_its_object() {
+        let ingresses = type_state("ingresses", "networking.k8s.io");
+        assert_eq!(
+            key(&ingresses, "shop", "web").to_string(),
+            "ingresses.networking.k8s.io shop/web"
+        );
+    }
+
+    #[test]
+    fn only_namespaced_named_objects_have_keys() {
+        let services = type_state("services", "");
+        let mut object = DynamicObject::new("web", &services.ty.ar);
+        assert!(Key::of(&services, &object).is_none());
+        object.metadata.namespace = Some("shop".into());
+        let key = Key::of(&services, &object).map(|k| k.to_string());
+        assert_eq!(key.as_deref(), Some("services shop/web"));
+        assert_eq!(
+            Key::of(&services, &object).map(|k| k.object_ref().name),
+            Some("web".to_string())
+        );
+    }
+}
