@@ -1,55 +1,62 @@
 //! The syncer: copies the objects placed on one physical cluster down, their
 //! status up, and heartbeats its Cluster.
 //!
-//! Pure core: [`naming`] (resource types, placement, ownership), [`spec`]
-//! (upstream object → downstream object), [`status`] (leaf status up),
-//! [`heartbeat`] (Cluster conditions). I/O: [`cluster`] (one cluster's
-//! syncer: Cluster presence, heartbeat, downstream client, finalizer
-//! release), [`session`] (watches, caches, work queue, prober),
-//! [`reconcile`] (one object), [`source`] (downstream kubeconfig) and
-//! [`push`] (one syncer per Cluster with a kubeconfig Secret).
+//! Imports run one way, from the wiring down to the pure core:
+//!
+//! - wiring: this module (pull mode: one cluster, on `runtime::start_component`)
+//!   and [`push`] (one syncer per Cluster with a kubeconfig Secret);
+//! - [`cluster`]: one cluster's syncer — its Cluster object ([`presence`]),
+//!   its downstream client ([`source`]), the heartbeat ([`cluster_status`]),
+//!   a session while both are there, finalizer release once the Cluster is
+//!   gone;
+//! - [`session`]: one downstream client — discovery, the watches that feed
+//!   the caches and the work queue, the workers, the [`probe`];
+//! - [`reconcile`]: one object, level-based;
+//! - what they share: [`state`] (the session's types, caches, keys and
+//!   queue), [`upstream`] and [`downstream`] (writes to either side),
+//!   [`context`] and [`health`] (one cluster's syncer), [`tracked`] (one
+//!   object followed by name), [`queue`], [`discovery`], [`settings`],
+//!   [`error`];
+//! - pure core: [`naming`] (resource types, placement, ownership), [`spec`]
+//!   (upstream object → downstream object), [`status`] (leaf status up),
+//!   [`heartbeat`] (Cluster conditions).
 
 pub mod cluster;
+pub mod cluster_status;
+pub mod context;
 pub mod discovery;
+pub mod downstream;
+pub mod error;
+pub mod health;
 pub mod heartbeat;
 pub mod naming;
+pub mod presence;
+pub mod probe;
 pub mod push;
 pub mod queue;
 pub mod reconcile;
 pub mod session;
+pub mod settings;
 pub mod source;
 pub mod spec;
+pub mod state;
 pub mod status;
+pub mod tracked;
+pub mod upstream;
 
-use std::time::Duration;
+pub use self::error::SyncerError;
 
 use tracing::info;
 
-use self::naming::{ResourceSpec, ResourceSpecError};
+use self::naming::ResourceSpec;
+use self::settings::{Settings, check_cluster_name, check_interval};
 use self::source::DownstreamSource;
 use crate::apis::Cluster;
 use crate::cli::SyncerArgs;
 use crate::labels;
-use crate::runtime::{self, CancellationToken, ClientError};
+use crate::runtime::{self, CancellationToken, Readiness};
 
-/// Errors that stop the syncer.
-#[derive(Debug, thiserror::Error)]
-pub enum SyncerError {
-    #[error("--resources")]
-    Resources(#[from] ResourceSpecError),
-    #[error("--cluster {0:?}: {1}")]
-    ClusterName(String, &'static str),
-    #[error("--heartbeat-interval must be at least 100ms")]
-    HeartbeatInterval,
-    #[error("control plane")]
-    Upstream(#[from] ClientError),
-    #[error(transparent)]
-    NotServed(#[from] runtime::NotServed),
-    #[error(transparent)]
-    Component(#[from] runtime::ComponentError),
-}
-
-/// Runs the syncer until `shutdown` is cancelled.
+/// Runs the syncer (pull mode) until `shutdown` is cancelled.
 pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), SyncerError> {
     let specs = ResourceSpec::parse_all(&args.resources)?;
     check_cluster_name(&args.cluster)?;
@@ -81,58 +88,30 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
         &shutdown,
     )
     .await?;
-    // The syncer's caches are per session; it is ready once it runs.
-    component.admin.set_ready(true);
-    let settings = cluster::Settings {
+    // The syncer's caches are per session, so none is waited for: it is
+    // ready once it runs, and without election it leads at once.
+    let Some(work) = component
+        .ready_then_lead(&Readiness::default(), &shutdown)
+        .await
+    else {
+        let _ = component.stopped(None).await;
+        return Ok(());
+    };
+    let settings = Settings {
         specs,
         heartbeat_interval: args.heartbeat_interval,
         metrics: Some(component.metrics.clone()),
     };
-    cluster::run(upstream, args.cluster, source, settings, shutdown).await;
+    cluster::run(
+        upstream,
+        args.cluster,
+        source,
+        settings,
+        component.recorder.clone(),
+        work.token.clone(),
+    )
+    .await;
     // Without election the work cannot be lost.
-    let _ = component.stopped(None).await;
+    let _ = component.stopped(Some(work)).await;
     Ok(())
-}
-
-/// A Cluster name must fit in a label value and a label key's name part.
-fn check_cluster_name(name: &str) -> Result<(), SyncerError> {
-    let err = |why| Err(SyncerError::ClusterName(name.to_string(), why));
-    if name.is_empty() || name.len() > 63 {
-        return err("must be 1 to 63 characters (it becomes part of label keys)");
-    }
-    let ok = name
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
-    if !ok || !ends(name.chars().next()) || !ends(name.chars().last()) {
-        return err("must be letters, digits, '-', '.' or '_', starting and ending alphanumeric");
-    }
-    Ok(())
-}
-
-fn check_interval(interval: Duration) -> Result<(), SyncerError> {
-    if interval < Duration::from_millis(100) {
-        return Err(SyncerError::HeartbeatInterval);
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cluster_names_fit_in_labels() {
-        assert!(check_cluster_name("cluster-1").is_ok());
-        assert!(check_cluster_name("eu.west_1").is_ok());
-        for bad in ["", "-a", "a-", "a/b", "A B", &"x".repeat(64)] {
-            assert!(check_cluster_name(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn heartbeat_interval_must_be_usable() {
-        assert!(check_interval(Duration::ZERO).is_err());
-        assert!(check_interval(Duration::from_secs(10)).is_ok());
-    }
 }

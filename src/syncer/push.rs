@@ -5,22 +5,27 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::watcher::{self, watcher};
+use kube::runtime::reflector::Store;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
+use super::cluster;
+use super::error::SyncerError;
 use super::naming::ResourceSpec;
+use super::queue::RETRY_CAP;
+use super::settings::{Settings, check_interval};
 use super::source::DownstreamSource;
-use super::{SyncerError, check_interval, cluster};
+use super::upstream::release_finalizers;
 use crate::apis::{Cluster, KubeconfigSecretRef};
-use crate::runtime::CancellationToken;
+use crate::labels;
+use crate::runtime::metrics::Metrics;
+use crate::runtime::{self, CancellationToken, Change, Readiness, Watch};
 
 struct Running {
     secret: KubeconfigSecretRef,
@@ -34,7 +39,7 @@ pub async fn run(
     upstream: kube::Client,
     resources: Vec<String>,
     heartbeat_interval: Duration,
-    metrics: Option<std::sync::Arc<crate::runtime::metrics::Metrics>>,
+    metrics: Option<Arc<Metrics>>,
     shutdown: CancellationToken,
 ) -> Result<(), SyncerError> {
     let checked = ResourceSpec::parse_all(&resources)
@@ -51,38 +56,23 @@ pub async fn run(
         resources = %specs.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         "push mode: running a syncer for every Cluster with spec.kubeconfigSecretRef"
     );
-    let settings = cluster::Settings {
+    let settings = Settings {
         specs,
         heartbeat_interval,
         metrics,
     };
-    let (store, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(
-            Api::<Cluster>::all(upstream.clone()),
-            watcher::Config::default(),
-        )
-        .default_backoff(),
-    );
-    let mut stream = pin!(stream);
+    let (store, changes) = Watch::new("Clusters", Api::<Cluster>::all(upstream.clone()))
+        .without_managed_fields()
+        .changes(&Readiness::default(), &shutdown);
+    let mut changes = pin!(changes);
     let mut running: HashMap<String, Running> = HashMap::new();
     let mut releases = JoinSet::new();
     let mut listed = false;
-    loop {
-        let event = tokio::select! {
-            event = stream.next() => event,
-            () = shutdown.cancelled() => break,
-        };
-        match event {
-            None => break,
-            Some(Err(err)) => {
-                warn!(%err, "push mode: cannot watch Clusters; retrying with backoff");
-                continue;
-            }
-            Some(Ok(watcher::Event::Init | watcher::Event::InitApply(_))) => continue,
-            Some(Ok(watcher::Event::InitDone)) => listed = true,
-            Some(Ok(_)) => {}
+    while let Some(change) = changes.next().await {
+        match change {
+            Change::Failed(_) | Change::Restored => continue,
+            Change::Relisted => listed = true,
+            Change::Applied { .. } | Change::Deleted(_) => {}
         }
         if !listed {
             continue;
@@ -116,10 +106,10 @@ async fn converge(
     running: &mut HashMap<String, Running>,
     releases: &mut JoinSet<()>,
     upstream: &kube::Client,
-    settings: &cluster::Settings,
+    settings: &Settings,
     shutdown: &CancellationToken,
 ) {
-    let clusters: BTreeMap<String, std::sync::Arc<Cluster>> = store
+    let clusters: BTreeMap<String, Arc<Cluster>> = store
         .state()
         .into_iter()
         .map(|c| (c.name_any(), c))
@@ -156,12 +146,12 @@ async fn converge(
             releases.spawn(async move {
                 let mut failures = 0u32;
                 loop {
-                    match cluster::release_finalizers(&upstream, &name, &specs).await {
+                    match release_finalizers(&upstream, &name, &specs).await {
                         Ok(()) => return,
                         Err(err) => {
                             failures += 1;
                             warn!(cluster = name, %err, "cannot release the finalizers yet; retrying");
-                            let delay = super::queue::retry_delay(failures + 2);
+                            let delay = runtime::backoff(failures + 2, RETRY_CAP);
                             tokio::select! {
                                 () = tokio::time::sleep(delay) => {}
                                 () = shutdown.cancelled() => return,
@@ -188,11 +178,14 @@ async fn converge(
             "starting a push-mode syncer"
         );
         let cancel = shutdown.child_token();
+        // No Component per cluster: each syncer reports as its own manager.
+        let recorder = runtime::events::recorder(upstream, &labels::syncer_manager(name));
         let task = tokio::spawn(cluster::run(
             upstream.clone(),
             name.clone(),
             DownstreamSource::Secret(secret.clone()),
             settings.clone(),
+            recorder,
             cancel.clone(),
         ));
         running.insert(

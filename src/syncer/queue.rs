@@ -126,12 +126,9 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     }
 }
 
-/// The delay before retrying a key that failed `failures` times in a row:
-/// 250 ms, doubling, at most 30 s.
-pub fn retry_delay(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(7);
-    (Duration::from_millis(250) * 2u32.pow(exp)).min(Duration::from_secs(30))
-}
+/// The longest a failed key waits before it is tried again (the delay
+/// itself is `runtime::backoff(failures, RETRY_CAP)`).
+pub const RETRY_CAP: Duration = Duration::from_secs(30);
 
 #[cfg(test)]
 mod tests {
@@ -200,13 +197,5 @@ mod tests {
         q.add_after(2, Duration::from_millis(10), &cancel);
         let got = tokio::time::timeout(Duration::from_millis(200), q.next()).await;
         assert!(got.is_err(), "a cancelled delayed add must not happen");
-    }
-
-    #[test]
-    fn retry_delays_grow_and_cap() {
-        assert_eq!(retry_delay(1), Duration::from_millis(250));
-        assert_eq!(retry_delay(2), Duration::from_millis(500));
-        assert_eq!(retry_delay(8), Duration::from_secs(30));
-        assert_eq!(retry_delay(u32::MAX), Duration::from_secs(30));
     }
 }

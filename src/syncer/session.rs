@@ -1,91 +1,34 @@
 //! A sync session (I/O): one downstream client, from discovery until the
 //! session is cancelled. Per synced type it watches the placed objects
 //! upstream and the copies downstream (each feeding a cache), routes every
-//! change to the work queue by namespace/name, and runs the workers; a
-//! prober keeps the cluster's reachability current.
+//! change to the work queue as a [`Key`], and runs the workers that
+//! [`reconcile`] each key; a prober keeps the cluster's reachability current.
 
-use std::collections::HashSet;
 use std::pin::pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{self, Store, store::Writer};
-use kube::runtime::watcher::{self, watcher};
-use kube::{Resource, ResourceExt};
+use kube::runtime::watcher;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use super::cluster::{ClusterCtx, TypeReport};
-use super::discovery::{self, Resolved, SyncType};
-use super::heartbeat::{self, Reachability, reasons};
+use super::context::ClusterCtx;
+use super::discovery::{self, Resolved};
+use super::health::TypeReport;
+use super::heartbeat::Reachability;
 use super::naming;
-use super::queue::{WorkQueue, retry_delay};
+use super::probe::probe;
+use super::queue::{RETRY_CAP, WorkQueue};
 use super::reconcile::{self, Outcome};
-use crate::runtime::CancellationToken;
+use super::state::{Key, Session, TypeState};
+use crate::runtime::{self, CancellationToken, Change, Readiness, Watch};
 
 /// Reconciles running at once.
 const WORKERS: usize = 8;
-/// How long a probe of the cluster's API may take.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// At most one probe per this long, however many failures ask for one.
-const PROBE_MIN_GAP: Duration = Duration::from_millis(200);
 /// How often discovery runs again, to pick up types that became served.
 const REDISCOVERY: Duration = Duration::from_secs(300);
-
-/// An upstream object (and its downstream copy): type index, namespace, name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Key {
-    pub ty: usize,
-    pub namespace: String,
-    pub name: String,
-}
-
-/// One synced type with its caches.
-pub struct TypeState {
-    pub ty: SyncType,
-    /// Upstream objects placed on the cluster.
-    pub up: Store<DynamicObject>,
-    /// Downstream copies managed by this syncer.
-    pub down: Store<DynamicObject>,
-}
-
-/// What a session's workers share.
-pub struct Session {
-    pub ctx: Arc<ClusterCtx>,
-    pub downstream: kube::Client,
-    pub types: Vec<TypeState>,
-    pub queue: Arc<WorkQueue<Key>>,
-    /// Namespaces known to exist downstream.
-    pub namespaces: Mutex<HashSet<String>>,
-    pub cancel: CancellationToken,
-}
-
-impl Session {
-    /// Forgets that `namespace` exists downstream (an apply said it does not).
-    pub fn forget_namespace(&self, namespace: &str) {
-        self.namespaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(namespace);
-    }
-
-    pub fn knows_namespace(&self, namespace: &str) -> bool {
-        self.namespaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(namespace)
-    }
-
-    pub fn remember_namespace(&self, namespace: &str) {
-        self.namespaces
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(namespace.to_string());
-    }
-}
 
 /// Runs a session until `cancel`.
 pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: CancellationToken) {
@@ -98,6 +41,9 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
         return;
     };
     let queue = Arc::new(WorkQueue::default());
+    // The workers start at once (a key whose object is not cached yet is
+    // read): nothing waits for these watches to list.
+    let readiness = Readiness::default();
     let mut types = Vec::new();
     let mut reports = Vec::new();
     for r in resolved {
@@ -112,46 +58,41 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 });
             }
             Resolved::Served(ty) => {
-                let index = types.len();
                 let ar = ty.ar.clone();
-                let (up_writer, down_writer) = (Writer::new(ar.clone()), Writer::new(ar.clone()));
-                let (up, down) = (up_writer.as_reader(), down_writer.as_reader());
                 // Only an upstream Service's managedFields are read (the node
                 // ports its user set); other cached objects drop them.
                 let service = ar.group.is_empty() && ar.plural == "services";
-                spawn_watch(
+                let (up, up_changes) = Watch::with_dyntype(
+                    format!("{} placed on {cluster}", ty.spec),
                     Api::all_with(ctx.upstream.clone(), &ar),
-                    naming::placed_selector(&cluster),
-                    up_writer,
-                    down.clone(),
-                    Side::Upstream,
-                    service,
-                    index,
-                    &queue,
-                    &ctx,
-                    &cancel,
-                    &mut tasks,
-                );
-                spawn_watch(
+                    ar.clone(),
+                )
+                .config(watcher::Config::default().labels(&naming::placed_selector(&cluster)))
+                .managed_fields(service)
+                .changes(&readiness, &cancel);
+                let (down, down_changes) = Watch::with_dyntype(
+                    format!("{} copies in {cluster}", ty.spec),
                     Api::all_with(downstream.clone(), &ar),
-                    naming::ours_selector(&cluster),
-                    down_writer,
-                    up.clone(),
-                    Side::Downstream,
-                    false,
-                    index,
-                    &queue,
-                    &ctx,
-                    &cancel,
-                    &mut tasks,
-                );
+                    ar.clone(),
+                )
+                .config(watcher::Config::default().labels(&naming::ours_selector(&cluster)))
+                .without_managed_fields()
+                .changes(&readiness, &cancel);
                 reports.push(TypeReport {
                     resource: ty.spec.to_string(),
                     served: true,
                     message: None,
                     copies: Some(down.clone()),
                 });
-                types.push(TypeState { ty, up, down });
+                let state = Arc::new(TypeState { ty, up, down });
+                let router = Router {
+                    ty: state.clone(),
+                    queue: queue.clone(),
+                    ctx: ctx.clone(),
+                };
+                tasks.spawn(router.clone().route(Side::Upstream, up_changes));
+                tasks.spawn(router.route(Side::Downstream, down_changes));
+                types.push(state);
             }
         }
     }
@@ -161,16 +102,15 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
         "syncing"
     );
     ctx.health.set_types(reports);
-    let session = Arc::new(Session {
-        ctx: ctx.clone(),
+    let session = Arc::new(Session::new(
+        ctx.clone(),
         downstream,
         types,
         queue,
-        namespaces: Mutex::new(HashSet::new()),
-        cancel: cancel.clone(),
-    });
-    for (index, _) in session.types.iter().enumerate() {
-        tasks.spawn(find_unplaced_finalizers(session.clone(), index));
+        cancel.clone(),
+    ));
+    for ty in &session.types {
+        tasks.spawn(find_unplaced_finalizers(session.clone(), ty.clone()));
     }
     tasks.spawn(requeue_on_recovery(session.clone()));
     for _ in 0..WORKERS {
@@ -229,7 +169,7 @@ async fn discover(
             Ok(resolved) => return Some(resolved),
             Err(err) => {
                 failures += 1;
-                let delay = retry_delay(failures + 2).min(ctx.heartbeat_interval);
+                let delay = runtime::backoff(failures + 2, RETRY_CAP.min(ctx.heartbeat_interval));
                 if failures == 1 || failures.is_multiple_of(10) {
                     warn!(cluster = ctx.cluster, %err, "retrying in {}", humantime::format_duration(delay));
                 }
@@ -251,105 +191,49 @@ enum Side {
     Downstream,
 }
 
-/// Watches `api` (objects matching `selector`) into the store of `writer`;
-/// every change queues its key. After a (re)list it also queues every key of
-/// `other`, the other side's store: an object that vanished during a watch
-/// gap leaves the store without an event, but its counterpart is there.
-/// Cached objects keep their managedFields only if `keep_managed_fields`.
-#[allow(clippy::too_many_arguments)]
-fn spawn_watch(
-    api: Api<DynamicObject>,
-    selector: String,
-    writer: Writer<DynamicObject>,
-    other: Store<DynamicObject>,
-    side: Side,
-    keep_managed_fields: bool,
-    index: usize,
-    queue: &Arc<WorkQueue<Key>>,
-    ctx: &Arc<ClusterCtx>,
-    cancel: &CancellationToken,
-    tasks: &mut JoinSet<()>,
-) {
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, watcher::Config::default().labels(&selector))
-            .modify(move |o: &mut DynamicObject| {
-                if !keep_managed_fields {
-                    o.metadata.managed_fields = None;
-                }
-            })
-            .default_backoff(),
-    );
-    let (queue, ctx, cancel) = (queue.clone(), ctx.clone(), cancel.clone());
-    tasks.spawn(route(stream, side, index, other, queue, ctx, cancel));
-}
-
-async fn route(
-    stream: impl Stream<Item = Result<watcher::Event<DynamicObject>, watcher::Error>>,
-    side: Side,
-    index: usize,
-    other: Store<DynamicObject>,
+/// Turns the changes of one type's watches into keys on the work queue.
+#[derive(Clone)]
+struct Router {
+    ty: Arc<TypeState>,
     queue: Arc<WorkQueue<Key>>,
     ctx: Arc<ClusterCtx>,
-    cancel: CancellationToken,
-) {
-    let cluster = &ctx.cluster;
-    let mut stream = pin!(stream);
-    let mut failing = false;
-    loop {
-        let event = tokio::select! {
-            event = stream.next() => event,
-            () = cancel.cancelled() => return,
-        };
-        let add = |o: &DynamicObject| {
-            if let (Some(namespace), Some(name)) = (o.namespace(), o.meta().name.clone()) {
-                queue.add(Key {
-                    ty: index,
-                    namespace,
-                    name,
-                });
-            }
-        };
-        match event {
-            None => return,
-            Some(Ok(event)) => {
-                if failing {
-                    info!(cluster, ?side, "watch restored");
-                    failing = false;
-                }
-                match event {
-                    watcher::Event::Apply(o)
-                    | watcher::Event::Delete(o)
-                    | watcher::Event::InitApply(o) => add(&o),
-                    watcher::Event::Init => {}
-                    watcher::Event::InitDone => {
-                        for o in other.state() {
-                            add(&o);
-                        }
-                        debug!(cluster, ?side, "watch (re)listed");
+}
+
+impl Router {
+    /// Queues the key of every object that changes on `side`. After a
+    /// (re)list it queues every key of both stores: an object that vanished
+    /// during a watch gap leaves its store without an event, but its
+    /// counterpart on the other side is there. A failing downstream watch
+    /// asks for a probe of the cluster.
+    async fn route(self, side: Side, changes: impl Stream<Item = Change<DynamicObject>>) {
+        let mut changes = pin!(changes);
+        while let Some(change) = changes.next().await {
+            match change {
+                Change::Applied { new: o, .. } | Change::Deleted(o) => self.add(&o),
+                Change::Relisted => {
+                    for o in self.ty.up.state().into_iter().chain(self.ty.down.state()) {
+                        self.add(&o);
                     }
+                    debug!(cluster = self.ctx.cluster, ?side, "watch (re)listed");
                 }
+                Change::Failed(_) if side == Side::Downstream => self.ctx.health.probe_now(),
+                Change::Failed(_) | Change::Restored => {}
             }
-            Some(Err(err)) => {
-                if !failing {
-                    warn!(cluster, ?side, %err, "watch failed; retrying with backoff");
-                    failing = true;
-                } else {
-                    debug!(cluster, ?side, %err, "watch still failing");
-                }
-                if side == Side::Downstream {
-                    ctx.health.probe_now();
-                }
-            }
+        }
+    }
+
+    fn add(&self, object: &DynamicObject) {
+        if let Some(key) = Key::of(&self.ty, object) {
+            self.queue.add(key);
         }
     }
 }
 
 /// Queues the objects that carry this syncer's finalizer but are not (or no
 /// longer) placed on the cluster: they lost their label while no watch saw it.
-async fn find_unplaced_finalizers(session: Arc<Session>, index: usize) {
+async fn find_unplaced_finalizers(session: Arc<Session>, state: Arc<TypeState>) {
     let ctx = &session.ctx;
-    let ty = &session.types[index].ty;
+    let ty = &state.ty;
     let api: Api<DynamicObject> = Api::all_with(ctx.upstream.clone(), &ty.ar);
     let mut failures = 0;
     let mut params = ListParams::default().limit(500);
@@ -364,7 +248,7 @@ async fn find_unplaced_finalizers(session: Arc<Session>, index: usize) {
                     }
                     if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
                         session.queue.add(Key {
-                            ty: index,
+                            ty: state.clone(),
                             namespace: namespace.clone(),
                             name: name.clone(),
                         });
@@ -381,7 +265,7 @@ async fn find_unplaced_finalizers(session: Arc<Session>, index: usize) {
                     warn!(cluster = ctx.cluster, %err, "cannot list {} for finalizers; retrying", ty.spec);
                 }
                 tokio::select! {
-                    () = tokio::time::sleep(retry_delay(failures + 2)) => {}
+                    () = tokio::time::sleep(runtime::backoff(failures + 2, RETRY_CAP)) => {}
                     () = session.cancel.cancelled() => return,
                 }
             }
@@ -402,14 +286,10 @@ async fn requeue_on_recovery(session: Arc<Session>) {
         let reachable = matches!(*reach.borrow_and_update(), Reachability::Reachable);
         if reachable && !was_reachable {
             let mut queued = 0;
-            for (index, t) in session.types.iter().enumerate() {
+            for t in &session.types {
                 for o in t.up.state().into_iter().chain(t.down.state()) {
-                    if let (Some(namespace), Some(name)) = (o.namespace(), o.meta().name.clone()) {
-                        session.queue.add(Key {
-                            ty: index,
-                            namespace,
-                            name,
-                        });
+                    if let Some(key) = Key::of(t, &o) {
+                        session.queue.add(key);
                         queued += 1;
                     }
                 }
@@ -431,10 +311,7 @@ async fn worker(session: Arc<Session>) {
             () = session.cancel.cancelled() => return,
         };
         let result = reconcile::reconcile(&session, &key).await;
-        let what = format!(
-            "{} {}/{}",
-            session.types[key.ty].ty.spec, key.namespace, key.name
-        );
+        let what = key.to_string();
         match result {
             Ok(Outcome::Done) => {
                 session.queue.done(&key, true);
@@ -448,7 +325,7 @@ async fn worker(session: Arc<Session>) {
                 if err.is_unreachable() {
                     session.ctx.health.probe_now();
                 }
-                let delay = retry_delay(failures);
+                let delay = runtime::backoff(failures, RETRY_CAP);
                 if failures == 1 || failures.is_multiple_of(10) {
                     warn!(
                         cluster,
@@ -463,65 +340,4 @@ async fn worker(session: Arc<Session>) {
             }
         }
     }
-}
-
-/// Looks at the cluster's API every probe interval, and at once when a
-/// request or watch failed.
-async fn probe(ctx: Arc<ClusterCtx>, client: kube::Client, cancel: CancellationToken) {
-    let interval = heartbeat::probe_interval(ctx.heartbeat_interval);
-    loop {
-        let seen = check(&client).await;
-        let wait = if seen == Reachability::Reachable {
-            interval
-        } else {
-            interval.min(Duration::from_secs(1))
-        };
-        ctx.health.set(seen);
-        tokio::select! {
-            () = tokio::time::sleep(PROBE_MIN_GAP) => {}
-            () = cancel.cancelled() => return,
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait.saturating_sub(PROBE_MIN_GAP)) => {}
-            () = ctx.health.probe_requested() => {}
-            () = cancel.cancelled() => return,
-        }
-    }
-}
-
-/// One look at the API server (`/version`). A failure to connect is tried
-/// once more after 100 ms before it counts; no answer within the timeout
-/// counts at once (waiting twice would delay failover).
-async fn check(client: &kube::Client) -> Reachability {
-    let mut last = Reachability::Unknown;
-    for attempt in 0..2 {
-        last = match tokio::time::timeout(PROBE_TIMEOUT, client.apiserver_version()).await {
-            Ok(Ok(_)) => return Reachability::Reachable,
-            Ok(Err(kube::Error::Api(e))) if e.code == 401 || e.code == 403 => {
-                return Reachability::unreachable(
-                    reasons::KUBECONFIG_INVALID,
-                    format!(
-                        "the API server refuses the syncer's credentials: {}",
-                        e.message
-                    ),
-                );
-            }
-            Ok(Err(err)) => {
-                Reachability::unreachable(reasons::API_SERVER_UNREACHABLE, err.to_string())
-            }
-            Err(_) => {
-                return Reachability::unreachable(
-                    reasons::API_SERVER_UNREACHABLE,
-                    format!(
-                        "no answer within {}",
-                        humantime::format_duration(PROBE_TIMEOUT)
-                    ),
-                );
-            }
-        };
-        if attempt == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-    last
 }

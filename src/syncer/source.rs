@@ -11,15 +11,15 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
-use kube::runtime::WatchStreamExt;
-use kube::runtime::watcher::{self, watcher};
+use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::heartbeat::reasons;
+use super::tracked::{Tracked, track};
 use crate::apis::KubeconfigSecretRef;
-use crate::runtime::{self, CancellationToken};
+use crate::runtime::{self, CancellationToken, Readiness, Watch};
 
 /// Default key of the kubeconfig in a kubeconfig Secret.
 pub const DEFAULT_SECRET_KEY: &str = "kubeconfig";
@@ -57,7 +57,7 @@ pub enum ClientState {
 
 /// Follows `source` on a task in `tasks` until `cancel`; the receiver holds
 /// the current client state. A failing file or in-cluster configuration is
-/// retried every `retry`, a working file is re-read every `retry` and a new
+/// retried with backoff up to `retry`, a working file is re-read every `retry` and a new
 /// client made when its content changed.
 pub fn follow(
     source: DownstreamSource,
@@ -91,6 +91,7 @@ async fn follow_file(
     cancel: &CancellationToken,
 ) {
     let mut generation = 0;
+    let mut failures = 0u32;
     let mut loaded: Option<Vec<u8>> = None;
     loop {
         let content = tokio::fs::read(path).await;
@@ -107,7 +108,7 @@ async fn follow_file(
                     ClientState::Ready { client, generation }
                 }
                 Err(err) => {
-                    warn!(cluster, %err, "cannot use the downstream kubeconfig; retrying every {}",
+                    warn!(cluster, %err, "cannot use the downstream kubeconfig; retrying with backoff up to {}",
                         humantime::format_duration(retry));
                     loaded = None;
                     ClientState::Failed {
@@ -118,8 +119,17 @@ async fn follow_file(
             };
             tx.send_replace(state);
         }
+        // A working file is re-read every `retry`; a failing one sooner,
+        // backing off up to `retry`.
+        let delay = if matches!(*tx.borrow(), ClientState::Failed { .. }) {
+            failures += 1;
+            runtime::backoff(failures, retry)
+        } else {
+            failures = 0;
+            retry
+        };
         tokio::select! {
-            () = tokio::time::sleep(retry) => {}
+            () = tokio::time::sleep(delay) => {}
             () = cancel.cancelled() => return,
         }
     }
@@ -131,6 +141,7 @@ async fn follow_in_cluster(
     tx: &watch::Sender<ClientState>,
     cancel: &CancellationToken,
 ) {
+    let mut failures = 0u32;
     loop {
         let made = kube::Config::incluster()
             .map_err(|e| {
@@ -153,7 +164,10 @@ async fn follow_in_cluster(
                 return;
             }
             Err(message) => {
-                warn!(cluster, %message, "retrying every {}", humantime::format_duration(retry));
+                failures += 1;
+                if failures == 1 || failures.is_multiple_of(10) {
+                    warn!(cluster, %message, "retrying with backoff up to {}", humantime::format_duration(retry));
+                }
                 tx.send_replace(ClientState::Failed {
                     reason: reasons::KUBECONFIG_INVALID,
                     message,
@@ -161,7 +175,7 @@ async fn follow_in_cluster(
             }
         }
         tokio::select! {
-            () = tokio::time::sleep(retry) => {}
+            () = tokio::time::sleep(runtime::backoff(failures, retry)) => {}
             () = cancel.cancelled() => return,
         }
     }
@@ -181,19 +195,13 @@ async fn follow_secret(
     );
     let api: Api<Secret> = Api::namespaced(upstream, &secret_ref.namespace);
     let config = watcher::Config::default().fields(&format!("metadata.name={}", secret_ref.name));
-    let mut events = pin!(watcher(api, config).default_backoff());
+    let watch = Watch::new(format!("kubeconfig {what}"), api).config(config);
+    let mut seen = pin!(track(watch, &Readiness::default(), cancel));
     let mut generation = 0;
     let mut loaded: Option<Vec<u8>> = None;
-    let mut listing: Option<Secret> = None;
-    loop {
-        let event = tokio::select! {
-            event = events.next() => event,
-            () = cancel.cancelled() => return,
-        };
-        let current = match event {
-            None => return,
-            Some(Err(err)) => {
-                warn!(cluster, %err, "cannot watch the kubeconfig {what}");
+    while let Some(tracked) = seen.next().await {
+        let current = match tracked {
+            Tracked::Failed(err) => {
                 if matches!(*tx.borrow(), ClientState::Pending) {
                     tx.send_replace(ClientState::Failed {
                         reason: reasons::KUBECONFIG_SECRET_NOT_FOUND,
@@ -202,17 +210,8 @@ async fn follow_secret(
                 }
                 continue;
             }
-            Some(Ok(watcher::Event::Init)) => {
-                listing = None;
-                continue;
-            }
-            Some(Ok(watcher::Event::InitApply(s))) => {
-                listing = Some(s);
-                continue;
-            }
-            Some(Ok(watcher::Event::InitDone)) => listing.take(),
-            Some(Ok(watcher::Event::Apply(s))) => Some(s),
-            Some(Ok(watcher::Event::Delete(_))) => None,
+            Tracked::Present(secret) => Some(secret),
+            Tracked::Absent => None,
         };
         let bytes = current
             .as_ref()

@@ -1,0 +1,27 @@
+//! What every part of one cluster's syncer shares: its Cluster's name, the
+//! control-plane client, the settings, the Event recorder and its health.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::runtime::events::Recorder;
+
+use super::health::Health;
+use super::naming::ResourceSpec;
+use crate::runtime::metrics::Metrics;
+
+/// What every part of one cluster's syncer shares.
+pub struct ClusterCtx {
+    /// Name of the Cluster object.
+    pub cluster: String,
+    pub upstream: kube::Client,
+    pub specs: Vec<ResourceSpec>,
+    pub heartbeat_interval: Duration,
+    /// Events on upstream objects.
+    pub recorder: Recorder,
+    pub health: Health,
+    /// The syncer's field manager.
+    pub manager: String,
+    /// Where the count of synced objects goes, when the process serves metrics.
+    pub metrics: Option<Arc<Metrics>>,
+}
