@@ -1,12 +1,18 @@
 //! What the glbc remembers about its own writes between passes: when each
-//! root's records were last accepted by the DNS server, and which status
-//! writes the cache has not shown yet.
+//! root's records were last accepted by the DNS server, which status
+//! writes the cache has not shown yet, and how many passes in a row had a
+//! write fail.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::RootKey;
+use crate::runtime;
+
+/// Longest retry delay of failed status or finalizer writes.
+const WRITE_RETRY_CAP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -15,6 +21,8 @@ pub struct Ledger {
     /// resourceVersion of a GlobalIngress before our last status write, while
     /// the cache has not caught up with that write.
     written: HashMap<RootKey, String>,
+    /// Consecutive passes in which a status or finalizer write failed.
+    write_failures: u32,
 }
 
 impl Ledger {
@@ -45,6 +53,17 @@ impl Ledger {
         }
     }
 
+    /// Whether every write of a pass went through; if not, the delay
+    /// before the pass that retries them.
+    pub fn writes_done(&mut self, all_ok: bool) -> Option<Duration> {
+        if all_ok {
+            self.write_failures = 0;
+            return None;
+        }
+        self.write_failures = self.write_failures.saturating_add(1);
+        Some(runtime::backoff(self.write_failures, WRITE_RETRY_CAP))
+    }
+
     /// Forgets the roots that are gone.
     pub fn retain(&mut self, live: impl Fn(&RootKey) -> bool) {
         self.last_sent.retain(|k, _| live(k));
@@ -69,6 +88,18 @@ mod tests {
         // A write that changed nothing is not awaited.
         ledger.wrote(root.clone(), "3".into(), "3");
         assert!(!ledger.awaits_cache(&root, "3"));
+    }
+
+    #[test]
+    fn failed_writes_are_retried_with_backoff() {
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.writes_done(true), None);
+        assert_eq!(ledger.writes_done(false), Some(Duration::from_millis(250)));
+        assert_eq!(ledger.writes_done(false), Some(Duration::from_millis(500)));
+        assert_eq!(ledger.writes_done(false), Some(WRITE_RETRY_CAP));
+        assert_eq!(ledger.writes_done(false), Some(WRITE_RETRY_CAP));
+        assert_eq!(ledger.writes_done(true), None);
+        assert_eq!(ledger.writes_done(false), Some(Duration::from_millis(250)));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! server → finalizers and statuses written. Returns when the next pass is
 //! due at the latest (a heartbeat expiring, a retry, a re-read, a lookup).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use std::sync::Arc;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
@@ -20,9 +20,6 @@ use super::watches::Caches;
 use super::writes::{RootWriter, ZoneView};
 use super::zone::Zones;
 use crate::runtime::metrics::Metrics;
-
-/// Retry of failed status or finalizer writes.
-const WRITE_RETRY: Duration = Duration::from_secs(1);
 
 /// What a pass needs to know besides its inputs.
 pub struct Settings {
@@ -162,8 +159,8 @@ impl Reconciler {
         for at in self.refusals.next_wake() {
             wake.at(at);
         }
-        if !writes_ok {
-            wake.at(now + WRITE_RETRY);
+        if let Some(retry) = self.ledger.writes_done(writes_ok) {
+            wake.at(now + retry);
         }
         if self.zones.in_sync() && !self.in_sync_logged {
             self.in_sync_logged = true;
