@@ -14,7 +14,7 @@ use tracing::{debug, info};
 use super::inputs::{health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
-use super::publish::{Refusals, publish};
+use super::publish::Publisher;
 use super::resolve::Resolver;
 use super::watches::Caches;
 use super::writes::{RootWriter, ZoneView};
@@ -41,10 +41,9 @@ pub struct Reconciler {
     settings: Settings,
     inputs: Inputs,
     zones: Zones,
-    refusals: Refusals,
+    publisher: Publisher,
     writer: RootWriter,
     ledger: Ledger,
-    metrics: Arc<Metrics>,
     in_sync_logged: bool,
 }
 
@@ -57,13 +56,12 @@ impl Reconciler {
         metrics: Arc<Metrics>,
     ) -> Self {
         Self {
+            publisher: Publisher::new(metrics, settings.dry_run),
             settings,
             inputs,
             zones,
-            refusals: Refusals::default(),
             writer,
             ledger: Ledger::default(),
-            metrics,
             in_sync_logged: false,
         }
     }
@@ -117,14 +115,7 @@ impl Reconciler {
         if !settings.dry_run {
             writes_ok &= self.writer.add_finalizers(&globals).await;
         }
-        let published = publish(
-            &mut self.zones,
-            &plan,
-            &mut self.refusals,
-            &self.metrics,
-            settings.dry_run,
-        )
-        .await;
+        let published = self.publisher.publish(&mut self.zones, &plan).await;
         for root in published.roots {
             self.ledger.sent(root, &now_time);
         }
@@ -132,7 +123,7 @@ impl Reconciler {
             let (known, problems, refused) = (
                 self.zones.known(),
                 self.zones.problems(),
-                self.refusals.messages(),
+                self.publisher.refusals().messages(),
             );
             let view = ZoneView {
                 zones: &settings.plan.zones,
@@ -156,7 +147,7 @@ impl Reconciler {
         for at in self.zones.next_wake(settings.resync_interval) {
             wake.at(at);
         }
-        for at in self.refusals.next_wake() {
+        for at in self.publisher.refusals().next_wake() {
             wake.at(at);
         }
         if let Some(retry) = self.ledger.writes_done(writes_ok) {

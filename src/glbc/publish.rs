@@ -3,6 +3,7 @@
 //! (and retried with backoff) without holding back the others.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -83,66 +84,84 @@ pub struct Published {
     pub roots: BTreeSet<RootKey>,
 }
 
-/// Sends what differs between the plan and every zone not in backoff.
-pub async fn publish(
-    zones: &mut Zones,
-    plan: &Plan,
-    refusals: &mut Refusals,
-    metrics: &Metrics,
+/// Publishes plans: sends the changes, keeps the refused hosts, counts
+/// UPDATEs in the metrics.
+pub struct Publisher {
+    refusals: Refusals,
+    metrics: Arc<Metrics>,
     dry_run: bool,
-) -> Published {
-    let now = Instant::now();
-    let mut published = Published::default();
-    let empty = BTreeMap::new();
-    for zone in zones.iter_mut() {
-        if zone.in_backoff(now) {
-            continue;
+}
+
+impl Publisher {
+    pub fn new(metrics: Arc<Metrics>, dry_run: bool) -> Self {
+        Self {
+            refusals: Refusals::default(),
+            metrics,
+            dry_run,
         }
-        // Put back below, whatever happens.
-        let Some(mut known) = zone.known.take() else {
-            continue;
-        };
-        let desired = plan.zones.get(&zone.name).unwrap_or(&empty);
-        let publishers = plan.publishers.get(&zone.name);
-        let mut changes = diff::diff(desired, &known);
-        changes.retain(|c| refusals.allows(&ownership::unit_of(&c.name), now));
-        if changes.is_empty() {
-            zone.known = Some(known);
-            continue;
-        }
-        let outcome = send(
-            zone.provider.as_ref(),
-            diff::batches(changes, UPDATE_BUDGET),
-        )
-        .await;
-        for batch in &outcome.applied {
-            published.messages += 1;
-            count_update(metrics, "sent");
-            metrics
-                .dns_batch_names
-                .observe(diff::units(batch).len() as f64);
-            diff::apply(&mut known, batch);
-            for unit in diff::units(batch) {
-                refusals.accepted(&unit);
-                if let Some(root) = publishers.and_then(|p| p.get(&unit)) {
-                    published.roots.insert(root.clone());
-                }
-            }
-            log_batch(&zone.name, batch, dry_run);
-        }
-        if !outcome.applied.is_empty() {
-            zone.succeeded();
-        }
-        for (unit, err) in outcome.refused {
-            refusals.refused(&zone.name, unit, err, now);
-        }
-        if let Some(err) = outcome.failed {
-            count_update(metrics, "failed");
-            zone.failed(&err, now);
-        }
-        zone.known = Some(known);
     }
-    published
+
+    /// The hosts whose records the server refused, until it accepts them.
+    pub fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
+
+    /// Sends what differs between the plan and every zone not in backoff.
+    pub async fn publish(&mut self, zones: &mut Zones, plan: &Plan) -> Published {
+        let (refusals, metrics, dry_run) = (&mut self.refusals, &self.metrics, self.dry_run);
+        let now = Instant::now();
+        let mut published = Published::default();
+        let empty = BTreeMap::new();
+        for zone in zones.iter_mut() {
+            if zone.in_backoff(now) {
+                continue;
+            }
+            // Put back below, whatever happens.
+            let Some(mut known) = zone.known.take() else {
+                continue;
+            };
+            let desired = plan.zones.get(&zone.name).unwrap_or(&empty);
+            let publishers = plan.publishers.get(&zone.name);
+            let mut changes = diff::diff(desired, &known);
+            changes.retain(|c| refusals.allows(&ownership::unit_of(&c.name), now));
+            if changes.is_empty() {
+                zone.known = Some(known);
+                continue;
+            }
+            let outcome = send(
+                zone.provider.as_ref(),
+                diff::batches(changes, UPDATE_BUDGET),
+            )
+            .await;
+            for batch in &outcome.applied {
+                published.messages += 1;
+                count_update(metrics, "sent");
+                metrics
+                    .dns_batch_names
+                    .observe(diff::units(batch).len() as f64);
+                diff::apply(&mut known, batch);
+                for unit in diff::units(batch) {
+                    refusals.accepted(&unit);
+                    if let Some(root) = publishers.and_then(|p| p.get(&unit)) {
+                        published.roots.insert(root.clone());
+                    }
+                }
+                log_batch(&zone.name, batch, dry_run);
+            }
+            if !outcome.applied.is_empty() {
+                zone.succeeded();
+            }
+            for (unit, err) in outcome.refused {
+                refusals.refused(&zone.name, unit, err, now);
+            }
+            if let Some(err) = outcome.failed {
+                count_update(metrics, "failed");
+                zone.failed(&err, now);
+            }
+            zone.known = Some(known);
+        }
+        published
+    }
 }
 
 fn count_update(metrics: &Metrics, result: &str) {
