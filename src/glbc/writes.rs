@@ -316,3 +316,82 @@ async fn announce(
         warn!(name = g.name_any(), %err, "cannot publish an Event");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::apis::GlobalIngressSpec;
+    use crate::glbc::records::{NameRecords, RecordKind, Rrset, ownership};
+
+    fn name(s: &str) -> DnsName {
+        DnsName::new_unchecked(s)
+    }
+
+    fn deleted(hosts: &[&str], finalizers: &[&str]) -> GlobalIngress {
+        let mut g = GlobalIngress::new(
+            "web",
+            GlobalIngressSpec {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            },
+        );
+        g.metadata.namespace = Some("ns".into());
+        g.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        g.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
+        g
+    }
+
+    /// `z.test` holding an ownership record of `owner` for `root` at `host`.
+    fn owned(host: &str, owner: &str, root: &str) -> ZoneRecords {
+        let mut zone = ZoneRecords::new(name("z.test"));
+        zone.names.insert(
+            ownership::name_of(&name(host)).unwrap(),
+            NameRecords {
+                rrsets: BTreeMap::from([(
+                    RecordKind::Txt,
+                    Rrset::new(60, [ownership::content(owner, root)]),
+                )]),
+                others: BTreeSet::new(),
+            },
+        );
+        zone
+    }
+
+    #[test]
+    fn a_deleted_root_is_released_once_its_zones_are_read_and_hold_nothing_of_it() {
+        let zones = [name("z.test")];
+        let (problems, refused) = (BTreeMap::new(), BTreeMap::new());
+        let check = |g: &GlobalIngress, known: &BTreeMap<DnsName, ZoneRecords>| {
+            let view = ZoneView {
+                zones: &zones,
+                known,
+                problems: &problems,
+                refused: &refused,
+            };
+            releasable(g, &view, "me")
+        };
+        let g = deleted(
+            &["a.z.test", "elsewhere.test"],
+            &["x", labels::DNS_FINALIZER],
+        );
+
+        // The zone was not read yet.
+        assert_eq!(check(&g, &BTreeMap::new()), None);
+        // It still holds our ownership record naming the root.
+        let still = BTreeMap::from([(name("z.test"), owned("a.z.test", "me", "ns/web"))]);
+        assert_eq!(check(&g, &still), None);
+        // Someone else's record, or another root's, does not hold it back.
+        for (owner, root) in [("other", "ns/web"), ("me", "ns/other")] {
+            let known = BTreeMap::from([(name("z.test"), owned("a.z.test", owner, root))]);
+            assert_eq!(check(&g, &known), Some(1));
+        }
+        // Without our finalizer there is nothing to release.
+        let empty = BTreeMap::from([(name("z.test"), ZoneRecords::new(name("z.test")))]);
+        assert_eq!(check(&deleted(&["a.z.test"], &["x"]), &empty), None);
+        assert_eq!(check(&g, &empty), Some(1));
+    }
+}

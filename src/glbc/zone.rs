@@ -229,3 +229,110 @@ impl Zones {
         self.zones.iter().filter_map(move |z| z.next_wake(resync))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::future::BoxFuture;
+    use hickory_proto::op::ResponseCode;
+    use hickory_proto::rr::{Name, Record};
+
+    use super::*;
+    use crate::glbc::dns::rfc2136::RrsetChange;
+
+    /// A server that holds an empty zone, or refuses everything.
+    struct Fake {
+        zone: Name,
+        down: bool,
+    }
+
+    fn refused() -> DnsError {
+        DnsError::Refused {
+            server: "127.0.0.1:53".parse().unwrap(),
+            operation: "transfer",
+            zone: "z.test.".into(),
+            rcode: ResponseCode::Refused,
+        }
+    }
+
+    impl DnsProvider for Fake {
+        fn zone(&self) -> &Name {
+            &self.zone
+        }
+
+        fn transfer_zone(&self) -> BoxFuture<'_, Result<Vec<Record>, DnsError>> {
+            Box::pin(async move {
+                if self.down {
+                    Err(refused())
+                } else {
+                    Ok(vec![])
+                }
+            })
+        }
+
+        fn replace_rrsets<'a>(
+            &'a self,
+            _: &'a [RrsetChange],
+        ) -> BoxFuture<'a, Result<(), DnsError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    fn zone(down: bool) -> Zone {
+        Zone::new(
+            DnsName::new_unchecked("z.test"),
+            Box::new(Fake {
+                zone: Name::from_ascii("z.test.").unwrap(),
+                down,
+            }),
+        )
+    }
+
+    #[test]
+    fn failures_back_off_on_the_one_schedule_and_success_clears_them() {
+        let now = Instant::now();
+        let mut z = zone(true);
+        z.failed(&refused(), now);
+        assert!(z.in_backoff(now) && !z.in_backoff(now + runtime::backoff::BASE));
+        assert!(matches!(z.problem, Some(ZoneProblem::Unavailable(_))));
+        z.failed(&refused(), now);
+        assert_eq!(z.retry_at, Some(now + Duration::from_millis(500)));
+        for _ in 0..20 {
+            z.failed(&refused(), now);
+        }
+        assert_eq!(z.retry_at, Some(now + RETRY_CAP));
+        let tsig = DnsError::TsigRejected {
+            server: "127.0.0.1:53".parse().unwrap(),
+            key: "k".into(),
+            rcode: ResponseCode::NotAuth,
+            tsig_error: None,
+        };
+        z.failed(&tsig, now);
+        assert_eq!(z.retry_at, Some(now + TSIG_RETRY_CAP));
+        assert!(matches!(z.problem, Some(ZoneProblem::Tsig(_))));
+        z.succeeded();
+        assert!(!z.in_backoff(now) && z.problem.is_none() && z.failures == 0);
+        // A failure after an exchange that worked starts over.
+        z.failed(&refused(), now);
+        assert_eq!(z.retry_at, Some(now + runtime::backoff::BASE));
+    }
+
+    #[tokio::test]
+    async fn a_zone_is_read_first_after_an_error_and_when_the_resync_is_due() {
+        let (now, resync) = (Instant::now(), Duration::from_secs(600));
+        let mut z = zone(false);
+        assert!(z.transfer_due(now, resync));
+        z.transfer(now, "me").await;
+        assert_eq!(z.known.as_ref().map(|k| k.names.len()), Some(0));
+        assert!(!z.transfer_due(now, resync));
+        assert!(z.transfer_due(now + resync, resync));
+        assert_eq!(z.next_wake(resync), Some(now + resync));
+        z.failed(&refused(), now);
+        assert!(z.transfer_due(now, resync));
+        assert_eq!(z.next_wake(resync), Some(now + runtime::backoff::BASE));
+
+        let mut down = zone(true);
+        down.transfer(now, "me").await;
+        assert!(down.known.is_none() && down.in_backoff(now));
+        assert!(matches!(down.problem, Some(ZoneProblem::Unavailable(_))));
+    }
+}
