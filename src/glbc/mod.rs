@@ -142,7 +142,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     check_owner_id(&args.owner_id)?;
     check_ttl(args.ttl)?;
     let algorithm: TsigAlgorithm = args.tsig_algorithm.parse()?;
-    let keys = key_source(&args)?;
+    let key_source = key_source(&args)?;
 
     let client = runtime::client(
         args.control_plane.kubeconfig.as_deref(),
@@ -160,7 +160,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         &shutdown,
     )
     .await?;
-    let secret = keys.load(&client).await?;
+    let secret = key_source.load(&client).await?;
     let server = SocketAddr::new(args.dns_server, args.dns_port);
     let factory = provider_factory(
         server,
@@ -169,7 +169,10 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         args.dns_timeout,
         args.dry_run,
     );
-    let zones_state = Zones::new(&zones, Keys::new(keys, client.clone(), secret, factory))?;
+    let dns_zones = Zones::new(
+        &zones,
+        Keys::new(key_source, client.clone(), secret, factory),
+    )?;
 
     info!(
         %server,
@@ -204,7 +207,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
             resync_interval: args.resync_interval,
         },
         Inputs { caches, resolver },
-        zones_state,
+        dns_zones,
         RootWriter::new(client, component.recorder.clone(), args.namespace.clone()),
         component.metrics.clone(),
     );
