@@ -5,33 +5,51 @@
 //!   → the records every name should hold, ownership records included;
 //! - [`diff`] (pure): desired against published → changed names, batched;
 //! - [`status`] (pure): the glbc's part of each GlobalIngress status;
-//! - [`reconcile`]: watches, the apply loop, status and finalizer writes;
+//! - [`records`] (pure): DNS names, record sets, ownership records;
+//! - [`inputs`] (pure): GlobalIngresses and Clusters as the plan reads them;
+//! - [`watches`]: the caches, through `runtime::Watch`;
+//! - [`zone`]: each zone's provider, known content, transfers, failures,
+//!   backoff and problem; [`keys`]: the TSIG secret and reloading it;
+//! - [`publish`]: UPDATEs in batches, refused hosts left out and retried;
+//! - [`writes`]: finalizers, statuses and Events; [`ledger`]: what the
+//!   glbc remembers of its own writes;
+//! - [`pass`]: one pass, plan → diff → updates → statuses;
+//!   [`reconcile`]: the loop that runs passes;
+//! - [`resolve`]: load-balancer hostnames looked up in the background;
 //! - [`dns`]: the DNS providers (RFC 2136 with TSIG, dry run).
 
 pub mod diff;
 pub mod dns;
+pub mod inputs;
+pub mod keys;
+pub mod ledger;
+pub mod pass;
 pub mod plan;
+pub mod publish;
 pub mod reconcile;
 pub mod records;
 pub mod resolve;
 pub mod status;
+pub mod watches;
+pub mod writes;
+pub mod zone;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
-use kube::api::Api;
 use tokio::sync::Notify;
 use tracing::info;
 
 use self::dns::rfc2136::Rfc2136Client;
 use self::dns::{DnsError, DnsProvider, DryRun, TsigAlgorithm, TsigKey};
+use self::keys::{KeyError, KeySource, Keys, ProviderFactory};
+use self::pass::{Inputs, Reconciler, Settings};
 use self::plan::PlanConfig;
-use self::reconcile::{Parts, ProviderFactory, Reconciler, Settings};
 use self::records::DnsName;
+use self::resolve::Resolver;
+use self::writes::RootWriter;
+use self::zone::Zones;
 use crate::apis::{Cluster, GlobalIngress};
 use crate::cli::GlbcArgs;
 use crate::labels;
@@ -46,23 +64,8 @@ pub enum GlbcError {
     InvalidFlag { flag: &'static str, reason: String },
     #[error(transparent)]
     Dns(Box<DnsError>),
-    #[error("cannot read the TSIG secret from {path}: {source}")]
-    SecretFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot read the TSIG secret from Secret {namespace}/{name}: {source}")]
-    SecretRead {
-        namespace: String,
-        name: String,
-        source: kube::Error,
-    },
-    #[error("Secret {namespace}/{name} has no key {key:?} (or it is not UTF-8)")]
-    SecretKey {
-        namespace: String,
-        name: String,
-        key: String,
-    },
+    #[error(transparent)]
+    Key(#[from] KeyError),
     #[error(transparent)]
     NotServed(#[from] runtime::NotServed),
     #[error(transparent)]
@@ -77,86 +80,12 @@ impl From<DnsError> for GlbcError {
     }
 }
 
-/// Where the TSIG secret comes from; read at start and again whenever the
-/// DNS server rejects the key (so a rotated secret is picked up).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
-    File(PathBuf),
-    Secret {
-        namespace: String,
-        name: String,
-        key: String,
-    },
-}
-
-/// Key of a `--tsig-secret-ref` Secret's data when none is given.
-const DEFAULT_SECRET_KEY: &str = "secret";
-
-impl KeySource {
-    fn from_args(args: &GlbcArgs) -> Result<Self, GlbcError> {
-        if let Some(path) = &args.tsig_secret_file {
-            return Ok(Self::File(path.clone()));
-        }
-        let reference = args.tsig_secret_ref.as_deref().unwrap_or_default();
-        let parts: Vec<&str> = reference.split('/').collect();
-        let invalid = || GlbcError::InvalidFlag {
-            flag: "--tsig-secret-ref",
-            reason: format!("{reference:?} is not NAMESPACE/NAME[/KEY]"),
-        };
-        match parts.as_slice() {
-            [ns, name] if !ns.is_empty() && !name.is_empty() => Ok(Self::Secret {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                key: DEFAULT_SECRET_KEY.into(),
-            }),
-            [ns, name, key] if !ns.is_empty() && !name.is_empty() && !key.is_empty() => {
-                Ok(Self::Secret {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    key: key.to_string(),
-                })
-            }
-            _ => Err(invalid()),
-        }
-    }
-
-    /// The secret, base64 as in BIND's `key` clause, trimmed.
-    pub async fn load(&self, client: &Client) -> Result<String, GlbcError> {
-        match self {
-            Self::File(path) => tokio::fs::read_to_string(path)
-                .await
-                .map(|s| s.trim().to_string())
-                .map_err(|source| GlbcError::SecretFile {
-                    path: path.clone(),
-                    source,
-                }),
-            Self::Secret {
-                namespace,
-                name,
-                key,
-            } => {
-                let secret = Api::<Secret>::namespaced(client.clone(), namespace)
-                    .get(name)
-                    .await
-                    .map_err(|source| GlbcError::SecretRead {
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                        source,
-                    })?;
-                secret
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.get(key))
-                    .and_then(|v| String::from_utf8(v.0.clone()).ok())
-                    .map(|s| s.trim().to_string())
-                    .ok_or_else(|| GlbcError::SecretKey {
-                        namespace: namespace.clone(),
-                        name: name.clone(),
-                        key: key.clone(),
-                    })
-            }
-        }
-    }
+/// Where the TSIG secret comes from, after the flags.
+fn key_source(args: &GlbcArgs) -> Result<KeySource, KeyError> {
+    KeySource::from_flags(
+        args.tsig_secret_file.as_ref(),
+        args.tsig_secret_ref.as_deref(),
+    )
 }
 
 /// An owner id goes into TXT records and must not confuse their parser.
@@ -213,7 +142,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     check_owner_id(&args.owner_id)?;
     check_ttl(args.ttl)?;
     let algorithm: TsigAlgorithm = args.tsig_algorithm.parse()?;
-    let keys = KeySource::from_args(&args)?;
+    let key_source = key_source(&args)?;
 
     let client = runtime::client(
         args.control_plane.kubeconfig.as_deref(),
@@ -231,7 +160,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         &shutdown,
     )
     .await?;
-    let secret = keys.load(&client).await?;
+    let secret = key_source.load(&client).await?;
     let server = SocketAddr::new(args.dns_server, args.dns_port);
     let factory = provider_factory(
         server,
@@ -240,10 +169,10 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         args.dns_timeout,
         args.dry_run,
     );
-    let mut providers = Vec::new();
-    for zone in &zones {
-        providers.push((zone.clone(), factory(zone, &secret)?));
-    }
+    let dns_zones = Zones::new(
+        &zones,
+        Keys::new(key_source, client.clone(), secret, factory),
+    )?;
 
     info!(
         %server,
@@ -256,12 +185,17 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         "starting the glbc"
     );
     let notify = Arc::new(Notify::new());
-    let caches = reconcile::watch(&client, args.namespace.as_deref(), &notify, &shutdown);
-    let (globals, clusters) = (caches.globals.clone(), caches.clusters.clone());
-    let recorder = component.recorder.clone();
-    let reconciler = Reconciler::new(Parts {
-        client,
-        settings: Settings {
+    let readiness = runtime::Readiness::default();
+    let caches = watches::watch(
+        &client,
+        args.namespace.as_deref(),
+        &notify,
+        &readiness,
+        &shutdown,
+    );
+    let resolver = Resolver::new(Duration::from_secs(u64::from(args.ttl)), notify.clone());
+    let reconciler = Reconciler::new(
+        Settings {
             plan: PlanConfig {
                 zones,
                 owner: args.owner_id.clone(),
@@ -271,36 +205,19 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
             health_threshold: args.health.health_threshold,
             dry_run: args.dry_run,
             resync_interval: args.resync_interval,
-            resolve_interval: Duration::from_secs(u64::from(args.ttl)),
         },
-        zones: providers,
-        keys,
-        secret,
-        factory,
-        caches,
-        notify,
-        recorder,
-        metrics: component.metrics.clone(),
-    });
-    // Ready once the caches are filled, leader or standby (so that a standby
-    // does not hold up a rolling update). One waiter at a time: kube's
-    // Store::wait_until_ready wakes only the last of concurrent waiters.
-    let filled = async {
-        globals.wait_until_ready().await.is_ok() && clusters.wait_until_ready().await.is_ok()
-    };
-    tokio::select! {
-        _ = filled => {}
-        _ = shutdown.cancelled() => {}
-    }
-    // A standby keeps its caches warm and waits for the Lease.
-    let Some(work) = component
-        .ready_then_lead(&runtime::Readiness::default(), &shutdown)
-        .await
-    else {
+        Inputs { caches, resolver },
+        dns_zones,
+        RootWriter::new(client, component.recorder.clone(), args.namespace.clone()),
+        component.metrics.clone(),
+    );
+    // Caches filled → ready (leader or standby alike) → the Lease; a
+    // standby keeps its caches warm meanwhile.
+    let Some(work) = component.ready_then_lead(&readiness, &shutdown).await else {
         component.stopped(None).await?;
         return Ok(());
     };
-    reconciler.run(work.token.clone()).await;
+    reconcile::run(reconciler, notify, work.token.clone()).await;
     info!("glbc stopped");
     component.stopped(Some(work)).await?;
     Ok(())
@@ -355,7 +272,7 @@ mod tests {
     fn secret_references_parse() {
         let a = args(&["--tsig-secret-ref", "dns/tsig"]);
         assert_eq!(
-            KeySource::from_args(&a).unwrap(),
+            key_source(&a).unwrap(),
             KeySource::Secret {
                 namespace: "dns".into(),
                 name: "tsig".into(),
@@ -363,18 +280,13 @@ mod tests {
             }
         );
         let a = args(&["--tsig-secret-ref", "dns/tsig/key"]);
-        assert!(
-            matches!(KeySource::from_args(&a), Ok(KeySource::Secret { key, .. }) if key == "key")
-        );
+        assert!(matches!(key_source(&a), Ok(KeySource::Secret { key, .. }) if key == "key"));
         for bad in ["dns", "dns/", "/x", "a/b/c/d"] {
             let a = args(&["--tsig-secret-ref", bad]);
-            assert!(KeySource::from_args(&a).is_err(), "{bad}");
+            assert!(key_source(&a).is_err(), "{bad}");
         }
         let a = args(&["--tsig-secret-file", "/run/tsig"]);
-        assert_eq!(
-            KeySource::from_args(&a).unwrap(),
-            KeySource::File("/run/tsig".into())
-        );
+        assert_eq!(key_source(&a).unwrap(), KeySource::File("/run/tsig".into()));
     }
 
     #[test]

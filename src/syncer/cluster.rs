@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use kube::runtime::events::Recorder;
+use crate::runtime::events::Recorder;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::runtime::events::Recorder;
+use crate::runtime::events::Recorder;
 
 use super::health::Health;
 use super::naming::ResourceSpec;

@@ -3,10 +3,10 @@
 //! annotations, with a Warning Event), its release — one object, or every
 //! object of the configured types once the Cluster is gone.
 
+use crate::runtime::events::{Event, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::ResourceExt;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams};
-use kube::runtime::events::{Event, EventType};
 use serde_json::{Value, json};
 use tracing::{info, warn};
 

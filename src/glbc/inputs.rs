@@ -1,0 +1,94 @@
+//! The plan's inputs read from the caches: each GlobalIngress as a root,
+//! and the clusters that are healthy now (and until when).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::plan::{RootInput, RootKey};
+use crate::apis::{Cluster, GlobalIngress};
+
+/// A GlobalIngress as the plan sees it; `None` without a namespace.
+pub fn root_input(g: &GlobalIngress) -> Option<RootInput> {
+    Some(RootInput {
+        key: RootKey::new(&g.namespace()?, &g.name_any()),
+        created: g.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        deleting: g.metadata.deletion_timestamp.is_some(),
+        hosts: g.spec.hosts.clone(),
+        clusters: g
+            .status
+            .as_ref()
+            .map(|s| s.clusters.clone())
+            .unwrap_or_default(),
+    })
+}
+
+/// The healthy clusters at `now`, and when the first of them stops being
+/// healthy unless it heartbeats again (in milliseconds since the epoch).
+pub fn health(
+    clusters: &[Arc<Cluster>],
+    now: Timestamp,
+    threshold: Duration,
+) -> (BTreeSet<String>, Option<i64>) {
+    let threshold_ms = i64::try_from(threshold.as_millis()).unwrap_or(i64::MAX);
+    let mut healthy = BTreeSet::new();
+    let mut expiry: Option<i64> = None;
+    for cluster in clusters {
+        if !cluster.is_healthy(now, threshold) {
+            continue;
+        }
+        healthy.insert(cluster.name_any());
+        if let Some(beat) = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.last_heartbeat_time.as_ref())
+        {
+            let at = beat.0.as_millisecond().saturating_add(threshold_ms);
+            expiry = Some(expiry.map_or(at, |e| e.min(at)));
+        }
+    }
+    (healthy, expiry)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+
+    use super::*;
+    use crate::apis::{ClusterSpec, ClusterStatus};
+    use crate::labels;
+
+    fn cluster(name: &str, ready: bool, beat_ms: i64) -> Arc<Cluster> {
+        let mut c = Cluster::new(name, ClusterSpec::default());
+        c.status = Some(ClusterStatus {
+            conditions: vec![Condition {
+                type_: labels::conditions::READY.into(),
+                status: if ready { "True" } else { "False" }.into(),
+                reason: "Test".into(),
+                message: String::new(),
+                last_transition_time: Time(Timestamp::from_millisecond(0).unwrap()),
+                observed_generation: None,
+            }],
+            last_heartbeat_time: Some(Time(Timestamp::from_millisecond(beat_ms).unwrap())),
+            synced_resources: vec![],
+        });
+        Arc::new(c)
+    }
+
+    #[test]
+    fn the_next_wake_up_is_the_first_heartbeat_to_expire() {
+        let now = Timestamp::from_millisecond(10_000).unwrap();
+        let clusters = [
+            cluster("a", true, 9_000),
+            cluster("b", true, 8_000),
+            cluster("c", false, 9_900),
+            cluster("d", true, 1_000),
+        ];
+        let (healthy, expiry) = health(&clusters, now, Duration::from_secs(3));
+        assert_eq!(healthy, BTreeSet::from(["a".to_string(), "b".to_string()]));
+        assert_eq!(expiry, Some(11_000));
+    }
+}

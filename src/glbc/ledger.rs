@@ -1,0 +1,115 @@
+//! What the glbc remembers about its own writes between passes: when each
+//! root's records were last accepted by the DNS server, which status
+//! writes the cache has not shown yet, and how many passes in a row had a
+//! write fail.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::plan::RootKey;
+use crate::runtime;
+
+/// Longest retry delay of failed status or finalizer writes.
+const WRITE_RETRY_CAP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// When this process last had each root's records accepted.
+    last_sent: HashMap<RootKey, Time>,
+    /// resourceVersion of a GlobalIngress before our last status write, while
+    /// the cache has not caught up with that write.
+    written: HashMap<RootKey, String>,
+    /// Consecutive passes in which a status or finalizer write failed.
+    write_failures: u32,
+}
+
+impl Ledger {
+    /// The DNS server accepted records of `root` at `at`.
+    pub fn sent(&mut self, root: RootKey, at: &Time) {
+        self.last_sent.insert(root, at.clone());
+    }
+
+    pub fn last_sent(&self, root: &RootKey) -> Option<&Time> {
+        self.last_sent.get(root)
+    }
+
+    /// Whether the cache still shows `root` at `rv`, from before our last
+    /// status write (so its status must not be judged yet); forgets the
+    /// write once the cache has moved on.
+    pub fn awaits_cache(&mut self, root: &RootKey, rv: &str) -> bool {
+        if self.written.get(root).is_some_and(|w| w == rv) {
+            return true;
+        }
+        self.written.remove(root);
+        false
+    }
+
+    /// Our status write took `root` from `rv` to `new_rv`.
+    pub fn wrote(&mut self, root: RootKey, rv: String, new_rv: &str) {
+        if new_rv != rv {
+            self.written.insert(root, rv);
+        }
+    }
+
+    /// Whether every write of a pass went through; if not, the delay
+    /// before the pass that retries them.
+    pub fn writes_done(&mut self, all_ok: bool) -> Option<Duration> {
+        if all_ok {
+            self.write_failures = 0;
+            return None;
+        }
+        self.write_failures = self.write_failures.saturating_add(1);
+        Some(runtime::backoff(self.write_failures, WRITE_RETRY_CAP))
+    }
+
+    /// Forgets the roots that are gone.
+    pub fn retain(&mut self, live: impl Fn(&RootKey) -> bool) {
+        self.last_sent.retain(|k, _| live(k));
+        self.written.retain(|k, _| live(k));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_root_waits_until_the_cache_moves_on() {
+        let mut ledger = Ledger::default();
+        let root = RootKey::new("ns", "a");
+        assert!(!ledger.awaits_cache(&root, "1"));
+        ledger.wrote(root.clone(), "1".into(), "2");
+        assert!(ledger.awaits_cache(&root, "1"));
+        assert!(!ledger.awaits_cache(&root, "2"));
+        // Forgotten once seen.
+        assert!(!ledger.awaits_cache(&root, "1"));
+        // A write that changed nothing is not awaited.
+        ledger.wrote(root.clone(), "3".into(), "3");
+        assert!(!ledger.awaits_cache(&root, "3"));
+    }
+
+    #[test]
+    fn failed_writes_are_retried_with_backoff() {
+        let mut ledger = Ledger::default();
+        assert_eq!(ledger.writes_done(true), None);
+        assert_eq!(ledger.writes_done(false), Some(Duration::from_millis(250)));
+        assert_eq!(ledger.writes_done(false), Some(Duration::from_millis(500)));
+        assert_eq!(ledger.writes_done(false), Some(WRITE_RETRY_CAP));
+        assert_eq!(ledger.writes_done(false), Some(WRITE_RETRY_CAP));
+        assert_eq!(ledger.writes_done(true), None);
+        assert_eq!(ledger.writes_done(false), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn gone_roots_are_forgotten() {
+        let mut ledger = Ledger::default();
+        let (a, b) = (RootKey::new("ns", "a"), RootKey::new("ns", "b"));
+        let at = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        ledger.sent(a.clone(), &at);
+        ledger.sent(b.clone(), &at);
+        ledger.retain(|k| *k == a);
+        assert!(ledger.last_sent(&a).is_some() && ledger.last_sent(&b).is_none());
+    }
+}

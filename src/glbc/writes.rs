@@ -1,0 +1,397 @@
+//! The glbc's writes to GlobalIngresses: its DNS finalizer (put on before
+//! records are published, removed once they are gone) and its part of the
+//! status, with an Event when the `DNSPublished` verdict changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, info, warn};
+
+use super::ledger::Ledger;
+use super::plan::{self, Plan, RootKey};
+use super::records::{DnsName, ZoneRecords};
+use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
+use crate::apis::GlobalIngress;
+use crate::labels;
+
+/// Status and finalizer writes in flight at once.
+const WRITE_CONCURRENCY: usize = 16;
+
+/// What the zones show, for statuses and releases.
+pub struct ZoneView<'a> {
+    /// The zones the glbc publishes in.
+    pub zones: &'a [DnsName],
+    /// What every zone read so far holds.
+    pub known: &'a BTreeMap<DnsName, ZoneRecords>,
+    pub problems: &'a BTreeMap<DnsName, ZoneProblem>,
+    /// Hosts whose records the server refused, with its answer.
+    pub refused: &'a BTreeMap<DnsName, String>,
+}
+
+/// Writes to the GlobalIngresses in scope (of one namespace, or all).
+pub struct RootWriter {
+    client: Client,
+    recorder: Recorder,
+    namespace: Option<String>,
+}
+
+impl RootWriter {
+    pub fn new(client: Client, recorder: Recorder, namespace: Option<String>) -> Self {
+        Self {
+            client,
+            recorder,
+            namespace,
+        }
+    }
+
+    fn in_scope(&self, g: &GlobalIngress) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|ns| g.namespace().as_deref() == Some(ns))
+    }
+
+    /// Puts the DNS finalizer on every live GlobalIngress that lacks it,
+    /// before its records are published; whether every write went through.
+    pub async fn add_finalizers(&self, globals: &[Arc<GlobalIngress>]) -> bool {
+        let todo: Vec<&Arc<GlobalIngress>> = globals
+            .iter()
+            .filter(|g| g.metadata.deletion_timestamp.is_none())
+            .filter(|g| self.in_scope(g))
+            .filter(|g| !g.finalizers().iter().any(|f| f == labels::DNS_FINALIZER))
+            .collect();
+        let client = &self.client;
+        let results: Vec<bool> = futures::stream::iter(todo)
+            .map(|g| async move {
+                let api: Api<GlobalIngress> =
+                    Api::namespaced(client.clone(), &g.namespace().unwrap_or_default());
+                let mut finalizers = g.finalizers().to_vec();
+                finalizers.push(labels::DNS_FINALIZER.to_string());
+                set_finalizers(&api, g, finalizers, "add the DNS finalizer").await
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        results.iter().all(|ok| *ok)
+    }
+
+    /// Removes the DNS finalizer from deleted GlobalIngresses once the DNS
+    /// server confirmed that none of their records is left; whether every
+    /// write went through.
+    pub async fn release(
+        &self,
+        globals: &[Arc<GlobalIngress>],
+        zones: &ZoneView<'_>,
+        owner: &str,
+    ) -> bool {
+        let todo: Vec<(&Arc<GlobalIngress>, usize)> = globals
+            .iter()
+            .filter(|g| g.metadata.deletion_timestamp.is_some() && self.in_scope(g))
+            .filter_map(|g| Some((g, releasable(g, zones, owner)?)))
+            .collect();
+        let client = &self.client;
+        let results: Vec<bool> = futures::stream::iter(todo)
+            .map(|(g, index)| async move {
+                let api: Api<GlobalIngress> =
+                    Api::namespaced(client.clone(), &g.namespace().unwrap_or_default());
+                let mut finalizers = g.finalizers().to_vec();
+                finalizers.remove(index);
+                let ok = set_finalizers(&api, g, finalizers, "remove the DNS finalizer").await;
+                if ok {
+                    info!(
+                        namespace = g.namespace().unwrap_or_default(),
+                        name = g.name_any(),
+                        "records removed from DNS; released the GlobalIngress"
+                    );
+                }
+                ok
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        results.iter().all(|ok| *ok)
+    }
+
+    /// Applies the glbc's part of the status of every live root where it
+    /// differs from what the object shows, with an Event when the
+    /// `DNSPublished` verdict changes; whether every write went through.
+    pub async fn write_statuses(
+        &self,
+        globals: &[Arc<GlobalIngress>],
+        plan: &Plan,
+        zones: &ZoneView<'_>,
+        ledger: &mut Ledger,
+        now: &Time,
+    ) -> bool {
+        let mut todo = Vec::new();
+        for g in globals {
+            if g.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            let Some(namespace) = g.namespace() else {
+                continue;
+            };
+            let key = RootKey::new(&namespace, &g.name_any());
+            let Some(root_plan) = plan.roots.get(&key) else {
+                continue;
+            };
+            let rv = g.resource_version().unwrap_or_default();
+            if ledger.awaits_cache(&key, &rv) {
+                // Our last write has not reached the cache yet.
+                continue;
+            }
+            let previous = g.status.clone().unwrap_or_default();
+            let desired = status::root_status(
+                root_plan,
+                StatusInput {
+                    known: zones.known,
+                    zone_problems: zones.problems,
+                    refused: zones.refused,
+                    previous: &previous,
+                    last_sent: ledger.last_sent(&key),
+                    now,
+                },
+            );
+            if desired.is_shown_in(&previous) {
+                continue;
+            }
+            let before = previous
+                .conditions
+                .iter()
+                .find(|c| c.type_ == labels::conditions::DNS_PUBLISHED)
+                .cloned();
+            todo.push((g, key, rv, desired, before));
+        }
+        let client = &self.client;
+        let recorder = &self.recorder;
+        let results: Vec<(RootKey, String, Option<String>)> = futures::stream::iter(todo)
+            .map(|(g, key, rv, desired, before)| async move {
+                let written = write_status(client, g, &desired).await;
+                if written.is_some() {
+                    announce(recorder, g, before.as_ref(), &desired).await;
+                }
+                (key, rv, written)
+            })
+            .buffer_unordered(WRITE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut all_ok = true;
+        for (key, rv, written) in results {
+            match written {
+                // Skip this root until the cache shows the write.
+                Some(new_rv) => ledger.wrote(key, rv, &new_rv),
+                None => all_ok = false,
+            }
+        }
+        all_ok
+    }
+}
+
+/// The index of the DNS finalizer of a deleted GlobalIngress, if it may be
+/// released: every zone its hosts are in has been read, and no zone still
+/// holds an ownership record naming it.
+fn releasable(g: &GlobalIngress, zones: &ZoneView<'_>, owner: &str) -> Option<usize> {
+    let index = g
+        .finalizers()
+        .iter()
+        .position(|f| f == labels::DNS_FINALIZER)?;
+    let key = RootKey::new(&g.namespace()?, &g.name_any());
+    let read = g.spec.hosts.iter().all(|h| {
+        let zone = DnsName::parse_host(h)
+            .ok()
+            .and_then(|n| n.zone_in(zones.zones).cloned());
+        zone.is_none_or(|z| zones.known.contains_key(&z))
+    });
+    let gone = zones
+        .known
+        .values()
+        .all(|z| !plan::still_owns(z, owner, &key));
+    (read && gone).then_some(index)
+}
+
+/// Sets the finalizers of a GlobalIngress, provided it did not change since
+/// the cache saw it (the resourceVersion is checked); whether it went
+/// through (a vanished object counts as done).
+async fn set_finalizers(
+    api: &Api<GlobalIngress>,
+    g: &GlobalIngress,
+    finalizers: Vec<String>,
+    what: &str,
+) -> bool {
+    let name = g.name_any();
+    let patch = json!({
+        "metadata": {
+            "resourceVersion": g.resource_version(),
+            "finalizers": finalizers,
+        }
+    });
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 404 => true,
+        Err(kube::Error::Api(status)) if status.code == 409 => {
+            debug!(%name, "the GlobalIngress changed meanwhile; will {what} with fresh data");
+            false
+        }
+        Err(err) => {
+            warn!(%name, %err, "cannot {what}; retrying");
+            false
+        }
+    }
+}
+
+/// Applies the glbc's status fields; the new resourceVersion if it worked.
+async fn write_status(client: &Client, g: &GlobalIngress, desired: &GlbcStatus) -> Option<String> {
+    let namespace = g.namespace().unwrap_or_default();
+    let name = g.name_any();
+    let api: Api<GlobalIngress> = Api::namespaced(client.clone(), &namespace);
+    let body = json!({
+        "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
+        "kind": "GlobalIngress",
+        "metadata": {"name": name, "namespace": namespace},
+        "status": desired,
+    });
+    match api
+        .patch_status(
+            &name,
+            &PatchParams::apply(labels::GLBC_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await
+    {
+        Ok(updated) => {
+            debug!(%namespace, %name, "wrote GlobalIngress status");
+            Some(updated.resource_version().unwrap_or_default())
+        }
+        Err(kube::Error::Api(status)) if status.code == 404 => None,
+        Err(err) => {
+            warn!(%namespace, %name, %err, "cannot write the GlobalIngress status; retrying");
+            None
+        }
+    }
+}
+
+/// An Event when the `DNSPublished` verdict changes: a warning for a
+/// problem (not for "pending" or "no addresses yet", which pass by themselves),
+/// a normal one when the records get published.
+async fn announce(
+    recorder: &Recorder,
+    g: &GlobalIngress,
+    before: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    desired: &GlbcStatus,
+) {
+    let Some(after) = desired.dns_published() else {
+        return;
+    };
+    let changed = before.is_none_or(|b| {
+        b.status != after.status || b.reason != after.reason || b.message != after.message
+    });
+    // Pending and NoAddresses are the normal life of a new root: no Event.
+    if !changed || after.reason == reason::PENDING || after.reason == reason::NO_ADDRESSES {
+        return;
+    }
+    let type_ = if after.status == "True" {
+        if before.is_some_and(|b| b.status == "True") {
+            return;
+        }
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    let event = KubeEvent {
+        type_,
+        reason: after.reason.clone(),
+        note: Some(after.message.chars().take(1024).collect()),
+        action: "PublishDNS".into(),
+        secondary: None,
+    };
+    if let Err(err) = recorder.publish(&event, &g.object_ref(&())).await {
+        warn!(name = g.name_any(), %err, "cannot publish an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::apis::GlobalIngressSpec;
+    use crate::glbc::records::{NameRecords, RecordKind, Rrset, ownership};
+
+    fn name(s: &str) -> DnsName {
+        DnsName::new_unchecked(s)
+    }
+
+    fn deleted(hosts: &[&str], finalizers: &[&str]) -> GlobalIngress {
+        let mut g = GlobalIngress::new(
+            "web",
+            GlobalIngressSpec {
+                hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            },
+        );
+        g.metadata.namespace = Some("ns".into());
+        g.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        g.metadata.finalizers = Some(finalizers.iter().map(|f| f.to_string()).collect());
+        g
+    }
+
+    /// `z.test` holding an ownership record of `owner` for `root` at `host`.
+    fn owned(host: &str, owner: &str, root: &str) -> ZoneRecords {
+        let mut zone = ZoneRecords::new(name("z.test"));
+        zone.names.insert(
+            ownership::name_of(&name(host)).unwrap(),
+            NameRecords {
+                rrsets: BTreeMap::from([(
+                    RecordKind::Txt,
+                    Rrset::new(60, [ownership::content(owner, root)]),
+                )]),
+                others: BTreeSet::new(),
+            },
+        );
+        zone
+    }
+
+    #[test]
+    fn a_deleted_root_is_released_once_its_zones_are_read_and_hold_nothing_of_it() {
+        let zones = [name("z.test")];
+        let (problems, refused) = (BTreeMap::new(), BTreeMap::new());
+        let check = |g: &GlobalIngress, known: &BTreeMap<DnsName, ZoneRecords>| {
+            let view = ZoneView {
+                zones: &zones,
+                known,
+                problems: &problems,
+                refused: &refused,
+            };
+            releasable(g, &view, "me")
+        };
+        let g = deleted(
+            &["a.z.test", "elsewhere.test"],
+            &["x", labels::DNS_FINALIZER],
+        );
+
+        // The zone was not read yet.
+        assert_eq!(check(&g, &BTreeMap::new()), None);
+        // It still holds our ownership record naming the root.
+        let still = BTreeMap::from([(name("z.test"), owned("a.z.test", "me", "ns/web"))]);
+        assert_eq!(check(&g, &still), None);
+        // Someone else's record, or another root's, does not hold it back.
+        for (owner, root) in [("other", "ns/web"), ("me", "ns/other")] {
+            let known = BTreeMap::from([(name("z.test"), owned("a.z.test", owner, root))]);
+            assert_eq!(check(&g, &known), Some(1));
+        }
+        // Without our finalizer there is nothing to release.
+        let empty = BTreeMap::from([(name("z.test"), ZoneRecords::new(name("z.test")))]);
+        assert_eq!(check(&deleted(&["a.z.test"], &["x"]), &empty), None);
+        assert_eq!(check(&g, &empty), Some(1));
+    }
+}
