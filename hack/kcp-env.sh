@@ -71,138 +71,43 @@
 set -euo pipefail
 export LC_ALL=C
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-self="$here/$(basename "${BASH_SOURCE[0]}")"
-repo=$(cd "$here/.." && pwd)
-# shellcheck source=hack/lib/tools.sh
-source "$here/lib/tools.sh"
-# shellcheck source=hack/lib/ports.sh
-source "$here/lib/ports.sh"
-# shellcheck source=hack/lib/procs.sh
-source "$here/lib/procs.sh"
+# (sets self and repo, and loads the rest of hack/lib)
+# shellcheck source=hack/lib/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 
 readonly MARKER=.kcp-ingress-kcp-env
 readonly FIELD_MANAGER=kcp-ingress-kcp-env
-
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
-start_ms=
-note() {
-  if [[ -n $start_ms ]]; then
-    local ms=$(($(now_ms) - start_ms))
-    printf 'kcp-env: [%d.%d s] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*" >&2
-  else
-    echo "kcp-env: $*" >&2
-  fi
-}
-die() { echo "kcp-env: error: $*" >&2; exit 1; }
-usage_error() {
-  echo "kcp-env: $*" >&2
-  echo "try 'hack/kcp-env.sh --help'" >&2
-  exit 2
-}
-usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'; }
+readonly ENV_NAME=kcp-env ENV_SCRIPT=hack/kcp-env.sh ENV_WHAT="kcp environment"
+readonly ENV_COMMANDS=(up down status)
+readonly ENV_OPTIONS=(--workspace --port-base --timeout --crd-dir --owner-pid)
+FAIL_LINE_MAX=400
+CRD_POLL=0.2
+CRD_ALIVE=kcp_alive
 
 # ---------------------------------------------------------------- arguments
 
-cmd=
-dir=
 workspace=kcp-ingress
-port_base=
 timeout=${KCP_INGRESS_KCP_ENV_TIMEOUT:-180}
-crd_dir=${KCP_INGRESS_CRD_DIR:-}
-crd_dir_explicit=false
-[[ -n $crd_dir ]] && crd_dir_explicit=true
-owner_pid=
-purge=false
 
-need_value() { [[ $# -ge 2 && -n $2 ]] || usage_error "option $1 needs a value"; }
+option_allowed() { [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'"; }
+option_set() { [[ $1 != --workspace ]] || workspace=$2; }
 
-[[ $# -gt 0 ]] || usage_error "missing subcommand (up, down or status)"
-case "$1" in
-  -h|--help|help) usage; exit 0 ;;
-  up|down|status|__watch) cmd=$1; shift ;;
-  -*) usage_error "expected a subcommand (up, down or status) before '$1'" ;;
-  *) usage_error "unknown subcommand '$1' (expected up, down or status)" ;;
-esac
-
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    -h|--help) usage; exit 0 ;;
-    --dir) need_value "$@"; dir=$2; shift 2 ;;
-    --workspace|--port-base|--timeout|--crd-dir|--owner-pid)
-      [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'"
-      need_value "$@"
-      case "$1" in
-        --workspace) workspace=$2 ;;
-        --port-base) port_base=$2 ;;
-        --timeout) timeout=$2 ;;
-        --crd-dir) crd_dir=$2; crd_dir_explicit=true ;;
-        --owner-pid) owner_pid=$2 ;;
-      esac
-      shift 2 ;;
-    --dir=*|--workspace=*|--port-base=*|--timeout=*|--crd-dir=*|--owner-pid=*)
-      opt=${1%%=*}
-      set -- "$opt" "${1#*=}" "${@:2}" ;;
-    --purge)
-      [[ $cmd == down ]] || usage_error "option --purge is only for 'down'"
-      purge=true; shift ;;
-    *) usage_error "unknown argument '$1' for '$cmd'" ;;
-  esac
-done
-
-[[ -n $dir ]] || usage_error "missing --dir DIR"
-[[ $dir =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
-  usage_error "--dir '$dir': use a path made of letters, digits and ._/+@:,=- only (it goes into config files)"
+env_parse_args "$@"
 
 if [[ $cmd == up ]]; then
-  if ! [[ $timeout =~ ^[0-9]{1,6}$ ]] || ((10#$timeout < 1)); then
-    usage_error "--timeout '$timeout' is not a positive number of seconds"
-  fi
-  timeout=$((10#$timeout))
+  env_check_timeout
   # a workspace name: a DNS label that kcp accepts (lower case, digits, '-')
   [[ $workspace =~ ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$ ]] ||
     usage_error "--workspace '$workspace': use lower-case letters, digits and '-' (at most 63, starting and ending alphanumeric)"
-  if [[ -n $port_base ]]; then
-    if ! [[ $port_base =~ ^[0-9]{1,5}$ ]] || ((10#$port_base < 1024 || 10#$port_base + 2 > 65535)); then
-      usage_error "--port-base '$port_base' must be a number from 1024 to 65533"
-    fi
-    port_base=$((10#$port_base))
-  fi
-  if [[ -n $owner_pid ]]; then
-    [[ $owner_pid =~ ^[1-9][0-9]{0,9}$ ]] || usage_error "--owner-pid '$owner_pid' is not a process id"
-    [[ -d /proc/$owner_pid ]] || die "--owner-pid $owner_pid: no such process"
-  fi
+  env_check_port_base 2
+  env_check_owner_pid
 fi
 
-# The directory, absolute. Its path followed by a slash marks our processes.
-if [[ $cmd == up ]]; then
-  mkdir -p -- "$dir" || die "cannot create --dir '$dir'"
-fi
-if [[ ! -d $dir ]]; then
-  if [[ $cmd == down ]]; then
-    note "$dir does not exist; nothing to stop"
-    exit 0
-  fi
-  die "$dir does not exist"
-fi
-DIR=$(cd -- "$dir" && pwd -P)
-[[ $DIR != / ]] || usage_error "--dir must not be /"
-[[ $DIR =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
-  usage_error "--dir resolves to '$DIR': use a path made of letters, digits and ._/+@:,=- only"
-RUN_DIR=$DIR/run
-OWNER_MARK=$DIR/
-LOG_DIR=$DIR/logs
+env_resolve_dir
 KCP_ROOT=$DIR/kcp
 PKI=$DIR/pki
-
-# One kcp-env.sh at a time per directory; the lock is never inherited by kcp.
-lock_dir() { # MODE (-n: fail at once; -w N: wait)
-  if [[ -e $DIR/.lock || -e $DIR/$MARKER || $cmd == up ]]; then
-    exec 9>"$DIR/.lock"
-    # shellcheck disable=SC2086
-    flock $1 9 || die "another hack/kcp-env.sh is working on $DIR right now"
-  fi
-}
+# kcp runs in DIR
+LAUNCH_DIR=$DIR
 
 # ---------------------------------------------------------------- down/status
 
@@ -219,102 +124,28 @@ do_down() {
   $ok
 }
 
-if [[ $cmd == down ]]; then
-  lock_dir "-w 60"
-  do_down || die "some processes in $DIR could not be stopped"
-  note "stopped the kcp environment in $DIR"
-  if $purge; then
-    if [[ -e $DIR/$MARKER ]]; then
-      rm -rf -- "$DIR"
-      note "deleted $DIR"
-    else
-      die "not deleting $DIR: it was not made by hack/kcp-env.sh up"
-    fi
-  fi
-  exit 0
-fi
-
-if [[ $cmd == status ]]; then
-  all=true
-  any=false
-  while read -r name; do
-    any=true
-    if pid=$(proc_pid "$name"); then
-      echo "$name running (pid $pid)"
-    else
-      echo "$name not running"
-      all=false
-    fi
-  done < <(proc_names)
-  $any || echo "nothing runs in $DIR"
-  $any && $all
-  exit
-fi
-
-# ---------------------------------------------------------------- __watch
-# Internal: started by "up --owner-pid"; runs "down" when the owner exits.
-# Its command line carries "$DIR/" so that down recognises it.
-if [[ $cmd == __watch ]]; then
-  owner_start=$(proc_starttime "$owner_pid") || owner_start=gone
-  while [[ $owner_start != gone ]] && [[ $(proc_starttime "$owner_pid" 2>/dev/null) == "$owner_start" ]]; do
-    sleep 1
-  done
-  note "owner process $owner_pid is gone; stopping the kcp environment in $DIR"
-  exec 9>&-
-  exec bash "$self" down --dir "$DIR"
-fi
+case "$cmd" in
+  down) env_down ;;
+  status) env_status ;;
+  # Internal: started by "up --owner-pid"; runs "down" when the owner exits.
+  __watch) env_watch "kcp environment" ;;
+esac
 
 # ---------------------------------------------------------------- up
 
-start_ms=$(now_ms)
-deadline_ms=$((start_ms + timeout * 1000))
-past_deadline() { (($(now_ms) > deadline_ms)); }
-
-if [[ ! -e $DIR/$MARKER ]]; then
-  for f in "$DIR"/* "$DIR"/.*; do
-    case "${f##*/}" in
-      .|..|.lock|'*'|'.*') ;;
-      *) die "$DIR is not empty and was not made by hack/kcp-env.sh; use an empty or new directory" ;;
-    esac
-  done
-fi
-lock_dir -n
-alive=
-while read -r name; do
-  alive+="${alive:+, }$name (pid $(proc_pid "$name"))"
-done < <(proc_alive_names 2>/dev/null || true)
-[[ -z $alive ]] || die "$DIR already runs a kcp environment ($alive); stop it first: hack/kcp-env.sh down --dir $DIR"
+env_up_begin
 
 kcp_bin=${KCP_INGRESS_KCP:-$(tool_dir kcp)/kcp}
 [[ -x $kcp_bin ]] || die "kcp not found at $kcp_bin; build it with hack/build-tools.sh --with-kcp (or set KCP_INGRESS_KCP)"
-for t in curl python3 flock setsid base64; do
-  command -v "$t" >/dev/null || die "'$t' is needed but not installed"
-done
+need_tools curl python3 flock setsid base64
 kcp_config_dir=$repo/config/kcp
 [[ -d $kcp_config_dir ]] || die "$kcp_config_dir is missing (it holds what the workspace needs to serve Ingress, Service and Deployment)"
-[[ -n $crd_dir ]] || crd_dir=$repo/config/crd
-if [[ ! -d $crd_dir ]]; then
-  $crd_dir_explicit && die "CRD directory $crd_dir does not exist"
-  note "no CRD directory at $crd_dir; applying only $kcp_config_dir"
-  crd_dir=
-fi
+env_crd_dir "applying only $kcp_config_dir"
 
 # ports: embedded etcd client, embedded etcd peer, kcp
 port_purpose=("embedded etcd client" "embedded etcd peer" "kcp")
-if [[ -n $port_base ]]; then
-  ports=()
-  for i in 0 1 2; do
-    p=$((port_base + i))
-    if ports_busy "$p" tcp; then
-      holder=$(ports_holder "$p")
-      die "port $p (needed for the ${port_purpose[$i]}) is already in use${holder:+ by $holder}; choose another --port-base or stop what uses it"
-    fi
-    ports+=("$p")
-  done
-else
-  read -r -a ports <<<"$(ports_auto tcp tcp tcp)" || die "could not find free loopback ports"
-  ((${#ports[@]} == 3)) || die "could not find free loopback ports"
-fi
+port_spec=(tcp tcp tcp)
+pick_ports
 etcd_port=${ports[0]}
 etcd_peer_port=${ports[1]}
 kcp_port=${ports[2]}
@@ -332,45 +163,7 @@ setup_log=$LOG_DIR/setup.log
 : >"$setup_log"
 
 # From here on a failure stops whatever was started.
-up_done=false
-on_up_exit() {
-  local rc=$?
-  if ! $up_done; then
-    ((rc != 0)) || rc=1
-    if [[ -n $(proc_names) ]]; then
-      note "up failed; stopping what was started"
-      do_down || true
-    fi
-  fi
-  exit "$rc"
-}
-trap on_up_exit EXIT
-trap 'note "interrupted"; exit 130' INT
-trap 'note "terminated"; exit 143' TERM
-
-# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1.
-fail() {
-  local log=$1
-  shift
-  echo "kcp-env: error: $*" >&2
-  if [[ -n $log && -s $log ]]; then
-    echo "---- last 25 lines of $log ----" >&2
-    tail -n 25 "$log" | cut -c1-400 >&2
-    echo "----" >&2
-  fi
-  exit 1
-}
-
-# launch NAME LOG CMD...: start CMD in its own session (working directory
-# DIR), detached from our stdin/stdout/stderr and lock; record it as NAME.
-launch() {
-  local name=$1 log=$2 pid
-  shift 2
-  (cd "$DIR" && exec setsid "$@" </dev/null >>"$log" 2>&1 9>&-) &
-  pid=$!
-  disown "$pid"
-  proc_record "$name" "$pid" || fail "$log" "$name did not start"
-}
+env_traps on_up_exit
 
 kcp_log=$LOG_DIR/kcp.log
 note "starting kcp on 127.0.0.1:$kcp_port (embedded etcd on :$etcd_port, peer :$etcd_peer_port)"
@@ -419,21 +212,6 @@ until [[ $(curl -sS --max-time 5 --cacert "$PKI/ca.crt" "$base_url/readyz" 2>/de
   sleep 0.3
 done
 note "kcp is ready"
-
-# json_get FILE PATH: print a field of a JSON file (PATH like status.phase);
-# empty when absent or not JSON.
-json_get() {
-  python3 - "$1" "$2" <<'PY' 2>/dev/null || true
-import json, sys
-try:
-    d = json.load(open(sys.argv[1]))
-except Exception:
-    sys.exit(0)
-for k in sys.argv[2].split("."):
-    d = d.get(k, {}) if isinstance(d, dict) else {}
-print(d if isinstance(d, (str, int)) else "")
-PY
-}
 
 # ---------------------------------------------------------------- workspace
 
@@ -508,68 +286,25 @@ chmod 600 "$kc"
 
 # ---------------------------------------------------------------- CRDs
 
-# split_crds OUT-PREFIX FILE...: write each CustomResourceDefinition document
-# of FILEs to OUT-PREFIX-NNNN.yaml; print how many documents of other kinds
-# were skipped.
-split_crds() {
-  local out=$1
+# api_request PATH [curl args...]: a request to the workspace.
+api_request() {
+  local path=$1
   shift
-  awk -v out="$out" '
-    function flush() {
-      if (real) {
-        if (crd) { n++; file = sprintf("%s-%04d.yaml", out, n); printf "%s", body > file; close(file) }
-        else skipped++
-      }
-      body = ""; real = 0; crd = 0
-    }
-    FNR == 1 && NR != 1 { flush() }
-    /^---/ { flush(); next }
-    /^[^#[:space:]]/ { real = 1 }
-    /^kind:[[:space:]]*CustomResourceDefinition[[:space:]]*$/ { crd = 1 }
-    { body = body $0 "\n" }
-    END { flush(); print skipped + 0 }
-  ' "$@"
+  kreq "$ws_url$path" "$@"
 }
+crd_ready_line() { echo "ready: $1 $4"; }
 
-crd_info() { # JSON-FILE: print "name group plural version..." of a CRD object
-  python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-s = d["spec"]
-print(d["metadata"]["name"], s["group"] or "-", s["names"]["plural"],
-      *[v["name"] for v in s.get("versions", []) if v.get("served", True)])
-PY
-}
-
-crd_api=$ws_url/apis/apiextensions.k8s.io/v1/customresourcedefinitions
 declare -a crds=()
 apply_crd_dir() { # DIR PREFIX
-  local from=$1 prefix=$2 files=() doc code name skipped info count=0
+  local from=$1 prefix=$2 files=() doc skipped count=0
   shopt -s nullglob
   files=("$from"/*.yaml "$from"/*.yml)
   shopt -u nullglob
   ((${#files[@]} > 0)) || { note "no YAML in $from"; return 0; }
-  skipped=$(split_crds "$DIR/setup/$prefix" "${files[@]}")
+  skipped=$(crd_split "$DIR/setup/$prefix" 1 "${files[@]}")
   for doc in "$DIR/setup/$prefix"-*.yaml; do
     [[ -e $doc ]] || continue
-    code=$(kreq "$crd_api" -X POST -H 'Content-Type: application/yaml' --data-binary "@$doc" \
-      -o "$doc.resp.json" -w '%{http_code}' 2>>"$setup_log") || code=000
-    echo "POST $doc -> $code" >>"$setup_log"
-    if [[ $code == 409 && $(json_get "$doc.resp.json" reason) == AlreadyExists ]]; then
-      name=$(json_get "$doc.resp.json" details.name)
-      [[ -n $name ]] || fail "$setup_log" "CRD in $doc already exists but its name is unknown"
-      code=$(kreq "$crd_api/$name?fieldManager=$FIELD_MANAGER&force=true" \
-        -X PATCH -H 'Content-Type: application/apply-patch+yaml' --data-binary "@$doc" \
-        -o "$doc.resp.json" -w '%{http_code}' 2>>"$setup_log") || code=000
-      echo "APPLY $name -> $code" >>"$setup_log"
-    fi
-    if [[ $code != 20[01] ]]; then
-      cat "$doc.resp.json" >>"$setup_log" 2>/dev/null || true
-      echo >>"$setup_log"
-      fail "$setup_log" "applying the CRD document $doc (from $from) failed with HTTP $code: $(json_get "$doc.resp.json" message)"
-    fi
-    info=$(crd_info "$doc.resp.json") || fail "$setup_log" "unexpected answer to the CRD document $doc"
-    crds+=("$info")
+    crd_apply "$doc" "$from" "$setup_log"
     count=$((count + 1))
   done
   local extra=
@@ -581,33 +316,13 @@ apply_crd_dir "$kcp_config_dir" kcp
 
 # wait until each CRD is Established and discovery lists each served version
 for c in ${crds[@]+"${crds[@]}"}; do
-  read -r crd group plural versions <<<"$c"
-  until [[ $(kreq "$crd_api/$crd" 2>/dev/null |
-    python3 -c 'import json,sys; c=json.load(sys.stdin).get("status",{}).get("conditions",[]); print(any(x["type"]=="Established" and x["status"]=="True" for x in c))' 2>/dev/null) == True ]]; do
-    kcp_alive
-    past_deadline && fail "$setup_log" "CRD $crd was not Established within ${timeout}s"
-    sleep 0.2
-  done
-  for v in $versions; do
-    if [[ $group == - ]]; then disc=$ws_url/api/$v; else disc=$ws_url/apis/$group/$v; fi
-    until found=$(kreq "$disc" 2>/dev/null |
-      python3 -c 'import json,sys; print(sys.argv[1] in [r["name"] for r in json.load(sys.stdin).get("resources",[])])' "$plural" 2>/dev/null) &&
-      [[ $found == True ]]; do
-      kcp_alive
-      past_deadline && fail "$setup_log" "${disc#"$ws_url"} did not list $plural within ${timeout}s"
-      sleep 0.2
-    done
-    echo "ready: $plural ${disc#"$ws_url"}" >>"$setup_log"
-  done
+  crd_wait_served "$setup_log" "$c"
 done
 note "the workspace serves ${#crds[@]} CRD type(s)"
 
 # ---------------------------------------------------------------- owner watcher
 
-if [[ -n $owner_pid ]]; then
-  # "$DIR/" (with the slash) marks the watcher as ours, like kcp
-  launch watcher "$LOG_DIR/watcher.log" bash "$self" __watch --dir "$DIR/" --owner-pid "$owner_pid"
-fi
+launch_watcher
 
 # ---------------------------------------------------------------- summary
 
@@ -626,16 +341,11 @@ fi
   echo "KCP_LOG=$kcp_log"
   echo "CA_CERT=$PKI/ca.crt"
   echo "KCP=$kcp_bin"
-  if [[ -n $owner_pid ]]; then
-    echo "WATCHER_PID=$(proc_pid watcher)"
-    echo "OWNER_PID=$owner_pid"
-  fi
+  env_watcher_lines
 } >"$DIR/env"
 chmod 600 "$DIR/env"
 
-up_done=true
-elapsed_ms=$(($(now_ms) - start_ms))
-printf 'kcp-env: ready in %d.%01d s: %s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100)) "$DIR"
+env_up_done
 printf '  %-14s %s  %s\n' control-plane "$ws_url" "$kc"
 printf '  %-14s %s  %s\n' kcp "$base_url" "$admin_kc"
 printf '  stop with: %s down --dir %s\n' "$self" "$DIR"

@@ -101,15 +101,9 @@
 set -euo pipefail
 export LC_ALL=C
 
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-self="$here/$(basename "${BASH_SOURCE[0]}")"
-repo=$(cd "$here/.." && pwd)
-# shellcheck source=hack/lib/tools.sh
-source "$here/lib/tools.sh"
-# shellcheck source=hack/lib/ports.sh
-source "$here/lib/ports.sh"
-# shellcheck source=hack/lib/procs.sh
-source "$here/lib/procs.sh"
+# (sets self and repo, and loads the rest of hack/lib)
+# shellcheck source=hack/lib/env.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 
 PATH=$PATH:/usr/sbin:/sbin
 
@@ -118,91 +112,35 @@ readonly TSIG_KEY_NAME=kcp-ingress-test-key
 readonly TSIG_ALGORITHM=hmac-sha256
 readonly MARKER=.kcp-ingress-test-env
 readonly MAX_CLUSTERS=32
-
-note() {
-  if [[ -n ${start_ms:-} ]]; then
-    local ms=$(($(now_ms) - start_ms))
-    printf 'test-env: [%d.%d s] %s\n' $((ms / 1000)) $((ms % 1000 / 100)) "$*" >&2
-  else
-    echo "test-env: $*" >&2
-  fi
-}
-die() { echo "test-env: error: $*" >&2; exit 1; }
-usage_error() {
-  echo "test-env: $*" >&2
-  echo "try 'hack/test-env.sh --help'" >&2
-  exit 2
-}
-usage() { sed -n '2,/^set -euo/p' "$self" | sed '$d; s/^# \{0,1\}//'; }
-
-now_ms() { local t=${EPOCHREALTIME/./}; echo $((10#$t / 1000)); }
+readonly ENV_NAME=test-env ENV_SCRIPT=hack/test-env.sh ENV_WHAT="test environment"
+readonly ENV_COMMANDS=(up down status stop start)
+readonly ENV_OPTIONS=(--clusters --port-base --timeout --crd-dir --owner-pid --server)
+readonly FIELD_MANAGER=kcp-ingress-test-env
 
 # ---------------------------------------------------------------- arguments
 
-cmd=
-dir=
 clusters=2
-port_base=
 timeout=${KCP_INGRESS_TEST_ENV_TIMEOUT:-60}
-crd_dir=${KCP_INGRESS_CRD_DIR:-}
-crd_dir_explicit=false
-[[ -n $crd_dir ]] && crd_dir_explicit=true
-owner_pid=
-purge=false
 server=
 
-need_value() { [[ $# -ge 2 && -n $2 ]] || usage_error "option $1 needs a value"; }
-
-if [[ $# -eq 0 ]]; then
-  usage_error "missing subcommand (up, down, status, stop or start)"
-fi
-case "$1" in
-  -h|--help|help) usage; exit 0 ;;
-  up|down|status|stop|start|__watch) cmd=$1; shift ;;
-  -*) usage_error "expected a subcommand (up, down, status, stop or start) before '$1'" ;;
-  *) usage_error "unknown subcommand '$1' (expected up, down, status, stop or start)" ;;
-esac
-
-while [[ $# -gt 0 ]]; do
+option_allowed() {
   case "$1" in
-    -h|--help) usage; exit 0 ;;
-    --dir) need_value "$@"; dir=$2; shift 2 ;;
-    --dir=*) dir=${1#*=}; [[ -n $dir ]] || usage_error "option --dir needs a value"; shift ;;
-    --clusters|--port-base|--timeout|--crd-dir|--owner-pid|--server)
-      case "$1" in
-        --timeout) [[ $cmd == up || $cmd == start ]] || usage_error "option $1 is only for 'up' and 'start'" ;;
-        --server) [[ $cmd == stop || $cmd == start ]] || usage_error "option $1 is only for 'stop' and 'start'" ;;
-        *) [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'" ;;
-      esac
-      need_value "$@"
-      case "$1" in
-        --clusters) clusters=$2 ;;
-        --port-base) port_base=$2 ;;
-        --timeout) timeout=$2 ;;
-        --crd-dir) crd_dir=$2; crd_dir_explicit=true ;;
-        --owner-pid) owner_pid=$2 ;;
-        --server) server=$2 ;;
-      esac
-      shift 2 ;;
-    --clusters=*|--port-base=*|--timeout=*|--crd-dir=*|--owner-pid=*|--server=*)
-      opt=${1%%=*}
-      set -- "$opt" "${1#*=}" "${@:2}" ;;
-    --purge)
-      [[ $cmd == down ]] || usage_error "option --purge is only for 'down'"
-      purge=true; shift ;;
-    *) usage_error "unknown argument '$1' for '$cmd'" ;;
+    --timeout) [[ $cmd == up || $cmd == start ]] || usage_error "option $1 is only for 'up' and 'start'" ;;
+    --server) [[ $cmd == stop || $cmd == start ]] || usage_error "option $1 is only for 'stop' and 'start'" ;;
+    *) [[ $cmd == up || $cmd == __watch ]] || usage_error "option $1 is only for 'up'" ;;
   esac
-done
+}
+option_set() {
+  case "$1" in
+    --clusters) clusters=$2 ;;
+    --server) server=$2 ;;
+  esac
+}
 
-[[ -n $dir ]] || usage_error "missing --dir DIR"
-[[ $dir =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
-  usage_error "--dir '$dir': use a path made of letters, digits and ._/+@:,=- only (it goes into config files)"
+env_parse_args "$@"
 
 if [[ $cmd == up || $cmd == start ]]; then
-  if ! [[ $timeout =~ ^[0-9]{1,6}$ ]] || ((10#$timeout < 1)); then
-    usage_error "--timeout '$timeout' is not a positive number of seconds"
-  fi
-  timeout=$((10#$timeout))
+  env_check_timeout
 fi
 if [[ $cmd == stop || $cmd == start ]]; then
   [[ -n $server ]] || usage_error "missing --server NAME (etcd, named, control-plane or cluster-K)"
@@ -215,55 +153,11 @@ if [[ $cmd == up ]]; then
   fi
   clusters=$((10#$clusters))
   ((clusters <= MAX_CLUSTERS)) || usage_error "--clusters $clusters is more than $MAX_CLUSTERS"
-  if [[ -n $port_base ]]; then
-    if ! [[ $port_base =~ ^[0-9]{1,5}$ ]] || ((10#$port_base < 1024 || 10#$port_base + clusters + 4 > 65535)); then
-      usage_error "--port-base '$port_base' must be a number from 1024 to $((65535 - clusters - 4))"
-    fi
-    port_base=$((10#$port_base))
-  fi
-  if [[ -n $owner_pid ]]; then
-    [[ $owner_pid =~ ^[1-9][0-9]{0,9}$ ]] || usage_error "--owner-pid '$owner_pid' is not a process id"
-    [[ -d /proc/$owner_pid ]] || die "--owner-pid $owner_pid: no such process"
-  fi
+  env_check_port_base $((clusters + 4))
+  env_check_owner_pid
 fi
 
-# The directory, absolute. Its path followed by a slash marks our processes.
-if [[ $cmd == up ]]; then
-  mkdir -p -- "$dir" || die "cannot create --dir '$dir'"
-fi
-if [[ ! -d $dir ]]; then
-  if [[ $cmd == down ]]; then
-    note "$dir does not exist; nothing to stop"
-    exit 0
-  fi
-  die "$dir does not exist"
-fi
-DIR=$(cd -- "$dir" && pwd -P)
-[[ $DIR != / ]] || usage_error "--dir must not be /"
-[[ $DIR =~ ^[A-Za-z0-9._/+@:,=-]+$ ]] ||
-  usage_error "--dir resolves to '$DIR': use a path made of letters, digits and ._/+@:,=- only"
-RUN_DIR=$DIR/run
-OWNER_MARK=$DIR/
-LOG_DIR=$DIR/logs
-
-# One test-env.sh at a time per directory. The lock is never inherited by the
-# servers (see launch).
-lock_dir() { # MODE (-n: fail at once; -w N: wait)
-  if [[ -e $DIR/.lock || -e $DIR/$MARKER || $cmd == up ]]; then
-    exec 9>"$DIR/.lock"
-    # shellcheck disable=SC2086
-    flock $1 9 || die "another hack/test-env.sh is working on $DIR right now"
-  fi
-}
-
-alive_summary() {
-  local name out=
-  while read -r name; do
-    out+="${out:+, }$name (pid $(proc_pid "$name"))"
-  done < <(proc_alive_names)
-  echo "$out"
-}
-
+env_resolve_dir
 
 # ---------------------------------------------------------------- servers
 # Shared by up, start and stop. Every server up starts has two files in
@@ -275,35 +169,7 @@ alive_summary() {
 pki=$DIR/pki
 named_dir=$DIR/named
 declare -A api_port=()
-start_ms=
-deadline_ms=0
-past_deadline() { (($(now_ms) > deadline_ms)); }
 upper() { local s=${1^^}; echo "${s//-/_}"; }
-
-# fail LOG MESSAGE: report MESSAGE with the end of LOG, then exit 1 (the
-# EXIT trap of up or start cleans up).
-fail() {
-  local log=$1
-  shift
-  echo "test-env: error: $*" >&2
-  if [[ -n $log && -s $log ]]; then
-    echo "---- last 25 lines of $log ----" >&2
-    tail -n 25 "$log" >&2
-    echo "----" >&2
-  fi
-  exit 1
-}
-
-# launch NAME LOG CMD...: start CMD in its own session, detached from our
-# stdin/stdout/stderr and lock, and record it as NAME.
-launch() {
-  local name=$1 log=$2 pid
-  shift 2
-  setsid "$@" </dev/null >>"$log" 2>&1 9>&- &
-  pid=$!
-  disown "$pid" # no job reports from bash when it is stopped
-  proc_record "$name" "$pid" || fail "$log" "$name did not start"
-}
 
 # server_launch NAME: launch server NAME from RUN_DIR/NAME.argv, appending
 # to LOG_DIR/NAME.log.
@@ -388,41 +254,10 @@ do_down() {
   $ok || return 1
 }
 
-if [[ $cmd == down ]]; then
-  lock_dir "-w 60"
-  do_down || die "some processes in $DIR could not be stopped"
-  note "stopped the test environment in $DIR"
-  if $purge; then
-    if [[ -e $DIR/$MARKER ]]; then
-      rm -rf -- "$DIR"
-      note "deleted $DIR"
-    else
-      die "not deleting $DIR: it was not made by hack/test-env.sh up"
-    fi
-  fi
-  exit 0
-fi
-
-if [[ $cmd == status ]]; then
-  all=true
-  any=false
-  while read -r name; do
-    any=true
-    if pid=$(proc_pid "$name"); then
-      echo "$name running (pid $pid)"
-    elif proc_is_stopped "$name"; then
-      echo "$name stopped"
-      all=false
-    else
-      echo "$name not running"
-      all=false
-    fi
-  done < <(proc_names)
-  $any || echo "nothing runs in $DIR"
-  $any && $all
-  exit
-fi
-
+case "$cmd" in
+  down) env_down ;;
+  status) env_status ;;
+esac
 
 # ---------------------------------------------------------------- stop/start
 
@@ -527,9 +362,7 @@ if [[ $cmd == start ]]; then
   done
 
   start_done=false
-  trap on_start_exit EXIT
-  trap 'note "interrupted"; exit 130' INT
-  trap 'note "terminated"; exit 143' TERM
+  env_traps on_start_exit
 
   log_mark "$server" "start"
   server_launch "$server"
@@ -547,50 +380,21 @@ fi
 
 # ---------------------------------------------------------------- __watch
 # Internal: started by "up --owner-pid"; runs "down" when the owner exits.
-# Its command line carries "$DIR/" so that down recognises it.
 if [[ $cmd == __watch ]]; then
-  owner_start=$(proc_starttime "$owner_pid") || owner_start=gone
-  while [[ $owner_start != gone ]] && [[ $(proc_starttime "$owner_pid" 2>/dev/null) == "$owner_start" ]]; do
-    sleep 1
-  done
-  note "owner process $owner_pid is gone; stopping the environment in $DIR"
-  exec 9>&-
-  exec bash "$self" down --dir "$DIR"
+  env_watch environment
 fi
 
 # ---------------------------------------------------------------- up
 
-start_ms=$(now_ms)
-deadline_ms=$((start_ms + timeout * 1000))
-
-if [[ ! -e $DIR/$MARKER ]]; then
-  for f in "$DIR"/* "$DIR"/.*; do
-    case "${f##*/}" in
-      .|..|.lock|'*'|'.*') ;;
-      *) die "$DIR is not empty and was not made by hack/test-env.sh; use an empty or new directory" ;;
-    esac
-  done
-fi
-lock_dir -n
-alive=$(alive_summary)
-[[ -z $alive ]] || die "$DIR already runs a test environment ($alive); stop it first: hack/test-env.sh down --dir $DIR"
+env_up_begin
 
 # What the servers need.
 kube_apiserver=${KCP_INGRESS_KUBE_APISERVER:-$(tool_dir kube-apiserver)/kube-apiserver}
 etcd_bin=${KCP_INGRESS_ETCD:-$(tool_dir etcd)/etcd}
 [[ -x $kube_apiserver ]] || die "kube-apiserver not found at $kube_apiserver; build it with hack/build-tools.sh (or set KCP_INGRESS_KUBE_APISERVER)"
 [[ -x $etcd_bin ]] || die "etcd not found at $etcd_bin; build it with hack/build-tools.sh (or set KCP_INGRESS_ETCD)"
-for t in openssl curl python3 flock setsid; do
-  command -v "$t" >/dev/null || die "'$t' is needed but not installed"
-done
-if [[ -z $crd_dir ]]; then
-  crd_dir=$repo/config/crd
-fi
-if [[ ! -d $crd_dir ]]; then
-  $crd_dir_explicit && die "CRD directory $crd_dir does not exist"
-  note "no CRD directory at $crd_dir; applying no CRDs"
-  crd_dir=
-fi
+need_tools openssl curl python3 flock setsid
+env_crd_dir "applying no CRDs"
 
 ensure_bind() {
   if command -v named >/dev/null && command -v dig >/dev/null; then
@@ -626,20 +430,7 @@ for n in "${names[@]}"; do
   port_purpose+=("kube-apiserver $n")
   port_spec+=(tcp)
 done
-if [[ -n $port_base ]]; then
-  ports=()
-  for i in "${!port_spec[@]}"; do
-    p=$((port_base + i))
-    if ports_busy "$p" "${port_spec[$i]}"; then
-      holder=$(ports_holder "$p")
-      die "port $p (needed for the ${port_purpose[$i]}) is already in use${holder:+ by $holder}; choose another --port-base or stop what uses it"
-    fi
-    ports+=("$p")
-  done
-else
-  read -r -a ports <<<"$(ports_auto "${port_spec[@]}")" || die "could not find free loopback ports"
-  ((${#ports[@]} == ${#port_spec[@]})) || die "could not find free loopback ports"
-fi
+pick_ports
 etcd_port=${ports[0]}
 etcd_peer_port=${ports[1]}
 dns_port=${ports[2]}
@@ -653,21 +444,7 @@ rm -f -- "$DIR"/control-plane.kubeconfig "$DIR"/cluster-*.kubeconfig "$DIR/dns.e
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds"
 
 # From here on a failure stops whatever was started.
-up_done=false
-on_up_exit() {
-  local rc=$?
-  if ! $up_done; then
-    ((rc != 0)) || rc=1
-    if [[ -n $(proc_names) ]]; then
-      note "up failed; stopping what was started"
-      do_down || true
-    fi
-  fi
-  exit "$rc"
-}
-trap on_up_exit EXIT
-trap 'note "interrupted"; exit 130' INT
-trap 'note "terminated"; exit 143' TERM
+env_traps on_up_exit
 
 # ---------------------------------------------------------------- command lines
 
@@ -945,27 +722,11 @@ note "all kube-apiservers are ready and named answers for $ZONE"
 
 crd_log=$LOG_DIR/crds.log
 : >"$crd_log"
-crd_info() { # JSON-FILE: print "name group plural version..." of a CRD object
-  python3 - "$1" <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-s = d["spec"]
-print(d["metadata"]["name"], s["group"], s["names"]["plural"],
-      *[v["name"] for v in s.get("versions", []) if v.get("served", True)])
-PY
-}
-crd_json_field() { # JSON-FILE FIELD (e.g. reason, details.name)
-  python3 - "$1" "$2" <<'PY' 2>/dev/null || true
-import json, sys
-d = json.load(open(sys.argv[1]))
-for k in sys.argv[2].split("."):
-    d = d.get(k, {}) if isinstance(d, dict) else {}
-print(d if isinstance(d, str) else "")
-PY
-}
+api_request() { kcurl control-plane "$@"; }
+crd_ready_line() { echo "ready: $1.$2/$3"; }
 
 apply_crds() {
-  local files=() doc code name info
+  local files=() doc
   shopt -s nullglob
   files=("$crd_dir"/*.yaml "$crd_dir"/*.yml)
   shopt -u nullglob
@@ -977,57 +738,15 @@ apply_crds() {
   files=("${objects[@]}")
   ((${#files[@]} > 0)) || { note "no CRD YAML in $crd_dir"; return 0; }
   # split multi-document files on "---" lines; drop documents without content
-  awk -v out="$DIR/crds/doc" '
-    function flush() {
-      if (real) { n++; file = sprintf("%s-%04d.yaml", out, n); printf "%s", body > file; close(file) }
-      body = ""; real = 0
-    }
-    FNR == 1 && NR != 1 { flush() }
-    /^---/ { flush(); next }
-    /^[^#[:space:]]/ { real = 1 }
-    { body = body $0 "\n" }
-    END { flush() }
-  ' "${files[@]}"
+  crd_split "$DIR/crds/doc" 0 "${files[@]}" >/dev/null
   local -a crds=()
   for doc in "$DIR"/crds/doc-*.yaml; do
-    code=$(kcurl control-plane /apis/apiextensions.k8s.io/v1/customresourcedefinitions \
-      -X POST -H 'Content-Type: application/yaml' --data-binary "@$doc" \
-      -o "$doc.resp.json" -w '%{http_code}' 2>>"$crd_log") || code=000
-    echo "POST $doc -> $code" >>"$crd_log"
-    if [[ $code == 409 && $(crd_json_field "$doc.resp.json" reason) == AlreadyExists ]]; then
-      name=$(crd_json_field "$doc.resp.json" details.name)
-      [[ -n $name ]] || fail "$crd_log" "CRD in $doc already exists but its name is unknown"
-      code=$(kcurl control-plane "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$name?fieldManager=kcp-ingress-test-env&force=true" \
-        -X PATCH -H 'Content-Type: application/apply-patch+yaml' --data-binary "@$doc" \
-        -o "$doc.resp.json" -w '%{http_code}' 2>>"$crd_log") || code=000
-      echo "APPLY $name -> $code" >>"$crd_log"
-    fi
-    if [[ $code != 20[01] ]]; then
-      cat "$doc.resp.json" >>"$crd_log" 2>/dev/null || true
-      echo >>"$crd_log"
-      fail "$crd_log" "applying the CRD document $doc (from $crd_dir) failed with HTTP $code: $(crd_json_field "$doc.resp.json" message)"
-    fi
-    info=$(crd_info "$doc.resp.json") || fail "$crd_log" "unexpected answer to the CRD document $doc"
-    crds+=("$info")
+    crd_apply "$doc" "$crd_dir" "$crd_log"
   done
   # wait until each CRD is Established and each served version lists it
-  local c crd group plural versions v found
+  local c
   for c in "${crds[@]}"; do
-    read -r crd group plural versions <<<"$c"
-    until [[ $(kcurl control-plane "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/$crd" 2>/dev/null |
-      python3 -c 'import json,sys; c=json.load(sys.stdin).get("status",{}).get("conditions",[]); print(any(x["type"]=="Established" and x["status"]=="True" for x in c))' 2>/dev/null) == True ]]; do
-      past_deadline && fail "$crd_log" "CRD $crd was not Established within ${timeout}s"
-      sleep 0.1
-    done
-    for v in $versions; do
-      until found=$(kcurl control-plane "/apis/$group/$v" 2>/dev/null |
-        python3 -c 'import json,sys; print(sys.argv[1] in [r["name"] for r in json.load(sys.stdin).get("resources",[])])' "$plural" 2>/dev/null) &&
-        [[ $found == True ]]; do
-        past_deadline && fail "$crd_log" "/apis/$group/$v did not list $plural within ${timeout}s"
-        sleep 0.1
-      done
-      echo "ready: $plural.$group/$v" >>"$crd_log"
-    done
+    crd_wait_served "$crd_log" "$c"
   done
   note "applied ${#crds[@]} CRD(s) from $crd_dir"
 }
@@ -1037,10 +756,7 @@ fi
 
 # ---------------------------------------------------------------- owner watcher
 
-if [[ -n $owner_pid ]]; then
-  # "$DIR/" (with the slash) marks the watcher as ours, like the servers
-  launch watcher "$LOG_DIR/watcher.log" bash "$self" __watch --dir "$DIR/" --owner-pid "$owner_pid"
-fi
+launch_watcher
 
 # ---------------------------------------------------------------- summary
 
@@ -1064,10 +780,7 @@ fi
   echo "NAMED_PID=$(proc_pid named)"
   echo "NAMED_CONF=$named_dir/named.conf"
   echo "NAMED_LOG=$LOG_DIR/named.log"
-  if [[ -n $owner_pid ]]; then
-    echo "WATCHER_PID=$(proc_pid watcher)"
-    echo "OWNER_PID=$owner_pid"
-  fi
+  env_watcher_lines
   echo "CA_CERT=$pki/ca.crt"
   echo "ADMIN_CERT=$pki/admin.crt"
   echo "ADMIN_KEY=$pki/admin.key"
@@ -1077,9 +790,7 @@ fi
 } >"$DIR/env"
 chmod 600 "$DIR/env"
 
-up_done=true
-elapsed_ms=$(($(now_ms) - start_ms))
-printf 'test-env: ready in %d.%01d s: %s\n' $((elapsed_ms / 1000)) $((elapsed_ms % 1000 / 100)) "$DIR"
+env_up_done
 for n in "${names[@]}"; do
   printf '  %-14s https://127.0.0.1:%s  %s\n' "$n" "${api_port[$n]}" "$DIR/$n.kubeconfig"
 done
