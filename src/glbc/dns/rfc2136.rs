@@ -18,7 +18,8 @@ use hickory_proto::op::{DnsRequest, DnsResponse, Message, OpCode, Query, Respons
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm as HickoryAlgorithm;
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType, TSigner};
 
-use super::{DnsError, TsigAlgorithm, TsigKey};
+use super::error::DnsError;
+use super::tsig::{TsigAlgorithm, TsigKey};
 
 /// Clock skew allowed between us and the server, in seconds (BIND's default).
 const TSIG_FUDGE: u16 = 300;
