@@ -1,5 +1,5 @@
-//! Merging (pure): the leaves' load-balancer statuses → the root's status
-//! and the per-cluster view of the GlobalIngress.
+//! Merging (pure): the leaves' addresses → the per-cluster view of the
+//! GlobalIngress (any kind), and an Ingress root's load-balancer status.
 
 use k8s_openapi::api::networking::v1::{IngressLoadBalancerIngress, IngressPortStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -8,11 +8,11 @@ use crate::apis::{ClusterIngressStatus, LoadBalancerAddress};
 
 /// What the controller knows of one target cluster of a root.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClusterView {
+pub struct ClusterView<A> {
     pub cluster: String,
     pub healthy: bool,
-    /// The leaf's `status.loadBalancer.ingress` (empty when none yet).
-    pub entries: Vec<IngressLoadBalancerIngress>,
+    /// The addresses the leaf reports (empty when none yet).
+    pub entries: Vec<A>,
 }
 
 /// A total order on load-balancer entries (the type has none of its own):
@@ -33,6 +33,16 @@ fn sort_key(e: &IngressLoadBalancerIngress) -> SortKey<'_> {
     (e.ip.as_deref(), e.hostname.as_deref(), ports)
 }
 
+/// A load-balancer entry as a GlobalIngress address: its non-empty ip and
+/// hostname, none when both are empty.
+pub fn lb_address(e: &IngressLoadBalancerIngress) -> Option<LoadBalancerAddress> {
+    let address = LoadBalancerAddress {
+        ip: e.ip.clone().filter(|s| !s.is_empty()),
+        hostname: e.hostname.clone().filter(|s| !s.is_empty()),
+    };
+    (address.ip.is_some() || address.hostname.is_some()).then_some(address)
+}
+
 fn sorted_unique(mut entries: Vec<IngressLoadBalancerIngress>) -> Vec<IngressLoadBalancerIngress> {
     entries.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
     entries.dedup();
@@ -42,7 +52,9 @@ fn sorted_unique(mut entries: Vec<IngressLoadBalancerIngress>) -> Vec<IngressLoa
 /// The root's `status.loadBalancer.ingress`: the sorted, deduplicated union
 /// of the entries of the healthy clusters, or of every cluster while none is
 /// healthy (so a lost health signal never empties the status).
-pub fn root_entries(views: &[ClusterView]) -> Vec<IngressLoadBalancerIngress> {
+pub fn root_entries(
+    views: &[ClusterView<IngressLoadBalancerIngress>],
+) -> Vec<IngressLoadBalancerIngress> {
     let any_healthy = views.iter().any(|v| v.healthy);
     sorted_unique(
         views
@@ -55,24 +67,18 @@ pub fn root_entries(views: &[ClusterView]) -> Vec<IngressLoadBalancerIngress> {
 
 /// The GlobalIngress's per-cluster view, sorted by cluster. An entry keeps
 /// its `lastChangeTime` from `previous` while its addresses and health stay
-/// the same.
-pub fn cluster_statuses(
-    views: &[ClusterView],
+/// the same. `address` says how an entry reads as a GlobalIngress address.
+pub fn cluster_statuses<A>(
+    views: &[ClusterView<A>],
     previous: &[ClusterIngressStatus],
     now: &Time,
+    address: impl Fn(&A) -> Option<LoadBalancerAddress>,
 ) -> Vec<ClusterIngressStatus> {
     let mut statuses: Vec<ClusterIngressStatus> = views
         .iter()
         .map(|v| {
-            let mut addresses: Vec<LoadBalancerAddress> = v
-                .entries
-                .iter()
-                .map(|e| LoadBalancerAddress {
-                    ip: e.ip.clone().filter(|s| !s.is_empty()),
-                    hostname: e.hostname.clone().filter(|s| !s.is_empty()),
-                })
-                .filter(|a| a.ip.is_some() || a.hostname.is_some())
-                .collect();
+            let mut addresses: Vec<LoadBalancerAddress> =
+                v.entries.iter().filter_map(&address).collect();
             addresses.sort();
             addresses.dedup();
             let unchanged = previous.iter().find(|p| {
@@ -115,7 +121,11 @@ mod tests {
         }
     }
 
-    fn view(cluster: &str, healthy: bool, entries: Vec<IngressLoadBalancerIngress>) -> ClusterView {
+    fn view(
+        cluster: &str,
+        healthy: bool,
+        entries: Vec<IngressLoadBalancerIngress>,
+    ) -> ClusterView<IngressLoadBalancerIngress> {
         ClusterView {
             cluster: cluster.into(),
             healthy,
@@ -151,12 +161,26 @@ mod tests {
 
     #[test]
     fn change_time_moves_only_on_change() {
-        let first = cluster_statuses(&[view("a", true, vec![ip("127.0.1.1")])], &[], &at(10));
+        let first = cluster_statuses(
+            &[view("a", true, vec![ip("127.0.1.1")])],
+            &[],
+            &at(10),
+            lb_address,
+        );
         assert_eq!(first[0].last_change_time, Some(at(10)));
-        let same = cluster_statuses(&[view("a", true, vec![ip("127.0.1.1")])], &first, &at(20));
+        let same = cluster_statuses(
+            &[view("a", true, vec![ip("127.0.1.1")])],
+            &first,
+            &at(20),
+            lb_address,
+        );
         assert_eq!(same, first);
-        let unhealthy =
-            cluster_statuses(&[view("a", false, vec![ip("127.0.1.1")])], &first, &at(30));
+        let unhealthy = cluster_statuses(
+            &[view("a", false, vec![ip("127.0.1.1")])],
+            &first,
+            &at(30),
+            lb_address,
+        );
         assert_eq!(unhealthy[0].last_change_time, Some(at(30)));
     }
 
@@ -172,7 +196,7 @@ mod tests {
         fn merge_is_order_independent_sorted_and_unique(
             specs in proptest::collection::vec(("[a-d]", any::<bool>(), proptest::collection::vec(entry(), 0..4)), 0..6)
         ) {
-            let views: Vec<ClusterView> = specs.into_iter().map(|(c, h, e)| view(&c, h, e)).collect();
+            let views: Vec<ClusterView<IngressLoadBalancerIngress>> = specs.into_iter().map(|(c, h, e)| view(&c, h, e)).collect();
             let mut reversed = views.clone();
             reversed.reverse();
             let merged = root_entries(&views);

@@ -8,6 +8,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 use kube::core::ObjectMeta;
 
+use super::kind::Problem;
 use crate::labels;
 
 /// Longest Ingress name (a DNS subdomain).
@@ -196,14 +197,6 @@ pub fn hosts(root: &Ingress) -> Vec<String> {
     hosts.sort();
     hosts.dedup();
     hosts
-}
-
-/// Something wrong with a root that stops it from being placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// CamelCase reason, for the condition and the Event.
-    pub reason: &'static str,
-    pub message: String,
 }
 
 /// What is wrong with `root`, if anything. The apiserver validates hosts of
