@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use super::dependencies::DepKey;
 use super::kind::RootKind;
-use super::split;
+use super::naming;
 use crate::labels;
 
 #[derive(Default)]
@@ -83,7 +83,7 @@ impl Index {
     pub fn leaves(&self, namespace: &str, root: &str) -> BTreeSet<String> {
         self.inner()
             .leaves
-            .get(&(namespace.to_string(), split::root_label_value(root)))
+            .get(&(namespace.to_string(), naming::root_label_value(root)))
             .cloned()
             .unwrap_or_default()
     }

@@ -11,6 +11,7 @@
 //! purely ([`decide`]) and writes only what differs; what it must remember
 //! between reconciles is in [`memory`].
 
+pub mod context;
 pub mod decide;
 pub mod dependencies;
 pub mod index;
@@ -18,10 +19,11 @@ pub mod kind;
 pub mod kinds;
 pub mod memory;
 pub mod merge;
+pub mod naming;
+pub mod place_dependency;
 pub mod placement;
 pub mod reconcile;
 mod routes;
-pub mod split;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,11 +38,11 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use tracing::{error, info};
 
+use self::context::{Context, ReconcileError, Triggers};
 use self::dependencies::DepKind;
 use self::index::Index;
 use self::kind::RootKind;
 use self::memory::Memory;
-use self::reconcile::{Context, ReconcileError, Triggers};
 use self::routes::Routing;
 use crate::apis::{Cluster, GlobalIngress};
 use crate::cli::ControllerArgs;
@@ -222,12 +224,13 @@ where
             move |object, ctx| async move {
                 let started = Instant::now();
                 let dep = key(&object);
-                let result = reconcile::reconcile_dependency(object, ctx.clone(), kind).await;
+                let result =
+                    place_dependency::reconcile_dependency(object, ctx.clone(), kind).await;
                 ctx.dependency_finished(&dep, started, result.is_ok());
                 result
             },
             move |object, err: &ReconcileError, ctx| {
-                reconcile::retry_dependency(&key(&object), err, &ctx)
+                place_dependency::retry_dependency(&key(&object), err, &ctx)
             },
             ctx,
         )

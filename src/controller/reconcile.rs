@@ -1,201 +1,35 @@
-//! The I/O shell of the controller: dereference (read the caches), decide
-//! (the pure [`decide`](super::decide)), apply (write only what differs),
-//! status — for roots of any [`RootKind`], and for the placement labels of
-//! the Services and Secrets they depend on.
+//! A root's reconcile, for any [`RootKind`]: dereference (read the
+//! caches), decide (the pure [`decide`](super::decide)), apply (write only
+//! what differs: leaves, the root's status, the GlobalIngress) — or, for a
+//! deleted root, clean up behind the finalizer.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, PartialObjectMeta, Patch, PatchParams, Preconditions};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{self, finalizer};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::context::{Context, ReconcileError, apply_params, object_key, retry};
 use super::decide::{self, GlobalSpec, Observed, Plan};
-use super::dependencies::{DepKey, DepKind};
-use super::index::Index;
+use super::dependencies::DepKey;
 use super::kind::RootKind;
-use super::memory::Memory;
-use super::split;
-use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
+use super::naming;
+use crate::apis::{GlobalIngress, GlobalIngressStatus};
 use crate::labels;
-use crate::runtime::{self, metrics::Metrics};
+use crate::runtime;
 
-/// Errors of one reconcile; the object is retried with backoff.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error("Kubernetes API request failed: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("waiting for {0} leaf object(s) to be deleted")]
-    LeavesRemain(usize),
-    #[error("cannot encode an object: {0}")]
-    Encode(#[from] serde_json::Error),
-}
-
-/// The longest wait between retries of a failing reconcile.
-const MAX_RETRY: Duration = Duration::from_secs(300);
 /// The longest wait between looks at a deleted root whose leaves remain.
 const MAX_LEAVES_WAIT: Duration = Duration::from_secs(2);
 /// How often a root is reconciled without any change.
 const RESYNC: Duration = Duration::from_secs(600);
-
-/// Where reconciles and watches send follow-up work.
-#[derive(Clone)]
-pub struct Triggers<K: RootKind> {
-    pub roots: UnboundedSender<ObjectRef<K>>,
-    pub services: UnboundedSender<ObjectRef<PartialObjectMeta<Service>>>,
-    pub secrets: UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
-}
-
-impl<K: RootKind> Triggers<K> {
-    pub fn root(&self, namespace: &str, name: &str) {
-        let _ = self
-            .roots
-            .unbounded_send(ObjectRef::new(name).within(namespace));
-    }
-
-    pub fn dependency(&self, (kind, namespace, name): &DepKey) {
-        match kind {
-            DepKind::Service => {
-                let _ = self
-                    .services
-                    .unbounded_send(ObjectRef::new(name).within(namespace));
-            }
-            DepKind::Secret => {
-                let _ = self
-                    .secrets
-                    .unbounded_send(ObjectRef::new(name).within(namespace));
-            }
-        }
-    }
-}
-
-/// The caches a reconcile reads.
-#[derive(Clone)]
-pub struct Caches<K: RootKind> {
-    /// Roots and leaves.
-    pub roots: Store<K>,
-    pub clusters: Store<Cluster>,
-    pub services: Store<PartialObjectMeta<Service>>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
-    pub globals: Store<GlobalIngress>,
-}
-
-impl<K: RootKind> Caches<K> {
-    /// The metadata of a dependency, if it exists.
-    fn dependency(&self, (kind, ns, name): &DepKey) -> Option<kube::core::ObjectMeta> {
-        match kind {
-            DepKind::Service => self
-                .services
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|o| o.metadata.clone()),
-            DepKind::Secret => self
-                .secrets
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|o| o.metadata.clone()),
-        }
-    }
-
-    fn exists(&self, (kind, ns, name): &DepKey) -> bool {
-        match kind {
-            DepKind::Service => self
-                .services
-                .get(&ObjectRef::new(name).within(ns))
-                .is_some(),
-            DepKind::Secret => self.secrets.get(&ObjectRef::new(name).within(ns)).is_some(),
-        }
-    }
-}
-
-/// Everything a reconcile reads from, remembers, and writes through.
-pub struct Context<K: RootKind> {
-    pub client: kube::Client,
-    pub caches: Caches<K>,
-    pub index: Arc<Index>,
-    pub memory: Arc<Memory>,
-    pub triggers: Triggers<K>,
-    pub recorder: Recorder,
-    pub metrics: Arc<Metrics>,
-    pub health_threshold: Duration,
-}
-
-impl<K: RootKind> Context<K> {
-    /// Accounts for one finished reconcile of a root in metrics; a success
-    /// resets its backoff.
-    pub fn root_finished(&self, root: &K, started: Instant, ok: bool, failed: bool) {
-        self.metrics
-            .reconciled("roots", started.elapsed().as_secs_f64(), failed);
-        if let (true, Some(uid)) = (ok, root.uid()) {
-            self.memory.root_succeeded(&uid);
-        }
-    }
-
-    /// Accounts for one finished reconcile of a dependency.
-    pub fn dependency_finished(&self, dep: &DepKey, started: Instant, ok: bool) {
-        self.metrics
-            .reconciled(dep.0.metric_name(), started.elapsed().as_secs_f64(), !ok);
-        if ok {
-            self.memory.dependency_succeeded(dep);
-        }
-    }
-
-    /// Whether an Event announcing `condition` of `root` is due.
-    fn announce(
-        &self,
-        root: &K,
-        condition: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition,
-    ) -> bool {
-        root.uid()
-            .is_none_or(|uid| self.memory.announce(&uid, condition))
-    }
-
-    /// The dependencies of `root` whose placement labels may need to
-    /// change: all of them when the root's clusters changed since its last
-    /// reconcile, else those that lack a label for one of its clusters. A
-    /// dependency's reconcile looks at every root that references it, so
-    /// triggering it on every root's reconcile costs O(roots²) when many
-    /// roots share one Service.
-    fn dependencies_to_place(&self, root: &K, targets: &[String]) -> Vec<DepKey> {
-        let moved = root
-            .uid()
-            .is_none_or(|uid| self.memory.moved(&uid, targets));
-        let labelled = |meta: &kube::core::ObjectMeta| {
-            targets.iter().all(|c| {
-                meta.labels
-                    .as_ref()
-                    .and_then(|l| l.get(&labels::state_label(c)))
-                    == Some(&labels::STATE_SYNC.to_string())
-            })
-        };
-        K::dependencies(root)
-            .into_iter()
-            .filter(|dep| moved || self.caches.dependency(dep).map(|m| labelled(&m)) != Some(true))
-            .collect()
-    }
-}
-
-/// `Kind namespace/name`, for logs.
-pub fn object_key(kind: &str, meta: &kube::core::ObjectMeta) -> String {
-    format!(
-        "{kind} {}/{}",
-        meta.namespace.as_deref().unwrap_or(""),
-        meta.name.as_deref().unwrap_or("")
-    )
-}
-
-fn apply_params() -> PatchParams {
-    PatchParams::apply(labels::CONTROLLER_MANAGER).force()
-}
-
-// ---------------------------------------------------------------- roots
 
 /// Reconciles one root (leaves are ignored: they trigger their root).
 pub async fn reconcile_root<K: RootKind>(
@@ -246,7 +80,7 @@ async fn apply_plan<K: RootKind>(
     plan: Plan<K>,
     ctx: &Context<K>,
 ) -> Result<(), ReconcileError> {
-    if plan.ready_changed && ctx.announce(root, &plan.ready) {
+    if plan.ready_changed && announce(root, &plan.ready, ctx) {
         let type_ = if plan.ready.status == "True" {
             EventType::Normal
         } else {
@@ -266,7 +100,7 @@ async fn apply_plan<K: RootKind>(
     }
     let dependencies = &plan.dependencies;
     if plan.dependencies_changed
-        && ctx.announce(root, dependencies)
+        && announce(root, dependencies, ctx)
         && dependencies.status == "False"
     {
         publish(
@@ -284,7 +118,7 @@ async fn apply_plan<K: RootKind>(
         .as_ref()
         .map(|p| p.targets.clone())
         .unwrap_or_default();
-    for dep in ctx.dependencies_to_place(root, &targets) {
+    for dep in dependencies_to_place(root, &targets, ctx) {
         ctx.triggers.dependency(&dep);
     }
     write_global(root, plan.global_spec, plan.global_status, ctx).await
@@ -389,7 +223,7 @@ async fn delete_leaf<K: RootKind>(
     };
     match api.delete(leaf_name, &params).await {
         Ok(_) => {
-            let clusters = split::placed_clusters(leaf.meta()).join(",");
+            let clusters = naming::placed_clusters(leaf.meta()).join(",");
             info!(root = %root.name_any(), namespace = %ns, leaf = %leaf_name, cluster = %clusters, "deleted leaf");
             publish(
                 ctx,
@@ -529,85 +363,34 @@ pub fn retry_root<K: RootKind>(
     retry(&key, failures, err)
 }
 
-/// Retries a dependency with the one backoff schedule.
-pub fn retry_dependency<K: RootKind>(
-    dep: &DepKey,
-    err: &ReconcileError,
+/// Whether an Event announcing `condition` of `root` is due: it differs
+/// from what was last announced (always, for a root without a uid).
+fn announce<K: RootKind>(root: &K, condition: &Condition, ctx: &Context<K>) -> bool {
+    root.uid()
+        .is_none_or(|uid| ctx.memory.announce(&uid, condition))
+}
+
+/// The dependencies of `root` whose placement labels may need to change:
+/// all of them when the root's clusters changed since its last reconcile,
+/// else those that lack a label for one of its clusters. A dependency's
+/// reconcile looks at every root that references it, so triggering it on
+/// every root's reconcile costs O(roots²) when many roots share one Service.
+fn dependencies_to_place<K: RootKind>(
+    root: &K,
+    targets: &[String],
     ctx: &Context<K>,
-) -> Action {
-    let failures = ctx.memory.dependency_failed(dep);
-    retry(&format!("{:?} {}/{}", dep.0, dep.1, dep.2), failures, err)
-}
-
-fn retry(key: &str, failures: u32, error: &dyn std::fmt::Display) -> Action {
-    let delay = runtime::backoff(failures, MAX_RETRY);
-    warn!(object = %key, attempt = failures, retry_in = ?delay, "reconcile failed: {error}");
-    Action::requeue(delay)
-}
-
-// ---------------------------------------------------------------- dependencies
-
-/// Reconciles the placement labels of one Service or Secret: one label per
-/// cluster that a root referencing it is placed on.
-pub async fn reconcile_dependency<D, K>(
-    object: Arc<PartialObjectMeta<D>>,
-    ctx: Arc<Context<K>>,
-    kind: DepKind,
-) -> Result<Action, ReconcileError>
-where
-    D: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K: RootKind,
-{
-    let ns = object.namespace().unwrap_or_default();
-    let name = object.name_any();
-    let clusters = ctx.caches.clusters.state();
-    let mut placed = BTreeSet::new();
-    for root_name in ctx.index.dependents(&(kind, ns.clone(), name.clone())) {
-        let Some(root) = ctx
-            .caches
-            .roots
-            .get(&ObjectRef::new(&root_name).within(&ns))
-        else {
-            continue;
-        };
-        if root.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        if let Some(p) = decide::targets_of(&*root, &clusters) {
-            placed.extend(p.targets);
-        }
-    }
-    let desired = super::dependencies::desired_labels(&placed);
-    if super::dependencies::labels_are_current(
-        &object.metadata,
-        labels::CONTROLLER_MANAGER,
-        &desired,
-    ) {
-        return Ok(Action::await_change());
-    }
-    // The resourceVersion makes the apply fail instead of creating the object
-    // if it was deleted meanwhile.
-    let body = json!({
-        "apiVersion": D::api_version(&()),
-        "kind": D::kind(&()),
-        "metadata": {
-            "name": name, "namespace": ns, "labels": desired,
-            "resourceVersion": object.metadata.resource_version,
-        },
-    });
-    let api: Api<D> = Api::namespaced(ctx.client.clone(), &ns);
-    match api
-        .patch(&name, &apply_params(), &Patch::Apply(&body))
-        .await
-    {
-        Ok(_) => {
-            info!(kind = ?kind, namespace = %ns, %name, clusters = ?placed, "placed dependency");
-            Ok(Action::await_change())
-        }
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(e.into()),
-    }
+) -> Vec<DepKey> {
+    let moved = root.uid().is_none_or(|uid| ctx.memory.moved(&uid, targets));
+    let labelled = |meta: &kube::core::ObjectMeta| {
+        targets.iter().all(|c| {
+            meta.labels
+                .as_ref()
+                .and_then(|l| l.get(&labels::state_label(c)))
+                == Some(&labels::STATE_SYNC.to_string())
+        })
+    };
+    K::dependencies(root)
+        .into_iter()
+        .filter(|dep| moved || ctx.caches.dependency(dep).map(|m| labelled(&m)) != Some(true))
+        .collect()
 }

@@ -15,13 +15,13 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::debug;
 
+use super::context::{Caches, Triggers};
 use super::decide;
 use super::dependencies::DepKind;
 use super::index::Index;
 use super::kind::RootKind;
 use super::memory::Memory;
 use super::placement;
-use super::reconcile::{Caches, Triggers};
 use crate::apis::{Cluster, GlobalIngress};
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};

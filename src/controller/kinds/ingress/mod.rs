@@ -7,11 +7,13 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use kube::ResourceExt;
 use serde_json::json;
 
+pub mod split;
+pub mod status;
+
 use crate::apis::LoadBalancerAddress;
 use crate::controller::dependencies::{DepKey, DepKind};
 use crate::controller::kind::{Problem, RootKind};
-use crate::controller::merge::{self, ClusterView};
-use crate::controller::split;
+use crate::controller::merge::ClusterView;
 
 impl RootKind for Ingress {
     type Address = IngressLoadBalancerIngress;
@@ -69,11 +71,11 @@ impl RootKind for Ingress {
     }
 
     fn merge(views: &[ClusterView<IngressLoadBalancerIngress>]) -> Vec<IngressLoadBalancerIngress> {
-        merge::root_entries(views)
+        status::root_entries(views)
     }
 
     fn global_address(address: &IngressLoadBalancerIngress) -> Option<LoadBalancerAddress> {
-        merge::lb_address(address)
+        status::lb_address(address)
     }
 
     fn status_patch(addresses: &[IngressLoadBalancerIngress]) -> serde_json::Value {
