@@ -79,28 +79,26 @@ pub struct Caches<K: RootKind> {
 }
 
 impl<K: RootKind> Caches<K> {
-    /// The metadata of a dependency, if it exists.
-    pub fn dependency(&self, (kind, ns, name): &DepKey) -> Option<kube::core::ObjectMeta> {
+    /// `read` applied to the metadata of a dependency, if it exists.
+    pub fn dependency<T>(
+        &self,
+        (kind, ns, name): &DepKey,
+        read: impl FnOnce(&kube::core::ObjectMeta) -> T,
+    ) -> Option<T> {
         match kind {
             DepKind::Service => self
                 .services
                 .get(&ObjectRef::new(name).within(ns))
-                .map(|o| o.metadata.clone()),
+                .map(|o| read(&o.metadata)),
             DepKind::Secret => self
                 .secrets
                 .get(&ObjectRef::new(name).within(ns))
-                .map(|o| o.metadata.clone()),
+                .map(|o| read(&o.metadata)),
         }
     }
 
-    pub fn exists(&self, (kind, ns, name): &DepKey) -> bool {
-        match kind {
-            DepKind::Service => self
-                .services
-                .get(&ObjectRef::new(name).within(ns))
-                .is_some(),
-            DepKind::Secret => self.secrets.get(&ObjectRef::new(name).within(ns)).is_some(),
-        }
+    pub fn exists(&self, dep: &DepKey) -> bool {
+        self.dependency(dep, |_| ()).is_some()
     }
 }
 
@@ -146,10 +144,13 @@ pub fn object_key(kind: &str, meta: &kube::core::ObjectMeta) -> String {
     )
 }
 
+/// Server-side apply as the controller's field manager.
 pub fn apply_params() -> PatchParams {
     PatchParams::apply(labels::CONTROLLER_MANAGER).force()
 }
 
+/// Retries `key` after its `failures`-th consecutive failure, on the one
+/// backoff schedule.
 pub fn retry(key: &str, failures: u32, error: &dyn std::fmt::Display) -> Action {
     let delay = runtime::backoff(failures, MAX_RETRY);
     warn!(object = %key, attempt = failures, retry_in = ?delay, "reconcile failed: {error}");

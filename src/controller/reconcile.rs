@@ -391,6 +391,6 @@ fn dependencies_to_place<K: RootKind>(
     };
     K::dependencies(root)
         .into_iter()
-        .filter(|dep| moved || ctx.caches.dependency(dep).map(|m| labelled(&m)) != Some(true))
+        .filter(|dep| moved || ctx.caches.dependency(dep, labelled) != Some(true))
         .collect()
 }

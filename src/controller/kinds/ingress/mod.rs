@@ -3,12 +3,12 @@
 //! its hosts are its rules' and TLS entries' hosts, and its status is the
 //! union of its healthy leaves' `status.loadBalancer.ingress`.
 
+pub mod split;
+pub mod status;
+
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use kube::ResourceExt;
 use serde_json::json;
-
-pub mod split;
-pub mod status;
 
 use crate::apis::LoadBalancerAddress;
 use crate::controller::dependencies::{DepKey, DepKind};
