@@ -1,12 +1,33 @@
 //! Dependencies (pure): which placement labels a Service or Secret needs —
 //! one `state.kcp-ingress.dev/<cluster>=Sync` for every cluster that a root
-//! referencing it is placed on — and which of its labels the controller owns.
+//! referencing it is placed on — and which of its labels the controller owns;
+//! and how a dependency is named ([`DepKey`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use kube::core::ObjectMeta;
 
 use crate::labels;
+
+/// The kind of a dependency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DepKind {
+    Service,
+    Secret,
+}
+
+impl DepKind {
+    /// The controller label of its reconciles in metrics.
+    pub fn metric_name(self) -> &'static str {
+        match self {
+            DepKind::Service => "services",
+            DepKind::Secret => "secrets",
+        }
+    }
+}
+
+/// A dependency: kind, namespace, name.
+pub type DepKey = (DepKind, String, String);
 
 /// The labels the controller wants on a dependency placed on `clusters`.
 pub fn desired_labels<'a>(

@@ -1,34 +1,14 @@
-//! In-memory indexes fed by the Ingress watch: which leaves a root has, and
+//! In-memory indexes fed by the watch of a root kind: which leaves a root has, and
 //! which roots reference a Service or Secret. They let a reconcile find what
 //! it needs without scanning every object.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
-use k8s_openapi::api::networking::v1::Ingress;
-
-use super::split::{self, Dependencies};
+use super::dependencies::DepKey;
+use super::kind::RootKind;
+use super::naming;
 use crate::labels;
-
-/// The kind of a dependency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DepKind {
-    Service,
-    Secret,
-}
-
-impl DepKind {
-    /// The controller label of its reconciles in metrics.
-    pub fn metric_name(self) -> &'static str {
-        match self {
-            DepKind::Service => "services",
-            DepKind::Secret => "secrets",
-        }
-    }
-}
-
-/// A dependency: kind, namespace, name.
-pub type DepKey = (DepKind, String, String);
 
 #[derive(Default)]
 struct Inner {
@@ -44,18 +24,6 @@ struct Inner {
 #[derive(Default)]
 pub struct Index(Mutex<Inner>);
 
-fn dep_keys(namespace: &str, deps: &Dependencies) -> Vec<DepKey> {
-    deps.services
-        .iter()
-        .map(|s| (DepKind::Service, namespace.to_string(), s.clone()))
-        .chain(
-            deps.secrets
-                .iter()
-                .map(|s| (DepKind::Secret, namespace.to_string(), s.clone())),
-        )
-        .collect()
-}
-
 impl Index {
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         // A panic while holding the lock cannot leave the maps half-updated
@@ -63,33 +31,35 @@ impl Index {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Records an Ingress as seen now; returns the dependencies it no
+    /// Records a root or leaf as seen now; returns the dependencies it no
     /// longer references (they need their labels recomputed).
-    pub fn upsert(&self, ingress: &Ingress) -> Vec<DepKey> {
-        let ns = ingress.metadata.namespace.clone().unwrap_or_default();
-        let name = ingress.metadata.name.clone().unwrap_or_default();
+    pub fn upsert<K: RootKind>(&self, object: &K) -> Vec<DepKey> {
+        let meta = object.meta();
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
         let mut inner = self.inner();
-        if let Some(root) = leaf_root_label(ingress) {
+        if let Some(root) = leaf_root_label(object) {
             inner
                 .leaves
                 .entry((ns.clone(), root))
                 .or_default()
                 .insert(name.clone());
         }
-        let new = if split::is_root(ingress) {
-            dep_keys(&ns, &split::dependencies(ingress))
+        let new = if K::is_root(object) {
+            K::dependencies(object)
         } else {
             Vec::new()
         };
         inner.replace_references(ns, name, new)
     }
 
-    /// Forgets a deleted Ingress; returns the dependencies it referenced.
-    pub fn remove(&self, ingress: &Ingress) -> Vec<DepKey> {
-        let ns = ingress.metadata.namespace.clone().unwrap_or_default();
-        let name = ingress.metadata.name.clone().unwrap_or_default();
+    /// Forgets a deleted root or leaf; returns the dependencies it referenced.
+    pub fn remove<K: RootKind>(&self, object: &K) -> Vec<DepKey> {
+        let meta = object.meta();
+        let ns = meta.namespace.clone().unwrap_or_default();
+        let name = meta.name.clone().unwrap_or_default();
         let mut inner = self.inner();
-        if let Some(root) = leaf_root_label(ingress) {
+        if let Some(root) = leaf_root_label(object) {
             let key = (ns.clone(), root);
             if let Some(set) = inner.leaves.get_mut(&key) {
                 set.remove(&name);
@@ -102,10 +72,10 @@ impl Index {
     }
 
     /// Rebuilds everything from a full list (after a watch re-list).
-    pub fn rebuild<'a>(&self, ingresses: impl IntoIterator<Item = &'a Ingress>) {
+    pub fn rebuild<'a, K: RootKind>(&self, objects: impl IntoIterator<Item = &'a K>) {
         *self.inner() = Inner::default();
-        for ingress in ingresses {
-            self.upsert(ingress);
+        for object in objects {
+            self.upsert(object);
         }
     }
 
@@ -113,7 +83,7 @@ impl Index {
     pub fn leaves(&self, namespace: &str, root: &str) -> BTreeSet<String> {
         self.inner()
             .leaves
-            .get(&(namespace.to_string(), split::root_label_value(root)))
+            .get(&(namespace.to_string(), naming::root_label_value(root)))
             .cloned()
             .unwrap_or_default()
     }
@@ -161,9 +131,9 @@ impl Inner {
     }
 }
 
-fn leaf_root_label(ingress: &Ingress) -> Option<String> {
-    ingress
-        .metadata
+fn leaf_root_label<K: RootKind>(object: &K) -> Option<String> {
+    object
+        .meta()
         .labels
         .as_ref()?
         .get(labels::ROOT_LABEL)
@@ -172,7 +142,10 @@ fn leaf_root_label(ingress: &Ingress) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use k8s_openapi::api::networking::v1::Ingress;
+
     use super::*;
+    use crate::controller::dependencies::DepKind;
 
     fn ingress(name: &str, labels: &[(&str, &str)], services: &[&str]) -> Ingress {
         let paths: Vec<serde_json::Value> = services

@@ -1,38 +1,53 @@
-//! The ingress-controller: root Ingresses → per-cluster leaves; leaf status
-//! → root status and GlobalIngress; placement labels on the Services and
-//! Secrets the roots need.
+//! The ingress-controller: roots → per-cluster leaves; leaf status → root
+//! status and GlobalIngress; placement labels on the Services and Secrets
+//! the roots need.
 //!
-//! One watch per type feeds a cache (reflector) and the indexes; changes are
-//! routed to the roots and dependencies they affect, which two kube-runtime
-//! controllers reconcile (one for roots, one each for Services and Secrets).
+//! The pipeline is generic over the kind of root ([`kind::RootKind`]);
+//! Ingress ([`kinds::ingress`]) is its one implementation today. One watch
+//! per type ([`routes`]) feeds a cache and the [`index`], and routes changes
+//! to the roots and dependencies they affect, which kube-runtime
+//! controllers reconcile ([`reconcile`]: one for roots, one each for
+//! Services and Secrets). A root's reconcile reads the caches, decides
+//! purely ([`decide`]) and writes only what differs; what it must remember
+//! between reconciles is in [`memory`].
 
+pub mod context;
+pub mod decide;
 pub mod dependencies;
 pub mod index;
+pub mod kind;
+pub mod kinds;
+pub mod memory;
 pub mod merge;
+pub mod naming;
+pub mod place_dependency;
 pub mod placement;
 pub mod reconcile;
-pub mod split;
-mod watch;
+mod routes;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
+use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::finalizer;
 use kube::runtime::reflector::{self, ObjectRef};
 use tracing::{error, info};
 
-use self::index::{DepKind, Index};
-use self::reconcile::{Context, ReconcileError, Triggers};
+use self::context::{Context, ReconcileError, Triggers};
+use self::dependencies::DepKind;
+use self::index::Index;
+use self::kind::RootKind;
+use self::memory::Memory;
+use self::routes::Routing;
 use crate::apis::{Cluster, GlobalIngress};
 use crate::cli::ControllerArgs;
 use crate::labels;
-use crate::runtime::{self, CancellationToken, ClientError};
+use crate::runtime::{self, CancellationToken, ClientError, Readiness};
 
 /// Errors that stop the controller.
 #[derive(Debug, thiserror::Error)]
@@ -72,26 +87,23 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     let (roots_tx, roots_rx) = mpsc::unbounded();
     let (services_tx, services_rx) = mpsc::unbounded();
     let (secrets_tx, secrets_rx) = mpsc::unbounded();
-    let triggers = Triggers {
-        roots: roots_tx,
-        services: services_tx,
-        secrets: secrets_tx,
+    let routing = Routing::<Ingress> {
+        index: Arc::new(Index::default()),
+        memory: Arc::new(Memory::default()),
+        triggers: Triggers {
+            roots: roots_tx,
+            services: services_tx,
+            secrets: secrets_tx,
+        },
     };
-    let index = Arc::new(Index::default());
-    let caches = watch::start(&client, &index, &triggers, &shutdown);
-    caches.wait_until_ready(&shutdown).await;
-    if shutdown.is_cancelled() {
-        return Ok(());
-    }
+    let readiness = Readiness::default();
+    let caches = routes::start(&client, &routing, &readiness, &shutdown);
     // A standby keeps its caches warm and waits for the Lease.
-    let Some(leading) = component
-        .ready_then_lead(&runtime::Readiness::default(), &shutdown)
-        .await
-    else {
+    let Some(work) = component.ready_then_lead(&readiness, &shutdown).await else {
         component.stopped(None).await?;
         return Ok(());
     };
-    let work = leading.token.clone();
+    let token = work.token.clone();
     info!("caches synced and leading; reconciling");
     let push = args.push_syncers.then(|| {
         tokio::spawn(crate::syncer::push::run(
@@ -99,71 +111,45 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             args.resources.clone(),
             args.heartbeat_interval,
             Some(component.metrics.clone()),
-            work.clone(),
+            token.clone(),
         ))
     });
 
     let ctx = Arc::new(Context {
         client: client.clone(),
-        ingresses: caches.ingresses.clone(),
-        clusters: caches.clusters.clone(),
-        services: caches.services.clone(),
-        secrets: caches.secrets.clone(),
-        globals: caches.globals.clone(),
-        index,
-        triggers,
+        caches: caches.clone(),
+        index: routing.index,
+        memory: routing.memory,
+        triggers: routing.triggers,
         recorder: component.recorder.clone(),
-        health_threshold: args.health.health_threshold,
-        failures: Mutex::new(Default::default()),
         metrics: component.metrics.clone(),
-        converged: Mutex::new(Default::default()),
-        announced: Mutex::new(Default::default()),
-        placed: Mutex::new(Default::default()),
+        health_threshold: args.health.health_threshold,
     });
-    tokio::spawn(watch::follow_cluster_health(
+    tokio::spawn(routes::follow_cluster_health(
         caches.clusters.clone(),
-        caches.ingresses.clone(),
+        caches.roots.clone(),
         ctx.triggers.clone(),
         args.health.health_threshold,
         component.metrics.clone(),
-        work.clone(),
+        token.clone(),
     ));
 
     let config = controller::Config::default().concurrency(CONCURRENCY);
-    let roots = Controller::for_stream(futures::stream::pending(), caches.ingresses.clone())
-        .with_config(config.clone())
-        .reconcile_on(roots_rx)
-        .graceful_shutdown_on(work.clone().cancelled_owned())
-        .run(
-            |root, ctx| async move {
-                let key = reconcile::object_key("Ingress", &root.metadata);
-                let started = Instant::now();
-                let result = reconcile::reconcile_root(root, ctx.clone()).await;
-                let failed = matches!(&result, Err(e) if !leaves_remain(e));
-                ctx.finished("roots", &key, started, result.is_ok(), failed);
-                result
-            },
-            |root, err, ctx| {
-                let key = reconcile::object_key("Ingress", &root.metadata);
-                reconcile::backoff(&ctx, key, err, leaves_remain(err))
-            },
-            ctx.clone(),
-        )
-        .for_each(|_| async {});
-    let services = dependency_controller::<Service>(
+    let roots = root_controller(roots_rx, &config, &token, ctx.clone());
+    let services = dependency_controller::<Service, Ingress>(
         caches.services.clone(),
         services_rx,
         DepKind::Service,
         &config,
-        &work,
+        &token,
         ctx.clone(),
     );
-    let secrets = dependency_controller::<Secret>(
+    let secrets = dependency_controller::<Secret, Ingress>(
         caches.secrets.clone(),
         secrets_rx,
         DepKind::Secret,
         &config,
-        &work,
+        &token,
         ctx.clone(),
     );
     tokio::join!(roots, services, secrets);
@@ -174,55 +160,77 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             Err(err) => error!(%err, "push-mode syncers panicked"),
         }
     }
-    component.stopped(Some(leading)).await?;
+    component.stopped(Some(work)).await?;
     Ok(())
 }
 
-fn leaves_remain(err: &finalizer::Error<ReconcileError>) -> bool {
-    matches!(
-        err,
-        finalizer::Error::CleanupFailed(ReconcileError::LeavesRemain(_))
-    )
+/// The controller of the roots of kind `K`: a thin reconcile wrapped in the
+/// cleanup finalizer, retried with the one backoff schedule.
+fn root_controller<K: RootKind>(
+    trigger: mpsc::UnboundedReceiver<ObjectRef<K>>,
+    config: &controller::Config,
+    work: &CancellationToken,
+    ctx: Arc<Context<K>>,
+) -> impl std::future::Future<Output = ()> {
+    Controller::for_stream(futures::stream::pending(), ctx.caches.roots.clone())
+        .with_config(config.clone())
+        .reconcile_on(trigger)
+        .graceful_shutdown_on(work.clone().cancelled_owned())
+        .run(
+            |root, ctx| async move {
+                let started = Instant::now();
+                let result = reconcile::reconcile_root(root.clone(), ctx.clone()).await;
+                let failed = matches!(&result, Err(e) if !reconcile::leaves_remain(e));
+                ctx.root_finished(&root, started, result.is_ok(), failed);
+                result
+            },
+            |root, err, ctx| reconcile::retry_root(root.as_ref(), err, &ctx),
+            ctx,
+        )
+        .for_each(|_| async {})
 }
 
-fn dependency_controller<K>(
-    store: reflector::Store<PartialObjectMeta<K>>,
-    trigger: mpsc::UnboundedReceiver<ObjectRef<PartialObjectMeta<K>>>,
+/// The controller of the placement labels of one dependency kind.
+fn dependency_controller<D, K>(
+    store: reflector::Store<PartialObjectMeta<D>>,
+    trigger: mpsc::UnboundedReceiver<ObjectRef<PartialObjectMeta<D>>>,
     kind: DepKind,
     config: &controller::Config,
-    shutdown: &CancellationToken,
-    ctx: Arc<Context>,
+    work: &CancellationToken,
+    ctx: Arc<Context<K>>,
 ) -> impl std::future::Future<Output = ()>
 where
-    K: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+    D: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
         + Clone
         + serde::de::DeserializeOwned
         + std::fmt::Debug
         + Send
         + Sync
         + 'static,
+    K: RootKind,
 {
+    let key = move |object: &PartialObjectMeta<D>| {
+        (
+            kind,
+            object.namespace().unwrap_or_default(),
+            object.name_any(),
+        )
+    };
     Controller::for_stream(futures::stream::pending(), store)
         .with_config(config.clone())
         .reconcile_on(trigger)
-        .graceful_shutdown_on(shutdown.clone().cancelled_owned())
+        .graceful_shutdown_on(work.clone().cancelled_owned())
         .run(
             move |object, ctx| async move {
-                let key = reconcile::object_key(&format!("{kind:?}"), &object.metadata);
                 let started = Instant::now();
-                let result = reconcile::reconcile_dependency::<K>(object, ctx.clone(), kind).await;
-                ctx.finished(
-                    kind.metric_name(),
-                    &key,
-                    started,
-                    result.is_ok(),
-                    result.is_err(),
-                );
+                let dep = key(&object);
+                let result =
+                    place_dependency::reconcile_dependency(object, ctx.clone(), kind).await;
+                ctx.dependency_finished(&dep, started, result.is_ok());
                 result
             },
             move |object, err: &ReconcileError, ctx| {
-                let key = reconcile::object_key(&format!("{kind:?}"), &object.metadata);
-                reconcile::backoff(&ctx, key, err, false)
+                place_dependency::retry_dependency(&key(&object), err, &ctx)
             },
             ctx,
         )

@@ -1,5 +1,5 @@
-//! Splitting (pure): a root Ingress → its leaves, their names and labels,
-//! the objects it depends on, and what is wrong with it.
+//! Splitting (pure): a root Ingress → its leaves and their labels, the
+//! objects it depends on, its hosts, and what is wrong with it.
 
 use std::collections::BTreeMap;
 
@@ -8,46 +8,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::Resource;
 use kube::core::ObjectMeta;
 
+use crate::controller::kind::Problem;
+use crate::controller::naming::{leaf_name, placed_clusters, root_label_value};
 use crate::labels;
 
-/// Longest Ingress name (a DNS subdomain).
-pub const MAX_NAME: usize = 253;
-/// Longest label value.
-pub const MAX_LABEL_VALUE: usize = 63;
 /// Annotations of the root that are not copied to its leaves.
 const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
     labels::PLACEMENT_ANNOTATION,
     labels::KUBECTL_LAST_APPLIED_ANNOTATION,
     labels::KCP_CLUSTER_ANNOTATION,
 ];
-
-/// `text` if it fits in `max` characters; otherwise a prefix and a hash of
-/// the whole text, so that distinct long texts stay distinct.
-pub fn shorten(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let hash: String = digest.as_ref()[..5]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    // Names and label values are ASCII; keep the prefix ending on an alphanumeric.
-    let prefix =
-        text[..max - hash.len() - 1].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    format!("{prefix}-{hash}")
-}
-
-/// Name of the leaf of `root` for `cluster`: `<root>--<cluster>`, shortened
-/// deterministically when it would exceed the Kubernetes name limit.
-pub fn leaf_name(root: &str, cluster: &str) -> String {
-    shorten(&format!("{root}--{cluster}"), MAX_NAME)
-}
-
-/// Value of the `kcp-ingress.dev/root` label on the leaves of `root`.
-pub fn root_label_value(root: &str) -> String {
-    shorten(root, MAX_LABEL_VALUE)
-}
 
 /// Whether an Ingress is a root (it carries no `kcp-ingress.dev/root` label).
 pub fn is_root(ingress: &Ingress) -> bool {
@@ -56,16 +26,6 @@ pub fn is_root(ingress: &Ingress) -> bool {
         .labels
         .as_ref()
         .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
-}
-
-/// The clusters an object is placed on by its `state.kcp-ingress.dev/<c>` labels.
-pub fn placed_clusters(meta: &ObjectMeta) -> Vec<String> {
-    meta.labels
-        .iter()
-        .flatten()
-        .filter_map(|(k, _)| k.strip_prefix(labels::STATE_LABEL_PREFIX))
-        .map(str::to_string)
-        .collect()
 }
 
 /// The leaf of `root` for `cluster`: the root's spec, labels and annotations
@@ -198,14 +158,6 @@ pub fn hosts(root: &Ingress) -> Vec<String> {
     hosts
 }
 
-/// Something wrong with a root that stops it from being placed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// CamelCase reason, for the condition and the Event.
-    pub reason: &'static str,
-    pub message: String,
-}
-
 /// What is wrong with `root`, if anything. The apiserver validates hosts of
 /// built-in Ingresses, but a control plane that serves Ingress from a CRD
 /// (kcp) may not, so they are checked here as well.
@@ -279,8 +231,6 @@ pub fn check_host(host: &str) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
-    use proptest::prelude::*;
-
     use super::*;
 
     fn root(yaml: serde_json::Value) -> Ingress {
@@ -362,19 +312,6 @@ mod tests {
     }
 
     #[test]
-    fn long_names_are_shortened_deterministically() {
-        let root = "r".repeat(250);
-        let a = leaf_name(&root, "east");
-        let b = leaf_name(&root, "west");
-        assert!(a.len() <= MAX_NAME && b.len() <= MAX_NAME);
-        assert_ne!(a, b);
-        assert_eq!(a, leaf_name(&root, "east"));
-        let v = root_label_value(&root);
-        assert!(v.len() <= MAX_LABEL_VALUE && v.starts_with("rrr"));
-        assert_eq!(root_label_value("short"), "short");
-    }
-
-    #[test]
     fn validation_reports_each_problem() {
         assert_eq!(validate(&sample()), vec![]);
         let bad = root(serde_json::json!({
@@ -402,21 +339,6 @@ mod tests {
             "*", "*.com.*", "a_b.test", "-a.test", "a..test", "test", "*.test",
         ] {
             assert!(check_host(bad).is_err(), "{bad}");
-        }
-    }
-
-    proptest! {
-        #[test]
-        fn shortened_names_fit_and_are_stable(root in "[a-z0-9]([a-z0-9-]{0,250}[a-z0-9])?", cluster in "[a-z0-9]{1,63}") {
-            let name = leaf_name(&root, &cluster);
-            prop_assert!(name.len() <= MAX_NAME);
-            prop_assert_eq!(&name, &leaf_name(&root, &cluster));
-            if root.len() + cluster.len() + 2 <= MAX_NAME {
-                prop_assert_eq!(name, format!("{root}--{cluster}"));
-            }
-            let label = root_label_value(&root);
-            prop_assert!(label.len() <= MAX_LABEL_VALUE);
-            prop_assert!(label.ends_with(|c: char| c.is_ascii_alphanumeric()));
         }
     }
 }

@@ -1,0 +1,576 @@
+//! The decision half of a root's reconcile (pure): from what the caches
+//! show, the root's conditions, placement, the leaves to write and delete,
+//! its merged status and its GlobalIngress — each write only when it
+//! differs from what is there.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+
+use super::dependencies::DepKey;
+use super::kind::RootKind;
+use super::merge::{self, ClusterView};
+use super::placement::{self, Placement};
+use crate::apis::condition::{condition, degraded};
+use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
+use crate::labels::{self, conditions};
+
+/// What a root's reconcile reads (dereferenced from the caches).
+pub struct Observed<'a, K: RootKind> {
+    pub root: &'a K,
+    pub clusters: &'a [Arc<Cluster>],
+    /// The object of the root's namespace with a given name (its leaves).
+    pub object: &'a dyn Fn(&str) -> Option<Arc<K>>,
+    /// The names of the leaves labelled as the root's.
+    pub leaves: &'a BTreeSet<String>,
+    /// Whether a dependency exists.
+    pub exists: &'a dyn Fn(&DepKey) -> bool,
+    /// The root's GlobalIngress.
+    pub global: Option<&'a GlobalIngress>,
+    pub now: Timestamp,
+    pub health_threshold: Duration,
+}
+
+/// A leaf to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeafWrite<K> {
+    pub cluster: String,
+    pub leaf: K,
+    /// Whether it is new (no object of its name yet).
+    pub create: bool,
+}
+
+/// The GlobalIngress spec and owner to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalSpec {
+    pub hosts: Vec<String>,
+    pub owner: Option<OwnerReference>,
+}
+
+/// What a root's reconcile decided; the shell performs it in this order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan<K: RootKind> {
+    /// The `Ready` condition, and whether it differs from what the
+    /// GlobalIngress shows (an Event is then due, once).
+    pub ready: Condition,
+    pub ready_changed: bool,
+    /// Where the root goes; none when it is invalid (its leaves then stay).
+    pub placement: Option<Placement>,
+    /// Leaves to apply (those that are not current), then the root's
+    /// leaves to delete (those no target wants).
+    pub leaf_writes: Vec<LeafWrite<K>>,
+    pub stale_leaves: Vec<String>,
+    /// The root's merged addresses, when they differ from its status.
+    pub root_status: Option<Vec<K::Address>>,
+    /// Every target cluster reports an address.
+    pub converged: bool,
+    /// The `DependenciesReady` condition, and whether it differs from what
+    /// the GlobalIngress shows.
+    pub dependencies: Condition,
+    pub dependencies_changed: bool,
+    /// The GlobalIngress spec and the controller's part of its status, each
+    /// when it differs.
+    pub global_spec: Option<GlobalSpec>,
+    pub global_status: Option<GlobalIngressStatus>,
+}
+
+/// The placement selector of a root: its annotation (empty: every cluster).
+pub fn selector_text<K: RootKind>(root: &K) -> &str {
+    root.annotations()
+        .get(labels::PLACEMENT_ANNOTATION)
+        .map_or("", String::as_str)
+}
+
+/// The clusters a valid root goes to (none for an invalid one, whose
+/// problem its own reconcile reports).
+pub fn targets_of<K: RootKind>(root: &K, clusters: &[Arc<Cluster>]) -> Option<Placement> {
+    if !K::validate(root).is_empty() {
+        return None;
+    }
+    let selector = placement::parse_selector(selector_text(root)).ok()?;
+    Some(placement::place(
+        &selector,
+        clusters.iter().map(|c| c.as_ref()),
+    ))
+}
+
+/// Decides a root's reconcile.
+pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
+    let root = seen.root;
+    let now = Time(seen.now);
+    let previous: Vec<Condition> = seen
+        .global
+        .and_then(|g| g.status.as_ref())
+        .map(|s| s.conditions.clone())
+        .unwrap_or_default();
+
+    let (placement, ready) = place(root, seen.clusters, &previous, &now);
+    let ready_changed = changed(&previous, &ready);
+
+    let mut plan_leaves = Vec::new();
+    let mut stale_leaves = Vec::new();
+    let mut views = Vec::new();
+    let mut root_status = None;
+    if let Some(placement) = &placement {
+        let healthy: HashMap<&str, bool> = seen
+            .clusters
+            .iter()
+            .filter_map(|c| {
+                let name = c.metadata.name.as_deref()?;
+                Some((name, c.is_healthy(seen.now, seen.health_threshold)))
+            })
+            .collect();
+        let mut wanted = BTreeSet::new();
+        for cluster in &placement.targets {
+            let desired = K::leaf(root, cluster);
+            let name = desired.name_any();
+            wanted.insert(name.clone());
+            let current = (seen.object)(&name);
+            views.push(ClusterView {
+                cluster: cluster.clone(),
+                healthy: healthy.get(cluster.as_str()).copied().unwrap_or(false),
+                entries: current.as_deref().map(K::addresses).unwrap_or_default(),
+            });
+            if current
+                .as_deref()
+                .is_some_and(|c| K::leaf_is_current(c, &desired))
+            {
+                continue;
+            }
+            plan_leaves.push(LeafWrite {
+                cluster: cluster.clone(),
+                leaf: desired,
+                create: current.is_none(),
+            });
+        }
+        stale_leaves = seen.leaves.difference(&wanted).cloned().collect();
+        let merged = K::merge(&views);
+        if K::addresses(root) != merged {
+            root_status = Some(merged);
+        }
+    }
+    let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
+
+    let dependencies = dependencies_condition(root, seen.exists, &previous, &now);
+    let dependencies_changed = changed(&previous, &dependencies);
+
+    let hosts = K::hosts(root);
+    let owner = root.controller_owner_ref(&());
+    let spec_current = seen.global.is_some_and(|g| {
+        g.spec.hosts == hosts
+            && owner
+                .iter()
+                .all(|o| g.owner_references().iter().any(|c| c.uid == o.uid))
+    });
+    let global_spec = (!spec_current).then_some(GlobalSpec { hosts, owner });
+
+    let status = seen
+        .global
+        .and_then(|g| g.status.clone())
+        .unwrap_or_default();
+    let clusters = merge::cluster_statuses(&views, &status.clusters, &now, K::global_address);
+    let mine = vec![
+        ready.clone(),
+        degraded(
+            &status.conditions,
+            views.len(),
+            views.iter().filter(|v| v.healthy).count(),
+            now.clone(),
+        ),
+        dependencies.clone(),
+    ];
+    let generation = root.meta().generation;
+    let status_current = status.clusters == clusters
+        && status.observed_generation == generation
+        && mine.iter().all(|c| status.conditions.contains(c));
+    let global_status = (!status_current).then(|| GlobalIngressStatus {
+        observed_generation: generation,
+        clusters,
+        conditions: mine,
+        ..Default::default()
+    });
+
+    Plan {
+        ready,
+        ready_changed,
+        placement,
+        leaf_writes: plan_leaves,
+        stale_leaves,
+        root_status,
+        converged,
+        dependencies,
+        dependencies_changed,
+        global_spec,
+        global_status,
+    }
+}
+
+/// Validation and placement: where the root goes, and its `Ready` condition.
+fn place<K: RootKind>(
+    root: &K,
+    clusters: &[Arc<Cluster>],
+    previous: &[Condition],
+    now: &Time,
+) -> (Option<Placement>, Condition) {
+    let not_ready = |reason: &str, message: &str| {
+        condition(
+            previous,
+            conditions::READY,
+            false,
+            reason,
+            message,
+            now.clone(),
+        )
+    };
+    let problems = K::validate(root);
+    if let Some(problem) = problems.first() {
+        let message = problems
+            .iter()
+            .map(|p| p.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return (None, not_ready(problem.reason, &message));
+    }
+    let selector = match placement::parse_selector(selector_text(root)) {
+        Ok(selector) => selector,
+        Err(err) => {
+            return (None, not_ready("InvalidPlacement", &err.to_string()));
+        }
+    };
+    let placement = placement::place(&selector, clusters.iter().map(|c| c.as_ref()));
+    let mut message = format!("placed on {} cluster(s)", placement.targets.len());
+    if !placement.unusable.is_empty() {
+        let skipped: Vec<&str> = placement
+            .unusable
+            .iter()
+            .map(|(_, why)| why.as_str())
+            .collect();
+        message = format!("{message}; skipped: {}", skipped.join("; "));
+    }
+    let reason = if placement.targets.is_empty() {
+        "NoMatchingCluster"
+    } else {
+        "Placed"
+    };
+    let ready = condition(
+        previous,
+        conditions::READY,
+        !placement.targets.is_empty(),
+        reason,
+        &message,
+        now.clone(),
+    );
+    (Some(placement), ready)
+}
+
+fn dependencies_condition<K: RootKind>(
+    root: &K,
+    exists: &dyn Fn(&DepKey) -> bool,
+    previous: &[Condition],
+    now: &Time,
+) -> Condition {
+    let missing: Vec<String> = K::dependencies(root)
+        .iter()
+        .filter(|dep| !exists(dep))
+        .map(|(kind, _, name)| format!("{kind:?} {name}"))
+        .collect();
+    if missing.is_empty() {
+        condition(
+            previous,
+            conditions::DEPENDENCIES_READY,
+            true,
+            "AllFound",
+            "",
+            now.clone(),
+        )
+    } else {
+        let ns = root.namespace().unwrap_or_default();
+        let message = format!("not found in namespace {ns}: {}", missing.join(", "));
+        condition(
+            previous,
+            conditions::DEPENDENCIES_READY,
+            false,
+            "DependencyMissing",
+            &message,
+            now.clone(),
+        )
+    }
+}
+
+/// Whether `new` differs from the condition of its type in `previous`
+/// (its transition time aside).
+fn changed(previous: &[Condition], new: &Condition) -> bool {
+    !previous.iter().any(|c| {
+        c.type_ == new.type_
+            && c.status == new.status
+            && c.reason == new.reason
+            && c.message == new.message
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+    use serde_json::json;
+
+    use super::*;
+    use crate::apis::{ClusterSpec, LoadBalancerAddress};
+    use crate::controller::dependencies::DepKind;
+
+    const THRESHOLD: Duration = Duration::from_secs(10);
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_000_000).unwrap()
+    }
+
+    fn root(placement: &str) -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {
+                "name": "shop", "namespace": "apps", "uid": "u-1", "generation": 2,
+                "annotations": {"kcp-ingress.dev/placement": placement}
+            },
+            "spec": {
+                "tls": [{"hosts": ["shop.example.test"], "secretName": "tls"}],
+                "rules": [{"host": "shop.example.test", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+                ]}}]
+            }
+        }))
+        .unwrap()
+    }
+
+    fn cluster(name: &str, region: &str, healthy: bool) -> Arc<Cluster> {
+        let mut c = Cluster::new(name, ClusterSpec::default());
+        c.metadata.labels = Some([("region".to_string(), region.to_string())].into());
+        c.status = serde_json::from_value(json!({
+            "conditions": [{
+                "type": "Ready", "status": if healthy { "True" } else { "False" },
+                "reason": "Heartbeat", "message": "",
+                "lastTransitionTime": "1970-01-12T13:46:40Z"
+            }],
+            "lastHeartbeatTime": "1970-01-12T13:46:39Z"
+        }))
+        .unwrap();
+        Arc::new(c)
+    }
+
+    fn address(ip: &str) -> IngressLoadBalancerIngress {
+        IngressLoadBalancerIngress {
+            ip: Some(ip.into()),
+            ..Default::default()
+        }
+    }
+
+    /// The leaf of `root` on `cluster` as its syncer reported `ips`.
+    fn reported(root: &Ingress, cluster: &str, ips: &[&str]) -> Arc<Ingress> {
+        let mut leaf = Ingress::leaf(root, cluster);
+        leaf.status = serde_json::from_value(json!({
+            "loadBalancer": {"ingress": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>()}
+        }))
+        .unwrap();
+        Arc::new(leaf)
+    }
+
+    struct World {
+        clusters: Vec<Arc<Cluster>>,
+        objects: HashMap<String, Arc<Ingress>>,
+        leaves: BTreeSet<String>,
+        existing: Vec<DepKey>,
+        global: Option<GlobalIngress>,
+    }
+
+    impl World {
+        fn new(clusters: Vec<Arc<Cluster>>) -> Self {
+            Self {
+                clusters,
+                objects: HashMap::new(),
+                leaves: BTreeSet::new(),
+                existing: Vec::new(),
+                global: None,
+            }
+        }
+
+        fn with_leaf(mut self, leaf: Arc<Ingress>) -> Self {
+            self.leaves.insert(leaf.name_any());
+            self.objects.insert(leaf.name_any(), leaf);
+            self
+        }
+
+        fn decide(&self, root: &Ingress) -> Plan<Ingress> {
+            let object = |n: &str| self.objects.get(n).cloned();
+            let exists = |d: &DepKey| self.existing.contains(d);
+            decide(&Observed {
+                root,
+                clusters: &self.clusters,
+                object: &object,
+                leaves: &self.leaves,
+                exists: &exists,
+                global: self.global.as_ref(),
+                now: now(),
+                health_threshold: THRESHOLD,
+            })
+        }
+    }
+
+    /// The GlobalIngress as it is after `plan` was applied.
+    fn applied(plan: &Plan<Ingress>, previous: Option<GlobalIngress>) -> GlobalIngress {
+        let mut global = previous.unwrap_or_else(|| GlobalIngress::new("shop", Default::default()));
+        if let Some(spec) = &plan.global_spec {
+            global.spec.hosts = spec.hosts.clone();
+            global.metadata.owner_references = spec.owner.clone().map(|o| vec![o]);
+        }
+        if let Some(status) = &plan.global_status {
+            global.status = Some(status.clone());
+        }
+        global
+    }
+
+    #[test]
+    fn a_new_root_gets_a_leaf_per_matching_cluster_and_its_global_ingress() {
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", false),
+            cluster("paris", "eu", true),
+        ]);
+        let plan = world.decide(&root("region=us"));
+        assert_eq!(
+            (plan.ready.status.as_str(), plan.ready.reason.as_str()),
+            ("True", "Placed")
+        );
+        assert!(plan.ready_changed);
+        let writes: Vec<(&str, bool)> = plan
+            .leaf_writes
+            .iter()
+            .map(|w| (w.cluster.as_str(), w.create))
+            .collect();
+        assert_eq!(writes, [("east", true), ("west", true)]);
+        assert_eq!(plan.leaf_writes[0].leaf.name_any(), "shop--east");
+        assert!(plan.stale_leaves.is_empty());
+        // No leaf reports an address yet: nothing to merge, not converged.
+        assert_eq!(plan.root_status, None);
+        assert!(!plan.converged);
+        assert_eq!(
+            (
+                plan.dependencies.status.as_str(),
+                plan.dependencies.message.as_str()
+            ),
+            (
+                "False",
+                "not found in namespace apps: Service web, Secret tls"
+            )
+        );
+        let spec = plan.global_spec.clone().unwrap();
+        assert_eq!(spec.hosts, ["shop.example.test"]);
+        assert_eq!(spec.owner.unwrap().uid, "u-1");
+        let status = plan.global_status.clone().unwrap();
+        assert_eq!(status.observed_generation, Some(2));
+        let clusters: Vec<(&str, bool)> = status
+            .clusters
+            .iter()
+            .map(|c| (c.cluster.as_str(), c.healthy))
+            .collect();
+        assert_eq!(clusters, [("east", true), ("west", false)]);
+    }
+
+    #[test]
+    fn a_converged_root_merges_healthy_addresses_then_writes_nothing() {
+        let r = root("");
+        let mut world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", false),
+        ])
+        .with_leaf(reported(&r, "east", &["127.0.1.1"]))
+        .with_leaf(reported(&r, "west", &["127.0.1.2"]));
+        world.existing = Ingress::dependencies(&r);
+        let plan = world.decide(&r);
+        assert!(plan.leaf_writes.is_empty());
+        assert_eq!(plan.root_status, Some(vec![address("127.0.1.1")]));
+        assert!(plan.converged);
+        assert_eq!(plan.dependencies.reason, "AllFound");
+        let status = plan.global_status.clone().unwrap();
+        assert_eq!(
+            status.clusters[1].addresses,
+            [LoadBalancerAddress {
+                ip: Some("127.0.1.2".into()),
+                hostname: None
+            }]
+        );
+
+        // Once everything is written and seen, a reconcile writes nothing.
+        let mut converged = r.clone();
+        converged.status =
+            serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": "127.0.1.1"}]}}))
+                .unwrap();
+        world.global = Some(applied(&plan, None));
+        let again = world.decide(&converged);
+        assert!(!again.ready_changed && !again.dependencies_changed);
+        assert_eq!(
+            (
+                again.leaf_writes.len(),
+                again.stale_leaves.len(),
+                again.root_status.is_some(),
+                again.global_spec.is_some(),
+                again.global_status.is_some()
+            ),
+            (0, 0, false, false, false)
+        );
+        // The transition time is kept.
+        assert_eq!(again.ready, plan.ready);
+    }
+
+    #[test]
+    fn a_cluster_leaving_the_placement_makes_its_leaf_stale() {
+        let r = root("region=us");
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("paris", "eu", true),
+        ])
+        .with_leaf(reported(&r, "east", &[]))
+        .with_leaf(reported(&r, "paris", &[]));
+        let plan = world.decide(&r);
+        assert!(plan.leaf_writes.is_empty());
+        assert_eq!(plan.stale_leaves, ["shop--paris"]);
+    }
+
+    #[test]
+    fn an_invalid_root_is_not_placed_and_keeps_its_leaves() {
+        let r = root("region in (us");
+        let world =
+            World::new(vec![cluster("east", "us", true)]).with_leaf(reported(&r, "east", &[]));
+        let plan = world.decide(&r);
+        assert_eq!(plan.ready.reason, "InvalidPlacement");
+        assert_eq!(plan.placement, None);
+        assert!(plan.leaf_writes.is_empty() && plan.stale_leaves.is_empty());
+        assert_eq!(targets_of(&r, &world.clusters), None);
+
+        let mut bad = root("");
+        bad.spec.as_mut().unwrap().rules.as_mut().unwrap()[0].host = Some("Shop".into());
+        let plan = world.decide(&bad);
+        assert_eq!(
+            (plan.ready.status.as_str(), plan.ready.reason.as_str()),
+            ("False", "InvalidHost")
+        );
+    }
+
+    #[test]
+    fn no_matching_cluster_is_not_ready() {
+        let world = World::new(vec![cluster("east", "us", true)]);
+        let plan = world.decide(&root("region=eu"));
+        assert_eq!(
+            (plan.ready.status.as_str(), plan.ready.reason.as_str()),
+            ("False", "NoMatchingCluster")
+        );
+        assert_eq!(plan.placement.map(|p| p.targets), Some(vec![]));
+        assert!(plan.leaf_writes.is_empty());
+        assert_eq!(
+            Ingress::dependencies(&root(""))[0],
+            (DepKind::Service, "apps".into(), "web".into())
+        );
+    }
+}

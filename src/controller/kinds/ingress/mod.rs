@@ -1,0 +1,115 @@
+//! `networking.k8s.io/v1` Ingress as a root kind: leaves are Ingresses with
+//! the root's spec, dependencies are its backend Services and TLS Secrets,
+//! its hosts are its rules' and TLS entries' hosts, and its status is the
+//! union of its healthy leaves' `status.loadBalancer.ingress`.
+
+pub mod split;
+pub mod status;
+
+use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+use kube::ResourceExt;
+use serde_json::json;
+
+use crate::apis::LoadBalancerAddress;
+use crate::controller::dependencies::{DepKey, DepKind};
+use crate::controller::kind::{Problem, RootKind};
+use crate::controller::merge::ClusterView;
+
+impl RootKind for Ingress {
+    type Address = IngressLoadBalancerIngress;
+
+    fn is_root(object: &Self) -> bool {
+        split::is_root(object)
+    }
+
+    /// Its controller owner reference.
+    fn root_of_leaf(leaf: &Self) -> Option<String> {
+        leaf.owner_references()
+            .iter()
+            .find(|o| o.kind == "Ingress" && o.controller == Some(true))
+            .map(|o| o.name.clone())
+    }
+
+    fn validate(root: &Self) -> Vec<Problem> {
+        split::validate(root)
+    }
+
+    fn leaf(root: &Self, cluster: &str) -> Self {
+        split::leaf(root, cluster)
+    }
+
+    fn leaf_is_current(current: &Self, desired: &Self) -> bool {
+        split::leaf_is_current(current, desired)
+    }
+
+    /// Services first, then Secrets, each sorted.
+    fn dependencies(root: &Self) -> Vec<DepKey> {
+        let ns = root.namespace().unwrap_or_default();
+        let deps = split::dependencies(root);
+        deps.services
+            .into_iter()
+            .map(|s| (DepKind::Service, ns.clone(), s))
+            .chain(
+                deps.secrets
+                    .into_iter()
+                    .map(|s| (DepKind::Secret, ns.clone(), s)),
+            )
+            .collect()
+    }
+
+    fn hosts(root: &Self) -> Vec<String> {
+        split::hosts(root)
+    }
+
+    fn addresses(object: &Self) -> Vec<IngressLoadBalancerIngress> {
+        object
+            .status
+            .as_ref()
+            .and_then(|s| s.load_balancer.as_ref())
+            .and_then(|lb| lb.ingress.clone())
+            .unwrap_or_default()
+    }
+
+    fn merge(views: &[ClusterView<IngressLoadBalancerIngress>]) -> Vec<IngressLoadBalancerIngress> {
+        status::root_entries(views)
+    }
+
+    fn global_address(address: &IngressLoadBalancerIngress) -> Option<LoadBalancerAddress> {
+        status::lb_address(address)
+    }
+
+    fn status_patch(addresses: &[IngressLoadBalancerIngress]) -> serde_json::Value {
+        json!({"loadBalancer": {"ingress": addresses}})
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_leaf_names_its_root_and_dependencies_come_services_first() {
+        let root: Ingress = serde_json::from_value(json!({
+            "metadata": {"name": "shop", "namespace": "apps", "uid": "u-1"},
+            "spec": {
+                "tls": [{"hosts": ["shop.example.test"], "secretName": "tls"}],
+                "rules": [{"host": "shop.example.test", "http": {"paths": [
+                    {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+                ]}}]
+            }
+        }))
+        .unwrap();
+        let leaf = Ingress::leaf(&root, "east");
+        assert!(Ingress::is_root(&root) && !Ingress::is_root(&leaf));
+        assert_eq!(Ingress::root_of_leaf(&leaf).as_deref(), Some("shop"));
+        assert_eq!(Ingress::root_of_leaf(&root), None);
+        assert_eq!(
+            Ingress::dependencies(&root),
+            [
+                (DepKind::Service, "apps".to_string(), "web".to_string()),
+                (DepKind::Secret, "apps".to_string(), "tls".to_string()),
+            ]
+        );
+        assert_eq!(Ingress::hosts(&root), ["shop.example.test"]);
+    }
+}

@@ -1,0 +1,3 @@
+//! The kinds of root the controller handles, one module each.
+
+pub mod ingress;

@@ -1,0 +1,176 @@
+//! What the controller remembers between reconciles, beyond what the
+//! caches show: per root (by uid) the condition states its Events announced,
+//! the clusters it was last placed on, whether its convergence was
+//! measured, and its consecutive failures; per dependency its consecutive
+//! failures. A root is forgotten in one call, [`Memory::forget`], when it goes.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+
+use super::dependencies::DepKey;
+
+/// A condition's status, reason and message, as an Event announced them.
+pub type Announced = (String, String, String);
+
+/// What is remembered of one root.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RootMemory {
+    /// By condition type: the state last announced by an Event. Until the
+    /// cache shows our GlobalIngress status write, every reconcile would
+    /// announce the same change again.
+    pub announced: BTreeMap<String, Announced>,
+    /// The clusters it was placed on at its last reconcile.
+    pub placed: Option<Vec<String>>,
+    /// Whether its convergence time was recorded.
+    pub converged: bool,
+    /// Consecutive failed reconciles.
+    pub failures: u32,
+}
+
+/// The controller's memory; every method takes a lock briefly.
+#[derive(Default)]
+pub struct Memory {
+    roots: Mutex<HashMap<String, RootMemory>>,
+    dependency_failures: Mutex<HashMap<DepKey, u32>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock leaves at worst a stale entry.
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Memory {
+    /// Whether `condition` of root `uid` differs from what was last
+    /// announced for it, remembering it: an Event is due only then.
+    pub fn announce(&self, uid: &str, condition: &Condition) -> bool {
+        let state = (
+            condition.status.clone(),
+            condition.reason.clone(),
+            condition.message.clone(),
+        );
+        lock(&self.roots)
+            .entry(uid.to_string())
+            .or_default()
+            .announced
+            .insert(condition.type_.clone(), state.clone())
+            != Some(state)
+    }
+
+    /// Records that root `uid` is placed on `targets`; whether that differs
+    /// from its previous placement (false at the first).
+    pub fn moved(&self, uid: &str, targets: &[String]) -> bool {
+        lock(&self.roots)
+            .entry(uid.to_string())
+            .or_default()
+            .placed
+            .replace(targets.to_vec())
+            .is_some_and(|before| before != targets)
+    }
+
+    /// Records that root `uid` converged; true only the first time.
+    pub fn first_convergence(&self, uid: &str) -> bool {
+        let mut roots = lock(&self.roots);
+        let memory = roots.entry(uid.to_string()).or_default();
+        !std::mem::replace(&mut memory.converged, true)
+    }
+
+    /// Counts a failed reconcile of root `uid`; the consecutive failures so far.
+    pub fn root_failed(&self, uid: &str) -> u32 {
+        let mut roots = lock(&self.roots);
+        let memory = roots.entry(uid.to_string()).or_default();
+        memory.failures = memory.failures.saturating_add(1);
+        memory.failures
+    }
+
+    /// A reconcile of root `uid` succeeded: its failures start over.
+    pub fn root_succeeded(&self, uid: &str) {
+        if let Some(memory) = lock(&self.roots).get_mut(uid) {
+            memory.failures = 0;
+        }
+    }
+
+    /// Counts a failed reconcile of a dependency; the consecutive failures so far.
+    pub fn dependency_failed(&self, dep: &DepKey) -> u32 {
+        let mut failures = lock(&self.dependency_failures);
+        let n = failures.entry(dep.clone()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// A reconcile of a dependency succeeded, or the dependency went: its
+    /// failures start over.
+    pub fn dependency_succeeded(&self, dep: &DepKey) {
+        lock(&self.dependency_failures).remove(dep);
+    }
+
+    /// Forgets root `uid`: it is gone.
+    pub fn forget(&self, uid: &str) {
+        lock(&self.roots).remove(uid);
+    }
+
+    /// Forgets every root whose uid `live` does not hold (after a re-list:
+    /// roots deleted while the watch was down).
+    pub fn retain(&self, live: &HashSet<String>) {
+        lock(&self.roots).retain(|uid, _| live.contains(uid));
+    }
+
+    /// What is remembered of root `uid`.
+    pub fn root(&self, uid: &str) -> Option<RootMemory> {
+        lock(&self.roots).get(uid).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::controller::dependencies::DepKind;
+
+    fn ready(status: &str, reason: &str) -> Condition {
+        Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn a_root_is_remembered_until_forgotten() {
+        let memory = Memory::default();
+        assert!(memory.announce("u", &ready("True", "Placed")));
+        assert!(!memory.announce("u", &ready("True", "Placed")));
+        assert!(memory.announce("u", &ready("False", "NoMatchingCluster")));
+        assert!(!memory.moved("u", &["a".into()]));
+        assert!(!memory.moved("u", &["a".into()]));
+        assert!(memory.moved("u", &["b".into()]));
+        assert!(memory.first_convergence("u"));
+        assert!(!memory.first_convergence("u"));
+        assert_eq!((memory.root_failed("u"), memory.root_failed("u")), (1, 2));
+        memory.root_succeeded("u");
+        assert_eq!(memory.root_failed("u"), 1);
+        memory.forget("u");
+        assert_eq!(memory.root("u"), None);
+        assert!(memory.announce("u", &ready("False", "NoMatchingCluster")));
+        memory.retain(&HashSet::new());
+        assert_eq!(memory.root("u"), None);
+    }
+
+    #[test]
+    fn dependency_failures_count_per_dependency() {
+        let memory = Memory::default();
+        let web = (DepKind::Service, "ns".to_string(), "web".to_string());
+        let tls = (DepKind::Secret, "ns".to_string(), "web".to_string());
+        assert_eq!(memory.dependency_failed(&web), 1);
+        assert_eq!(memory.dependency_failed(&web), 2);
+        assert_eq!(memory.dependency_failed(&tls), 1);
+        memory.dependency_succeeded(&web);
+        assert_eq!(memory.dependency_failed(&web), 1);
+    }
+}
