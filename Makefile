@@ -8,7 +8,7 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
-.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts unit e2e test bench clean local-setup local-teardown
+.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ clippy: ## clippy on every target, warnings are errors
 lint-scripts: deps ## shellcheck every script
 	shellcheck $(SCRIPTS)
 
+lint-imports: deps ## fail when two files under src/ import each other, directly or in a circle
+	hack/check-imports.py src
+
 unit: ## unit and property tests of the pure core
 	$(CARGO) test --lib --bins
 
@@ -47,7 +50,7 @@ e2e: deps tools tools-kcp ## end-to-end tests against real etcd, kube-apiservers
 	$(CARGO) test --test e2e
 	$(CARGO) test --test quickstart -- --test-threads=1
 
-test: fmt-check clippy crd-check lint-scripts unit e2e ## everything CI checks
+test: fmt-check clippy crd-check lint-scripts lint-imports unit e2e ## everything CI checks
 
 bench: deps tools ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 3 min)
 	$(CARGO) bench --bench bench -- $(if $(filter-out 0,$(QUICK)),--quick)

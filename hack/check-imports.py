@@ -48,6 +48,29 @@ def strip_tests(text):
             return "".join(out)
 
 
+def inline_modules_relative(text):
+    """Inside an inline `mod x { ... }`, `super::` names the file's own
+    module: rewritten to `self::` so that it resolves to the file."""
+    out, i = [], 0
+    for m in re.finditer(r"\bmod\s+\w+\s*\{", text):
+        if m.start() < i:
+            continue
+        depth, end = 0, len(text)
+        for k in range(m.end() - 1, len(text)):
+            if text[k] == "{":
+                depth += 1
+            elif text[k] == "}":
+                depth -= 1
+                if depth == 0:
+                    end = k + 1
+                    break
+        out.append(text[i : m.start()])
+        out.append(text[m.start() : end].replace("super::", "self::"))
+        i = end
+    out.append(text[i:])
+    return "".join(out)
+
+
 def expand(prefix, body):
     """`a::{b, c::{d, e}}` → ['a::b', 'a::c::d', 'a::c::e'] (roughly)."""
     parts, depth, cur = [], 0, ""
@@ -99,7 +122,7 @@ def main():
     edges = {m: set() for m in files}
     for mod, path in files.items():
         is_dir_module = os.path.basename(path) in ("mod.rs", "lib.rs")
-        text = strip_tests(open(path, encoding="utf-8").read())
+        text = inline_modules_relative(strip_tests(open(path, encoding="utf-8").read()))
         children = {m[-1] for m in files if len(m) == len(mod) + 1 and m[: len(mod)] == mod}
         candidates = paths_in(text)
         if is_dir_module:

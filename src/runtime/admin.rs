@@ -13,7 +13,7 @@ use hyper_util::rt::TokioIo;
 use prometheus_client::registry::Registry;
 use tracing::{info, warn};
 
-use super::CancellationToken;
+use tokio_util::sync::CancellationToken;
 
 /// What the admin server reports.
 pub struct AdminState {

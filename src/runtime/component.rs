@@ -11,7 +11,9 @@ use tracing::{info, warn};
 
 use super::events::{self, Recorder};
 use super::readiness::Readiness;
-use super::{CancellationToken, admin, lease, metrics};
+use tokio_util::sync::CancellationToken;
+
+use super::{admin, lease, metrics};
 use crate::cli::{AdminArgs, ElectionArgs};
 
 /// Errors of setting up a component.

@@ -14,7 +14,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::CancellationToken;
+use tokio_util::sync::CancellationToken;
 
 /// What a candidate should do about a Lease.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use super::CancellationToken;
+use tokio_util::sync::CancellationToken;
 
 /// Shared by a component's watches; clone freely.
 #[derive(Clone)]

@@ -23,8 +23,8 @@ use kube::runtime::watcher::{self, Event, watcher};
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use super::CancellationToken;
 use super::readiness::Readiness;
+use tokio_util::sync::CancellationToken;
 
 /// A change seen by a watch, handed over after the store has taken it in.
 #[derive(Debug)]
