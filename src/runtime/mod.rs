@@ -10,6 +10,7 @@ pub mod events;
 pub mod lease;
 pub mod metrics;
 pub mod readiness;
+pub mod tracked;
 pub mod watch;
 
 pub use backoff::backoff;

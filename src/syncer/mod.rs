@@ -41,7 +41,6 @@ pub mod source;
 pub mod spec;
 pub mod state;
 pub mod status;
-pub mod tracked;
 pub mod upstream;
 
 pub use self::error::SyncerError;

@@ -10,8 +10,8 @@ use kube::runtime::watcher;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use super::tracked::{Tracked, track};
 use crate::apis::Cluster;
+use crate::runtime::tracked::{Tracked, track};
 use crate::runtime::{CancellationToken, Readiness, Watch};
 
 /// Whether the Cluster object is there.

@@ -17,8 +17,8 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::heartbeat::reasons;
-use super::tracked::{Tracked, track};
 use crate::apis::KubeconfigSecretRef;
+use crate::runtime::tracked::{Tracked, track};
 use crate::runtime::{self, CancellationToken, Readiness, Watch};
 
 /// Default key of the kubeconfig in a kubeconfig Secret.

@@ -8,7 +8,10 @@ use futures::{Stream, StreamExt};
 use kube::Resource;
 use serde::de::DeserializeOwned;
 
-use crate::runtime::{CancellationToken, Change, Readiness, Watch};
+use tokio_util::sync::CancellationToken;
+
+use super::readiness::Readiness;
+use super::watch::{Change, Watch};
 
 /// What is known of the followed object after a change.
 #[derive(Debug)]
