@@ -20,6 +20,19 @@ def module_of(path, src):
     return tuple(rel)
 
 
+def block_end(text, open_at):
+    """The index just past the `}` that closes the `{` at `open_at`."""
+    depth = 0
+    for k in range(open_at, len(text)):
+        if text[k] == "{":
+            depth += 1
+        elif text[k] == "}":
+            depth -= 1
+            if depth == 0:
+                return k + 1
+    return len(text)
+
+
 def strip_tests(text):
     """Drops `#[cfg(test)]` items (a module or a function) and comments."""
     text = re.sub(r"//[^\n]*", "", text)
@@ -35,17 +48,7 @@ def strip_tests(text):
         if k < 0 or (0 <= semi < k):
             i = semi + 1
             continue
-        depth = 0
-        for m in range(k, len(text)):
-            if text[m] == "{":
-                depth += 1
-            elif text[m] == "}":
-                depth -= 1
-                if depth == 0:
-                    i = m + 1
-                    break
-        else:
-            return "".join(out)
+        i = block_end(text, k)
 
 
 def inline_modules_relative(text):
@@ -55,15 +58,7 @@ def inline_modules_relative(text):
     for m in re.finditer(r"\bmod\s+\w+\s*\{", text):
         if m.start() < i:
             continue
-        depth, end = 0, len(text)
-        for k in range(m.end() - 1, len(text)):
-            if text[k] == "{":
-                depth += 1
-            elif text[k] == "}":
-                depth -= 1
-                if depth == 0:
-                    end = k + 1
-                    break
+        end = block_end(text, m.end() - 1)
         out.append(text[i : m.start()])
         out.append(text[m.start() : end].replace("super::", "self::"))
         i = end
@@ -138,8 +133,6 @@ def main():
                 base, rest = parent, segs[1:]
                 while rest and rest[0] == "super":
                     base, rest = base[:-1], rest[1:]
-                if not is_dir_module:
-                    pass
             elif segs[0] == "self":
                 base, rest = mod, segs[1:]
             elif is_dir_module and segs[0] in children:
