@@ -85,7 +85,7 @@ pub mod conditions {
     pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 }
 
-/// Condition reasons that more than one module (or component) writes.
+/// Condition and Event reasons.
 pub mod reasons {
     /// GlobalIngress `Degraded=True`: the root is placed on clusters and
     /// none of them is healthy.
@@ -104,6 +104,12 @@ pub mod reasons {
     /// Service or Secret the root references, because an object of its name
     /// that kcp-ingress does not manage is in the way in a cluster.
     pub const DEPENDENCY_CONFLICT: &str = "DependencyConflict";
+    /// Event on a deleted Cluster: its syncer deleted its copies in the
+    /// physical cluster.
+    pub const COPIES_DELETED: &str = "CopiesDeleted";
+    /// Event on a deleted Cluster: its copies in the physical cluster were
+    /// kept (the cluster did not answer, or there was no client for it).
+    pub const COPIES_KEPT: &str = "CopiesKept";
 }
 
 /// The placement label key for `cluster`.
