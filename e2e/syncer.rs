@@ -1142,7 +1142,8 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
 /// Push mode: a Cluster created with a kubeconfig Secret is synced by the
 /// controller's push-mode syncers with no further action; a Cluster whose
 /// Secret does not exist is reported, and syncs once the Secret appears;
-/// deleting a Cluster removes its copies and releases its finalizers.
+/// deleting a Cluster removes its copies and releases its finalizers; the
+/// finalizers of a Cluster that no longer exists are released at start-up.
 pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
@@ -1151,6 +1152,16 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     create_namespace(&cp, ns).await?;
     let system = "push-system";
     create_namespace(&cp, system).await?;
+    // An object held by the finalizer of a Cluster deleted while no
+    // controller ran: released when the controller starts.
+    let ghost = labels::syncer_finalizer("push-ghost");
+    let held: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "held", "finalizers": [&ghost]},
+        "data": {"value": "held"},
+    }))?;
+    Api::<ConfigMap>::namespaced(cp.clone(), ns)
+        .create(&PostParams::default(), &held)
+        .await?;
     let kubeconfig = path_arg(&env.kubeconfig("control-plane"))?;
     let controller = env.spawn_kcp_ingress(
         "controller-push",
@@ -1184,6 +1195,14 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
             "data": {"value": "pushed"},
         }))?)
     };
+
+    wait_for(
+        "the finalizer of the Cluster that does not exist released",
+        &configmaps,
+        "held",
+        |c| !has_finalizer(c, "push-ghost"),
+    )
+    .await?;
 
     // A Secret, then its Cluster: syncing starts by itself.
     secrets
