@@ -1165,7 +1165,8 @@ async fn wait_global_condition(
 /// controller (a bare kube-apiserver has no garbage collector): one made by
 /// hand without an owner, one owned by an Ingress that does not exist, and
 /// one whose deletion the glbc's finalizer then holds. The GlobalIngress
-/// of a live root stays, the same object throughout.
+/// of a live root stays, the same object throughout, also when it loses
+/// its owner reference (the root adopts it again).
 pub async fn orphan_global_ingresses_are_removed(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "orphan").await?;
     let clusters = world.three_clusters_with_dependencies().await?;
@@ -1248,6 +1249,21 @@ pub async fn orphan_global_ingresses_are_removed(env: &TestEnv) -> anyhow::Resul
         log.contains("deleted an orphan GlobalIngress"),
         "no log line for the deleted orphans"
     );
+    // The live root's GlobalIngress loses its owner reference (written
+    // before owners were set, say): the root adopts it again, not deleted.
+    world
+        .globals()
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
+        )
+        .await?;
+    eventually("shop's GlobalIngress adopted again", CONVERGE, || async {
+        let g = world.globals().get("shop").await?;
+        Ok((!g.owner_references().is_empty()).then_some(()))
+    })
+    .await?;
     let now = world.globals().get("shop").await?;
     ensure!(
         now.uid() == live.uid() && now.metadata.deletion_timestamp.is_none(),

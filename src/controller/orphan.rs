@@ -8,8 +8,10 @@ use kube::ResourceExt;
 use super::kind::RootKind;
 use crate::apis::GlobalIngress;
 
-/// Why `global` is an orphan, or `None` when a live root controls it (or it
-/// is already being deleted). `root` looks up the root-kind object of a name
+/// Why `global` is an orphan, or `None` when a live root controls it, when
+/// it has no controller at all but a live root of its name is there to
+/// adopt it (a GlobalIngress written before owner references were set, or
+/// by hand for that root), or when it is already being deleted. `root` looks up the root-kind object of a name
 /// in the GlobalIngress's namespace.
 ///
 /// The controller sets its owner reference in the same apply that creates a
@@ -24,7 +26,16 @@ pub fn orphan_reason<K: RootKind>(
     }
     let kind = K::kind(&());
     let Some(owner) = controller_of::<K>(global) else {
-        return Some(format!("it has no controller owner reference to a {kind}"));
+        // The live root of its name adopts it (its reconcile sets the
+        // owner reference): deleting it would withdraw that root's DNS.
+        let adopter = root(&global.name_any())
+            .filter(|r| K::is_root(r) && r.meta().deletion_timestamp.is_none());
+        if adopter.is_some() {
+            return None;
+        }
+        return Some(format!(
+            "it has no controller owner reference to a {kind}, and no {kind} of its name adopts it"
+        ));
     };
     let Some(found) = root(&owner.name) else {
         return Some(format!("its {kind} {} does not exist", owner.name));
@@ -99,21 +110,38 @@ mod tests {
     #[test]
     fn without_a_live_controlling_root_it_is_an_orphan() {
         let shop = ingress("shop", "u-1");
-        let why = judge(&global(None), std::slice::from_ref(&shop)).unwrap();
+        let why = judge(&global(None), &[ingress("other", "u-9")]).unwrap();
         assert!(why.contains("no controller owner reference"), "{why}");
         let why = judge(&global(Some(&shop)), &[]).unwrap();
         assert!(why.contains("does not exist"), "{why}");
         let recreated = ingress("shop", "u-2");
         let why = judge(&global(Some(&shop)), &[recreated]).unwrap();
         assert!(why.contains("another uid"), "{why}");
-        // An owner reference that is not the controller's does not count.
-        let mut loose = global(Some(&shop));
+        // An owner reference that is not the controller's does not count
+        // (here, with the owner living under another name).
+        let main = ingress("main", "u-1");
+        let mut loose = global(Some(&main));
         loose.metadata.owner_references.as_mut().unwrap()[0].controller = None;
-        assert!(judge(&loose, std::slice::from_ref(&shop)).is_some());
+        let why = judge(&loose, std::slice::from_ref(&main)).unwrap();
+        assert!(why.contains("no controller owner reference"), "{why}");
         // Nor one to another kind.
-        let mut other = global(Some(&shop));
+        let mut other = global(Some(&main));
         other.metadata.owner_references.as_mut().unwrap()[0].kind = "Gateway".into();
-        assert!(judge(&other, &[shop]).is_some());
+        let why = judge(&other, &[main]).unwrap();
+        assert!(why.contains("no controller owner reference"), "{why}");
+    }
+
+    #[test]
+    fn one_without_a_controller_is_adopted_by_the_live_root_of_its_name() {
+        let shop = ingress("shop", "u-1");
+        assert_eq!(judge(&global(None), std::slice::from_ref(&shop)), None);
+        let mut leaving = shop.clone();
+        leaving.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
+        assert!(judge(&global(None), &[leaving]).is_some());
+        let leaf = Ingress::leaf(&ingress("main", "u-2"), "east");
+        let mut named_like_a_leaf = global(None);
+        named_like_a_leaf.metadata.name = leaf.metadata.name.clone();
+        assert!(judge(&named_like_a_leaf, &[leaf]).is_some());
     }
 
     #[test]
