@@ -91,7 +91,10 @@ pub async fn run(
                     Presence::Absent | Presence::Unknown => seen.clone(),
                 };
                 let plan = departure(seen.is_some(), &clients.borrow().clone());
-                teardown::depart(&ctx, last.as_deref(), plan).await;
+                tokio::select! {
+                    () = teardown::depart(&ctx, last.as_deref(), plan) => {}
+                    () = shutdown.cancelled() => break,
+                }
                 departed = true;
                 seen = None;
             }
