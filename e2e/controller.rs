@@ -1134,3 +1134,265 @@ pub async fn leader_election_fails_over(env: &TestEnv) -> anyhow::Result<()> {
     );
     world.remove_clusters().await
 }
+
+/// Waits until the GlobalIngress `name` has the condition `type_` with
+/// `status` and `reason`; its message.
+async fn wait_global_condition(
+    world: &World,
+    name: &str,
+    type_: &str,
+    status: &str,
+    reason: &str,
+) -> anyhow::Result<String> {
+    eventually(
+        &format!("GlobalIngress {name}: {type_}={status} ({reason})"),
+        CONVERGE,
+        || async {
+            let global = world.globals().get_opt(name).await?;
+            let found = global
+                .and_then(|g| g.status)
+                .and_then(|s| s.conditions.into_iter().find(|c| c.type_ == type_));
+            match found {
+                Some(c) if c.status == status && c.reason == reason => Ok(Some(c.message)),
+                other => bail!("{type_} is {other:?}"),
+            }
+        },
+    )
+    .await
+}
+
+/// A GlobalIngress that no live root controls is deleted by the
+/// controller (a bare kube-apiserver has no garbage collector): one made by
+/// hand without an owner, one owned by an Ingress that does not exist, and
+/// one whose deletion the glbc's finalizer then holds. The GlobalIngress
+/// of a live root stays, the same object throughout, also when it loses
+/// its owner reference (the root adopts it again).
+pub async fn orphan_global_ingresses_are_removed(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "orphan").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+    let live = eventually("the GlobalIngress of shop", CONVERGE, || async {
+        Ok(world.globals().get_opt("shop").await?)
+    })
+    .await?;
+
+    let orphan =
+        |name: &str, owner: Option<&str>, finalizer: bool| -> anyhow::Result<GlobalIngress> {
+            let owners: Vec<serde_json::Value> = owner
+                .map(|uid| {
+                    json!({
+                        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                        "name": name, "uid": uid, "controller": true,
+                    })
+                })
+                .into_iter()
+                .collect();
+            let finalizers: Vec<&str> = if finalizer {
+                vec![labels::DNS_FINALIZER]
+            } else {
+                Vec::new()
+            };
+            Ok(serde_json::from_value(json!({
+                "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+                "metadata": {"name": name, "ownerReferences": owners, "finalizers": finalizers},
+                "spec": {"hosts": [format!("{name}.kcp-ingress.test")]},
+            }))?)
+        };
+    for global in [
+        orphan("by-hand", None, false)?,
+        orphan(
+            "owner-gone",
+            Some("00000000-0000-0000-0000-00000000dead"),
+            false,
+        )?,
+        orphan("held", None, true)?,
+    ] {
+        world
+            .globals()
+            .create(&PostParams::default(), &global)
+            .await
+            .with_context(|| format!("creating GlobalIngress {}", global.name_any()))?;
+    }
+    for name in ["by-hand", "owner-gone"] {
+        eventually(&format!("orphan {name} deleted"), CONVERGE, || async {
+            Ok(world.globals().get_opt(name).await?.is_none().then_some(()))
+        })
+        .await?;
+    }
+    // With the glbc's finalizer, deleting it requests the deletion; the
+    // glbc (not running here) would release its records and the finalizer.
+    eventually("orphan held: deletion requested", CONVERGE, || async {
+        let g = world.globals().get("held").await?;
+        Ok(g.metadata.deletion_timestamp.is_some().then_some(()))
+    })
+    .await?;
+    world
+        .globals()
+        .patch(
+            "held",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await?;
+    eventually("orphan held gone", CONVERGE, || async {
+        Ok(world
+            .globals()
+            .get_opt("held")
+            .await?
+            .is_none()
+            .then_some(()))
+    })
+    .await?;
+    let log = world.controller.log();
+    ensure!(
+        log.contains("deleted an orphan GlobalIngress"),
+        "no log line for the deleted orphans"
+    );
+    // The live root's GlobalIngress loses its owner reference (written
+    // before owners were set, say): the root adopts it again, not deleted.
+    world
+        .globals()
+        .patch(
+            "shop",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"ownerReferences": null}})),
+        )
+        .await?;
+    eventually("shop's GlobalIngress adopted again", CONVERGE, || async {
+        let g = world.globals().get("shop").await?;
+        Ok((!g.owner_references().is_empty()).then_some(()))
+    })
+    .await?;
+    let now = world.globals().get("shop").await?;
+    ensure!(
+        now.uid() == live.uid() && now.metadata.deletion_timestamp.is_none(),
+        "the GlobalIngress of the live root was deleted or replaced"
+    );
+    world.remove_clusters().await
+}
+
+/// A root placed on no cluster (its selector matches none, or only
+/// unschedulable ones) says `Degraded=True` (`NoClusterPlaced`), not
+/// "healthy cluster available"; placed on a healthy one, it is not Degraded.
+pub async fn a_root_placed_nowhere_is_degraded(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "nowhere").await?;
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    let selector = format!("e2e-test={},zone=z1", world.tag);
+    world.create_root("shop", Some(&selector)).await?;
+    let message = wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::DEGRADED,
+        "True",
+        labels::reasons::NO_CLUSTER_PLACED,
+    )
+    .await?;
+    ensure!(
+        message.contains("no schedulable Cluster"),
+        "message: {message}"
+    );
+
+    // The one match is unschedulable: still placed nowhere.
+    let cluster = world.add_cluster(1, &[("zone", "z1")]).await?;
+    world
+        .clusters()
+        .patch(
+            &cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+        )
+        .await?;
+    wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::READY,
+        "False",
+        "NoMatchingCluster",
+    )
+    .await?;
+    wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::DEGRADED,
+        "True",
+        labels::reasons::NO_CLUSTER_PLACED,
+    )
+    .await?;
+
+    // Schedulable and healthy: placed, not Degraded.
+    world
+        .clusters()
+        .patch(
+            &cluster,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"unschedulable": false}})),
+        )
+        .await?;
+    world
+        .leaves_converge("shop", std::slice::from_ref(&cluster))
+        .await?;
+    wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::DEGRADED,
+        "False",
+        labels::reasons::HEALTHY_CLUSTER_AVAILABLE,
+    )
+    .await?;
+    world.remove_clusters().await
+}
+
+/// A syncer's conflict report on a Service a root depends on (the
+/// `conflict.kcp-ingress.dev/<cluster>` annotation, written here the way a
+/// syncer writes it) shows on the root's GlobalIngress as
+/// `DependenciesReady=False` (`DependencyConflict`), naming the object and
+/// the cluster; it clears when the report does.
+pub async fn a_dependency_conflict_shows_on_the_root(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "depconflict").await?;
+    let clusters = world.three_clusters_with_dependencies().await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+    wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::DEPENDENCIES_READY,
+        "True",
+        labels::reasons::ALL_FOUND,
+    )
+    .await?;
+
+    let key = labels::conflict_annotation(&clusters[1]);
+    let report = json!({"metadata": {"annotations": {&key:
+        "Service web already exists in the cluster and is not managed by kcp-ingress"}}});
+    world
+        .services()
+        .patch("web", &PatchParams::default(), &Patch::Merge(&report))
+        .await?;
+    let message = wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::DEPENDENCIES_READY,
+        "False",
+        labels::reasons::DEPENDENCY_CONFLICT,
+    )
+    .await?;
+    let named = format!("Service {}/web in cluster(s) {}", world.ns, clusters[1]);
+    ensure!(message.contains(&named), "message: {message}");
+
+    let clear = json!({"metadata": {"annotations": {&key: null}}});
+    world
+        .services()
+        .patch("web", &PatchParams::default(), &Patch::Merge(&clear))
+        .await?;
+    wait_global_condition(
+        &world,
+        "shop",
+        labels::conditions::DEPENDENCIES_READY,
+        "True",
+        labels::reasons::ALL_FOUND,
+    )
+    .await?;
+    world.remove_clusters().await
+}

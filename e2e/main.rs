@@ -86,6 +86,9 @@ fn groups() -> Vec<Group> {
                 controller::bad_input_is_reported_not_fatal,
                 controller::long_root_names_get_their_events,
                 controller::leader_election_fails_over,
+                controller::orphan_global_ingresses_are_removed,
+                controller::a_root_placed_nowhere_is_degraded,
+                controller::a_dependency_conflict_shows_on_the_root,
             ],
         },
         Group {
@@ -122,6 +125,7 @@ fn groups() -> Vec<Group> {
                 syncer::push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret,
                 syncer::bad_input_is_reported_and_the_syncer_keeps_running,
                 syncer::namespaces_the_syncer_created_go_with_their_upstream,
+                syncer::deleting_a_cluster_removes_its_copies_unless_its_apiserver_is_down,
             ],
         },
         Group {

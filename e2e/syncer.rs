@@ -1142,7 +1142,8 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
 /// Push mode: a Cluster created with a kubeconfig Secret is synced by the
 /// controller's push-mode syncers with no further action; a Cluster whose
 /// Secret does not exist is reported, and syncs once the Secret appears;
-/// deleting a Cluster releases its finalizers.
+/// deleting a Cluster removes its copies and releases its finalizers; the
+/// finalizers of a Cluster that no longer exists are released at start-up.
 pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
@@ -1151,6 +1152,16 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     create_namespace(&cp, ns).await?;
     let system = "push-system";
     create_namespace(&cp, system).await?;
+    // An object held by the finalizer of a Cluster deleted while no
+    // controller ran: released when the controller starts.
+    let ghost = labels::syncer_finalizer("push-ghost");
+    let held: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "held", "finalizers": [&ghost]},
+        "data": {"value": "held"},
+    }))?;
+    Api::<ConfigMap>::namespaced(cp.clone(), ns)
+        .create(&PostParams::default(), &held)
+        .await?;
     let kubeconfig = path_arg(&env.kubeconfig("control-plane"))?;
     let controller = env.spawn_kcp_ingress(
         "controller-push",
@@ -1184,6 +1195,14 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
             "data": {"value": "pushed"},
         }))?)
     };
+
+    wait_for(
+        "the finalizer of the Cluster that does not exist released",
+        &configmaps,
+        "held",
+        |c| !has_finalizer(c, "push-ghost"),
+    )
+    .await?;
 
     // A Secret, then its Cluster: syncing starts by itself.
     secrets
@@ -1257,13 +1276,14 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
             .then_some(()))
     })
     .await?;
+    // Its syncer still had a client for the cluster: the copy went first.
+    wait_gone("the copy of the deleted Cluster", &down2, "cfg").await?;
+    ensure!(
+        down1.get_opt("cfg1").await?.is_some(),
+        "push-1's copy went with push-2"
+    );
     configmaps.delete("cfg", &DeleteParams::default()).await?;
     wait_gone("the object of the deleted Cluster", &configmaps, "cfg").await?;
-    // The copy in the cluster stays: the Cluster is gone, not the object's placement.
-    ensure!(
-        down2.get_opt("cfg").await?.is_some(),
-        "the copy went with the Cluster"
-    );
     Ok(())
 }
 
@@ -1477,5 +1497,126 @@ pub async fn namespaces_the_syncer_created_go_with_their_upstream(
         kept.metadata.deletion_timestamp.is_none(),
         "the syncer deleted a namespace it did not create"
     );
+    Ok(())
+}
+
+/// Events about the Cluster `cluster` (cluster-scoped: in namespace default).
+async fn cluster_event_reasons(cp: &Client, cluster: &str) -> anyhow::Result<BTreeSet<String>> {
+    let events: Api<Event> = Api::namespaced(cp.clone(), "default");
+    Ok(events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Cluster") && r.name.as_deref() == Some(cluster)
+            })
+        })
+        .filter_map(|e| e.reason)
+        .collect())
+}
+
+/// Deleting a Cluster whose apiserver answers: its syncer deletes the
+/// copies it manages there (and nothing else), then releases its
+/// finalizers. Deleting one whose apiserver is down: the finalizers are
+/// released and the copies kept, as a log line and an Event say.
+pub async fn deleting_a_cluster_removes_its_copies_unless_its_apiserver_is_down(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    let mut w = World::new(env, "depart", 2).await?;
+    let (c1, c2) = (w.cluster(1), w.cluster(2));
+    // Not ours (no managed-by label), though it names the syncer: it stays.
+    create_namespace(&w.downs[1], &w.ns).await?;
+    let theirs: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "theirs", "labels": {labels::SYNCER_LABEL: &c2}},
+        "data": {"value": "theirs"},
+    }))?;
+    w.down::<ConfigMap>(2)
+        .create(&PostParams::default(), &theirs)
+        .await?;
+    w.start_syncer(env, 1, &[])?;
+    w.start_syncer(env, 2, &[])?;
+    w.create_configmap("cfg", &[1, 2], "v").await?;
+    w.create_secret("tls", &[2], "s").await?;
+    for i in [1, 2] {
+        wait_for("the ConfigMap copy", &w.down::<ConfigMap>(i), "cfg", |_| {
+            true
+        })
+        .await?;
+    }
+    wait_for("the Secret copy", &w.down::<Secret>(2), "tls", |_| true).await?;
+
+    // Cluster 2's apiserver is up: its copies go, then its finalizers.
+    w.clusters().delete(&c2, &DeleteParams::default()).await?;
+    wait_gone(
+        "the ConfigMap copy in cluster 2",
+        &w.down::<ConfigMap>(2),
+        "cfg",
+    )
+    .await?;
+    wait_gone("the Secret copy in cluster 2", &w.down::<Secret>(2), "tls").await?;
+    wait_for(
+        "cluster 2's finalizer released",
+        &w.up::<Secret>(),
+        "tls",
+        |s| !has_finalizer(s, &c2),
+    )
+    .await?;
+    ensure!(
+        w.down::<ConfigMap>(2).get_opt("theirs").await?.is_some(),
+        "an object the syncer does not manage was deleted"
+    );
+    ensure!(
+        w.down::<ConfigMap>(1).get_opt("cfg").await?.is_some(),
+        "cluster 1's copy went with cluster 2"
+    );
+    eventually("a CopiesDeleted Event on Cluster 2", CONVERGE, || async {
+        let reasons = cluster_event_reasons(&w.cp, &c2).await?;
+        Ok(reasons
+            .contains(labels::reasons::COPIES_DELETED)
+            .then_some(()))
+    })
+    .await?;
+
+    // Cluster 1's apiserver is down: its finalizers are released, its
+    // copies kept.
+    let dir = env_dir(env)?;
+    test_env_server(&dir, "stop", "cluster-1")?;
+    let result = async {
+        w.clusters().delete(&c1, &DeleteParams::default()).await?;
+        wait_for(
+            "cluster 1's finalizer released",
+            &w.up::<ConfigMap>(),
+            "cfg",
+            |c| !has_finalizer(c, &c1),
+        )
+        .await?;
+        let syncer = w.syncers.get(&1).context("syncer 1")?;
+        eventually("syncer 1 says the copies are kept", CONVERGE, || async {
+            Ok(syncer
+                .log()
+                .contains("copies in the physical cluster are kept")
+                .then_some(()))
+        })
+        .await?;
+        eventually("a CopiesKept Event on Cluster 1", CONVERGE, || async {
+            let reasons = cluster_event_reasons(&w.cp, &c1).await?;
+            Ok(reasons.contains(labels::reasons::COPIES_KEPT).then_some(()))
+        })
+        .await?;
+        anyhow::Ok(())
+    }
+    .await;
+    test_env_server(&dir, "start", "cluster-1")?;
+    result?;
+    let copy = wait_for(
+        "cluster 1's copy, kept",
+        &w.down::<ConfigMap>(1),
+        "cfg",
+        |_| true,
+    )
+    .await?;
+    ensure!(is_copy_of(&copy, &c1), "the kept copy changed: {copy:?}");
     Ok(())
 }

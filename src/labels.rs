@@ -85,6 +85,33 @@ pub mod conditions {
     pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 }
 
+/// Condition and Event reasons.
+pub mod reasons {
+    /// GlobalIngress `Degraded=True`: the root is placed on clusters and
+    /// none of them is healthy.
+    pub const NO_HEALTHY_CLUSTER: &str = "NoHealthyCluster";
+    /// GlobalIngress `Degraded=True`: the root is placed on no cluster (its
+    /// selector matches no schedulable Cluster, or it is invalid).
+    pub const NO_CLUSTER_PLACED: &str = "NoClusterPlaced";
+    /// GlobalIngress `Degraded=False`.
+    pub const HEALTHY_CLUSTER_AVAILABLE: &str = "HealthyClusterAvailable";
+    /// GlobalIngress `DependenciesReady=True`.
+    pub const ALL_FOUND: &str = "AllFound";
+    /// GlobalIngress `DependenciesReady=False`: a Service or Secret the root
+    /// references does not exist.
+    pub const DEPENDENCY_MISSING: &str = "DependencyMissing";
+    /// GlobalIngress `DependenciesReady=False`: a syncer could not place a
+    /// Service or Secret the root references, because an object of its name
+    /// that kcp-ingress does not manage is in the way in a cluster.
+    pub const DEPENDENCY_CONFLICT: &str = "DependencyConflict";
+    /// Event on a deleted Cluster: its syncer deleted its copies in the
+    /// physical cluster.
+    pub const COPIES_DELETED: &str = "CopiesDeleted";
+    /// Event on a deleted Cluster: its copies in the physical cluster were
+    /// kept (the cluster did not answer, or there was no client for it).
+    pub const COPIES_KEPT: &str = "CopiesKept";
+}
+
 /// The placement label key for `cluster`.
 pub fn state_label(cluster: &str) -> String {
     format!("{STATE_LABEL_PREFIX}{cluster}")

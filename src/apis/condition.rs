@@ -10,6 +10,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::labels::conditions::DEGRADED;
+use crate::labels::reasons;
 
 /// A condition of `type_` with status "True" or "False", `lastTransitionTime`
 /// taken from `previous` when its status is the same, else `now`.
@@ -37,14 +38,24 @@ pub fn condition(
 }
 
 /// The `Degraded` condition of a GlobalIngress: true when the root is placed
-/// on clusters and none of them is healthy.
+/// on no cluster, or on clusters none of which is healthy.
 pub fn degraded(previous: &[Condition], placed: usize, healthy: usize, now: Time) -> Condition {
-    if placed > 0 && healthy == 0 {
+    if placed == 0 {
         condition(
             previous,
             DEGRADED,
             true,
-            "NoHealthyCluster",
+            reasons::NO_CLUSTER_PLACED,
+            "this Ingress is placed on no cluster: its placement selector matched no \
+             schedulable Cluster (or the Ingress is invalid; see Ready); nothing serves it",
+            now,
+        )
+    } else if healthy == 0 {
+        condition(
+            previous,
+            DEGRADED,
+            true,
+            reasons::NO_HEALTHY_CLUSTER,
             "no cluster of this Ingress is healthy; the last published addresses are kept",
             now,
         )
@@ -53,7 +64,7 @@ pub fn degraded(previous: &[Condition], placed: usize, healthy: usize, now: Time
             previous,
             DEGRADED,
             false,
-            "HealthyClusterAvailable",
+            reasons::HEALTHY_CLUSTER_AVAILABLE,
             "",
             now,
         )
@@ -87,7 +98,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unplaced_root_is_not_degraded() {
-        assert_eq!(degraded(&[], 0, 0, at(1)).status, "False");
+    fn a_root_placed_on_no_cluster_is_degraded() {
+        let c = degraded(&[], 0, 0, at(1));
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("True", reasons::NO_CLUSTER_PLACED)
+        );
+        assert!(
+            c.message.contains("no schedulable Cluster"),
+            "{}",
+            c.message
+        );
+        let healthy = degraded(&[], 1, 1, at(1));
+        assert_eq!(
+            (healthy.status.as_str(), healthy.reason.as_str()),
+            ("False", reasons::HEALTHY_CLUSTER_AVAILABLE)
+        );
     }
 }

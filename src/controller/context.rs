@@ -14,7 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::warn;
 
-use super::dependencies::{DepKey, DepKind};
+use super::dependencies::{self, DepKey, DepKind};
 use super::index::Index;
 use super::kind::RootKind;
 use super::memory::Memory;
@@ -42,12 +42,20 @@ pub struct Triggers<K: RootKind> {
     pub roots: UnboundedSender<ObjectRef<K>>,
     pub services: UnboundedSender<ObjectRef<PartialObjectMeta<Service>>>,
     pub secrets: UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
+    /// GlobalIngresses to check for being orphans.
+    pub globals: UnboundedSender<ObjectRef<GlobalIngress>>,
 }
 
 impl<K: RootKind> Triggers<K> {
     pub fn root(&self, namespace: &str, name: &str) {
         let _ = self
             .roots
+            .unbounded_send(ObjectRef::new(name).within(namespace));
+    }
+
+    pub fn global(&self, namespace: &str, name: &str) {
+        let _ = self
+            .globals
             .unbounded_send(ObjectRef::new(name).within(namespace));
     }
 
@@ -99,6 +107,12 @@ impl<K: RootKind> Caches<K> {
 
     pub fn exists(&self, dep: &DepKey) -> bool {
         self.dependency(dep, |_| ()).is_some()
+    }
+
+    /// The clusters whose syncer reports a conflict on a dependency.
+    pub fn conflicts(&self, dep: &DepKey) -> Vec<String> {
+        self.dependency(dep, dependencies::conflicted_clusters)
+            .unwrap_or_default()
     }
 }
 

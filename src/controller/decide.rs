@@ -17,7 +17,7 @@ use super::merge::{self, ClusterView};
 use super::placement::{self, Placement};
 use crate::apis::condition::{condition, degraded};
 use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
-use crate::labels::{self, conditions};
+use crate::labels::{self, conditions, reasons};
 
 /// What a root's reconcile reads (dereferenced from the caches).
 pub struct Observed<'a, K: RootKind> {
@@ -29,6 +29,8 @@ pub struct Observed<'a, K: RootKind> {
     pub leaves: &'a BTreeSet<String>,
     /// Whether a dependency exists.
     pub exists: &'a dyn Fn(&DepKey) -> bool,
+    /// The clusters where a syncer reports a conflict on a dependency.
+    pub conflicts: &'a dyn Fn(&DepKey) -> Vec<String>,
     /// The root's GlobalIngress.
     pub global: Option<&'a GlobalIngress>,
     pub now: Timestamp,
@@ -155,7 +157,14 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
     }
     let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
 
-    let dependencies = dependencies_condition(root, seen.exists, &previous, &now);
+    let dependencies = dependencies_condition(
+        root,
+        placement.as_ref(),
+        seen.exists,
+        seen.conflicts,
+        &previous,
+        &now,
+    );
     let dependencies_changed = changed(&previous, &dependencies);
 
     let hosts = K::hosts(root);
@@ -267,38 +276,67 @@ fn place<K: RootKind>(
     (Some(placement), ready)
 }
 
+/// `DependenciesReady`: false when a dependency is missing
+/// (`DependencyMissing`), else when a syncer of one of the root's clusters
+/// could not place one because an object it does not manage is in the way
+/// there (`DependencyConflict`; every cluster counts while the root is not
+/// placed).
 fn dependencies_condition<K: RootKind>(
     root: &K,
+    placement: Option<&Placement>,
     exists: &dyn Fn(&DepKey) -> bool,
+    conflicts: &dyn Fn(&DepKey) -> Vec<String>,
     previous: &[Condition],
     now: &Time,
 ) -> Condition {
-    let missing: Vec<String> = K::dependencies(root)
+    let ns = root.namespace().unwrap_or_default();
+    let deps = K::dependencies(root);
+    let missing: Vec<String> = deps
         .iter()
         .filter(|dep| !exists(dep))
         .map(|(kind, _, name)| format!("{kind:?} {name}"))
         .collect();
-    if missing.is_empty() {
-        condition(
-            previous,
-            conditions::DEPENDENCIES_READY,
-            true,
-            "AllFound",
-            "",
-            now.clone(),
-        )
-    } else {
-        let ns = root.namespace().unwrap_or_default();
-        let message = format!("not found in namespace {ns}: {}", missing.join(", "));
+    let not_ready = |reason: &str, message: &str| {
         condition(
             previous,
             conditions::DEPENDENCIES_READY,
             false,
-            "DependencyMissing",
-            &message,
+            reason,
+            message,
             now.clone(),
         )
+    };
+    if !missing.is_empty() {
+        let message = format!("not found in namespace {ns}: {}", missing.join(", "));
+        return not_ready(reasons::DEPENDENCY_MISSING, &message);
     }
+    let relevant = |cluster: &String| placement.is_none_or(|p| p.targets.contains(cluster));
+    let conflicted: Vec<String> = deps
+        .iter()
+        .filter_map(|dep| {
+            let clusters: Vec<String> = conflicts(dep).into_iter().filter(relevant).collect();
+            let (kind, _, name) = dep;
+            (!clusters.is_empty())
+                .then(|| format!("{kind:?} {ns}/{name} in cluster(s) {}", clusters.join(", ")))
+        })
+        .collect();
+    if !conflicted.is_empty() {
+        let message = format!(
+            "not placed because an object of the same name that kcp-ingress does not manage \
+             is in the way (see the {}<cluster> annotation): {}",
+            labels::CONFLICT_ANNOTATION_PREFIX,
+            conflicted.join("; ")
+        );
+        return not_ready(reasons::DEPENDENCY_CONFLICT, &message);
+    }
+    condition(
+        previous,
+        conditions::DEPENDENCIES_READY,
+        true,
+        reasons::ALL_FOUND,
+        "",
+        now.clone(),
+    )
 }
 
 /// Whether `new` differs from the condition of its type in `previous`
@@ -382,6 +420,7 @@ mod tests {
         objects: HashMap<String, Arc<Ingress>>,
         leaves: BTreeSet<String>,
         existing: Vec<DepKey>,
+        conflicts: HashMap<DepKey, Vec<String>>,
         global: Option<GlobalIngress>,
     }
 
@@ -392,6 +431,7 @@ mod tests {
                 objects: HashMap::new(),
                 leaves: BTreeSet::new(),
                 existing: Vec::new(),
+                conflicts: HashMap::new(),
                 global: None,
             }
         }
@@ -405,12 +445,14 @@ mod tests {
         fn decide(&self, root: &Ingress) -> Plan<Ingress> {
             let object = |n: &str| self.objects.get(n).cloned();
             let exists = |d: &DepKey| self.existing.contains(d);
+            let conflicts = |d: &DepKey| self.conflicts.get(d).cloned().unwrap_or_default();
             decide(&Observed {
                 root,
                 clusters: &self.clusters,
                 object: &object,
                 leaves: &self.leaves,
                 exists: &exists,
+                conflicts: &conflicts,
                 global: self.global.as_ref(),
                 now: now(),
                 health_threshold: THRESHOLD,
@@ -559,12 +601,60 @@ mod tests {
     }
 
     #[test]
-    fn no_matching_cluster_is_not_ready() {
+    fn a_conflict_in_a_target_cluster_makes_dependencies_not_ready() {
+        let r = root("region=us");
+        let mut world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", true),
+            cluster("paris", "eu", true),
+        ]);
+        world.existing = Ingress::dependencies(&r);
+        let web = (DepKind::Service, "apps".to_string(), "web".to_string());
+        // A conflict in a cluster the root is not placed on does not count.
+        world.conflicts.insert(web.clone(), vec!["paris".into()]);
+        assert_eq!(world.decide(&r).dependencies.reason, "AllFound");
+
+        world
+            .conflicts
+            .insert(web, vec!["east".into(), "paris".into(), "west".into()]);
+        let plan = world.decide(&r);
+        assert!(plan.dependencies_changed);
+        assert_eq!(
+            (
+                plan.dependencies.status.as_str(),
+                plan.dependencies.reason.as_str()
+            ),
+            ("False", "DependencyConflict")
+        );
+        assert!(
+            plan.dependencies
+                .message
+                .ends_with("Service apps/web in cluster(s) east, west"),
+            "{}",
+            plan.dependencies.message
+        );
+        // What is missing is said first.
+        world.existing.clear();
+        assert_eq!(world.decide(&r).dependencies.reason, "DependencyMissing");
+    }
+
+    #[test]
+    fn no_matching_cluster_is_not_ready_and_degraded() {
         let world = World::new(vec![cluster("east", "us", true)]);
         let plan = world.decide(&root("region=eu"));
         assert_eq!(
             (plan.ready.status.as_str(), plan.ready.reason.as_str()),
             ("False", "NoMatchingCluster")
+        );
+        let status = plan.global_status.clone().unwrap();
+        let degraded = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == conditions::DEGRADED)
+            .unwrap();
+        assert_eq!(
+            (degraded.status.as_str(), degraded.reason.as_str()),
+            ("True", "NoClusterPlaced")
         );
         assert_eq!(plan.placement.map(|p| p.targets), Some(vec![]));
         assert!(plan.leaf_writes.is_empty());

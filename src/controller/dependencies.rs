@@ -56,6 +56,19 @@ pub fn applied_label_keys(meta: &ObjectMeta, manager: &str) -> BTreeSet<String> 
         .collect()
 }
 
+/// The clusters whose syncer reports a conflict on a dependency (its
+/// `conflict.kcp-ingress.dev/<cluster>` annotations: an object of its name
+/// that kcp-ingress does not manage is in the way there), sorted.
+pub fn conflicted_clusters(meta: &ObjectMeta) -> Vec<String> {
+    meta.annotations
+        .iter()
+        .flatten()
+        .filter_map(|(k, _)| k.strip_prefix(labels::CONFLICT_ANNOTATION_PREFIX))
+        .filter(|cluster| !cluster.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
 /// Whether the object already carries exactly the placement labels the
 /// controller wants, applied by the controller: then nothing is written.
 pub fn labels_are_current(
@@ -108,6 +121,26 @@ mod tests {
             ]),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn conflicts_are_read_from_the_annotations() {
+        let meta = ObjectMeta {
+            annotations: Some(
+                [
+                    ("conflict.kcp-ingress.dev/west", "in the way"),
+                    ("conflict.kcp-ingress.dev/east", "in the way"),
+                    ("sync-error.kcp-ingress.dev/north", "refused"),
+                    ("note", "x"),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(conflicted_clusters(&meta), ["east", "west"]);
+        assert!(conflicted_clusters(&ObjectMeta::default()).is_empty());
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub struct RootMemory {
 pub struct Memory {
     roots: Mutex<HashMap<String, RootMemory>>,
     dependency_failures: Mutex<HashMap<DepKey, u32>>,
+    /// By (namespace, name): consecutive failures to delete an orphan GlobalIngress.
+    global_failures: Mutex<HashMap<(String, String), u32>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -105,6 +107,19 @@ impl Memory {
         lock(&self.dependency_failures).remove(dep);
     }
 
+    /// Counts a failed check of a GlobalIngress; the consecutive failures so far.
+    pub fn global_failed(&self, key: &(String, String)) -> u32 {
+        let mut failures = lock(&self.global_failures);
+        let n = failures.entry(key.clone()).or_default();
+        *n = n.saturating_add(1);
+        *n
+    }
+
+    /// A check of a GlobalIngress succeeded: its failures start over.
+    pub fn global_succeeded(&self, key: &(String, String)) {
+        lock(&self.global_failures).remove(key);
+    }
+
     /// Forgets root `uid`: it is gone.
     pub fn forget(&self, uid: &str) {
         lock(&self.roots).remove(uid);
@@ -172,5 +187,10 @@ mod tests {
         assert_eq!(memory.dependency_failed(&tls), 1);
         memory.dependency_succeeded(&web);
         assert_eq!(memory.dependency_failed(&web), 1);
+        let global = ("ns".to_string(), "web".to_string());
+        assert_eq!(memory.global_failed(&global), 1);
+        assert_eq!(memory.global_failed(&global), 2);
+        memory.global_succeeded(&global);
+        assert_eq!(memory.global_failed(&global), 1);
     }
 }

@@ -7,12 +7,14 @@
 //! per type ([`routes`]) feeds a cache and the [`index`], and routes changes
 //! to the roots and dependencies they affect, which kube-runtime
 //! controllers reconcile ([`reconcile`]: one for roots, one each for
-//! Services and Secrets). A root's reconcile reads the caches, decides
+//! Services and Secrets, one deleting orphan GlobalIngresses
+//! ([`delete_orphan`])). A root's reconcile reads the caches, decides
 //! purely ([`decide`]) and writes only what differs; what it must remember
 //! between reconciles is in [`memory`].
 
 pub mod context;
 pub mod decide;
+pub mod delete_orphan;
 pub mod dependencies;
 pub mod index;
 pub mod kind;
@@ -20,6 +22,7 @@ pub mod kinds;
 pub mod memory;
 pub mod merge;
 pub mod naming;
+pub mod orphan;
 pub mod place_dependency;
 pub mod placement;
 pub mod reconcile;
@@ -87,6 +90,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     let (roots_tx, roots_rx) = mpsc::unbounded();
     let (services_tx, services_rx) = mpsc::unbounded();
     let (secrets_tx, secrets_rx) = mpsc::unbounded();
+    let (globals_tx, globals_rx) = mpsc::unbounded();
     let routing = Routing::<Ingress> {
         index: Arc::new(Index::default()),
         memory: Arc::new(Memory::default()),
@@ -94,6 +98,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             roots: roots_tx,
             services: services_tx,
             secrets: secrets_tx,
+            globals: globals_tx,
         },
     };
     let readiness = Readiness::default();
@@ -152,7 +157,8 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         &token,
         ctx.clone(),
     );
-    tokio::join!(roots, services, secrets);
+    let orphans = orphan_controller(globals_rx, &config, &token, ctx.clone());
+    tokio::join!(roots, services, secrets, orphans);
     info!("controller stopped");
     if let Some(push) = push {
         match push.await {
@@ -185,6 +191,33 @@ fn root_controller<K: RootKind>(
                 result
             },
             |root, err, ctx| reconcile::retry_root(root.as_ref(), err, &ctx),
+            ctx,
+        )
+        .for_each(|_| async {})
+}
+
+/// The controller that deletes orphan GlobalIngresses (no live root
+/// controls them): a bare kube-apiserver has no garbage collector.
+fn orphan_controller<K: RootKind>(
+    trigger: mpsc::UnboundedReceiver<ObjectRef<GlobalIngress>>,
+    config: &controller::Config,
+    work: &CancellationToken,
+    ctx: Arc<Context<K>>,
+) -> impl std::future::Future<Output = ()> {
+    let key = |g: &GlobalIngress| (g.namespace().unwrap_or_default(), g.name_any());
+    Controller::for_stream(futures::stream::pending(), ctx.caches.globals.clone())
+        .with_config(config.clone())
+        .reconcile_on(trigger)
+        .graceful_shutdown_on(work.clone().cancelled_owned())
+        .run(
+            move |global, ctx| async move {
+                let result = delete_orphan::reconcile_global(global.clone(), ctx.clone()).await;
+                if result.is_ok() {
+                    ctx.memory.global_succeeded(&key(&global));
+                }
+                result
+            },
+            |global, err, ctx| delete_orphan::retry_global(global.as_ref(), err, &ctx),
             ctx,
         )
         .for_each(|_| async {})

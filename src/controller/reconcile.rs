@@ -59,12 +59,14 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let leaves = ctx.index.leaves(&ns, &name);
     let object = |n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(&ns));
     let exists = |dep: &DepKey| ctx.caches.exists(dep);
+    let conflicts = |dep: &DepKey| ctx.caches.conflicts(dep);
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
         object: &object,
         leaves: &leaves,
         exists: &exists,
+        conflicts: &conflicts,
         global: global.as_deref(),
         now: Timestamp::now(),
         health_threshold: ctx.health_threshold,

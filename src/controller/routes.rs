@@ -83,14 +83,17 @@ pub fn start<K: RootKind>(
             on_dependency(change, DepKind::Secret, &routing)
         })
     };
-    let globals = {
-        let (triggers, roots) = (routing.triggers.clone(), roots.clone());
+    let (globals, changes) =
         Watch::new("globalingresses", Api::<GlobalIngress>::all(client.clone()))
             .without_managed_fields()
-            .spawn(readiness, shutdown, move |change| {
-                on_global(change, &triggers, &roots)
-            })
-    };
+            .changes(readiness, shutdown);
+    {
+        let (triggers, roots, store) = (routing.triggers.clone(), roots.clone(), globals.clone());
+        tokio::spawn(changes.for_each(move |change| {
+            on_global(change, &triggers, &roots, &store);
+            futures::future::ready(())
+        }));
+    }
     Caches {
         roots,
         clusters,
@@ -134,6 +137,10 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
             }
             if let Some(uid) = object.uid() {
                 memory.forget(&uid);
+            }
+            if K::is_root(&object) {
+                // Its GlobalIngress, if one is left, is now an orphan.
+                triggers.global(&object.namespace().unwrap_or_default(), &object.name_any());
             }
             route(&object);
         }
@@ -241,15 +248,30 @@ fn on_dependency<D: Resource<DynamicType = ()>, K: RootKind>(
 }
 
 /// A GlobalIngress changed: the root of its name reconciles (it rewrites
-/// what it owns there).
-fn on_global<K: RootKind>(change: Change<GlobalIngress>, triggers: &Triggers<K>, roots: &Store<K>) {
-    let global = match change {
-        Change::Applied { new, .. } => new,
-        Change::Deleted(object) => object,
-        Change::Relisted | Change::Failed(_) | Change::Restored => return,
+/// what it owns there), and the GlobalIngress is checked for being an
+/// orphan (after a re-list, every one is).
+fn on_global<K: RootKind>(
+    change: Change<GlobalIngress>,
+    triggers: &Triggers<K>,
+    roots: &Store<K>,
+    globals: &Store<GlobalIngress>,
+) {
+    let (global, applied) = match change {
+        Change::Applied { new, .. } => (new, true),
+        Change::Deleted(object) => (object, false),
+        Change::Relisted => {
+            for global in globals.state() {
+                triggers.global(&global.namespace().unwrap_or_default(), &global.name_any());
+            }
+            return;
+        }
+        Change::Failed(_) | Change::Restored => return,
     };
     let ns = global.namespace().unwrap_or_default();
     let name = global.name_any();
+    if applied {
+        triggers.global(&ns, &name);
+    }
     if roots.get(&ObjectRef::new(&name).within(&ns)).is_some() {
         triggers.root(&ns, &name);
     }

@@ -1,7 +1,9 @@
 //! One cluster's syncer (I/O), the same in pull and push mode: follows its
 //! Cluster object and its downstream client, runs a sync session while both
-//! are there, heartbeats the Cluster's status, and releases its finalizers
-//! when the Cluster is deleted.
+//! are there, heartbeats the Cluster's status, and when the Cluster is
+//! deleted, deletes its copies in the physical cluster ([`teardown`]) and
+//! releases its finalizers. In push mode it then ends; in pull mode it
+//! waits for the Cluster to come back.
 
 use std::sync::Arc;
 
@@ -11,12 +13,14 @@ use tracing::{debug, info, warn};
 
 use super::cluster_status;
 use super::context::ClusterCtx;
+use super::departure::departure;
 use super::health::Health;
 use super::heartbeat::Reachability;
-use super::presence;
+use super::presence::{self, Presence};
 use super::session;
 use super::settings::Settings;
 use super::source::{self, ClientState, DownstreamSource};
+use super::teardown;
 use super::upstream::release_finalizers;
 use crate::labels;
 use crate::runtime::{self, CancellationToken};
@@ -62,6 +66,9 @@ pub async fn run(
         shutdown.clone(),
         &mut tasks,
     );
+    // The Cluster as last seen active, since its last departure.
+    let mut seen: Option<Arc<crate::apis::Cluster>> = None;
+    let mut departed = false;
     let mut released = false;
     let mut release_failures = 0u32;
     let mut said_absent = false;
@@ -78,6 +85,19 @@ pub async fn run(
                 );
                 said_absent = true;
             }
+            if !departed {
+                let last = match &now {
+                    Presence::Present(c) => Some(c.clone()),
+                    Presence::Absent | Presence::Unknown => seen.clone(),
+                };
+                let plan = departure(seen.is_some(), &clients.borrow().clone());
+                tokio::select! {
+                    () = teardown::depart(&ctx, last.as_deref(), plan) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                departed = true;
+                seen = None;
+            }
             if !released {
                 match release_finalizers(&ctx.upstream, &ctx.cluster, &ctx.specs).await {
                     Ok(()) => {
@@ -91,7 +111,16 @@ pub async fn run(
                     }
                 }
             }
+            if released && !pull_mode {
+                // Push mode: the controller started this syncer for the
+                // Cluster; a new one starts if it comes back.
+                break;
+            }
         } else if let Some(object) = now.active() {
+            if let Presence::Present(c) = &now {
+                seen = Some(c.clone());
+            }
+            departed = false;
             released = false;
             said_absent = false;
             if pull_mode && object.spec.kubeconfig_secret_ref.is_some() && !said_push {

@@ -7,8 +7,9 @@
 //!   and [`push`] (one syncer per Cluster with a kubeconfig Secret);
 //! - [`cluster`]: one cluster's syncer — its Cluster object ([`presence`]),
 //!   its downstream client ([`source`]), the heartbeat ([`cluster_status`]),
-//!   a session while both are there, finalizer release once the Cluster is
-//!   gone;
+//!   a session while both are there; once the Cluster is gone, its copies
+//!   deleted ([`teardown`], as [`departure`] decides) and its finalizers
+//!   released;
 //! - [`session`]: one downstream client — discovery, the watches that feed
 //!   the caches and the work queue, the workers, the [`probe`];
 //! - [`reconcile`]: one object, level-based;
@@ -24,6 +25,7 @@
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;
+pub mod departure;
 pub mod discovery;
 pub mod downstream;
 pub mod error;
@@ -41,6 +43,7 @@ pub mod source;
 pub mod spec;
 pub mod state;
 pub mod status;
+pub mod teardown;
 pub mod upstream;
 
 pub use self::error::SyncerError;

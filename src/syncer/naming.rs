@@ -156,6 +156,14 @@ pub fn has_finalizer(finalizers: &[String], cluster: &str) -> bool {
     finalizers.contains(&ours)
 }
 
+/// The Clusters whose syncer finalizer a finalizer list holds.
+pub fn finalizer_clusters(finalizers: &[String]) -> impl Iterator<Item = &str> {
+    finalizers
+        .iter()
+        .filter_map(|f| f.strip_prefix(labels::SYNCER_FINALIZER_PREFIX))
+        .filter(|c| !c.is_empty())
+}
+
 /// A downstream object of the same name that is not ours: what the conflict
 /// annotation and Event say.
 pub fn conflict_message(kind: &str, namespace: &str, name: &str, cluster: &str) -> String {
@@ -176,6 +184,20 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn finalizers_name_their_clusters() {
+        let finalizers = [
+            "kcp-ingress.dev/syncer-east".to_string(),
+            "kcp-ingress.dev/cleanup".to_string(),
+            "kcp-ingress.dev/syncer-".to_string(),
+            "example.com/other".to_string(),
+        ];
+        assert_eq!(
+            finalizer_clusters(&finalizers).collect::<Vec<_>>(),
+            ["east"]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Push mode: the controller runs one syncer task for every Cluster that has
 //! `spec.kubeconfigSecretRef`. A Cluster that gains such a reference gets a
-//! syncer; one that loses it, or is deleted, has its syncer stopped; a
-//! deleted Cluster also has its finalizers released.
+//! syncer; one that loses it has its syncer stopped; the syncer of a
+//! deleted Cluster removes its copies in the physical cluster, releases its
+//! finalizers and stops by itself.
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
@@ -21,7 +22,7 @@ use super::naming::ResourceSpec;
 use super::queue::RETRY_CAP;
 use super::settings::{Settings, check_interval};
 use super::source::DownstreamSource;
-use super::upstream::release_finalizers;
+use super::upstream::{clusters_in_finalizers, release_finalizers};
 use crate::apis::{Cluster, KubeconfigSecretRef};
 use crate::labels;
 use crate::runtime::metrics::Metrics;
@@ -71,7 +72,16 @@ pub async fn run(
     while let Some(change) = changes.next().await {
         match change {
             Change::Failed(_) | Change::Restored => continue,
-            Change::Relisted => listed = true,
+            Change::Relisted => {
+                if !listed {
+                    let (upstream, store) = (upstream.clone(), store.clone());
+                    let (specs, shutdown) = (settings.specs.clone(), shutdown.clone());
+                    releases.spawn(async move {
+                        release_missing_clusters(&upstream, &store, &specs, &shutdown).await;
+                    });
+                }
+                listed = true;
+            }
             Change::Applied { .. } | Change::Deleted(_) => {}
         }
         if !listed {
@@ -97,6 +107,72 @@ pub async fn run(
     releases.shutdown().await;
     info!("push-mode syncers stopped");
     Ok(())
+}
+
+/// How long the syncer of a deleted Cluster may take to remove its copies
+/// and release its finalizers before it is stopped.
+const DEPARTURE_LIMIT: Duration = Duration::from_secs(120);
+
+/// Releases the finalizers of the gone Cluster `name`, retrying with backoff
+/// until it worked or `shutdown`.
+async fn release_until_done(
+    upstream: &kube::Client,
+    name: &str,
+    specs: &[ResourceSpec],
+    shutdown: &CancellationToken,
+) {
+    let mut failures = 0u32;
+    loop {
+        match release_finalizers(upstream, name, specs).await {
+            Ok(()) => return,
+            Err(err) => {
+                failures += 1;
+                warn!(cluster = name, %err, "cannot release the finalizers yet; retrying");
+                let delay = runtime::backoff(failures + 2, RETRY_CAP);
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    }
+}
+
+/// Releases the syncer finalizers of Clusters that do not exist (deleted
+/// while no syncer of theirs ran, e.g. while the controller was down):
+/// nothing would release them otherwise. Their copies in the physical
+/// clusters are kept (there is no client for them).
+async fn release_missing_clusters(
+    upstream: &kube::Client,
+    store: &Store<Cluster>,
+    specs: &[ResourceSpec],
+    shutdown: &CancellationToken,
+) {
+    let mut failures = 0u32;
+    let named = loop {
+        match clusters_in_finalizers(upstream, specs).await {
+            Ok(named) => break named,
+            Err(err) => {
+                failures += 1;
+                warn!(%err, "cannot list the syncer finalizers; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(runtime::backoff(failures + 2, RETRY_CAP)) => {}
+                    () = shutdown.cancelled() => return,
+                }
+            }
+        }
+    };
+    for name in named {
+        // Looked up now, not when the list began: a Cluster created meanwhile keeps its finalizers.
+        if store.get(&ObjectRef::new(&name)).is_some() {
+            continue;
+        }
+        info!(
+            cluster = name,
+            "objects hold the finalizer of a Cluster that does not exist; releasing them"
+        );
+        release_until_done(upstream, &name, specs, shutdown).await;
+    }
 }
 
 /// Starts and stops syncers so that exactly the Clusters with a kubeconfig
@@ -129,38 +205,53 @@ async fn converge(
         let Some(r) = running.remove(&name) else {
             continue;
         };
-        r.cancel.cancel();
-        if let Err(err) = r.task.await {
-            warn!(cluster = name, %err, "push-mode syncer ended abnormally");
-        }
         let gone = clusters
             .get(&name)
             .is_none_or(|c| c.metadata.deletion_timestamp.is_some());
         if gone {
+            // The syncer sees its Cluster go by itself: it deletes its
+            // copies in the physical cluster while it still has a client
+            // for it, releases its finalizers and ends. Its end is awaited
+            // aside (this loop keeps starting and stopping others); should it
+            // not end in time, it is stopped and the finalizers released
+            // here.
             info!(
                 cluster = name,
-                "Cluster deleted: its syncer stopped; releasing its finalizers"
+                "Cluster deleted: its syncer removes its copies, releases its finalizers and stops"
             );
-            let (upstream, specs, name) = (upstream.clone(), settings.specs.clone(), name.clone());
+            let (upstream, specs) = (upstream.clone(), settings.specs.clone());
             let shutdown = shutdown.clone();
             releases.spawn(async move {
-                let mut failures = 0u32;
-                loop {
-                    match release_finalizers(&upstream, &name, &specs).await {
-                        Ok(()) => return,
-                        Err(err) => {
-                            failures += 1;
-                            warn!(cluster = name, %err, "cannot release the finalizers yet; retrying");
-                            let delay = runtime::backoff(failures + 2, RETRY_CAP);
-                            tokio::select! {
-                                () = tokio::time::sleep(delay) => {}
-                                () = shutdown.cancelled() => return,
-                            }
+                let mut task = r.task;
+                let ended = tokio::select! {
+                    ended = &mut task => Some(ended),
+                    () = tokio::time::sleep(DEPARTURE_LIMIT) => None,
+                    () = shutdown.cancelled() => None,
+                };
+                match ended {
+                    Some(Ok(())) => return,
+                    Some(Err(err)) => {
+                        warn!(cluster = name, %err, "push-mode syncer ended abnormally");
+                    }
+                    None => {
+                        r.cancel.cancel();
+                        let _ = task.await;
+                        if shutdown.is_cancelled() {
+                            return;
                         }
+                        warn!(
+                            cluster = name,
+                            "the syncer of the deleted Cluster did not stop in time"
+                        );
                     }
                 }
+                release_until_done(&upstream, &name, &specs, &shutdown).await;
             });
         } else {
+            r.cancel.cancel();
+            if let Err(err) = r.task.await {
+                warn!(cluster = name, %err, "push-mode syncer ended abnormally");
+            }
             info!(
                 cluster = name,
                 "Cluster has no (or another) kubeconfig Secret: its push-mode syncer stopped"

@@ -1,7 +1,10 @@
 //! Writes to the control plane's copy of a synced object (I/O): the
 //! syncer's finalizer on it, its reports (conflict and sync-error
 //! annotations, with a Warning Event), its release — one object, or every
-//! object of the configured types once the Cluster is gone.
+//! object of the configured types once the Cluster is gone — and which
+//! Clusters' finalizers are there at all.
+
+use std::collections::BTreeSet;
 
 use crate::runtime::events::{Event, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -159,6 +162,34 @@ pub async fn release(
                 .boxed(),
         )
     }))
+}
+
+/// The Clusters whose syncer finalizer is on some object of the types of
+/// `specs` in the control plane.
+pub async fn clusters_in_finalizers(
+    upstream: &kube::Client,
+    specs: &[ResourceSpec],
+) -> Result<BTreeSet<String>, kube::Error> {
+    let types = discovery::resolve_upstream(upstream, specs)
+        .await
+        .map_err(|e| e.source)?;
+    let mut clusters = BTreeSet::new();
+    for ar in types.into_iter().filter_map(|(_, ar)| ar) {
+        let api: Api<DynamicObject> = Api::all_with(upstream.clone(), &ar);
+        let mut params = ListParams::default().limit(500);
+        loop {
+            let page = api.list_metadata(&params).await?;
+            for object in &page.items {
+                let finalizers = object.metadata.finalizers.as_deref().unwrap_or_default();
+                clusters.extend(naming::finalizer_clusters(finalizers).map(str::to_string));
+            }
+            match page.metadata.continue_.filter(|c| !c.is_empty()) {
+                Some(token) => params = params.continue_token(&token),
+                None => break,
+            }
+        }
+    }
+    Ok(clusters)
 }
 
 /// Brings the upstream object's reports (conflict and sync-error
