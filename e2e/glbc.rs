@@ -22,8 +22,11 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::jiff::Timestamp;
 use kcp_ingress::apis::{Cluster, GlobalIngress};
+use kcp_ingress::glbc::dns::DnsError;
 use kcp_ingress::glbc::dns::TsigKey;
-use kcp_ingress::glbc::dns::rfc2136::{Rfc2136Client, RrsetChange, fqdn, query};
+use kcp_ingress::glbc::dns::rfc2136::{
+    Prerequisite, Rfc2136Client, RrsetChange, Update, fqdn, query,
+};
 use kcp_ingress::labels;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -1274,4 +1277,159 @@ pub async fn dry_run_changes_nothing(env: &TestEnv) -> anyhow::Result<()> {
 
 fn run_blocking<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     tokio::task::block_in_place(f)
+}
+
+/// The records a well-behaved other writer puts at `host`: an A record,
+/// only if the name is free (no A, AAAA, CNAME at the host, no ownership
+/// record), so that exactly one of it and the glbc gets the name.
+fn foreign_claim(host: &str, ip: &str) -> anyhow::Result<Update> {
+    let name = fqdn(host)?;
+    let owner = fqdn(&format!("_kcp-ingress.{host}"))?;
+    let mut prerequisites: Vec<Prerequisite> = [RecordType::A, RecordType::AAAA, RecordType::CNAME]
+        .into_iter()
+        .map(|record_type| Prerequisite::Absent {
+            name: name.clone(),
+            record_type,
+        })
+        .collect();
+    prerequisites.push(Prerequisite::Absent {
+        name: owner,
+        record_type: RecordType::TXT,
+    });
+    Ok(Update {
+        prerequisites,
+        rrsets: vec![RrsetChange {
+            name,
+            record_type: RecordType::A,
+            ttl: 99,
+            data: vec![RData::A(A(ip.parse()?))],
+        }],
+        records: vec![],
+    })
+}
+
+/// A small deterministic generator (SplitMix64) for the race schedule.
+struct Schedule(u64);
+
+impl Schedule {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    }
+}
+
+/// A name someone else takes after the glbc's last zone read (a resync of
+/// an hour: no transfer in between), at random moments around the moment a
+/// root claims it: the glbc's UPDATE carries prerequisites, so whoever
+/// comes second is refused by the server. When the other writer got it,
+/// its records are exactly as it wrote them, and the GlobalIngress shows a
+/// Conflict condition and Event naming the host and what is there; when
+/// the glbc got it, the other writer was refused. Never both, never an
+/// overwrite.
+pub async fn names_taken_behind_the_glbcs_back_are_never_overwritten(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    const ROUNDS: usize = 24;
+    let w = World::new(env, "race").await?;
+    w.clusters(1).await?;
+    let glbc = w.glbc(env, Key::Env, &["--resync-interval", "3600s"])?;
+    wait_log(&glbc, IN_SYNC, CONVERGE).await?;
+    let dns = dns_client(env)?;
+    let events: Api<Event> = Api::namespaced(w.client.clone(), &w.ns);
+    let mut schedule = Schedule(0x5eed_0013);
+    let (mut foreign_won, mut glbc_won) = (0, 0);
+    for round in 0..ROUNDS {
+        let host = w.host(&format!("r{round}"));
+        let root = format!("web{round}");
+        let foreign_ip = format!("127.0.9.{}", round + 1);
+        // Thirds: the foreign record first, both at once, the root first;
+        // the gap 0-300 ms.
+        let gap = Duration::from_millis(schedule.next(301));
+        let (foreign_delay, root_delay) = match round % 3 {
+            0 => (Duration::ZERO, gap),
+            1 => (Duration::ZERO, Duration::ZERO),
+            _ => (gap, Duration::ZERO),
+        };
+        let update = foreign_claim(&host, &foreign_ip)?;
+        let (foreign, claimed) = tokio::join!(
+            async {
+                tokio::time::sleep(foreign_delay).await;
+                dns.update(&update).await
+            },
+            async {
+                tokio::time::sleep(root_delay).await;
+                w.root(&root, std::slice::from_ref(&host), &[(1, &["127.0.1.1"])])
+                    .await
+            },
+        );
+        claimed?;
+        let names = [host.clone(), format!("_kcp-ingress.{host}")];
+        match foreign {
+            Ok(()) => {
+                foreign_won += 1;
+                let expected = vec![format!("{host}. A 99 {foreign_ip}")];
+                let c = w
+                    .wait_condition(
+                        &root,
+                        labels::conditions::DNS_PUBLISHED,
+                        "False",
+                        Some("Conflict"),
+                        CONVERGE,
+                    )
+                    .await
+                    .with_context(|| format!("round {round}: {gap:?}"))?;
+                ensure!(
+                    c.message.contains(&host) && c.message.contains(&foreign_ip),
+                    "round {round}: the conflict message names neither the host nor what is there: {}",
+                    c.message
+                );
+                eventually(
+                    &format!("round {round}: a Conflict Event"),
+                    CONVERGE,
+                    || async {
+                        let list = events.list(&ListParams::default()).await?;
+                        Ok(list
+                            .items
+                            .iter()
+                            .any(|e| {
+                                e.reason.as_deref() == Some("Conflict")
+                                    && e.type_.as_deref() == Some("Warning")
+                                    && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                                        == Some(root.as_str())
+                                    && e.note.as_deref().is_some_and(|n| n.contains(&host))
+                            })
+                            .then_some(()))
+                    },
+                )
+                .await?;
+                let after = zone_records(env, &names).await?;
+                ensure!(
+                    after == expected,
+                    "round {round} ({gap:?}): the foreign record was touched: {after:#?}"
+                );
+            }
+            Err(DnsError::PrerequisiteFailed { .. }) => {
+                glbc_won += 1;
+                w.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
+                    .await
+                    .with_context(|| format!("round {round}"))?;
+            }
+            Err(err) => bail!("round {round}: the foreign update failed: {err}"),
+        }
+    }
+    // The records written before the claim (a third of the rounds at
+    // least) always win, and were not in the glbc's view of the zone.
+    ensure!(
+        foreign_won >= ROUNDS / 3,
+        "the other writer won {foreign_won} of {ROUNDS} rounds (the glbc {glbc_won})"
+    );
+    ensure!(
+        glbc.log().contains("the name is not as the glbc knew it"),
+        "no guarded UPDATE of the glbc was refused: the race was not exercised"
+    );
+    eprintln!("races: the other writer got the name {foreign_won} times, the glbc {glbc_won}");
+    Ok(())
 }

@@ -99,6 +99,7 @@ fn groups() -> Vec<Group> {
                 glbc::all_clusters_unhealthy_keeps_the_answers,
                 glbc::deleting_the_root_removes_its_records,
                 glbc::foreign_records_are_never_touched,
+                glbc::names_taken_behind_the_glbcs_back_are_never_overwritten,
                 glbc::restart_sends_nothing_for_unchanged_names,
                 glbc::dns_outage_during_a_change_converges,
                 glbc::a_wrong_tsig_secret_is_reported,

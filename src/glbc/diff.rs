@@ -1,29 +1,126 @@
 //! Desired records against published records: the changes to send, grouped
-//! into UPDATE messages. Pure.
+//! into UPDATE messages, each guarded by RFC 2136 prerequisites. Pure.
+//!
+//! The guard of a unit (a host and its ownership name) comes from what the
+//! zone is known to hold there when the changes are computed:
+//! - no ownership record (a free name being claimed): no A, AAAA or CNAME
+//!   at the host and no TXT at the ownership name;
+//! - an ownership record (ours): exactly that TXT RRset.
+//!
+//! So an UPDATE built from a stale view of the zone fails as a whole on the
+//! server instead of overwriting what someone else wrote meanwhile.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::dns::DnsError;
-use super::dns::rfc2136::RrsetChange;
+use super::dns::rfc2136::{Prerequisite, RrsetChange, Update};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords, ownership, rdata};
 
 /// What one name should hold, for the kinds the glbc manages there: `None`
 /// means "no RRset of this kind". Kinds not listed are left alone.
 pub type DesiredName = BTreeMap<RecordKind, Option<Rrset>>;
 
-/// The RRsets of one name to replace (`None`: delete).
+/// A condition on the zone that an UPDATE requires (RFC 2136 §2.4).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Guard {
+    /// No RRset of this kind at the name (§2.4.3).
+    Absent { name: DnsName, kind: RecordKind },
+    /// The RRset of this kind at the name holds exactly these data (§2.4.2).
+    Exactly {
+        name: DnsName,
+        kind: RecordKind,
+        data: BTreeSet<String>,
+    },
+}
+
+impl Guard {
+    /// Whether `zone` satisfies it (what the server checks).
+    pub fn holds(&self, zone: &ZoneRecords) -> bool {
+        match self {
+            Self::Absent { name, kind } => zone.rrset(name, *kind).is_none(),
+            Self::Exactly { name, kind, data } => {
+                zone.rrset(name, *kind).is_some_and(|r| &r.data == data)
+            }
+        }
+    }
+
+    fn prerequisite(&self) -> Result<Prerequisite, DnsError> {
+        Ok(match self {
+            Self::Absent { name, kind } => Prerequisite::Absent {
+                name: name.to_name()?,
+                record_type: kind.record_type(),
+            },
+            Self::Exactly { name, kind, data } => Prerequisite::Exactly {
+                name: name.to_name()?,
+                record_type: kind.record_type(),
+                data: data
+                    .iter()
+                    .map(|d| rdata(*kind, d))
+                    .collect::<Result<_, _>>()?,
+            },
+        })
+    }
+}
+
+/// The guard of the unit `unit` (a host) given what the zone is known to
+/// hold: see the module documentation.
+pub fn guard_of(unit: &DnsName, known: &ZoneRecords) -> Vec<Guard> {
+    let owner_name = ownership::name_of(unit);
+    if let Some(owner_name) = &owner_name
+        && let Some(txt) = known.rrset(owner_name, RecordKind::Txt)
+    {
+        return vec![Guard::Exactly {
+            name: owner_name.clone(),
+            kind: RecordKind::Txt,
+            data: txt.data.clone(),
+        }];
+    }
+    let mut guard: Vec<Guard> = RecordKind::HOST
+        .into_iter()
+        .map(|kind| Guard::Absent {
+            name: unit.clone(),
+            kind,
+        })
+        .collect();
+    if let Some(owner_name) = owner_name {
+        guard.push(Guard::Absent {
+            name: owner_name,
+            kind: RecordKind::Txt,
+        });
+    }
+    guard
+}
+
+/// The RRsets of one name to replace (`None`: delete), and the guard of its
+/// unit (the same for the host and its ownership name).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameChange {
     pub name: DnsName,
     pub rrsets: BTreeMap<RecordKind, Option<Rrset>>,
+    pub guard: Vec<Guard>,
 }
 
 impl NameChange {
+    /// Approximate size on the wire, guard included (counted with every
+    /// name of the unit: an over-estimate, which only makes batches smaller).
     fn wire_len(&self) -> usize {
-        self.rrsets
+        let changes: usize = self
+            .rrsets
             .values()
             .map(|r| self.name.wire_len() + 10 + r.as_ref().map_or(0, |r| r.wire_len(&self.name)))
-            .sum()
+            .sum();
+        let guard: usize = self
+            .guard
+            .iter()
+            .map(|g| match g {
+                Guard::Absent { name, .. } => name.wire_len() + 10,
+                Guard::Exactly { name, data, .. } => data
+                    .iter()
+                    .map(|d| name.wire_len() + 10 + d.len() + 1 + d.len() / 255)
+                    .sum(),
+            })
+            .sum();
+        changes + guard
     }
 }
 
@@ -44,6 +141,7 @@ pub fn diff(desired: &BTreeMap<DnsName, DesiredName>, known: &ZoneRecords) -> Ve
             (!rrsets.is_empty()).then(|| NameChange {
                 name: name.clone(),
                 rrsets,
+                guard: guard_of(&ownership::unit_of(name), known),
             })
         })
         .collect()
@@ -105,10 +203,24 @@ pub fn units(batch: &[NameChange]) -> Vec<DnsName> {
     units
 }
 
+/// The UPDATE of a batch: the guards of its units as prerequisites (each
+/// once), and its RRset replacements.
+pub fn update_of(batch: &[NameChange]) -> Result<Update, DnsError> {
+    let guards: BTreeSet<&Guard> = batch.iter().flat_map(|c| &c.guard).collect();
+    Ok(Update {
+        prerequisites: guards
+            .into_iter()
+            .map(Guard::prerequisite)
+            .collect::<Result<_, _>>()?,
+        rrsets: rrset_changes(batch)?,
+        records: vec![],
+    })
+}
+
 /// The RRset replacements of a batch, deletions first: a name going from
 /// CNAME to A (or back) must lose the old RRset before it can take the new
 /// one, since a CNAME cannot share its name with other data.
-pub fn rrset_changes(batch: &[NameChange]) -> Result<Vec<RrsetChange>, DnsError> {
+fn rrset_changes(batch: &[NameChange]) -> Result<Vec<RrsetChange>, DnsError> {
     let mut deletions = Vec::new();
     let mut replacements = Vec::new();
     for change in batch {
@@ -183,6 +295,7 @@ mod tests {
             vec![NameChange {
                 name: www.clone(),
                 rrsets: BTreeMap::from([(RecordKind::Aaaa, Some(rrset(30, &["::1"])))]),
+                guard: guard_of(&www, &known),
             }]
         );
         apply(&mut known, &changes);
@@ -211,6 +324,195 @@ mod tests {
         assert!(known.names.is_empty());
     }
 
+    /// `z.test` where `host` holds `a` and its ownership name holds `txt`.
+    fn zone_with(host: &DnsName, a: Option<&str>, txt: Option<&str>) -> ZoneRecords {
+        let mut zone = ZoneRecords::new(name("z.test"));
+        if let Some(a) = a {
+            zone.names
+                .entry(host.clone())
+                .or_default()
+                .rrsets
+                .insert(RecordKind::A, rrset(60, &[a]));
+        }
+        if let Some(txt) = txt {
+            zone.names
+                .entry(ownership::name_of(host).unwrap())
+                .or_default()
+                .rrsets
+                .insert(RecordKind::Txt, rrset(60, &[txt]));
+        }
+        zone
+    }
+
+    #[test]
+    fn claiming_a_free_name_requires_it_to_be_free() {
+        let www = name("www.z.test");
+        let owner = ownership::name_of(&www).unwrap();
+        let known = zone_with(&www, None, None);
+        let desired = BTreeMap::from([
+            (
+                www.clone(),
+                DesiredName::from([(RecordKind::A, Some(rrset(60, &["127.0.1.1"])))]),
+            ),
+            (
+                owner.clone(),
+                DesiredName::from([(RecordKind::Txt, Some(rrset(60, &["ours"])))]),
+            ),
+        ]);
+        let changes = diff(&desired, &known);
+        assert_eq!(changes.len(), 2);
+        let expected = vec![
+            Guard::Absent {
+                name: www.clone(),
+                kind: RecordKind::A,
+            },
+            Guard::Absent {
+                name: www.clone(),
+                kind: RecordKind::Aaaa,
+            },
+            Guard::Absent {
+                name: www.clone(),
+                kind: RecordKind::Cname,
+            },
+            Guard::Absent {
+                name: owner.clone(),
+                kind: RecordKind::Txt,
+            },
+        ];
+        for change in &changes {
+            assert_eq!(change.guard, expected, "{change:?}");
+        }
+        // One message: each prerequisite once, before the changes.
+        let update = update_of(&changes).unwrap();
+        assert_eq!(update.prerequisites.len(), 4);
+        assert!(
+            update
+                .prerequisites
+                .iter()
+                .all(|p| matches!(p, Prerequisite::Absent { .. }))
+        );
+        assert_eq!(update.rrsets.len(), 2);
+    }
+
+    #[test]
+    fn changing_an_owned_name_requires_exactly_its_ownership_record() {
+        let www = name("www.z.test");
+        let owner = ownership::name_of(&www).unwrap();
+        let known = zone_with(&www, Some("127.0.1.1"), Some("ours"));
+        let desired = BTreeMap::from([(
+            www.clone(),
+            DesiredName::from([(RecordKind::A, Some(rrset(60, &["127.0.1.2"])))]),
+        )]);
+        let changes = diff(&desired, &known);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(
+            changes[0].guard,
+            vec![Guard::Exactly {
+                name: owner.clone(),
+                kind: RecordKind::Txt,
+                data: BTreeSet::from(["ours".to_string()]),
+            }]
+        );
+        let update = update_of(&changes).unwrap();
+        assert!(matches!(
+            update.prerequisites.as_slice(),
+            [Prerequisite::Exactly { data, .. }] if data.len() == 1
+        ));
+        // Releasing it is guarded the same way.
+        let release = BTreeMap::from([
+            (
+                www.clone(),
+                RecordKind::HOST.into_iter().map(|k| (k, None)).collect(),
+            ),
+            (owner.clone(), DesiredName::from([(RecordKind::Txt, None)])),
+        ]);
+        for change in diff(&release, &known) {
+            assert!(matches!(change.guard.as_slice(), [Guard::Exactly { .. }]));
+        }
+    }
+
+    #[test]
+    fn a_batch_of_several_units_carries_each_units_guard() {
+        let (a, b) = (name("a.z.test"), name("b.z.test"));
+        let mut known = zone_with(&a, Some("127.0.1.1"), Some("ours-a"));
+        known.names.extend(zone_with(&b, None, None).names);
+        let desired = BTreeMap::from([
+            (
+                a.clone(),
+                DesiredName::from([(RecordKind::A, Some(rrset(60, &["127.0.1.9"])))]),
+            ),
+            (
+                b.clone(),
+                DesiredName::from([(RecordKind::A, Some(rrset(60, &["127.0.1.9"])))]),
+            ),
+        ]);
+        let batches = batches(diff(&desired, &known), UPDATE_TEST_BUDGET);
+        assert_eq!(batches.len(), 1);
+        let update = update_of(&batches[0]).unwrap();
+        let exactly = update
+            .prerequisites
+            .iter()
+            .filter(|p| matches!(p, Prerequisite::Exactly { .. }))
+            .count();
+        let absent = update
+            .prerequisites
+            .iter()
+            .filter(|p| matches!(p, Prerequisite::Absent { .. }))
+            .count();
+        assert_eq!((exactly, absent), (1, 4));
+    }
+
+    const UPDATE_TEST_BUDGET: usize = 32 * 1024;
+
+    /// What the guard costs on the wire: one host with two A records and
+    /// its ownership record, claimed (4 "RRset does not exist") and changed
+    /// (the ownership record, value-dependent). Before/after, unsigned.
+    #[test]
+    fn the_guard_costs_a_few_dozen_octets() {
+        use hickory_proto::serialize::binary::BinEncodable;
+        let www = name("www.example.test");
+        let owner = ownership::name_of(&www).unwrap();
+        let txt = ownership::content("kcp-ingress-glbc", "default/web");
+        let desired = BTreeMap::from([
+            (
+                www.clone(),
+                DesiredName::from([(RecordKind::A, Some(rrset(60, &["127.0.1.1", "127.0.1.2"])))]),
+            ),
+            (
+                owner.clone(),
+                DesiredName::from([(RecordKind::Txt, Some(rrset(60, &[&txt])))]),
+            ),
+        ]);
+        let zone = name("example.test").to_name().unwrap();
+        let size = |update: &Update| {
+            crate::glbc::dns::rfc2136::update_message(&zone, update)
+                .unwrap()
+                .to_bytes()
+                .unwrap()
+                .len()
+        };
+        let mut sizes = Vec::new();
+        for known in [
+            ZoneRecords::new(name("example.test")),
+            zone_with(&www, Some("127.0.1.1"), Some(&txt)),
+        ] {
+            let changes = diff(&desired, &known);
+            let guarded = update_of(&changes).unwrap();
+            let bare = Update {
+                prerequisites: vec![],
+                ..guarded.clone()
+            };
+            sizes.push((size(&bare), size(&guarded)));
+        }
+        eprintln!(
+            "UPDATE octets (unguarded, guarded): claim {:?}, change {:?}",
+            sizes[0], sizes[1]
+        );
+        for (bare, guarded) in &sizes {
+            assert!(guarded > bare && guarded - bare < 200, "{sizes:?}");
+        }
+    }
+
     #[test]
     fn deletions_come_first_in_a_message() {
         let www = name("www.z.test");
@@ -220,6 +522,7 @@ mod tests {
                 (RecordKind::A, Some(rrset(60, &["127.0.1.1"]))),
                 (RecordKind::Cname, None),
             ]),
+            guard: vec![],
         }];
         let changes = rrset_changes(&batch).unwrap();
         let order: Vec<(String, usize)> = changes
@@ -237,10 +540,12 @@ mod tests {
             changes.push(NameChange {
                 name: ownership::name_of(&host).unwrap(),
                 rrsets: BTreeMap::from([(RecordKind::Txt, Some(rrset(60, &["owner"])))]),
+                guard: vec![],
             });
             changes.push(NameChange {
                 name: host,
                 rrsets: BTreeMap::from([(RecordKind::A, Some(rrset(60, &["127.0.1.1"])))]),
+                guard: vec![],
             });
         }
         let batches = batches(changes, 1000);
@@ -392,6 +697,17 @@ mod tests {
             }
             for name in new.names.keys() {
                 prop_assert!(old.names.contains_key(name) || desired.contains_key(name));
+            }
+            // Every guard holds on the state it was computed from, for the
+            // units the plan may write (free, or with an ownership record).
+            for change in &changes {
+                let unit = ownership::unit_of(&change.name);
+                let owned = ownership::name_of(&unit)
+                    .is_some_and(|o| old.rrset(&o, RecordKind::Txt).is_some());
+                let free = RecordKind::HOST.into_iter().all(|k| old.rrset(&unit, k).is_none());
+                if owned || free {
+                    prop_assert!(change.guard.iter().all(|g| g.holds(&old)), "{:?}", change);
+                }
             }
             // Every name that changed is in exactly one batch.
             let batched: Vec<NameChange> =

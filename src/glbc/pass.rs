@@ -147,8 +147,14 @@ impl Reconciler {
         for at in self.zones.next_wake(settings.resync_interval) {
             wake.at(at);
         }
-        for at in self.publisher.refusals().next_wake() {
+        // A refusal whose retry is past and was not sent again (the plan no
+        // longer wants that host changed) wakes nothing.
+        for at in self.publisher.refusals().next_wake().filter(|at| *at > now) {
             wake.at(at);
+        }
+        if published.reread > 0 {
+            // Plan at once from the names read again.
+            wake.at(Instant::now());
         }
         if let Some(retry) = self.ledger.writes_done(writes_ok) {
             wake.at(now + retry);

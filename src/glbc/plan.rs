@@ -196,11 +196,19 @@ fn holder(zone: &ZoneRecords, host: &DnsName, owner_name: &DnsName, config: &Pla
     }
     match zone.names.get(host) {
         Some(records) if !records.is_empty() => {
-            let mut types: Vec<&str> = records.rrsets.keys().map(|k| k.as_str()).collect();
-            types.extend(records.others.iter().map(String::as_str));
+            // What is there, so that a person can tell whose it is.
+            let mut what: Vec<String> = records
+                .rrsets
+                .iter()
+                .map(|(kind, rrset)| {
+                    let data: Vec<&str> = rrset.data.iter().map(String::as_str).collect();
+                    format!("{kind} {}", data.join(" "))
+                })
+                .collect();
+            what.extend(records.others.iter().cloned());
             Holder::Unowned(format!(
-                "{host} already has {} records that kcp-ingress did not create",
-                types.join(", ")
+                "{host} already has records that kcp-ingress did not create: {}",
+                what.join("; ")
             ))
         }
         _ => Holder::Free,

@@ -258,6 +258,37 @@ impl ZoneRecords {
         state
     }
 
+    /// Replaces what is known of one unit (a host and its ownership name)
+    /// with `records`, the answers of fresh queries for A, AAAA and CNAME
+    /// at the host and TXT at the ownership name. Other types stay as known.
+    pub fn replace_unit(&mut self, host: &DnsName, records: &[Record]) {
+        let mut queried: Vec<(DnsName, RecordKind)> = RecordKind::HOST
+            .into_iter()
+            .map(|k| (host.clone(), k))
+            .collect();
+        queried.extend(ownership::name_of(host).map(|o| (o, RecordKind::Txt)));
+        let fresh = Self::from_records(self.zone.clone(), records);
+        for (name, kind) in queried {
+            match fresh.rrset(&name, kind) {
+                Some(rrset) => {
+                    self.names
+                        .entry(name)
+                        .or_default()
+                        .rrsets
+                        .insert(kind, rrset.clone());
+                }
+                None => {
+                    if let Some(entry) = self.names.get_mut(&name) {
+                        entry.rrsets.remove(&kind);
+                        if entry.is_empty() {
+                            self.names.remove(&name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The RRset of `kind` at `name`, if any.
     pub fn rrset(&self, name: &DnsName, kind: RecordKind) -> Option<&Rrset> {
         self.names.get(name)?.rrsets.get(&kind)
@@ -523,6 +554,45 @@ mod tests {
         );
         assert_eq!(at.rrsets[&RecordKind::Txt], Rrset::new(30, [long_txt]));
         assert_eq!(at.others, BTreeSet::from(["NULL".to_string()]));
+    }
+
+    #[test]
+    fn a_unit_read_again_replaces_only_what_was_queried() {
+        let zone_name = DnsName::new_unchecked("example.test");
+        let www = DnsName::new_unchecked("www.example.test");
+        let owner = ownership::name_of(&www).unwrap();
+        let name = www.to_name().unwrap();
+        let mut zone = ZoneRecords::from_records(
+            zone_name.clone(),
+            &[
+                Record::from_rdata(name.clone(), 60, RData::A(A(Ipv4Addr::new(127, 0, 1, 1)))),
+                Record::from_rdata(
+                    name.clone(),
+                    60,
+                    rdata(RecordKind::Txt, "at the host").unwrap(),
+                ),
+                Record::from_rdata(
+                    owner.to_name().unwrap(),
+                    60,
+                    rdata(RecordKind::Txt, "ours").unwrap(),
+                ),
+            ],
+        );
+        // Someone replaced the A RRset and the ownership record went.
+        zone.replace_unit(
+            &www,
+            &[Record::from_rdata(
+                name,
+                99,
+                RData::A(A(Ipv4Addr::new(127, 0, 9, 9))),
+            )],
+        );
+        assert_eq!(
+            zone.rrset(&www, RecordKind::A),
+            Some(&Rrset::new(99, ["127.0.9.9".to_string()]))
+        );
+        assert!(zone.rrset(&www, RecordKind::Txt).is_some());
+        assert!(!zone.names.contains_key(&owner));
     }
 
     #[test]
