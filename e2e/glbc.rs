@@ -20,6 +20,7 @@ use hickory_proto::rr::rdata::{A, TXT};
 use hickory_proto::rr::{RData, Record, RecordType};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kcp_ingress::apis::{Cluster, GlobalIngress};
 use kcp_ingress::glbc::dns::DnsError;
@@ -179,14 +180,44 @@ impl World {
         env.spawn_kcp_ingress(&format!("glbc-{}", self.tag), &args)
     }
 
-    /// Creates the GlobalIngress `name` with `hosts`, and its per-cluster
-    /// status as the controller would write it: `(cluster index, addresses)`,
-    /// an address being an IP or a hostname.
+    /// Creates a root Ingress `name` and the GlobalIngress `name` it
+    /// controls with `hosts`, and its per-cluster status as the controller
+    /// would write it: `(cluster index, addresses)`, an address being an IP
+    /// or a hostname.
     async fn root(
         &self,
         name: &str,
         hosts: &[String],
         clusters: &[(usize, &[&str])],
+    ) -> anyhow::Result<()> {
+        let ingress: Ingress = Api::namespaced(self.client.clone(), &self.ns)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": self.ns},
+                    "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+                }))?,
+            )
+            .await
+            .with_context(|| format!("creating root Ingress {name}"))?;
+        let owner = json!([{
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "name": name,
+            "uid": ingress.uid(),
+            "controller": true,
+        }]);
+        self.global(name, hosts, Some(owner)).await?;
+        self.place(name, clusters).await
+    }
+
+    /// Creates the GlobalIngress `name` with `hosts`, controlled by `owner`
+    /// (owner references) or by nothing.
+    async fn global(
+        &self,
+        name: &str,
+        hosts: &[String],
+        owner: Option<serde_json::Value>,
     ) -> anyhow::Result<()> {
         let mut sorted = hosts.to_vec();
         sorted.sort();
@@ -196,13 +227,13 @@ impl World {
                 &serde_json::from_value(json!({
                     "apiVersion": "kcp-ingress.dev/v1alpha1",
                     "kind": "GlobalIngress",
-                    "metadata": {"name": name, "namespace": self.ns},
+                    "metadata": {"name": name, "namespace": self.ns, "ownerReferences": owner},
                     "spec": {"hosts": sorted},
                 }))?,
             )
             .await
             .with_context(|| format!("creating GlobalIngress {name}"))?;
-        self.place(name, clusters).await
+        Ok(())
     }
 
     /// Writes the per-cluster status of GlobalIngress `name`.
@@ -1431,5 +1462,58 @@ pub async fn names_taken_behind_the_glbcs_back_are_never_overwritten(
         "no guarded UPDATE of the glbc was refused: the race was not exercised"
     );
     eprintln!("races: the other writer got the name {foreign_won} times, the glbc {glbc_won}");
+    Ok(())
+}
+
+/// A GlobalIngress without a live root (made by hand; or whose root went,
+/// or was made again with another uid) publishes nothing and says why;
+/// what it had published while its root lived is released.
+pub async fn orphans_are_not_published(env: &TestEnv) -> anyhow::Result<()> {
+    let w = World::new(env, "orphan").await?;
+    w.clusters(1).await?;
+    let _glbc = w.glbc(env, Key::Env, &[])?;
+    let (by_hand, was_live) = (w.host("hand"), w.host("live"));
+    w.global("hand", std::slice::from_ref(&by_hand), None)
+        .await?;
+    w.place("hand", &[(1, &["127.0.1.1"])]).await?;
+    w.root(
+        "live",
+        std::slice::from_ref(&was_live),
+        &[(1, &["127.0.1.2"])],
+    )
+    .await?;
+    w.wait_answer(&was_live, RecordType::A, &["127.0.1.2"], CONVERGE)
+        .await?;
+    let c = w
+        .wait_condition(
+            "hand",
+            labels::conditions::DNS_PUBLISHED,
+            "False",
+            Some(labels::reasons::NO_LIVE_ROOT),
+            CONVERGE,
+        )
+        .await?;
+    ensure!(c.message.contains("root Ingress"), "{}", c.message);
+    let (rcode, got) = w.ask(&by_hand, RecordType::A).await?;
+    ensure!(
+        rcode == ResponseCode::NXDomain && got.is_empty(),
+        "an orphan was published: {rcode} {got:?}"
+    );
+    // The root of "live" goes (the controller would delete the orphan; no
+    // controller runs here): its records go, the condition says why.
+    Api::<Ingress>::namespaced(w.client.clone(), &w.ns)
+        .delete("live", &DeleteParams::default())
+        .await?;
+    w.wait_condition(
+        "live",
+        labels::conditions::DNS_PUBLISHED,
+        "False",
+        Some(labels::reasons::NO_LIVE_ROOT),
+        CONVERGE,
+    )
+    .await?;
+    w.wait_nxdomain(&was_live, RecordType::A).await?;
+    w.wait_nxdomain(&format!("_kcp-ingress.{was_live}"), RecordType::TXT)
+        .await?;
     Ok(())
 }

@@ -85,6 +85,17 @@ pub mod conditions {
     pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 }
 
+/// Condition reasons that more than one place names.
+pub mod reasons {
+    /// GlobalIngress `DNSPublished=True`: records are served, but as last
+    /// published (no healthy cluster, or its load-balancer hostnames stopped
+    /// resolving), not freshly computed.
+    pub const RETAINED: &str = "Retained";
+    /// GlobalIngress `DNSPublished=False`: no live root Ingress controls it,
+    /// so nothing is published for it.
+    pub const NO_LIVE_ROOT: &str = "NoLiveRoot";
+}
+
 /// The placement label key for `cluster`.
 pub fn state_label(cluster: &str) -> String {
     format!("{STATE_LABEL_PREFIX}{cluster}")

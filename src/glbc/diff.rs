@@ -101,27 +101,28 @@ pub struct NameChange {
 }
 
 impl NameChange {
-    /// Approximate size on the wire, guard included (counted with every
-    /// name of the unit: an over-estimate, which only makes batches smaller).
+    /// Approximate size on the wire of its changes (not of its guard).
     fn wire_len(&self) -> usize {
-        let changes: usize = self
-            .rrsets
+        self.rrsets
             .values()
             .map(|r| self.name.wire_len() + 10 + r.as_ref().map_or(0, |r| r.wire_len(&self.name)))
-            .sum();
-        let guard: usize = self
-            .guard
-            .iter()
-            .map(|g| match g {
-                Guard::Absent { name, .. } => name.wire_len() + 10,
-                Guard::Exactly { name, data, .. } => data
-                    .iter()
-                    .map(|d| name.wire_len() + 10 + d.len() + 1 + d.len() / 255)
-                    .sum(),
-            })
-            .sum();
-        changes + guard
+            .sum()
     }
+}
+
+/// Approximate size on the wire of a unit's guard: its names also travel in
+/// the unit's changes, so each is a 2-octet compression pointer.
+fn guard_wire_len(guard: &[Guard]) -> usize {
+    guard
+        .iter()
+        .map(|g| match g {
+            Guard::Absent { .. } => 2 + 10,
+            Guard::Exactly { data, .. } => data
+                .iter()
+                .map(|d| 2 + 10 + d.len() + 1 + d.len() / 255)
+                .sum(),
+        })
+        .sum()
 }
 
 /// The changes that turn `known` into `desired`: one entry per name that
@@ -183,7 +184,8 @@ pub fn batches(changes: Vec<NameChange>, budget: usize) -> Vec<Vec<NameChange>> 
     let mut out: Vec<Vec<NameChange>> = Vec::new();
     let mut size = 0;
     for (_, unit) in units {
-        let unit_size: usize = unit.iter().map(NameChange::wire_len).sum();
+        let unit_size: usize = unit.iter().map(NameChange::wire_len).sum::<usize>()
+            + unit.first().map_or(0, |c| guard_wire_len(&c.guard));
         if out.is_empty() || size + unit_size > budget {
             out.push(Vec::new());
             size = 0;

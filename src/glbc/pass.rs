@@ -11,7 +11,10 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::inputs::{health, root_input};
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use super::inputs::{controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::publish::Publisher;
@@ -81,7 +84,19 @@ impl Reconciler {
         let settings = &self.settings;
 
         let globals = self.inputs.caches.globals.state();
-        let roots: Vec<RootInput> = globals.iter().filter_map(|g| root_input(g)).collect();
+        let ingresses = &self.inputs.caches.roots;
+        let roots: Vec<RootInput> = globals
+            .iter()
+            .filter_map(|g| {
+                let namespace = g.namespace()?;
+                let live = controlled_by_live_root(g, |name| {
+                    ingresses
+                        .get(&ObjectRef::new(name).within(&namespace))
+                        .and_then(|i| i.metadata.uid.clone())
+                });
+                root_input(g, live)
+            })
+            .collect();
         let (healthy, expiry) = health(
             &self.inputs.caches.clusters.state(),
             now_ts,

@@ -66,6 +66,9 @@ pub struct RootInput {
     pub created: Option<Timestamp>,
     /// Being deleted: its names are released.
     pub deleting: bool,
+    /// No live root Ingress controls it: nothing is published for it and
+    /// its names are released.
+    pub orphan: bool,
     /// spec.hosts.
     pub hosts: Vec<String>,
     /// status.clusters: where the root is placed and the addresses there.
@@ -119,6 +122,9 @@ pub struct Plan {
 /// What the plan decided for one root.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RootPlan {
+    /// No live root Ingress controls the GlobalIngress: nothing is
+    /// published for it (and `hosts` is empty).
+    pub orphan: bool,
     /// Clusters the root is placed on.
     pub placed: usize,
     /// Of those, the healthy ones.
@@ -267,7 +273,7 @@ pub fn hostnames_to_resolve(
 ) -> BTreeSet<DnsName> {
     roots
         .iter()
-        .filter(|r| !r.deleting && config.in_scope(&r.key.namespace))
+        .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .flat_map(|r| {
             let t = targets(r, healthy);
             if t.ips.is_empty() && t.hostnames.len() == 1 {
@@ -327,10 +333,23 @@ struct Claim<'a> {
 /// Computes the plan.
 pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
     let mut out = Plan::default();
+    for orphan in input
+        .roots
+        .iter()
+        .filter(|r| !r.deleting && r.orphan && config.in_scope(&r.key.namespace))
+    {
+        out.roots.insert(
+            orphan.key.clone(),
+            RootPlan {
+                orphan: true,
+                ..RootPlan::default()
+            },
+        );
+    }
     let mut live: Vec<&RootInput> = input
         .roots
         .iter()
-        .filter(|r| !r.deleting && config.in_scope(&r.key.namespace))
+        .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .collect();
     live.sort_by(|a, b| by_age(a, b));
 
@@ -346,6 +365,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             .filter(|c| input.healthy.contains(&c.cluster))
             .count();
         let mut plan = RootPlan {
+            orphan: false,
             placed: root.clusters.len(),
             healthy,
             hosts: Vec::new(),

@@ -52,6 +52,7 @@ fn root(ns: &str, n: &str, hosts: &[&str], clusters: Vec<ClusterIngressStatus>) 
         key: RootKey::new(ns, n),
         created: None,
         deleting: false,
+        orphan: false,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         clusters,
     }
@@ -333,6 +334,26 @@ fn a_root_placed_nowhere_keeps_its_names_until_it_drops_them() {
     // The root drops the host: released.
     let roots = [root("ns", "r", &["b.z.test"], vec![])];
     let plan = run(&roots, &healthy(&[]), &known);
+    let zone = zone_after(&plan, &known);
+    assert!(zone.names.is_empty(), "{zone:?}");
+}
+
+#[test]
+fn an_orphan_publishes_nothing_and_its_names_are_released() {
+    let known = published("a.z.test", &["127.0.1.1"], OWNER, "ns/r");
+    let mut orphan = root(
+        "ns",
+        "r",
+        &["a.z.test", "b.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    );
+    orphan.orphan = true;
+    let plan = run(&[orphan], &healthy(&["c1"]), &known);
+    let root_plan = &plan.roots[&RootKey::new("ns", "r")];
+    assert!(root_plan.orphan && root_plan.hosts.is_empty());
+    assert!(plan.publishers.is_empty());
+    // What it had published is released, ownership record included; the
+    // free host is not claimed.
     let zone = zone_after(&plan, &known);
     assert!(zone.names.is_empty(), "{zone:?}");
 }
