@@ -1517,3 +1517,102 @@ pub async fn orphans_are_not_published(env: &TestEnv) -> anyhow::Result<()> {
         .await?;
     Ok(())
 }
+
+/// The owners named in the ownership TXT RRset of `host`.
+async fn txt_owners(w: &World, host: &str) -> anyhow::Result<BTreeSet<String>> {
+    Ok(w.data(&format!("_kcp-ingress.{host}"), RecordType::TXT)
+        .await?
+        .iter()
+        .filter_map(|t| {
+            t.split(',')
+                .find_map(|f| f.strip_prefix("owner="))
+                .map(String::from)
+        })
+        .collect())
+}
+
+/// Two glbcs with their own owner ids, both `--shared-names`, publishing
+/// one host name: the name answers the union of their addresses and holds
+/// one TXT record per owner; each one's withdrawal removes only its own
+/// address; the last one out removes the name. Claiming at the same moment
+/// (repeated) loses no write: both addresses, both owners.
+pub async fn sharing_glbcs_publish_the_union(env: &TestEnv) -> anyhow::Result<()> {
+    let one = World::new(env, "sharea").await?;
+    let two = World::new(env, "shareb").await?;
+    one.clusters(1).await?;
+    two.clusters(1).await?;
+    let _glbc_one = one.glbc(env, Key::Env, &["--shared-names"])?;
+    let _glbc_two = two.glbc(env, Key::Env, &["--shared-names"])?;
+    let owners = BTreeSet::from(["e2e-sharea".to_string(), "e2e-shareb".to_string()]);
+    let host = one.host("s");
+    one.root("web", std::slice::from_ref(&host), &[(1, &["127.0.1.1"])])
+        .await?;
+    one.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
+        .await?;
+    two.root("web", std::slice::from_ref(&host), &[(1, &["127.0.1.2"])])
+        .await?;
+    one.wait_answer(&host, RecordType::A, &["127.0.1.1", "127.0.1.2"], CONVERGE)
+        .await?;
+    ensure!(
+        txt_owners(&one, &host).await? == owners,
+        "both owners in the TXT RRset"
+    );
+    for w in [&one, &two] {
+        w.wait_condition(
+            "web",
+            labels::conditions::DNS_PUBLISHED,
+            "True",
+            Some("Published"),
+            CONVERGE,
+        )
+        .await?;
+    }
+
+    // Two withdraws: only its address goes.
+    two.globals()
+        .delete("web", &DeleteParams::default())
+        .await?;
+    one.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
+        .await?;
+    eventually("only owner one is left", CONVERGE, || async {
+        let got = txt_owners(&one, &host).await?;
+        Ok((got == BTreeSet::from(["e2e-sharea".to_string()])).then_some(()))
+    })
+    .await?;
+    // One withdraws last: the name goes.
+    one.globals()
+        .delete("web", &DeleteParams::default())
+        .await?;
+    one.wait_nxdomain(&host, RecordType::A).await?;
+    one.wait_nxdomain(&format!("_kcp-ingress.{host}"), RecordType::TXT)
+        .await?;
+
+    // Both claim a free name at the same moment.
+    for round in 0..4 {
+        let host = one.host(&format!("both{round}"));
+        let name = format!("both{round}");
+        let (a, b) = tokio::join!(
+            one.root(&name, std::slice::from_ref(&host), &[(1, &["127.0.1.1"])]),
+            two.root(&name, std::slice::from_ref(&host), &[(1, &["127.0.1.2"])]),
+        );
+        a?;
+        b?;
+        one.wait_answer(&host, RecordType::A, &["127.0.1.1", "127.0.1.2"], CONVERGE)
+            .await
+            .with_context(|| format!("round {round}"))?;
+        eventually(&format!("round {round}: both owners"), CONVERGE, || async {
+            Ok((txt_owners(&one, &host).await? == owners).then_some(()))
+        })
+        .await?;
+    }
+    let rereads: usize = [&_glbc_one, &_glbc_two]
+        .iter()
+        .map(|g| {
+            g.log()
+                .matches("the name is not as the glbc knew it")
+                .count()
+        })
+        .sum();
+    eprintln!("sharing: {rereads} guarded UPDATE(s) refused and planned again from a fresh read");
+    Ok(())
+}

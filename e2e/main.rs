@@ -101,6 +101,7 @@ fn groups() -> Vec<Group> {
                 glbc::foreign_records_are_never_touched,
                 glbc::names_taken_behind_the_glbcs_back_are_never_overwritten,
                 glbc::orphans_are_not_published,
+                glbc::sharing_glbcs_publish_the_union,
                 glbc::restart_sends_nothing_for_unchanged_names,
                 glbc::dns_outage_during_a_change_converges,
                 glbc::a_wrong_tsig_secret_is_reported,

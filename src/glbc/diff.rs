@@ -13,7 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::dns::DnsError;
-use super::dns::rfc2136::{Prerequisite, RrsetChange, Update};
+use super::dns::rfc2136::{Prerequisite, RecordChange, RrsetChange, Update};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords, ownership, rdata};
 
 /// What one name should hold, for the kinds the glbc manages there: `None`
@@ -91,22 +91,41 @@ pub fn guard_of(unit: &DnsName, known: &ZoneRecords) -> Vec<Guard> {
     guard
 }
 
-/// The RRsets of one name to replace (`None`: delete), and the guard of its
-/// unit (the same for the host and its ownership name).
+/// Records added to, or removed from, one RRset, leaving its other records
+/// alone (how owners sharing a name change only their own).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordEdit {
+    pub ttl: u32,
+    pub add: BTreeSet<String>,
+    pub remove: BTreeSet<String>,
+}
+
+/// The RRsets of one name to replace (`None`: delete), the records to add
+/// or remove, and the guard of its unit (the same for the host and its
+/// ownership name).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NameChange {
     pub name: DnsName,
     pub rrsets: BTreeMap<RecordKind, Option<Rrset>>,
+    pub edits: BTreeMap<RecordKind, RecordEdit>,
     pub guard: Vec<Guard>,
 }
 
 impl NameChange {
     /// Approximate size on the wire of its changes (not of its guard).
     fn wire_len(&self) -> usize {
-        self.rrsets
+        let rrsets: usize = self
+            .rrsets
             .values()
             .map(|r| self.name.wire_len() + 10 + r.as_ref().map_or(0, |r| r.wire_len(&self.name)))
-            .sum()
+            .sum();
+        let edits: usize = self
+            .edits
+            .values()
+            .flat_map(|e| e.add.iter().chain(&e.remove))
+            .map(|d| self.name.wire_len() + 10 + d.len() + 1 + d.len() / 255)
+            .sum();
+        rrsets + edits
     }
 }
 
@@ -142,6 +161,7 @@ pub fn diff(desired: &BTreeMap<DnsName, DesiredName>, known: &ZoneRecords) -> Ve
             (!rrsets.is_empty()).then(|| NameChange {
                 name: name.clone(),
                 rrsets,
+                edits: BTreeMap::new(),
                 guard: guard_of(&ownership::unit_of(name), known),
             })
         })
@@ -161,6 +181,22 @@ pub fn apply(known: &mut ZoneRecords, changes: &[NameChange]) {
                 _ => {
                     entry.rrsets.remove(kind);
                 }
+            }
+        }
+        for (kind, edit) in &change.edits {
+            let rrset = entry
+                .rrsets
+                .entry(*kind)
+                .or_insert_with(|| Rrset::new(edit.ttl, []));
+            for datum in &edit.remove {
+                rrset.data.remove(datum);
+            }
+            if !edit.add.is_empty() {
+                rrset.ttl = edit.ttl;
+                rrset.data.extend(edit.add.iter().cloned());
+            }
+            if rrset.data.is_empty() {
+                entry.rrsets.remove(kind);
             }
         }
         if entry.is_empty() {
@@ -215,8 +251,37 @@ pub fn update_of(batch: &[NameChange]) -> Result<Update, DnsError> {
             .map(Guard::prerequisite)
             .collect::<Result<_, _>>()?,
         rrsets: rrset_changes(batch)?,
-        records: vec![],
+        records: record_changes(batch)?,
     })
+}
+
+/// The record additions and removals of a batch, removals first.
+fn record_changes(batch: &[NameChange]) -> Result<Vec<RecordChange>, DnsError> {
+    let mut removals = Vec::new();
+    let mut additions = Vec::new();
+    for change in batch {
+        let name = change.name.to_name()?;
+        for (kind, edit) in &change.edits {
+            let data = |set: &BTreeSet<String>| -> Result<Vec<_>, DnsError> {
+                set.iter().map(|d| rdata(*kind, d)).collect()
+            };
+            if !edit.remove.is_empty() {
+                removals.push(RecordChange::Remove {
+                    name: name.clone(),
+                    data: data(&edit.remove)?,
+                });
+            }
+            if !edit.add.is_empty() {
+                additions.push(RecordChange::Add {
+                    name: name.clone(),
+                    ttl: edit.ttl,
+                    data: data(&edit.add)?,
+                });
+            }
+        }
+    }
+    removals.extend(additions);
+    Ok(removals)
 }
 
 /// The RRset replacements of a batch, deletions first: a name going from
@@ -297,6 +362,7 @@ mod tests {
             vec![NameChange {
                 name: www.clone(),
                 rrsets: BTreeMap::from([(RecordKind::Aaaa, Some(rrset(30, &["::1"])))]),
+                edits: BTreeMap::new(),
                 guard: guard_of(&www, &known),
             }]
         );
@@ -524,6 +590,7 @@ mod tests {
                 (RecordKind::A, Some(rrset(60, &["127.0.1.1"]))),
                 (RecordKind::Cname, None),
             ]),
+            edits: BTreeMap::new(),
             guard: vec![],
         }];
         let changes = rrset_changes(&batch).unwrap();
@@ -542,11 +609,13 @@ mod tests {
             changes.push(NameChange {
                 name: ownership::name_of(&host).unwrap(),
                 rrsets: BTreeMap::from([(RecordKind::Txt, Some(rrset(60, &["owner"])))]),
+                edits: BTreeMap::new(),
                 guard: vec![],
             });
             changes.push(NameChange {
                 name: host,
                 rrsets: BTreeMap::from([(RecordKind::A, Some(rrset(60, &["127.0.1.1"])))]),
+                edits: BTreeMap::new(),
                 guard: vec![],
             });
         }

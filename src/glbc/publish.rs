@@ -135,6 +135,9 @@ impl Publisher {
             let desired = plan.zones.get(&zone.name).unwrap_or(&empty);
             let publishers = plan.publishers.get(&zone.name);
             let mut changes = diff::diff(desired, &known);
+            // Record-level changes of shared names (computed by the plan
+            // against this same known state).
+            changes.extend(plan.edits.get(&zone.name).into_iter().flatten().cloned());
             changes.retain(|c| refusals.allows(&ownership::unit_of(&c.name), now));
             if changes.is_empty() {
                 zone.known = Some(known);
@@ -447,6 +450,7 @@ mod tests {
     fn host_changes(n: usize) -> Vec<NameChange> {
         (0..n)
             .map(|i| NameChange {
+                edits: BTreeMap::new(),
                 guard: diff::guard_of(
                     &DnsName::new_unchecked(&format!("h{i:02}.z.test")),
                     &ZoneRecords::new(DnsName::new_unchecked("z.test")),
@@ -531,6 +535,7 @@ mod tests {
         let change = |n: &str| NameChange {
             name: DnsName::new_unchecked(n),
             rrsets: BTreeMap::new(),
+            edits: BTreeMap::new(),
             guard: vec![],
         };
         let batch = vec![

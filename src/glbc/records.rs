@@ -356,6 +356,9 @@ pub fn address_kind(ip: &IpAddr) -> RecordKind {
 /// it never collides with a host. Its content is one string
 /// `heritage=kcp-ingress,owner=<owner id>,root=<namespace>/<name>`.
 pub mod ownership {
+    use std::collections::BTreeSet;
+    use std::net::IpAddr;
+
     use super::DnsName;
     use crate::labels;
 
@@ -367,11 +370,26 @@ pub mod ownership {
         )
     }
 
+    /// The TXT content of a sharing owner: `owner`, the root, `shared=true`
+    /// and the owner's own addresses (sorted, `;`-separated).
+    pub fn content_shared(owner: &str, root: &str, targets: &BTreeSet<IpAddr>) -> String {
+        let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        format!(
+            "{},shared=true,targets={}",
+            content(owner, root),
+            targets.join(";")
+        )
+    }
+
     /// What an ownership TXT says.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Owner {
         pub owner: String,
         pub root: String,
+        /// One of several owners sharing the name (`shared=true`).
+        pub shared: bool,
+        /// A sharing owner's own addresses.
+        pub targets: BTreeSet<IpAddr>,
     }
 
     /// Reads an ownership TXT; `None` if it is not one of ours (any owner).
@@ -379,12 +397,20 @@ pub mod ownership {
         let mut heritage = None;
         let mut owner = None;
         let mut root = None;
+        let mut shared = false;
+        let mut targets = BTreeSet::new();
         for field in text.split(',') {
             let (key, value) = field.split_once('=')?;
             match key.trim() {
                 "heritage" => heritage = Some(value.trim()),
                 "owner" => owner = Some(value.trim()),
                 "root" => root = Some(value.trim()),
+                "shared" => shared = value.trim() == "true",
+                "targets" => {
+                    for target in value.split(';').filter(|t| !t.trim().is_empty()) {
+                        targets.insert(target.trim().parse().ok()?);
+                    }
+                }
                 _ => {}
             }
         }
@@ -392,6 +418,8 @@ pub mod ownership {
         Some(Owner {
             owner: owner?.to_string(),
             root: root?.to_string(),
+            shared,
+            targets,
         })
     }
 
@@ -511,9 +539,20 @@ mod tests {
             ownership::parse(&text),
             Some(ownership::Owner {
                 owner: "team-a".into(),
-                root: "shop/web".into()
+                root: "shop/web".into(),
+                shared: false,
+                targets: BTreeSet::new(),
             })
         );
+        let targets: BTreeSet<IpAddr> =
+            ["127.0.1.2".parse().unwrap(), "::1".parse().unwrap()].into();
+        let text = ownership::content_shared("team-b", "shop/web", &targets);
+        assert_eq!(
+            text,
+            "heritage=kcp-ingress,owner=team-b,root=shop/web,shared=true,targets=127.0.1.2;::1"
+        );
+        let parsed = ownership::parse(&text).unwrap();
+        assert!(parsed.shared && parsed.targets == targets);
         assert_eq!(ownership::parse("v=spf1 -all"), None);
         assert_eq!(
             ownership::parse("heritage=external-dns,owner=x,root=a/b"),

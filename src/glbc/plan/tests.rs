@@ -19,6 +19,7 @@ fn config() -> PlanConfig {
     PlanConfig {
         zones: vec![name("z.test")],
         owner: OWNER.into(),
+        shared: false,
         ttl: 42,
         namespace: None,
     }
@@ -736,4 +737,236 @@ proptest! {
             }
         }
     }
+}
+
+/// `config()` sharing names, as owner `owner`.
+fn sharing(owner: &str) -> PlanConfig {
+    PlanConfig {
+        owner: owner.into(),
+        shared: true,
+        ..config()
+    }
+}
+
+fn run_with(
+    config: &PlanConfig,
+    roots: &[RootInput],
+    healthy: &BTreeSet<String>,
+    known: &BTreeMap<DnsName, ZoneRecords>,
+) -> Plan {
+    plan(
+        config,
+        PlanInput {
+            roots,
+            healthy,
+            resolved: &BTreeMap::new(),
+            known,
+        },
+    )
+}
+
+/// The zone after the plan's changes and edits.
+fn zone_after_all(plan: &Plan, known: &BTreeMap<DnsName, ZoneRecords>) -> ZoneRecords {
+    let mut zone = known[&name("z.test")].clone();
+    let mut changes = plan
+        .zones
+        .get(&name("z.test"))
+        .map(|d| diff(d, &zone))
+        .unwrap_or_default();
+    changes.extend(
+        plan.edits
+            .get(&name("z.test"))
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    for change in &changes {
+        assert!(
+            change.guard.iter().all(|g| g.holds(&zone)),
+            "a guard does not hold on the state it was computed from: {change:?}"
+        );
+    }
+    apply(&mut zone, &changes);
+    zone
+}
+
+fn txt_owners(zone: &ZoneRecords, host: &str) -> BTreeSet<String> {
+    zone.rrset(&ownership::name_of(&name(host)).unwrap(), RecordKind::Txt)
+        .map(|t| {
+            t.data
+                .iter()
+                .filter_map(|d| ownership::parse(d))
+                .map(|o| o.owner)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn a_data(zone: &ZoneRecords, host: &str) -> BTreeSet<String> {
+    zone.rrset(&name(host), RecordKind::A)
+        .map(|r| r.data.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn sharing_owners_publish_the_union_and_withdraw_only_their_own() {
+    let (one, two) = (sharing("one"), sharing("two"));
+    let healthy = healthy(&["c1", "c2"]);
+    let r1 = [root(
+        "ns1",
+        "web",
+        &["s.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let r2 = [root(
+        "ns2",
+        "web",
+        &["s.z.test"],
+        vec![placed("c2", vec![ip("127.0.1.2"), ip("127.0.1.1")])],
+    )];
+    // One claims the free name.
+    let mut known = empty_zone();
+    let zone = zone_after_all(&run_with(&one, &r1, &healthy, &known), &known);
+    known.insert(name("z.test"), zone);
+    // Two joins: the union, one TXT record each.
+    let plan = run_with(&two, &r2, &healthy, &known);
+    assert!(plan.zones.get(&name("z.test")).is_none_or(|z| z.is_empty()));
+    let zone = zone_after_all(&plan, &known);
+    assert_eq!(
+        a_data(&zone, "s.z.test"),
+        BTreeSet::from(["127.0.1.1".into(), "127.0.1.2".into()])
+    );
+    assert_eq!(
+        txt_owners(&zone, "s.z.test"),
+        BTreeSet::from(["one".into(), "two".into()])
+    );
+    known.insert(name("z.test"), zone);
+    // Each plans nothing more.
+    assert!(run_with(&one, &r1, &healthy, &known).edits.is_empty());
+    assert!(run_with(&two, &r2, &healthy, &known).edits.is_empty());
+    // One's clusters are all unhealthy: it keeps its addresses (fail open).
+    let plan = run_with(&one, &r1, &BTreeSet::new(), &known);
+    assert!(plan.edits.is_empty());
+    assert!(matches!(
+        outcome(&plan, "ns1", "web", "s.z.test"),
+        HostOutcome::Publish { retained: true, .. }
+    ));
+    // Two leaves (its root is gone): 127.0.1.1 stays, One lists it.
+    let zone = zone_after_all(&run_with(&two, &[], &healthy, &known), &known);
+    assert_eq!(
+        a_data(&zone, "s.z.test"),
+        BTreeSet::from(["127.0.1.1".into()])
+    );
+    assert_eq!(
+        txt_owners(&zone, "s.z.test"),
+        BTreeSet::from(["one".into()])
+    );
+    known.insert(name("z.test"), zone);
+    // The last owner out removes the name.
+    let zone = zone_after_all(&run_with(&one, &[], &healthy, &known), &known);
+    assert!(zone.names.is_empty(), "{zone:?}");
+}
+
+#[test]
+fn a_sharing_owner_moves_only_its_own_addresses() {
+    let (one, two) = (sharing("one"), sharing("two"));
+    let healthy = healthy(&["c1", "c2"]);
+    let at = |ips: &[&str], ns: &str, c: &str| {
+        [root(
+            ns,
+            "web",
+            &["s.z.test"],
+            vec![placed(c, ips.iter().map(|i| ip(i)).collect())],
+        )]
+    };
+    let mut known = empty_zone();
+    for (config, roots) in [
+        (&one, at(&["127.0.1.1", "127.0.1.3"], "ns1", "c1")),
+        (&two, at(&["127.0.1.2", "127.0.1.3"], "ns2", "c2")),
+    ] {
+        let zone = zone_after_all(&run_with(config, &roots, &healthy, &known), &known);
+        known.insert(name("z.test"), zone);
+    }
+    // One moves from .1/.3 to .4: .1 goes, .3 stays (Two lists it).
+    let plan = run_with(&one, &at(&["127.0.1.4"], "ns1", "c1"), &healthy, &known);
+    let edits = &plan.edits[&name("z.test")];
+    assert!(
+        edits.iter().all(|c| c.rrsets.is_empty()),
+        "record-level only: {edits:?}"
+    );
+    assert!(edits.iter().all(|c| matches!(c.guard.as_slice(), [crate::glbc::diff::Guard::Exactly { data, .. }] if data.len() == 2)));
+    let zone = zone_after_all(&plan, &known);
+    assert_eq!(
+        a_data(&zone, "s.z.test"),
+        BTreeSet::from(["127.0.1.2".into(), "127.0.1.3".into(), "127.0.1.4".into()])
+    );
+}
+
+#[test]
+fn sharing_and_exclusive_owners_conflict_both_ways() {
+    let healthy = healthy(&["c1"]);
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    // An exclusive owner's name is a conflict for a sharing glbc ...
+    let exclusive = published("a.z.test", &["127.0.9.9"], "other", "x/y");
+    let plan = run_with(&sharing(OWNER), &roots, &healthy, &exclusive);
+    assert!(matches!(
+        outcome(&plan, "ns", "r", "a.z.test"),
+        HostOutcome::Conflict { .. }
+    ));
+    assert!(plan.edits.is_empty());
+    // ... and a shared name is one for a glbc that does not share.
+    let mut known = empty_zone();
+    let other = [root(
+        "ns2",
+        "web",
+        &["a.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.2")])],
+    )];
+    let zone = zone_after_all(
+        &run_with(&sharing("other"), &other, &healthy, &known),
+        &known,
+    );
+    known.insert(name("z.test"), zone);
+    let plan = run(&roots, &healthy, &known);
+    match outcome(&plan, "ns", "r", "a.z.test") {
+        HostOutcome::Conflict { reason, .. } => {
+            assert!(reason.contains("--shared-names"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(zone_after_all(&plan, &known), known[&name("z.test")]);
+}
+
+#[test]
+fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![placed("c1", vec![hostname("lb.example.test")])],
+    )];
+    let names = hostnames_to_resolve(&roots, &healthy(&["c1"]), &sharing(OWNER));
+    assert_eq!(names, BTreeSet::from([name("lb.example.test")]));
+    let resolved = BTreeMap::from([(name("lb.example.test"), vec!["127.0.1.7".parse().unwrap()])]);
+    let known = empty_zone();
+    let plan = plan(
+        &sharing(OWNER),
+        PlanInput {
+            roots: &roots,
+            healthy: &healthy(&["c1"]),
+            resolved: &resolved,
+            known: &known,
+        },
+    );
+    let zone = zone_after_all(&plan, &known);
+    assert_eq!(
+        a_data(&zone, "a.z.test"),
+        BTreeSet::from(["127.0.1.7".into()])
+    );
+    assert!(zone.rrset(&name("a.z.test"), RecordKind::Cname).is_none());
 }
