@@ -970,3 +970,117 @@ fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
     );
     assert!(zone.rrset(&name("a.z.test"), RecordKind::Cname).is_none());
 }
+
+/// One owner's move in a sequence: publish these addresses (a subset of
+/// four), lose every healthy cluster, or leave the name.
+#[derive(Clone, Debug)]
+enum Move {
+    Publish(Vec<bool>),
+    Unhealthy,
+    Leave,
+}
+
+fn arb_moves() -> impl proptest::strategy::Strategy<Value = Vec<(usize, Move)>> {
+    use proptest::prelude::*;
+    let step = prop_oneof![
+        4 => prop::collection::vec(any::<bool>(), 4).prop_map(Move::Publish),
+        1 => Just(Move::Unhealthy),
+        1 => Just(Move::Leave),
+    ];
+    prop::collection::vec((0usize..3, step), 1..12)
+}
+
+proptest::proptest! {
+    /// Whatever three sharing owners do, one at a time from what the zone
+    /// holds: every guard holds, the name answers exactly the union of the
+    /// addresses the owners' TXT records list, each owner's record lists
+    /// what it last published (kept while unhealthy), and once all have
+    /// left the name is gone.
+    #[test]
+    fn sharing_owners_keep_the_union_whatever_they_do(moves in arb_moves()) {
+        let ips = ["127.0.1.1", "127.0.1.2", "127.0.1.3", "::1"];
+        let owners = ["one", "two", "three"];
+        let mut known = empty_zone();
+        let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for (who, step) in moves {
+            let owner = owners[who];
+            let ns = format!("ns-{owner}");
+            let roots = match &step {
+                Move::Leave => vec![],
+                Move::Unhealthy => vec![root(&ns, "web", &["s.z.test"], vec![placed("gone", vec![ip("127.0.1.9")])])],
+                Move::Publish(pick) => {
+                    let chosen: Vec<_> = ips.iter().zip(pick).filter(|(_, p)| **p).map(|(i, _)| ip(i)).collect();
+                    vec![root(&ns, "web", &["s.z.test"], vec![placed("c1", chosen)])]
+                }
+            };
+            let plan = run_with(&sharing(owner), &roots, &healthy(&["c1"]), &known);
+            let zone = zone_after_all(&plan, &known);
+            known.insert(name("z.test"), zone);
+            match step {
+                Move::Leave => {
+                    expected.remove(owner);
+                }
+                Move::Publish(pick) => {
+                    let chosen: BTreeSet<String> = ips.iter().zip(&pick).filter(|(_, p)| **p).map(|(i, _)| i.to_string()).collect();
+                    if !chosen.is_empty() {
+                        expected.insert(owner, chosen);
+                    }
+                }
+                Move::Unhealthy => {}
+            }
+            let zone = &known[&name("z.test")];
+            let records: BTreeMap<String, BTreeSet<String>> = zone
+                .rrset(&ownership::name_of(&name("s.z.test")).unwrap(), RecordKind::Txt)
+                .map(|t| t.data.iter().filter_map(|d| ownership::parse(d)).map(|o| (o.owner, o.targets.iter().map(ToString::to_string).collect())).collect())
+                .unwrap_or_default();
+            let want: BTreeMap<String, BTreeSet<String>> = expected.iter().map(|(o, t)| (o.to_string(), t.clone())).collect();
+            proptest::prop_assert_eq!(&records, &want);
+            let union: BTreeSet<String> = want.values().flatten().cloned().collect();
+            let answered: BTreeSet<String> = [RecordKind::A, RecordKind::Aaaa]
+                .into_iter()
+                .flat_map(|k| zone.rrset(&name("s.z.test"), k).map(|r| r.data.clone()).unwrap_or_default())
+                .collect();
+            proptest::prop_assert_eq!(answered, union);
+            if want.is_empty() {
+                proptest::prop_assert!(zone.names.is_empty(), "{:?}", zone);
+            }
+        }
+    }
+}
+
+/// What joining a shared name costs on the wire: one UPDATE with the
+/// other owner's TXT record as the guard, one added address and our TXT
+/// record (unsigned).
+#[test]
+fn joining_a_shared_name_is_one_small_update() {
+    use hickory_proto::serialize::binary::BinEncodable;
+    let healthy = healthy(&["c1", "c2"]);
+    let mut known = empty_zone();
+    let r1 = [root(
+        "ns1",
+        "web",
+        &["s.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let zone = zone_after_all(&run_with(&sharing("one"), &r1, &healthy, &known), &known);
+    known.insert(name("z.test"), zone);
+    let r2 = [root(
+        "ns2",
+        "web",
+        &["s.z.test"],
+        vec![placed("c2", vec![ip("127.0.1.2")])],
+    )];
+    let plan = run_with(&sharing("two"), &r2, &healthy, &known);
+    let changes = &plan.edits[&name("z.test")];
+    let update = crate::glbc::diff::update_of(changes).unwrap();
+    assert_eq!(update.prerequisites.len(), 1);
+    assert_eq!(update.records.len(), 2);
+    let octets =
+        crate::glbc::dns::rfc2136::update_message(&name("z.test").to_name().unwrap(), &update)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .len();
+    eprintln!("joining a shared name: {octets} octets");
+    assert!(octets < 400, "{octets}");
+}
