@@ -20,10 +20,14 @@ use hickory_proto::rr::rdata::{A, TXT};
 use hickory_proto::rr::{RData, Record, RecordType};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kcp_ingress::apis::{Cluster, GlobalIngress};
+use kcp_ingress::glbc::dns::DnsError;
 use kcp_ingress::glbc::dns::TsigKey;
-use kcp_ingress::glbc::dns::rfc2136::{Rfc2136Client, RrsetChange, fqdn, query};
+use kcp_ingress::glbc::dns::rfc2136::{
+    Prerequisite, Rfc2136Client, RrsetChange, Update, fqdn, query,
+};
 use kcp_ingress::labels;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -176,14 +180,44 @@ impl World {
         env.spawn_kcp_ingress(&format!("glbc-{}", self.tag), &args)
     }
 
-    /// Creates the GlobalIngress `name` with `hosts`, and its per-cluster
-    /// status as the controller would write it: `(cluster index, addresses)`,
-    /// an address being an IP or a hostname.
+    /// Creates a root Ingress `name` and the GlobalIngress `name` it
+    /// controls with `hosts`, and its per-cluster status as the controller
+    /// would write it: `(cluster index, addresses)`, an address being an IP
+    /// or a hostname.
     async fn root(
         &self,
         name: &str,
         hosts: &[String],
         clusters: &[(usize, &[&str])],
+    ) -> anyhow::Result<()> {
+        let ingress: Ingress = Api::namespaced(self.client.clone(), &self.ns)
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": self.ns},
+                    "spec": {"defaultBackend": {"service": {"name": "web", "port": {"number": 80}}}},
+                }))?,
+            )
+            .await
+            .with_context(|| format!("creating root Ingress {name}"))?;
+        let owner = json!([{
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "name": name,
+            "uid": ingress.uid(),
+            "controller": true,
+        }]);
+        self.global(name, hosts, Some(owner)).await?;
+        self.place(name, clusters).await
+    }
+
+    /// Creates the GlobalIngress `name` with `hosts`, controlled by `owner`
+    /// (owner references) or by nothing.
+    async fn global(
+        &self,
+        name: &str,
+        hosts: &[String],
+        owner: Option<serde_json::Value>,
     ) -> anyhow::Result<()> {
         let mut sorted = hosts.to_vec();
         sorted.sort();
@@ -193,13 +227,13 @@ impl World {
                 &serde_json::from_value(json!({
                     "apiVersion": "kcp-ingress.dev/v1alpha1",
                     "kind": "GlobalIngress",
-                    "metadata": {"name": name, "namespace": self.ns},
+                    "metadata": {"name": name, "namespace": self.ns, "ownerReferences": owner},
                     "spec": {"hosts": sorted},
                 }))?,
             )
             .await
             .with_context(|| format!("creating GlobalIngress {name}"))?;
-        self.place(name, clusters).await
+        Ok(())
     }
 
     /// Writes the per-cluster status of GlobalIngress `name`.
@@ -1274,4 +1308,311 @@ pub async fn dry_run_changes_nothing(env: &TestEnv) -> anyhow::Result<()> {
 
 fn run_blocking<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     tokio::task::block_in_place(f)
+}
+
+/// The records a well-behaved other writer puts at `host`: an A record,
+/// only if the name is free (no A, AAAA, CNAME at the host, no ownership
+/// record), so that exactly one of it and the glbc gets the name.
+fn foreign_claim(host: &str, ip: &str) -> anyhow::Result<Update> {
+    let name = fqdn(host)?;
+    let owner = fqdn(&format!("_kcp-ingress.{host}"))?;
+    let mut prerequisites: Vec<Prerequisite> = [RecordType::A, RecordType::AAAA, RecordType::CNAME]
+        .into_iter()
+        .map(|record_type| Prerequisite::Absent {
+            name: name.clone(),
+            record_type,
+        })
+        .collect();
+    prerequisites.push(Prerequisite::Absent {
+        name: owner,
+        record_type: RecordType::TXT,
+    });
+    Ok(Update {
+        prerequisites,
+        rrsets: vec![RrsetChange {
+            name,
+            record_type: RecordType::A,
+            ttl: 99,
+            data: vec![RData::A(A(ip.parse()?))],
+        }],
+        records: vec![],
+    })
+}
+
+/// A small deterministic generator (SplitMix64) for the race schedule.
+struct Schedule(u64);
+
+impl Schedule {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % below
+    }
+}
+
+/// A name someone else takes after the glbc's last zone read (a resync of
+/// an hour: no transfer in between), at random moments around the moment a
+/// root claims it: the glbc's UPDATE carries prerequisites, so whoever
+/// comes second is refused by the server. When the other writer got it,
+/// its records are exactly as it wrote them, and the GlobalIngress shows a
+/// Conflict condition and Event naming the host and what is there; when
+/// the glbc got it, the other writer was refused. Never both, never an
+/// overwrite.
+pub async fn names_taken_behind_the_glbcs_back_are_never_overwritten(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    const ROUNDS: usize = 24;
+    let w = World::new(env, "race").await?;
+    w.clusters(1).await?;
+    let glbc = w.glbc(env, Key::Env, &["--resync-interval", "3600s"])?;
+    wait_log(&glbc, IN_SYNC, CONVERGE).await?;
+    let dns = dns_client(env)?;
+    let events: Api<Event> = Api::namespaced(w.client.clone(), &w.ns);
+    let mut schedule = Schedule(0x5eed_0013);
+    let (mut foreign_won, mut glbc_won) = (0, 0);
+    for round in 0..ROUNDS {
+        let host = w.host(&format!("r{round}"));
+        let root = format!("web{round}");
+        let foreign_ip = format!("127.0.9.{}", round + 1);
+        // Thirds: the foreign record first, both at once, the root first;
+        // the gap 0-300 ms.
+        let gap = Duration::from_millis(schedule.next(301));
+        let (foreign_delay, root_delay) = match round % 3 {
+            0 => (Duration::ZERO, gap),
+            1 => (Duration::ZERO, Duration::ZERO),
+            _ => (gap, Duration::ZERO),
+        };
+        let update = foreign_claim(&host, &foreign_ip)?;
+        let (foreign, claimed) = tokio::join!(
+            async {
+                tokio::time::sleep(foreign_delay).await;
+                dns.update(&update).await
+            },
+            async {
+                tokio::time::sleep(root_delay).await;
+                w.root(&root, std::slice::from_ref(&host), &[(1, &["127.0.1.1"])])
+                    .await
+            },
+        );
+        claimed?;
+        let names = [host.clone(), format!("_kcp-ingress.{host}")];
+        match foreign {
+            Ok(()) => {
+                foreign_won += 1;
+                let expected = vec![format!("{host}. A 99 {foreign_ip}")];
+                let c = w
+                    .wait_condition(
+                        &root,
+                        labels::conditions::DNS_PUBLISHED,
+                        "False",
+                        Some("Conflict"),
+                        CONVERGE,
+                    )
+                    .await
+                    .with_context(|| format!("round {round}: {gap:?}"))?;
+                ensure!(
+                    c.message.contains(&host) && c.message.contains(&foreign_ip),
+                    "round {round}: the conflict message names neither the host nor what is there: {}",
+                    c.message
+                );
+                eventually(
+                    &format!("round {round}: a Conflict Event"),
+                    CONVERGE,
+                    || async {
+                        let list = events.list(&ListParams::default()).await?;
+                        Ok(list
+                            .items
+                            .iter()
+                            .any(|e| {
+                                e.reason.as_deref() == Some("Conflict")
+                                    && e.type_.as_deref() == Some("Warning")
+                                    && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                                        == Some(root.as_str())
+                                    && e.note.as_deref().is_some_and(|n| n.contains(&host))
+                            })
+                            .then_some(()))
+                    },
+                )
+                .await?;
+                let after = zone_records(env, &names).await?;
+                ensure!(
+                    after == expected,
+                    "round {round} ({gap:?}): the foreign record was touched: {after:#?}"
+                );
+            }
+            Err(DnsError::PrerequisiteFailed { .. }) => {
+                glbc_won += 1;
+                w.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
+                    .await
+                    .with_context(|| format!("round {round}"))?;
+            }
+            Err(err) => bail!("round {round}: the foreign update failed: {err}"),
+        }
+    }
+    // The records written before the claim (a third of the rounds at
+    // least) always win, and were not in the glbc's view of the zone.
+    ensure!(
+        foreign_won >= ROUNDS / 3,
+        "the other writer won {foreign_won} of {ROUNDS} rounds (the glbc {glbc_won})"
+    );
+    ensure!(
+        glbc.log().contains("the name is not as the glbc knew it"),
+        "no guarded UPDATE of the glbc was refused: the race was not exercised"
+    );
+    eprintln!("races: the other writer got the name {foreign_won} times, the glbc {glbc_won}");
+    Ok(())
+}
+
+/// A GlobalIngress without a live root (made by hand; or whose root went,
+/// or was made again with another uid) publishes nothing and says why;
+/// what it had published while its root lived is released.
+pub async fn orphans_are_not_published(env: &TestEnv) -> anyhow::Result<()> {
+    let w = World::new(env, "orphan").await?;
+    w.clusters(1).await?;
+    let _glbc = w.glbc(env, Key::Env, &[])?;
+    let (by_hand, was_live) = (w.host("hand"), w.host("live"));
+    w.global("hand", std::slice::from_ref(&by_hand), None)
+        .await?;
+    w.place("hand", &[(1, &["127.0.1.1"])]).await?;
+    w.root(
+        "live",
+        std::slice::from_ref(&was_live),
+        &[(1, &["127.0.1.2"])],
+    )
+    .await?;
+    w.wait_answer(&was_live, RecordType::A, &["127.0.1.2"], CONVERGE)
+        .await?;
+    let c = w
+        .wait_condition(
+            "hand",
+            labels::conditions::DNS_PUBLISHED,
+            "False",
+            Some(labels::reasons::NO_LIVE_ROOT),
+            CONVERGE,
+        )
+        .await?;
+    ensure!(c.message.contains("root Ingress"), "{}", c.message);
+    let (rcode, got) = w.ask(&by_hand, RecordType::A).await?;
+    ensure!(
+        rcode == ResponseCode::NXDomain && got.is_empty(),
+        "an orphan was published: {rcode} {got:?}"
+    );
+    // The root of "live" goes (the controller would delete the orphan; no
+    // controller runs here): its records go, the condition says why.
+    Api::<Ingress>::namespaced(w.client.clone(), &w.ns)
+        .delete("live", &DeleteParams::default())
+        .await?;
+    w.wait_condition(
+        "live",
+        labels::conditions::DNS_PUBLISHED,
+        "False",
+        Some(labels::reasons::NO_LIVE_ROOT),
+        CONVERGE,
+    )
+    .await?;
+    w.wait_nxdomain(&was_live, RecordType::A).await?;
+    w.wait_nxdomain(&format!("_kcp-ingress.{was_live}"), RecordType::TXT)
+        .await?;
+    Ok(())
+}
+
+/// The owners named in the ownership TXT RRset of `host`.
+async fn txt_owners(w: &World, host: &str) -> anyhow::Result<BTreeSet<String>> {
+    Ok(w.data(&format!("_kcp-ingress.{host}"), RecordType::TXT)
+        .await?
+        .iter()
+        .filter_map(|t| {
+            t.split(',')
+                .find_map(|f| f.strip_prefix("owner="))
+                .map(String::from)
+        })
+        .collect())
+}
+
+/// Two glbcs with their own owner ids, both `--shared-names`, publishing
+/// one host name: the name answers the union of their addresses and holds
+/// one TXT record per owner; each one's withdrawal removes only its own
+/// address; the last one out removes the name. Claiming at the same moment
+/// (repeated) loses no write: both addresses, both owners.
+pub async fn sharing_glbcs_publish_the_union(env: &TestEnv) -> anyhow::Result<()> {
+    let one = World::new(env, "sharea").await?;
+    let two = World::new(env, "shareb").await?;
+    one.clusters(1).await?;
+    two.clusters(1).await?;
+    let _glbc_one = one.glbc(env, Key::Env, &["--shared-names"])?;
+    let _glbc_two = two.glbc(env, Key::Env, &["--shared-names"])?;
+    let owners = BTreeSet::from(["e2e-sharea".to_string(), "e2e-shareb".to_string()]);
+    let host = one.host("s");
+    one.root("web", std::slice::from_ref(&host), &[(1, &["127.0.1.1"])])
+        .await?;
+    one.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
+        .await?;
+    two.root("web", std::slice::from_ref(&host), &[(1, &["127.0.1.2"])])
+        .await?;
+    one.wait_answer(&host, RecordType::A, &["127.0.1.1", "127.0.1.2"], CONVERGE)
+        .await?;
+    ensure!(
+        txt_owners(&one, &host).await? == owners,
+        "both owners in the TXT RRset"
+    );
+    for w in [&one, &two] {
+        w.wait_condition(
+            "web",
+            labels::conditions::DNS_PUBLISHED,
+            "True",
+            Some("Published"),
+            CONVERGE,
+        )
+        .await?;
+    }
+
+    // Two withdraws: only its address goes.
+    two.globals()
+        .delete("web", &DeleteParams::default())
+        .await?;
+    one.wait_answer(&host, RecordType::A, &["127.0.1.1"], CONVERGE)
+        .await?;
+    eventually("only owner one is left", CONVERGE, || async {
+        let got = txt_owners(&one, &host).await?;
+        Ok((got == BTreeSet::from(["e2e-sharea".to_string()])).then_some(()))
+    })
+    .await?;
+    // One withdraws last: the name goes.
+    one.globals()
+        .delete("web", &DeleteParams::default())
+        .await?;
+    one.wait_nxdomain(&host, RecordType::A).await?;
+    one.wait_nxdomain(&format!("_kcp-ingress.{host}"), RecordType::TXT)
+        .await?;
+
+    // Both claim a free name at the same moment.
+    for round in 0..4 {
+        let host = one.host(&format!("both{round}"));
+        let name = format!("both{round}");
+        let (a, b) = tokio::join!(
+            one.root(&name, std::slice::from_ref(&host), &[(1, &["127.0.1.1"])]),
+            two.root(&name, std::slice::from_ref(&host), &[(1, &["127.0.1.2"])]),
+        );
+        a?;
+        b?;
+        one.wait_answer(&host, RecordType::A, &["127.0.1.1", "127.0.1.2"], CONVERGE)
+            .await
+            .with_context(|| format!("round {round}"))?;
+        eventually(&format!("round {round}: both owners"), CONVERGE, || async {
+            Ok((txt_owners(&one, &host).await? == owners).then_some(()))
+        })
+        .await?;
+    }
+    let rereads: usize = [&_glbc_one, &_glbc_two]
+        .iter()
+        .map(|g| {
+            g.log()
+                .matches("the name is not as the glbc knew it")
+                .count()
+        })
+        .sum();
+    eprintln!("sharing: {rereads} guarded UPDATE(s) refused and planned again from a fresh read");
+    Ok(())
 }

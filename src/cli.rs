@@ -195,6 +195,17 @@ pub struct GlbcArgs {
     /// Two glbc instances writing to one zone need different owner ids.
     #[arg(long, value_name = "ID", default_value = "kcp-ingress")]
     pub owner_id: String,
+    /// Share host names with other kcp-ingress installations that share
+    /// too: a name then holds the union of every sharing owner's addresses,
+    /// and one ownership TXT record per owner (`shared=true`, with that
+    /// owner's addresses). Each owner adds and removes only its own
+    /// addresses, guarded so that concurrent changes never get lost. Without
+    /// this flag a shared name is a conflict; with it, a name held by an
+    /// exclusive owner (or by records without ownership) still is. A
+    /// hostname load-balancer target is resolved to addresses (a CNAME
+    /// cannot be shared).
+    #[arg(long)]
+    pub shared_names: bool,
     /// TTL of the records the glbc publishes (ownership TXT records too), in
     /// seconds. Load-balancer hostnames that have to be resolved to
     /// addresses (a host with several targets) are looked up again this often.

@@ -110,6 +110,13 @@ pub mod reasons {
     /// Event on a deleted Cluster: its copies in the physical cluster were
     /// kept (the cluster did not answer, or there was no client for it).
     pub const COPIES_KEPT: &str = "CopiesKept";
+    /// GlobalIngress `DNSPublished=True`: records are served, but as last
+    /// published (no healthy cluster, or its load-balancer hostnames stopped
+    /// resolving), not freshly computed.
+    pub const RETAINED: &str = "Retained";
+    /// GlobalIngress `DNSPublished=False`: no live root Ingress controls it,
+    /// so nothing is published for it.
+    pub const NO_LIVE_ROOT: &str = "NoLiveRoot";
 }
 
 /// The placement label key for `cluster`.

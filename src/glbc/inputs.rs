@@ -11,12 +11,31 @@ use kube::ResourceExt;
 use super::plan::{RootInput, RootKey};
 use crate::apis::{Cluster, GlobalIngress};
 
+/// Whether `g` is controlled by a root that exists: its controller owner
+/// reference names an Ingress, and `root_uid` (the uid of the Ingress of
+/// that name in `g`'s namespace, if there is one) matches it.
+pub fn controlled_by_live_root(
+    g: &GlobalIngress,
+    root_uid: impl Fn(&str) -> Option<String>,
+) -> bool {
+    g.owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .is_some_and(|o| {
+            o.kind == "Ingress"
+                && o.api_version.starts_with("networking.k8s.io/")
+                && root_uid(&o.name).is_some_and(|uid| uid == o.uid)
+        })
+}
+
 /// A GlobalIngress as the plan sees it; `None` without a namespace.
-pub fn root_input(g: &GlobalIngress) -> Option<RootInput> {
+/// `live`: whether a live root controls it.
+pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput> {
     Some(RootInput {
         key: RootKey::new(&g.namespace()?, &g.name_any()),
         created: g.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: g.metadata.deletion_timestamp.is_some(),
+        orphan: !live,
         hosts: g.spec.hosts.clone(),
         clusters: g
             .status
@@ -76,6 +95,50 @@ mod tests {
             synced_resources: vec![],
         });
         Arc::new(c)
+    }
+
+    #[test]
+    fn only_a_global_ingress_controlled_by_an_existing_root_is_live() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let owned = |kind: &str, controller: bool| {
+            let mut g = GlobalIngress::new("web", Default::default());
+            g.metadata.owner_references = Some(vec![OwnerReference {
+                api_version: "networking.k8s.io/v1".into(),
+                kind: kind.into(),
+                name: "web".into(),
+                uid: "uid-1".into(),
+                controller: Some(controller),
+                block_owner_deletion: None,
+            }]);
+            g
+        };
+        let root = |uid: &'static str| move |name: &str| (name == "web").then(|| uid.to_string());
+        assert!(controlled_by_live_root(
+            &owned("Ingress", true),
+            root("uid-1")
+        ));
+        // The root was deleted and created again: another uid.
+        assert!(!controlled_by_live_root(
+            &owned("Ingress", true),
+            root("uid-2")
+        ));
+        // No such root.
+        assert!(!controlled_by_live_root(
+            &owned("Ingress", true),
+            |_: &str| None
+        ));
+        // Not a controller reference, or not an Ingress.
+        assert!(!controlled_by_live_root(
+            &owned("Ingress", false),
+            root("uid-1")
+        ));
+        assert!(!controlled_by_live_root(
+            &owned("Gateway", true),
+            root("uid-1")
+        ));
+        // Made by hand, no owner.
+        let bare = GlobalIngress::new("web", Default::default());
+        assert!(!controlled_by_live_root(&bare, root("uid-1")));
     }
 
     #[test]

@@ -199,6 +199,7 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
             plan: PlanConfig {
                 zones,
                 owner: args.owner_id.clone(),
+                shared: args.shared_names,
                 ttl: args.ttl,
                 namespace: args.namespace.clone(),
             },

@@ -11,7 +11,10 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 use tracing::{debug, info};
 
-use super::inputs::{health, root_input};
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use super::inputs::{controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::publish::Publisher;
@@ -81,7 +84,19 @@ impl Reconciler {
         let settings = &self.settings;
 
         let globals = self.inputs.caches.globals.state();
-        let roots: Vec<RootInput> = globals.iter().filter_map(|g| root_input(g)).collect();
+        let ingresses = &self.inputs.caches.roots;
+        let roots: Vec<RootInput> = globals
+            .iter()
+            .filter_map(|g| {
+                let namespace = g.namespace()?;
+                let live = controlled_by_live_root(g, |name| {
+                    ingresses
+                        .get(&ObjectRef::new(name).within(&namespace))
+                        .and_then(|i| i.metadata.uid.clone())
+                });
+                root_input(g, live)
+            })
+            .collect();
         let (healthy, expiry) = health(
             &self.inputs.caches.clusters.state(),
             now_ts,
@@ -147,8 +162,14 @@ impl Reconciler {
         for at in self.zones.next_wake(settings.resync_interval) {
             wake.at(at);
         }
-        for at in self.publisher.refusals().next_wake() {
+        // A refusal whose retry is past and was not sent again (the plan no
+        // longer wants that host changed) wakes nothing.
+        for at in self.publisher.refusals().next_wake().filter(|at| *at > now) {
             wake.at(at);
+        }
+        if published.reread > 0 {
+            // Plan at once from the names read again.
+            wake.at(Instant::now());
         }
         if let Some(retry) = self.ledger.writes_done(writes_ok) {
             wake.at(now + retry);

@@ -27,9 +27,10 @@ use std::net::IpAddr;
 
 use k8s_openapi::jiff::Timestamp;
 
-use super::diff::DesiredName;
+use super::diff::{self, DesiredName, NameChange, RecordEdit};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords, address_kind, ownership};
 use crate::apis::ClusterIngressStatus;
+use ownership::Owner;
 
 /// A root Ingress (and its GlobalIngress): `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,6 +67,9 @@ pub struct RootInput {
     pub created: Option<Timestamp>,
     /// Being deleted: its names are released.
     pub deleting: bool,
+    /// No live root Ingress controls it: nothing is published for it and
+    /// its names are released.
+    pub orphan: bool,
     /// spec.hosts.
     pub hosts: Vec<String>,
     /// status.clusters: where the root is placed and the addresses there.
@@ -77,6 +81,8 @@ pub struct RootInput {
 pub struct PlanConfig {
     pub zones: Vec<DnsName>,
     pub owner: String,
+    /// Share names with other owners that share too (`--shared-names`).
+    pub shared: bool,
     pub ttl: u32,
     /// Only roots of this namespace are ours to publish (and to clean up).
     pub namespace: Option<String>,
@@ -112,6 +118,10 @@ pub struct Plan {
     pub zones: BTreeMap<DnsName, BTreeMap<DnsName, DesiredName>>,
     /// Per zone: the root that publishes each host (unit) the plan writes.
     pub publishers: BTreeMap<DnsName, BTreeMap<DnsName, RootKey>>,
+    /// Per zone: record-level changes of shared names, computed against
+    /// the known zone and guarded by exactly its ownership TXT RRset (or,
+    /// for a free name, by its absence).
+    pub edits: BTreeMap<DnsName, Vec<NameChange>>,
     /// Per root (live and in scope): what happens to each of its hosts.
     pub roots: BTreeMap<RootKey, RootPlan>,
 }
@@ -119,6 +129,9 @@ pub struct Plan {
 /// What the plan decided for one root.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RootPlan {
+    /// No live root Ingress controls the GlobalIngress: nothing is
+    /// published for it (and `hosts` is empty).
+    pub orphan: bool,
     /// Clusters the root is placed on.
     pub placed: usize,
     /// Of those, the healthy ones.
@@ -175,11 +188,17 @@ enum Holder {
     Foreign(String),
     /// Records that no ownership record explains.
     Unowned(String),
+    /// Ownership records of owners that share the name (any owner, us
+    /// included), one each.
+    Shared(Vec<Owner>),
 }
 
 fn holder(zone: &ZoneRecords, host: &DnsName, owner_name: &DnsName, config: &PlanConfig) -> Holder {
     if let Some(txt) = zone.rrset(owner_name, RecordKind::Txt) {
         let parsed: Vec<_> = txt.data.iter().map(|t| ownership::parse(t)).collect();
+        if parsed.iter().all(|o| o.as_ref().is_some_and(|o| o.shared)) {
+            return Holder::Shared(parsed.into_iter().flatten().collect());
+        }
         return match parsed.as_slice() {
             [Some(o)] if o.owner == config.owner && config.owns_root(&o.root) => {
                 Holder::Ours(o.root.clone())
@@ -196,11 +215,19 @@ fn holder(zone: &ZoneRecords, host: &DnsName, owner_name: &DnsName, config: &Pla
     }
     match zone.names.get(host) {
         Some(records) if !records.is_empty() => {
-            let mut types: Vec<&str> = records.rrsets.keys().map(|k| k.as_str()).collect();
-            types.extend(records.others.iter().map(String::as_str));
+            // What is there, so that a person can tell whose it is.
+            let mut what: Vec<String> = records
+                .rrsets
+                .iter()
+                .map(|(kind, rrset)| {
+                    let data: Vec<&str> = rrset.data.iter().map(String::as_str).collect();
+                    format!("{kind} {}", data.join(" "))
+                })
+                .collect();
+            what.extend(records.others.iter().cloned());
             Holder::Unowned(format!(
-                "{host} already has {} records that kcp-ingress did not create",
-                types.join(", ")
+                "{host} already has records that kcp-ingress did not create: {}",
+                what.join("; ")
             ))
         }
         _ => Holder::Free,
@@ -259,10 +286,10 @@ pub fn hostnames_to_resolve(
 ) -> BTreeSet<DnsName> {
     roots
         .iter()
-        .filter(|r| !r.deleting && config.in_scope(&r.key.namespace))
+        .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .flat_map(|r| {
             let t = targets(r, healthy);
-            if t.ips.is_empty() && t.hostnames.len() == 1 {
+            if !config.shared && t.ips.is_empty() && t.hostnames.len() == 1 {
                 BTreeSet::new()
             } else {
                 t.hostnames
@@ -272,13 +299,17 @@ pub fn hostnames_to_resolve(
 }
 
 /// The RRsets for a root's targets, and the hostnames that had no address.
+/// A lone hostname becomes a CNAME, unless `shared` (a CNAME cannot be
+/// shared: it is resolved).
 fn rrsets_for(
     t: &Targets,
     resolved: &BTreeMap<DnsName, Vec<IpAddr>>,
     ttl: u32,
+    shared: bool,
 ) -> (BTreeMap<RecordKind, Rrset>, Vec<String>) {
     let mut out: BTreeMap<RecordKind, Rrset> = BTreeMap::new();
-    if t.ips.is_empty()
+    if !shared
+        && t.ips.is_empty()
         && t.hostnames.len() == 1
         && let Some(only) = t.hostnames.first()
     {
@@ -319,10 +350,23 @@ struct Claim<'a> {
 /// Computes the plan.
 pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
     let mut out = Plan::default();
+    for orphan in input
+        .roots
+        .iter()
+        .filter(|r| !r.deleting && r.orphan && config.in_scope(&r.key.namespace))
+    {
+        out.roots.insert(
+            orphan.key.clone(),
+            RootPlan {
+                orphan: true,
+                ..RootPlan::default()
+            },
+        );
+    }
     let mut live: Vec<&RootInput> = input
         .roots
         .iter()
-        .filter(|r| !r.deleting && config.in_scope(&r.key.namespace))
+        .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .collect();
     live.sort_by(|a, b| by_age(a, b));
 
@@ -331,13 +375,14 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
     let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
     for root in &live {
         let t = targets(root, input.healthy);
-        let (rrsets, unresolved) = rrsets_for(&t, input.resolved, config.ttl);
+        let (rrsets, unresolved) = rrsets_for(&t, input.resolved, config.ttl, config.shared);
         let healthy = root
             .clusters
             .iter()
             .filter(|c| input.healthy.contains(&c.cluster))
             .count();
         let mut plan = RootPlan {
+            orphan: false,
             placed: root.clusters.len(),
             healthy,
             hosts: Vec::new(),
@@ -392,6 +437,24 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         };
         decided.insert((zone_name.clone(), host.clone()));
         let held = holder(zone, host, &owner_name, config);
+        if config.shared {
+            let owners = match &held {
+                Holder::Free => Some(&[][..]),
+                Holder::Shared(owners) => Some(owners.as_slice()),
+                _ => None,
+            };
+            if let Some(owners) = owners {
+                let name = SharedName {
+                    zone_name,
+                    zone,
+                    host,
+                    owner_name: &owner_name,
+                    owners,
+                };
+                share(config, &name, claimants, &root_targets, &mut out);
+                continue;
+            }
+        }
         let winner = match &held {
             Holder::Free => claimants.first().map(|c| &c.root.key),
             Holder::Ours(root) => {
@@ -402,7 +465,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
                     .or(claimants.first())
                     .map(|c| &c.root.key)
             }
-            Holder::Foreign(_) | Holder::Unowned(_) => None,
+            Holder::Foreign(_) | Holder::Unowned(_) | Holder::Shared(_) => None,
         };
         let mut desired: DesiredName = RecordKind::HOST.into_iter().map(|k| (k, None)).collect();
         desired.insert(RecordKind::Txt, None);
@@ -457,6 +520,13 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
                         format!("{host} is owned by another kcp-ingress glbc (owner {other:?})")
                     }
                     (Holder::Unowned(why), _) => why.clone(),
+                    (Holder::Shared(owners), _) => {
+                        let owners: Vec<&str> = owners.iter().map(|o| o.owner.as_str()).collect();
+                        format!(
+                            "{host} is shared by kcp-ingress owners {owners:?}; this glbc does \
+                             not share names (--shared-names)"
+                        )
+                    }
                     (_, Some(w)) => format!("{host} is published for root {w}"),
                     (_, None) => format!("{host} is not available"),
                 };
@@ -505,6 +575,16 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             let Some(txt) = records.rrsets.get(&RecordKind::Txt) else {
                 continue;
             };
+            if let Holder::Shared(owners) = holder(zone, &host, name, config)
+                && owners.len() > 1
+                && let Some(change) = leave_shared(config, zone, &host, name, &owners)
+            {
+                out.edits
+                    .entry(zone_name.clone())
+                    .or_default()
+                    .extend(change);
+                continue;
+            }
             let ours = txt.data.len() == 1
                 && txt
                     .data
@@ -523,6 +603,242 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         }
     }
     out
+}
+
+/// A name that is free or shared, as a sharing glbc claims it.
+struct SharedName<'a> {
+    zone_name: &'a DnsName,
+    zone: &'a ZoneRecords,
+    host: &'a DnsName,
+    owner_name: &'a DnsName,
+    /// The sharing owners now (none: the name is free).
+    owners: &'a [Owner],
+}
+
+/// The addresses of `rrsets` (A and AAAA).
+fn addresses(rrsets: &BTreeMap<RecordKind, Rrset>) -> BTreeSet<IpAddr> {
+    rrsets
+        .values()
+        .flat_map(|r| r.data.iter())
+        .filter_map(|d| d.parse().ok())
+        .collect()
+}
+
+/// A and AAAA RRsets holding `ips`.
+fn address_rrsets(ips: &BTreeSet<IpAddr>, ttl: u32) -> BTreeMap<RecordKind, Rrset> {
+    let mut out: BTreeMap<RecordKind, Rrset> = BTreeMap::new();
+    for ip in ips {
+        out.entry(address_kind(ip))
+            .or_insert_with(|| Rrset::new(ttl, []))
+            .data
+            .insert(ip.to_string());
+    }
+    out
+}
+
+/// The record-level changes that take this owner's addresses at `host`
+/// from `old` to `new`: add what is new and not published, remove what it
+/// no longer wants and no other owner lists (and is published); its TXT
+/// record `old_txt` becomes `new_txt` (`None`: removed). Guarded by what
+/// the unit is known to hold. `None` if nothing changes.
+fn edits(
+    zone: &ZoneRecords,
+    host: &DnsName,
+    owner_name: &DnsName,
+    (old, new, others): (&BTreeSet<IpAddr>, &BTreeSet<IpAddr>, &BTreeSet<IpAddr>),
+    (old_txt, new_txt): (Option<&String>, Option<String>),
+    ttl: u32,
+) -> Option<Vec<NameChange>> {
+    let guard = diff::guard_of(host, zone);
+    let mut host_edits: BTreeMap<RecordKind, RecordEdit> = BTreeMap::new();
+    for kind in [RecordKind::A, RecordKind::Aaaa] {
+        let published: BTreeSet<String> = zone
+            .rrset(host, kind)
+            .map(|r| r.data.clone())
+            .unwrap_or_default();
+        let of_kind = |set: &BTreeSet<IpAddr>| -> BTreeSet<String> {
+            set.iter()
+                .filter(|ip| address_kind(ip) == kind)
+                .map(ToString::to_string)
+                .collect()
+        };
+        let (old, new, others) = (of_kind(old), of_kind(new), of_kind(others));
+        let add: BTreeSet<String> = new.difference(&published).cloned().collect();
+        let remove: BTreeSet<String> = old
+            .iter()
+            .filter(|d| !new.contains(*d) && !others.contains(*d) && published.contains(*d))
+            .cloned()
+            .collect();
+        if !add.is_empty() || !remove.is_empty() {
+            host_edits.insert(kind, RecordEdit { ttl, add, remove });
+        }
+    }
+    let mut txt_edit = RecordEdit {
+        ttl,
+        ..RecordEdit::default()
+    };
+    if old_txt != new_txt.as_ref() {
+        txt_edit.remove.extend(old_txt.cloned());
+        txt_edit.add.extend(new_txt);
+    }
+    let mut out = Vec::new();
+    if !host_edits.is_empty() {
+        out.push(NameChange {
+            name: host.clone(),
+            rrsets: BTreeMap::new(),
+            edits: host_edits,
+            guard: guard.clone(),
+        });
+    }
+    if !txt_edit.add.is_empty() || !txt_edit.remove.is_empty() {
+        out.push(NameChange {
+            name: owner_name.clone(),
+            rrsets: BTreeMap::new(),
+            edits: BTreeMap::from([(RecordKind::Txt, txt_edit)]),
+            guard,
+        });
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// A sharing glbc's decision for a free or shared name: the winner among
+/// our roots (the one our TXT record names, else the oldest) adds its
+/// addresses and its TXT record, removes those of its old addresses no
+/// other owner lists; with no healthy target it keeps its last ones.
+fn share(
+    config: &PlanConfig,
+    name: &SharedName<'_>,
+    claimants: &[Claim<'_>],
+    root_targets: &BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>>,
+    out: &mut Plan,
+) {
+    let SharedName {
+        zone_name,
+        zone,
+        host,
+        owner_name,
+        owners,
+    } = *name;
+    let mine = owners.iter().find(|o| o.owner == config.owner);
+    let others: BTreeSet<IpAddr> = owners
+        .iter()
+        .filter(|o| o.owner != config.owner)
+        .flat_map(|o| o.targets.iter().copied())
+        .collect();
+    let current = mine.and_then(|m| RootKey::parse(&m.root));
+    let Some(winner) = claimants
+        .iter()
+        .find(|c| Some(&c.root.key) == current.as_ref())
+        .or(claimants.first())
+    else {
+        return;
+    };
+    let old: BTreeSet<IpAddr> = mine.map(|m| m.targets.clone()).unwrap_or_default();
+    let wanted = root_targets
+        .get(&winner.root.key)
+        .map(addresses)
+        .unwrap_or_default();
+    let (new, retained) = if wanted.is_empty() {
+        (old.clone(), !old.is_empty())
+    } else {
+        (wanted, false)
+    };
+    let outcome = if new.is_empty() {
+        HostOutcome::NoTargets {
+            zone: zone_name.clone(),
+            name: host.clone(),
+        }
+    } else {
+        let new_txt = ownership::content_shared(&config.owner, &winner.root.key.to_string(), &new);
+        let known_txt = zone.rrset(owner_name, RecordKind::Txt);
+        let old_txt = known_txt.and_then(|t| {
+            t.data
+                .iter()
+                .find(|d| ownership::parse(d).is_some_and(|o| o.owner == config.owner))
+        });
+        let mut txt = known_txt
+            .cloned()
+            .unwrap_or_else(|| Rrset::new(config.ttl, []));
+        txt.ttl = config.ttl;
+        if let Some(old_txt) = old_txt {
+            txt.data.remove(old_txt);
+        }
+        txt.data.insert(new_txt.clone());
+        if let Some(changes) = edits(
+            zone,
+            host,
+            owner_name,
+            (&old, &new, &others),
+            (old_txt, Some(new_txt)),
+            config.ttl,
+        ) {
+            out.edits
+                .entry(zone_name.clone())
+                .or_default()
+                .extend(changes);
+        }
+        out.publishers
+            .entry(zone_name.clone())
+            .or_default()
+            .insert(host.clone(), winner.root.key.clone());
+        HostOutcome::Publish {
+            zone: zone_name.clone(),
+            name: host.clone(),
+            rrsets: address_rrsets(&new.union(&others).copied().collect(), config.ttl),
+            ownership: owner_name.clone(),
+            txt,
+            retained,
+        }
+    };
+    for claim in claimants {
+        let outcome = if claim.root.key == winner.root.key {
+            outcome.clone()
+        } else {
+            HostOutcome::Conflict {
+                name: host.clone(),
+                reason: format!("{host} is published for root {}", winner.root.key),
+                wanted: root_targets
+                    .get(&claim.root.key)
+                    .cloned()
+                    .unwrap_or_default(),
+            }
+        };
+        if let Some(plan) = out.roots.get_mut(&claim.root.key) {
+            plan.hosts[claim.index].outcome = outcome;
+        }
+    }
+}
+
+/// A sharing owner leaving a name that others still share: its addresses
+/// that no other owner lists, and its TXT record, go.
+fn leave_shared(
+    config: &PlanConfig,
+    zone: &ZoneRecords,
+    host: &DnsName,
+    owner_name: &DnsName,
+    owners: &[Owner],
+) -> Option<Vec<NameChange>> {
+    let mine = owners
+        .iter()
+        .find(|o| o.owner == config.owner && config.owns_root(&o.root))?;
+    let others: BTreeSet<IpAddr> = owners
+        .iter()
+        .filter(|o| o.owner != config.owner)
+        .flat_map(|o| o.targets.iter().copied())
+        .collect();
+    let old_txt = zone.rrset(owner_name, RecordKind::Txt).and_then(|t| {
+        t.data
+            .iter()
+            .find(|d| ownership::parse(d).is_some_and(|o| o.owner == config.owner))
+    });
+    edits(
+        zone,
+        host,
+        owner_name,
+        (&mine.targets, &BTreeSet::new(), &others),
+        (old_txt, None),
+        config.ttl,
+    )
 }
 
 /// Whether a zone still holds an ownership record of `owner` naming `root`.

@@ -1,6 +1,9 @@
 //! Publishing: what differs between the plan and a zone goes to its server
-//! in batched UPDATEs; a host whose records the server refuses is left out
-//! (and retried with backoff) without holding back the others.
+//! in batched, guarded UPDATEs; a host whose records the server refuses is
+//! left out (and retried with backoff) without holding back the others. A
+//! host whose guard failed (the zone holds something else there than the
+//! glbc knew) is read again from the server, and the next pass plans from
+//! what is there: never the same UPDATE blindly again.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -10,9 +13,10 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::diff::{self, NameChange};
+use super::dns::rfc2136::Update;
 use super::dns::{DnsError, DnsProvider};
 use super::plan::{Plan, RootKey};
-use super::records::{DnsName, ownership};
+use super::records::{DnsName, RecordKind, ZoneRecords, ownership};
 use super::zone::{RETRY_CAP, Zones};
 use crate::runtime;
 use crate::runtime::metrics::{Metrics, ResultLabel};
@@ -82,12 +86,18 @@ pub struct Published {
     pub messages: usize,
     /// The roots whose records the server accepted.
     pub roots: BTreeSet<RootKey>,
+    /// Hosts read again after their guard failed: the next pass should
+    /// plan from what they hold now, at once.
+    pub reread: usize,
 }
 
 /// Publishes plans: sends the changes, keeps the refused hosts, counts
 /// UPDATEs in the metrics.
 pub struct Publisher {
     refusals: Refusals,
+    /// Hosts whose guard failed in the last round: failing again right
+    /// after a re-read backs off like a refusal.
+    stale: BTreeSet<DnsName>,
     metrics: Arc<Metrics>,
     dry_run: bool,
 }
@@ -96,6 +106,7 @@ impl Publisher {
     pub fn new(metrics: Arc<Metrics>, dry_run: bool) -> Self {
         Self {
             refusals: Refusals::default(),
+            stale: BTreeSet::new(),
             metrics,
             dry_run,
         }
@@ -109,6 +120,7 @@ impl Publisher {
     /// Sends what differs between the plan and every zone not in backoff.
     pub async fn publish(&mut self, zones: &mut Zones, plan: &Plan) -> Published {
         let (refusals, metrics, dry_run) = (&mut self.refusals, &self.metrics, self.dry_run);
+        let stale_before = std::mem::take(&mut self.stale);
         let now = Instant::now();
         let mut published = Published::default();
         let empty = BTreeMap::new();
@@ -123,6 +135,9 @@ impl Publisher {
             let desired = plan.zones.get(&zone.name).unwrap_or(&empty);
             let publishers = plan.publishers.get(&zone.name);
             let mut changes = diff::diff(desired, &known);
+            // Record-level changes of shared names (computed by the plan
+            // against this same known state).
+            changes.extend(plan.edits.get(&zone.name).into_iter().flatten().cloned());
             changes.retain(|c| refusals.allows(&ownership::unit_of(&c.name), now));
             if changes.is_empty() {
                 zone.known = Some(known);
@@ -142,6 +157,7 @@ impl Publisher {
                 diff::apply(&mut known, batch);
                 for unit in diff::units(batch) {
                     refusals.accepted(&unit);
+                    self.stale.remove(&unit);
                     if let Some(root) = publishers.and_then(|p| p.get(&unit)) {
                         published.roots.insert(root.clone());
                     }
@@ -153,6 +169,27 @@ impl Publisher {
             }
             for (unit, err) in outcome.refused {
                 refusals.refused(&zone.name, unit, err, now);
+            }
+            for (unit, err) in outcome.stale {
+                count_update(metrics, "prerequisite_failed");
+                if stale_before.contains(&unit) {
+                    // Failed again right after a re-read: back off.
+                    refusals.refused(&zone.name, unit.clone(), err.clone(), now);
+                }
+                match reread(zone.provider.as_ref(), &mut known, &unit).await {
+                    Ok(()) => {
+                        info!(
+                            zone = zone.name.without_dot(), host = unit.without_dot(), %err,
+                            "the name is not as the glbc knew it: read it again; the next pass plans from what is there"
+                        );
+                        published.reread += 1;
+                        self.stale.insert(unit);
+                    }
+                    Err(read_err) => {
+                        warn!(zone = zone.name.without_dot(), host = unit.without_dot(), err = %read_err, "cannot read a name again");
+                        zone.failed(&read_err, now);
+                    }
+                }
             }
             if let Some(err) = outcome.failed {
                 count_update(metrics, "failed");
@@ -180,22 +217,26 @@ struct Sent {
     applied: Vec<Vec<NameChange>>,
     /// Hosts whose records the server refused, with its answer.
     refused: Vec<(DnsName, String)>,
+    /// Hosts whose guard failed (the server holds something else there
+    /// than the glbc knew), with the server's answer.
+    stale: Vec<(DnsName, String)>,
     /// A failure of the server or the key: the rest was not sent.
     failed: Option<DnsError>,
 }
 
-/// Sends the batches in order. A batch the server refuses for its content
-/// must not hold back the others: if the server takes an empty update (so
-/// it is not refusing the zone or the key), the batch is split between hosts
-/// until the culprit stands alone, and only it is left out. Any other
-/// failure stops the zone.
+/// Sends the batches in order. A batch the server refuses for its content,
+/// or whose guard fails, must not hold back the others: if the server takes
+/// an empty update (so it is not refusing the zone or the key; a failed
+/// guard shows that already), the batch is split between hosts until the
+/// culprit stands alone, and only it is left out. Any other failure stops
+/// the zone.
 async fn send(provider: &dyn DnsProvider, batches: Vec<Vec<NameChange>>) -> Sent {
     let mut out = Sent::default();
     let mut queue: VecDeque<Vec<NameChange>> = batches.into();
     let mut server_is_fine = false;
     while let Some(batch) = queue.pop_front() {
-        let result = match diff::rrset_changes(&batch) {
-            Ok(rrsets) => provider.replace_rrsets(&rrsets).await,
+        let result = match diff::update_of(&batch) {
+            Ok(update) => provider.update(&update).await,
             Err(err) => Err(err),
         };
         let err = match result {
@@ -204,6 +245,10 @@ async fn send(provider: &dyn DnsProvider, batches: Vec<Vec<NameChange>>) -> Sent
                 out.applied.push(batch);
                 continue;
             }
+            Err(err @ DnsError::PrerequisiteFailed { .. }) => {
+                server_is_fine = true;
+                err
+            }
             Err(err) if refusal_may_be_content(&err) => err,
             Err(err) => {
                 out.failed = Some(err);
@@ -211,7 +256,7 @@ async fn send(provider: &dyn DnsProvider, batches: Vec<Vec<NameChange>>) -> Sent
             }
         };
         if !server_is_fine && !matches!(err, DnsError::InvalidName { .. }) {
-            if let Err(probe) = provider.replace_rrsets(&[]).await {
+            if let Err(probe) = provider.update(&Update::default()).await {
                 out.failed = Some(probe);
                 break;
             }
@@ -222,12 +267,40 @@ async fn send(provider: &dyn DnsProvider, batches: Vec<Vec<NameChange>>) -> Sent
             let (left, right) = split_units(batch);
             queue.push_front(right);
             queue.push_front(left);
+        } else if matches!(err, DnsError::PrerequisiteFailed { .. }) {
+            out.stale
+                .extend(units.into_iter().map(|u| (u, err.to_string())));
         } else {
             out.refused
                 .extend(units.into_iter().map(|u| (u, err.to_string())));
         }
     }
     out
+}
+
+/// Reads one unit again from the server (A, AAAA and CNAME at the host, TXT
+/// at its ownership name: four queries, only after a guard failed) and puts
+/// it in `known` in place of what was known.
+async fn reread(
+    provider: &dyn DnsProvider,
+    known: &mut ZoneRecords,
+    host: &DnsName,
+) -> Result<(), DnsError> {
+    let mut queries: Vec<(DnsName, RecordKind)> = RecordKind::HOST
+        .into_iter()
+        .map(|k| (host.clone(), k))
+        .collect();
+    queries.extend(ownership::name_of(host).map(|o| (o, RecordKind::Txt)));
+    let mut records = Vec::new();
+    for (name, kind) in queries {
+        records.extend(
+            provider
+                .lookup(&name.to_name()?, kind.record_type())
+                .await?,
+        );
+    }
+    known.replace_unit(host, &records);
+    Ok(())
 }
 
 /// Whether a failed update may be the fault of its content rather than of
@@ -277,6 +350,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
+    use crate::glbc::dns::rfc2136::Prerequisite;
 
     /// A server that refuses every message holding `poison`, and, when
     /// `down`, everything.
@@ -285,6 +359,17 @@ mod tests {
         poison: String,
         down: bool,
         messages: std::sync::Mutex<Vec<usize>>,
+        lookups: std::sync::Mutex<Vec<String>>,
+    }
+
+    fn picky(poison: &str, down: bool) -> Picky {
+        Picky {
+            zone: hickory_proto::rr::Name::from_ascii("z.test.").unwrap(),
+            poison: poison.into(),
+            down,
+            messages: Default::default(),
+            lookups: Default::default(),
+        }
     }
 
     impl DnsProvider for Picky {
@@ -299,11 +384,12 @@ mod tests {
             Box::pin(async { Ok(vec![]) })
         }
 
-        fn replace_rrsets<'a>(
+        fn update<'a>(
             &'a self,
-            changes: &'a [crate::glbc::dns::rfc2136::RrsetChange],
+            update: &'a Update,
         ) -> futures::future::BoxFuture<'a, Result<(), DnsError>> {
             Box::pin(async move {
+                let changes = &update.rrsets;
                 self.messages.lock().unwrap().push(changes.len());
                 let poisoned = changes
                     .iter()
@@ -316,14 +402,59 @@ mod tests {
                         rcode: hickory_proto::op::ResponseCode::Refused,
                     });
                 }
+                // Someone else took `taken` since the glbc read the zone.
+                let claims_taken = update.prerequisites.iter().any(|p| {
+                    matches!(p, Prerequisite::Absent { name, .. } if name.to_string().contains(TAKEN))
+                });
+                if claims_taken {
+                    return Err(DnsError::PrerequisiteFailed {
+                        server: "127.0.0.1:53".parse().unwrap(),
+                        zone: "z.test.".into(),
+                        rcode: hickory_proto::op::ResponseCode::YXRRSet,
+                    });
+                }
                 Ok(())
+            })
+        }
+
+        fn lookup<'a>(
+            &'a self,
+            name: &'a hickory_proto::rr::Name,
+            record_type: hickory_proto::rr::RecordType,
+        ) -> futures::future::BoxFuture<'a, Result<Vec<hickory_proto::rr::Record>, DnsError>>
+        {
+            Box::pin(async move {
+                self.lookups.lock().unwrap().push(name.to_string());
+                let foreign = name.to_string() == format!("{TAKEN}.z.test.")
+                    && record_type == hickory_proto::rr::RecordType::A;
+                Ok(foreign
+                    .then(|| {
+                        hickory_proto::rr::Record::from_rdata(
+                            name.clone(),
+                            99,
+                            hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(
+                                "127.0.9.9".parse().unwrap(),
+                            )),
+                        )
+                    })
+                    .into_iter()
+                    .collect())
             })
         }
     }
 
+    /// The host someone else took behind the glbc's back.
+    const TAKEN: &str = "h07";
+
+    /// Claims of `n` free hosts `h00` … (guarded as free).
     fn host_changes(n: usize) -> Vec<NameChange> {
         (0..n)
             .map(|i| NameChange {
+                edits: BTreeMap::new(),
+                guard: diff::guard_of(
+                    &DnsName::new_unchecked(&format!("h{i:02}.z.test")),
+                    &ZoneRecords::new(DnsName::new_unchecked("z.test")),
+                ),
                 name: DnsName::new_unchecked(&format!("h{i:02}.z.test")),
                 rrsets: BTreeMap::from([(
                     crate::glbc::records::RecordKind::A,
@@ -338,16 +469,19 @@ mod tests {
 
     #[tokio::test]
     async fn one_refused_host_does_not_hold_back_the_others() {
-        let picky = Picky {
-            zone: hickory_proto::rr::Name::from_ascii("z.test.").unwrap(),
-            poison: "h05".into(),
-            down: false,
-            messages: Default::default(),
-        };
+        let picky = picky("h05", false);
         let sent = send(&picky, vec![host_changes(16)]).await;
         assert!(sent.failed.is_none());
         let applied: usize = sent.applied.iter().map(Vec::len).sum();
-        assert_eq!(applied, 15);
+        assert_eq!(applied, 14);
+        // h07's guard failed: it is to be read again, not refused.
+        assert_eq!(
+            sent.stale
+                .iter()
+                .map(|(u, _)| u.as_str())
+                .collect::<Vec<_>>(),
+            ["h07.z.test."]
+        );
         assert_eq!(
             sent.refused
                 .iter()
@@ -362,12 +496,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_refusing_everything_stops_the_zone_at_once() {
-        let picky = Picky {
-            zone: hickory_proto::rr::Name::from_ascii("z.test.").unwrap(),
-            poison: "nothing".into(),
-            down: true,
-            messages: Default::default(),
-        };
+        let picky = picky("nothing", true);
         let sent = send(&picky, vec![host_changes(4), host_changes(4)]).await;
         assert!(matches!(sent.failed, Some(DnsError::Refused { .. })));
         assert!(sent.applied.is_empty() && sent.refused.is_empty());
@@ -375,11 +504,39 @@ mod tests {
         assert_eq!(*picky.messages.lock().unwrap(), [4, 0]);
     }
 
+    #[tokio::test]
+    async fn a_name_whose_guard_failed_is_read_again_and_nothing_is_resent() {
+        let picky = picky("nothing", false);
+        let sent = send(&picky, vec![host_changes(8)]).await;
+        assert!(sent.failed.is_none() && sent.refused.is_empty());
+        assert_eq!(sent.applied.iter().map(Vec::len).sum::<usize>(), 7);
+        assert_eq!(sent.stale.len(), 1);
+        let messages_before = picky.messages.lock().unwrap().len();
+        let host = DnsName::new_unchecked("h07.z.test");
+        let mut known = ZoneRecords::new(DnsName::new_unchecked("z.test"));
+        reread(&picky, &mut known, &host).await.unwrap();
+        // Four queries, no UPDATE.
+        assert_eq!(picky.lookups.lock().unwrap().len(), 4);
+        assert_eq!(picky.messages.lock().unwrap().len(), messages_before);
+        assert_eq!(
+            known.rrset(&host, RecordKind::A).map(|r| r.data.len()),
+            Some(1)
+        );
+        // From what is there now, a claim is no longer planned as a claim
+        // of a free name.
+        assert!(matches!(
+            diff::guard_of(&host, &known).as_slice(),
+            [diff::Guard::Absent { .. }, ..]
+        ));
+    }
+
     #[test]
     fn a_batch_splits_between_hosts() {
         let change = |n: &str| NameChange {
             name: DnsName::new_unchecked(n),
             rrsets: BTreeMap::new(),
+            edits: BTreeMap::new(),
+            guard: vec![],
         };
         let batch = vec![
             change("_kcp-ingress.a.z.test"),

@@ -258,6 +258,37 @@ impl ZoneRecords {
         state
     }
 
+    /// Replaces what is known of one unit (a host and its ownership name)
+    /// with `records`, the answers of fresh queries for A, AAAA and CNAME
+    /// at the host and TXT at the ownership name. Other types stay as known.
+    pub fn replace_unit(&mut self, host: &DnsName, records: &[Record]) {
+        let mut queried: Vec<(DnsName, RecordKind)> = RecordKind::HOST
+            .into_iter()
+            .map(|k| (host.clone(), k))
+            .collect();
+        queried.extend(ownership::name_of(host).map(|o| (o, RecordKind::Txt)));
+        let fresh = Self::from_records(self.zone.clone(), records);
+        for (name, kind) in queried {
+            match fresh.rrset(&name, kind) {
+                Some(rrset) => {
+                    self.names
+                        .entry(name)
+                        .or_default()
+                        .rrsets
+                        .insert(kind, rrset.clone());
+                }
+                None => {
+                    if let Some(entry) = self.names.get_mut(&name) {
+                        entry.rrsets.remove(&kind);
+                        if entry.is_empty() {
+                            self.names.remove(&name);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// The RRset of `kind` at `name`, if any.
     pub fn rrset(&self, name: &DnsName, kind: RecordKind) -> Option<&Rrset> {
         self.names.get(name)?.rrsets.get(&kind)
@@ -325,6 +356,9 @@ pub fn address_kind(ip: &IpAddr) -> RecordKind {
 /// it never collides with a host. Its content is one string
 /// `heritage=kcp-ingress,owner=<owner id>,root=<namespace>/<name>`.
 pub mod ownership {
+    use std::collections::BTreeSet;
+    use std::net::IpAddr;
+
     use super::DnsName;
     use crate::labels;
 
@@ -336,11 +370,26 @@ pub mod ownership {
         )
     }
 
+    /// The TXT content of a sharing owner: `owner`, the root, `shared=true`
+    /// and the owner's own addresses (sorted, `;`-separated).
+    pub fn content_shared(owner: &str, root: &str, targets: &BTreeSet<IpAddr>) -> String {
+        let targets: Vec<String> = targets.iter().map(ToString::to_string).collect();
+        format!(
+            "{},shared=true,targets={}",
+            content(owner, root),
+            targets.join(";")
+        )
+    }
+
     /// What an ownership TXT says.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub struct Owner {
         pub owner: String,
         pub root: String,
+        /// One of several owners sharing the name (`shared=true`).
+        pub shared: bool,
+        /// A sharing owner's own addresses.
+        pub targets: BTreeSet<IpAddr>,
     }
 
     /// Reads an ownership TXT; `None` if it is not one of ours (any owner).
@@ -348,12 +397,20 @@ pub mod ownership {
         let mut heritage = None;
         let mut owner = None;
         let mut root = None;
+        let mut shared = false;
+        let mut targets = BTreeSet::new();
         for field in text.split(',') {
             let (key, value) = field.split_once('=')?;
             match key.trim() {
                 "heritage" => heritage = Some(value.trim()),
                 "owner" => owner = Some(value.trim()),
                 "root" => root = Some(value.trim()),
+                "shared" => shared = value.trim() == "true",
+                "targets" => {
+                    for target in value.split(';').filter(|t| !t.trim().is_empty()) {
+                        targets.insert(target.trim().parse().ok()?);
+                    }
+                }
                 _ => {}
             }
         }
@@ -361,6 +418,8 @@ pub mod ownership {
         Some(Owner {
             owner: owner?.to_string(),
             root: root?.to_string(),
+            shared,
+            targets,
         })
     }
 
@@ -480,9 +539,20 @@ mod tests {
             ownership::parse(&text),
             Some(ownership::Owner {
                 owner: "team-a".into(),
-                root: "shop/web".into()
+                root: "shop/web".into(),
+                shared: false,
+                targets: BTreeSet::new(),
             })
         );
+        let targets: BTreeSet<IpAddr> =
+            ["127.0.1.2".parse().unwrap(), "::1".parse().unwrap()].into();
+        let text = ownership::content_shared("team-b", "shop/web", &targets);
+        assert_eq!(
+            text,
+            "heritage=kcp-ingress,owner=team-b,root=shop/web,shared=true,targets=127.0.1.2;::1"
+        );
+        let parsed = ownership::parse(&text).unwrap();
+        assert!(parsed.shared && parsed.targets == targets);
         assert_eq!(ownership::parse("v=spf1 -all"), None);
         assert_eq!(
             ownership::parse("heritage=external-dns,owner=x,root=a/b"),
@@ -523,6 +593,45 @@ mod tests {
         );
         assert_eq!(at.rrsets[&RecordKind::Txt], Rrset::new(30, [long_txt]));
         assert_eq!(at.others, BTreeSet::from(["NULL".to_string()]));
+    }
+
+    #[test]
+    fn a_unit_read_again_replaces_only_what_was_queried() {
+        let zone_name = DnsName::new_unchecked("example.test");
+        let www = DnsName::new_unchecked("www.example.test");
+        let owner = ownership::name_of(&www).unwrap();
+        let name = www.to_name().unwrap();
+        let mut zone = ZoneRecords::from_records(
+            zone_name.clone(),
+            &[
+                Record::from_rdata(name.clone(), 60, RData::A(A(Ipv4Addr::new(127, 0, 1, 1)))),
+                Record::from_rdata(
+                    name.clone(),
+                    60,
+                    rdata(RecordKind::Txt, "at the host").unwrap(),
+                ),
+                Record::from_rdata(
+                    owner.to_name().unwrap(),
+                    60,
+                    rdata(RecordKind::Txt, "ours").unwrap(),
+                ),
+            ],
+        );
+        // Someone replaced the A RRset and the ownership record went.
+        zone.replace_unit(
+            &www,
+            &[Record::from_rdata(
+                name,
+                99,
+                RData::A(A(Ipv4Addr::new(127, 0, 9, 9))),
+            )],
+        );
+        assert_eq!(
+            zone.rrset(&www, RecordKind::A),
+            Some(&Rrset::new(99, ["127.0.9.9".to_string()]))
+        );
+        assert!(zone.rrset(&www, RecordKind::Txt).is_some());
+        assert!(!zone.names.contains_key(&owner));
     }
 
     #[test]

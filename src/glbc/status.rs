@@ -30,6 +30,10 @@ pub mod state {
 pub mod reason {
     /// Every host is published as planned.
     pub const PUBLISHED: &str = "Published";
+    /// No live root controls the GlobalIngress.
+    pub const NO_LIVE_ROOT: &str = crate::labels::reasons::NO_LIVE_ROOT;
+    /// Every host is served, some as last published (fail open).
+    pub const RETAINED: &str = crate::labels::reasons::RETAINED;
     /// The root has no host to publish.
     pub const NO_HOSTS: &str = "NoHosts";
     /// No healthy cluster reports an address yet.
@@ -160,6 +164,26 @@ fn truncate(text: &str, max: usize) -> String {
 
 /// The glbc's status of one root.
 pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
+    if plan.orphan {
+        let previous = &input.previous.conditions;
+        return GlbcStatus {
+            dns_records: vec![],
+            last_published_time: input.previous.last_published_time.clone(),
+            conditions: vec![
+                condition(
+                    previous,
+                    DNS_PUBLISHED,
+                    false,
+                    reason::NO_LIVE_ROOT,
+                    "no root Ingress controls this GlobalIngress (no controller owner reference \
+                     to an existing Ingress of the same uid): nothing is published for it, and \
+                     records published for it before are removed",
+                    input.now.clone(),
+                ),
+                degraded(previous, 0, 0, input.now.clone()),
+            ],
+        };
+    }
     let mut records = Vec::new();
     let mut problems = Problems::default();
     let mut published = 0usize;
@@ -312,7 +336,9 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
             let mut message = format!("{published} host(s) published");
             let retained = records.iter().any(|r| r.state == state::RETAINED);
             if retained {
-                message.push_str(&format!("; {why}: the last published records are kept"));
+                message = format!(
+                    "{published} host(s) served as last published, not refreshed; {why}: the last published records are kept"
+                );
             }
             if !plan.problems.is_empty() {
                 message.push_str("; ");
@@ -322,7 +348,11 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
                 previous,
                 DNS_PUBLISHED,
                 true,
-                reason::PUBLISHED,
+                if retained {
+                    reason::RETAINED
+                } else {
+                    reason::PUBLISHED
+                },
                 &truncate(&message, 1024),
                 now.clone(),
             )
@@ -438,6 +468,7 @@ mod tests {
     #[test]
     fn published_records_are_listed_and_the_condition_is_true() {
         let plan = RootPlan {
+            orphan: false,
             placed: 1,
             healthy: 1,
             hosts: vec![publish("a.z.test", false)],
@@ -496,6 +527,7 @@ mod tests {
     #[test]
     fn a_rejected_key_is_the_reason_of_pending_records() {
         let plan = RootPlan {
+            orphan: false,
             placed: 1,
             healthy: 1,
             hosts: vec![publish("a.z.test", false)],
@@ -518,8 +550,61 @@ mod tests {
     }
 
     #[test]
+    fn an_orphan_says_why_nothing_is_published() {
+        let plan = RootPlan {
+            orphan: true,
+            ..RootPlan::default()
+        };
+        let s = status(
+            &plan,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &Default::default(),
+        );
+        let c = s.dns_published().unwrap();
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_str()),
+            ("False", reason::NO_LIVE_ROOT)
+        );
+        assert!(s.dns_records.is_empty());
+    }
+
+    #[test]
+    fn records_kept_after_hostnames_stopped_resolving_are_not_shown_as_fresh() {
+        let plan = RootPlan {
+            orphan: false,
+            placed: 2,
+            healthy: 2,
+            hosts: vec![publish("a.z.test", true)],
+            problems: vec![
+                "load-balancer hostname lb1.example does not resolve (yet)".into(),
+                "load-balancer hostname lb2.example does not resolve (yet)".into(),
+            ],
+        };
+        let s = status(
+            &plan,
+            &zone_holding("a.z.test"),
+            &BTreeMap::new(),
+            &Default::default(),
+        );
+        assert!(
+            s.dns_records
+                .iter()
+                .all(|r| r.state != state::PUBLISHED || r.record_type == "TXT")
+        );
+        let c = s.dns_published().unwrap();
+        assert_eq!(c.reason, reason::RETAINED);
+        assert!(
+            c.message.contains("lb1.example") && c.message.contains("lb2.example"),
+            "{}",
+            c.message
+        );
+    }
+
+    #[test]
     fn retained_records_say_so_and_degraded_is_set() {
         let plan = RootPlan {
+            orphan: false,
             placed: 2,
             healthy: 0,
             hosts: vec![publish("a.z.test", true)],
@@ -533,12 +618,22 @@ mod tests {
         );
         assert!(s.dns_records.iter().any(|r| r.state == state::RETAINED));
         assert_eq!(s.conditions[1].status, "True");
-        assert_eq!(s.dns_published().unwrap().status, "True");
+        let published = s.dns_published().unwrap();
+        assert_eq!(
+            (published.status.as_str(), published.reason.as_str()),
+            ("True", reason::RETAINED)
+        );
+        assert!(
+            published.message.contains("not refreshed"),
+            "{}",
+            published.message
+        );
     }
 
     #[test]
     fn conflicts_and_bad_hosts_are_reported_worst_first() {
         let plan = RootPlan {
+            orphan: false,
             placed: 1,
             healthy: 1,
             hosts: vec![

@@ -1,11 +1,12 @@
-//! The glbc's caches: GlobalIngresses (of one namespace, or all) and
-//! Clusters, watched through [`runtime::Watch`]; every change wakes the
+//! The glbc's caches: GlobalIngresses and root Ingresses (metadata only; of
+//! one namespace, or all) and Clusters, watched through [`runtime::Watch`]; every change wakes the
 //! apply loop.
 
 use std::sync::Arc;
 
+use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
 
@@ -17,6 +18,9 @@ use crate::runtime::{self, CancellationToken, Change, Readiness};
 pub struct Caches {
     pub globals: Store<GlobalIngress>,
     pub clusters: Store<Cluster>,
+    /// Root Ingresses, metadata only: a GlobalIngress is published only
+    /// while the root that controls it exists.
+    pub roots: Store<PartialObjectMeta<Ingress>>,
 }
 
 /// Starts the watches, registered with `readiness`; every change to a
@@ -39,7 +43,18 @@ pub fn watch(
     let clusters = runtime::Watch::new("clusters", Api::<Cluster>::all(client.clone()))
         .without_managed_fields()
         .spawn(readiness, shutdown, wake(notify));
-    Caches { globals, clusters }
+    let roots_api: Api<PartialObjectMeta<Ingress>> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let roots = runtime::Watch::new("ingresses", roots_api)
+        .without_managed_fields()
+        .spawn(readiness, shutdown, wake(notify));
+    Caches {
+        globals,
+        clusters,
+        roots,
+    }
 }
 
 /// Signals `notify` on every change of a cache's content (not on a watch

@@ -234,10 +234,10 @@ impl Zones {
 mod tests {
     use futures::future::BoxFuture;
     use hickory_proto::op::ResponseCode;
-    use hickory_proto::rr::{Name, Record};
+    use hickory_proto::rr::{Name, Record, RecordType};
 
     use super::*;
-    use crate::glbc::dns::rfc2136::RrsetChange;
+    use crate::glbc::dns::rfc2136::Update;
 
     /// A server that holds an empty zone, or refuses everything.
     struct Fake {
@@ -269,11 +269,16 @@ mod tests {
             })
         }
 
-        fn replace_rrsets<'a>(
-            &'a self,
-            _: &'a [RrsetChange],
-        ) -> BoxFuture<'a, Result<(), DnsError>> {
+        fn update<'a>(&'a self, _: &'a Update) -> BoxFuture<'a, Result<(), DnsError>> {
             Box::pin(async { Ok(()) })
+        }
+
+        fn lookup<'a>(
+            &'a self,
+            _: &'a Name,
+            _: RecordType,
+        ) -> BoxFuture<'a, Result<Vec<Record>, DnsError>> {
+            Box::pin(async { Ok(vec![]) })
         }
     }
 

@@ -2,10 +2,10 @@
 //! dry-run wrapper.
 
 use futures::future::BoxFuture;
-use hickory_proto::rr::{Name, Record};
+use hickory_proto::rr::{Name, Record, RecordType};
 
 use super::error::DnsError;
-use super::rfc2136::{Rfc2136Client, RrsetChange};
+use super::rfc2136::{Rfc2136Client, Update};
 
 /// Where the glbc reads and writes one zone.
 pub trait DnsProvider: Send + Sync {
@@ -13,11 +13,16 @@ pub trait DnsProvider: Send + Sync {
     fn zone(&self) -> &Name;
     /// Every record of the zone.
     fn transfer_zone(&self) -> BoxFuture<'_, Result<Vec<Record>, DnsError>>;
-    /// Replaces the given RRsets in one atomic step (no data: delete the RRset).
-    fn replace_rrsets<'a>(
+    /// Sends one atomic UPDATE: all of it applies, or (a prerequisite
+    /// failed, or the server refused it) none of it.
+    fn update<'a>(&'a self, update: &'a Update) -> BoxFuture<'a, Result<(), DnsError>>;
+    /// The records of one type at one name, as the server holds them now
+    /// (no records: none of that type, or no such name).
+    fn lookup<'a>(
         &'a self,
-        changes: &'a [RrsetChange],
-    ) -> BoxFuture<'a, Result<(), DnsError>>;
+        name: &'a Name,
+        record_type: RecordType,
+    ) -> BoxFuture<'a, Result<Vec<Record>, DnsError>>;
 }
 
 impl DnsProvider for Rfc2136Client {
@@ -29,11 +34,16 @@ impl DnsProvider for Rfc2136Client {
         Box::pin(Rfc2136Client::transfer_zone(self))
     }
 
-    fn replace_rrsets<'a>(
+    fn update<'a>(&'a self, update: &'a Update) -> BoxFuture<'a, Result<(), DnsError>> {
+        Box::pin(Rfc2136Client::update(self, update))
+    }
+
+    fn lookup<'a>(
         &'a self,
-        changes: &'a [RrsetChange],
-    ) -> BoxFuture<'a, Result<(), DnsError>> {
-        Box::pin(Rfc2136Client::replace_rrsets(self, changes))
+        name: &'a Name,
+        record_type: RecordType,
+    ) -> BoxFuture<'a, Result<Vec<Record>, DnsError>> {
+        Box::pin(Rfc2136Client::lookup(self, name, record_type))
     }
 }
 
@@ -50,12 +60,20 @@ impl<P: DnsProvider> DnsProvider for DryRun<P> {
         self.0.transfer_zone()
     }
 
-    fn replace_rrsets<'a>(
+    fn lookup<'a>(
         &'a self,
-        changes: &'a [RrsetChange],
-    ) -> BoxFuture<'a, Result<(), DnsError>> {
+        name: &'a Name,
+        record_type: RecordType,
+    ) -> BoxFuture<'a, Result<Vec<Record>, DnsError>> {
+        self.0.lookup(name, record_type)
+    }
+
+    fn update<'a>(&'a self, update: &'a Update) -> BoxFuture<'a, Result<(), DnsError>> {
         Box::pin(async move {
-            for change in changes {
+            for prerequisite in &update.prerequisites {
+                tracing::info!(zone = %self.zone(), ?prerequisite, "dry run: would require");
+            }
+            for change in &update.rrsets {
                 let data: Vec<String> = change.data.iter().map(ToString::to_string).collect();
                 if data.is_empty() {
                     tracing::info!(
@@ -74,6 +92,9 @@ impl<P: DnsProvider> DnsProvider for DryRun<P> {
                         "dry run: would replace the RRset"
                     );
                 }
+            }
+            for change in &update.records {
+                tracing::info!(zone = %self.zone(), ?change, "dry run: would change records");
             }
             Ok(())
         })

@@ -287,6 +287,30 @@ impl Rfc2136Client {
         self.expect_no_error(&response, "update")
     }
 
+    /// The records of `record_type` at `name` as the server holds them now,
+    /// by an ordinary query (a CNAME the server follows, or records of other
+    /// names in the answer, are left out). An unknown name, or one without
+    /// records of that type, has none.
+    pub async fn lookup(
+        &self,
+        name: &Name,
+        record_type: RecordType,
+    ) -> Result<Vec<Record>, DnsError> {
+        let (rcode, answers) = query(self.server, name, record_type, self.timeout).await?;
+        match rcode {
+            ResponseCode::NoError | ResponseCode::NXDomain => Ok(answers
+                .into_iter()
+                .filter(|r| r.record_type() == record_type && &r.name == name)
+                .collect()),
+            rcode => Err(DnsError::Refused {
+                server: self.server,
+                operation: "query",
+                zone: self.zone.to_string(),
+                rcode,
+            }),
+        }
+    }
+
     /// Every record of the zone, by a signed AXFR (the apex SOA once).
     pub async fn transfer_zone(&self) -> Result<Vec<Record>, DnsError> {
         let mut client = self.connect(true).await?;

@@ -19,6 +19,7 @@ fn config() -> PlanConfig {
     PlanConfig {
         zones: vec![name("z.test")],
         owner: OWNER.into(),
+        shared: false,
         ttl: 42,
         namespace: None,
     }
@@ -52,6 +53,7 @@ fn root(ns: &str, n: &str, hosts: &[&str], clusters: Vec<ClusterIngressStatus>) 
         key: RootKey::new(ns, n),
         created: None,
         deleting: false,
+        orphan: false,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         clusters,
     }
@@ -333,6 +335,26 @@ fn a_root_placed_nowhere_keeps_its_names_until_it_drops_them() {
     // The root drops the host: released.
     let roots = [root("ns", "r", &["b.z.test"], vec![])];
     let plan = run(&roots, &healthy(&[]), &known);
+    let zone = zone_after(&plan, &known);
+    assert!(zone.names.is_empty(), "{zone:?}");
+}
+
+#[test]
+fn an_orphan_publishes_nothing_and_its_names_are_released() {
+    let known = published("a.z.test", &["127.0.1.1"], OWNER, "ns/r");
+    let mut orphan = root(
+        "ns",
+        "r",
+        &["a.z.test", "b.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    );
+    orphan.orphan = true;
+    let plan = run(&[orphan], &healthy(&["c1"]), &known);
+    let root_plan = &plan.roots[&RootKey::new("ns", "r")];
+    assert!(root_plan.orphan && root_plan.hosts.is_empty());
+    assert!(plan.publishers.is_empty());
+    // What it had published is released, ownership record included; the
+    // free host is not claimed.
     let zone = zone_after(&plan, &known);
     assert!(zone.names.is_empty(), "{zone:?}");
 }
@@ -715,4 +737,350 @@ proptest! {
             }
         }
     }
+}
+
+/// `config()` sharing names, as owner `owner`.
+fn sharing(owner: &str) -> PlanConfig {
+    PlanConfig {
+        owner: owner.into(),
+        shared: true,
+        ..config()
+    }
+}
+
+fn run_with(
+    config: &PlanConfig,
+    roots: &[RootInput],
+    healthy: &BTreeSet<String>,
+    known: &BTreeMap<DnsName, ZoneRecords>,
+) -> Plan {
+    plan(
+        config,
+        PlanInput {
+            roots,
+            healthy,
+            resolved: &BTreeMap::new(),
+            known,
+        },
+    )
+}
+
+/// The zone after the plan's changes and edits.
+fn zone_after_all(plan: &Plan, known: &BTreeMap<DnsName, ZoneRecords>) -> ZoneRecords {
+    let mut zone = known[&name("z.test")].clone();
+    let mut changes = plan
+        .zones
+        .get(&name("z.test"))
+        .map(|d| diff(d, &zone))
+        .unwrap_or_default();
+    changes.extend(
+        plan.edits
+            .get(&name("z.test"))
+            .into_iter()
+            .flatten()
+            .cloned(),
+    );
+    for change in &changes {
+        assert!(
+            change.guard.iter().all(|g| g.holds(&zone)),
+            "a guard does not hold on the state it was computed from: {change:?}"
+        );
+    }
+    apply(&mut zone, &changes);
+    zone
+}
+
+fn txt_owners(zone: &ZoneRecords, host: &str) -> BTreeSet<String> {
+    zone.rrset(&ownership::name_of(&name(host)).unwrap(), RecordKind::Txt)
+        .map(|t| {
+            t.data
+                .iter()
+                .filter_map(|d| ownership::parse(d))
+                .map(|o| o.owner)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn a_data(zone: &ZoneRecords, host: &str) -> BTreeSet<String> {
+    zone.rrset(&name(host), RecordKind::A)
+        .map(|r| r.data.clone())
+        .unwrap_or_default()
+}
+
+#[test]
+fn sharing_owners_publish_the_union_and_withdraw_only_their_own() {
+    let (one, two) = (sharing("one"), sharing("two"));
+    let healthy = healthy(&["c1", "c2"]);
+    let r1 = [root(
+        "ns1",
+        "web",
+        &["s.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let r2 = [root(
+        "ns2",
+        "web",
+        &["s.z.test"],
+        vec![placed("c2", vec![ip("127.0.1.2"), ip("127.0.1.1")])],
+    )];
+    // One claims the free name.
+    let mut known = empty_zone();
+    let zone = zone_after_all(&run_with(&one, &r1, &healthy, &known), &known);
+    known.insert(name("z.test"), zone);
+    // Two joins: the union, one TXT record each.
+    let plan = run_with(&two, &r2, &healthy, &known);
+    assert!(plan.zones.get(&name("z.test")).is_none_or(|z| z.is_empty()));
+    let zone = zone_after_all(&plan, &known);
+    assert_eq!(
+        a_data(&zone, "s.z.test"),
+        BTreeSet::from(["127.0.1.1".into(), "127.0.1.2".into()])
+    );
+    assert_eq!(
+        txt_owners(&zone, "s.z.test"),
+        BTreeSet::from(["one".into(), "two".into()])
+    );
+    known.insert(name("z.test"), zone);
+    // Each plans nothing more.
+    assert!(run_with(&one, &r1, &healthy, &known).edits.is_empty());
+    assert!(run_with(&two, &r2, &healthy, &known).edits.is_empty());
+    // One's clusters are all unhealthy: it keeps its addresses (fail open).
+    let plan = run_with(&one, &r1, &BTreeSet::new(), &known);
+    assert!(plan.edits.is_empty());
+    assert!(matches!(
+        outcome(&plan, "ns1", "web", "s.z.test"),
+        HostOutcome::Publish { retained: true, .. }
+    ));
+    // Two leaves (its root is gone): 127.0.1.1 stays, One lists it.
+    let zone = zone_after_all(&run_with(&two, &[], &healthy, &known), &known);
+    assert_eq!(
+        a_data(&zone, "s.z.test"),
+        BTreeSet::from(["127.0.1.1".into()])
+    );
+    assert_eq!(
+        txt_owners(&zone, "s.z.test"),
+        BTreeSet::from(["one".into()])
+    );
+    known.insert(name("z.test"), zone);
+    // The last owner out removes the name.
+    let zone = zone_after_all(&run_with(&one, &[], &healthy, &known), &known);
+    assert!(zone.names.is_empty(), "{zone:?}");
+}
+
+#[test]
+fn a_sharing_owner_moves_only_its_own_addresses() {
+    let (one, two) = (sharing("one"), sharing("two"));
+    let healthy = healthy(&["c1", "c2"]);
+    let at = |ips: &[&str], ns: &str, c: &str| {
+        [root(
+            ns,
+            "web",
+            &["s.z.test"],
+            vec![placed(c, ips.iter().map(|i| ip(i)).collect())],
+        )]
+    };
+    let mut known = empty_zone();
+    for (config, roots) in [
+        (&one, at(&["127.0.1.1", "127.0.1.3"], "ns1", "c1")),
+        (&two, at(&["127.0.1.2", "127.0.1.3"], "ns2", "c2")),
+    ] {
+        let zone = zone_after_all(&run_with(config, &roots, &healthy, &known), &known);
+        known.insert(name("z.test"), zone);
+    }
+    // One moves from .1/.3 to .4: .1 goes, .3 stays (Two lists it).
+    let plan = run_with(&one, &at(&["127.0.1.4"], "ns1", "c1"), &healthy, &known);
+    let edits = &plan.edits[&name("z.test")];
+    assert!(
+        edits.iter().all(|c| c.rrsets.is_empty()),
+        "record-level only: {edits:?}"
+    );
+    assert!(edits.iter().all(|c| matches!(c.guard.as_slice(), [crate::glbc::diff::Guard::Exactly { data, .. }] if data.len() == 2)));
+    let zone = zone_after_all(&plan, &known);
+    assert_eq!(
+        a_data(&zone, "s.z.test"),
+        BTreeSet::from(["127.0.1.2".into(), "127.0.1.3".into(), "127.0.1.4".into()])
+    );
+}
+
+#[test]
+fn sharing_and_exclusive_owners_conflict_both_ways() {
+    let healthy = healthy(&["c1"]);
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    // An exclusive owner's name is a conflict for a sharing glbc ...
+    let exclusive = published("a.z.test", &["127.0.9.9"], "other", "x/y");
+    let plan = run_with(&sharing(OWNER), &roots, &healthy, &exclusive);
+    assert!(matches!(
+        outcome(&plan, "ns", "r", "a.z.test"),
+        HostOutcome::Conflict { .. }
+    ));
+    assert!(plan.edits.is_empty());
+    // ... and a shared name is one for a glbc that does not share.
+    let mut known = empty_zone();
+    let other = [root(
+        "ns2",
+        "web",
+        &["a.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.2")])],
+    )];
+    let zone = zone_after_all(
+        &run_with(&sharing("other"), &other, &healthy, &known),
+        &known,
+    );
+    known.insert(name("z.test"), zone);
+    let plan = run(&roots, &healthy, &known);
+    match outcome(&plan, "ns", "r", "a.z.test") {
+        HostOutcome::Conflict { reason, .. } => {
+            assert!(reason.contains("--shared-names"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(zone_after_all(&plan, &known), known[&name("z.test")]);
+}
+
+#[test]
+fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![placed("c1", vec![hostname("lb.example.test")])],
+    )];
+    let names = hostnames_to_resolve(&roots, &healthy(&["c1"]), &sharing(OWNER));
+    assert_eq!(names, BTreeSet::from([name("lb.example.test")]));
+    let resolved = BTreeMap::from([(name("lb.example.test"), vec!["127.0.1.7".parse().unwrap()])]);
+    let known = empty_zone();
+    let plan = plan(
+        &sharing(OWNER),
+        PlanInput {
+            roots: &roots,
+            healthy: &healthy(&["c1"]),
+            resolved: &resolved,
+            known: &known,
+        },
+    );
+    let zone = zone_after_all(&plan, &known);
+    assert_eq!(
+        a_data(&zone, "a.z.test"),
+        BTreeSet::from(["127.0.1.7".into()])
+    );
+    assert!(zone.rrset(&name("a.z.test"), RecordKind::Cname).is_none());
+}
+
+/// One owner's move in a sequence: publish these addresses (a subset of
+/// four), lose every healthy cluster, or leave the name.
+#[derive(Clone, Debug)]
+enum Move {
+    Publish(Vec<bool>),
+    Unhealthy,
+    Leave,
+}
+
+fn arb_moves() -> impl proptest::strategy::Strategy<Value = Vec<(usize, Move)>> {
+    use proptest::prelude::*;
+    let step = prop_oneof![
+        4 => prop::collection::vec(any::<bool>(), 4).prop_map(Move::Publish),
+        1 => Just(Move::Unhealthy),
+        1 => Just(Move::Leave),
+    ];
+    prop::collection::vec((0usize..3, step), 1..12)
+}
+
+proptest::proptest! {
+    /// Whatever three sharing owners do, one at a time from what the zone
+    /// holds: every guard holds, the name answers exactly the union of the
+    /// addresses the owners' TXT records list, each owner's record lists
+    /// what it last published (kept while unhealthy), and once all have
+    /// left the name is gone.
+    #[test]
+    fn sharing_owners_keep_the_union_whatever_they_do(moves in arb_moves()) {
+        let ips = ["127.0.1.1", "127.0.1.2", "127.0.1.3", "::1"];
+        let owners = ["one", "two", "three"];
+        let mut known = empty_zone();
+        let mut expected: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+        for (who, step) in moves {
+            let owner = owners[who];
+            let ns = format!("ns-{owner}");
+            let roots = match &step {
+                Move::Leave => vec![],
+                Move::Unhealthy => vec![root(&ns, "web", &["s.z.test"], vec![placed("gone", vec![ip("127.0.1.9")])])],
+                Move::Publish(pick) => {
+                    let chosen: Vec<_> = ips.iter().zip(pick).filter(|(_, p)| **p).map(|(i, _)| ip(i)).collect();
+                    vec![root(&ns, "web", &["s.z.test"], vec![placed("c1", chosen)])]
+                }
+            };
+            let plan = run_with(&sharing(owner), &roots, &healthy(&["c1"]), &known);
+            let zone = zone_after_all(&plan, &known);
+            known.insert(name("z.test"), zone);
+            match step {
+                Move::Leave => {
+                    expected.remove(owner);
+                }
+                Move::Publish(pick) => {
+                    let chosen: BTreeSet<String> = ips.iter().zip(&pick).filter(|(_, p)| **p).map(|(i, _)| i.to_string()).collect();
+                    if !chosen.is_empty() {
+                        expected.insert(owner, chosen);
+                    }
+                }
+                Move::Unhealthy => {}
+            }
+            let zone = &known[&name("z.test")];
+            let records: BTreeMap<String, BTreeSet<String>> = zone
+                .rrset(&ownership::name_of(&name("s.z.test")).unwrap(), RecordKind::Txt)
+                .map(|t| t.data.iter().filter_map(|d| ownership::parse(d)).map(|o| (o.owner, o.targets.iter().map(ToString::to_string).collect())).collect())
+                .unwrap_or_default();
+            let want: BTreeMap<String, BTreeSet<String>> = expected.iter().map(|(o, t)| (o.to_string(), t.clone())).collect();
+            proptest::prop_assert_eq!(&records, &want);
+            let union: BTreeSet<String> = want.values().flatten().cloned().collect();
+            let answered: BTreeSet<String> = [RecordKind::A, RecordKind::Aaaa]
+                .into_iter()
+                .flat_map(|k| zone.rrset(&name("s.z.test"), k).map(|r| r.data.clone()).unwrap_or_default())
+                .collect();
+            proptest::prop_assert_eq!(answered, union);
+            if want.is_empty() {
+                proptest::prop_assert!(zone.names.is_empty(), "{:?}", zone);
+            }
+        }
+    }
+}
+
+/// What joining a shared name costs on the wire: one UPDATE with the
+/// other owner's TXT record as the guard, one added address and our TXT
+/// record (unsigned).
+#[test]
+fn joining_a_shared_name_is_one_small_update() {
+    use hickory_proto::serialize::binary::BinEncodable;
+    let healthy = healthy(&["c1", "c2"]);
+    let mut known = empty_zone();
+    let r1 = [root(
+        "ns1",
+        "web",
+        &["s.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let zone = zone_after_all(&run_with(&sharing("one"), &r1, &healthy, &known), &known);
+    known.insert(name("z.test"), zone);
+    let r2 = [root(
+        "ns2",
+        "web",
+        &["s.z.test"],
+        vec![placed("c2", vec![ip("127.0.1.2")])],
+    )];
+    let plan = run_with(&sharing("two"), &r2, &healthy, &known);
+    let changes = &plan.edits[&name("z.test")];
+    let update = crate::glbc::diff::update_of(changes).unwrap();
+    assert_eq!(update.prerequisites.len(), 1);
+    assert_eq!(update.records.len(), 2);
+    let octets =
+        crate::glbc::dns::rfc2136::update_message(&name("z.test").to_name().unwrap(), &update)
+            .unwrap()
+            .to_bytes()
+            .unwrap()
+            .len();
+    eprintln!("joining a shared name: {octets} octets");
+    assert!(octets < 400, "{octets}");
 }
