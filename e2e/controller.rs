@@ -513,17 +513,25 @@ pub async fn leaf_status_merges_into_root_and_global_ingress(env: &TestEnv) -> a
         },
     )
     .await?;
-    let global = world.globals().get("shop").await?;
-    let status = global.status.unwrap_or_default();
-    let second = status
-        .clusters
-        .iter()
-        .find(|c| c.cluster == clusters[1])
-        .context("cluster 2 missing")?;
-    ensure!(
-        !second.healthy && !second.addresses.is_empty(),
-        "cluster 2 view: {second:?}"
-    );
+    // The GlobalIngress is written after the root's status: wait for it too.
+    eventually(
+        "cluster 2 attributed as unhealthy with its address",
+        CONVERGE,
+        || async {
+            let global = world.globals().get("shop").await?;
+            let status = global.status.unwrap_or_default();
+            let second = status
+                .clusters
+                .iter()
+                .find(|c| c.cluster == clusters[1])
+                .context("cluster 2 missing")?;
+            if second.healthy || second.addresses.is_empty() {
+                bail!("cluster 2 view: {second:?}");
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
 
     // All unhealthy: the root keeps every address (fail open) and says Degraded.
     world.set_health(&clusters[0], false).await?;
