@@ -8,7 +8,7 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
-.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
+.PHONY: help build deps tools tools-kcp tools-traefik crds crd-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -24,6 +24,9 @@ tools: ## build the test servers (kube-apiserver, etcd) and kubectl into the cac
 
 tools-kcp: ## build kcp (a control plane for CONTROL_PLANE=kcp and its e2e test) into the cache
 	hack/build-tools.sh --with-kcp
+
+tools-traefik: ## build Traefik (the ingress controller of each process-mode cluster) into the cache
+	hack/build-tools.sh --with-traefik
 
 crds: ## regenerate config/crd/ from the Rust types
 	$(CARGO) run --quiet -- crdgen --dir config/crd
