@@ -8,7 +8,8 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
-.PHONY: help build deps tools tools-kcp crds crd-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
+DATA_PLANE ?= traefik
+.PHONY: help build deps tools tools-kcp tools-traefik crds crd-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
@@ -24,6 +25,9 @@ tools: ## build the test servers (kube-apiserver, etcd) and kubectl into the cac
 
 tools-kcp: ## build kcp (a control plane for CONTROL_PLANE=kcp and its e2e test) into the cache
 	hack/build-tools.sh --with-kcp
+
+tools-traefik: ## build Traefik (the ingress controller of each process-mode cluster) into the cache
+	hack/build-tools.sh --with-traefik
 
 crds: ## regenerate config/crd/ from the Rust types
 	$(CARGO) run --quiet -- crdgen --dir config/crd
@@ -46,7 +50,7 @@ lint-imports: deps ## fail when two files under src/ import each other, directly
 unit: ## unit and property tests of the pure core
 	$(CARGO) test --lib --bins
 
-e2e: deps tools tools-kcp ## end-to-end tests against real etcd, kube-apiservers and BIND 9
+e2e: deps tools tools-kcp tools-traefik ## end-to-end tests against real etcd, kube-apiservers and BIND 9
 	$(CARGO) test --test e2e
 	$(CARGO) test --test quickstart -- --test-threads=1
 
@@ -55,8 +59,8 @@ test: fmt-check clippy crd-check lint-scripts lint-imports unit e2e ## everythin
 bench: deps tools ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 3 min)
 	$(CARGO) bench --bench bench -- $(if $(filter-out 0,$(QUICK)),--quick)
 
-local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp)
-	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE)
+local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp, DATA_PLANE=traefik|standin)
+	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE) --data-plane $(DATA_PLANE)
 
 local-teardown: ## stop everything local-setup started
 	hack/local-setup.sh down

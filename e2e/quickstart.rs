@@ -1,7 +1,10 @@
 //! The README's quickstart, followed literally with the process provider:
 //! `make local-setup`, `kubectl apply -f samples/ingress.yaml` with the
 //! KUBECONFIG it prints, the merged status, DNS answers, HTTP through them,
-//! deletion, `make local-teardown`.
+//! deletion, `make local-teardown`. With the default data plane (Traefik)
+//! also HTTPS through the same answers, Traefik's access log, the status its
+//! field manager wrote into each cluster's Ingress, and a Gateway + HTTPRoute
+//! in cluster-1 served by its Gateway API provider.
 //!
 //! The only departures from the README: the set-up lives in its own
 //! directory (KCP_INGRESS_LOCAL_DIR) and reuses the binaries this test run
@@ -99,8 +102,144 @@ impl Drop for Teardown {
     }
 }
 
+/// The field manager of the status that Traefik writes.
+const TRAEFIK_MANAGER: &str = "traefik";
+
+/// `kubectl` against physical cluster K of the quickstart's test environment.
+fn kc(k: usize) -> String {
+    format!("kubectl --kubeconfig \"$KCP_INGRESS_LOCAL_DIR/env/cluster-{k}.kubeconfig\"")
+}
+
+/// Lines of Traefik's access log of cluster K that name the router `router`
+/// (Traefik names it after the Ingress or HTTPRoute) and the backend of
+/// cluster K.
+fn access_log_lines(shell: &Shell, k: usize, router: &str) -> usize {
+    let backend = format!("\"http://198.18.{k}.2:8080\"");
+    let log = shell
+        .dir
+        .join(format!("traefik/logs/traefik-{k}.access.log"));
+    std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains(router) && l.contains(&backend))
+        .count()
+}
+
+/// Each cluster's copy of the Ingress (its only Ingress) carries status
+/// written by Traefik.
+fn ingress_status_by_traefik(shell: &Shell) {
+    for k in [1, 2] {
+        let managers = until(
+            shell,
+            &format!(
+                "{} get ingress -A -o jsonpath='{{range .items[*].metadata.managedFields[?(@.subresource==\"status\")]}}{{.manager}} {{end}}'",
+                kc(k)
+            ),
+            Duration::from_secs(30),
+            |out| words(out).contains(TRAEFIK_MANAGER),
+        );
+        let ip = ok(
+            shell,
+            &format!(
+                "{} get ingress -A -o jsonpath='{{.items[*].metadata.name}}: {{.items[*].status.loadBalancer.ingress[*].ip}}'",
+                kc(k)
+            ),
+        );
+        // one copy of the sample's Ingress, with the address Traefik wrote
+        let (name, ip) = ip.split_once(": ").unwrap_or_default();
+        assert!(
+            name.starts_with("shop") && !name.contains(' '),
+            "cluster-{k}: Ingresses {name:?}"
+        );
+        assert_eq!(
+            ip.trim(),
+            format!("127.0.1.{k}"),
+            "cluster-{k}: status managers {managers}"
+        );
+    }
+}
+
+/// A Gateway and an HTTPRoute in cluster-1, served by Traefik's Gateway API
+/// provider: it writes their status, and a request reaches the backend.
+fn gateway_in_cluster_1(shell: &Shell) {
+    let manifest = r#"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: shop-gw, namespace: default}
+spec:
+  gatewayClassName: traefik
+  listeners:
+    - {name: web, protocol: HTTP, port: 80, hostname: gw.kcp-ingress.test}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop-route, namespace: default}
+spec:
+  parentRefs: [{name: shop-gw}]
+  hostnames: [gw.kcp-ingress.test]
+  rules:
+    - backendRefs: [{name: shop, port: 80}]
+"#;
+    ok(
+        shell,
+        &format!("{} apply -f - <<'EOF'\n{manifest}\nEOF", kc(1)),
+    );
+    until(
+        shell,
+        &format!(
+            "{} -n default get gateway shop-gw -o jsonpath='{{.status.addresses[*].value}} {{.status.conditions[?(@.type==\"Programmed\")].status}}'",
+            kc(1)
+        ),
+        Duration::from_secs(60),
+        |out| words(out) == words("127.0.1.1 True"),
+    );
+    until(
+        shell,
+        &format!(
+            "{} -n default get httproute shop-route -o jsonpath='{{.status.parents[*].controllerName}} {{.status.parents[*].conditions[?(@.type==\"Accepted\")].status}}'",
+            kc(1)
+        ),
+        Duration::from_secs(60),
+        |out| words(out) == words("traefik.io/gateway-controller True"),
+    );
+    for kind in ["gateway shop-gw", "httproute shop-route"] {
+        let managers = ok(
+            shell,
+            &format!(
+                "{} -n default get {kind} -o jsonpath='{{range .metadata.managedFields[?(@.subresource==\"status\")]}}{{.manager}} {{end}}'",
+                kc(1)
+            ),
+        );
+        assert!(
+            words(&managers).contains(TRAEFIK_MANAGER),
+            "{kind}: status written by {managers:?}, not by Traefik"
+        );
+    }
+    let before = access_log_lines(shell, 1, "httproute-default-shop-route-");
+    let body = until(
+        shell,
+        "curl -sf --resolve gw.kcp-ingress.test:80:127.0.1.1 http://gw.kcp-ingress.test/",
+        Duration::from_secs(30),
+        |out| out.starts_with("cluster-1"),
+    );
+    assert!(body.starts_with("cluster-1"));
+    assert!(
+        access_log_lines(shell, 1, "httproute-default-shop-route-") > before,
+        "Traefik's access log of cluster-1 does not show the Gateway request"
+    );
+    ok(
+        shell,
+        &format!(
+            "{} -n default delete httproute shop-route && {} -n default delete gateway shop-gw",
+            kc(1),
+            kc(1)
+        ),
+    );
+}
+
 /// The README's quickstart with `make local-setup ARGS`.
 fn quickstart(name: &str, setup_args: &str) {
+    let traefik = !setup_args.contains("DATA_PLANE=standin");
     let dir = std::env::temp_dir().join(format!("kcp-ingress-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let teardown = Teardown(dir.clone());
@@ -137,22 +276,47 @@ fn quickstart(name: &str, setup_args: &str) {
     let answers = until(&shell, dig, Duration::from_secs(60), |out| {
         words(out) == both
     });
+    if traefik {
+        ingress_status_by_traefik(&shell);
+    }
     for ip in answers.split_whitespace() {
-        let body = ok(
-            &shell,
-            &format!(
-                "curl -sf --resolve shop.kcp-ingress.test:80:{ip} http://shop.kcp-ingress.test/"
-            ),
-        );
-        let expected = if ip.ends_with(".1") {
-            "cluster-1"
-        } else {
-            "cluster-2"
-        };
-        assert!(
-            body.starts_with(expected),
-            "{ip} answered {body:?}, not {expected}"
-        );
+        let k: usize = if ip.ends_with(".1") { 1 } else { 2 };
+        let expected = format!("cluster-{k}");
+        let mut requests = vec![format!(
+            "curl -sf --resolve shop.kcp-ingress.test:80:{ip} http://shop.kcp-ingress.test/"
+        )];
+        if traefik {
+            // The sample's certificate is self-signed: it is its own CA.
+            requests.push(format!(
+                "curl -sf --cacert <(kubectl get secret shop-tls -o jsonpath='{{.data.tls\\.crt}}' | base64 -d) \
+                 --resolve shop.kcp-ingress.test:443:{ip} https://shop.kcp-ingress.test/"
+            ));
+        }
+        for request in requests {
+            let before = if traefik {
+                access_log_lines(&shell, k, "-shop-kcp-ingress-test@kubernetes")
+            } else {
+                0
+            };
+            // The cluster's copies of the Service and Secret may reach
+            // Traefik a moment after the Ingress whose status it wrote.
+            let body = until(&shell, &request, Duration::from_secs(30), |out| {
+                out.starts_with(&expected)
+            });
+            assert!(
+                body.starts_with(&expected),
+                "{ip} answered {body:?}, not {expected} (`{request}`)"
+            );
+            if traefik {
+                assert!(
+                    access_log_lines(&shell, k, "-shop-kcp-ingress-test@kubernetes") > before,
+                    "Traefik's access log of {expected} does not show `{request}`"
+                );
+            }
+        }
+    }
+    if traefik {
+        gateway_in_cluster_1(&shell);
     }
 
     ok(
@@ -190,6 +354,12 @@ fn quickstart(name: &str, setup_args: &str) {
 #[test]
 fn readme_quickstart_with_the_process_provider() {
     quickstart("quickstart", "PROVIDER=process");
+}
+
+/// The process provider with the stand-in load balancers instead of Traefik.
+#[test]
+fn readme_quickstart_with_the_standin_data_plane() {
+    quickstart("quickstart-standin", "PROVIDER=process DATA_PLANE=standin");
 }
 
 /// The same walkthrough with a kcp workspace as the control plane.

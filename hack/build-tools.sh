@@ -4,9 +4,11 @@
 # into a cache outside the repository keyed by version. A binary already in
 # the cache is not rebuilt.
 #
-# Usage: hack/build-tools.sh [--with-kcp] [--print-dir]
-#   --with-kcp    also build kcp (hack/tools/kcp, for hack/kcp-env.sh)
-#   --print-dir   print the cache directory of each tool (NAME=DIR) and exit
+# Usage: hack/build-tools.sh [--with-kcp] [--with-traefik] [--print-dir]
+#   --with-kcp      also build kcp (hack/tools/kcp, for hack/kcp-env.sh)
+#   --with-traefik  also build Traefik (hack/tools/traefik, the ingress
+#                   controller of each cluster in process mode)
+#   --print-dir     print the cache directory of each tool (NAME=DIR) and exit
 #
 # Environment:
 #   KCP_INGRESS_CACHE   cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/kcp-ingress)
@@ -18,11 +20,13 @@ source "$here/lib/tools.sh"
 
 print_only=false
 with_kcp=false
+with_traefik=false
 for arg in "$@"; do
   case "$arg" in
     --print-dir) print_only=true ;;
     --with-kcp) with_kcp=true ;;
-    -h|--help) sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --with-traefik) with_traefik=true ;;
+    -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-tools: unknown argument '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -32,6 +36,7 @@ if $print_only; then
   echo "kubectl=$(tool_dir kubectl)"
   echo "etcd=$(tool_dir etcd)"
   echo "kcp=$(tool_dir kcp)"
+  echo "traefik=$(tool_dir traefik)"
   exit 0
 fi
 
@@ -76,4 +81,10 @@ if $with_kcp; then
     kcp_ldflags+=" -X $p.gitVersion=$kcp_kv+kcp-$kcpv -X $p.gitMajor=1 -X $p.gitMinor=$kcp_kv_minor -X $p.gitTreeState=clean"
   done
   build kcp github.com/kcp-dev/kcp/cmd/kcp "$kcp_ldflags"
+fi
+
+if $with_traefik; then
+  tv=$(tool_version traefik)
+  build traefik github.com/traefik/traefik/v3/cmd/traefik \
+    "-X github.com/traefik/traefik/v3/pkg/version.Version=$tv -X github.com/traefik/traefik/v3/pkg/version.Codename=kcp-ingress"
 fi

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and the tests need, when missing:
 # BIND 9 and its tools (the DNS server of the test environment), openssl and
-# curl (certificates and readiness checks), python3 (free ports), shellcheck
-# (script lint). Go and Rust come with the machine; the Go-built servers are
-# made by hack/build-tools.sh.
+# curl (certificates and readiness checks), python3 (free ports; the backends
+# of hack/traefik-env.sh), iproute2 (their network namespaces) and the script
+# linter shellcheck. Go and Rust come with the machine; the Go-built servers
+# are made by hack/build-tools.sh.
 set -euo pipefail
 
 declare -A need=(
   [named]=bind9 [dig]=bind9-dnsutils [nsupdate]=bind9-dnsutils
   [openssl]=openssl [curl]=curl [python3]=python3 [shellcheck]=shellcheck
+  [ip]=iproute2
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -4,14 +4,19 @@
 #
 # Usage:
 #   hack/local-setup.sh up   [--dir DIR] [--provider auto|process|kind] [--clusters N]
-#                            [--control-plane kube|kcp] [--lb-port PORT] [--dry-run]
+#                            [--control-plane kube|kcp] [--data-plane traefik|standin]
+#                            [--lb-port PORT] [--dry-run]
 #   hack/local-setup.sh down [--dir DIR] [--dry-run]
 #   hack/local-setup.sh --help
 #
 # Providers of the physical clusters:
-#   process  kube-apiservers started by hack/test-env.sh, each with a stand-in
-#            load balancer (standin-lb) that gives its Ingresses the address
-#            127.0.1.K and answers HTTP there with the cluster's name.
+#   process  kube-apiservers started by hack/test-env.sh. Each cluster's data
+#            plane (--data-plane) is Traefik (hack/traefik-env.sh: a real
+#            ingress controller on 127.0.1.K:80 and :443 with its Ingress and
+#            Gateway API providers, in front of a backend in a network
+#            namespace that answers with the cluster's name), or the stand-in
+#            load balancer standin-lb (gives Ingresses the address 127.0.1.K
+#            and answers HTTP there itself).
 #   kind     kind clusters (Docker) with ingress-nginx filling Ingress status.
 #   auto     kind when a Docker engine answers and kind is installed, else process.
 # The control plane is a kube-apiserver from hack/test-env.sh (kube), or a
@@ -24,7 +29,9 @@
 #   --provider P     auto (default), process or kind
 #   --clusters N     physical clusters (default 2)
 #   --control-plane  kube (default, or $CONTROL_PLANE) or kcp (builds kcp on first use)
-#   --lb-port PORT   process provider: port the stand-in load balancers serve HTTP on (default 80)
+#   --data-plane D   process provider: traefik (default, or $DATA_PLANE; builds
+#                    Traefik on first use; needs root for ip netns) or standin
+#   --lb-port PORT   --data-plane standin: port standin-lb serves HTTP on (default 80)
 #   --dry-run        print the commands that would run; run nothing
 #
 # Environment:
@@ -41,7 +48,7 @@ source "$here/lib/procs.sh"
 # shellcheck source=hack/lib/tools.sh
 source "$here/lib/tools.sh"
 
-usage() { sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "local-setup: $*" >&2; exit 1; }
 usage_error() { echo "local-setup: $*" >&2; echo "try: hack/local-setup.sh --help" >&2; exit 2; }
 say() { echo "local-setup: $*" >&2; }
@@ -60,12 +67,14 @@ clusters=2
 lb_port=80
 dry_run=false
 control=${CONTROL_PLANE:-kube}
+data_plane=${DATA_PLANE:-traefik}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dir) [[ $# -ge 2 ]] || usage_error "--dir needs a value"; dir=$2; shift 2 ;;
     --provider) [[ $# -ge 2 ]] || usage_error "--provider needs a value"; provider=$2; shift 2 ;;
     --clusters) [[ $# -ge 2 ]] || usage_error "--clusters needs a value"; clusters=$2; shift 2 ;;
     --lb-port) [[ $# -ge 2 ]] || usage_error "--lb-port needs a value"; lb_port=$2; shift 2 ;;
+    --data-plane) [[ $# -ge 2 ]] || usage_error "--data-plane needs a value"; data_plane=$2; shift 2 ;;
     --control-plane) [[ $# -ge 2 ]] || usage_error "--control-plane needs a value"; control=$2; shift 2 ;;
     --dry-run) dry_run=true; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -80,6 +89,10 @@ case $provider in
   auto|process|kind) ;;
   *) usage_error "--provider must be auto, process or kind, not '$provider'" ;;
 esac
+case $data_plane in
+  traefik|standin) ;;
+  *) usage_error "--data-plane must be traefik or standin, not '$data_plane'" ;;
+esac
 case $control in
   kube|kcp) ;;
   *) usage_error "--control-plane must be kube or kcp, not '$control'" ;;
@@ -87,6 +100,7 @@ esac
 dir=$(realpath -m "$dir")
 env_dir=$dir/env
 kcp_dir=$dir/kcp
+traefik_dir=$dir/traefik
 RUN_DIR=$dir/run
 OWNER_MARK="$dir/"
 logs=$dir/logs
@@ -253,6 +267,10 @@ up() {
   if [[ $provider == kind ]]; then
     kind_clusters
     for ((k = 1; k <= clusters; k++)); do register "$k" "$dir/cluster-$k.kubeconfig"; done
+  elif [[ $data_plane == traefik ]]; then
+    run "$here/build-tools.sh" --with-traefik
+    run "$here/traefik-env.sh" up --dir "$traefik_dir" --env-dir "$env_dir" --clusters "$clusters"
+    for ((k = 1; k <= clusters; k++)); do register "$k" "$env_dir/cluster-$k.kubeconfig"; done
   else
     for ((k = 1; k <= clusters; k++)); do
       start "standin-lb-$k" "$bin_dir/standin-lb" --kubeconfig "$env_dir/cluster-$k.kubeconfig" \
@@ -281,9 +299,18 @@ up() {
     kubectl --kubeconfig "$cp" wait --for=condition=Ready cluster --all --timeout=90s >/dev/null ||
       die "the Clusters did not become Ready; see $logs/controller.log"
   fi
+  local dp=
+  [[ $provider == process ]] && dp=", $data_plane data plane"
+  local https=
+  if [[ $provider == process && $data_plane == traefik ]]; then
+    lb_port=80
+    https="
+  curl --cacert <(kubectl get secret shop-tls -o jsonpath='{.data.tls\.crt}' | base64 -d) \\
+    --resolve shop.kcp-ingress.test:443:<the same address> https://shop.kcp-ingress.test/"
+  fi
   cat <<EOF
 
-kcp-ingress runs locally ($provider provider, $clusters clusters, $control control plane). Next:
+kcp-ingress runs locally ($provider provider, $clusters clusters$dp, $control control plane). Next:
 
   export KUBECONFIG=$cp
   export PATH=$(tool_dir kubectl):\$PATH   # a kubectl of the servers' version (make tools)
@@ -292,7 +319,7 @@ kcp-ingress runs locally ($provider provider, $clusters clusters, $control contr
   kubectl get globalingress shop -o yaml
   source $env_dir/dns.env
   dig @127.0.0.1 -p \$DNS_PORT shop.kcp-ingress.test +short
-  curl --resolve shop.kcp-ingress.test:$lb_port:<an address dig gave> http://shop.kcp-ingress.test:$lb_port/
+  curl --resolve shop.kcp-ingress.test:$lb_port:<an address dig gave> http://shop.kcp-ingress.test:$lb_port/$https
 
 Logs: $logs/   Stop everything: make local-teardown
 EOF
@@ -301,6 +328,7 @@ EOF
 down() {
   if $dry_run; then
     echo "stop: $(proc_names 2>/dev/null | tr '\n' ' ')"
+    echo "$here/traefik-env.sh down --dir $traefik_dir"
     echo "$here/kcp-env.sh down --dir $kcp_dir"
     echo "$here/test-env.sh down --dir $env_dir"
     return 0
@@ -308,6 +336,9 @@ down() {
   if [[ -d $RUN_DIR ]]; then
     mapfile -t names < <(proc_names)
     ((${#names[@]} == 0)) || proc_stop 10 "${names[@]}"
+  fi
+  if [[ -d $traefik_dir ]]; then
+    "$here/traefik-env.sh" down --dir "$traefik_dir"
   fi
   if [[ -d $kcp_dir ]]; then
     "$here/kcp-env.sh" down --dir "$kcp_dir"

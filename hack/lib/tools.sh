@@ -17,6 +17,7 @@ tool_version() {
     kube-apiserver|kubectl) awk '$1 == "require" && $2 == "k8s.io/kubernetes" {print $3}' "$mod" ;;
     etcd) awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$mod" ;;
     kcp) awk '$1 == "require" && $2 == "github.com/kcp-dev/kcp" {print $3}' "$mod" ;;
+    traefik) awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$mod" ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -31,4 +32,19 @@ kcp_kube_version() {
 # tool_dir NAME: the cache directory holding NAME at its pinned version.
 tool_dir() {
   echo "$(tools_root)/$1-$(tool_version "$1")"
+}
+
+# gateway_api_crd_dir: the standard-channel CRDs of the Gateway API version
+# Traefik uses (sigs.k8s.io/gateway-api as hack/tools/traefik/go.mod requires
+# it), from the Go module cache; `go mod download` fetches the module from
+# the Go module proxy the first time.
+gateway_api_crd_dir() {
+  local mod v moddir
+  mod="$(dirname "${BASH_SOURCE[0]}")/../tools/traefik/go.mod"
+  v=$(awk '$1 == "sigs.k8s.io/gateway-api" {print $2; exit}' "$mod")
+  [[ -n $v ]] || { echo "no sigs.k8s.io/gateway-api in $mod" >&2; return 1; }
+  moddir=$(cd "$(dirname "$mod")" && GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod \
+    go mod download -json "sigs.k8s.io/gateway-api@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [[ -d $moddir/config/crd/standard ]] || { echo "no config/crd/standard in the module sigs.k8s.io/gateway-api@$v" >&2; return 1; }
+  echo "$moddir/config/crd/standard"
 }
