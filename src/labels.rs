@@ -85,8 +85,34 @@ pub mod conditions {
     pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 }
 
-/// Condition and Event reasons.
+/// Condition and Event reasons shared by, or specific to, the controller
+/// and the syncers (the glbc's `DNSPublished` reasons are in
+/// `glbc::status::reason`, the Cluster conditions' in
+/// `syncer::heartbeat::reasons`).
 pub mod reasons {
+    /// GlobalIngress `Ready=False`: the placement selector does not parse.
+    pub const INVALID_PLACEMENT: &str = "InvalidPlacement";
+    /// GlobalIngress `Ready=False`: the selector matches no schedulable Cluster.
+    pub const NO_MATCHING_CLUSTER: &str = "NoMatchingCluster";
+    /// GlobalIngress `Ready=True`: the root has its leaves.
+    pub const PLACED: &str = "Placed";
+    /// GlobalIngress `Ready=False`: the root carries a placement label
+    /// itself (only leaves do).
+    pub const ROOT_HAS_PLACEMENT_LABEL: &str = "RootHasPlacementLabel";
+    /// GlobalIngress `Ready=False`: an Ingress root with no rules and no
+    /// default backend.
+    pub const NO_BACKENDS: &str = "NoBackends";
+    /// GlobalIngress `Ready=False`: a host is not a valid DNS name.
+    pub const INVALID_HOST: &str = "InvalidHost";
+    /// Event on a root: a leaf was created for a cluster.
+    pub const LEAF_CREATED: &str = "LeafCreated";
+    /// Event on a root: a leaf was deleted (its cluster left the placement).
+    pub const LEAF_DELETED: &str = "LeafDeleted";
+    /// Event on an upstream object: its downstream copy is in the way of an
+    /// object kcp-ingress does not manage.
+    pub const SYNC_CONFLICT: &str = "SyncConflict";
+    /// Event on an upstream object: copying it down failed.
+    pub const SYNC_FAILED: &str = "SyncFailed";
     /// GlobalIngress `Degraded=True`: the root is placed on clusters and
     /// none of them is healthy.
     pub const NO_HEALTHY_CLUSTER: &str = "NoHealthyCluster";

@@ -247,7 +247,10 @@ fn place<K: RootKind>(
     let selector = match placement::parse_selector(selector_text(root)) {
         Ok(selector) => selector,
         Err(err) => {
-            return (None, not_ready("InvalidPlacement", &err.to_string()));
+            return (
+                None,
+                not_ready(reasons::INVALID_PLACEMENT, &err.to_string()),
+            );
         }
     };
     let placement = placement::place(&selector, clusters.iter().map(|c| c.as_ref()));
@@ -261,9 +264,9 @@ fn place<K: RootKind>(
         message = format!("{message}; skipped: {}", skipped.join("; "));
     }
     let reason = if placement.targets.is_empty() {
-        "NoMatchingCluster"
+        reasons::NO_MATCHING_CLUSTER
     } else {
-        "Placed"
+        reasons::PLACED
     };
     let ready = condition(
         previous,

@@ -23,7 +23,7 @@ use super::dependencies::DepKey;
 use super::kind::RootKind;
 use super::naming;
 use crate::apis::{GlobalIngress, GlobalIngressStatus};
-use crate::labels;
+use crate::labels::{self, reasons};
 use crate::runtime;
 
 /// The longest wait between looks at a deleted root whose leaves remain.
@@ -191,7 +191,15 @@ async fn write_leaves<K: RootKind>(
     }
     if !created.is_empty() {
         let note = format!("placed on {}", created.join(", "));
-        publish(ctx, root, EventType::Normal, "LeafCreated", &note, "Place").await;
+        publish(
+            ctx,
+            root,
+            EventType::Normal,
+            reasons::LEAF_CREATED,
+            &note,
+            "Place",
+        )
+        .await;
     }
     if let Some(err) = failed {
         return Err(err.into());
@@ -231,7 +239,7 @@ async fn delete_leaf<K: RootKind>(
                 ctx,
                 root,
                 EventType::Normal,
-                "LeafDeleted",
+                reasons::LEAF_DELETED,
                 &format!("removed from cluster {clusters} ({leaf_name})"),
                 "Unplace",
             )

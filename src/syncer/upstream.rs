@@ -17,7 +17,7 @@ use super::context::ClusterCtx;
 use super::discovery::{self, SyncType};
 use super::error::{ReconcileError, api_code, up_err};
 use super::naming::{self, ResourceSpec};
-use crate::labels;
+use crate::labels::{self, reasons};
 
 /// Upper bound of a report's text (annotation value, Event note).
 const MAX_REPORT: usize = 1000;
@@ -245,8 +245,8 @@ pub async fn report(
         name
     );
     let (reason, note) = match (&conflict, &error) {
-        (Some(m), _) => ("SyncConflict", m.clone()),
-        (None, Some(m)) => ("SyncFailed", m.clone()),
+        (Some(m), _) => (reasons::SYNC_CONFLICT, m.clone()),
+        (None, Some(m)) => (reasons::SYNC_FAILED, m.clone()),
         (None, None) => {
             info!(cluster, "{what} syncs again; its report is cleared");
             return Ok(());

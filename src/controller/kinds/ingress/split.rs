@@ -10,7 +10,7 @@ use kube::core::ObjectMeta;
 
 use crate::controller::kind::Problem;
 use crate::controller::naming::{leaf_name, placed_clusters, root_label_value};
-use crate::labels;
+use crate::labels::{self, reasons};
 
 /// Annotations of the root that are not copied to its leaves.
 const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
@@ -166,7 +166,7 @@ pub fn validate(root: &Ingress) -> Vec<Problem> {
     let placement_labels = placed_clusters(&root.metadata);
     if !placement_labels.is_empty() {
         problems.push(Problem {
-            reason: "RootHasPlacementLabel",
+            reason: reasons::ROOT_HAS_PLACEMENT_LABEL,
             message: format!(
                 "a root Ingress must not carry {}<cluster> labels (found for {}); \
                  placement is chosen with the {} annotation",
@@ -183,14 +183,14 @@ pub fn validate(root: &Ingress) -> Vec<Problem> {
     let has_default = spec.and_then(|s| s.default_backend.as_ref()).is_some();
     if !has_rules && !has_default {
         problems.push(Problem {
-            reason: "NoBackends",
+            reason: reasons::NO_BACKENDS,
             message: "the Ingress has neither rules nor a default backend".into(),
         });
     }
     for host in hosts(root) {
         if let Err(why) = check_host(&host) {
             problems.push(Problem {
-                reason: "InvalidHost",
+                reason: reasons::INVALID_HOST,
                 message: format!("host {host:?}: {why}"),
             });
         }
