@@ -296,7 +296,18 @@ impl Rfc2136Client {
         name: &Name,
         record_type: RecordType,
     ) -> Result<Vec<Record>, DnsError> {
-        let (rcode, answers) = query(self.server, name, record_type, self.timeout).await?;
+        // Over TCP: an RRset of many records (one ownership TXT per sharing
+        // owner) may not fit in a UDP answer, and a truncated one would be
+        // taken for the whole.
+        let mut client = self.connect(false).await?;
+        let response = client
+            .query(name.clone(), DNSClass::IN, record_type)
+            .await
+            .map_err(|source| DnsError::Exchange {
+                server: self.server,
+                source: Box::new(source),
+            })?;
+        let (rcode, answers) = (response.metadata.response_code, response.answers.clone());
         match rcode {
             ResponseCode::NoError | ResponseCode::NXDomain => Ok(answers
                 .into_iter()
