@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod component;
 pub mod events;
 pub mod lease;
+pub mod list;
 pub mod metrics;
 pub mod readiness;
 pub mod tracked;

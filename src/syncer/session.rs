@@ -8,7 +8,7 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::runtime::watcher;
 use tokio::task::JoinSet;
@@ -23,7 +23,7 @@ use super::probe::probe;
 use super::queue::{RETRY_CAP, WorkQueue};
 use super::reconcile::{self, Outcome};
 use super::state::{Key, Session, TypeState};
-use crate::runtime::{self, CancellationToken, Change, Readiness, Watch};
+use crate::runtime::{self, CancellationToken, Change, Readiness, Watch, list};
 
 /// Reconciles running at once.
 const WORKERS: usize = 8;
@@ -236,39 +236,33 @@ async fn find_unplaced_finalizers(session: Arc<Session>, state: Arc<TypeState>) 
     let ty = &state.ty;
     let api: Api<DynamicObject> = Api::all_with(ctx.upstream.clone(), &ty.ar);
     let mut failures = 0;
-    let mut params = ListParams::default().limit(500);
     loop {
-        match api.list_metadata(&params).await {
-            Ok(page) => {
-                for object in &page.items {
-                    let meta = &object.metadata;
-                    let finalizers = meta.finalizers.as_deref().unwrap_or_default();
-                    if !naming::has_finalizer(finalizers, &ctx.cluster) {
-                        continue;
-                    }
-                    if let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name) {
-                        session.queue.add(Key {
-                            ty: state.clone(),
-                            namespace: namespace.clone(),
-                            name: name.clone(),
-                        });
-                    }
+        // Queueing a key twice is harmless: after an error the listing
+        // starts over.
+        let listed = list::all_metadata(api.clone(), ListParams::default().limit(500))
+            .try_for_each(|object| {
+                let meta = &object.metadata;
+                let finalizers = meta.finalizers.as_deref().unwrap_or_default();
+                if naming::has_finalizer(finalizers, &ctx.cluster)
+                    && let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name)
+                {
+                    session.queue.add(Key {
+                        ty: state.clone(),
+                        namespace: namespace.clone(),
+                        name: name.clone(),
+                    });
                 }
-                match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                    Some(token) => params = params.continue_token(&token),
-                    None => return,
-                }
-            }
-            Err(err) => {
-                failures += 1;
-                if failures == 1 {
-                    warn!(cluster = ctx.cluster, %err, "cannot list {} for finalizers; retrying", ty.spec);
-                }
-                tokio::select! {
-                    () = tokio::time::sleep(runtime::backoff(failures + 2, RETRY_CAP)) => {}
-                    () = session.cancel.cancelled() => return,
-                }
-            }
+                futures::future::ready(Ok(()))
+            })
+            .await;
+        let Err(err) = listed else { return };
+        failures += 1;
+        if failures == 1 {
+            warn!(cluster = ctx.cluster, %err, "cannot list {} for finalizers; retrying", ty.spec);
+        }
+        tokio::select! {
+            () = tokio::time::sleep(runtime::backoff(failures + 2, RETRY_CAP)) => {}
+            () = session.cancel.cancelled() => return,
         }
     }
 }

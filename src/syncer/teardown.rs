@@ -7,7 +7,10 @@
 //! so, with the command that removes them by hand. Namespaces the syncer
 //! created are left in place.
 
+use std::pin::pin;
 use std::time::Duration;
+
+use futures::TryStreamExt;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Preconditions, PropagationPolicy};
@@ -22,6 +25,7 @@ use super::naming;
 use crate::apis::Cluster;
 use crate::labels::reasons;
 use crate::runtime::events::{Event, EventType};
+use crate::runtime::list;
 
 /// The longest the copies of a gone Cluster are waited for: a cluster that
 /// does not answer within it keeps what is left.
@@ -99,51 +103,46 @@ async fn delete_copies(
         Resolved::NotServed { .. } => None,
     }) {
         let api: Api<DynamicObject> = Api::all_with(downstream.clone(), &ty.ar);
-        let mut params = ListParams::default()
+        let params = ListParams::default()
             .labels(&naming::ours_selector(cluster))
             .limit(500);
-        loop {
-            let page = api
-                .list_metadata(&params)
-                .await
-                .map_err(down_err(format!("listing the {} copies", ty.spec)))?;
-            for copy in &page.items {
-                let meta = &copy.metadata;
-                let (Some(ns), Some(copy_name)) = (&meta.namespace, &meta.name) else {
-                    continue;
-                };
-                // The selector says so; a copy is checked again before it goes.
-                if !naming::is_ours(copy.labels(), cluster) {
-                    continue;
-                }
-                let one: Api<DynamicObject> = Api::namespaced_with(downstream.clone(), ns, &ty.ar);
-                let params = DeleteParams {
-                    propagation_policy: Some(PropagationPolicy::Background),
-                    preconditions: meta.uid.clone().map(|uid| Preconditions {
-                        uid: Some(uid),
-                        resource_version: None,
-                    }),
-                    ..DeleteParams::default()
-                };
-                match one.delete(copy_name, &params).await {
-                    Ok(_) => {
-                        info!(
-                            cluster,
-                            "deleted {} {ns}/{copy_name}: its Cluster is gone", ty.spec
-                        );
-                        deleted += 1;
-                    }
-                    Err(err) if matches!(api_code(&err), Some(404 | 409)) => {}
-                    Err(err) => {
-                        return Err(down_err(format!("deleting {} {ns}/{copy_name}", ty.spec))(
-                            err,
-                        ));
-                    }
-                }
+        let mut copies = pin!(list::all_metadata(api, params));
+        while let Some(copy) = copies
+            .try_next()
+            .await
+            .map_err(down_err(format!("listing the {} copies", ty.spec)))?
+        {
+            let meta = &copy.metadata;
+            let (Some(ns), Some(copy_name)) = (&meta.namespace, &meta.name) else {
+                continue;
+            };
+            // The selector says so; a copy is checked again before it goes.
+            if !naming::is_ours(copy.labels(), cluster) {
+                continue;
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
+            let one: Api<DynamicObject> = Api::namespaced_with(downstream.clone(), ns, &ty.ar);
+            let params = DeleteParams {
+                propagation_policy: Some(PropagationPolicy::Background),
+                preconditions: meta.uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            match one.delete(copy_name, &params).await {
+                Ok(_) => {
+                    info!(
+                        cluster,
+                        "deleted {} {ns}/{copy_name}: its Cluster is gone", ty.spec
+                    );
+                    deleted += 1;
+                }
+                Err(err) if matches!(api_code(&err), Some(404 | 409)) => {}
+                Err(err) => {
+                    return Err(down_err(format!("deleting {} {ns}/{copy_name}", ty.spec))(
+                        err,
+                    ));
+                }
             }
         }
     }

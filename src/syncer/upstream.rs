@@ -5,6 +5,9 @@
 //! Clusters' finalizers are there at all.
 
 use std::collections::BTreeSet;
+use std::pin::pin;
+
+use futures::TryStreamExt;
 
 use crate::runtime::events::{Event, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -18,6 +21,7 @@ use super::discovery::{self, SyncType};
 use super::error::{ReconcileError, api_code, up_err};
 use super::naming::{self, ResourceSpec};
 use crate::labels::{self, reasons};
+use crate::runtime::list;
 
 /// Upper bound of a report's text (annotation value, Event note).
 const MAX_REPORT: usize = 1000;
@@ -176,17 +180,10 @@ pub async fn clusters_in_finalizers(
     let mut clusters = BTreeSet::new();
     for ar in types.into_iter().filter_map(|(_, ar)| ar) {
         let api: Api<DynamicObject> = Api::all_with(upstream.clone(), &ar);
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api.list_metadata(&params).await?;
-            for object in &page.items {
-                let finalizers = object.metadata.finalizers.as_deref().unwrap_or_default();
-                clusters.extend(naming::finalizer_clusters(finalizers).map(str::to_string));
-            }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
-            }
+        let mut objects = pin!(list::all_metadata(api, ListParams::default().limit(500)));
+        while let Some(object) = objects.try_next().await? {
+            let finalizers = object.metadata.finalizers.as_deref().unwrap_or_default();
+            clusters.extend(naming::finalizer_clusters(finalizers).map(str::to_string));
         }
     }
     Ok(clusters)
@@ -294,31 +291,24 @@ pub async fn release_finalizers(
     for (spec, ar) in types {
         let Some(ar) = ar else { continue };
         let api: Api<DynamicObject> = Api::all_with(upstream.clone(), &ar);
-        let mut params = ListParams::default().limit(500);
-        loop {
-            let page = api.list_metadata(&params).await?;
-            for object in &page.items {
-                let meta = &object.metadata;
-                let finalizers = meta.finalizers.as_deref().unwrap_or_default();
-                let annotated = meta.annotations.as_ref().is_some_and(|a| {
-                    a.contains_key(&labels::conflict_annotation(cluster))
-                        || a.contains_key(&labels::sync_error_annotation(cluster))
-                });
-                if !naming::has_finalizer(finalizers, cluster) && !annotated {
-                    continue;
-                }
-                let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
-                    continue;
-                };
-                let api: Api<DynamicObject> = Api::namespaced_with(upstream.clone(), ns, &ar);
-                if release(&api, name, cluster).await? {
-                    info!(cluster, "released {spec} {ns}/{name}: the Cluster is gone");
-                    released += 1;
-                }
+        let mut objects = pin!(list::all_metadata(api, ListParams::default().limit(500)));
+        while let Some(object) = objects.try_next().await? {
+            let meta = &object.metadata;
+            let finalizers = meta.finalizers.as_deref().unwrap_or_default();
+            let annotated = meta.annotations.as_ref().is_some_and(|a| {
+                a.contains_key(&labels::conflict_annotation(cluster))
+                    || a.contains_key(&labels::sync_error_annotation(cluster))
+            });
+            if !naming::has_finalizer(finalizers, cluster) && !annotated {
+                continue;
             }
-            match page.metadata.continue_.filter(|c| !c.is_empty()) {
-                Some(token) => params = params.continue_token(&token),
-                None => break,
+            let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
+                continue;
+            };
+            let api: Api<DynamicObject> = Api::namespaced_with(upstream.clone(), ns, &ar);
+            if release(&api, name, cluster).await? {
+                info!(cluster, "released {spec} {ns}/{name}: the Cluster is gone");
+                released += 1;
             }
         }
     }
