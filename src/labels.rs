@@ -18,6 +18,18 @@ pub const PLACEMENT_ANNOTATION: &str = "kcp-ingress.dev/placement";
 pub const CLEANUP_FINALIZER: &str = "kcp-ingress.dev/cleanup";
 /// Prefix of the finalizer a syncer puts on every object it syncs: `kcp-ingress.dev/syncer-<cluster>`.
 pub const SYNCER_FINALIZER_PREFIX: &str = "kcp-ingress.dev/syncer-";
+/// Prefix of the per-cluster namespace of the control plane:
+/// `kcp-ingress-cluster-<cluster>` (see `mailbox::cluster_namespace`). It
+/// holds everything placed on that cluster, and nothing else.
+pub const CLUSTER_NAMESPACE_PREFIX: &str = "kcp-ingress-cluster-";
+/// Label on a cluster namespace naming its Cluster.
+pub const CLUSTER_LABEL: &str = "kcp-ingress.dev/cluster";
+/// Label on a leaf naming the namespace of its root (the leaf lives in its
+/// cluster's namespace; [`ROOT_LABEL`] names the root).
+pub const ROOT_NAMESPACE_LABEL: &str = "kcp-ingress.dev/root-namespace";
+/// Label on a `PlacedObject` naming the resource it embeds
+/// (`<plural>[.<group>]`, see `mailbox::placed_resource_label_value`).
+pub const PLACED_RESOURCE_LABEL: &str = "kcp-ingress.dev/resource";
 /// Label on a downstream copy saying which syncer manages it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`] on objects kcp-ingress manages.

@@ -6,5 +6,6 @@ pub mod cli;
 pub mod controller;
 pub mod glbc;
 pub mod labels;
+pub mod mailbox;
 pub mod runtime;
 pub mod syncer;

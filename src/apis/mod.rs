@@ -5,9 +5,11 @@ pub mod cluster;
 pub mod condition;
 pub mod crdgen;
 pub mod global_ingress;
+pub mod placed_object;
 
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, KubeconfigSecretRef, SyncedResource};
 pub use global_ingress::{
     ClusterIngressStatus, DnsRecordStatus, GlobalIngress, GlobalIngressSpec, GlobalIngressStatus,
     LoadBalancerAddress,
 };
+pub use placed_object::{PlacedObject, PlacedObjectSpec};

@@ -5,26 +5,7 @@ use kube::core::ObjectMeta;
 
 use crate::labels;
 
-/// Longest Ingress name (a DNS subdomain).
-pub const MAX_NAME: usize = 253;
-/// Longest label value.
-pub const MAX_LABEL_VALUE: usize = 63;
-/// `text` if it fits in `max` characters; otherwise a prefix and a hash of
-/// the whole text, so that distinct long texts stay distinct.
-pub fn shorten(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let hash: String = digest.as_ref()[..5]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    // Names and label values are ASCII; keep the prefix ending on an alphanumeric.
-    let prefix =
-        text[..max - hash.len() - 1].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-    format!("{prefix}-{hash}")
-}
+pub use crate::mailbox::{MAX_LABEL_VALUE, MAX_NAME, shorten};
 
 /// Name of the leaf of `root` for `cluster`: `<root>--<cluster>`, shortened
 /// deterministically when it would exceed the Kubernetes name limit.
