@@ -133,13 +133,14 @@ fn groups() -> Vec<Group> {
         },
         Group {
             name: "rbac",
-            clusters: 2,
+            clusters: 3,
             // Each test runs its own controller, syncer and glbc against the
             // same Clusters, and some revoke permissions.
             serial: true,
             tests: tests![
                 rbac::config_renders_least_privilege_rbac,
                 rbac::the_whole_flow_works_with_service_account_tokens,
+                rbac::a_pull_syncer_reaches_only_its_own_cluster,
                 rbac::denied_syncer_requests_are_reported,
                 rbac::denied_controller_and_glbc_requests_are_reported,
                 rbac::readyz_waits_for_the_caches,

@@ -43,6 +43,7 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, PolicyRule};
 use kcp_ingress::apis::{Cluster, GlobalIngress};
 use kcp_ingress::glbc::dns::rfc2136::{fqdn, query};
 use kcp_ingress::labels::{self, conditions};
+use kcp_ingress::mailbox::{cluster_namespace, copy_name};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
@@ -57,10 +58,16 @@ use crate::support::eventually;
 const SYSTEM: &str = "kcp-ingress-system";
 /// Cluster in push mode: the controller syncs it from a kubeconfig Secret.
 const PUSH: &str = "cluster-1";
-/// Cluster in pull mode: `kcp-ingress syncer` runs for it.
-const PULL: &str = "cluster-2";
-/// The stand-in load balancers' addresses: cluster-1, cluster-2.
-const LB: [&str; 2] = ["127.0.9.1", "127.0.9.2"];
+/// Clusters in pull mode: a `kcp-ingress syncer` runs for each, with its
+/// own ServiceAccount of `config/syncer/upstream`.
+const PULLS: [&str; 2] = ["cluster-2", "cluster-3"];
+/// The pull-mode cluster whose permissions the tests revoke.
+const PULL: &str = PULLS[0];
+/// The stand-in load balancers' addresses: cluster-1, cluster-2, cluster-3.
+const LB: [&str; 3] = ["127.0.9.1", "127.0.9.2", "127.0.9.3"];
+/// Label the tests put on every Cluster, with its name: a placement
+/// annotation `kcp-ingress.e2e/name=<cluster>` selects one cluster.
+const CLUSTER_NAME_LABEL: &str = "kcp-ingress.e2e/name";
 /// How long a converging step may take.
 const CONVERGE: Duration = Duration::from_secs(30);
 /// The longest a revoked permission takes to be hit and reported: the push
@@ -277,13 +284,9 @@ fn permission(perm: &str) -> (&str, &str, &str) {
     (verb, group, resource)
 }
 
-/// Whether `client`'s identity has the permission `perm` in every
-/// namespace: the apiserver's own answer.
-async fn allowed(client: &Client, perm: &str) -> anyhow::Result<bool> {
-    allowed_at(client, perm, None).await
-}
-
-/// [`allowed`] for one object: `(namespace, name)`.
+/// Whether `client`'s identity has the permission `perm`, the apiserver's
+/// own answer: in every namespace (`None`), or for one object
+/// `(namespace, name)` (an empty name: any object of the namespace).
 async fn allowed_at(
     client: &Client,
     perm: &str,
@@ -327,23 +330,33 @@ impl Drop for Standin {
     }
 }
 
+/// A pull-mode syncer: its process and its identities.
+struct PullSyncer {
+    cluster: &'static str,
+    process: Process,
+    /// Its control-plane ServiceAccount (the token it runs with).
+    upstream: Client,
+    /// Its ServiceAccount in its physical cluster.
+    downstream: Client,
+}
+
 /// Who acts in a test, and how to reach them.
 struct Fleet {
     cp: Client,
-    downs: [Client; 2],
+    /// cluster-1, cluster-2, cluster-3 (admin).
+    downs: [Client; 3],
     controller: Process,
     /// The controller's command line (its Deployment's, run locally).
     controller_args: Vec<String>,
-    syncer: Process,
+    /// The syncers of [`PULLS`], in that order.
+    pulls: Vec<PullSyncer>,
     glbc: Process,
     _lbs: Vec<Standin>,
     /// What was applied where: re-applied to restore a revoked permission.
     applied: Vec<(String, Vec<Value>)>,
     /// Clients acting as the ServiceAccounts, for access reviews.
     as_controller: Client,
-    as_pull_syncer: Client,
     as_glbc: Client,
-    as_pull_downstream: Client,
     dns: SocketAddr,
 }
 
@@ -363,6 +376,7 @@ impl Fleet {
         let downs = [
             env.client("cluster-1").await?,
             env.client("cluster-2").await?,
+            env.client("cluster-3").await?,
         ];
         let dir = env
             .kubeconfig("control-plane")
@@ -375,7 +389,7 @@ impl Fleet {
 
         // The control plane: config/default (CRDs, controller, glbc) with the
         // glbc's DNS flags and TSIG Secret set as its kustomization says, and
-        // the upstream side of cluster-2's pull-mode syncer.
+        // the upstream side of each pull-mode syncer.
         let (dns_port, key_name, algorithm) = (
             env.dns("DNS_PORT").to_string(),
             env.dns("DNS_TSIG_KEY_NAME").to_string(),
@@ -408,29 +422,19 @@ secretGenerator:
 "#
             ),
         )?;
-        let upstream = overlays.join(format!("upstream-{PULL}"));
-        overlay(
-            &upstream,
-            &["syncer/upstream"],
-            &format!(
-                r#"nameSuffix: -{PULL}
-patches:
-  - target: {{kind: ClusterRole, name: kcp-ingress-syncer}}
-    patch: |-
-      - op: replace
-        path: /rules/0/resourceNames
-        value: [{PULL}]
-"#
-            ),
-        )?;
-        let (cp_objects, upstream_objects) = {
-            let (a, b) = (control_plane.clone(), upstream.clone());
-            blocking(move || Ok((render(&a)?, render(&b)?))).await?
+        let cp_objects = {
+            let dir = control_plane.clone();
+            blocking(move || render(&dir)).await?
         };
-        let mut applied = vec![
-            ("control-plane".to_string(), cp_objects.clone()),
-            ("control-plane".to_string(), upstream_objects),
-        ];
+        let mut applied = vec![("control-plane".to_string(), cp_objects.clone())];
+        // One overlay of config/syncer/upstream per pull-mode cluster, as its
+        // kustomization describes.
+        for cluster in PULLS {
+            let upstream = overlays.join(format!("upstream-{cluster}"));
+            overlay(&upstream, &["syncer/upstream"], &upstream_overlay(cluster))?;
+            let objects = blocking(move || render(&upstream)).await?;
+            applied.push(("control-plane".to_string(), objects));
+        }
 
         // cluster-1 (push mode): the downstream RBAC only.
         let push_rbac = repo().join("config/syncer/downstream/rbac");
@@ -442,40 +446,41 @@ patches:
             apply(env, server, objects).await?;
         }
 
-        // cluster-2 (pull mode): config/syncer/downstream with the upstream
+        // The pull-mode clusters: config/syncer/downstream with the upstream
         // kubeconfig (a token of the syncer's control-plane ServiceAccount).
-        let upstream_sa = format!("kcp-ingress-syncer-{PULL}");
-        let token = mint_token(&cp, &upstream_sa).await?;
-        let pull = overlays.join(PULL);
-        std::fs::create_dir_all(&pull)?;
-        std::fs::write(
-            pull.join("upstream.kubeconfig"),
-            token_kubeconfig(&env.kubeconfig("control-plane"), &upstream_sa, &token)?,
-        )?;
-        overlay(
-            &pull,
-            &["syncer/downstream"],
-            &format!(
-                r#"patches:
+        let mut pull_objects = Vec::new();
+        for cluster in PULLS {
+            let upstream_sa = format!("kcp-ingress-syncer-{cluster}");
+            let token = mint_token(&cp, &upstream_sa).await?;
+            let pull = overlays.join(cluster);
+            std::fs::create_dir_all(&pull)?;
+            std::fs::write(
+                pull.join("upstream.kubeconfig"),
+                token_kubeconfig(&env.kubeconfig("control-plane"), &upstream_sa, &token)?,
+            )?;
+            overlay(
+                &pull,
+                &["syncer/downstream"],
+                &format!(
+                    r#"patches:
   - target: {{kind: Deployment, name: kcp-ingress-syncer}}
     patch: |-
       - op: replace
         path: /spec/template/spec/containers/0/args/2
-        value: {PULL}
+        value: {cluster}
 secretGenerator:
   - name: kcp-ingress-syncer-upstream
     namespace: kcp-ingress-system
     behavior: replace
     files: [kubeconfig=upstream.kubeconfig]
 "#
-            ),
-        )?;
-        let pull_objects = {
-            let pull = pull.clone();
-            blocking(move || render(&pull)).await?
-        };
-        apply(env, PULL, &pull_objects).await?;
-        applied.push((PULL.to_string(), pull_objects.clone()));
+                ),
+            )?;
+            let objects = blocking(move || render(&pull)).await?;
+            apply(env, cluster, &objects).await?;
+            applied.push((cluster.to_string(), objects.clone()));
+            pull_objects.push(objects);
+        }
 
         // The kubeconfigs: tokens of the ServiceAccounts config/ created.
         let write =
@@ -499,22 +504,16 @@ secretGenerator:
             "kcp-ingress-glbc",
             &mint_token(&cp, "kcp-ingress-glbc").await?,
         )?;
-        let pull_down_kc = write(
-            "syncer-downstream.kubeconfig",
-            PULL,
-            "kcp-ingress-syncer",
-            &mint_token(&downs[1], "kcp-ingress-syncer").await?,
-        )?;
         let push_down = token_kubeconfig(
             &env.kubeconfig(PUSH),
             "kcp-ingress-syncer",
             &mint_token(&downs[0], "kcp-ingress-syncer").await?,
         )?;
 
-        // The Clusters: cluster-1 with its kubeconfig Secret (push mode),
-        // cluster-2 without (pull mode).
+        // The Clusters: cluster-1 with its kubeconfig Secret (push mode), the
+        // others without (pull mode).
         let params = PatchParams::apply(ADMIN_MANAGER).force();
-        let secret_name = format!("{PUSH}-kubeconfig");
+        let secret_name = push_kubeconfig_secret();
         Api::<Secret>::namespaced(cp.clone(), SYSTEM)
             .patch(
                 &secret_name,
@@ -527,13 +526,12 @@ secretGenerator:
             )
             .await?;
         let clusters: Api<Cluster> = Api::all(cp.clone());
-        for (cluster, spec) in [
-            (
-                PUSH,
-                json!({"kubeconfigSecretRef": {"namespace": SYSTEM, "name": secret_name}}),
-            ),
-            (PULL, json!({})),
-        ] {
+        let registrations = std::iter::once((
+            PUSH,
+            json!({"kubeconfigSecretRef": {"namespace": SYSTEM, "name": secret_name}}),
+        ))
+        .chain(PULLS.map(|c| (c, json!({}))));
+        for (cluster, spec) in registrations {
             clusters
                 .patch(
                     cluster,
@@ -541,7 +539,7 @@ secretGenerator:
                     &Patch::Apply(json!({
                         "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
                         "kind": "Cluster",
-                        "metadata": {"name": cluster},
+                        "metadata": {"name": cluster, "labels": {CLUSTER_NAME_LABEL: cluster}},
                         "spec": spec,
                     })),
                 )
@@ -549,58 +547,90 @@ secretGenerator:
                 .with_context(|| format!("registering Cluster {cluster}"))?;
         }
 
-        // The pull-mode syncer's upstream kubeconfig, as its pod would mount
-        // it from the Secret config/syncer/downstream made.
-        let mounted = Api::<Secret>::namespaced(downs[1].clone(), SYSTEM)
-            .get("kcp-ingress-syncer-upstream")
-            .await?
-            .data
-            .and_then(|d| d.get("kubeconfig").cloned())
-            .context("the upstream kubeconfig Secret has no key kubeconfig")?;
-        let mounted_kc = files.join("mounted-upstream.kubeconfig");
-        std::fs::write(&mounted_kc, &mounted.0)?;
-
-        // Every identity has its permissions before anything runs (the
-        // apiserver's authorizer follows RBAC objects through a watch).
         let as_controller = client_from(&controller_kc).await?;
-        let as_pull_syncer = client_from(&mounted_kc).await?;
         let as_glbc = client_from(&glbc_kc).await?;
-        let as_pull_downstream = client_from(&pull_down_kc).await?;
         let as_push_downstream = {
             let path = files.join("push-downstream.kubeconfig");
             std::fs::write(&path, &push_down)?;
             client_from(&path).await?
         };
-        let lease = Some((SYSTEM, labels::CONTROLLER_MANAGER));
-        let glbc_lease = Some((SYSTEM, labels::GLBC_MANAGER));
-        let heartbeat = Some(("", PULL));
-        let checks = [
+        // Each pull-mode syncer's upstream kubeconfig, as its pod would mount
+        // it from the Secret config/syncer/downstream made, and its
+        // downstream identity.
+        let mut pull_identities = Vec::new();
+        for (i, cluster) in PULLS.iter().enumerate() {
+            let down = &downs[i + 1];
+            let mounted = Api::<Secret>::namespaced(down.clone(), SYSTEM)
+                .get("kcp-ingress-syncer-upstream")
+                .await?
+                .data
+                .and_then(|d| d.get("kubeconfig").cloned())
+                .context("the upstream kubeconfig Secret has no key kubeconfig")?;
+            let mounted_kc = files.join(format!("mounted-upstream-{cluster}.kubeconfig"));
+            std::fs::write(&mounted_kc, &mounted.0)?;
+            let down_kc = write(
+                &format!("syncer-downstream-{cluster}.kubeconfig"),
+                cluster,
+                "kcp-ingress-syncer",
+                &mint_token(down, "kcp-ingress-syncer").await?,
+            )?;
+            pull_identities.push((mounted_kc, down_kc));
+        }
+
+        // Every identity has its permissions before anything runs (the
+        // apiserver's authorizer follows RBAC objects through a watch).
+        let at = |ns: &str, name: &str| Some((ns.to_string(), name.to_string()));
+        let lease = at(SYSTEM, labels::CONTROLLER_MANAGER);
+        let glbc_lease = at(SYSTEM, labels::GLBC_MANAGER);
+        let mut checks: Vec<(Client, &str, Option<(String, String)>)> = vec![
             (
-                &as_controller,
+                as_controller.clone(),
                 "delete globalingresses.kcp-ingress.dev",
                 None,
             ),
             (
-                &as_controller,
+                as_controller.clone(),
                 "patch clusters/status.kcp-ingress.dev",
                 None,
             ),
-            (&as_controller, "update leases.coordination.k8s.io", lease),
-            (&as_glbc, "update leases.coordination.k8s.io", glbc_lease),
             (
-                &as_glbc,
+                as_controller.clone(),
+                "update leases.coordination.k8s.io",
+                lease,
+            ),
+            (
+                as_glbc.clone(),
+                "update leases.coordination.k8s.io",
+                glbc_lease,
+            ),
+            (
+                as_glbc.clone(),
                 "patch globalingresses/status.kcp-ingress.dev",
                 None,
             ),
-            (
-                &as_pull_syncer,
-                "patch clusters/status.kcp-ingress.dev",
-                heartbeat,
-            ),
-            (&as_pull_downstream, "create namespaces", None),
-            (&as_push_downstream, "create namespaces", None),
+            (as_push_downstream.clone(), "create namespaces", None),
         ];
-        for (client, perm, object) in checks {
+        let mut pull_clients = Vec::new();
+        for (cluster, (upstream_kc, down_kc)) in PULLS.iter().zip(&pull_identities) {
+            let upstream = client_from(upstream_kc).await?;
+            let downstream = client_from(down_kc).await?;
+            checks.push((
+                upstream.clone(),
+                "patch clusters/status.kcp-ingress.dev",
+                at("", cluster),
+            ));
+            checks.push((
+                upstream.clone(),
+                "patch ingresses/status.networking.k8s.io",
+                at(&cluster_namespace(cluster), ""),
+            ));
+            checks.push((downstream.clone(), "create namespaces", None));
+            pull_clients.push((upstream, downstream));
+        }
+        for (client, perm, object) in &checks {
+            let object = object
+                .as_ref()
+                .map(|(ns, name)| (ns.as_str(), name.as_str()));
             eventually(&format!("{perm} allowed"), CONVERGE, || async {
                 Ok(allowed_at(client, perm, object).await?.then_some(()))
             })
@@ -609,30 +639,44 @@ secretGenerator:
 
         // The processes, with the Deployments' command lines; each admin
         // server on a free loopback port.
-        let ports = [free_port()?, free_port()?, free_port()?];
         let admin = |port: u16| format!("127.0.0.1:{port}");
-        let mut controller_args =
-            args_of(find(&cp_objects, "Deployment", "kcp-ingress-controller")?)?;
-        set_flag(&mut controller_args, "--admin-address", &admin(ports[0]))?;
-        controller_args.extend(["--kubeconfig".into(), path_text(&controller_kc)?]);
-        let mut syncer_args = args_of(find(&pull_objects, "Deployment", "kcp-ingress-syncer")?)?;
-        set_flag(&mut syncer_args, "--admin-address", &admin(ports[1]))?;
-        set_flag(
-            &mut syncer_args,
-            "--upstream-kubeconfig",
-            &path_text(&mounted_kc)?,
-        )?;
-        syncer_args.extend(["--downstream-kubeconfig".into(), path_text(&pull_down_kc)?]);
-        let mut glbc_args = args_of(find(&cp_objects, "Deployment", "kcp-ingress-glbc")?)?;
-        set_flag(&mut glbc_args, "--admin-address", &admin(ports[2]))?;
-        glbc_args.extend(["--kubeconfig".into(), path_text(&glbc_kc)?]);
         let spawn = |name: &str, args: &[String]| {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             env.spawn_kcp_ingress(&format!("{name}-{tag}"), &args)
         };
+        let mut ports = Vec::new();
+        let port = free_port()?;
+        ports.push(("controller".to_string(), port));
+        let mut controller_args =
+            args_of(find(&cp_objects, "Deployment", "kcp-ingress-controller")?)?;
+        set_flag(&mut controller_args, "--admin-address", &admin(port))?;
+        controller_args.extend(["--kubeconfig".into(), path_text(&controller_kc)?]);
         let controller = spawn("rbac-controller", &controller_args)?;
-        let syncer = spawn("rbac-syncer", &syncer_args)?;
+        let port = free_port()?;
+        ports.push(("glbc".to_string(), port));
+        let mut glbc_args = args_of(find(&cp_objects, "Deployment", "kcp-ingress-glbc")?)?;
+        set_flag(&mut glbc_args, "--admin-address", &admin(port))?;
+        glbc_args.extend(["--kubeconfig".into(), path_text(&glbc_kc)?]);
         let glbc = spawn("rbac-glbc", &glbc_args)?;
+        let mut pulls = Vec::new();
+        for ((cluster, objects), ((upstream_kc, down_kc), (upstream, downstream))) in PULLS
+            .iter()
+            .zip(&pull_objects)
+            .zip(pull_identities.iter().zip(pull_clients))
+        {
+            let port = free_port()?;
+            ports.push((format!("syncer of {cluster}"), port));
+            let mut args = args_of(find(objects, "Deployment", "kcp-ingress-syncer")?)?;
+            set_flag(&mut args, "--admin-address", &admin(port))?;
+            set_flag(&mut args, "--upstream-kubeconfig", &path_text(upstream_kc)?)?;
+            args.extend(["--downstream-kubeconfig".into(), path_text(down_kc)?]);
+            pulls.push(PullSyncer {
+                cluster,
+                process: spawn(&format!("rbac-syncer-{cluster}"), &args)?,
+                upstream,
+                downstream,
+            });
+        }
         let mut lbs = Vec::new();
         for (i, address) in LB.iter().enumerate() {
             let server = format!("cluster-{}", i + 1);
@@ -657,13 +701,11 @@ secretGenerator:
         let fleet = Fleet {
             controller_args: controller_args.clone(),
             as_controller,
-            as_pull_syncer,
             as_glbc,
-            as_pull_downstream,
+            pulls,
             cp,
             downs,
             controller,
-            syncer,
             glbc,
             _lbs: lbs,
             applied,
@@ -671,7 +713,7 @@ secretGenerator:
         };
         // The Deployments' probes: ready once the caches are filled, with
         // the ServiceAccounts' permissions.
-        for (who, port) in ["controller", "syncer", "glbc"].into_iter().zip(ports) {
+        for (who, port) in ports {
             eventually(&format!("the {who} answers /readyz"), CONVERGE, || async {
                 Ok((http_get(port, "/readyz").await? == 200).then_some(()))
             })
@@ -684,6 +726,14 @@ secretGenerator:
         Ok(fleet)
     }
 
+    /// The pull-mode syncer of `cluster`.
+    fn pull(&self, cluster: &str) -> &PullSyncer {
+        self.pulls
+            .iter()
+            .find(|p| p.cluster == cluster)
+            .expect("a pull-mode cluster")
+    }
+
     /// Re-applies config/ everywhere (restores what a test revoked).
     async fn restore(&self, env: &TestEnv) -> anyhow::Result<()> {
         for (server, objects) in &self.applied {
@@ -693,13 +743,43 @@ secretGenerator:
     }
 
     /// Every process's log.
-    fn logs(&self) -> [(&str, String); 3] {
-        [
-            ("controller", self.controller.log()),
-            ("syncer", self.syncer.log()),
-            ("glbc", self.glbc.log()),
-        ]
+    fn logs(&self) -> Vec<(String, String)> {
+        let mut logs = vec![
+            ("controller".to_string(), self.controller.log()),
+            ("glbc".to_string(), self.glbc.log()),
+        ];
+        for p in &self.pulls {
+            logs.push((format!("syncer of {}", p.cluster), p.process.log()));
+        }
+        logs
     }
+}
+
+/// The body of the overlay of `config/syncer/upstream` for the pull-mode
+/// `cluster`, as that base's kustomization describes it.
+fn upstream_overlay(cluster: &str) -> String {
+    let namespace = cluster_namespace(cluster);
+    format!(
+        r#"nameSuffix: -{cluster}
+patches:
+  - target: {{kind: Namespace}}
+    patch: |-
+      - {{op: replace, path: /metadata/name, value: {namespace}}}
+      - {{op: replace, path: /metadata/labels/kcp-ingress.dev~1cluster, value: {cluster}}}
+  - target: {{kind: RoleBinding, name: kcp-ingress-syncer}}
+    patch: |-
+      - {{op: replace, path: /metadata/namespace, value: {namespace}}}
+  - target: {{kind: ClusterRole, name: kcp-ingress-syncer-cluster}}
+    patch: |-
+      - {{op: replace, path: /rules/0/resourceNames, value: [{cluster}]}}
+      - {{op: replace, path: /rules/1/resourceNames, value: [{cluster}]}}
+"#
+    )
+}
+
+/// The Secret in [`SYSTEM`] holding the push-mode cluster's kubeconfig.
+fn push_kubeconfig_secret() -> String {
+    format!("{PUSH}-kubeconfig")
 }
 
 fn path_text(path: &Path) -> anyhow::Result<String> {
@@ -740,6 +820,17 @@ async fn create_namespace(client: &Client, ns: &str) -> anyhow::Result<()> {
 /// A root Ingress `name` for `host` with its backend Service `web` and TLS
 /// Secret `<name>-tls`, as a user creates them.
 async fn create_root(cp: &Client, ns: &str, name: &str, host: &str) -> anyhow::Result<()> {
+    create_root_on(cp, ns, name, host, None).await
+}
+
+/// [`create_root`] with a placement annotation (a selector over Clusters).
+async fn create_root_on(
+    cp: &Client,
+    ns: &str,
+    name: &str,
+    host: &str,
+    placement: Option<&str>,
+) -> anyhow::Result<()> {
     let params = PostParams::default();
     let services: Api<Service> = Api::namespaced(cp.clone(), ns);
     if services.get_opt("web").await?.is_none() {
@@ -766,7 +857,12 @@ async fn create_root(cp: &Client, ns: &str, name: &str, host: &str) -> anyhow::R
         .create(
             &params,
             &serde_json::from_value(json!({
-                "metadata": {"name": name},
+                "metadata": {
+                    "name": name,
+                    "annotations": placement
+                        .map(|p| json!({labels::PLACEMENT_ANNOTATION: p}))
+                        .unwrap_or_else(|| json!({})),
+                },
                 "spec": {
                     "tls": [{"hosts": [host], "secretName": format!("{name}-tls")}],
                     "rules": [{"host": host, "http": {"paths": [{
@@ -890,23 +986,27 @@ fn denial(perm: &str) -> String {
 /// resources of a shared rule keep it), then waits until `subject` is
 /// denied it.
 async fn revoke(admin: &Client, role: &str, perm: &str, subject: &Client) -> anyhow::Result<()> {
-    revoke_in(admin, &[role], perm, subject).await
+    revoke_in(admin, &[role], perm, subject, None).await
 }
 
-/// [`revoke`] from several ClusterRoles that all grant `perm` to `subject`.
+/// [`revoke`] from several ClusterRoles that all grant `perm` to
+/// `subject`, in `namespace` (a role bound there by a RoleBinding) or
+/// everywhere.
 async fn revoke_in(
     admin: &Client,
     roles: &[&str],
     perm: &str,
     subject: &Client,
+    namespace: Option<&str>,
 ) -> anyhow::Result<()> {
     for role in roles {
         strip(admin, role, perm).await?;
     }
+    let at = namespace.map(|ns| (ns, ""));
     eventually(
         &format!("{perm} denied after editing {}", roles.join(", ")),
         CONVERGE,
-        || async { Ok((!allowed(subject, perm).await?).then_some(())) },
+        || async { Ok((!allowed_at(subject, perm, at).await?).then_some(())) },
     )
     .await
 }
@@ -955,9 +1055,21 @@ async fn strip(admin: &Client, role: &str, perm: &str) -> anyhow::Result<()> {
 
 /// Re-applies config/ and waits until `subject` has the permission `perm` again.
 async fn restore(env: &TestEnv, fleet: &Fleet, perm: &str, subject: &Client) -> anyhow::Result<()> {
+    restore_in(env, fleet, perm, subject, None).await
+}
+
+/// [`restore`] of a permission granted in `namespace` only.
+async fn restore_in(
+    env: &TestEnv,
+    fleet: &Fleet,
+    perm: &str,
+    subject: &Client,
+    namespace: Option<&str>,
+) -> anyhow::Result<()> {
     fleet.restore(env).await?;
+    let at = namespace.map(|ns| (ns, ""));
     eventually(&format!("{perm} allowed again"), CONVERGE, || async {
-        Ok(allowed(subject, perm).await?.then_some(()))
+        Ok(allowed_at(subject, perm, at).await?.then_some(()))
     })
     .await
 }
@@ -1092,6 +1204,7 @@ pub async fn config_renders_least_privilege_rbac(_env: &TestEnv) -> anyhow::Resu
     for crd in [
         "clusters.kcp-ingress.dev",
         "globalingresses.kcp-ingress.dev",
+        "placedobjects.kcp-ingress.dev",
     ] {
         find(&default, "CustomResourceDefinition", crd)?;
     }
@@ -1121,8 +1234,8 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
         })
         .await?;
     }
-    // Both syncers heartbeat their Cluster.
-    for cluster in [PUSH, PULL] {
+    // Every syncer heartbeats its Cluster.
+    for cluster in std::iter::once(PUSH).chain(PULLS) {
         eventually(&format!("Cluster {cluster} Ready"), CONVERGE, || async {
             let c = clusters.get(cluster).await?;
             Ok((c.condition_status(conditions::READY) == Some("True")).then_some(()))
@@ -1132,7 +1245,7 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
 
     create_namespace(cp, ns).await?;
     create_root(cp, ns, root, host).await?;
-    for (i, cluster) in [PUSH, PULL].iter().enumerate() {
+    for (i, cluster) in std::iter::once(PUSH).chain(PULLS).enumerate() {
         let down = &fleet.downs[i];
         let leaf = format!("{root}--{cluster}");
         eventually(
@@ -1202,6 +1315,25 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
         let ingresses = Api::<Ingress>::namespaced(cp.clone(), ns)
             .list(&ListParams::default())
             .await?;
+        // Nothing of the namespace is left placed on any cluster.
+        let mut placed = 0;
+        for cluster in std::iter::once(PUSH).chain(PULLS) {
+            let in_cluster_ns = |kind: &str| format!("{kind} in {}", cluster_namespace(cluster));
+            placed += Api::<Ingress>::namespaced(cp.clone(), &cluster_namespace(cluster))
+                .list(&ListParams::default().labels(&format!("{}={ns}", labels::ROOT_NAMESPACE_LABEL)))
+                .await
+                .with_context(|| in_cluster_ns("leaves"))?
+                .items
+                .len();
+            placed += Api::<Secret>::namespaced(cp.clone(), &cluster_namespace(cluster))
+                .list(&ListParams::default())
+                .await
+                .with_context(|| in_cluster_ns("Secrets"))?
+                .items
+                .iter()
+                .filter(|s| s.name_any().starts_with(&format!("{ns}.")))
+                .count();
+        }
         let global = Api::<GlobalIngress>::namespaced(cp.clone(), ns)
             .get_opt(root)
             .await?;
@@ -1219,11 +1351,16 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
                 .len();
         }
         let dns = answers(fleet.dns, host).await?;
-        if ingresses.items.is_empty() && global.is_none() && copies == 0 && dns.is_none() {
+        if ingresses.items.is_empty()
+            && placed == 0
+            && global.is_none()
+            && copies == 0
+            && dns.is_none()
+        {
             Ok(Some(()))
         } else {
             bail!(
-                "{} Ingress(es) upstream, GlobalIngress {}, {copies} copies downstream, DNS {dns:?}",
+                "{} Ingress(es) upstream, {placed} leaves or Secrets placed, GlobalIngress {}, {copies} copies downstream, DNS {dns:?}",
                 ingresses.items.len(),
                 if global.is_some() { "present" } else { "gone" }
             )
@@ -1255,45 +1392,51 @@ pub async fn denied_syncer_requests_are_reported(env: &TestEnv) -> anyhow::Resul
     let cp = &fleet.cp;
     let ns = "rbac-deny-syncers";
     create_namespace(cp, ns).await?;
+    let pull = fleet.pull(PULL);
+    // The syncer's rules on its namespace: a ClusterRole bound there only.
     let pull_role = format!("kcp-ingress-syncer-{PULL}");
+    let pull_ns = cluster_namespace(PULL);
 
     // 1. The leaf status of cluster-2 cannot be written.
-    revoke(
+    revoke_in(
         cp,
-        &pull_role,
+        &[&pull_role],
         "patch ingresses/status.networking.k8s.io",
-        &fleet.as_pull_syncer,
+        &pull.upstream,
+        Some(&pull_ns),
     )
     .await?;
-    let from = fleet.syncer.log().len();
+    let from = pull.process.log().len();
     create_root(cp, ns, "late", "late.syncers.kcp-ingress.test").await?;
     wait_logged(
-        &fleet.syncer,
+        &pull.process,
         from,
         &[&denial("patch ingresses/status"), "late--cluster-2"],
     )
     .await?;
-    // Meanwhile the root has cluster-1's address only.
-    wait_addresses(cp, ns, "late", &LB[..1]).await?;
-    restore(
+    // Meanwhile the root has the other clusters' addresses only.
+    wait_addresses(cp, ns, "late", &[LB[0], LB[2]]).await?;
+    restore_in(
         env,
         &fleet,
         "patch ingresses/status.networking.k8s.io",
-        &fleet.as_pull_syncer,
+        &pull.upstream,
+        Some(&pull_ns),
     )
     .await?;
     wait_addresses(cp, ns, "late", &LB).await?;
 
     // 2. cluster-2 refuses a copy: a warning, and an Event and an
-    // annotation on the upstream object.
+    // annotation on the object in its namespace (the user's ConfigMap is
+    // never written by kcp-ingress).
     revoke(
         &fleet.downs[1],
         "kcp-ingress-syncer",
         "create configmaps",
-        &fleet.as_pull_downstream,
+        &pull.downstream,
     )
     .await?;
-    let from = fleet.syncer.log().len();
+    let from = pull.process.log().len();
     let configmaps: Api<ConfigMap> = Api::namespaced(cp.clone(), ns);
     configmaps
         .create(
@@ -1305,44 +1448,57 @@ pub async fn denied_syncer_requests_are_reported(env: &TestEnv) -> anyhow::Resul
         )
         .await?;
     wait_logged(
-        &fleet.syncer,
+        &pull.process,
         from,
         &[&denial("create configmaps"), "settings"],
     )
     .await?;
+    let placed: Api<ConfigMap> = Api::namespaced(cp.clone(), &pull_ns);
+    let placed_name = copy_name(ns, "settings")?;
     let annotation = labels::sync_error_annotation(PULL);
     let reported = eventually("the sync error annotation", CONVERGE, || async {
-        Ok(configmaps
-            .get("settings")
+        Ok(placed
+            .get_opt(&placed_name)
             .await?
-            .annotations()
-            .get(&annotation)
-            .cloned())
+            .and_then(|c| c.annotations().get(&annotation).cloned()))
     })
     .await?;
     ensure!(
         reported.contains("cannot create resource \"configmaps\""),
         "annotation {annotation}: {reported}"
     );
-    let note = eventually("a SyncFailed Event on the ConfigMap", CONVERGE, || async {
-        let events = Api::<Event>::namespaced(cp.clone(), ns)
-            .list(&ListParams::default())
-            .await?;
-        Ok(events
-            .items
-            .into_iter()
-            .find(|e| {
-                e.reason.as_deref() == Some("SyncFailed")
-                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("settings")
-            })
-            .and_then(|e| e.note))
-    })
+    ensure!(
+        !configmaps
+            .get("settings")
+            .await?
+            .annotations()
+            .contains_key(&annotation),
+        "the user's ConfigMap was annotated"
+    );
+    let note = eventually(
+        "a SyncFailed Event on the placed ConfigMap",
+        CONVERGE,
+        || async {
+            let events = Api::<Event>::namespaced(cp.clone(), &pull_ns)
+                .list(&ListParams::default())
+                .await?;
+            Ok(events
+                .items
+                .into_iter()
+                .find(|e| {
+                    e.reason.as_deref() == Some("SyncFailed")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some(placed_name.as_str())
+                })
+                .and_then(|e| e.note))
+        },
+    )
     .await?;
     ensure!(
         note.contains("cannot create resource \"configmaps\""),
         "Event note: {note}"
     );
-    restore(env, &fleet, "create configmaps", &fleet.as_pull_downstream).await?;
+    restore(env, &fleet, "create configmaps", &pull.downstream).await?;
     // A refused object is re-checked after minutes, or at its next change.
     configmaps
         .patch(
@@ -1357,8 +1513,14 @@ pub async fn denied_syncer_requests_are_reported(env: &TestEnv) -> anyhow::Resul
         CONVERGE,
         || async {
             let copy = copies.get_opt("settings").await?;
-            let up = configmaps.get("settings").await?;
-            Ok((copy.is_some() && !up.annotations().contains_key(&annotation)).then_some(()))
+            let up = placed.get_opt(&placed_name).await?;
+            Ok((copy.is_some_and(|c| {
+                c.data
+                    .as_ref()
+                    .and_then(|d| d.get("mode"))
+                    .is_some_and(|m| m == "two")
+            }) && up.is_some_and(|u| !u.annotations().contains_key(&annotation)))
+            .then_some(()))
         },
     )
     .await?;
@@ -1535,6 +1697,204 @@ pub async fn denied_controller_and_glbc_requests_are_reported(env: &TestEnv) -> 
     Ok(())
 }
 
+/// `result` is a refusal by the authorizer: 403, nothing else.
+fn refused<T>(what: &str, result: Result<T, kube::Error>) -> anyhow::Result<()> {
+    match result {
+        Err(kube::Error::Api(e)) if e.code == 403 => Ok(()),
+        Err(e) => bail!("{what}: failed, but not with 403 Forbidden: {e}"),
+        Ok(_) => bail!("{what}: allowed"),
+    }
+}
+
+/// A pull-mode syncer's credentials reach its own cluster's namespace and
+/// Cluster, nothing else. With cluster-2's syncer token, each of these is
+/// refused with 403 — and each has a control showing that the object is
+/// there and the request itself is sound (the admin, or cluster-3's
+/// syncer, or the same request on cluster-2's own objects, is allowed):
+/// reading a Secret placed only on cluster-3 (its copy, and the user's
+/// original); listing Secrets across the control plane and in
+/// kcp-ingress-system; reading the push-mode kubeconfig Secret and the
+/// glbc's TSIG Secret; patching the status of a leaf placed on cluster-3
+/// and of a root; reading or heartbeating cluster-3's Cluster. Status
+/// patches are dry runs: authorization is decided before anything is
+/// stored.
+pub async fn a_pull_syncer_reaches_only_its_own_cluster(env: &TestEnv) -> anyhow::Result<()> {
+    let fleet = Fleet::start(env, "fence").await?;
+    let cp = &fleet.cp;
+    let ns = "rbac-fence";
+    let (mine, other) = (PULLS[0], PULLS[1]);
+    let (my_ns, other_ns) = (cluster_namespace(mine), cluster_namespace(other));
+    create_namespace(cp, ns).await?;
+    create_root(cp, ns, "shop", "shop.fence.kcp-ingress.test").await?;
+    create_root_on(
+        cp,
+        ns,
+        "only3",
+        "only3.fence.kcp-ingress.test",
+        Some(&format!("{CLUSTER_NAME_LABEL}={other}")),
+    )
+    .await?;
+    // The flow works in both pull-mode clusters first.
+    wait_addresses(cp, ns, "shop", &LB).await?;
+    wait_addresses(cp, ns, "only3", &[LB[2]]).await?;
+
+    let me = &fleet.pull(mine).upstream;
+    let them = &fleet.pull(other).upstream;
+    let secrets_in = |client: &Client, namespace: &str| -> Api<Secret> {
+        Api::namespaced(client.clone(), namespace)
+    };
+    let only3_tls = copy_name(ns, "only3-tls")?;
+    let shop_tls = copy_name(ns, "shop-tls")?;
+
+    // 1. A Secret placed only on cluster-3: its copy there, and the user's.
+    ensure!(
+        secrets_in(cp, &other_ns)
+            .get_opt(&only3_tls)
+            .await?
+            .is_some(),
+        "no copy {other_ns}/{only3_tls}"
+    );
+    secrets_in(them, &other_ns)
+        .get(&only3_tls)
+        .await
+        .context("cluster-3's syncer reading its own copy")?;
+    refused(
+        "cluster-2's syncer reading cluster-3's Secret copy",
+        secrets_in(me, &other_ns).get(&only3_tls).await,
+    )?;
+    refused(
+        "cluster-2's syncer reading the user's Secret",
+        secrets_in(me, ns).get("only3-tls").await,
+    )?;
+
+    // 2. Listing Secrets: everywhere and in kcp-ingress-system refused; in
+    // its own namespace allowed, and only what is placed on cluster-2.
+    refused(
+        "cluster-2's syncer listing Secrets of every namespace",
+        Api::<Secret>::all(me.clone())
+            .list(&ListParams::default())
+            .await,
+    )?;
+    refused(
+        "cluster-2's syncer listing Secrets in kcp-ingress-system",
+        secrets_in(me, SYSTEM).list(&ListParams::default()).await,
+    )?;
+    let own: BTreeSet<String> = secrets_in(me, &my_ns)
+        .list(&ListParams::default())
+        .await
+        .context("cluster-2's syncer listing its own namespace")?
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    ensure!(
+        own.contains(&shop_tls) && !own.contains(&only3_tls),
+        "cluster-2's namespace holds {own:?}"
+    );
+
+    // 3. The push-mode kubeconfig and the glbc's TSIG key.
+    for secret in [
+        push_kubeconfig_secret(),
+        "kcp-ingress-glbc-tsig".to_string(),
+    ] {
+        secrets_in(cp, SYSTEM)
+            .get(&secret)
+            .await
+            .with_context(|| format!("the admin reading {SYSTEM}/{secret}"))?;
+        refused(
+            &format!("cluster-2's syncer reading {SYSTEM}/{secret}"),
+            secrets_in(me, SYSTEM).get(&secret).await,
+        )?;
+    }
+
+    // 4. Status writes, as the syncer writes them (its field manager, a
+    // server-side apply of status), dry run.
+    let status = json!({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "status": {"loadBalancer": {"ingress": [{"ip": "192.0.2.66"}]}},
+    });
+    let params = PatchParams {
+        dry_run: true,
+        ..PatchParams::apply(&labels::syncer_manager(mine)).force()
+    };
+    let body = |name: &str| {
+        let mut b = status.clone();
+        b["metadata"] = json!({"name": name});
+        Patch::Apply(b)
+    };
+    let other_leaf = copy_name(ns, &format!("only3--{other}"))?;
+    let my_leaf = copy_name(ns, &format!("shop--{mine}"))?;
+    Api::<Ingress>::namespaced(me.clone(), &my_ns)
+        .patch_status(&my_leaf, &params, &body(&my_leaf))
+        .await
+        .context("cluster-2's syncer patching its own leaf's status")?;
+    Api::<Ingress>::namespaced(them.clone(), &other_ns)
+        .patch_status(&other_leaf, &params, &body(&other_leaf))
+        .await
+        .context("cluster-3's syncer patching its own leaf's status")?;
+    refused(
+        "cluster-2's syncer patching the status of cluster-3's leaf",
+        Api::<Ingress>::namespaced(me.clone(), &other_ns)
+            .patch_status(&other_leaf, &params, &body(&other_leaf))
+            .await,
+    )?;
+    refused(
+        "cluster-2's syncer patching the status of a root",
+        Api::<Ingress>::namespaced(me.clone(), ns)
+            .patch_status("shop", &params, &body("shop"))
+            .await,
+    )?;
+
+    // 5. Clusters: its own by name, never another.
+    let by_name = |c: &str| ListParams::default().fields(&format!("metadata.name={c}"));
+    let clusters: Api<Cluster> = Api::all(me.clone());
+    clusters
+        .list(&by_name(mine))
+        .await
+        .context("cluster-2's syncer listing its own Cluster")?;
+    refused(
+        "cluster-2's syncer listing cluster-3's Cluster",
+        clusters.list(&by_name(other)).await,
+    )?;
+    refused(
+        "cluster-2's syncer listing every Cluster",
+        clusters.list(&ListParams::default()).await,
+    )?;
+    let heartbeat = Patch::Apply(json!({
+        "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
+        "kind": "Cluster",
+        "metadata": {"name": other},
+        "status": {"lastHeartbeatTime": "2026-01-01T00:00:00Z"},
+    }));
+    refused(
+        "cluster-2's syncer heartbeating cluster-3",
+        clusters.patch_status(other, &params, &heartbeat).await,
+    )?;
+
+    let roots: Api<Ingress> = Api::namespaced(cp.clone(), ns);
+    for root in ["shop", "only3"] {
+        roots.delete(root, &DeleteParams::default()).await?;
+    }
+    eventually("the roots are gone", CONVERGE, || async {
+        Ok(roots
+            .list(&ListParams::default())
+            .await?
+            .items
+            .is_empty()
+            .then_some(()))
+    })
+    .await?;
+    for (who, log) in fleet.logs() {
+        if let Some(line) = log
+            .lines()
+            .find(|l| l.to_ascii_lowercase().contains("forbidden"))
+        {
+            bail!("the {who} was denied a request: {line}");
+        }
+    }
+    Ok(())
+}
+
 /// /readyz says "not ready" until the caches have synced: a second
 /// controller (a standby) whose Secret list is denied is live but never
 /// ready; once the permission is back it becomes ready.
@@ -1546,6 +1906,7 @@ pub async fn readyz_waits_for_the_caches(env: &TestEnv) -> anyhow::Result<()> {
         &["kcp-ingress-controller", "kcp-ingress-push-syncers"],
         "list secrets",
         &fleet.as_controller,
+        None,
     )
     .await?;
     let port = free_port()?;
