@@ -1050,7 +1050,8 @@ pub async fn unmappable_objects_are_reported_and_skipped(env: &TestEnv) -> anyho
 }
 
 /// A Deployment placed by hand (a PlacedObject in the cluster namespace) is
-/// created downstream, follows edits, and goes when the PlacedObject goes.
+/// created downstream, follows edits, and goes when the PlacedObject stops
+/// carrying it (its resource label removed).
 pub async fn hand_placed_deployment_is_created_downstream(env: &TestEnv) -> anyhow::Result<()> {
     let mut w = World::new(env, "hand", 1).await?;
     let c1 = w.cluster(1);
@@ -1114,10 +1115,23 @@ pub async fn hand_placed_deployment_is_created_downstream(env: &TestEnv) -> anyh
         |d| d.spec.as_ref().and_then(|s| s.replicas) == Some(2),
     )
     .await?;
+    // Without its resource label it carries nothing: the copy goes and the
+    // finalizer is released.
+    let unlabel = json!({"metadata": {"labels": {labels::PLACED_RESOURCE_LABEL: null}}});
+    w.up::<PlacedObject>(1)
+        .patch(&placed, &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await?;
+    wait_gone("the Deployment downstream", &w.down::<Deployment>(1), "api").await?;
+    wait_for(
+        "the unlabelled PlacedObject released",
+        &w.up::<PlacedObject>(1),
+        &placed,
+        |p| !has_finalizer(p, &c1),
+    )
+    .await?;
     w.up::<PlacedObject>(1)
         .delete(&placed, &DeleteParams::default())
         .await?;
-    wait_gone("the Deployment downstream", &w.down::<Deployment>(1), "api").await?;
     wait_gone("the PlacedObject", &w.up::<PlacedObject>(1), &placed).await?;
     Ok(())
 }
