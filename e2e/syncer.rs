@@ -1,8 +1,11 @@
 //! The syncer against the real servers: the control plane and two physical
 //! clusters (bare kube-apiservers). Each test creates its own Clusters
-//! (`<tag>-1` → apiserver cluster-1, `<tag>-2` → cluster-2), its own
-//! namespace, and runs its own syncer processes. The group is serial: one
-//! test stops cluster-1's apiserver.
+//! (`<tag>-1` → apiserver cluster-1, `<tag>-2` → cluster-2) with their
+//! cluster namespaces, places objects there the way the controller does
+//! (leaves and copies named `<ns>.<name>`, `PlacedObject`s
+//! `<ns>.<name>.<resource>`, for the downstream namespace `sync-<tag>`), and
+//! runs its own syncer processes. The group is serial: one test stops
+//! cluster-1's apiserver.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -10,11 +13,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
-use kcp_ingress::apis::{Cluster, ClusterSpec, KubeconfigSecretRef};
+use kcp_ingress::apis::{Cluster, ClusterSpec, KubeconfigSecretRef, PlacedObject};
 use kcp_ingress::labels::{self, conditions};
+use kcp_ingress::mailbox;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::ObjectMeta;
 use kube::{Client, Resource, ResourceExt};
@@ -29,10 +34,12 @@ const CONVERGE: Duration = Duration::from_secs(30);
 /// The syncer's default heartbeat interval (the outage test uses the default).
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
 
-/// One test's world: a namespace in the control plane, Clusters for the
-/// physical clusters, and the syncers this test started.
+/// One test's world: a downstream namespace name, Clusters for the
+/// physical clusters with their cluster namespaces in the control plane,
+/// and the syncers this test started.
 struct World {
     cp: Client,
+    /// The namespace of the placed objects downstream.
     ns: String,
     tag: String,
     /// Clients of the physical clusters, index 0 = cluster-1.
@@ -43,20 +50,22 @@ struct World {
 }
 
 impl World {
-    /// A namespace `sync-<tag>` and Clusters `<tag>-1` .. `<tag>-<clusters>`.
+    /// Clusters `<tag>-1` .. `<tag>-<clusters>` and their cluster
+    /// namespaces; objects are placed for the downstream namespace `sync-<tag>`.
     async fn new(env: &TestEnv, tag: &str, clusters: usize) -> anyhow::Result<Self> {
         let cp = env.client("control-plane").await?;
         let ns = format!("sync-{tag}");
-        create_namespace(&cp, &ns).await?;
         let mut downs = Vec::new();
         for i in 1..=clusters {
             downs.push(env.client(&format!("cluster-{i}")).await?);
-            let mut cluster = Cluster::new(&format!("{tag}-{i}"), ClusterSpec::default());
+            let name = format!("{tag}-{i}");
+            let mut cluster = Cluster::new(&name, ClusterSpec::default());
             cluster.metadata.labels = Some(BTreeMap::from([("e2e-test".into(), tag.into())]));
             Api::<Cluster>::all(cp.clone())
                 .create(&PostParams::default(), &cluster)
                 .await
-                .with_context(|| format!("creating Cluster {tag}-{i}"))?;
+                .with_context(|| format!("creating Cluster {name}"))?;
+            create_namespace(&cp, &mailbox::cluster_namespace(&name)).await?;
         }
         Ok(Self {
             cp,
@@ -71,6 +80,26 @@ impl World {
     /// The name of the Cluster for physical cluster `i` (1-based).
     fn cluster(&self, i: usize) -> String {
         format!("{}-{i}", self.tag)
+    }
+
+    /// The cluster namespace of cluster `i` in the control plane.
+    fn cns(&self, i: usize) -> String {
+        mailbox::cluster_namespace(&self.cluster(i))
+    }
+
+    /// The name, in a cluster namespace, of the leaf or copy of `name`.
+    fn copy(&self, name: &str) -> String {
+        mailbox::copy_name(&self.ns, name).unwrap_or_default()
+    }
+
+    /// The name of the `PlacedObject` carrying `name` of `plural`/`group`.
+    fn placed_name(&self, name: &str, plural: &str, group: &str) -> String {
+        mailbox::placed_object_name(&self.ns, name, plural, group).unwrap_or_default()
+    }
+
+    /// The downstream name of the leaf of `root` on cluster `i`.
+    fn leaf(&self, root: &str, i: usize) -> String {
+        format!("{root}--{}", self.cluster(i))
     }
 
     /// Starts the pull-mode syncer of cluster `i` (default flags plus `extra`).
@@ -95,11 +124,12 @@ impl World {
         Ok(())
     }
 
-    fn up<K>(&self) -> Api<K>
+    /// Objects in cluster `i`'s namespace of the control plane.
+    fn up<K>(&self, i: usize) -> Api<K>
     where
         K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>,
     {
-        Api::namespaced(self.cp.clone(), &self.ns)
+        Api::namespaced(self.cp.clone(), &self.cns(i))
     }
 
     fn down<K>(&self, i: usize) -> Api<K>
@@ -113,91 +143,150 @@ impl World {
         Api::all(self.cp.clone())
     }
 
-    /// The placement labels for clusters `is`.
-    fn placed(&self, is: &[usize]) -> BTreeMap<String, String> {
-        is.iter()
-            .map(|i| {
-                (
-                    labels::state_label(&self.cluster(*i)),
-                    labels::STATE_SYNC.into(),
-                )
-            })
-            .collect()
+    /// Creates `object` (named `name` downstream) in the namespace of each
+    /// cluster of `is`, as the copy the controller makes.
+    async fn place<K>(&self, is: &[usize], name: &str, object: Value) -> anyhow::Result<()>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + serde::Serialize
+            + std::fmt::Debug,
+    {
+        let mut object: K = serde_json::from_value(object)?;
+        object.meta_mut().name = Some(self.copy(name));
+        for &i in is {
+            self.up::<K>(i)
+                .create(&PostParams::default(), &object)
+                .await
+                .with_context(|| format!("placing {name} on {}", self.cluster(i)))?;
+        }
+        Ok(())
     }
 
-    /// A leaf Ingress `<root>--<cluster i>`, as the controller makes it.
-    async fn create_leaf(&self, root: &str, i: usize, host: &str) -> anyhow::Result<Ingress> {
-        let name = format!("{root}--{}", self.cluster(i));
-        let mut object_labels = self.placed(&[i]);
-        object_labels.insert(labels::ROOT_LABEL.into(), root.into());
-        let leaf: Ingress = serde_json::from_value(json!({
+    /// Creates a `PlacedObject` carrying `object` (`plural`/`group`, named
+    /// `name` downstream) in the namespace of each cluster of `is`.
+    async fn place_wrapped(
+        &self,
+        is: &[usize],
+        plural: &str,
+        group: &str,
+        object: Value,
+    ) -> anyhow::Result<()> {
+        let name = object["metadata"]["name"]
+            .as_str()
+            .context("the embedded object has no name")?
+            .to_string();
+        let placed: PlacedObject = serde_json::from_value(json!({
             "metadata": {
-                "name": name,
-                "labels": object_labels,
-                "ownerReferences": [{
-                    "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                    "name": root, "uid": "00000000-0000-0000-0000-000000000001",
-                }],
+                "name": self.placed_name(&name, plural, group),
+                "labels": {
+                    labels::PLACED_RESOURCE_LABEL:
+                        mailbox::placed_resource_label_value(plural, group),
+                },
+            },
+            "spec": {"object": object},
+        }))?;
+        for &i in is {
+            self.up::<PlacedObject>(i)
+                .create(&PostParams::default(), &placed)
+                .await
+                .with_context(|| format!("placing {plural} {name} on {}", self.cluster(i)))?;
+        }
+        Ok(())
+    }
+
+    /// Patches the leaf or copy of `name` on each cluster of `is`.
+    async fn patch_up<K>(&self, is: &[usize], name: &str, patch: Value) -> anyhow::Result<()>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        for &i in is {
+            self.up::<K>(i)
+                .patch(
+                    &self.copy(name),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .with_context(|| format!("patching {name} on {}", self.cluster(i)))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the leaf or copy of `name` on cluster `i` (the controller unplaces it).
+    async fn unplace<K>(&self, i: usize, name: &str) -> anyhow::Result<()>
+    where
+        K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.up::<K>(i)
+            .delete(&self.copy(name), &DeleteParams::default())
+            .await
+            .with_context(|| format!("deleting {name} on {}", self.cluster(i)))?;
+        Ok(())
+    }
+
+    /// A leaf Ingress of `root` for cluster `i`, as the controller makes
+    /// it; downstream it is `<root>--<cluster i>` ([`World::leaf`]).
+    async fn create_leaf(&self, root: &str, i: usize, host: &str) -> anyhow::Result<Ingress> {
+        let leaf = self.leaf(root, i);
+        let object: Ingress = serde_json::from_value(json!({
+            "metadata": {
+                "name": self.copy(&leaf),
+                "labels": {labels::ROOT_LABEL: root, labels::ROOT_NAMESPACE_LABEL: &self.ns},
             },
             "spec": {"rules": rules(host)},
         }))?;
-        self.up::<Ingress>()
-            .create(&PostParams::default(), &leaf)
+        self.up::<Ingress>(i)
+            .create(&PostParams::default(), &object)
             .await
-            .with_context(|| format!("creating leaf {name}"))
+            .with_context(|| format!("creating leaf {leaf}"))
     }
 
-    /// A NodePort Service: port 80 gets an allocated node port, port 81 the
-    /// user's `node_port`.
-    async fn create_service(
-        &self,
-        name: &str,
-        is: &[usize],
-        node_port: i32,
-    ) -> anyhow::Result<Service> {
-        let service: Service = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": self.placed(is)},
-            "spec": {
-                "type": "NodePort",
-                "selector": {"app": name},
-                "ports": [
-                    {"name": "http", "port": 80},
-                    {"name": "alt", "port": 81, "nodePort": node_port},
-                ],
-            },
-        }))?;
-        self.up::<Service>()
-            .create(&PostParams::default(), &service)
-            .await
-            .with_context(|| format!("creating Service {name}"))
+    /// A NodePort Service carried by `PlacedObject`s, made
+    /// cluster-independent by the controller: port 80 without a node port,
+    /// port 81 with the user's `node_port`. A clusterIP left in it does not
+    /// travel.
+    async fn create_service(&self, name: &str, is: &[usize], node_port: i32) -> anyhow::Result<()> {
+        self.place_wrapped(
+            is,
+            "services",
+            "",
+            json!({
+                "apiVersion": "v1", "kind": "Service",
+                "metadata": {"namespace": &self.ns, "name": name},
+                "spec": {
+                    "type": "NodePort",
+                    "clusterIP": "10.0.0.7", "clusterIPs": ["10.0.0.7"],
+                    "selector": {"app": name},
+                    "ports": [
+                        {"name": "http", "port": 80},
+                        {"name": "alt", "port": 81, "nodePort": node_port},
+                    ],
+                },
+            }),
+        )
+        .await
     }
 
-    async fn create_secret(&self, name: &str, is: &[usize], value: &str) -> anyhow::Result<Secret> {
-        let secret: Secret = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": self.placed(is)},
-            "type": "Opaque",
-            "stringData": {"value": value},
-        }))?;
-        self.up::<Secret>()
-            .create(&PostParams::default(), &secret)
-            .await
-            .with_context(|| format!("creating Secret {name}"))
+    async fn create_secret(&self, name: &str, is: &[usize], value: &str) -> anyhow::Result<()> {
+        self.place::<Secret>(
+            is,
+            name,
+            json!({"metadata": {}, "type": "Opaque", "stringData": {"value": value}}),
+        )
+        .await
     }
 
-    async fn create_configmap(
-        &self,
-        name: &str,
-        is: &[usize],
-        value: &str,
-    ) -> anyhow::Result<ConfigMap> {
-        let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": self.placed(is)},
-            "data": {"value": value},
-        }))?;
-        self.up::<ConfigMap>()
-            .create(&PostParams::default(), &cm)
+    async fn create_configmap(&self, name: &str, is: &[usize], value: &str) -> anyhow::Result<()> {
+        self.place::<ConfigMap>(is, name, json!({"metadata": {}, "data": {"value": value}}))
             .await
-            .with_context(|| format!("creating ConfigMap {name}"))
     }
 
     /// Waits until cluster `i`'s Cluster has the condition `type_` = `status`.
@@ -219,6 +308,16 @@ impl World {
         )
         .await
     }
+}
+
+/// Whether some Event in `api`'s namespace has `reason` and is about `name`.
+async fn has_event(api: &Api<Event>, reason: &str, name: &str) -> anyhow::Result<bool> {
+    let list = api.list(&ListParams::default()).await?;
+    Ok(list.items.iter().any(|e| {
+        e.reason.as_deref() == Some(reason)
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+            && e.type_.as_deref() == Some("Warning")
+    }))
 }
 
 /// The rules of a leaf for `host`, one path to the Service `web`.
@@ -336,8 +435,8 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
             w.create_leaf("web", i, "web.copy.kcp-ingress.test").await?,
         );
     }
-    let svc = w.create_service("web", &[1, 2], 30101).await?;
-    let secret = w.create_secret("tls", &[1, 2], "v1").await?;
+    w.create_service("web", &[1, 2], 30101).await?;
+    w.create_secret("tls", &[1, 2], "v1").await?;
 
     for i in [1, 2] {
         let c = w.cluster(i);
@@ -345,7 +444,7 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
         let copy = wait_for(
             &format!("leaf copy in {c}"),
             &w.down::<Ingress>(i),
-            &leaf.name_any(),
+            &w.leaf("web", i),
             |_| true,
         )
         .await?;
@@ -355,27 +454,20 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
             "{c}: copy lacks the managed-by/syncer labels: {l:?}"
         );
         ensure!(
-            !l.keys().any(|k| k.starts_with(labels::STATE_LABEL_PREFIX)),
-            "{c}: placement labels travelled: {l:?}"
-        );
-        ensure!(
             l.get(labels::ROOT_LABEL).map(String::as_str) == Some("web"),
             "{c}: root label lost"
         );
+        // The origin is the object in the cluster namespace it comes from.
         let origin = copy.annotations().get(labels::ORIGIN_ANNOTATION).cloned();
         let want = format!(
             "{}/{}/{}",
             w.ns,
-            leaf.name_any(),
+            w.leaf("web", i),
             leaf.uid().unwrap_or_default()
         );
         ensure!(
             origin.as_deref() == Some(want.as_str()),
             "{c}: origin {origin:?}, want {want}"
-        );
-        ensure!(
-            copy.owner_references().is_empty(),
-            "{c}: owner references travelled"
         );
         ensure!(
             copy.finalizers().is_empty(),
@@ -399,15 +491,11 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
             !text.contains("f:clusterIP"),
             "{c}: the syncer applied a clusterIP: {text}"
         );
-        ensure!(
-            !text.contains("f:healthCheckNodePort"),
-            "{c}: healthCheckNodePort applied"
-        );
         let port80 = &ours[0]["f:spec"]["f:ports"]["k:{\"port\":80,\"protocol\":\"TCP\"}"];
         let port81 = &ours[0]["f:spec"]["f:ports"]["k:{\"port\":81,\"protocol\":\"TCP\"}"];
         ensure!(
             port80.is_object() && port80.get("f:nodePort").is_none(),
-            "{c}: allocated node port applied: {text}"
+            "{c}: a node port applied where the user set none: {text}"
         );
         ensure!(
             port81.get("f:nodePort").is_some(),
@@ -425,7 +513,10 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
             "{c}: user node port not kept: {ports:?}"
         );
         let down_ip = svc_copy.spec.as_ref().and_then(|s| s.cluster_ip.clone());
-        ensure!(down_ip.is_some(), "{c}: the cluster assigned no clusterIP");
+        ensure!(
+            down_ip.is_some() && down_ip.as_deref() != Some("10.0.0.7"),
+            "{c}: clusterIP {down_ip:?}: not the cluster's own"
+        );
 
         let secret_copy = wait_for(
             &format!("Secret copy in {c}"),
@@ -439,56 +530,58 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
             secret_value(&secret_copy).as_deref() == Some("v1"),
             "{c}: Secret data differs"
         );
-    }
-    // The upstream objects carry one finalizer per cluster they are placed on.
-    for (what, object) in [
-        (
-            "Service",
-            w.up::<Service>().get("web").await?.meta().clone(),
-        ),
-        ("Secret", w.up::<Secret>().get("tls").await?.meta().clone()),
-    ] {
-        let f = object.finalizers.unwrap_or_default();
-        for i in [1, 2] {
-            let want = labels::syncer_finalizer(&w.cluster(i));
+        // The objects in the cluster namespace carry its syncer's finalizer
+        // (once), and no other cluster's.
+        let other = w.cluster(3 - i);
+        let placed = w
+            .up::<PlacedObject>(i)
+            .get(&w.placed_name("web", "services", ""))
+            .await?;
+        let secret = w.up::<Secret>(i).get(&w.copy("tls")).await?;
+        let leaf_now = w.up::<Ingress>(i).get(&w.copy(&w.leaf("web", i))).await?;
+        for (what, meta) in [
+            ("PlacedObject", placed.meta()),
+            ("Secret", secret.meta()),
+            ("leaf", leaf_now.meta()),
+        ] {
+            let f = meta.finalizers.clone().unwrap_or_default();
+            let n = f
+                .iter()
+                .filter(|x| **x == labels::syncer_finalizer(&c))
+                .count();
             ensure!(
-                f.iter().filter(|x| **x == want).count() == 1,
-                "{what}: finalizers {f:?}"
+                n == 1 && !f.contains(&labels::syncer_finalizer(&other)),
+                "{c}: {what} finalizers {f:?}"
             );
         }
     }
-    let leaf1 = w.up::<Ingress>().get(&leaves[&1].name_any()).await?;
-    ensure!(has_finalizer(&leaf1, &w.cluster(1)) && !has_finalizer(&leaf1, &w.cluster(2)));
-    drop((svc, secret));
 
-    let params = PatchParams::default();
-    // Steady state: upstream changes that do not travel (another cluster's
-    // placement label, kubectl's last-applied record) write nothing
-    // downstream. A later change that does travel, to another
+    // Steady state: upstream changes that do not travel (kubectl's
+    // last-applied record, the controller's origin annotation) write
+    // nothing downstream. A later change that does travel, to another
     // object, shows that the syncer has seen them.
     let mut secret_versions = Vec::new();
     for i in [1, 2] {
         secret_versions.push(w.down::<Secret>(i).get("tls").await?.resource_version());
     }
-    let untravelled = json!({"metadata": {
-        "labels": {labels::state_label("elsewhere"): labels::STATE_SYNC},
-        "annotations": {labels::KUBECTL_LAST_APPLIED_ANNOTATION: "{}"},
-    }});
-    w.up::<Secret>()
-        .patch("tls", &params, &Patch::Merge(&untravelled))
-        .await?;
-    w.up::<Service>()
-        .patch(
-            "web",
-            &params,
-            &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
+    let untravelled = json!({"metadata": {"annotations": {
+        labels::KUBECTL_LAST_APPLIED_ANNOTATION: "{}",
+        labels::ORIGIN_ANNOTATION: "sync-copy/tls/u-1",
+    }}});
+    w.patch_up::<Secret>(&[1, 2], "tls", untravelled).await?;
+    for i in [1, 2] {
+        w.patch_up::<Ingress>(
+            &[i],
+            &w.leaf("web", i),
+            json!({"metadata": {"labels": {"tier": "front"}}}),
         )
         .await?;
+    }
     for i in [1, 2] {
         wait_for(
-            "the Service label downstream",
-            &w.down::<Service>(i),
-            "web",
+            "the leaf label downstream",
+            &w.down::<Ingress>(i),
+            &w.leaf("web", i),
             |s| s.labels().get("tier").map(String::as_str) == Some("front"),
         )
         .await?;
@@ -499,11 +592,8 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
         );
         ensure!(
             !copy
-                .labels()
-                .contains_key(&labels::state_label("elsewhere"))
-                && !copy
-                    .annotations()
-                    .contains_key(labels::KUBECTL_LAST_APPLIED_ANNOTATION),
+                .annotations()
+                .contains_key(labels::KUBECTL_LAST_APPLIED_ANNOTATION),
             "cluster {i}: upstream-only metadata travelled"
         );
     }
@@ -516,28 +606,26 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
     }
 
     // Edits upstream follow downstream.
-    w.up::<Secret>()
-        .patch(
-            "tls",
-            &params,
-            &Patch::Merge(json!({"stringData": {"value": "v2"}})),
-        )
+    w.patch_up::<Secret>(&[1, 2], "tls", json!({"stringData": {"value": "v2"}}))
         .await?;
-    let leaf1_name = leaves[&1].name_any();
-    w.up::<Ingress>()
-        .patch(
-            &leaf1_name,
-            &params,
-            &Patch::Merge(json!({"spec": {"rules": rules("edited.copy.kcp-ingress.test")}})),
-        )
-        .await?;
-    w.up::<Service>()
-        .patch(
-            "web",
-            &params,
-            &Patch::Merge(json!({"metadata": {"labels": {"tier": "front"}}})),
-        )
-        .await?;
+    w.patch_up::<Ingress>(
+        &[1],
+        &w.leaf("web", 1),
+        json!({"spec": {"rules": rules("edited.copy.kcp-ingress.test")}}),
+    )
+    .await?;
+    let placed = w.placed_name("web", "services", "");
+    for i in [1, 2] {
+        w.up::<PlacedObject>(i)
+            .patch(
+                &placed,
+                &PatchParams::default(),
+                &Patch::Merge(
+                    json!({"spec": {"object": {"metadata": {"labels": {"tier": "back"}}}}}),
+                ),
+            )
+            .await?;
+    }
     for i in [1, 2] {
         wait_for(
             "the Secret edit downstream",
@@ -550,18 +638,18 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
             "the Service label downstream",
             &w.down::<Service>(i),
             "web",
-            |s| s.labels().get("tier").map(String::as_str) == Some("front"),
+            |s| s.labels().get("tier").map(String::as_str) == Some("back"),
         )
         .await?;
     }
     wait_for(
         "the leaf edit downstream",
         &w.down::<Ingress>(1),
-        &leaf1_name,
+        &w.leaf("web", 1),
         |i| host(i).as_deref() == Some("edited.copy.kcp-ingress.test"),
     )
     .await?;
-    let other = w.down::<Ingress>(2).get(&leaves[&2].name_any()).await?;
+    let other = w.down::<Ingress>(2).get(&w.leaf("web", 2)).await?;
     ensure!(
         host(&other).as_deref() == Some("web.copy.kcp-ingress.test"),
         "the other leaf changed too"
@@ -573,12 +661,11 @@ pub async fn placed_objects_appear_downstream_stripped_and_follow_edits(
 pub async fn downstream_edits_and_deletes_are_undone(env: &TestEnv) -> anyhow::Result<()> {
     let mut w = World::new(env, "drift", 1).await?;
     w.start_syncer(env, 1, &[])?;
-    let leaf = w
-        .create_leaf("web", 1, "web.drift.kcp-ingress.test")
+    w.create_leaf("web", 1, "web.drift.kcp-ingress.test")
         .await?;
     w.create_secret("tls", &[1], "keep").await?;
     w.create_configmap("cfg", &[1], "keep").await?;
-    let leaf_name = leaf.name_any();
+    let leaf_name = w.leaf("web", 1);
     wait_for("leaf copy", &w.down::<Ingress>(1), &leaf_name, |_| true).await?;
     wait_for("Secret copy", &w.down::<Secret>(1), "tls", |_| true).await?;
     wait_for("ConfigMap copy", &w.down::<ConfigMap>(1), "cfg", |_| true).await?;
@@ -637,21 +724,20 @@ pub async fn downstream_edits_and_deletes_are_undone(env: &TestEnv) -> anyhow::R
 }
 
 /// Status written downstream (as a load balancer would) reaches the
-/// upstream leaf, and follows changes; the other cluster's leaf is untouched.
+/// upstream leaf in the cluster namespace, and follows changes; the other
+/// cluster's leaf is untouched.
 pub async fn downstream_status_reaches_the_leaf(env: &TestEnv) -> anyhow::Result<()> {
     let mut w = World::new(env, "status", 2).await?;
     w.start_syncer(env, 1, &[])?;
     w.start_syncer(env, 2, &[])?;
-    let leaf1 = w
-        .create_leaf("web", 1, "web.status.kcp-ingress.test")
-        .await?
-        .name_any();
-    let leaf2 = w
-        .create_leaf("web", 2, "web.status.kcp-ingress.test")
-        .await?
-        .name_any();
+    for i in [1, 2] {
+        w.create_leaf("web", i, "web.status.kcp-ingress.test")
+            .await?;
+    }
+    let (leaf1, leaf2) = (w.leaf("web", 1), w.leaf("web", 2));
     wait_for("leaf copy 1", &w.down::<Ingress>(1), &leaf1, |_| true).await?;
     wait_for("leaf copy 2", &w.down::<Ingress>(2), &leaf2, |_| true).await?;
+    let (up1, up2) = (w.copy(&leaf1), w.copy(&leaf2));
 
     let lb_params = PatchParams::apply("e2e-load-balancer").force();
     let write_lb = |entry: Value| {
@@ -669,27 +755,27 @@ pub async fn downstream_status_reaches_the_leaf(env: &TestEnv) -> anyhow::Result
     write_lb(json!({"ip": "127.0.1.1"})).await?;
     wait_for(
         "the address on the upstream leaf",
-        &w.up::<Ingress>(),
-        &leaf1,
+        &w.up::<Ingress>(1),
+        &up1,
         |i| lb(i) == json!([{"ip": "127.0.1.1"}]),
     )
     .await?;
     write_lb(json!({"hostname": "lb-1.kcp-ingress.test"})).await?;
     wait_for(
         "the new address on the upstream leaf",
-        &w.up::<Ingress>(),
-        &leaf1,
+        &w.up::<Ingress>(1),
+        &up1,
         |i| lb(i) == json!([{"hostname": "lb-1.kcp-ingress.test"}]),
     )
     .await?;
-    let other = w.up::<Ingress>().get(&leaf2).await?;
+    let other = w.up::<Ingress>(2).get(&up2).await?;
     ensure!(
         lb(&other) == json!([]),
         "leaf 2 got a status: {}",
         lb(&other)
     );
     // The status is the syncer's: its field manager wrote it.
-    let up = w.up::<Ingress>().get(&leaf1).await?;
+    let up = w.up::<Ingress>(1).get(&up1).await?;
     let writers: Vec<_> = up
         .managed_fields()
         .iter()
@@ -703,37 +789,40 @@ pub async fn downstream_status_reaches_the_leaf(env: &TestEnv) -> anyhow::Result
     Ok(())
 }
 
-/// Removing the placement label or deleting upstream deletes downstream and
-/// releases the finalizer.
+/// Unplacing (the controller deletes the copy in one cluster namespace) or
+/// deleting deletes downstream and releases the finalizer; a deleted
+/// Cluster's finalizers are released by its syncer.
 pub async fn unplacing_or_deleting_upstream_deletes_downstream(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
     let mut w = World::new(env, "delete", 2).await?;
     w.start_syncer(env, 1, &[])?;
     w.start_syncer(env, 2, &[])?;
-    let leaf = w
-        .create_leaf("web", 1, "web.delete.kcp-ingress.test")
-        .await?
-        .name_any();
+    w.create_leaf("web", 1, "web.delete.kcp-ingress.test")
+        .await?;
+    let leaf = w.leaf("web", 1);
     w.create_secret("tls", &[1, 2], "s").await?;
     w.create_configmap("cfg", &[1], "c").await?;
+    w.create_service("web", &[1], 30102).await?;
     wait_for("leaf copy", &w.down::<Ingress>(1), &leaf, |_| true).await?;
     for i in [1, 2] {
         wait_for("Secret copy", &w.down::<Secret>(i), "tls", |_| true).await?;
     }
     wait_for("ConfigMap copy", &w.down::<ConfigMap>(1), "cfg", |_| true).await?;
-    let (c1, c2) = (w.cluster(1), w.cluster(2));
+    wait_for("Service copy", &w.down::<Service>(1), "web", |_| true).await?;
+    let c2 = w.cluster(2);
 
-    // The Secret leaves cluster 1 only.
-    let unplace = json!({"metadata": {"labels": {labels::state_label(&c1): null}}});
-    w.up::<Secret>()
-        .patch("tls", &PatchParams::default(), &Patch::Merge(&unplace))
-        .await?;
+    // The Secret leaves cluster 1 only: its copy there goes once the syncer
+    // released it.
+    w.unplace::<Secret>(1, "tls").await?;
     wait_gone("the Secret copy in cluster 1", &w.down::<Secret>(1), "tls").await?;
-    let secret = wait_for("finalizer 1 released", &w.up::<Secret>(), "tls", |s| {
-        !has_finalizer(s, &c1)
-    })
+    wait_gone(
+        "the Secret in cluster 1's namespace (finalizer released)",
+        &w.up::<Secret>(1),
+        &w.copy("tls"),
+    )
     .await?;
+    let secret = w.up::<Secret>(2).get(&w.copy("tls")).await?;
     ensure!(
         has_finalizer(&secret, &c2),
         "cluster 2's finalizer went too"
@@ -745,42 +834,40 @@ pub async fn unplacing_or_deleting_upstream_deletes_downstream(
     );
 
     // Deleting upstream: the copy goes, then the object itself.
-    w.up::<Ingress>()
-        .delete(&leaf, &DeleteParams::default())
-        .await?;
-    w.up::<ConfigMap>()
-        .delete("cfg", &DeleteParams::default())
+    w.unplace::<Ingress>(1, &leaf).await?;
+    w.unplace::<ConfigMap>(1, "cfg").await?;
+    let placed = w.placed_name("web", "services", "");
+    w.up::<PlacedObject>(1)
+        .delete(&placed, &DeleteParams::default())
         .await?;
     wait_gone("the leaf copy", &w.down::<Ingress>(1), &leaf).await?;
     wait_gone("the ConfigMap copy", &w.down::<ConfigMap>(1), "cfg").await?;
+    wait_gone("the Service copy", &w.down::<Service>(1), "web").await?;
     wait_gone(
         "the upstream leaf (finalizer released)",
-        &w.up::<Ingress>(),
-        &leaf,
+        &w.up::<Ingress>(1),
+        &w.copy(&leaf),
     )
     .await?;
     wait_gone(
         "the upstream ConfigMap (finalizer released)",
-        &w.up::<ConfigMap>(),
-        "cfg",
+        &w.up::<ConfigMap>(1),
+        &w.copy("cfg"),
     )
     .await?;
-    // The upstream namespace still exists: the downstream one (the syncer
-    // created it) stays.
-    ensure!(
-        Api::<Namespace>::all(w.downs[0].clone())
-            .get_opt(&w.ns)
-            .await?
-            .is_some(),
-        "the downstream namespace went away while the upstream one exists"
-    );
+    wait_gone(
+        "the PlacedObject (finalizer released)",
+        &w.up::<PlacedObject>(1),
+        &placed,
+    )
+    .await?;
 
     // Deleting Cluster 2 releases its finalizers (its syncer still runs).
     w.clusters().delete(&c2, &DeleteParams::default()).await?;
     wait_for(
         "cluster 2's finalizer released",
-        &w.up::<Secret>(),
-        "tls",
+        &w.up::<Secret>(2),
+        &w.copy("tls"),
         |s| !has_finalizer(s, &c2),
     )
     .await?;
@@ -788,8 +875,9 @@ pub async fn unplacing_or_deleting_upstream_deletes_downstream(
 }
 
 /// A downstream object of the same name without the managed-by label stays
-/// untouched; the conflict is visible upstream (annotation and Event); the
-/// upstream object can still be deleted, and the foreign object survives it.
+/// untouched; the conflict is visible on the copy in the cluster namespace
+/// (annotation and Event); the copy can still be deleted, and the foreign
+/// object survives it.
 pub async fn foreign_downstream_object_is_left_alone_and_reported(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
@@ -811,8 +899,8 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
     let key = labels::conflict_annotation(&c1);
     let up = wait_for(
         "the conflict annotation upstream",
-        &w.up::<ConfigMap>(),
-        "cfg",
+        &w.up::<ConfigMap>(1),
+        &w.copy("cfg"),
         |c| c.annotations().contains_key(&key),
     )
     .await?;
@@ -821,20 +909,13 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
         note.contains("not managed by kcp-ingress"),
         "annotation says {note:?}"
     );
-    let events: Api<Event> = w.up();
+    let events: Api<Event> = w.up(1);
     eventually(
         "a SyncConflict Event on the ConfigMap",
         CONVERGE,
         || async {
-            let list = events.list(&ListParams::default()).await?;
-            Ok(list
-                .items
-                .iter()
-                .any(|e| {
-                    e.reason.as_deref() == Some("SyncConflict")
-                        && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("cfg")
-                        && e.type_.as_deref() == Some("Warning")
-                })
+            Ok(has_event(&events, "SyncConflict", &w.copy("cfg"))
+                .await?
                 .then_some(()))
         },
     )
@@ -853,15 +934,205 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
         "the foreign object was modified: {now:?}"
     );
     // Deleting the upstream object releases it and leaves theirs alone.
-    w.up::<ConfigMap>()
-        .delete("cfg", &DeleteParams::default())
-        .await?;
-    wait_gone("the upstream ConfigMap", &w.up::<ConfigMap>(), "cfg").await?;
+    w.unplace::<ConfigMap>(1, "cfg").await?;
+    wait_gone(
+        "the upstream ConfigMap",
+        &w.up::<ConfigMap>(1),
+        &w.copy("cfg"),
+    )
+    .await?;
     let after = w.down::<ConfigMap>(1).get("cfg").await?;
     ensure!(
         after.resource_version() == theirs.resource_version(),
         "the foreign object was touched"
     );
+    Ok(())
+}
+
+/// Objects in a cluster namespace that name nothing downstream — a
+/// ConfigMap whose name has no `<namespace>.` prefix, a PlacedObject
+/// whose embedded Service is not the one its name says — are reported
+/// (sync-error annotation and SyncFailed Event on them) and skipped; the
+/// other objects sync.
+pub async fn unmappable_objects_are_reported_and_skipped(env: &TestEnv) -> anyhow::Result<()> {
+    let mut w = World::new(env, "unmapped", 1).await?;
+    let c1 = w.cluster(1);
+    w.start_syncer(env, 1, &[])?;
+    let stray: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "stray"},
+        "data": {"value": "x"},
+    }))?;
+    w.up::<ConfigMap>(1)
+        .create(&PostParams::default(), &stray)
+        .await?;
+    let liar: PlacedObject = serde_json::from_value(json!({
+        "metadata": {
+            "name": w.placed_name("web", "services", ""),
+            "labels": {labels::PLACED_RESOURCE_LABEL: "services"},
+        },
+        "spec": {"object": {
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"namespace": &w.ns, "name": "other"},
+            "spec": {"ports": [{"port": 80}]},
+        }},
+    }))?;
+    w.up::<PlacedObject>(1)
+        .create(&PostParams::default(), &liar)
+        .await?;
+    w.create_configmap("fine", &[1], "ok").await?;
+    wait_for(
+        "the mappable ConfigMap's copy",
+        &w.down::<ConfigMap>(1),
+        "fine",
+        |_| true,
+    )
+    .await?;
+    let key = labels::sync_error_annotation(&c1);
+    let stray = wait_for(
+        "the stray ConfigMap reported",
+        &w.up::<ConfigMap>(1),
+        "stray",
+        |c| c.annotations().contains_key(&key),
+    )
+    .await?;
+    ensure!(
+        stray.annotations()[&key].contains("<namespace>.<name>"),
+        "{:?}",
+        stray.annotations()[&key]
+    );
+    ensure!(
+        !has_finalizer(&stray, &c1),
+        "an unmappable object got the finalizer"
+    );
+    let liar = wait_for(
+        "the PlacedObject reported",
+        &w.up::<PlacedObject>(1),
+        &w.placed_name("web", "services", ""),
+        |c| c.annotations().contains_key(&key),
+    )
+    .await?;
+    ensure!(
+        liar.annotations()[&key].contains("/other"),
+        "{:?}",
+        liar.annotations()[&key]
+    );
+    let events: Api<Event> = w.up(1);
+    for name in ["stray".to_string(), w.placed_name("web", "services", "")] {
+        eventually(
+            &format!("a SyncFailed Event on {name}"),
+            CONVERGE,
+            || async { Ok(has_event(&events, "SyncFailed", &name).await?.then_some(())) },
+        )
+        .await?;
+    }
+    for name in ["web", "other"] {
+        ensure!(
+            w.down::<Service>(1).get_opt(name).await?.is_none(),
+            "a Service {name} was created downstream"
+        );
+    }
+    // Deleting the reported PlacedObject is not held by the syncer.
+    w.up::<PlacedObject>(1)
+        .delete(
+            &w.placed_name("web", "services", ""),
+            &DeleteParams::default(),
+        )
+        .await?;
+    wait_gone(
+        "the reported PlacedObject",
+        &w.up::<PlacedObject>(1),
+        &w.placed_name("web", "services", ""),
+    )
+    .await?;
+    let syncer = w.syncers.get(&1).context("syncer 1")?;
+    ensure!(!syncer.log().contains("panicked"), "the syncer panicked");
+    Ok(())
+}
+
+/// A Deployment placed by hand (a PlacedObject in the cluster namespace) is
+/// created downstream, follows edits, and goes when the PlacedObject stops
+/// carrying it (its resource label removed).
+pub async fn hand_placed_deployment_is_created_downstream(env: &TestEnv) -> anyhow::Result<()> {
+    let mut w = World::new(env, "hand", 1).await?;
+    let c1 = w.cluster(1);
+    w.start_syncer(env, 1, &[])?;
+    w.place_wrapped(
+        &[1],
+        "deployments",
+        "apps",
+        json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"namespace": &w.ns, "name": "api", "labels": {"app": "api"}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app": "api"}},
+                "template": {
+                    "metadata": {"labels": {"app": "api"}},
+                    "spec": {"containers": [{"name": "api", "image": "example.test/api:1"}]},
+                },
+            },
+        }),
+    )
+    .await?;
+    let copy = wait_for(
+        "the Deployment downstream",
+        &w.down::<Deployment>(1),
+        "api",
+        |_| true,
+    )
+    .await?;
+    ensure!(is_copy_of(&copy, &c1), "the Deployment is not marked");
+    ensure!(
+        copy.labels().get("app").map(String::as_str) == Some("api"),
+        "labels lost: {:?}",
+        copy.labels()
+    );
+    let placed = w.placed_name("api", "deployments", "apps");
+    let up = wait_for(
+        "the finalizer on the PlacedObject",
+        &w.up::<PlacedObject>(1),
+        &placed,
+        |p| has_finalizer(p, &c1),
+    )
+    .await?;
+    ensure!(
+        !up.annotations()
+            .contains_key(&labels::sync_error_annotation(&c1)),
+        "reported: {:?}",
+        up.annotations()
+    );
+    w.up::<PlacedObject>(1)
+        .patch(
+            &placed,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"object": {"spec": {"replicas": 2}}}})),
+        )
+        .await?;
+    wait_for(
+        "the edit downstream",
+        &w.down::<Deployment>(1),
+        "api",
+        |d| d.spec.as_ref().and_then(|s| s.replicas) == Some(2),
+    )
+    .await?;
+    // Without its resource label it carries nothing: the copy goes and the
+    // finalizer is released.
+    let unlabel = json!({"metadata": {"labels": {labels::PLACED_RESOURCE_LABEL: null}}});
+    w.up::<PlacedObject>(1)
+        .patch(&placed, &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await?;
+    wait_gone("the Deployment downstream", &w.down::<Deployment>(1), "api").await?;
+    wait_for(
+        "the unlabelled PlacedObject released",
+        &w.up::<PlacedObject>(1),
+        &placed,
+        |p| !has_finalizer(p, &c1),
+    )
+    .await?;
+    w.up::<PlacedObject>(1)
+        .delete(&placed, &DeleteParams::default())
+        .await?;
+    wait_gone("the PlacedObject", &w.up::<PlacedObject>(1), &placed).await?;
     Ok(())
 }
 
@@ -966,9 +1237,7 @@ pub async fn apiserver_outage_is_seen_within_a_heartbeat_and_recovers(
             "the other cluster lost Ready"
         );
         // An edit made while the cluster is down.
-        w.up::<ConfigMap>()
-            .patch("cfg", &PatchParams::default(), &Patch::Merge(json!({"data": {"value": "during"}})))
-            .await?;
+        w.patch_up::<ConfigMap>(&[1, 2], "cfg", json!({"data": {"value": "during"}})).await?;
         wait_for("the edit in cluster 2", &w.down::<ConfigMap>(2), "cfg", |c| {
             c.data.as_ref().and_then(|d| d.get("value")).map(String::as_str) == Some("during")
         })
@@ -1037,29 +1306,21 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
     }
 
     // Changes while no syncer runs.
-    let params = PatchParams::default();
-    w.up::<ConfigMap>()
-        .patch(
-            "edit",
-            &params,
-            &Patch::Merge(json!({"data": {"value": "v2"}})),
-        )
+    w.patch_up::<ConfigMap>(&[1], "edit", json!({"data": {"value": "v2"}}))
         .await?;
-    let unplace = json!({"metadata": {"labels": {labels::state_label(&c1): null}}});
-    w.up::<ConfigMap>()
-        .patch("unplace", &params, &Patch::Merge(&unplace))
-        .await?;
-    w.up::<ConfigMap>()
-        .delete("delete", &DeleteParams::default())
-        .await?;
+    // Unplaced: the controller deletes the copy in the cluster namespace.
+    w.unplace::<ConfigMap>(1, "unplace").await?;
+    w.unplace::<ConfigMap>(1, "delete").await?;
     w.create_configmap("new", &[1], "v1").await?;
     w.create_leaf("web", 1, "web.restart.kcp-ingress.test")
         .await?;
-    let deleting = w.up::<ConfigMap>().get("delete").await?;
-    ensure!(
-        deleting.metadata.deletion_timestamp.is_some(),
-        "the finalizer did not hold the object"
-    );
+    for name in ["unplace", "delete"] {
+        let deleting = w.up::<ConfigMap>(1).get(&w.copy(name)).await?;
+        ensure!(
+            deleting.metadata.deletion_timestamp.is_some(),
+            "the finalizer did not hold {name}"
+        );
+    }
 
     w.start_syncer(env, 1, &[])?;
     wait_for("the edit", &w.down::<ConfigMap>(1), "edit", |c| {
@@ -1072,20 +1333,15 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
     .await?;
     wait_gone("the unplaced copy", &w.down::<ConfigMap>(1), "unplace").await?;
     wait_gone("the deleted copy", &w.down::<ConfigMap>(1), "delete").await?;
-    wait_gone(
-        "the deleted object upstream",
-        &w.up::<ConfigMap>(),
-        "delete",
-    )
-    .await?;
+    for name in ["unplace", "delete"] {
+        wait_gone(
+            "the deleted object upstream",
+            &w.up::<ConfigMap>(1),
+            &w.copy(name),
+        )
+        .await?;
+    }
     wait_for("the new copy", &w.down::<ConfigMap>(1), "new", |_| true).await?;
-    wait_for(
-        "the unplaced object released",
-        &w.up::<ConfigMap>(),
-        "unplace",
-        |c| !has_finalizer(c, &c1),
-    )
-    .await?;
     wait_for(
         "the leaf copy",
         &w.down::<Ingress>(1),
@@ -1124,7 +1380,7 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
         "downstream copies {copies:?}, want {want:?}"
     );
     for cm in w
-        .up::<ConfigMap>()
+        .up::<ConfigMap>(1)
         .list(&ListParams::default())
         .await?
         .items
@@ -1142,26 +1398,18 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
 /// Push mode: a Cluster created with a kubeconfig Secret is synced by the
 /// controller's push-mode syncers with no further action; a Cluster whose
 /// Secret does not exist is reported, and syncs once the Secret appears;
-/// deleting a Cluster removes its copies and releases its finalizers; the
-/// finalizers of a Cluster that no longer exists are released at start-up.
+/// deleting a Cluster removes its copies and releases its finalizers in its
+/// cluster namespace.
 pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
     let cp = env.client("control-plane").await?;
     let ns = "sync-push";
-    create_namespace(&cp, ns).await?;
     let system = "push-system";
     create_namespace(&cp, system).await?;
-    // An object held by the finalizer of a Cluster deleted while no
-    // controller ran: released when the controller starts.
-    let ghost = labels::syncer_finalizer("push-ghost");
-    let held: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "held", "finalizers": [&ghost]},
-        "data": {"value": "held"},
-    }))?;
-    Api::<ConfigMap>::namespaced(cp.clone(), ns)
-        .create(&PostParams::default(), &held)
-        .await?;
+    for cluster in ["push-1", "push-2"] {
+        create_namespace(&cp, &mailbox::cluster_namespace(cluster)).await?;
+    }
     let kubeconfig = path_arg(&env.kubeconfig("control-plane"))?;
     let controller = env.spawn_kcp_ingress(
         "controller-push",
@@ -1169,9 +1417,12 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     )?;
     let secrets: Api<Secret> = Api::namespaced(cp.clone(), system);
     let clusters: Api<Cluster> = Api::all(cp.clone());
-    let configmaps: Api<ConfigMap> = Api::namespaced(cp.clone(), ns);
+    let placed_on = |cluster: &str| -> Api<ConfigMap> {
+        Api::namespaced(cp.clone(), &mailbox::cluster_namespace(cluster))
+    };
     let down2: Api<ConfigMap> = Api::namespaced(env.client("cluster-2").await?, ns);
     let down1: Api<ConfigMap> = Api::namespaced(env.client("cluster-1").await?, ns);
+    let copy = |name: &str| mailbox::copy_name(ns, name).unwrap_or_default();
 
     let make_secret = |name: &str, server: &str| -> anyhow::Result<Secret> {
         let yaml = std::fs::read_to_string(env.kubeconfig(server))?;
@@ -1189,27 +1440,19 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
         });
         c
     };
-    let placed = |name: &str, cluster: &str| -> anyhow::Result<ConfigMap> {
+    let placed = |name: &str| -> anyhow::Result<ConfigMap> {
         Ok(serde_json::from_value(json!({
-            "metadata": {"name": name, "labels": {labels::state_label(cluster): labels::STATE_SYNC}},
+            "metadata": {"name": copy(name)},
             "data": {"value": "pushed"},
         }))?)
     };
-
-    wait_for(
-        "the finalizer of the Cluster that does not exist released",
-        &configmaps,
-        "held",
-        |c| !has_finalizer(c, "push-ghost"),
-    )
-    .await?;
 
     // A Secret, then its Cluster: syncing starts by itself.
     secrets
         .create(&PostParams::default(), &make_secret("push-2", "cluster-2")?)
         .await?;
-    configmaps
-        .create(&PostParams::default(), &placed("cfg", "push-2")?)
+    placed_on("push-2")
+        .create(&PostParams::default(), &placed("cfg")?)
         .await?;
     clusters
         .create(&PostParams::default(), &make_cluster("push-2", "push-2"))
@@ -1225,8 +1468,8 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     .await?;
 
     // A Cluster whose Secret does not exist yet: reported, then synced.
-    configmaps
-        .create(&PostParams::default(), &placed("cfg1", "push-1")?)
+    placed_on("push-1")
+        .create(&PostParams::default(), &placed("cfg1")?)
         .await?;
     clusters
         .create(&PostParams::default(), &make_cluster("push-1", "push-1"))
@@ -1259,15 +1502,18 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
     .await?;
 
     // Deleting a Cluster releases its finalizers.
-    let before = configmaps.get("cfg").await?;
+    let before = placed_on("push-2").get(&copy("cfg")).await?;
     ensure!(
         has_finalizer(&before, "push-2"),
         "no finalizer on the pushed object"
     );
     clusters.delete("push-2", &DeleteParams::default()).await?;
-    wait_for("push-2's finalizer released", &configmaps, "cfg", |c| {
-        !has_finalizer(c, "push-2")
-    })
+    wait_for(
+        "push-2's finalizer released",
+        &placed_on("push-2"),
+        &copy("cfg"),
+        |c| !has_finalizer(c, "push-2"),
+    )
     .await?;
     eventually("push-2's syncer stopped", CONVERGE, || async {
         Ok(controller
@@ -1282,8 +1528,6 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
         down1.get_opt("cfg1").await?.is_some(),
         "push-1's copy went with push-2"
     );
-    configmaps.delete("cfg", &DeleteParams::default()).await?;
-    wait_gone("the object of the deleted Cluster", &configmaps, "cfg").await?;
     Ok(())
 }
 
@@ -1389,19 +1633,24 @@ pub async fn bad_input_is_reported_and_the_syncer_keeps_running(
     Api::<Service>::namespaced(w.downs[0].clone(), "bad-taken")
         .create(&PostParams::default(), &taken)
         .await?;
-    let svc: Service = serde_json::from_value(json!({
-        "metadata": {"name": "web", "labels": w.placed(&[1])},
-        "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30199}]},
-    }))?;
-    w.up::<Service>()
-        .create(&PostParams::default(), &svc)
-        .await?;
+    w.place_wrapped(
+        &[1],
+        "services",
+        "",
+        json!({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": {"namespace": &w.ns, "name": "web"},
+            "spec": {"type": "NodePort", "ports": [{"port": 80, "nodePort": 30199}]},
+        }),
+    )
+    .await?;
     w.create_configmap("fine", &[1], "ok").await?;
     let key = labels::sync_error_annotation(&c1);
+    let placed = w.placed_name("web", "services", "");
     let up = wait_for(
         "the refusal reported upstream",
-        &w.up::<Service>(),
-        "web",
+        &w.up::<PlacedObject>(1),
+        &placed,
         |s| s.annotations().contains_key(&key),
     )
     .await?;
@@ -1410,15 +1659,16 @@ pub async fn bad_input_is_reported_and_the_syncer_keeps_running(
         "{:?}",
         up.annotations()[&key]
     );
-    let events: Api<Event> = w.up();
-    eventually("a SyncFailed Event", CONVERGE, || async {
-        let list = events.list(&ListParams::default()).await?;
-        Ok(list
-            .items
-            .iter()
-            .any(|e| e.reason.as_deref() == Some("SyncFailed"))
-            .then_some(()))
-    })
+    let events: Api<Event> = w.up(1);
+    eventually(
+        "a SyncFailed Event on the PlacedObject",
+        CONVERGE,
+        || async {
+            Ok(has_event(&events, "SyncFailed", &placed)
+                .await?
+                .then_some(()))
+        },
+    )
     .await?;
     wait_for(
         "the other object's copy",
@@ -1432,31 +1682,29 @@ pub async fn bad_input_is_reported_and_the_syncer_keeps_running(
 }
 
 /// The syncer creates a missing downstream namespace (labelled as its own)
-/// and deletes it once the upstream namespace is gone and no copy is left;
-/// a namespace it did not create is never deleted.
-pub async fn namespaces_the_syncer_created_go_with_their_upstream(
+/// and deletes it once no placed object maps into it any more; a namespace
+/// it did not create is never deleted.
+pub async fn namespaces_the_syncer_created_go_with_their_last_copy(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
     let mut w = World::new(env, "ns", 1).await?;
     let c1 = w.cluster(1);
     let (created, existing) = ("ns-created", "ns-existing");
     create_namespace(&w.downs[0], existing).await?;
-    let mut apis = Vec::new();
-    for ns in [created, existing] {
-        create_namespace(&w.cp, ns).await?;
-        let api: Api<ConfigMap> = Api::namespaced(w.cp.clone(), ns);
+    let up: Api<ConfigMap> = w.up(1);
+    let copy = |ns: &str, name: &str| mailbox::copy_name(ns, name).unwrap_or_default();
+    for (ns, name) in [(created, "cfg"), (created, "cfg2"), (existing, "cfg")] {
         let cm: ConfigMap = serde_json::from_value(json!({
-            "metadata": {"name": "cfg", "labels": w.placed(&[1])},
+            "metadata": {"name": copy(ns, name)},
             "data": {"value": ns},
         }))?;
-        api.create(&PostParams::default(), &cm).await?;
-        apis.push((ns, api));
+        up.create(&PostParams::default(), &cm).await?;
     }
     w.start_syncer(env, 1, &[])?;
     let down_ns: Api<Namespace> = Api::all(w.downs[0].clone());
-    for ns in [created, existing] {
+    for (ns, name) in [(created, "cfg"), (created, "cfg2"), (existing, "cfg")] {
         let copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), ns);
-        wait_for("the copy", &copies, "cfg", |_| true).await?;
+        wait_for("the copy", &copies, name, |_| true).await?;
     }
     let made = down_ns.get(created).await?;
     ensure!(
@@ -1468,17 +1716,26 @@ pub async fn namespaces_the_syncer_created_go_with_their_upstream(
         "an existing namespace was relabelled"
     );
 
-    // Upstream, both namespaces go (they stay Terminating: no namespace
-    // controller runs) and their objects are deleted.
-    let namespaces: Api<Namespace> = Api::all(w.cp.clone());
-    for (ns, api) in &apis {
-        namespaces.delete(ns, &DeleteParams::default()).await?;
-        api.delete("cfg", &DeleteParams::default()).await?;
+    // One of two objects in the created namespace goes: the namespace stays.
+    up.delete(&copy(created, "cfg"), &DeleteParams::default())
+        .await?;
+    let created_copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), created);
+    wait_gone("the first copy", &created_copies, "cfg").await?;
+    wait_gone("the first object upstream", &up, &copy(created, "cfg")).await?;
+    let still = down_ns.get(created).await?;
+    ensure!(
+        still.metadata.deletion_timestamp.is_none(),
+        "the namespace went while a copy still maps into it"
+    );
+
+    // The last ones go: the created namespace goes, the other one stays.
+    for (ns, name) in [(created, "cfg2"), (existing, "cfg")] {
+        up.delete(&copy(ns, name), &DeleteParams::default()).await?;
     }
-    for (ns, api) in &apis {
-        wait_gone("the upstream object", api, "cfg").await?;
+    for (ns, name) in [(created, "cfg2"), (existing, "cfg")] {
+        wait_gone("the upstream object", &up, &copy(ns, name)).await?;
         let copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), ns);
-        wait_gone("the copy", &copies, "cfg").await?;
+        wait_gone("the copy", &copies, name).await?;
     }
     eventually(
         "the created namespace deleted downstream",
@@ -1558,8 +1815,8 @@ pub async fn deleting_a_cluster_removes_its_copies_unless_its_apiserver_is_down(
     wait_gone("the Secret copy in cluster 2", &w.down::<Secret>(2), "tls").await?;
     wait_for(
         "cluster 2's finalizer released",
-        &w.up::<Secret>(),
-        "tls",
+        &w.up::<Secret>(2),
+        &w.copy("tls"),
         |s| !has_finalizer(s, &c2),
     )
     .await?;
@@ -1587,8 +1844,8 @@ pub async fn deleting_a_cluster_removes_its_copies_unless_its_apiserver_is_down(
         w.clusters().delete(&c1, &DeleteParams::default()).await?;
         wait_for(
             "cluster 1's finalizer released",
-            &w.up::<ConfigMap>(),
-            "cfg",
+            &w.up::<ConfigMap>(1),
+            &w.copy("cfg"),
             |c| !has_finalizer(c, &c1),
         )
         .await?;

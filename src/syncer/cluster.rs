@@ -2,8 +2,8 @@
 //! Cluster object and its downstream client, runs a sync session while both
 //! are there, heartbeats the Cluster's status, and when the Cluster is
 //! deleted, deletes its copies in the physical cluster ([`teardown`]) and
-//! releases its finalizers. In push mode it then ends; in pull mode it
-//! waits for the Cluster to come back.
+//! releases its finalizers in its cluster namespace. In push mode it then
+//! ends; in pull mode it waits for the Cluster to come back.
 
 use std::sync::Arc;
 
@@ -43,6 +43,7 @@ pub async fn run(
     let ctx = Arc::new(ClusterCtx {
         recorder,
         health: Health::new(&cluster),
+        namespace: crate::mailbox::cluster_namespace(&cluster),
         cluster: cluster.clone(),
         upstream: upstream.clone(),
         specs,

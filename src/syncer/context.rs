@@ -1,5 +1,5 @@
-//! What every part of one cluster's syncer shares: its Cluster's name, the
-//! control-plane client, the settings, the Event recorder and its health.
+//! What every part of one cluster's syncer shares: its Cluster's name and
+//! namespace in the control plane, the control-plane client, the settings, the Event recorder and its health.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,11 @@ use crate::runtime::metrics::Metrics;
 pub struct ClusterCtx {
     /// Name of the Cluster object.
     pub cluster: String,
+    /// The cluster namespace of the control plane
+    /// ([`crate::mailbox::cluster_namespace`]): everything placed on the
+    /// cluster is there, and the syncer reads and writes nothing outside it
+    /// but its Cluster and that Cluster's Events.
+    pub namespace: String,
     pub upstream: kube::Client,
     pub specs: Vec<ResourceSpec>,
     pub heartbeat_interval: Duration,

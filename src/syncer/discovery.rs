@@ -1,13 +1,15 @@
 //! Which of the `--resources` types can be synced: API discovery on the
 //! control plane (the version it prefers) and on the physical cluster (it
-//! must serve that same version). A type one side does not serve is
-//! reported, not fatal.
+//! must serve that same version). A type carried in `PlacedObject`s need
+//! not be served by the control plane (the cluster's preferred version is
+//! then synced). A type one side does not serve is reported, not fatal.
 
 use std::collections::BTreeMap;
 
 use kube::discovery::{self, ApiCapabilities, ApiGroup, ApiResource, Scope, verbs};
 
 use super::naming::ResourceSpec;
+use crate::mailbox;
 
 /// A type both sides serve.
 #[derive(Clone, Debug)]
@@ -88,11 +90,21 @@ fn resolve_one(
         spec: spec.clone(),
         message,
     };
-    let Some((ar, caps)) = up
-        .and_then(Option::as_ref)
-        .and_then(|g| find(g.recommended_resources(), spec))
+    // A type carried in PlacedObjects is only data in the control plane: it
+    // need not be served there (then the cluster's preferred version is
+    // synced), and the syncer neither lists nor patches it there.
+    let wrapped = !mailbox::stored_natively(&spec.resource, &spec.group);
+    let preferred = |side: Option<&Option<ApiGroup>>| {
+        side.and_then(Option::as_ref)
+            .and_then(|g| find(g.recommended_resources(), spec))
+    };
+    let Some((ar, caps)) = preferred(up).or_else(|| wrapped.then(|| preferred(down)).flatten())
     else {
-        return not_served(format!("the control plane does not serve {spec}"));
+        return not_served(if wrapped {
+            format!("neither the control plane nor the cluster serves {spec}")
+        } else {
+            format!("the control plane does not serve {spec}")
+        });
     };
     if caps.scope != Scope::Namespaced {
         return not_served(format!(
@@ -100,7 +112,7 @@ fn resolve_one(
         ));
     }
     for verb in [verbs::LIST, verbs::WATCH, verbs::PATCH] {
-        if !caps.supports_operation(verb) {
+        if !wrapped && !caps.supports_operation(verb) {
             return not_served(format!("the control plane does not allow {verb} on {spec}"));
         }
     }
@@ -130,7 +142,8 @@ fn resolve_one(
             });
         }
     }
-    let status_up = ar.group == "networking.k8s.io"
+    let status_up = !wrapped
+        && ar.group == "networking.k8s.io"
         && ar.kind == "Ingress"
         && caps
             .subresources

@@ -1,13 +1,14 @@
 //! Namespaces on the physical cluster (I/O): created (labelled as this
 //! syncer's) before the first copy in them, deleted when the syncer created
-//! them, they are gone upstream and no copy of the syncer is left in them.
+//! them and, as its caches show, no placed object maps into them and no copy
+//! of the syncer is left in them.
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams, Preconditions};
+use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tracing::{info, warn};
 
-use super::error::{ReconcileError, api_code, down_err, up_err};
+use super::error::{ReconcileError, api_code, down_err};
 use super::naming;
 use super::state::Session;
 
@@ -58,22 +59,16 @@ pub async fn ensure_namespace(
 }
 
 /// Deletes `namespace` downstream when this syncer created it (it carries
-/// the syncer's labels), the upstream namespace is gone or being deleted,
-/// and no copy of this syncer (of any synced type) is left in it. Whatever
-/// else was put into such a namespace goes with it, as it goes upstream. A
-/// namespace the syncer did not create is never deleted.
+/// the syncer's labels) and, as the caches of every synced type show, no
+/// upstream object maps into it and no copy of this syncer is left in it.
+/// Whatever else was put into such a namespace goes with it. A namespace
+/// the syncer did not create is never deleted.
 pub async fn delete_namespace_if_unused(
     s: &Session,
     namespace: &str,
 ) -> Result<(), ReconcileError> {
     let cluster = &s.ctx.cluster;
-    let upstream_ns: Api<Namespace> = Api::all(s.ctx.upstream.clone());
-    let still_there = upstream_ns
-        .get_opt(namespace)
-        .await
-        .map_err(up_err("reading the namespace"))?
-        .is_some_and(|ns| ns.metadata.deletion_timestamp.is_none());
-    if still_there {
+    if s.types.iter().any(|t| t.maps_into(namespace)) {
         return Ok(());
     }
     let api: Api<Namespace> = Api::all(s.downstream.clone());
@@ -87,20 +82,6 @@ pub async fn delete_namespace_if_unused(
     if !naming::is_ours(ns.labels(), cluster) || ns.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
-    let one = ListParams::default()
-        .labels(&naming::ours_selector(cluster))
-        .limit(1);
-    for t in &s.types {
-        let copies: Api<DynamicObject> =
-            Api::namespaced_with(s.downstream.clone(), namespace, &t.ty.ar);
-        let left = copies
-            .list_metadata(&one)
-            .await
-            .map_err(down_err("listing the copies left in the namespace"))?;
-        if !left.items.is_empty() {
-            return Ok(());
-        }
-    }
     let params = DeleteParams {
         preconditions: ns.uid().map(|uid| Preconditions {
             uid: Some(uid),
@@ -113,7 +94,7 @@ pub async fn delete_namespace_if_unused(
             s.forget_namespace(namespace);
             info!(
                 cluster,
-                "deleted namespace {namespace} in the cluster: the syncer created it and it is gone upstream"
+                "deleted namespace {namespace} in the cluster: the syncer created it and nothing placed maps into it"
             );
         }
         Err(err) if matches!(api_code(&err), Some(404 | 409)) => {}

@@ -15,6 +15,16 @@ pub enum SyncerError {
     HeartbeatInterval,
     #[error("control plane")]
     Upstream(#[from] ClientError),
+    #[error(
+        "cannot list Cluster {cluster} (clusters.kcp-ingress.dev, fieldSelector \
+         metadata.name={cluster}) in the control plane: is the CRD installed, and may this \
+         syncer list its Cluster? {source}"
+    )]
+    OwnCluster {
+        cluster: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error(transparent)]
     NotServed(#[from] runtime::NotServed),
     #[error(transparent)]

@@ -1,6 +1,12 @@
 //! The syncer: copies the objects placed on one physical cluster down, their
 //! status up, and heartbeats its Cluster.
 //!
+//! Everything placed on cluster `C` is in one namespace of the control
+//! plane, [`crate::mailbox::cluster_namespace`]`(C)`; the syncer reads and
+//! writes nothing else there but its own Cluster (read by name, with
+//! `fieldSelector=metadata.name=C`, so that RBAC `resourceNames` allows it,
+//! and its status) and Events.
+//!
 //! Imports run one way, from the wiring down to the pure core:
 //!
 //! - wiring: this module (pull mode: one cluster, on `runtime::start_component`)
@@ -18,7 +24,8 @@
 //!   [`context`] and [`health`] (one cluster's syncer), [`tracked`] (one
 //!   object followed by name), [`queue`], [`discovery`], [`settings`],
 //!   [`error`];
-//! - pure core: [`naming`] (resource types, placement, ownership), [`spec`]
+//! - pure core: [`layout`] (which object in the cluster namespace is which
+//!   downstream one), [`naming`] (resource types, ownership), [`spec`]
 //!   (upstream object → downstream object), [`status`] (leaf status up),
 //!   [`heartbeat`] (Cluster conditions).
 
@@ -31,6 +38,7 @@ pub mod downstream;
 pub mod error;
 pub mod health;
 pub mod heartbeat;
+pub mod layout;
 pub mod naming;
 pub mod presence;
 pub mod probe;
@@ -58,6 +66,22 @@ use crate::cli::SyncerArgs;
 use crate::labels;
 use crate::runtime::{self, CancellationToken, Readiness};
 
+/// Fails early, with a clear message, unless the syncer may list its own
+/// Cluster: by name (a field selector), as RBAC `resourceNames` allows.
+async fn require_own_cluster(upstream: &kube::Client, cluster: &str) -> Result<(), SyncerError> {
+    let params = kube::api::ListParams::default()
+        .fields(&format!("metadata.name={cluster}"))
+        .limit(1);
+    kube::Api::<Cluster>::all(upstream.clone())
+        .list_metadata(&params)
+        .await
+        .map(|_| ())
+        .map_err(|source| SyncerError::OwnCluster {
+            cluster: cluster.to_string(),
+            source,
+        })
+}
+
 /// Runs the syncer (pull mode) until `shutdown` is cancelled.
 pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), SyncerError> {
     let specs = ResourceSpec::parse_all(&args.resources)?;
@@ -68,7 +92,7 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
         args.upstream_context.as_deref(),
     )
     .await?;
-    runtime::require_served::<Cluster>(&upstream).await?;
+    require_own_cluster(&upstream, &args.cluster).await?;
     let source = match args.downstream_kubeconfig {
         Some(path) => DownstreamSource::File {
             path,

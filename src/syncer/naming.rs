@@ -1,6 +1,7 @@
 //! Names the syncer derives (pure): which API resource a `--resources` entry
-//! means, which upstream objects are placed on a cluster, which downstream
-//! objects belong to a cluster's syncer, and how a copy names its origin.
+//! means, which downstream objects belong to a cluster's syncer, and how a
+//! copy names its origin (which upstream object is which downstream one is
+//! [`super::layout`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,11 +84,6 @@ impl fmt::Display for ResourceSpec {
     }
 }
 
-/// The label selector of the upstream objects placed on `cluster`.
-pub fn placed_selector(cluster: &str) -> String {
-    format!("{}={}", labels::state_label(cluster), labels::STATE_SYNC)
-}
-
 /// The label selector of the downstream objects `cluster`'s syncer manages.
 pub fn ours_selector(cluster: &str) -> String {
     format!(
@@ -96,13 +92,6 @@ pub fn ours_selector(cluster: &str) -> String {
         labels::MANAGED_BY_VALUE,
         labels::SYNCER_LABEL
     )
-}
-
-/// Whether an upstream object with these labels is placed on `cluster`.
-pub fn is_placed(object_labels: &BTreeMap<String, String>, cluster: &str) -> bool {
-    object_labels
-        .get(&labels::state_label(cluster))
-        .is_some_and(|v| v == labels::STATE_SYNC)
 }
 
 /// Whether a downstream object (or namespace) with these labels is managed
@@ -156,14 +145,6 @@ pub fn has_finalizer(finalizers: &[String], cluster: &str) -> bool {
     finalizers.contains(&ours)
 }
 
-/// The Clusters whose syncer finalizer a finalizer list holds.
-pub fn finalizer_clusters(finalizers: &[String]) -> impl Iterator<Item = &str> {
-    finalizers
-        .iter()
-        .filter_map(|f| f.strip_prefix(labels::SYNCER_FINALIZER_PREFIX))
-        .filter(|c| !c.is_empty())
-}
-
 /// A downstream object of the same name that is not ours: what the conflict
 /// annotation and Event say.
 pub fn conflict_message(kind: &str, namespace: &str, name: &str, cluster: &str) -> String {
@@ -184,20 +165,6 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
-    }
-
-    #[test]
-    fn finalizers_name_their_clusters() {
-        let finalizers = [
-            "kcp-ingress.dev/syncer-east".to_string(),
-            "kcp-ingress.dev/cleanup".to_string(),
-            "kcp-ingress.dev/syncer-".to_string(),
-            "example.com/other".to_string(),
-        ];
-        assert_eq!(
-            finalizer_clusters(&finalizers).collect::<Vec<_>>(),
-            ["east"]
-        );
     }
 
     #[test]
@@ -240,16 +207,7 @@ mod tests {
     }
 
     #[test]
-    fn placement_and_ownership() {
-        let placed = map(&[("state.kcp-ingress.dev/east", "Sync")]);
-        assert!(is_placed(&placed, "east"));
-        assert!(!is_placed(&placed, "west"));
-        assert!(!is_placed(
-            &map(&[("state.kcp-ingress.dev/east", "Other")]),
-            "east"
-        ));
-        assert_eq!(placed_selector("east"), "state.kcp-ingress.dev/east=Sync");
-
+    fn ownership() {
         let ours = map(&[
             ("app.kubernetes.io/managed-by", "kcp-ingress"),
             ("kcp-ingress.dev/syncer", "east"),

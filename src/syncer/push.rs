@@ -2,7 +2,9 @@
 //! `spec.kubeconfigSecretRef`. A Cluster that gains such a reference gets a
 //! syncer; one that loses it has its syncer stopped; the syncer of a
 //! deleted Cluster removes its copies in the physical cluster, releases its
-//! finalizers and stops by itself.
+//! finalizers in its cluster namespace and stops by itself. The finalizers
+//! of a Cluster deleted while no syncer of it ran are the controller's to
+//! remove (it empties the namespaces of gone Clusters).
 
 use std::collections::{BTreeMap, HashMap};
 use std::pin::pin;
@@ -12,7 +14,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use kube::ResourceExt;
 use kube::api::Api;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::{error, info, warn};
 
@@ -22,7 +24,7 @@ use super::naming::ResourceSpec;
 use super::queue::RETRY_CAP;
 use super::settings::{Settings, check_interval};
 use super::source::DownstreamSource;
-use super::upstream::{clusters_in_finalizers, release_finalizers};
+use super::upstream::release_finalizers;
 use crate::apis::{Cluster, KubeconfigSecretRef};
 use crate::labels;
 use crate::runtime::metrics::Metrics;
@@ -72,16 +74,7 @@ pub async fn run(
     while let Some(change) = changes.next().await {
         match change {
             Change::Failed(_) | Change::Restored => continue,
-            Change::Relisted => {
-                if !listed {
-                    let (upstream, store) = (upstream.clone(), store.clone());
-                    let (specs, shutdown) = (settings.specs.clone(), shutdown.clone());
-                    releases.spawn(async move {
-                        release_missing_clusters(&upstream, &store, &specs, &shutdown).await;
-                    });
-                }
-                listed = true;
-            }
+            Change::Relisted => listed = true,
             Change::Applied { .. } | Change::Deleted(_) => {}
         }
         if !listed {
@@ -135,43 +128,6 @@ async fn release_until_done(
                 }
             }
         }
-    }
-}
-
-/// Releases the syncer finalizers of Clusters that do not exist (deleted
-/// while no syncer of theirs ran, e.g. while the controller was down):
-/// nothing would release them otherwise. Their copies in the physical
-/// clusters are kept (there is no client for them).
-async fn release_missing_clusters(
-    upstream: &kube::Client,
-    store: &Store<Cluster>,
-    specs: &[ResourceSpec],
-    shutdown: &CancellationToken,
-) {
-    let mut failures = 0u32;
-    let named = loop {
-        match clusters_in_finalizers(upstream, specs).await {
-            Ok(named) => break named,
-            Err(err) => {
-                failures += 1;
-                warn!(%err, "cannot list the syncer finalizers; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(runtime::backoff(failures + 2, RETRY_CAP)) => {}
-                    () = shutdown.cancelled() => return,
-                }
-            }
-        }
-    };
-    for name in named {
-        // Looked up now, not when the list began: a Cluster created meanwhile keeps its finalizers.
-        if store.get(&ObjectRef::new(&name)).is_some() {
-            continue;
-        }
-        info!(
-            cluster = name,
-            "objects hold the finalizer of a Cluster that does not exist; releasing them"
-        );
-        release_until_done(upstream, &name, specs, shutdown).await;
     }
 }
 

@@ -2,12 +2,20 @@
 //! miss, a read) show of the upstream object and its downstream copy, do
 //! what is missing and nothing else.
 //!
-//! - placed upstream (label `state.kcp-ingress.dev/<cluster>=Sync`, not
+//! The upstream object is the one in the cluster namespace (a leaf, a
+//! copy, or the `PlacedObject` carrying the object); its name says which
+//! downstream object it is ([`Place`]). Finalizer, reports and status are
+//! written on it.
+//!
+//! - placed (present in the cluster namespace, carrying this type, not
 //!   being deleted): finalizer first, then the namespace and the copy
 //!   (server-side apply, skipped when the copy already matches), then the
 //!   leaf status up, then the upstream reports (conflict / sync error);
 //! - otherwise: the copy is deleted if it is ours, then the finalizer and
-//!   the reports go.
+//!   the reports go, then the downstream namespace if the syncer created it
+//!   and no copy maps into it any more;
+//! - an upstream object whose name maps to nothing, or whose embedded
+//!   object is not what its name says: reported and skipped.
 //!
 //! A downstream object without this syncer's labels is never modified or
 //! deleted.
@@ -23,11 +31,12 @@ use tracing::{debug, info};
 
 use super::downstream::{delete_namespace_if_unused, ensure_namespace};
 use super::error::{ReconcileError, api_code, down_err, up_err};
+use super::layout::{self, Carrier, Place, Target};
 use super::naming;
 use super::spec;
 use super::state::{Key, Session};
 use super::status;
-use super::upstream::{Report, add_finalizer, release, report, still_placed};
+use super::upstream::{Report, Reported, add_finalizer, release, report, still_placed};
 use crate::labels;
 
 /// When to look again at an object that is fine for now.
@@ -50,30 +59,62 @@ const NAMESPACE_RECHECK: Duration = Duration::from_secs(15);
 /// Syncs the object `key`.
 pub async fn reconcile(s: &Session, key: &Key) -> Result<Outcome, ReconcileError> {
     let t = &key.ty;
-    let cluster = &s.ctx.cluster;
-    let oref = key.object_ref();
     let up_api: Api<DynamicObject> =
-        Api::namespaced_with(s.ctx.upstream.clone(), &key.namespace, &t.ty.ar);
-    let upstream = match t.up.get(&oref) {
-        Some(o) => Some(o),
-        None => up_api
-            .get_opt(&key.name)
-            .await
-            .map_err(up_err("reading the object"))?
-            .map(Arc::new),
+        Api::namespaced_with(s.ctx.upstream.clone(), &s.ctx.namespace, &t.up_ar);
+    let upstream = match key.upstream_ref(&s.ctx.namespace) {
+        None => None,
+        Some(oref) => match t.up.get(&oref) {
+            Some(o) => Some(o),
+            None => up_api
+                .get_opt(&oref.name)
+                .await
+                .map_err(up_err("reading the object"))?
+                .map(Arc::new),
+        },
     };
-    let placed = upstream.as_deref().is_some_and(|o| {
-        naming::is_placed(o.labels(), cluster) && o.metadata.deletion_timestamp.is_none()
-    });
-    match upstream {
-        Some(up) if placed => sync(s, key, &up_api, up).await,
-        other => cleanup(s, key, &up_api, other).await,
+    let placed = upstream
+        .as_deref()
+        .is_some_and(|o| is_placed(&t.carrier, o));
+    match (&key.place, upstream) {
+        (Place::Unmapped { upstream }, Some(up)) if placed => {
+            let message = layout::unmapped_message(&t.ty.spec, &s.ctx.namespace, upstream);
+            report(&s.ctx, &reported(key, &up_api, &up), Report::Error(message)).await?;
+            Ok(Outcome::Done)
+        }
+        (Place::Unmapped { .. }, up) => {
+            if let Some(up) = up {
+                release_upstream(s, key, &up_api, &up).await?;
+            }
+            Ok(Outcome::Done)
+        }
+        (Place::Mapped { target, .. }, Some(up)) if placed => {
+            sync(s, key, target, &up_api, up).await
+        }
+        (Place::Mapped { target, .. } | Place::Orphan(target), up) => {
+            cleanup(s, key, target, &up_api, up).await
+        }
+    }
+}
+
+/// Whether the upstream object is placed: it carries the type and is not
+/// being deleted (everything in the cluster namespace is placed).
+fn is_placed(carrier: &Carrier, o: &DynamicObject) -> bool {
+    carrier.carries(o.labels()) && o.metadata.deletion_timestamp.is_none()
+}
+
+/// What a report on `up` needs.
+fn reported<'a>(key: &'a Key, api: &'a Api<DynamicObject>, up: &'a DynamicObject) -> Reported<'a> {
+    Reported {
+        ar: &key.ty.up_ar,
+        api,
+        object: up,
     }
 }
 
 async fn sync(
     s: &Session,
     key: &Key,
+    target: &Target,
     up_api: &Api<DynamicObject>,
     mut up: Arc<DynamicObject>,
 ) -> Result<Outcome, ReconcileError> {
@@ -81,11 +122,13 @@ async fn sync(
     let t = &key.ty;
     let ar = &t.ty.ar;
     let what = key.to_string();
+    let up_name = up.name_any();
+    let carrier = &t.carrier;
 
     // 1. The finalizer, before anything exists downstream.
     let mut fresh = false;
     if !naming::has_finalizer(up.finalizers(), cluster) {
-        match add_finalizer(up_api, &key.name, cluster).await? {
+        match add_finalizer(up_api, &up_name, cluster, |o| is_placed(carrier, o)).await? {
             Some(updated) => {
                 debug!(cluster, "finalizer added to {what}");
                 up = Arc::new(updated);
@@ -98,14 +141,19 @@ async fn sync(
 
     // 2. What the copy should be.
     let up_json = serde_json::to_value(&*up)?;
-    let desired = match spec::downstream_object(&up_json, &ar.api_version, &ar.kind, cluster) {
+    let object = match carrier {
+        Carrier::Native => Ok(layout::native(&up_json, target)),
+        Carrier::Wrapped { .. } => layout::embedded(&up_json, &ar.api_version, &ar.kind, target)
+            .map_err(|why| format!("PlacedObject {}/{up_name}: {why}", s.ctx.namespace)),
+    };
+    let desired = match object.and_then(|o| {
+        spec::downstream_object(&o, &ar.api_version, &ar.kind, cluster).map_err(|e| e.to_string())
+    }) {
         Ok(desired) => desired,
         Err(err) => {
             report(
                 &s.ctx,
-                &t.ty,
-                up_api,
-                &up,
+                &reported(key, up_api, &up),
                 Report::Error(format!("{what} cannot be synced: {err}")),
             )
             .await?;
@@ -115,21 +163,18 @@ async fn sync(
 
     // 3. The copy.
     let down_api: Api<DynamicObject> =
-        Api::namespaced_with(s.downstream.clone(), &key.namespace, ar);
-    let oref = key.object_ref();
-    let current = match t.down.get(&oref) {
-        Some(o) => Some(o),
-        None => down_api
-            .get_opt(&key.name)
-            .await
-            .map_err(down_err("reading the copy"))?
-            .map(Arc::new),
-    };
+        Api::namespaced_with(s.downstream.clone(), &target.namespace, ar);
+    let current = read_copy(key, target, &down_api).await?;
     if let Some(other) = current.as_deref()
         && !naming::is_ours(other.labels(), cluster)
     {
-        let message = naming::conflict_message(&ar.kind, &key.namespace, &key.name, cluster);
-        report(&s.ctx, &t.ty, up_api, &up, Report::Conflict(message)).await?;
+        let message = naming::conflict_message(&ar.kind, &target.namespace, &target.name, cluster);
+        report(
+            &s.ctx,
+            &reported(key, up_api, &up),
+            Report::Conflict(message),
+        )
+        .await?;
         return Ok(Outcome::RecheckAfter(CONFLICT_RECHECK));
     }
     let copy = match current.as_deref() {
@@ -139,18 +184,21 @@ async fn sync(
     let copy = match copy {
         Some(copy) if spec::is_up_to_date(&desired, &copy) => Some(copy),
         _ => {
-            if copy.is_none() && !fresh && !still_placed(up_api, &key.name, cluster).await? {
+            if copy.is_none()
+                && !fresh
+                && !still_placed(up_api, &up_name, |o| is_placed(carrier, o)).await?
+            {
                 // The cache was behind: do not create a copy of an object
-                // that is going; its deletion or relabelling is on its way.
+                // that is going; its deletion is on its way.
                 return Ok(Outcome::Done);
             }
-            if let Err(message) = ensure_namespace(s, &key.namespace).await? {
-                report(&s.ctx, &t.ty, up_api, &up, Report::Error(message)).await?;
+            if let Err(message) = ensure_namespace(s, &target.namespace).await? {
+                report(&s.ctx, &reported(key, up_api, &up), Report::Error(message)).await?;
                 return Ok(Outcome::RecheckAfter(NAMESPACE_RECHECK));
             }
             let params = PatchParams::apply(&s.ctx.manager).force();
             match down_api
-                .patch(&key.name, &params, &Patch::Apply(&desired))
+                .patch(&target.name, &params, &Patch::Apply(&desired))
                 .await
             {
                 Ok(applied) => {
@@ -166,13 +214,13 @@ async fn sync(
                         "cluster {cluster} refused {what}: {} ({})",
                         e.message, e.reason
                     );
-                    report(&s.ctx, &t.ty, up_api, &up, Report::Error(message)).await?;
+                    report(&s.ctx, &reported(key, up_api, &up), Report::Error(message)).await?;
                     return Ok(Outcome::RecheckAfter(REFUSED_RECHECK));
                 }
                 Err(err) => {
                     if api_code(&err) == Some(404) {
                         // Most likely the namespace went away.
-                        s.forget_namespace(&key.namespace);
+                        s.forget_namespace(&target.namespace);
                     }
                     return Err(down_err("applying the copy")(err));
                 }
@@ -180,52 +228,83 @@ async fn sync(
         }
     };
 
-    // 4. Leaf status up.
-    if t.ty.status_up && up.labels().contains_key(labels::ROOT_LABEL) {
-        let up_json = serde_json::to_value(&*up)?;
-        if let Some(body) =
+    // 4. Leaf status up, on the leaf in the cluster namespace.
+    if t.ty.status_up
+        && up.labels().contains_key(labels::ROOT_LABEL)
+        && let Some(body) =
             status::status_update(&up_json, copy.as_ref(), &ar.api_version, &ar.kind)
-        {
-            let params = PatchParams::apply(&s.ctx.manager).force();
-            up_api
-                .patch_status(&key.name, &params, &Patch::Apply(&body))
-                .await
-                .map_err(up_err("writing the status"))?;
-            info!(
-                cluster,
-                load_balancer = %body["status"]["loadBalancer"],
-                "copied the status of {what} up"
-            );
-        }
+    {
+        let params = PatchParams::apply(&s.ctx.manager).force();
+        up_api
+            .patch_status(&up_name, &params, &Patch::Apply(&body))
+            .await
+            .map_err(up_err("writing the status"))?;
+        info!(
+            cluster,
+            load_balancer = %body["status"]["loadBalancer"],
+            "copied the status of {what} up"
+        );
     }
 
     // 5. Nothing to report any more.
-    report(&s.ctx, &t.ty, up_api, &up, Report::Clear).await?;
+    report(&s.ctx, &reported(key, up_api, &up), Report::Clear).await?;
     Ok(Outcome::Done)
+}
+
+/// The downstream copy `target`, from the cache or, on a miss, read.
+async fn read_copy(
+    key: &Key,
+    target: &Target,
+    down_api: &Api<DynamicObject>,
+) -> Result<Option<Arc<DynamicObject>>, ReconcileError> {
+    if let Some(o) = key.downstream_ref().and_then(|r| key.ty.down.get(&r)) {
+        return Ok(Some(o));
+    }
+    Ok(down_api
+        .get_opt(&target.name)
+        .await
+        .map_err(down_err("reading the copy"))?
+        .map(Arc::new))
+}
+
+/// Removes this syncer's finalizer and reports from the upstream object,
+/// if it has any.
+async fn release_upstream(
+    s: &Session,
+    key: &Key,
+    up_api: &Api<DynamicObject>,
+    up: &DynamicObject,
+) -> Result<(), ReconcileError> {
+    let cluster = &s.ctx.cluster;
+    let reported = up
+        .annotations()
+        .contains_key(&labels::conflict_annotation(cluster))
+        || up
+            .annotations()
+            .contains_key(&labels::sync_error_annotation(cluster));
+    if (naming::has_finalizer(up.finalizers(), cluster) || reported)
+        && release(up_api, &up.name_any(), cluster)
+            .await
+            .map_err(up_err("removing the finalizer"))?
+    {
+        info!(cluster, "released {key}");
+    }
+    Ok(())
 }
 
 async fn cleanup(
     s: &Session,
     key: &Key,
+    target: &Target,
     up_api: &Api<DynamicObject>,
     up: Option<Arc<DynamicObject>>,
 ) -> Result<Outcome, ReconcileError> {
     let cluster = &s.ctx.cluster;
-    let t = &key.ty;
-    let ar = &t.ty.ar;
+    let ar = &key.ty.ty.ar;
     let what = key.to_string();
     let down_api: Api<DynamicObject> =
-        Api::namespaced_with(s.downstream.clone(), &key.namespace, ar);
-    let oref = key.object_ref();
-    let current = match t.down.get(&oref) {
-        Some(o) => Some(o),
-        None => down_api
-            .get_opt(&key.name)
-            .await
-            .map_err(down_err("reading the copy"))?
-            .map(Arc::new),
-    };
-    let mut deleted = false;
+        Api::namespaced_with(s.downstream.clone(), &target.namespace, ar);
+    let current = read_copy(key, target, &down_api).await?;
     if let Some(copy) = current.as_deref()
         && naming::is_ours(copy.labels(), cluster)
     {
@@ -237,7 +316,7 @@ async fn cleanup(
             }),
             ..DeleteParams::default()
         };
-        match down_api.delete(&key.name, &params).await {
+        match down_api.delete(&target.name, &params).await {
             Ok(_) => {
                 let why = match up.as_deref() {
                     None => "it is gone upstream",
@@ -247,29 +326,18 @@ async fn cleanup(
                     Some(_) => "it is no longer placed on the cluster",
                 };
                 info!(cluster, "deleted the copy of {what}: {why}");
-                deleted = true;
             }
             Err(err) if api_code(&err) == Some(404) => {}
             Err(err) => return Err(down_err("deleting the copy")(err)),
         }
     }
     if let Some(up) = up.as_deref() {
-        let reported = up
-            .annotations()
-            .contains_key(&labels::conflict_annotation(cluster))
-            || up
-                .annotations()
-                .contains_key(&labels::sync_error_annotation(cluster));
-        if (naming::has_finalizer(up.finalizers(), cluster) || reported)
-            && release(up_api, &key.name, cluster)
-                .await
-                .map_err(up_err("removing the finalizer"))?
-        {
-            info!(cluster, "released {what}");
-        }
+        release_upstream(s, key, up_api, up).await?;
     }
-    if deleted {
-        delete_namespace_if_unused(s, &key.namespace).await?;
+    // A copy just deleted is still cached: its deletion event brings the
+    // key back, with no copy.
+    if current.is_none() {
+        delete_namespace_if_unused(s, &target.namespace).await?;
     }
     Ok(Outcome::Done)
 }

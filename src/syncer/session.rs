@@ -1,15 +1,18 @@
 //! A sync session (I/O): one downstream client, from discovery until the
 //! session is cancelled. Per synced type it watches the placed objects
-//! upstream and the copies downstream (each feeding a cache), routes every
-//! change to the work queue as a [`Key`], and runs the workers that
-//! [`reconcile`] each key; a prober keeps the cluster's reachability current.
+//! upstream — everything of the type in the cluster namespace, or the
+//! `PlacedObject`s there labelled for it ([`Carrier`]) — and the copies
+//! downstream (each feeding a cache), routes every change to the work
+//! queue as a [`Key`] (either side's name gives the same key), and runs
+//! the workers that [`reconcile`] each key; a prober keeps the cluster's
+//! reachability current.
 
 use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::runtime::watcher;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -18,11 +21,13 @@ use super::context::ClusterCtx;
 use super::discovery::{self, Resolved};
 use super::health::TypeReport;
 use super::heartbeat::Reachability;
+use super::layout::{Carrier, Place};
 use super::naming;
 use super::probe::probe;
 use super::queue::{RETRY_CAP, WorkQueue};
 use super::reconcile::{self, Outcome};
 use super::state::{Key, Session, TypeState};
+use crate::apis::PlacedObject;
 use crate::runtime::{self, CancellationToken, Change, Readiness, Watch, list};
 
 /// Reconciles running at once.
@@ -59,16 +64,25 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
             }
             Resolved::Served(ty) => {
                 let ar = ty.ar.clone();
-                // Only an upstream Service's managedFields are read (the node
-                // ports its user set); other cached objects drop them.
-                let service = ar.group.is_empty() && ar.plural == "services";
+                let carrier = Carrier::of(&ty.spec);
+                let (up_ar, what) = match carrier {
+                    Carrier::Native => (ar.clone(), ty.spec.to_string()),
+                    Carrier::Wrapped { .. } => (
+                        ApiResource::erase::<PlacedObject>(&()),
+                        format!("PlacedObjects of {}", ty.spec),
+                    ),
+                };
+                let mut config = watcher::Config::default();
+                if let Some(selector) = carrier.selector() {
+                    config = config.labels(&selector);
+                }
                 let (up, up_changes) = Watch::with_dyntype(
-                    format!("{} placed on {cluster}", ty.spec),
-                    Api::all_with(ctx.upstream.clone(), &ar),
-                    ar.clone(),
+                    format!("{what} in {}", ctx.namespace),
+                    Api::namespaced_with(ctx.upstream.clone(), &ctx.namespace, &up_ar),
+                    up_ar.clone(),
                 )
-                .config(watcher::Config::default().labels(&naming::placed_selector(&cluster)))
-                .managed_fields(service)
+                .config(config)
+                .without_managed_fields()
                 .changes(&readiness, &cancel);
                 let (down, down_changes) = Watch::with_dyntype(
                     format!("{} copies in {cluster}", ty.spec),
@@ -84,7 +98,13 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                     message: None,
                     copies: Some(down.clone()),
                 });
-                let state = Arc::new(TypeState { ty, up, down });
+                let state = Arc::new(TypeState {
+                    ty,
+                    carrier,
+                    up_ar,
+                    up,
+                    down,
+                });
                 let router = Router {
                     ty: state.clone(),
                     queue: queue.clone(),
@@ -110,7 +130,9 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
         cancel.clone(),
     ));
     for ty in &session.types {
-        tasks.spawn(find_unplaced_finalizers(session.clone(), ty.clone()));
+        if matches!(ty.carrier, Carrier::Wrapped { .. }) {
+            tasks.spawn(find_unlabelled_finalizers(session.clone(), ty.clone()));
+        }
     }
     tasks.spawn(requeue_on_recovery(session.clone()));
     for _ in 0..WORKERS {
@@ -191,6 +213,15 @@ enum Side {
     Downstream,
 }
 
+impl Side {
+    fn key(self, ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Key> {
+        match self {
+            Side::Upstream => Key::of_upstream(ty, object),
+            Side::Downstream => Key::of_downstream(ty, object),
+        }
+    }
+}
+
 /// Turns the changes of one type's watches into keys on the work queue.
 #[derive(Clone)]
 struct Router {
@@ -209,10 +240,13 @@ impl Router {
         let mut changes = pin!(changes);
         while let Some(change) = changes.next().await {
             match change {
-                Change::Applied { new: o, .. } | Change::Deleted(o) => self.add(&o),
+                Change::Applied { new: o, .. } | Change::Deleted(o) => self.add(side, &o),
                 Change::Relisted => {
-                    for o in self.ty.up.state().into_iter().chain(self.ty.down.state()) {
-                        self.add(&o);
+                    for o in self.ty.up.state() {
+                        self.add(Side::Upstream, &o);
+                    }
+                    for o in self.ty.down.state() {
+                        self.add(Side::Downstream, &o);
                     }
                     debug!(cluster = self.ctx.cluster, ?side, "watch (re)listed");
                 }
@@ -222,19 +256,22 @@ impl Router {
         }
     }
 
-    fn add(&self, object: &DynamicObject) {
-        if let Some(key) = Key::of(&self.ty, object) {
+    fn add(&self, side: Side, object: &DynamicObject) {
+        if let Some(key) = side.key(&self.ty, object) {
             self.queue.add(key);
         }
     }
 }
 
-/// Queues the objects that carry this syncer's finalizer but are not (or no
-/// longer) placed on the cluster: they lost their label while no watch saw it.
-async fn find_unplaced_finalizers(session: Arc<Session>, state: Arc<TypeState>) {
+/// Queues the `PlacedObject`s of a wrapped type that carry this syncer's
+/// finalizer but lost their resource label while no watch saw it (the
+/// watch selects by that label): their copies go and the finalizer is
+/// released. Natively stored objects need no such pass, everything in the
+/// cluster namespace is watched.
+async fn find_unlabelled_finalizers(session: Arc<Session>, state: Arc<TypeState>) {
     let ctx = &session.ctx;
-    let ty = &state.ty;
-    let api: Api<DynamicObject> = Api::all_with(ctx.upstream.clone(), &ty.ar);
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.upstream.clone(), &ctx.namespace, &state.up_ar);
     let mut failures = 0;
     loop {
         // Queueing a key twice is harmless: after an error the listing
@@ -244,12 +281,12 @@ async fn find_unplaced_finalizers(session: Arc<Session>, state: Arc<TypeState>) 
                 let meta = &object.metadata;
                 let finalizers = meta.finalizers.as_deref().unwrap_or_default();
                 if naming::has_finalizer(finalizers, &ctx.cluster)
-                    && let (Some(namespace), Some(name)) = (&meta.namespace, &meta.name)
+                    && let Some(name) = &meta.name
+                    && let place @ Place::Mapped { .. } = Place::of_upstream(&state.ty.spec, name)
                 {
                     session.queue.add(Key {
                         ty: state.clone(),
-                        namespace: namespace.clone(),
-                        name: name.clone(),
+                        place,
                     });
                 }
                 futures::future::ready(Ok(()))
@@ -258,7 +295,7 @@ async fn find_unplaced_finalizers(session: Arc<Session>, state: Arc<TypeState>) 
         let Err(err) = listed else { return };
         failures += 1;
         if failures == 1 {
-            warn!(cluster = ctx.cluster, %err, "cannot list {} for finalizers; retrying", ty.spec);
+            warn!(cluster = ctx.cluster, %err, "cannot list the PlacedObjects of {} for finalizers; retrying", state.ty.spec);
         }
         tokio::select! {
             () = tokio::time::sleep(runtime::backoff(failures + 2, RETRY_CAP)) => {}
@@ -281,8 +318,10 @@ async fn requeue_on_recovery(session: Arc<Session>) {
         if reachable && !was_reachable {
             let mut queued = 0;
             for t in &session.types {
-                for o in t.up.state().into_iter().chain(t.down.state()) {
-                    if let Some(key) = Key::of(t, &o) {
+                let up = t.up.state().into_iter().map(|o| (Side::Upstream, o));
+                for (side, o) in up.chain(t.down.state().into_iter().map(|o| (Side::Downstream, o)))
+                {
+                    if let Some(key) = side.key(t, &o) {
                         session.queue.add(key);
                         queued += 1;
                     }

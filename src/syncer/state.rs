@@ -5,62 +5,108 @@
 //! A [`Key`] carries its type's state (an `Arc<TypeState>`), not an index
 //! into a list: a worker holding a key holds everything it needs to sync
 //! that object, and no lookup can miss or point at another session's type.
+//! Its [`Place`] names the object on both sides: the upstream name in the
+//! cluster namespace and the downstream namespace and name, each computed
+//! from the other, so a change on either side wakes the same key.
 
 use std::collections::HashSet;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
-use kube::api::DynamicObject;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
 use super::context::ClusterCtx;
 use super::discovery::SyncType;
+use super::layout::{Carrier, Place};
 use super::queue::WorkQueue;
 use crate::runtime::CancellationToken;
 
 /// One synced type with its caches.
 pub struct TypeState {
     pub ty: SyncType,
-    /// Upstream objects placed on the cluster.
+    /// How its objects are carried in the cluster namespace.
+    pub carrier: Carrier,
+    /// What the upstream watch lists: the type itself, or `PlacedObject`.
+    pub up_ar: ApiResource,
+    /// Upstream objects in the cluster namespace (of the type, or the
+    /// `PlacedObject`s carrying it).
     pub up: Store<DynamicObject>,
     /// Downstream copies managed by this syncer.
     pub down: Store<DynamicObject>,
 }
 
-/// An upstream object (and its downstream copy): its type, namespace, name.
+impl TypeState {
+    /// Whether the cached upstream objects (not being deleted) or this
+    /// syncer's cached copies have one in the downstream `namespace`.
+    pub fn maps_into(&self, namespace: &str) -> bool {
+        let up = self.up.state().into_iter().any(|o| {
+            o.metadata.deletion_timestamp.is_none()
+                && o.meta().name.as_deref().is_some_and(|name| {
+                    Place::of_upstream(&self.ty.spec, name)
+                        .target()
+                        .is_some_and(|t| t.namespace == namespace)
+                })
+        });
+        up || self
+            .down
+            .state()
+            .iter()
+            .any(|o| o.namespace().as_deref() == Some(namespace))
+    }
+}
+
+/// One object of a synced type: its upstream name in the cluster namespace
+/// and its downstream namespace and name, as far as they exist
+/// ([`Place`]).
 #[derive(Clone)]
 pub struct Key {
     pub ty: Arc<TypeState>,
-    pub namespace: String,
-    pub name: String,
+    pub place: Place,
 }
 
 impl Key {
-    /// The key of `object` of type `ty`; `None` for an object without a
-    /// namespace or name (the syncer syncs namespaced objects only).
-    pub fn of(ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Self> {
+    /// The key of the upstream `object` (in the cluster namespace); `None`
+    /// for an object without a name.
+    pub fn of_upstream(ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Self> {
+        let name = object.meta().name.as_deref()?;
         Some(Self {
             ty: ty.clone(),
-            namespace: object.namespace()?,
-            name: object.meta().name.clone()?,
+            place: Place::of_upstream(&ty.ty.spec, name),
         })
     }
 
-    /// The cache reference of the object (either side).
-    pub fn object_ref(&self) -> ObjectRef<DynamicObject> {
-        ObjectRef::new_with(&self.name, self.ty.ty.ar.clone()).within(&self.namespace)
+    /// The key of the downstream `object`; `None` for an object without a
+    /// namespace or name (the syncer syncs namespaced objects only).
+    pub fn of_downstream(ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Self> {
+        let namespace = object.namespace()?;
+        let name = object.meta().name.as_deref()?;
+        Some(Self {
+            ty: ty.clone(),
+            place: Place::of_downstream(&ty.ty.spec, &namespace, name),
+        })
+    }
+
+    /// The cache reference of the upstream object, in `cluster_namespace`.
+    pub fn upstream_ref(&self, cluster_namespace: &str) -> Option<ObjectRef<DynamicObject>> {
+        let name = self.place.upstream()?;
+        Some(ObjectRef::new_with(name, self.ty.up_ar.clone()).within(cluster_namespace))
+    }
+
+    /// The cache reference of the downstream copy.
+    pub fn downstream_ref(&self) -> Option<ObjectRef<DynamicObject>> {
+        let t = self.place.target()?;
+        Some(ObjectRef::new_with(&t.name, self.ty.ty.ar.clone()).within(&t.namespace))
     }
 }
 
 // Two keys are the same object when their types are the same `--resources`
-// entry (one `TypeState` per entry and session).
+// entry (one `TypeState` per entry and session) and their places are.
 impl PartialEq for Key {
     fn eq(&self, other: &Self) -> bool {
-        self.ty.ty.spec == other.ty.ty.spec
-            && self.namespace == other.namespace
-            && self.name == other.name
+        self.ty.ty.spec == other.ty.ty.spec && self.place == other.place
     }
 }
 
@@ -69,15 +115,22 @@ impl Eq for Key {}
 impl Hash for Key {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.ty.ty.spec.hash(state);
-        self.namespace.hash(state);
-        self.name.hash(state);
+        self.place.hash(state);
     }
 }
 
-/// `resource.group namespace/name`, as logs and reports name an object.
+/// `resource.group namespace/name`, as logs and reports name an object:
+/// its downstream name, or its upstream one when it maps to none.
 impl fmt::Display for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}/{}", self.ty.ty.spec, self.namespace, self.name)
+        match &self.place {
+            Place::Mapped { target, .. } | Place::Orphan(target) => {
+                write!(f, "{} {target}", self.ty.ty.spec)
+            }
+            Place::Unmapped { upstream } => {
+                write!(f, "{} {upstream} (upstream, unmapped)", self.ty.ty.spec)
+            }
+        }
     }
 }
 
@@ -162,42 +215,44 @@ mod tests {
             plural: resource.into(),
         };
         let store = || Writer::<DynamicObject>::new(ar.clone()).as_reader();
+        let spec = ResourceSpec {
+            resource: resource.into(),
+            group: group.into(),
+        };
         Arc::new(TypeState {
+            carrier: Carrier::of(&spec),
             ty: SyncType {
-                spec: ResourceSpec {
-                    resource: resource.into(),
-                    group: group.into(),
-                },
+                spec,
                 ar: ar.clone(),
                 status_up: false,
             },
+            up_ar: ar.clone(),
             up: store(),
             down: store(),
         })
     }
 
-    fn key(ty: &Arc<TypeState>, namespace: &str, name: &str) -> Key {
+    fn key(ty: &Arc<TypeState>, upstream: &str) -> Key {
         Key {
             ty: ty.clone(),
-            namespace: namespace.into(),
-            name: name.into(),
+            place: Place::of_upstream(&ty.ty.spec, upstream),
         }
     }
 
     #[test]
     #[expect(
         clippy::mutable_key_type,
-        reason = "a key hashes its type's spec, namespace and name, never the caches"
+        reason = "a key hashes its type's spec and place, never the caches"
     )]
-    fn keys_are_the_same_object_by_type_namespace_and_name() {
+    fn keys_are_the_same_object_by_type_and_place() {
         let services = type_state("services", "");
         let secrets = type_state("secrets", "");
         let mut keys = HashSet::new();
-        assert!(keys.insert(key(&services, "a", "x")));
-        assert!(!keys.insert(key(&services, "a", "x")));
-        assert!(keys.insert(key(&secrets, "a", "x")));
-        assert!(keys.insert(key(&services, "b", "x")));
-        assert!(keys.insert(key(&services, "a", "y")));
+        assert!(keys.insert(key(&services, "a.x.services")));
+        assert!(!keys.insert(key(&services, "a.x.services")));
+        assert!(keys.insert(key(&secrets, "a.x")));
+        assert!(keys.insert(key(&services, "b.x.services")));
+        assert!(keys.insert(key(&services, "nothing")));
         assert_eq!(keys.len(), 4);
     }
 
@@ -205,22 +260,35 @@ mod tests {
     fn a_key_names_its_object() {
         let ingresses = type_state("ingresses", "networking.k8s.io");
         assert_eq!(
-            key(&ingresses, "shop", "web").to_string(),
-            "ingresses.networking.k8s.io shop/web"
+            key(&ingresses, "shop.web--east").to_string(),
+            "ingresses.networking.k8s.io shop/web--east"
+        );
+        assert_eq!(
+            key(&ingresses, "web").to_string(),
+            "ingresses.networking.k8s.io web (upstream, unmapped)"
         );
     }
 
     #[test]
-    fn only_namespaced_named_objects_have_keys() {
+    fn both_sides_give_the_same_key() {
         let services = type_state("services", "");
-        let mut object = DynamicObject::new("web", &services.ty.ar);
-        assert!(Key::of(&services, &object).is_none());
-        object.metadata.namespace = Some("shop".into());
-        let key = Key::of(&services, &object).map(|k| k.to_string());
-        assert_eq!(key.as_deref(), Some("services shop/web"));
+        let mut up = DynamicObject::new("shop.web.services", &services.ty.ar);
+        up.metadata.namespace = Some("kcp-ingress-cluster-east".into());
+        let mut down = DynamicObject::new("web", &services.ty.ar);
+        assert!(Key::of_downstream(&services, &down).is_none());
+        down.metadata.namespace = Some("shop".into());
+        let (u, d) = (
+            Key::of_upstream(&services, &up).unwrap(),
+            Key::of_downstream(&services, &down).unwrap(),
+        );
+        assert!(u == d);
         assert_eq!(
-            Key::of(&services, &object).map(|k| k.object_ref().name),
-            Some("web".to_string())
+            u.upstream_ref("kcp-ingress-cluster-east").map(|r| r.name),
+            Some("shop.web.services".to_string())
+        );
+        assert_eq!(
+            d.downstream_ref().and_then(|r| r.namespace),
+            Some("shop".to_string())
         );
     }
 }

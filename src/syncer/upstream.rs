@@ -1,10 +1,9 @@
-//! Writes to the control plane's copy of a synced object (I/O): the
-//! syncer's finalizer on it, its reports (conflict and sync-error
-//! annotations, with a Warning Event), its release — one object, or every
-//! object of the configured types once the Cluster is gone — and which
-//! Clusters' finalizers are there at all.
+//! Writes to the object in the cluster namespace that stands for a synced
+//! object (a leaf, a copy, or a `PlacedObject`) (I/O): the syncer's
+//! finalizer on it, its reports (conflict and sync-error annotations, with
+//! a Warning Event), its release — one object, or every object in the
+//! cluster namespace once the Cluster is gone.
 
-use std::collections::BTreeSet;
 use std::pin::pin;
 
 use futures::TryStreamExt;
@@ -17,9 +16,11 @@ use serde_json::{Value, json};
 use tracing::{info, warn};
 
 use super::context::ClusterCtx;
-use super::discovery::{self, SyncType};
+use super::discovery;
 use super::error::{ReconcileError, api_code, up_err};
+use super::layout::Carrier;
 use super::naming::{self, ResourceSpec};
+use crate::apis::PlacedObject;
 use crate::labels::{self, reasons};
 use crate::runtime::list;
 
@@ -42,29 +43,28 @@ pub fn merge_params(cluster: &str) -> PatchParams {
     }
 }
 
-/// Whether the object `name` is, read fresh, placed on `cluster` and not
-/// being deleted (checked before a copy is created).
+/// Whether the object `name`, read fresh, is `placed` (checked before a
+/// copy is created).
 pub async fn still_placed(
     api: &Api<DynamicObject>,
     name: &str,
-    cluster: &str,
+    placed: impl Fn(&DynamicObject) -> bool,
 ) -> Result<bool, ReconcileError> {
     Ok(api
         .get_opt(name)
         .await
         .map_err(up_err("reading the object"))?
-        .is_some_and(|o| {
-            naming::is_placed(o.labels(), cluster) && o.metadata.deletion_timestamp.is_none()
-        }))
+        .is_some_and(|o| placed(&o)))
 }
 
 /// Adds the syncer's finalizer to the current object (read fresh, written
 /// with its resourceVersion as precondition). `None` when the object is
-/// gone, being deleted or no longer placed.
+/// gone or no longer `placed` (e.g. being deleted).
 pub async fn add_finalizer(
     api: &Api<DynamicObject>,
     name: &str,
     cluster: &str,
+    placed: impl Fn(&DynamicObject) -> bool,
 ) -> Result<Option<DynamicObject>, ReconcileError> {
     let ours = labels::syncer_finalizer(cluster);
     for _ in 0..5 {
@@ -75,9 +75,7 @@ pub async fn add_finalizer(
         else {
             return Ok(None);
         };
-        if object.metadata.deletion_timestamp.is_some()
-            || !naming::is_placed(object.labels(), cluster)
-        {
+        if !placed(&object) {
             return Ok(None);
         }
         if naming::has_finalizer(object.finalizers(), cluster) {
@@ -168,25 +166,11 @@ pub async fn release(
     }))
 }
 
-/// The Clusters whose syncer finalizer is on some object of the types of
-/// `specs` in the control plane.
-pub async fn clusters_in_finalizers(
-    upstream: &kube::Client,
-    specs: &[ResourceSpec],
-) -> Result<BTreeSet<String>, kube::Error> {
-    let types = discovery::resolve_upstream(upstream, specs)
-        .await
-        .map_err(|e| e.source)?;
-    let mut clusters = BTreeSet::new();
-    for ar in types.into_iter().filter_map(|(_, ar)| ar) {
-        let api: Api<DynamicObject> = Api::all_with(upstream.clone(), &ar);
-        let mut objects = pin!(list::all_metadata(api, ListParams::default().limit(500)));
-        while let Some(object) = objects.try_next().await? {
-            let finalizers = object.metadata.finalizers.as_deref().unwrap_or_default();
-            clusters.extend(naming::finalizer_clusters(finalizers).map(str::to_string));
-        }
-    }
-    Ok(clusters)
+/// The upstream object a report goes on: the object, its type and its Api.
+pub struct Reported<'a> {
+    pub ar: &'a ApiResource,
+    pub api: &'a Api<DynamicObject>,
+    pub object: &'a DynamicObject,
 }
 
 /// Brings the upstream object's reports (conflict and sync-error
@@ -194,11 +178,10 @@ pub async fn clusters_in_finalizers(
 /// Warning Event on the object.
 pub async fn report(
     ctx: &ClusterCtx,
-    ty: &SyncType,
-    api: &Api<DynamicObject>,
-    up: &DynamicObject,
+    on: &Reported<'_>,
     wanted: Report,
 ) -> Result<(), ReconcileError> {
+    let (api, up) = (on.api, on.object);
     let cluster = &ctx.cluster;
     let (conflict_key, error_key) = (
         labels::conflict_annotation(cluster),
@@ -237,7 +220,7 @@ pub async fn report(
     }
     let what = format!(
         "{} {}/{}",
-        ty.spec,
+        on.ar.kind,
         up.namespace().unwrap_or_default(),
         name
     );
@@ -250,7 +233,7 @@ pub async fn report(
         }
     };
     warn!(cluster, reason, "{note}");
-    let reference = object_reference(up, &ty.ar);
+    let reference = object_reference(up, on.ar);
     let event = Event {
         type_: EventType::Warning,
         reason: reason.into(),
@@ -276,22 +259,38 @@ fn object_reference(object: &DynamicObject, ar: &ApiResource) -> ObjectReference
     }
 }
 
-/// Removes the syncer's finalizer (and its reports) from every object of the
-/// configured types in the control plane: the Cluster `cluster` is gone, so
-/// nothing may wait for its syncer. Downstream copies are left as they are.
+/// Removes the syncer's finalizer (and its reports) from every object in
+/// the cluster namespace `namespace` of the configured types (and the
+/// `PlacedObject`s there): the Cluster `cluster` is gone, so nothing may
+/// wait for its syncer. Downstream copies are left as they are.
 pub async fn release_finalizers(
     upstream: &kube::Client,
     cluster: &str,
     specs: &[ResourceSpec],
 ) -> Result<(), kube::Error> {
-    let types = discovery::resolve_upstream(upstream, specs)
-        .await
-        .map_err(|e| e.source)?;
+    let namespace = crate::mailbox::cluster_namespace(cluster);
+    let native: Vec<&ResourceSpec> = specs
+        .iter()
+        .filter(|s| Carrier::of(s) == Carrier::Native)
+        .collect();
+    let mut types: Vec<ApiResource> = Vec::new();
+    if !native.is_empty() {
+        let owned: Vec<ResourceSpec> = native.into_iter().cloned().collect();
+        let resolved = discovery::resolve_upstream(upstream, &owned)
+            .await
+            .map_err(|e| e.source)?;
+        types.extend(resolved.into_iter().filter_map(|(_, ar)| ar));
+    }
+    if specs.iter().any(|s| Carrier::of(s) != Carrier::Native) {
+        types.push(ApiResource::erase::<PlacedObject>(&()));
+    }
     let mut released = 0usize;
-    for (spec, ar) in types {
-        let Some(ar) = ar else { continue };
-        let api: Api<DynamicObject> = Api::all_with(upstream.clone(), &ar);
-        let mut objects = pin!(list::all_metadata(api, ListParams::default().limit(500)));
+    for ar in types {
+        let api: Api<DynamicObject> = Api::namespaced_with(upstream.clone(), &namespace, &ar);
+        let mut objects = pin!(list::all_metadata(
+            api.clone(),
+            ListParams::default().limit(500)
+        ));
         while let Some(object) = objects.try_next().await? {
             let meta = &object.metadata;
             let finalizers = meta.finalizers.as_deref().unwrap_or_default();
@@ -302,12 +301,12 @@ pub async fn release_finalizers(
             if !naming::has_finalizer(finalizers, cluster) && !annotated {
                 continue;
             }
-            let (Some(ns), Some(name)) = (&meta.namespace, &meta.name) else {
-                continue;
-            };
-            let api: Api<DynamicObject> = Api::namespaced_with(upstream.clone(), ns, &ar);
+            let Some(name) = &meta.name else { continue };
             if release(&api, name, cluster).await? {
-                info!(cluster, "released {spec} {ns}/{name}: the Cluster is gone");
+                info!(
+                    cluster,
+                    "released {} {namespace}/{name}: the Cluster is gone", ar.kind
+                );
                 released += 1;
             }
         }
