@@ -146,7 +146,9 @@ impl Plan {
             churn_rate: 50,
             write_doc: true,
             data_plane: DataPlane::Traefik,
-            deadline: Duration::from_secs(175),
+            // Traefik's set-up (RBAC, Gateway API CRDs, network namespaces)
+            // adds about 15 s per environment.
+            deadline: Duration::from_secs(230),
         }
     }
 

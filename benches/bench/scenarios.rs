@@ -160,7 +160,9 @@ pub async fn failover(
         env.server("stop", &server).await?;
         let t1 = Instant::now();
         env.server("start", &server).await?;
-        env.restart_data_plane(k).await?;
+        // The data plane is started again once its apiserver is back (as
+        // Traefik reads its token and routes from there); DNS is watched
+        // meanwhile, as it does not wait for the data plane.
         let (back, served) = tokio::join!(
             async {
                 wait_answers(&dns, hosts, |a| a == want.as_slice(), deadline)
@@ -169,6 +171,7 @@ pub async fn failover(
                 anyhow::Ok(secs(t1.elapsed()))
             },
             async {
+                env.restart_data_plane(k).await?;
                 wait_served(env, k, probe, deadline)
                     .await
                     .with_context(|| format!("{server}'s data plane serving again"))?;
