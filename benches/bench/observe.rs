@@ -278,9 +278,14 @@ impl Dns {
 async fn http_get(url: &str) -> anyhow::Result<String> {
     let rest = url.strip_prefix("http://").context("not an http URL")?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-    let (_, body) = http_request(authority, authority, &format!("/{path}"), Duration::from_secs(10))
-        .await
-        .with_context(|| format!("GET {url}"))?;
+    let (_, body) = http_request(
+        authority,
+        authority,
+        &format!("/{path}"),
+        Duration::from_secs(10),
+    )
+    .await
+    .with_context(|| format!("GET {url}"))?;
     Ok(body)
 }
 

@@ -197,7 +197,8 @@ async fn wait_served(env: &Env, k: usize, host: &str, deadline: Duration) -> any
         let answer = observe::served_by(address, host).await;
         if answer
             .as_ref()
-            .is_ok_and(|body| body.lines().next().map(str::trim) == Some(expected.as_str())) {
+            .is_ok_and(|body| body.lines().next().map(str::trim) == Some(expected.as_str()))
+        {
             return Ok(());
         }
         if t0.elapsed() > deadline {
