@@ -56,8 +56,8 @@ e2e: deps tools tools-kcp tools-traefik ## end-to-end tests against real etcd, k
 
 test: fmt-check clippy crd-check lint-scripts lint-imports unit e2e ## everything CI checks
 
-bench: deps tools ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 3 min)
-	$(CARGO) bench --bench bench -- $(if $(filter-out 0,$(QUICK)),--quick)
+bench: deps tools $(if $(filter traefik,$(DATA_PLANE)),tools-traefik) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin)
+	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick)
 
 local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp, DATA_PLANE=traefik|standin)
 	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE) --data-plane $(DATA_PLANE)

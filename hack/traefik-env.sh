@@ -7,6 +7,8 @@
 #   hack/traefik-env.sh up   --dir DIR --env-dir ENV_DIR [--clusters N]
 #                            [--service NAMESPACE/NAME] [--timeout SECONDS]
 #   hack/traefik-env.sh down --dir DIR
+#   hack/traefik-env.sh stop  --dir DIR --cluster K
+#   hack/traefik-env.sh start --dir DIR --env-dir ENV_DIR --cluster K [--timeout SECONDS]
 #   hack/traefik-env.sh --help
 #
 # up, for each cluster-K (K = 1..N, default: every cluster of ENV_DIR):
@@ -38,6 +40,11 @@
 # network namespaces and links up made (listed in DIR/run/netns). The
 # objects in the clusters stay (they go with the test environment).
 #
+# stop stops cluster-K's Traefik alone (its backend keeps running); start
+# starts it again, as up started it, after stop or after it died (everything
+# else up made is still there), and waits until it answers /ping. They are
+# what `make bench` uses for its failover scenario.
+#
 # Environment:
 #   KCP_INGRESS_TRAEFIK  the traefik binary (default: the one build-tools builds)
 set -euo pipefail
@@ -50,7 +57,7 @@ source "$here/lib/procs.sh"
 source "$here/lib/tools.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
-usage() { sed -n '2,45p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,49p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "traefik-env: $*" >&2; exit 1; }
 usage_error() { echo "traefik-env: $*" >&2; echo "try: hack/traefik-env.sh --help" >&2; exit 2; }
 say() { echo "traefik-env: $*" >&2; }
@@ -58,11 +65,12 @@ say() { echo "traefik-env: $*" >&2; }
 cmd=${1:-}
 case $cmd in
   -h|--help|help) usage; exit 0 ;;
-  up|down) shift ;;
-  '') usage_error "missing command (up or down)" ;;
+  up|down|start|stop) shift ;;
+  '') usage_error "missing command (up, down, start or stop)" ;;
   *) usage_error "unknown command '$cmd'" ;;
 esac
 
+cluster=
 dir=
 env_dir=
 clusters=
@@ -70,12 +78,13 @@ service=default/shop
 timeout=60
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --dir|--env-dir|--clusters|--service|--timeout)
+    --dir|--env-dir|--clusters|--cluster|--service|--timeout)
       [[ $# -ge 2 ]] || usage_error "$1 needs a value"
       case $1 in
         --dir) dir=$2 ;;
         --env-dir) env_dir=$2 ;;
         --clusters) clusters=$2 ;;
+        --cluster) cluster=$2 ;;
         --service) service=$2 ;;
         --timeout) timeout=$2 ;;
       esac
@@ -117,7 +126,17 @@ if [[ $cmd == down ]]; then
   exit 0
 fi
 
-# ---------------------------------------------------------------- up
+if [[ $cmd == start || $cmd == stop ]]; then
+  [[ $cluster =~ ^[1-9][0-9]{0,2}$ ]] || usage_error "$cmd needs --cluster K (a number), not '$cluster'"
+fi
+if [[ $cmd == stop ]]; then
+  [[ -f $RUN_DIR/traefik-$cluster.pid ]] || die "no Traefik of cluster-$cluster was started in $dir"
+  proc_stop 10 "traefik-$cluster"
+  say "stopped the Traefik of cluster-$cluster"
+  exit 0
+fi
+
+# ---------------------------------------------------------------- up, start
 
 [[ -n $env_dir && -f $env_dir/env ]] || usage_error "--env-dir must be a running test environment's directory (hack/test-env.sh up --dir)"
 [[ $timeout =~ ^[1-9][0-9]*$ ]] || usage_error "--timeout must be a positive number of seconds"
@@ -128,12 +147,69 @@ if ! [[ $clusters =~ ^[1-9][0-9]?$ ]] || ((clusters > env_clusters)); then
   usage_error "--clusters must be 1..$env_clusters (the test environment's clusters), not '$clusters'"
 fi
 ((clusters <= 254)) || usage_error "at most 254 clusters"
+traefik=${KCP_INGRESS_TRAEFIK:-$(tool_dir traefik)/traefik}
+[[ -x $traefik ]] || die "Traefik not found at $traefik; build it with hack/build-tools.sh --with-traefik (make tools-traefik)"
+
+start() { # NAME CMD...
+  local name=$1
+  shift
+  if proc_pid "$name" >/dev/null; then
+    say "$name already runs"
+    return 0
+  fi
+  nohup "$@" >>"$logs/$name.log" 2>&1 </dev/null &
+  proc_record "$name" "$!" || die "$name exited at once; see $logs/$name.log"
+}
+
+# start_traefik K: cluster-K's Traefik on 127.0.1.K, against cluster-K's
+# kube-apiserver with the token up issued.
+start_traefik() {
+  local k=$1 server a
+  server=$(sed -n "s/^CLUSTER_${k}_SERVER=//p" "$env_dir/env")
+  [[ -n $server ]] || die "no CLUSTER_${k}_SERVER in $env_dir/env"
+  [[ -s $dir/traefik-$k/token ]] || die "no token for cluster-$k's Traefik in $dir/traefik-$k (run up first)"
+  a=127.0.1.$k
+  local kube=(endpoint="$server" token="$dir/traefik-$k/token" certAuthFilePath="$env_dir/pki/ca.crt")
+  start "traefik-$k" "$traefik" \
+    --global.checkNewVersion=false --global.sendAnonymousUsage=false \
+    --log.level=INFO --log.noColor=true \
+    --accesslog=true --accesslog.filePath="$logs/traefik-$k.access.log" \
+    --entryPoints.web.address="$a:80" \
+    --entryPoints.websecure.address="$a:443" --entryPoints.websecure.http.tls=true \
+    --entryPoints.traefik.address="$a:8080" --ping=true \
+    "${kube[@]/#/--providers.kubernetesingress.}" \
+    --providers.kubernetesingress.ingressEndpoint.ip="$a" \
+    "${kube[@]/#/--providers.kubernetesgateway.}" \
+    --providers.kubernetesgateway.statusAddress.ip="$a"
+}
+
+# wait_ready K: until cluster-K's Traefik answers /ping and its backend
+# answers, or $deadline (in SECONDS) passes.
+wait_ready() {
+  local k=$1
+  until curl -sf --max-time 1 "http://127.0.1.$k:8080/ping" >/dev/null &&
+    [[ $(curl -sf --max-time 1 "http://198.18.$k.2:8080/") == "cluster-$k" ]]; do
+    proc_pid "traefik-$k" >/dev/null || { tail -n 20 "$logs/traefik-$k.log" >&2; die "Traefik of cluster-$k exited"; }
+    proc_pid "backend-$k" >/dev/null || { tail -n 20 "$logs/backend-$k.log" >&2; die "the backend of cluster-$k exited"; }
+    ((SECONDS < deadline)) || die "Traefik or the backend of cluster-$k did not answer within ${timeout}s"
+    sleep 0.2
+  done
+}
+
+if [[ $cmd == start ]]; then
+  ((cluster <= clusters)) || usage_error "--cluster must be 1..$clusters, not '$cluster'"
+  [[ -d $RUN_DIR ]] || die "nothing was started in $dir (run up first)"
+  start_traefik "$cluster"
+  deadline=$((SECONDS + timeout))
+  wait_ready "$cluster"
+  say "cluster-$cluster: Traefik runs again on 127.0.1.$cluster"
+  exit 0
+fi
+
 ((EUID == 0)) || die "up needs root: it creates network namespaces (ip netns add)"
 for t in ip python3 kubectl go curl; do
   command -v "$t" >/dev/null || die "'$t' is needed on PATH"
 done
-traefik=${KCP_INGRESS_TRAEFIK:-$(tool_dir traefik)/traefik}
-[[ -x $traefik ]] || die "Traefik not found at $traefik; build it with hack/build-tools.sh --with-traefik (make tools-traefik)"
 gwapi_crds=$(gateway_api_crd_dir) || die "cannot find the Gateway API CRDs (go mod download sigs.k8s.io/gateway-api)"
 
 mkdir -p "$RUN_DIR" "$logs"
@@ -165,17 +241,6 @@ setup_netns() { # K
   ip -n "$ns" addr add "198.18.$k.2/24" dev eth0
   ip -n "$ns" link set eth0 up
   ip -n "$ns" link set lo up
-}
-
-start() { # NAME CMD...
-  local name=$1
-  shift
-  if proc_pid "$name" >/dev/null; then
-    say "$name already runs"
-    return 0
-  fi
-  nohup "$@" >>"$logs/$name.log" 2>&1 </dev/null &
-  proc_record "$name" "$!" || die "$name exited at once; see $logs/$name.log"
 }
 
 kc() { kubectl --kubeconfig "$env_dir/cluster-$1.kubeconfig" "${@:2}"; }
@@ -251,8 +316,6 @@ EOF
 }
 
 for ((k = 1; k <= clusters; k++)); do
-  server=$(sed -n "s/^CLUSTER_${k}_SERVER=//p" "$env_dir/env")
-  [[ -n $server ]] || die "no CLUSTER_${k}_SERVER in $env_dir/env"
   kc "$k" apply -f - >/dev/null < <(rbac)
   for f in "$gwapi_crds"/gateway.networking.k8s.io_*.yaml; do
     kc "$k" apply --server-side --force-conflicts -f "$f" >/dev/null
@@ -267,20 +330,8 @@ for ((k = 1; k <= clusters; k++)); do
   start "backend-$k" ip netns exec "kcpi-$k" python3 -m http.server --bind "198.18.$k.2" \
     --directory "$dir/backend-$k/" 8080
 
-  a=127.0.1.$k
-  kube=(endpoint="$server" token="$dir/traefik-$k/token" certAuthFilePath="$env_dir/pki/ca.crt")
-  start "traefik-$k" "$traefik" \
-    --global.checkNewVersion=false --global.sendAnonymousUsage=false \
-    --log.level=INFO --log.noColor=true \
-    --accesslog=true --accesslog.filePath="$logs/traefik-$k.access.log" \
-    --entryPoints.web.address="$a:80" \
-    --entryPoints.websecure.address="$a:443" --entryPoints.websecure.http.tls=true \
-    --entryPoints.traefik.address="$a:8080" --ping=true \
-    "${kube[@]/#/--providers.kubernetesingress.}" \
-    --providers.kubernetesingress.ingressEndpoint.ip="$a" \
-    "${kube[@]/#/--providers.kubernetesgateway.}" \
-    --providers.kubernetesgateway.statusAddress.ip="$a"
-  say "cluster-$k: Traefik on $a (:80, :443), backend on 198.18.$k.2:8080 (namespace kcpi-$k)"
+  start_traefik "$k"
+  say "cluster-$k: Traefik on 127.0.1.$k (:80, :443), backend on 198.18.$k.2:8080 (namespace kcpi-$k)"
 done
 
 # The GatewayClass needs its CRD served; Traefik accepts it once it runs.
@@ -298,12 +349,6 @@ done
 
 deadline=$((SECONDS + timeout))
 for ((k = 1; k <= clusters; k++)); do
-  until curl -sf --max-time 1 "http://127.0.1.$k:8080/ping" >/dev/null &&
-    [[ $(curl -sf --max-time 1 "http://198.18.$k.2:8080/") == "cluster-$k" ]]; do
-    proc_pid "traefik-$k" >/dev/null || { tail -n 20 "$logs/traefik-$k.log" >&2; die "Traefik of cluster-$k exited"; }
-    proc_pid "backend-$k" >/dev/null || { tail -n 20 "$logs/backend-$k.log" >&2; die "the backend of cluster-$k exited"; }
-    ((SECONDS < deadline)) || die "Traefik or the backend of cluster-$k did not answer within ${timeout}s"
-    sleep 0.2
-  done
+  wait_ready "$k"
 done
 say "ready: $clusters cluster(s); stop with: $0 down --dir $dir"

@@ -1,8 +1,9 @@
 //! The benchmark's environment: the real servers of `hack/test-env.sh`
-//! (etcd, a control plane, physical clusters, BIND 9), a stand-in load
-//! balancer per cluster, and the kcp-ingress processes from the release
-//! build, started the way `hack/local-setup.sh` starts them. Everything is
-//! stopped when the [`Env`] is dropped, and by watchers if this process dies.
+//! (etcd, a control plane, physical clusters, BIND 9), a data plane per
+//! cluster (Traefik from `hack/traefik-env.sh`, or the stand-in load
+//! balancer), and the kcp-ingress processes from the release build, started
+//! the way `hack/local-setup.sh` starts them. Everything is stopped when the
+//! [`Env`] is dropped, and by watchers if this process dies.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -28,11 +29,54 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn script() -> PathBuf {
-    repo().join("hack/test-env.sh")
+/// What plays each physical cluster's ingress controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataPlane {
+    /// Traefik per cluster (`hack/traefik-env.sh`), in front of a backend
+    /// per cluster in the network namespace kcpi-K; as `make local-setup`.
+    Traefik,
+    /// `standin-lb` per cluster: writes the Ingress status and answers HTTP
+    /// itself with the cluster's name.
+    Standin,
 }
 
-/// The stand-in load balancer's address of cluster `k` (1-based).
+impl DataPlane {
+    /// `traefik` or `standin`, as `make local-setup DATA_PLANE=...` takes them.
+    pub fn parse(value: &str) -> anyhow::Result<Self> {
+        match value {
+            "traefik" => Ok(Self::Traefik),
+            "standin" => Ok(Self::Standin),
+            other => bail!("the data plane must be traefik or standin, not {other:?}"),
+        }
+    }
+
+    /// What the table says about it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Traefik => {
+                "Traefik (hack/traefik-env.sh) on 127.0.1.K:80 per cluster, \
+                 in front of a backend per cluster in network namespace kcpi-K"
+            }
+            Self::Standin => {
+                "standin-lb (the stand-in load balancer) on 127.0.1.K per cluster; not Traefik"
+            }
+        }
+    }
+
+    /// Its short name in the table's rows.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Traefik => "Traefik",
+            Self::Standin => "stand-in",
+        }
+    }
+}
+
+fn script(name: &str) -> PathBuf {
+    repo().join("hack").join(name)
+}
+
+/// The address of cluster `k`'s data plane (1-based).
 pub fn lb_address(k: usize) -> Ipv4Addr {
     Ipv4Addr::new(127, 0, 1, u8::try_from(k).unwrap_or(255))
 }
@@ -174,31 +218,52 @@ fn read_env_file(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
 
 /// Runs `hack/test-env.sh ARGS`, giving up after `deadline`.
 fn test_env(args: &[&str], deadline: Duration) -> anyhow::Result<()> {
-    let mut child = Command::new(script())
+    hack("test-env.sh", args, deadline)
+}
+
+/// Runs `hack/traefik-env.sh ARGS`, giving up after `deadline`.
+fn traefik_env(args: &[&str], deadline: Duration) -> anyhow::Result<()> {
+    hack("traefik-env.sh", args, deadline)
+}
+
+/// Runs `hack/NAME ARGS`, giving up after `deadline`.
+fn hack(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<()> {
+    let mut child = Command::new(script(name))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .context("running hack/test-env.sh")?;
+        .with_context(|| format!("running hack/{name}"))?;
     let until = Instant::now() + deadline;
     loop {
         if let Some(status) = child.try_wait()? {
             if status.success() {
                 return Ok(());
             }
-            bail!("hack/test-env.sh {} failed ({status})", args.join(" "));
+            bail!("hack/{name} {} failed ({status})", args.join(" "));
         }
         if Instant::now() > until {
             let _ = child.kill();
             let _ = child.wait();
             bail!(
-                "hack/test-env.sh {} did not finish within {deadline:?}",
+                "hack/{name} {} did not finish within {deadline:?}",
                 args.join(" ")
             );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The pid recorded (by hack/lib/procs.sh) as `name` in `run_dir`, if that
+/// process still runs with `mark` on its command line.
+fn recorded_pid(run_dir: &Path, name: &str, mark: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(run_dir.join(format!("{name}.pid"))).ok()?;
+    let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    String::from_utf8_lossy(&cmdline)
+        .contains(&*mark.to_string_lossy())
+        .then_some(pid)
 }
 
 /// A kube client from a kubeconfig file.
@@ -234,7 +299,13 @@ pub struct Env {
     pub vars: BTreeMap<String, String>,
     pub cp: kube::Client,
     pub clusters: Vec<kube::Client>,
+    pub data_plane: DataPlane,
+    /// DataPlane::Standin: the stand-ins, per cluster.
     pub standins: Vec<Option<Proc>>,
+    /// DataPlane::Traefik: `hack/traefik-env.sh up` ran (and `down` has not).
+    traefik_running: bool,
+    /// DataPlane::Traefik: runs `hack/traefik-env.sh down` if the benchmark dies.
+    traefik_watcher: Option<Child>,
     pub controller: Option<Proc>,
     pub glbc: Option<Proc>,
     pub admin: SocketAddr,
@@ -244,7 +315,7 @@ pub struct Env {
 
 impl Env {
     /// Starts the servers and kcp-ingress; returns once every Cluster is Ready.
-    pub async fn up(tag: &str) -> anyhow::Result<Self> {
+    pub async fn up(tag: &str, data_plane: DataPlane) -> anyhow::Result<Self> {
         let dir =
             std::env::temp_dir().join(format!("kcp-ingress-bench-{}-{tag}", std::process::id()));
         if dir.exists() {
@@ -290,7 +361,10 @@ impl Env {
             vars: BTreeMap::new(),
             cp,
             clusters: Vec::new(),
+            data_plane,
             standins: Vec::new(),
+            traefik_running: false,
+            traefik_watcher: None,
             controller: None,
             glbc: None,
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -302,12 +376,7 @@ impl Env {
             env.clusters
                 .push(client_from(&dir.join(format!("cluster-{k}.kubeconfig"))).await?);
         }
-        let addrs: Vec<IpAddr> = (1..=CLUSTERS).map(|k| lb_address(k).into()).collect();
-        env.lb_port = free_port(&addrs)?;
-        for k in 1..=CLUSTERS {
-            let p = env.spawn_standin(k)?;
-            env.standins.push(Some(p));
-        }
+        env.start_data_plane().await?;
         env.prepare().await?;
         env.start_kcp_ingress()?;
         env.wait_ready(Duration::from_secs(120)).await?;
@@ -326,6 +395,166 @@ impl Env {
         match name {
             "standin-lb" => PathBuf::from(env!("CARGO_BIN_EXE_standin-lb")),
             _ => PathBuf::from(env!("CARGO_BIN_EXE_kcp-ingress")),
+        }
+    }
+
+    /// Where `hack/traefik-env.sh` keeps its state, logs and pid files.
+    pub fn traefik_dir(&self) -> PathBuf {
+        self.dir.join("traefik")
+    }
+
+    /// The port the data plane serves HTTP on, at [`lb_address`].
+    pub fn http_port(&self) -> u16 {
+        match self.data_plane {
+            DataPlane::Traefik => 80,
+            DataPlane::Standin => self.lb_port,
+        }
+    }
+
+    /// Starts every cluster's data plane. Traefik as `make local-setup`
+    /// starts it (`hack/traefik-env.sh up`), with the EndpointSlice of the
+    /// benchmark's one backend Service.
+    async fn start_data_plane(&mut self) -> anyhow::Result<()> {
+        match self.data_plane {
+            DataPlane::Standin => {
+                let addrs: Vec<IpAddr> = (1..=CLUSTERS).map(|k| lb_address(k).into()).collect();
+                self.lb_port = free_port(&addrs)?;
+                for k in 1..=CLUSTERS {
+                    let p = self.spawn_standin(k)?;
+                    self.standins.push(Some(p));
+                }
+            }
+            DataPlane::Traefik => {
+                let traefik = self.traefik_dir().to_string_lossy().to_string();
+                // Stops Traefik, the backends and the network namespaces if
+                // the benchmark dies without stopping them.
+                let owner = std::process::id();
+                self.traefik_watcher = Command::new("bash")
+                    .arg("-c")
+                    .arg(format!(
+                        "while kill -0 {owner} 2>/dev/null; do sleep 1; done; exec \"$0\" down --dir \"$1\""
+                    ))
+                    .arg(script("traefik-env.sh"))
+                    .arg(&traefik)
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .ok();
+                self.traefik_running = true;
+                let env_dir = self.dir.to_string_lossy().to_string();
+                let service = format!("{NS}/{BACKEND}");
+                let clusters = CLUSTERS.to_string();
+                tokio::task::spawn_blocking(move || {
+                    traefik_env(
+                        &[
+                            "up",
+                            "--dir",
+                            &traefik,
+                            "--env-dir",
+                            &env_dir,
+                            "--clusters",
+                            &clusters,
+                            "--service",
+                            &service,
+                            "--timeout",
+                            "60",
+                        ],
+                        Duration::from_secs(180),
+                    )
+                })
+                .await??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills cluster `k`'s data plane (SIGKILL) and returns at once; a
+    /// stand-in comes back to be reaped by dropping it.
+    pub fn kill_data_plane(&mut self, k: usize) -> anyhow::Result<Option<Proc>> {
+        match self.data_plane {
+            DataPlane::Standin => {
+                let mut lb = self.standins[k - 1].take();
+                if let Some(lb) = lb.as_mut() {
+                    lb.signal_kill();
+                }
+                Ok(lb)
+            }
+            DataPlane::Traefik => {
+                let dir = self.traefik_dir();
+                let pid = recorded_pid(&dir.join("run"), &format!("traefik-{k}"), &dir)
+                    .with_context(|| format!("no running Traefik of cluster-{k}"))?;
+                let killed = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status()?;
+                if !killed.success() {
+                    bail!("cannot kill the Traefik of cluster-{k} (pid {pid})");
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Starts cluster `k`'s data plane again after [`Env::kill_data_plane`]
+    /// (Traefik: `hack/traefik-env.sh start`, which waits for its /ping).
+    pub async fn restart_data_plane(&mut self, k: usize) -> anyhow::Result<()> {
+        match self.data_plane {
+            DataPlane::Standin => {
+                self.standins[k - 1] = Some(self.spawn_standin(k)?);
+            }
+            DataPlane::Traefik => {
+                let traefik = self.traefik_dir().to_string_lossy().to_string();
+                let env_dir = self.dir.to_string_lossy().to_string();
+                tokio::task::spawn_blocking(move || {
+                    traefik_env(
+                        &[
+                            "start",
+                            "--dir",
+                            &traefik,
+                            "--env-dir",
+                            &env_dir,
+                            "--cluster",
+                            &k.to_string(),
+                            "--timeout",
+                            "60",
+                        ],
+                        Duration::from_secs(90),
+                    )
+                })
+                .await??;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every cluster's data plane (Traefik: `hack/traefik-env.sh
+    /// down`, which also removes the network namespaces).
+    fn stop_data_plane(&mut self) {
+        for s in &mut self.standins {
+            drop(s.take());
+        }
+        if std::mem::take(&mut self.traefik_running) {
+            let traefik = self.traefik_dir().to_string_lossy().to_string();
+            if let Err(err) = traefik_env(&["down", "--dir", &traefik], Duration::from_secs(60)) {
+                eprintln!("bench: stopping Traefik in {traefik}: {err:#}");
+            }
+        }
+        if let Some(mut watcher) = self.traefik_watcher.take() {
+            let _ = watcher.kill();
+            let _ = watcher.wait();
+        }
+    }
+
+    /// The pids of the data plane's own processes (Traefik; the stand-ins).
+    fn data_plane_pids(&self) -> Vec<u32> {
+        match self.data_plane {
+            DataPlane::Standin => self.standins.iter().flatten().map(Proc::pid).collect(),
+            DataPlane::Traefik => {
+                let dir = self.traefik_dir();
+                (1..=CLUSTERS)
+                    .filter_map(|k| recorded_pid(&dir.join("run"), &format!("traefik-{k}"), &dir))
+                    .collect()
+            }
         }
     }
 
@@ -501,14 +730,8 @@ impl Env {
 
     /// The pid of a server of the test environment (`cluster-K`, ...).
     pub fn server_pid(&self, server: &str) -> Option<u32> {
-        let text =
-            std::fs::read_to_string(self.dir.join("run").join(format!("{server}.pid"))).ok()?;
-        let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
         // Only a process of this environment.
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-        String::from_utf8_lossy(&cmdline)
-            .contains(&*self.dir.to_string_lossy())
-            .then_some(pid)
+        recorded_pid(&self.dir.join("run"), server, &self.dir)
     }
 
     /// CPU seconds used so far by every process of the environment, by role.
@@ -523,11 +746,10 @@ impl Env {
         let clusters: f64 = (1..=CLUSTERS)
             .map(|k| var(&format!("CLUSTER_{k}_PID")))
             .sum();
-        let standins: f64 = self
-            .standins
-            .iter()
-            .flatten()
-            .filter_map(Proc::cpu_seconds)
+        let data_plane: f64 = self
+            .data_plane_pids()
+            .into_iter()
+            .filter_map(cpu_seconds)
             .sum();
         let proc = |p: &Option<Proc>| p.as_ref().and_then(Proc::cpu_seconds).unwrap_or(0.0);
         vec![
@@ -537,7 +759,13 @@ impl Env {
             ("BIND", var("NAMED_PID")),
             ("controller", proc(&self.controller)),
             ("glbc", proc(&self.glbc)),
-            ("stand-ins", standins),
+            (
+                match self.data_plane {
+                    DataPlane::Traefik => "Traefik",
+                    DataPlane::Standin => "stand-ins",
+                },
+                data_plane,
+            ),
             ("benchmark", cpu_seconds(std::process::id()).unwrap_or(0.0)),
         ]
     }
@@ -556,7 +784,7 @@ impl Env {
         .await?
     }
 
-    /// Stops the kcp-ingress processes and the stand-ins (the servers keep running).
+    /// Stops the kcp-ingress processes and the data plane (the servers keep running).
     pub fn stop_components(&mut self) {
         for p in [self.controller.take(), self.glbc.take()]
             .into_iter()
@@ -564,9 +792,7 @@ impl Env {
         {
             drop(p);
         }
-        for s in &mut self.standins {
-            drop(s.take());
-        }
+        self.stop_data_plane();
     }
 
     /// Stops everything (once).

@@ -1,9 +1,11 @@
 //! `make bench`: convergence latency, bulk throughput, the floor, memory,
 //! failover and churn of kcp-ingress against the real servers of
-//! `hack/test-env.sh` (etcd, kube-apiservers, BIND 9), with a stand-in load
-//! balancer per physical cluster and the kcp-ingress processes of the
-//! release build, started as `hack/local-setup.sh` starts them (controller
-//! with push-mode syncers, glbc), at their default settings.
+//! `hack/test-env.sh` (etcd, kube-apiservers, BIND 9), with a data plane
+//! per physical cluster (Traefik from `hack/traefik-env.sh` by default, as
+//! `make local-setup`; `--data-plane standin` for the stand-in load
+//! balancer) and the kcp-ingress processes of the release build, started as
+//! `hack/local-setup.sh` starts them (controller with push-mode syncers,
+//! glbc), at their default settings.
 //!
 //! Prints a markdown table and writes it into docs/BENCHMARKS.md (the
 //! section of a full run, or of a quick run). `--quick` (`make bench
@@ -19,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::env::Env;
+use crate::env::{DataPlane, Env};
 use crate::observe::{median, percentile};
 use crate::scenarios::{Bulk, Floor};
 
@@ -36,6 +38,7 @@ struct Plan {
     churn_seconds: u64,
     churn_rate: u32,
     write_doc: bool,
+    data_plane: DataPlane,
     /// Give up (and stop everything) after this long.
     deadline: Duration,
 }
@@ -48,12 +51,20 @@ impl Plan {
         let mut quick = quick_env;
         let mut overrides: Vec<(String, String)> = Vec::new();
         let mut write_doc = true;
+        let mut data_plane = match std::env::var("DATA_PLANE") {
+            Ok(v) if !v.is_empty() => DataPlane::parse(&v).context("DATA_PLANE")?,
+            _ => DataPlane::Traefik,
+        };
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 // cargo bench passes --bench to every bench target.
                 "--bench" => {}
                 "--quick" => quick = true,
                 "--no-doc" => write_doc = false,
+                "--data-plane" => {
+                    let value = args.next().context("--data-plane needs a value")?;
+                    data_plane = DataPlane::parse(&value)?;
+                }
                 "--single" | "--failover-runs" | "--bulk" | "--bulk-runs" | "--big-runs"
                 | "--churn-seconds" => {
                     let value = args
@@ -63,8 +74,11 @@ impl Plan {
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--single N] \
-                         [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S]"
+                        "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--data-plane traefik|standin] \
+                         [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S]\n\
+                         \n\
+                         --data-plane  what plays each cluster's ingress controller: traefik (default, or $DATA_PLANE;\n\
+                         \x20             hack/traefik-env.sh, needs root and `make tools-traefik`) or standin (standin-lb)"
                     );
                     std::process::exit(0);
                 }
@@ -77,6 +91,7 @@ impl Plan {
             plan = Self::quick();
         }
         plan.write_doc = write_doc;
+        plan.data_plane = data_plane;
         for (flag, value) in overrides {
             let n = || {
                 value
@@ -113,6 +128,7 @@ impl Plan {
             churn_seconds: 60,
             churn_rate: 50,
             write_doc: true,
+            data_plane: DataPlane::Traefik,
             deadline: Duration::from_secs(150 * 60),
         }
     }
@@ -129,16 +145,20 @@ impl Plan {
             churn_seconds: 10,
             churn_rate: 50,
             write_doc: true,
-            deadline: Duration::from_secs(175),
+            data_plane: DataPlane::Traefik,
+            // Traefik's set-up (RBAC, Gateway API CRDs, network namespaces)
+            // adds about 15 s per environment.
+            deadline: Duration::from_secs(230),
         }
     }
 
-    fn command(&self) -> &'static str {
-        if self.quick {
-            "make bench QUICK=1"
-        } else {
-            "make bench"
-        }
+    fn command(&self) -> String {
+        let quick = if self.quick { " QUICK=1" } else { "" };
+        let data_plane = match self.data_plane {
+            DataPlane::Traefik => "",
+            DataPlane::Standin => " DATA_PLANE=standin",
+        };
+        format!("make bench{quick}{data_plane}")
     }
 }
 
@@ -211,7 +231,7 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
     // 1 and 5: one environment.
     {
         eprintln!("bench: starting the environment for single-ingress convergence and failover");
-        let mut env = Env::up("single").await?;
+        let mut env = Env::up("single", plan.data_plane).await?;
         versions(&env, results).await;
         results.single = scenarios::single(&env, plan.single, Duration::from_secs(60)).await?;
         let dns = observe::Dns::of(&env)?;
@@ -239,7 +259,7 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
         results.bulk.push((n, Vec::new()));
         for run in 0..runs {
             eprintln!("bench: bulk {n} roots, run {} of {runs}", run + 1);
-            let mut env = Env::up(&format!("bulk{n}-{run}")).await?;
+            let mut env = Env::up(&format!("bulk{n}-{run}"), plan.data_plane).await?;
             let deadline = Duration::from_secs((n as u64 / 8).max(300));
             let (bulk, obs) = scenarios::bulk(&env, n, deadline).await?;
             eprintln!(
@@ -530,19 +550,26 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
     if !r.failover.is_empty() {
         let gone: Vec<f64> = r.failover.iter().map(|f| f.0).collect();
         let back: Vec<f64> = r.failover.iter().map(|f| f.1).collect();
+        let served: Vec<f64> = r.failover.iter().map(|f| f.2).collect();
         let max = gone.iter().copied().fold(0.0, f64::max);
         let _ = writeln!(
             t,
-            "| 5. failover ({} runs, apiserver + stand-in killed) | address gone from DNS: p50 / max | {} / {} | < 5 s: {} |",
+            "| 5. failover ({} runs, apiserver + {} killed) | address gone from DNS: p50 / max | {} / {} | < 5 s: {} |",
             gone.len(),
+            plan.data_plane.short(),
             ms(median(&gone)),
             ms(max),
             verdict(max < 5.0)
         );
         let _ = writeln!(
             t,
-            "| | back in DNS after restart: p50 | {} | |",
-            ms(median(&back))
+            "| | after restart: back in DNS / served by the cluster's {} again, p50 | {} / {} | |",
+            match plan.data_plane {
+                DataPlane::Traefik => "backend through Traefik",
+                DataPlane::Standin => "stand-in",
+            },
+            ms(median(&back)),
+            ms(median(&served))
         );
     }
     if let Some((lags, missing, n)) = &r.churn {
@@ -561,7 +588,7 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
     let _ = writeln!(out, "Machine: {}", machine());
     let versions: Vec<String> = r.versions.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(out, "Versions: {}", versions.join(", "));
-    let _ = writeln!(out, "Data plane: {DATA_PLANE}");
+    let _ = writeln!(out, "Data plane: {}", plan.data_plane.describe());
     let _ = writeln!(
         out,
         "Command: `{}` (took {:.0} s)\n",
@@ -574,13 +601,6 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
     }
     out
 }
-
-/// What plays each cluster's load balancer in the benchmark: the failover
-/// scenario kills and restarts it with its apiserver, and the figures are
-/// about the control plane and DNS, so the stand-in stays here (Traefik is
-/// the data plane of local-setup and the quickstart).
-const DATA_PLANE: &str =
-    "standin-lb (the stand-in load balancer) on 127.0.1.K per cluster; not Traefik";
 
 fn verdict(ok: bool) -> &'static str {
     if ok { "met" } else { "not met" }

@@ -88,6 +88,14 @@ pub fn observe(client: kube::Client) -> (SeenRef, JoinHandle<()>) {
     (seen, task)
 }
 
+/// The name of `root`'s copy in cluster `k` (1-based), in the namespace
+/// [`NS`] of that cluster, where the watches look for it: the name of the
+/// root's leaf for that cluster, which the syncer keeps downstream. The one
+/// place that knows how leaves are named.
+pub fn copy_name(root: &str, k: usize) -> String {
+    format!("{root}--cluster-{k}")
+}
+
 /// One watch per physical cluster, and one of the control plane.
 pub struct Observers {
     pub clusters: Vec<SeenRef>,
@@ -121,7 +129,7 @@ impl Observers {
         let mut last: Option<Instant> = None;
         for (k, seen) in self.clusters.iter().enumerate() {
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let at = *seen.first.get(&format!("{root}--cluster-{}", k + 1))?;
+            let at = *seen.first.get(&copy_name(root, k + 1))?;
             last = Some(last.map_or(at, |l| l.max(at)));
         }
         last
@@ -132,7 +140,7 @@ impl Observers {
         let mut last: Option<Instant> = None;
         for (k, seen) in self.clusters.iter().enumerate() {
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (format!("{root}--cluster-{}", k + 1), path.to_string());
+            let key = (copy_name(root, k + 1), path.to_string());
             let at = *seen.path.get(&key)?;
             last = Some(last.map_or(at, |l| l.max(at)));
         }
@@ -270,23 +278,57 @@ impl Dns {
 async fn http_get(url: &str) -> anyhow::Result<String> {
     let rest = url.strip_prefix("http://").context("not an http URL")?;
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let (_, body) = http_request(
+        authority,
+        authority,
+        &format!("/{path}"),
+        Duration::from_secs(10),
+    )
+    .await
+    .with_context(|| format!("GET {url}"))?;
+    Ok(body)
+}
+
+/// `GET path` with `Host: host` to `authority` over HTTP/1.0: the status
+/// line and the body.
+async fn http_request(
+    authority: &str,
+    host: &str,
+    path: &str,
+    timeout: Duration,
+) -> anyhow::Result<(String, String)> {
     let fetch = async {
         let mut stream = tokio::net::TcpStream::connect(authority).await?;
         stream
-            .write_all(format!("GET /{path} HTTP/1.0\r\nHost: {authority}\r\n\r\n").as_bytes())
+            .write_all(format!("GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
             .await?;
         let mut out = Vec::new();
         stream.read_to_end(&mut out).await?;
         anyhow::Ok(out)
     };
-    let out = tokio::time::timeout(Duration::from_secs(10), fetch)
+    let out = tokio::time::timeout(timeout, fetch)
         .await
-        .context("statistics channel timed out")??;
+        .context("timed out")??;
     let text = String::from_utf8_lossy(&out);
     match text.split_once("\r\n\r\n") {
-        Some((_, body)) => Ok(body.to_string()),
-        None => bail!("no HTTP body from {url}"),
+        Some((head, body)) => Ok((
+            head.lines().next().unwrap_or_default().to_string(),
+            body.to_string(),
+        )),
+        None => bail!("no HTTP body"),
     }
+}
+
+/// What a client that followed a DNS answer for `host` to `address:port`
+/// gets: the body of a 200 answer to `GET /` (the backend, or the
+/// stand-in, names its cluster), or an error.
+pub async fn served_by(address: SocketAddr, host: &str) -> anyhow::Result<String> {
+    let (status, body) =
+        http_request(&address.to_string(), host, "/", Duration::from_secs(1)).await?;
+    if status.split_whitespace().nth(1) != Some("200") {
+        bail!("{address} answered {status:?} for {host}");
+    }
+    Ok(body)
 }
 
 // ---------------------------------------------------------------- apiserver counters
