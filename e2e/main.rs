@@ -89,6 +89,7 @@ fn groups() -> Vec<Group> {
                 controller::orphan_global_ingresses_are_removed,
                 controller::a_root_placed_nowhere_is_degraded,
                 controller::a_dependency_conflict_shows_on_the_root,
+                controller::copies_follow_roots_content_and_hand_labels,
             ],
         },
         Group {
