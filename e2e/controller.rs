@@ -1678,3 +1678,121 @@ pub async fn copies_follow_roots_content_and_hand_labels(env: &TestEnv) -> anyho
     world.untouched("Secret", "tls").await?;
     world.remove_clusters().await
 }
+
+/// A leaf whose root is gone (made here by hand in a cluster namespace) is
+/// deleted, as is a leaf of the old layout (in its root's namespace, owned
+/// by it); an Ingress in a cluster namespace that names no root stays. A
+/// Secret labelled for a Cluster before that Cluster exists is copied once
+/// it does. A Cluster whose kubeconfigSecretRef points into a cluster
+/// namespace gets a Warning Event.
+pub async fn orphans_go_and_bad_references_are_refused(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "orphans").await?;
+    // Labelled by hand for a Cluster that comes later.
+    let early: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "early", "labels": {labels::state_label(&world.cluster_name(1)): labels::STATE_SYNC}},
+        "stringData": {"k": "v"},
+    }))?;
+    world
+        .secrets()
+        .create(&PostParams::default(), &early)
+        .await?;
+    let cluster = world.add_cluster(1, &[]).await?;
+    world
+        .copies_converge("Secret", "early", std::slice::from_ref(&cluster))
+        .await?;
+    let cluster_ns = mailbox::cluster_namespace(&cluster);
+    eventually("the cluster namespace", CONVERGE, || async {
+        Ok(Api::<Namespace>::all(world.client.clone())
+            .get_opt(&cluster_ns)
+            .await?)
+    })
+    .await?;
+
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    let root = world.create_root("shop", Some("no-cluster=at-all")).await?;
+    let in_cluster_ns: Api<Ingress> = Api::namespaced(world.client.clone(), &cluster_ns);
+    let leaf_like = |name: &str, labels_: serde_json::Value| -> anyhow::Result<Ingress> {
+        let mut ingress = world.root(name, None)?;
+        ingress.metadata.annotations = None;
+        ingress.metadata.labels = Some(serde_json::from_value(labels_)?);
+        Ok(ingress)
+    };
+    let orphan = leaf_like(
+        &format!("{}.ghost--{cluster}", world.ns),
+        json!({labels::ROOT_LABEL: "ghost", labels::ROOT_NAMESPACE_LABEL: world.ns}),
+    )?;
+    in_cluster_ns
+        .create(&PostParams::default(), &orphan)
+        .await?;
+    let bystander = leaf_like("not-a-leaf", json!({"app": "x"}))?;
+    in_cluster_ns
+        .create(&PostParams::default(), &bystander)
+        .await?;
+    let mut old = leaf_like(
+        &format!("shop--{cluster}"),
+        json!({labels::ROOT_LABEL: "shop", labels::state_label(&cluster): "Sync"}),
+    )?;
+    old.metadata.owner_references = Some(vec![
+        kube::Resource::controller_owner_ref(&root, &()).context("owner")?,
+    ]);
+    world
+        .ingresses()
+        .create(&PostParams::default(), &old)
+        .await?;
+    let orphan_name = orphan.name_any();
+    let old_name = old.name_any();
+    eventually(
+        "the orphan and the old-layout leaf deleted",
+        CONVERGE,
+        || async {
+            let orphan = in_cluster_ns.get_opt(&orphan_name).await?;
+            let old = world.ingresses().get_opt(&old_name).await?;
+            Ok((orphan.is_none() && old.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    ensure!(
+        in_cluster_ns.get_opt("not-a-leaf").await?.is_some(),
+        "an Ingress that names no root was deleted"
+    );
+    ensure!(
+        world.ingresses().get_opt("shop").await?.is_some(),
+        "the root was deleted"
+    );
+
+    // A kubeconfig Secret in a cluster namespace is refused.
+    let mut bad = Cluster::new(&world.cluster_name(2), ClusterSpec::default());
+    bad.metadata.labels = Some(BTreeMap::from([(
+        "e2e-test".to_string(),
+        world.tag.clone(),
+    )]));
+    bad.spec.kubeconfig_secret_ref = Some(kcp_ingress::apis::KubeconfigSecretRef {
+        namespace: cluster_ns.clone(),
+        name: "kubeconfig".into(),
+        key: None,
+    });
+    world
+        .clusters()
+        .create(&PostParams::default(), &bad)
+        .await?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(world.client.clone());
+    let bad_name = bad.name_any();
+    eventually("the KubeconfigSecretRefused Event", CONVERGE, || async {
+        let found = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.involved_object.name.as_deref() == Some(bad_name.as_str())
+                    && e.reason.as_deref() == Some(labels::reasons::KUBECONFIG_SECRET_REFUSED)
+            });
+        Ok(found.then_some(()))
+    })
+    .await?;
+    in_cluster_ns
+        .delete("not-a-leaf", &DeleteParams::default())
+        .await?;
+    world.remove_clusters().await
+}

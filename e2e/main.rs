@@ -90,6 +90,7 @@ fn groups() -> Vec<Group> {
                 controller::a_root_placed_nowhere_is_degraded,
                 controller::a_dependency_conflict_shows_on_the_root,
                 controller::copies_follow_roots_content_and_hand_labels,
+                controller::orphans_go_and_bad_references_are_refused,
             ],
         },
         Group {

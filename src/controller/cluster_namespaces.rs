@@ -5,8 +5,8 @@
 //!
 //! A gone Cluster's namespace (one whose Cluster this controller saw
 //! deleted, or whose objects still carry a syncer finalizer of a Cluster
-//! that is not there) has everything in it deleted: leaves, copies and
-//! `PlacedObject`s. Their syncer, if it still runs, deletes the downstream
+//! that is not there) has everything placed in it deleted: leaves, copies
+//! and `PlacedObject`s (what Kubernetes puts in every namespace stays). Their syncer, if it still runs, deletes the downstream
 //! copies and releases its finalizers (its CopiesDeleted/CopiesKept
 //! teardown); a finalizer still held [`FINALIZER_GRACE`] after the deletion
 //! is removed by the controller, so that nothing is stuck forever.
@@ -31,6 +31,8 @@ use serde_json::json;
 use tracing::{info, warn};
 
 use super::context::{Context, ReconcileError, apply_params};
+use super::copies;
+use super::dependencies::{DepKey, DepKind};
 use super::kind::RootKind;
 use super::naming;
 use crate::apis::{Cluster, PlacedObject};
@@ -54,7 +56,15 @@ pub async fn reconcile_cluster_namespace<K: RootKind>(
         .iter()
         .find(|c| mailbox::cluster_namespace(&c.name_any()) == ns)
     {
-        ensure_namespace(ns, &cluster.name_any(), ctx).await?;
+        ctx.memory.set_departed(ns, false);
+        if !ctx.memory.namespace_ensured(ns) {
+            ensure_namespace(ns, &cluster.name_any(), ctx).await?;
+            // Objects labelled for this Cluster before it (or this
+            // controller) was there are copied now.
+            for dep in hand_placed_on(&cluster.name_any(), ctx) {
+                ctx.triggers.dependency(&dep);
+            }
+        }
         refuse_kubeconfig_in_cluster_namespace(cluster, ctx).await;
         return Ok(None);
     }
@@ -100,6 +110,49 @@ pub async fn reconcile_cluster_namespace<K: RootKind>(
     Ok(Some(RECHECK))
 }
 
+/// The users' Services, Secrets and ConfigMaps labelled
+/// `state.kcp-ingress.dev/<cluster>=Sync` (placed on `cluster` by hand).
+fn hand_placed_on<K: RootKind>(cluster: &str, ctx: &Context<K>) -> Vec<DepKey> {
+    let on = |meta: &ObjectMeta| {
+        let ns = meta.namespace.as_deref().unwrap_or_default();
+        naming::is_placeable_namespace(ns) && copies::hand_placed_clusters(meta).contains(cluster)
+    };
+    let key = |kind: DepKind, meta: &ObjectMeta| {
+        (
+            kind,
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    };
+    let caches = &ctx.caches;
+    let mut out = Vec::new();
+    out.extend(
+        caches
+            .services
+            .state()
+            .iter()
+            .filter(|o| on(&o.metadata))
+            .map(|o| key(DepKind::Service, &o.metadata)),
+    );
+    out.extend(
+        caches
+            .secrets
+            .state()
+            .iter()
+            .filter(|o| on(&o.metadata))
+            .map(|o| key(DepKind::Secret, &o.metadata)),
+    );
+    out.extend(
+        caches
+            .configmaps
+            .state()
+            .iter()
+            .filter(|o| on(&o.metadata))
+            .map(|o| key(DepKind::ConfigMap, &o.metadata)),
+    );
+    out
+}
+
 /// The syncer finalizers on `meta` of Clusters whose namespace is `ns`.
 fn gone_cluster_finalizers(meta: &ObjectMeta, ns: &str) -> Vec<String> {
     meta.finalizers
@@ -122,16 +175,23 @@ enum What {
     Placed,
 }
 
-/// Every object of a cluster namespace the controller knows, with its metadata.
+/// Every object placed in a cluster namespace, with its metadata: leaves,
+/// `PlacedObject`s, and the Secrets and ConfigMaps the controller copied
+/// there or a syncer holds (not what else lives in any namespace, such as
+/// `kube-root-ca.crt`).
 fn objects_in<K: RootKind>(ns: &str, ctx: &Context<K>) -> Vec<(What, ObjectMeta)> {
+    let placed = |m: &ObjectMeta| {
+        copies::is_controllers_copy(m) || !gone_cluster_finalizers(m, ns).is_empty()
+    };
     let in_ns = |m: &ObjectMeta| m.namespace.as_deref() == Some(ns);
+    let leaf = |m: &ObjectMeta| in_ns(m) && naming::root_of_leaf(m).is_some();
     let mut out: Vec<(What, ObjectMeta)> = Vec::new();
     out.extend(
         ctx.caches
             .roots
             .state()
             .iter()
-            .filter(|o| in_ns(o.meta()))
+            .filter(|o| leaf(o.meta()))
             .map(|o| (What::Leaf, o.meta().clone())),
     );
     out.extend(
@@ -139,7 +199,7 @@ fn objects_in<K: RootKind>(ns: &str, ctx: &Context<K>) -> Vec<(What, ObjectMeta)
             .secrets
             .state()
             .iter()
-            .filter(|o| in_ns(&o.metadata))
+            .filter(|o| in_ns(&o.metadata) && placed(&o.metadata))
             .map(|o| (What::Secret, o.metadata.clone())),
     );
     out.extend(
@@ -147,7 +207,7 @@ fn objects_in<K: RootKind>(ns: &str, ctx: &Context<K>) -> Vec<(What, ObjectMeta)
             .configmaps
             .state()
             .iter()
-            .filter(|o| in_ns(&o.metadata))
+            .filter(|o| in_ns(&o.metadata) && placed(&o.metadata))
             .map(|o| (What::ConfigMap, o.metadata.clone())),
     );
     out.extend(
@@ -315,5 +375,27 @@ async fn refuse_kubeconfig_in_cluster_namespace<K: RootKind>(cluster: &Cluster, 
     };
     if let Err(err) = ctx.recorder.publish(&event, &cluster.object_ref(&())).await {
         warn!(cluster = %cluster.name_any(), %err, "cannot publish an Event");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_finalizers_of_the_namespace_s_cluster_count() {
+        let meta = ObjectMeta {
+            finalizers: Some(vec![
+                "kcp-ingress.dev/syncer-east".into(),
+                "kcp-ingress.dev/syncer-west".into(),
+                "example.com/other".into(),
+            ]),
+            ..Default::default()
+        };
+        assert_eq!(
+            gone_cluster_finalizers(&meta, &mailbox::cluster_namespace("east")),
+            ["kcp-ingress.dev/syncer-east"]
+        );
+        assert!(gone_cluster_finalizers(&meta, &mailbox::cluster_namespace("north")).is_empty());
     }
 }
