@@ -1796,3 +1796,62 @@ pub async fn orphans_go_and_bad_references_are_refused(env: &TestEnv) -> anyhow:
         .await?;
     world.remove_clusters().await
 }
+
+/// When a Cluster goes, what is placed in its namespace is deleted; the
+/// finalizer its syncer put there (written here the way a syncer would)
+/// holds the objects while the syncer may still tear down, and is removed
+/// by the controller after the grace period, so nothing is stuck forever.
+pub async fn a_gone_cluster_s_finalizers_do_not_hold_forever(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "gone").await?;
+    let cluster = world.add_cluster(1, &[]).await?;
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world
+        .leaves_converge("shop", std::slice::from_ref(&cluster))
+        .await?;
+    world
+        .copies_converge("Secret", "tls", std::slice::from_ref(&cluster))
+        .await?;
+    let cluster_ns = mailbox::cluster_namespace(&cluster);
+    let finalize = json!({"metadata": {"finalizers": [labels::syncer_finalizer(&cluster)]}});
+    let leaf = world.leaf_name("shop", &cluster);
+    let leaves: Api<Ingress> = Api::namespaced(world.client.clone(), &cluster_ns);
+    leaves
+        .patch(&leaf, &PatchParams::default(), &Patch::Merge(&finalize))
+        .await?;
+    let copy = mailbox::copy_name(&world.ns, "tls")?;
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &cluster_ns);
+    secrets
+        .patch(&copy, &PatchParams::default(), &Patch::Merge(&finalize))
+        .await?;
+
+    world
+        .clusters()
+        .delete(&cluster, &DeleteParams::default())
+        .await?;
+    eventually("the leaf and the copy being deleted", CONVERGE, || async {
+        let leaf = leaves.get_opt(&leaf).await?;
+        let copy = secrets.get_opt(&copy).await?;
+        let held = leaf.is_some_and(|l| l.metadata.deletion_timestamp.is_some())
+            && copy.is_some_and(|c| c.metadata.deletion_timestamp.is_some());
+        Ok(held.then_some(()))
+    })
+    .await?;
+    eventually(
+        "the finalizers removed and the objects gone",
+        Duration::from_secs(150),
+        || async {
+            let leaf = leaves.get_opt(&leaf).await?;
+            let copy = secrets.get_opt(&copy).await?;
+            Ok((leaf.is_none() && copy.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    let log = world.controller.log();
+    ensure!(
+        log.contains("removed the finalizers of a gone Cluster's syncer"),
+        "no log of the removed finalizers:\n{log}"
+    );
+    world.remove_clusters().await
+}
