@@ -248,13 +248,22 @@ async fn delete_leaf<K: RootKind>(
     };
     match api.delete(leaf_name, &params).await {
         Ok(_) => {
-            info!(root = %root.name_any(), namespace = %ns, leaf = %leaf_name, cluster_namespace = %leaf_ns, "deleted leaf");
+            // The Cluster may be gone already: then its namespace names it.
+            let cluster = ctx
+                .caches
+                .clusters
+                .state()
+                .iter()
+                .map(|c| c.name_any())
+                .find(|c| mailbox::cluster_namespace(c) == *leaf_ns)
+                .unwrap_or_else(|| format!("of namespace {leaf_ns}"));
+            info!(root = %root.name_any(), namespace = %ns, leaf = %leaf_name, %cluster, "deleted leaf");
             publish(
                 ctx,
                 root,
                 EventType::Normal,
                 reasons::LEAF_DELETED,
-                &format!("removed from the cluster of namespace {leaf_ns} ({leaf_name})"),
+                &format!("removed from cluster {cluster} ({leaf_ns}/{leaf_name})"),
                 "Unplace",
             )
             .await;
