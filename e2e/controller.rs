@@ -1,17 +1,21 @@
 //! The ingress-controller against the real control plane. The tests write
-//! Cluster health and leaf status themselves, the way syncers would. Each
+//! Cluster health, leaf status and conflict reports themselves, the way
+//! syncers would (on the leaves and copies in the cluster namespaces). Each
 //! test runs its own controller (the group is serial), its own namespace,
 //! and its own Clusters, selected by a label only its roots ask for.
+//! Leaves and copies live in the clusters' namespaces of the control plane;
+//! the users' Services and Secrets are never modified.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
-use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
-use kcp_ingress::apis::{Cluster, ClusterSpec, GlobalIngress};
+use kcp_ingress::apis::{Cluster, ClusterSpec, GlobalIngress, PlacedObject};
 use kcp_ingress::labels;
+use kcp_ingress::mailbox;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -188,11 +192,20 @@ impl World {
             .await?)
     }
 
-    /// The leaves of `root` in the namespace, by name.
+    /// The name of the leaf of `root` for `cluster` (in the cluster's namespace).
+    fn leaf_name(&self, root: &str, cluster: &str) -> String {
+        mailbox::copy_name(&self.ns, &format!("{root}--{cluster}")).expect("a short leaf name")
+    }
+
+    /// The leaves of `root` (in every cluster namespace), by name.
     async fn leaves(&self, root: &str) -> anyhow::Result<BTreeMap<String, Ingress>> {
-        let selector = format!("{}={root}", labels::ROOT_LABEL);
-        Ok(self
-            .ingresses()
+        let selector = format!(
+            "{}={root},{}={}",
+            labels::ROOT_LABEL,
+            labels::ROOT_NAMESPACE_LABEL,
+            self.ns
+        );
+        Ok(Api::<Ingress>::all(self.client.clone())
             .list(&ListParams::default().labels(&selector))
             .await?
             .items
@@ -208,7 +221,7 @@ impl World {
         root: &str,
         clusters: &[String],
     ) -> anyhow::Result<BTreeMap<String, Ingress>> {
-        let want: BTreeSet<String> = clusters.iter().map(|c| format!("{root}--{c}")).collect();
+        let want: BTreeSet<String> = clusters.iter().map(|c| self.leaf_name(root, c)).collect();
         eventually(
             &format!("leaves of {root} on {clusters:?}"),
             CONVERGE,
@@ -222,55 +235,155 @@ impl World {
                 if leaves.values().any(|l| l.spec != spec) {
                     bail!("a leaf's spec differs from the root's");
                 }
+                for cluster in clusters {
+                    let leaf = &leaves[&self.leaf_name(root, cluster)];
+                    let ns = leaf.namespace().unwrap_or_default();
+                    ensure!(
+                        ns == mailbox::cluster_namespace(cluster),
+                        "the leaf for {cluster} is in namespace {ns}"
+                    );
+                }
                 Ok(Some(leaves))
             },
         )
         .await
     }
 
-    /// Waits until the dependency's placement labels are exactly `clusters`.
-    async fn dependency_labels_converge(
+    /// The cluster namespaces holding a copy of the user's `kind` `name`
+    /// (a `PlacedObject` for a Service), and the copies.
+    async fn copies(
+        &self,
+        kind: &str,
+        name: &str,
+    ) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+        let fields = |copy: &str| ListParams::default().fields(&format!("metadata.name={copy}"));
+        let copy = mailbox::copy_name(&self.ns, name)?;
+        let found: Vec<serde_json::Value> = match kind {
+            "Service" => {
+                let placed = mailbox::placed_object_name(&self.ns, name, "services", "")?;
+                let list = Api::<PlacedObject>::all(self.client.clone())
+                    .list(&fields(&placed))
+                    .await?;
+                list.items
+                    .into_iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?
+            }
+            "Secret" => {
+                let list = Api::<Secret>::all(self.client.clone())
+                    .list(&fields(&copy))
+                    .await?;
+                list.items
+                    .into_iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?
+            }
+            _ => {
+                let list = Api::<ConfigMap>::all(self.client.clone())
+                    .list(&fields(&copy))
+                    .await?;
+                list.items
+                    .into_iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        Ok(found
+            .into_iter()
+            .filter(|c| c["metadata"]["deletionTimestamp"].is_null())
+            .map(|c| {
+                (
+                    c["metadata"]["namespace"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    c,
+                )
+            })
+            .collect())
+    }
+
+    /// Waits until the user's `kind` `name` has a copy in the namespaces of
+    /// exactly `clusters`; the copies by cluster namespace.
+    async fn copies_converge(
         &self,
         kind: &str,
         name: &str,
         clusters: &[String],
-    ) -> anyhow::Result<()> {
-        let want: BTreeSet<String> = clusters.iter().map(|c| labels::state_label(c)).collect();
-        eventually(
-            &format!("placement labels of {kind} {name}"),
-            CONVERGE,
-            || async {
-                let object_labels = match kind {
-                    "Service" => self.services().get(name).await?.metadata.labels,
-                    _ => self.secrets().get(name).await?.metadata.labels,
-                };
-                let have: BTreeSet<String> = object_labels
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|(k, v)| {
-                        k.starts_with(labels::STATE_LABEL_PREFIX) && v == labels::STATE_SYNC
-                    })
-                    .map(|(k, _)| k)
-                    .collect();
-                if have != want {
-                    bail!("labels are {have:?}");
-                }
-                Ok(Some(()))
-            },
-        )
+    ) -> anyhow::Result<BTreeMap<String, serde_json::Value>> {
+        let want: BTreeSet<String> = clusters
+            .iter()
+            .map(|c| mailbox::cluster_namespace(c))
+            .collect();
+        eventually(&format!("copies of {kind} {name}"), CONVERGE, || async {
+            let copies = self.copies(kind, name).await?;
+            let have: BTreeSet<String> = copies.keys().cloned().collect();
+            if have != want {
+                bail!("copies in {have:?}");
+            }
+            Ok(Some(copies))
+        })
         .await
     }
 
-    /// Writes a leaf's load-balancer status, as its cluster's syncer would.
-    async fn set_leaf_address(&self, leaf: &str, ip: &str) -> anyhow::Result<()> {
+    /// Fails unless the user's Service or Secret `name` is as the user made
+    /// it: no placement labels, no finalizers, no kcp-ingress annotations,
+    /// no field of the controller's.
+    async fn untouched(&self, kind: &str, name: &str) -> anyhow::Result<()> {
+        let meta = match kind {
+            "Service" => self.services().get(name).await?.metadata,
+            "Secret" => self.secrets().get(name).await?.metadata,
+            _ => {
+                Api::<ConfigMap>::namespaced(self.client.clone(), &self.ns)
+                    .get(name)
+                    .await?
+                    .metadata
+            }
+        };
+        let ours = |k: &String| {
+            k.starts_with(labels::CONFLICT_ANNOTATION_PREFIX)
+                || k.starts_with(labels::SYNC_ERROR_ANNOTATION_PREFIX)
+                || k.starts_with("kcp-ingress.dev/")
+        };
+        ensure!(
+            meta.finalizers.unwrap_or_default().is_empty(),
+            "{kind} {name} got finalizers"
+        );
+        ensure!(
+            !meta.annotations.unwrap_or_default().keys().any(ours),
+            "{kind} {name} got kcp-ingress annotations"
+        );
+        let by_controller = meta
+            .managed_fields
+            .unwrap_or_default()
+            .iter()
+            .any(|m| m.manager.as_deref() == Some(labels::CONTROLLER_MANAGER));
+        ensure!(!by_controller, "the controller wrote to {kind} {name}");
+        let placement = meta
+            .labels
+            .unwrap_or_default()
+            .into_keys()
+            .filter(|k| k.starts_with(labels::STATE_LABEL_PREFIX))
+            .count();
+        ensure!(
+            placement == 0 || kind == "ConfigMap",
+            "{kind} {name} got placement labels"
+        );
+        Ok(())
+    }
+
+    /// Writes a leaf's load-balancer status, as its cluster's syncer would
+    /// (on the leaf in the cluster's namespace).
+    async fn set_leaf_address(&self, root: &str, cluster: &str, ip: &str) -> anyhow::Result<()> {
+        let leaf = self.leaf_name(root, cluster);
         let status = json!({
             "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
             "status": {"loadBalancer": {"ingress": [{"ip": ip}]}},
         });
-        self.ingresses()
+        Api::<Ingress>::namespaced(self.client.clone(), &mailbox::cluster_namespace(cluster))
             .patch_status(
-                leaf,
-                &PatchParams::apply("e2e-syncer").force(),
+                &leaf,
+                &PatchParams::apply(&labels::syncer_manager(cluster)).force(),
                 &Patch::Apply(&status),
             )
             .await
@@ -313,9 +426,10 @@ fn ips(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// A root lands as 3 leaves with the right names, labels, owner references
-/// and spec; its Service and TLS Secret carry the 3 cluster labels; its
-/// GlobalIngress exists with its hosts.
+/// A root lands as 3 leaves in its clusters' namespaces (labelled for their
+/// Cluster) with the right names, labels and spec, no owner reference and
+/// no placement label; its Service and TLS Secret are copied there and
+/// themselves left untouched; its GlobalIngress exists with its hosts.
 pub async fn root_lands_as_leaves_with_its_dependencies_labelled(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
@@ -324,42 +438,37 @@ pub async fn root_lands_as_leaves_with_its_dependencies_labelled(
     let root = world.create_root("shop", None).await?;
 
     let leaves = world.leaves_converge("shop", &clusters).await?;
+    let namespaces: Api<Namespace> = Api::all(world.client.clone());
     for cluster in &clusters {
-        let leaf = &leaves[&format!("shop--{cluster}")];
+        let leaf = &leaves[&world.leaf_name("shop", cluster)];
         let leaf_labels = leaf.metadata.labels.clone().unwrap_or_default();
         ensure!(
-            leaf_labels.get(labels::ROOT_LABEL).map(String::as_str) == Some("shop"),
-            "root label: {leaf_labels:?}"
+            leaf_labels.get(labels::ROOT_LABEL).map(String::as_str) == Some("shop")
+                && leaf_labels.get(labels::ROOT_NAMESPACE_LABEL) == Some(&world.ns),
+            "root labels: {leaf_labels:?}"
         );
         ensure!(
-            leaf_labels
-                .get(&labels::state_label(cluster))
-                .map(String::as_str)
-                == Some("Sync"),
-            "placement label: {leaf_labels:?}"
+            !leaf_labels
+                .keys()
+                .any(|k| k.starts_with(labels::STATE_LABEL_PREFIX)),
+            "a leaf carries no placement label: {leaf_labels:?}"
         );
-        let placement_labels = leaf_labels
-            .keys()
-            .filter(|k| k.starts_with(labels::STATE_LABEL_PREFIX))
-            .count();
         ensure!(
-            placement_labels == 1,
-            "a leaf must carry exactly one placement label: {leaf_labels:?}"
+            leaf.owner_references().is_empty(),
+            "owner references: {:?}",
+            leaf.owner_references()
         );
-        let owners = leaf.owner_references();
+        let ns = namespaces.get(&mailbox::cluster_namespace(cluster)).await?;
         ensure!(
-            owners.len() == 1
-                && owners[0].uid == root.uid().unwrap_or_default()
-                && owners[0].controller == Some(true),
-            "owner references: {owners:?}"
+            ns.labels().get(labels::CLUSTER_LABEL) == Some(cluster),
+            "namespace labels: {:?}",
+            ns.labels()
         );
     }
-    world
-        .dependency_labels_converge("Service", "web", &clusters)
-        .await?;
-    world
-        .dependency_labels_converge("Secret", "tls", &clusters)
-        .await?;
+    world.copies_converge("Service", "web", &clusters).await?;
+    world.copies_converge("Secret", "tls", &clusters).await?;
+    world.untouched("Service", "web").await?;
+    world.untouched("Secret", "tls").await?;
 
     let global = eventually("GlobalIngress shop", CONVERGE, || async {
         Ok(world.globals().get_opt("shop").await?)
@@ -389,8 +498,8 @@ pub async fn root_lands_as_leaves_with_its_dependencies_labelled(
 }
 
 /// Editing the root's spec updates all leaves; a selector matching one
-/// cluster deletes two leaves and the Service labels follow; a new matching
-/// Cluster adds a leaf.
+/// cluster deletes two leaves and the copies of the Service and Secret
+/// follow; a new matching Cluster adds a leaf.
 pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "edits").await?;
     let mut clusters = Vec::new();
@@ -421,20 +530,14 @@ pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result
         .await?;
     let eu = vec![clusters[0].clone()];
     world.leaves_converge("shop", &eu).await?;
-    world
-        .dependency_labels_converge("Service", "web", &eu)
-        .await?;
-    world
-        .dependency_labels_converge("Secret", "tls", &eu)
-        .await?;
+    world.copies_converge("Service", "web", &eu).await?;
+    world.copies_converge("Secret", "tls", &eu).await?;
 
     // A new cluster in eu gets a leaf, and the dependencies follow it.
     let fourth = world.add_cluster(4, &[("region", "eu")]).await?;
     let eu = vec![clusters[0].clone(), fourth];
     world.leaves_converge("shop", &eu).await?;
-    world
-        .dependency_labels_converge("Service", "web", &eu)
-        .await?;
+    world.copies_converge("Service", "web", &eu).await?;
 
     // An unschedulable cluster loses its leaf.
     let drain = json!({"spec": {"unschedulable": true}});
@@ -459,12 +562,10 @@ pub async fn leaf_status_merges_into_root_and_global_ingress(env: &TestEnv) -> a
         (&clusters[0], "127.0.1.1"),
         (&clusters[1], "127.0.1.1"),
     ] {
-        world
-            .set_leaf_address(&format!("shop--{cluster}"), ip)
-            .await?;
+        world.set_leaf_address("shop", cluster, ip).await?;
     }
     world
-        .set_leaf_address(&format!("shop--{}", clusters[1]), "127.0.1.2")
+        .set_leaf_address("shop", &clusters[1], "127.0.1.2")
         .await?;
 
     let want = ips(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
@@ -557,15 +658,13 @@ pub async fn leaf_status_merges_into_root_and_global_ingress(env: &TestEnv) -> a
 }
 
 /// Deleting the root removes its leaves and GlobalIngress, releases the
-/// finalizer, and cleans the dependencies' labels.
+/// finalizer, and removes the copies of its dependencies.
 pub async fn deleting_the_root_cleans_everything_up(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "delete").await?;
     let clusters = world.three_clusters_with_dependencies().await?;
     world.create_root("shop", None).await?;
     world.leaves_converge("shop", &clusters).await?;
-    world
-        .dependency_labels_converge("Service", "web", &clusters)
-        .await?;
+    world.copies_converge("Service", "web", &clusters).await?;
     eventually("GlobalIngress shop", CONVERGE, || async {
         Ok(world.globals().get_opt("shop").await?)
     })
@@ -590,17 +689,17 @@ pub async fn deleting_the_root_cleans_everything_up(env: &TestEnv) -> anyhow::Re
         Ok(Some(()))
     })
     .await?;
-    world
-        .dependency_labels_converge("Service", "web", &[])
-        .await?;
-    world
-        .dependency_labels_converge("Secret", "tls", &[])
-        .await?;
+    world.copies_converge("Service", "web", &[]).await?;
+    world.copies_converge("Secret", "tls", &[]).await?;
+    world.untouched("Service", "web").await?;
+    world.untouched("Secret", "tls").await?;
     world.remove_clusters().await
 }
 
 /// After convergence, a resync (a restarted controller reconciles every
-/// object again) changes no resourceVersion.
+/// object again) changes no resourceVersion: not of the roots, leaves,
+/// GlobalIngresses, copies, cluster namespaces or the users' objects; and
+/// the restarted controller logs no write of a leaf or a copy.
 pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
     let mut world = World::new(env, "steady").await?;
     let clusters = world.three_clusters_with_dependencies().await?;
@@ -608,15 +707,11 @@ pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
     world.leaves_converge("shop", &clusters).await?;
     for (i, cluster) in clusters.iter().enumerate() {
         world
-            .set_leaf_address(&format!("shop--{cluster}"), &format!("127.0.1.{}", i + 1))
+            .set_leaf_address("shop", cluster, &format!("127.0.1.{}", i + 1))
             .await?;
     }
-    world
-        .dependency_labels_converge("Service", "web", &clusters)
-        .await?;
-    world
-        .dependency_labels_converge("Secret", "tls", &clusters)
-        .await?;
+    world.copies_converge("Service", "web", &clusters).await?;
+    world.copies_converge("Secret", "tls", &clusters).await?;
     let want = ips(&["127.0.1.1", "127.0.1.2", "127.0.1.3"]);
     eventually(
         "merged status and a settled GlobalIngress",
@@ -634,37 +729,7 @@ pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
     )
     .await?;
 
-    let versions = |w: &World| {
-        let (ingresses, globals, services, secrets) =
-            (w.ingresses(), w.globals(), w.services(), w.secrets());
-        async move {
-            let mut all = BTreeMap::new();
-            for i in ingresses.list(&ListParams::default()).await? {
-                all.insert(
-                    format!("Ingress {}", i.name_any()),
-                    i.resource_version().unwrap_or_default(),
-                );
-            }
-            for g in globals.list(&ListParams::default()).await? {
-                all.insert(
-                    format!("GlobalIngress {}", g.name_any()),
-                    g.resource_version().unwrap_or_default(),
-                );
-            }
-            let web = services.get("web").await?;
-            all.insert(
-                "Service web".into(),
-                web.resource_version().unwrap_or_default(),
-            );
-            let tls = secrets.get("tls").await?;
-            all.insert(
-                "Secret tls".into(),
-                tls.resource_version().unwrap_or_default(),
-            );
-            anyhow::Ok(all)
-        }
-    };
-    let before = versions(&world).await?;
+    let before = versions(&world, &clusters).await?;
 
     // Resync: a fresh controller lists and reconciles everything again.
     ensure!(
@@ -689,7 +754,7 @@ pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
     })
     .await?;
 
-    let after = versions(&world).await?;
+    let after = versions(&world, &clusters).await?;
     let changed: Vec<&String> = before
         .iter()
         .filter(|(k, v)| after.get(*k) != Some(v))
@@ -699,12 +764,71 @@ pub async fn steady_state_writes_nothing(env: &TestEnv) -> anyhow::Result<()> {
         changed.is_empty(),
         "a resync wrote to objects that had converged: {changed:?}"
     );
-    let log = world.controller.log();
     ensure!(
-        !log.contains("leaf=shop--"),
-        "the restarted controller touched the leaves of shop:\n{log}"
+        before.len() == 3 + 6 + 3 + 4,
+        "versions compared: {before:?}"
+    );
+    let log = world.controller.log();
+    let shop_leaf = format!("leaf={}.shop--", world.ns);
+    ensure!(
+        !log.contains(&shop_leaf)
+            && !log.contains("wrote copy")
+            && !log.contains("deleted copy")
+            && !log.contains("ensured the cluster namespace"),
+        "the restarted controller wrote leaves of shop, copies or namespaces:\n{log}"
     );
     world.remove_clusters().await
+}
+
+/// The resourceVersion of everything `steady_state_writes_nothing` watches
+/// for writes, by a name for it.
+async fn versions(w: &World, clusters: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let namespaces: Api<Namespace> = Api::all(w.client.clone());
+    let mut all = BTreeMap::new();
+    for (name, leaf) in w.leaves("shop").await? {
+        all.insert(
+            format!("leaf {name}"),
+            leaf.resource_version().unwrap_or_default(),
+        );
+    }
+    for (kind, name) in [("Service", "web"), ("Secret", "tls")] {
+        for (ns, copy) in w.copies(kind, name).await? {
+            let rv = copy["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default();
+            all.insert(format!("copy of {kind} {name} in {ns}"), rv.to_string());
+        }
+    }
+    for cluster in clusters {
+        let ns = namespaces.get(&mailbox::cluster_namespace(cluster)).await?;
+        all.insert(
+            format!("Namespace {}", ns.name_any()),
+            ns.resource_version().unwrap_or_default(),
+        );
+    }
+    for i in w.ingresses().list(&ListParams::default()).await? {
+        all.insert(
+            format!("Ingress {}", i.name_any()),
+            i.resource_version().unwrap_or_default(),
+        );
+    }
+    for g in w.globals().list(&ListParams::default()).await? {
+        all.insert(
+            format!("GlobalIngress {}", g.name_any()),
+            g.resource_version().unwrap_or_default(),
+        );
+    }
+    let web = w.services().get("web").await?;
+    all.insert(
+        "Service web".into(),
+        web.resource_version().unwrap_or_default(),
+    );
+    let tls = w.secrets().get("tls").await?;
+    all.insert(
+        "Secret tls".into(),
+        tls.resource_version().unwrap_or_default(),
+    );
+    Ok(all)
 }
 
 /// Killing the controller in the middle of converging 100 roots and
@@ -726,11 +850,11 @@ pub async fn killed_mid_convergence_converges_without_duplicates(
         "controller-crash-1",
         &["controller", "--kubeconfig", kubeconfig],
     )?;
-    let ingresses = world.ingresses();
+    let ingresses: Api<Ingress> = Api::all(world.client.clone());
     let all_leaves = || {
         let ingresses = ingresses.clone();
+        let selector = format!("{}={}", labels::ROOT_NAMESPACE_LABEL, world.ns);
         async move {
-            let selector = labels::ROOT_LABEL.to_string();
             anyhow::Ok(
                 ingresses
                     .list(&ListParams::default().labels(&selector))
@@ -756,7 +880,12 @@ pub async fn killed_mid_convergence_converges_without_duplicates(
         &["controller", "--kubeconfig", kubeconfig],
     )?;
     let expected: BTreeSet<String> = (0..ROOTS)
-        .flat_map(|i| clusters.iter().map(move |c| format!("r{i:03}--{c}")))
+        .flat_map(|i| {
+            let world = &world;
+            clusters
+                .iter()
+                .map(move |c| world.leaf_name(&format!("r{i:03}"), c))
+        })
         .collect();
     eventually(
         "all leaves after the restart",
@@ -799,12 +928,12 @@ pub async fn killed_mid_convergence_converges_without_duplicates(
             .await?
             .items
             .len();
-        Ok((ingresses == 0 && globals == 0).then_some(()))
+        let leaves = all_leaves().await?.len();
+        Ok((ingresses == 0 && globals == 0 && leaves == 0).then_some(()))
     })
     .await?;
-    world
-        .dependency_labels_converge("Service", "web", &[])
-        .await?;
+    world.copies_converge("Service", "web", &[]).await?;
+    world.copies_converge("Secret", "tls", &[]).await?;
     world.remove_clusters().await
 }
 
@@ -1352,11 +1481,12 @@ pub async fn a_root_placed_nowhere_is_degraded(env: &TestEnv) -> anyhow::Result<
     world.remove_clusters().await
 }
 
-/// A syncer's conflict report on a Service a root depends on (the
-/// `conflict.kcp-ingress.dev/<cluster>` annotation, written here the way a
-/// syncer writes it) shows on the root's GlobalIngress as
-/// `DependenciesReady=False` (`DependencyConflict`), naming the object and
-/// the cluster; it clears when the report does.
+/// A syncer's conflict report on the copy of a Service a root depends on
+/// (the `conflict.kcp-ingress.dev/<cluster>` annotation on the
+/// `PlacedObject` in the cluster's namespace, written here the way a syncer
+/// writes it) shows on the root's GlobalIngress as `DependenciesReady=False`
+/// (`DependencyConflict`), naming the object and the cluster; it clears
+/// when the report does. A report claiming another cluster does not count.
 pub async fn a_dependency_conflict_shows_on_the_root(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "depconflict").await?;
     let clusters = world.three_clusters_with_dependencies().await?;
@@ -1371,12 +1501,20 @@ pub async fn a_dependency_conflict_shows_on_the_root(env: &TestEnv) -> anyhow::R
     )
     .await?;
 
+    world.copies_converge("Service", "web", &clusters).await?;
+    let placed = mailbox::placed_object_name(&world.ns, "web", "services", "")?;
+    let copy_in = |cluster: &str| {
+        Api::<PlacedObject>::namespaced(world.client.clone(), &mailbox::cluster_namespace(cluster))
+    };
     let key = labels::conflict_annotation(&clusters[1]);
     let report = json!({"metadata": {"annotations": {&key:
         "Service web already exists in the cluster and is not managed by kcp-ingress"}}});
-    world
-        .services()
-        .patch("web", &PatchParams::default(), &Patch::Merge(&report))
+    // Claimed in another cluster's namespace: not that cluster's syncer.
+    copy_in(&clusters[0])
+        .patch(&placed, &PatchParams::default(), &Patch::Merge(&report))
+        .await?;
+    copy_in(&clusters[1])
+        .patch(&placed, &PatchParams::default(), &Patch::Merge(&report))
         .await?;
     let message = wait_global_condition(
         &world,
@@ -1387,12 +1525,11 @@ pub async fn a_dependency_conflict_shows_on_the_root(env: &TestEnv) -> anyhow::R
     )
     .await?;
     let named = format!("Service {}/web in cluster(s) {}", world.ns, clusters[1]);
-    ensure!(message.contains(&named), "message: {message}");
+    ensure!(message.ends_with(&named), "message: {message}");
 
     let clear = json!({"metadata": {"annotations": {&key: null}}});
-    world
-        .services()
-        .patch("web", &PatchParams::default(), &Patch::Merge(&clear))
+    copy_in(&clusters[1])
+        .patch(&placed, &PatchParams::default(), &Patch::Merge(&clear))
         .await?;
     wait_global_condition(
         &world,
@@ -1402,5 +1539,319 @@ pub async fn a_dependency_conflict_shows_on_the_root(env: &TestEnv) -> anyhow::R
         labels::reasons::ALL_FOUND,
     )
     .await?;
+    world.remove_clusters().await
+}
+
+/// The TLS Secret and backend Service of a root placed on two clusters are
+/// copied into both cluster namespaces (the Secret with its data and
+/// origin, the Service as a cluster-independent `PlacedObject`), the users'
+/// objects stay as they are; a renewed certificate reaches the copies; a
+/// ConfigMap labelled `state.kcp-ingress.dev/<cluster>=Sync` by hand is
+/// copied to that cluster only, and its copy goes with the label; a deleted
+/// Cluster's namespace is emptied; deleting the root removes the copies.
+pub async fn copies_follow_roots_content_and_hand_labels(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "copies").await?;
+    let mut clusters = Vec::new();
+    for i in 1..=2 {
+        clusters.push(world.add_cluster(i, &[]).await?);
+    }
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world.leaves_converge("shop", &clusters).await?;
+
+    let user_secret = world.secrets().get("tls").await?;
+    let copies = world.copies_converge("Secret", "tls", &clusters).await?;
+    for copy in copies.values() {
+        let copy: Secret = serde_json::from_value(copy.clone())?;
+        ensure!(copy.data == user_secret.data, "the copy's data differs");
+        ensure!(copy.type_ == user_secret.type_, "the copy's type differs");
+        let origin = format!("{}/tls/{}", world.ns, user_secret.uid().unwrap_or_default());
+        ensure!(
+            copy.annotations().get(labels::ORIGIN_ANNOTATION) == Some(&origin),
+            "origin: {:?}",
+            copy.annotations()
+        );
+    }
+    let placed = world.copies_converge("Service", "web", &clusters).await?;
+    for copy in placed.values() {
+        let object = &copy["spec"]["object"];
+        ensure!(
+            object["kind"] == "Service"
+                && object["metadata"]["namespace"] == world.ns.as_str()
+                && object["metadata"]["name"] == "web",
+            "embedded object: {object}"
+        );
+        ensure!(
+            object["spec"].get("clusterIP").is_none() && object["spec"].get("clusterIPs").is_none(),
+            "the embedded Service keeps its control-plane address: {object}"
+        );
+        ensure!(object["spec"]["ports"][0]["port"] == 80, "ports: {object}");
+        ensure!(
+            copy["metadata"]["labels"][labels::PLACED_RESOURCE_LABEL] == "services",
+            "labels: {}",
+            copy["metadata"]
+        );
+    }
+    world.untouched("Service", "web").await?;
+    world.untouched("Secret", "tls").await?;
+
+    // A renewed certificate reaches every copy.
+    let renew = json!({"stringData": {"tls.crt": "renewed-cert"}});
+    world
+        .secrets()
+        .patch("tls", &PatchParams::default(), &Patch::Merge(&renew))
+        .await?;
+    eventually(
+        "the renewed certificate in every copy",
+        CONVERGE,
+        || async {
+            let copies = world.copies("Secret", "tls").await?;
+            let renewed = copies
+                .values()
+                .all(|c| c["data"]["tls.crt"].as_str() == Some("cmVuZXdlZC1jZXJ0"));
+            Ok((copies.len() == 2 && renewed).then_some(()))
+        },
+    )
+    .await?;
+    world.untouched("Secret", "tls").await?;
+
+    // A ConfigMap placed by hand on the first cluster only.
+    let configmaps: Api<ConfigMap> = Api::namespaced(world.client.clone(), &world.ns);
+    let conf: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "conf", "labels": {labels::state_label(&clusters[0]): labels::STATE_SYNC}},
+        "data": {"mode": "fast"},
+    }))?;
+    configmaps.create(&PostParams::default(), &conf).await?;
+    let copies = world
+        .copies_converge("ConfigMap", "conf", &clusters[..1])
+        .await?;
+    let copy = &copies[&mailbox::cluster_namespace(&clusters[0])];
+    ensure!(copy["data"]["mode"] == "fast", "ConfigMap copy: {copy}");
+    ensure!(
+        copy["metadata"]["labels"]
+            .as_object()
+            .is_none_or(|l| !l.keys().any(|k| k.starts_with(labels::STATE_LABEL_PREFIX))),
+        "the copy carries placement labels: {copy}"
+    );
+    world.untouched("ConfigMap", "conf").await?;
+    let unlabel = json!({"metadata": {"labels": {labels::state_label(&clusters[0]): null}}});
+    configmaps
+        .patch("conf", &PatchParams::default(), &Patch::Merge(&unlabel))
+        .await?;
+    world.copies_converge("ConfigMap", "conf", &[]).await?;
+
+    // The second Cluster goes: its namespace is emptied.
+    world
+        .clusters()
+        .delete(&clusters[1], &DeleteParams::default())
+        .await?;
+    let gone_ns = mailbox::cluster_namespace(&clusters[1]);
+    eventually("the gone Cluster's namespace emptied", CONVERGE, || async {
+        let leaves = Api::<Ingress>::namespaced(world.client.clone(), &gone_ns)
+            .list(&ListParams::default())
+            .await?
+            .items
+            .len();
+        let secrets = world.copies("Secret", "tls").await?;
+        let placed = world.copies("Service", "web").await?;
+        let left = leaves
+            + usize::from(secrets.contains_key(&gone_ns))
+            + usize::from(placed.contains_key(&gone_ns));
+        Ok((left == 0).then_some(()))
+    })
+    .await?;
+
+    // The root goes: so do its leaves and the copies of what it needed.
+    world
+        .ingresses()
+        .delete("shop", &DeleteParams::default())
+        .await?;
+    eventually("the root and its leaves gone", CONVERGE, || async {
+        let root = world.ingresses().get_opt("shop").await?;
+        Ok((root.is_none() && world.leaves("shop").await?.is_empty()).then_some(()))
+    })
+    .await?;
+    world.copies_converge("Secret", "tls", &[]).await?;
+    world.copies_converge("Service", "web", &[]).await?;
+    world.untouched("Service", "web").await?;
+    world.untouched("Secret", "tls").await?;
+    world.remove_clusters().await
+}
+
+/// A leaf whose root is gone (made here by hand in a cluster namespace) is
+/// deleted, as is a leaf of the old layout (in its root's namespace, owned
+/// by it); an Ingress in a cluster namespace that names no root stays. A
+/// Secret labelled for a Cluster before that Cluster exists is copied once
+/// it does. A Cluster whose kubeconfigSecretRef points into a cluster
+/// namespace gets a Warning Event.
+pub async fn orphans_go_and_bad_references_are_refused(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "orphans").await?;
+    // Labelled by hand for a Cluster that comes later.
+    let early: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "early", "labels": {labels::state_label(&world.cluster_name(1)): labels::STATE_SYNC}},
+        "stringData": {"k": "v"},
+    }))?;
+    world
+        .secrets()
+        .create(&PostParams::default(), &early)
+        .await?;
+    let cluster = world.add_cluster(1, &[]).await?;
+    world
+        .copies_converge("Secret", "early", std::slice::from_ref(&cluster))
+        .await?;
+    let cluster_ns = mailbox::cluster_namespace(&cluster);
+    eventually("the cluster namespace", CONVERGE, || async {
+        Ok(Api::<Namespace>::all(world.client.clone())
+            .get_opt(&cluster_ns)
+            .await?)
+    })
+    .await?;
+
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    let root = world.create_root("shop", Some("no-cluster=at-all")).await?;
+    let in_cluster_ns: Api<Ingress> = Api::namespaced(world.client.clone(), &cluster_ns);
+    let leaf_like = |name: &str, labels_: serde_json::Value| -> anyhow::Result<Ingress> {
+        let mut ingress = world.root(name, None)?;
+        ingress.metadata.annotations = None;
+        ingress.metadata.labels = Some(serde_json::from_value(labels_)?);
+        Ok(ingress)
+    };
+    let orphan = leaf_like(
+        &format!("{}.ghost--{cluster}", world.ns),
+        json!({labels::ROOT_LABEL: "ghost", labels::ROOT_NAMESPACE_LABEL: world.ns}),
+    )?;
+    in_cluster_ns
+        .create(&PostParams::default(), &orphan)
+        .await?;
+    let bystander = leaf_like("not-a-leaf", json!({"app": "x"}))?;
+    in_cluster_ns
+        .create(&PostParams::default(), &bystander)
+        .await?;
+    let mut old = leaf_like(
+        &format!("shop--{cluster}"),
+        json!({labels::ROOT_LABEL: "shop", labels::state_label(&cluster): "Sync"}),
+    )?;
+    old.metadata.owner_references = Some(vec![
+        kube::Resource::controller_owner_ref(&root, &()).context("owner")?,
+    ]);
+    world
+        .ingresses()
+        .create(&PostParams::default(), &old)
+        .await?;
+    let orphan_name = orphan.name_any();
+    let old_name = old.name_any();
+    eventually(
+        "the orphan and the old-layout leaf deleted",
+        CONVERGE,
+        || async {
+            let orphan = in_cluster_ns.get_opt(&orphan_name).await?;
+            let old = world.ingresses().get_opt(&old_name).await?;
+            Ok((orphan.is_none() && old.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    ensure!(
+        in_cluster_ns.get_opt("not-a-leaf").await?.is_some(),
+        "an Ingress that names no root was deleted"
+    );
+    ensure!(
+        world.ingresses().get_opt("shop").await?.is_some(),
+        "the root was deleted"
+    );
+
+    // A kubeconfig Secret in a cluster namespace is refused.
+    let mut bad = Cluster::new(&world.cluster_name(2), ClusterSpec::default());
+    bad.metadata.labels = Some(BTreeMap::from([(
+        "e2e-test".to_string(),
+        world.tag.clone(),
+    )]));
+    bad.spec.kubeconfig_secret_ref = Some(kcp_ingress::apis::KubeconfigSecretRef {
+        namespace: cluster_ns.clone(),
+        name: "kubeconfig".into(),
+        key: None,
+    });
+    world
+        .clusters()
+        .create(&PostParams::default(), &bad)
+        .await?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = Api::all(world.client.clone());
+    let bad_name = bad.name_any();
+    eventually("the KubeconfigSecretRefused Event", CONVERGE, || async {
+        let found = events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .any(|e| {
+                e.involved_object.name.as_deref() == Some(bad_name.as_str())
+                    && e.reason.as_deref() == Some(labels::reasons::KUBECONFIG_SECRET_REFUSED)
+            });
+        Ok(found.then_some(()))
+    })
+    .await?;
+    in_cluster_ns
+        .delete("not-a-leaf", &DeleteParams::default())
+        .await?;
+    world.remove_clusters().await
+}
+
+/// When a Cluster goes, what is placed in its namespace is deleted; the
+/// finalizer its syncer put there (written here the way a syncer would)
+/// holds the objects while the syncer may still tear down, and is removed
+/// by the controller after the grace period, so nothing is stuck forever.
+pub async fn a_gone_cluster_s_finalizers_do_not_hold_forever(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "gone").await?;
+    let cluster = world.add_cluster(1, &[]).await?;
+    world.create_service("web").await?;
+    world.create_secret("tls").await?;
+    world.create_root("shop", None).await?;
+    world
+        .leaves_converge("shop", std::slice::from_ref(&cluster))
+        .await?;
+    world
+        .copies_converge("Secret", "tls", std::slice::from_ref(&cluster))
+        .await?;
+    let cluster_ns = mailbox::cluster_namespace(&cluster);
+    let finalize = json!({"metadata": {"finalizers": [labels::syncer_finalizer(&cluster)]}});
+    let leaf = world.leaf_name("shop", &cluster);
+    let leaves: Api<Ingress> = Api::namespaced(world.client.clone(), &cluster_ns);
+    leaves
+        .patch(&leaf, &PatchParams::default(), &Patch::Merge(&finalize))
+        .await?;
+    let copy = mailbox::copy_name(&world.ns, "tls")?;
+    let secrets: Api<Secret> = Api::namespaced(world.client.clone(), &cluster_ns);
+    secrets
+        .patch(&copy, &PatchParams::default(), &Patch::Merge(&finalize))
+        .await?;
+
+    world
+        .clusters()
+        .delete(&cluster, &DeleteParams::default())
+        .await?;
+    eventually("the leaf and the copy being deleted", CONVERGE, || async {
+        let leaf = leaves.get_opt(&leaf).await?;
+        let copy = secrets.get_opt(&copy).await?;
+        let held = leaf.is_some_and(|l| l.metadata.deletion_timestamp.is_some())
+            && copy.is_some_and(|c| c.metadata.deletion_timestamp.is_some());
+        Ok(held.then_some(()))
+    })
+    .await?;
+    eventually(
+        "the finalizers removed and the objects gone",
+        Duration::from_secs(150),
+        || async {
+            let leaf = leaves.get_opt(&leaf).await?;
+            let copy = secrets.get_opt(&copy).await?;
+            Ok((leaf.is_none() && copy.is_none()).then_some(()))
+        },
+    )
+    .await?;
+    let log = world.controller.log();
+    ensure!(
+        log.contains("removed the finalizers of a gone Cluster's syncer"),
+        "no log of the removed finalizers:\n{log}"
+    );
     world.remove_clusters().await
 }

@@ -89,6 +89,9 @@ fn groups() -> Vec<Group> {
                 controller::orphan_global_ingresses_are_removed,
                 controller::a_root_placed_nowhere_is_degraded,
                 controller::a_dependency_conflict_shows_on_the_root,
+                controller::copies_follow_roots_content_and_hand_labels,
+                controller::orphans_go_and_bad_references_are_refused,
+                controller::a_gone_cluster_s_finalizers_do_not_hold_forever,
             ],
         },
         Group {

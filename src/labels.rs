@@ -30,6 +30,13 @@ pub const ROOT_NAMESPACE_LABEL: &str = "kcp-ingress.dev/root-namespace";
 /// Label on a `PlacedObject` naming the resource it embeds
 /// (`<plural>[.<group>]`, see `mailbox::placed_resource_label_value`).
 pub const PLACED_RESOURCE_LABEL: &str = "kcp-ingress.dev/resource";
+/// Annotation on a copy the ingress-controller wrote in a cluster namespace
+/// (Secret, ConfigMap, `PlacedObject`): a hash of the body it applied, so
+/// that a copy that is already current is not written again.
+pub const COPY_HASH_ANNOTATION: &str = "kcp-ingress.dev/copy-hash";
+/// Namespaces whose objects are never placed: kcp-ingress' own and
+/// Kubernetes' (cluster namespaces, [`CLUSTER_NAMESPACE_PREFIX`], neither).
+pub const UNPLACED_NAMESPACES: [&str; 2] = ["kcp-ingress-system", "kube-system"];
 /// Label on a downstream copy saying which syncer manages it.
 pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 /// Value of [`MANAGED_BY_LABEL`] on objects kcp-ingress manages.
@@ -152,6 +159,9 @@ pub mod reasons {
     /// published (no healthy cluster, or its load-balancer hostnames stopped
     /// resolving), not freshly computed.
     pub const RETAINED: &str = "Retained";
+    /// Event on a Cluster: its `kubeconfigSecretRef` points into a cluster
+    /// namespace (readable by a syncer), so it is not used.
+    pub const KUBECONFIG_SECRET_REFUSED: &str = "KubeconfigSecretRefused";
     /// GlobalIngress `DNSPublished=False`: no live root Ingress controls it,
     /// so nothing is published for it.
     pub const NO_LIVE_ROOT: &str = "NoLiveRoot";

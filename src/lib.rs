@@ -3,6 +3,7 @@
 
 pub mod apis;
 pub mod cli;
+pub mod cluster_independent;
 pub mod controller;
 pub mod glbc;
 pub mod labels;

@@ -7,20 +7,23 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::events::Recorder;
 use futures::channel::mpsc::UnboundedSender;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{PartialObjectMeta, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::warn;
 
+use super::copies;
 use super::dependencies::{self, DepKey, DepKind};
 use super::index::Index;
 use super::kind::RootKind;
 use super::memory::Memory;
-use crate::apis::{Cluster, GlobalIngress};
+use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::labels;
+use crate::mailbox;
 use crate::runtime::{self, metrics::Metrics};
+use crate::syncer::queue::WorkQueue;
 
 /// Errors of one reconcile; the object is retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +32,10 @@ pub enum ReconcileError {
     Kube(#[from] kube::Error),
     #[error("waiting for {0} leaf object(s) to be deleted")]
     LeavesRemain(usize),
+    #[error("waiting for {0} object(s) of a gone Cluster's namespace to be deleted")]
+    ClusterObjectsRemain(usize),
+    #[error("cannot copy an object: {0}")]
+    Copy(String),
     #[error("cannot encode an object: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -40,13 +47,29 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 #[derive(Clone)]
 pub struct Triggers<K: RootKind> {
     pub roots: UnboundedSender<ObjectRef<K>>,
-    pub services: UnboundedSender<ObjectRef<PartialObjectMeta<Service>>>,
-    pub secrets: UnboundedSender<ObjectRef<PartialObjectMeta<Secret>>>,
+    /// Users' Services, Secrets and ConfigMaps whose copies may need to
+    /// change (a queue, not a kube-runtime controller: a deleted object's
+    /// copies must go too).
+    pub dependencies: Arc<WorkQueue<DepKey>>,
+    /// Cluster namespaces to ensure (a Cluster is there) or to empty (it is gone).
+    pub cluster_namespaces: Arc<WorkQueue<String>>,
     /// GlobalIngresses to check for being orphans.
     pub globals: UnboundedSender<ObjectRef<GlobalIngress>>,
 }
 
 impl<K: RootKind> Triggers<K> {
+    pub fn new(
+        roots: UnboundedSender<ObjectRef<K>>,
+        globals: UnboundedSender<ObjectRef<GlobalIngress>>,
+    ) -> Self {
+        Self {
+            roots,
+            dependencies: Arc::new(WorkQueue::default()),
+            cluster_namespaces: Arc::new(WorkQueue::default()),
+            globals,
+        }
+    }
+
     pub fn root(&self, namespace: &str, name: &str) {
         let _ = self
             .roots
@@ -59,23 +82,18 @@ impl<K: RootKind> Triggers<K> {
             .unbounded_send(ObjectRef::new(name).within(namespace));
     }
 
-    pub fn dependency(&self, (kind, namespace, name): &DepKey) {
-        match kind {
-            DepKind::Service => {
-                let _ = self
-                    .services
-                    .unbounded_send(ObjectRef::new(name).within(namespace));
-            }
-            DepKind::Secret => {
-                let _ = self
-                    .secrets
-                    .unbounded_send(ObjectRef::new(name).within(namespace));
-            }
-        }
+    pub fn dependency(&self, dep: &DepKey) {
+        self.dependencies.add(dep.clone());
+    }
+
+    pub fn cluster_namespace(&self, namespace: &str) {
+        self.cluster_namespaces.add(namespace.to_string());
     }
 }
 
-/// The caches a reconcile reads.
+/// The caches a reconcile reads. Services, Secrets and ConfigMaps are
+/// metadata only (users' objects and the copies in cluster namespaces);
+/// a copy's content is read with a `get` when it is written.
 #[derive(Clone)]
 pub struct Caches<K: RootKind> {
     /// Roots and leaves.
@@ -83,36 +101,53 @@ pub struct Caches<K: RootKind> {
     pub clusters: Store<Cluster>,
     pub services: Store<PartialObjectMeta<Service>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
+    pub configmaps: Store<PartialObjectMeta<ConfigMap>>,
+    pub placed: Store<PlacedObject>,
     pub globals: Store<GlobalIngress>,
 }
 
 impl<K: RootKind> Caches<K> {
-    /// `read` applied to the metadata of a dependency, if it exists.
+    /// `read` applied to the metadata of a user's object, if it exists.
     pub fn dependency<T>(
         &self,
         (kind, ns, name): &DepKey,
         read: impl FnOnce(&kube::core::ObjectMeta) -> T,
     ) -> Option<T> {
-        match kind {
-            DepKind::Service => self
-                .services
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|o| read(&o.metadata)),
-            DepKind::Secret => self
-                .secrets
-                .get(&ObjectRef::new(name).within(ns))
-                .map(|o| read(&o.metadata)),
-        }
+        self.metadata(*kind, ns, name, false).map(|m| read(&m))
     }
 
     pub fn exists(&self, dep: &DepKey) -> bool {
         self.dependency(dep, |_| ()).is_some()
     }
 
-    /// The clusters whose syncer reports a conflict on a dependency.
-    pub fn conflicts(&self, dep: &DepKey) -> Vec<String> {
-        self.dependency(dep, dependencies::conflicted_clusters)
-            .unwrap_or_default()
+    /// The metadata of the object of `kind` at `ns/name`: the user's
+    /// object, or (`copy`) the copy of that kind in a cluster namespace
+    /// (a `PlacedObject` for a Service).
+    pub fn metadata(
+        &self,
+        kind: DepKind,
+        ns: &str,
+        name: &str,
+        copy: bool,
+    ) -> Option<kube::core::ObjectMeta> {
+        match (kind, copy) {
+            (DepKind::Service, false) => self
+                .services
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|o| o.metadata.clone()),
+            (DepKind::Service, true) => self
+                .placed
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|o| o.metadata.clone()),
+            (DepKind::Secret, _) => self
+                .secrets
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|o| o.metadata.clone()),
+            (DepKind::ConfigMap, _) => self
+                .configmaps
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|o| o.metadata.clone()),
+        }
     }
 }
 
@@ -129,6 +164,35 @@ pub struct Context<K: RootKind> {
 }
 
 impl<K: RootKind> Context<K> {
+    /// The clusters whose syncer reports a conflict on a copy of `dep`: a
+    /// `conflict.kcp-ingress.dev/<cluster>` annotation on the copy in
+    /// `<cluster>`'s own namespace (what another cluster's annotation
+    /// claims there does not count).
+    pub fn conflicts(&self, dep: &DepKey) -> Vec<String> {
+        let Ok(name) = copies::copy_name(dep) else {
+            return Vec::new();
+        };
+        let mut out: Vec<String> = self
+            .index
+            .copies(dep)
+            .iter()
+            .filter_map(|ns| {
+                self.caches
+                    .metadata(dep.0, ns, &name, true)
+                    .map(|m| (ns, m))
+            })
+            .flat_map(|(ns, meta)| {
+                dependencies::conflicted_clusters(&meta)
+                    .into_iter()
+                    .filter(|c| mailbox::cluster_namespace(c) == *ns)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Accounts for one finished reconcile of a root in metrics; a success
     /// resets its backoff.
     pub fn root_finished(&self, root: &K, started: Instant, ok: bool, failed: bool) {
@@ -166,7 +230,12 @@ pub fn apply_params() -> PatchParams {
 /// Retries `key` after its `failures`-th consecutive failure, on the one
 /// backoff schedule.
 pub fn retry(key: &str, failures: u32, error: &dyn std::fmt::Display) -> Action {
+    Action::requeue(retry_delay(key, failures, error))
+}
+
+/// How long `key` waits after its `failures`-th consecutive failure (logged).
+pub fn retry_delay(key: &str, failures: u32, error: &dyn std::fmt::Display) -> Duration {
     let delay = runtime::backoff(failures, MAX_RETRY);
     warn!(object = %key, attempt = failures, retry_in = ?delay, "reconcile failed: {error}");
-    Action::requeue(delay)
+    delay
 }

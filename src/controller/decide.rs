@@ -14,6 +14,7 @@ use kube::ResourceExt;
 use super::dependencies::DepKey;
 use super::kind::RootKind;
 use super::merge::{self, ClusterView};
+use super::naming;
 use super::placement::{self, Placement};
 use crate::apis::condition::{condition, degraded};
 use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
@@ -23,10 +24,11 @@ use crate::labels::{self, conditions, reasons};
 pub struct Observed<'a, K: RootKind> {
     pub root: &'a K,
     pub clusters: &'a [Arc<Cluster>],
-    /// The object of the root's namespace with a given name (its leaves).
-    pub object: &'a dyn Fn(&str) -> Option<Arc<K>>,
-    /// The names of the leaves labelled as the root's.
-    pub leaves: &'a BTreeSet<String>,
+    /// The object of a kind `K` at `(namespace, name)` (the root's leaves,
+    /// looked up where [`leaf_for`] puts them).
+    pub object: &'a dyn Fn(&str, &str) -> Option<Arc<K>>,
+    /// `(namespace, name)` of the leaves labelled as the root's.
+    pub leaves: &'a BTreeSet<(String, String)>,
     /// Whether a dependency exists.
     pub exists: &'a dyn Fn(&DepKey) -> bool,
     /// The clusters where a syncer reports a conflict on a dependency.
@@ -65,7 +67,7 @@ pub struct Plan<K: RootKind> {
     /// Leaves to apply (those that are not current), then the root's
     /// leaves to delete (those no target wants).
     pub leaf_writes: Vec<LeafWrite<K>>,
-    pub stale_leaves: Vec<String>,
+    pub stale_leaves: Vec<(String, String)>,
     /// The root's merged addresses, when they differ from its status.
     pub root_status: Option<Vec<K::Address>>,
     /// Every target cluster reports an address.
@@ -100,6 +102,25 @@ pub fn targets_of<K: RootKind>(root: &K, clusters: &[Arc<Cluster>]) -> Option<Pl
     ))
 }
 
+/// The leaf of `root` for `cluster`, as the controller applies it: what the
+/// kind puts in it, in the cluster's namespace under its computed name
+/// ([`naming::leaf_key`]), with the labels naming its root and no owner
+/// reference (it cannot cross namespaces).
+pub fn leaf_for<K: RootKind>(root: &K, cluster: &str) -> K {
+    let ns = root.namespace().unwrap_or_default();
+    let name = root.name_any();
+    let mut leaf = K::leaf(root, cluster);
+    let (leaf_ns, leaf_name) = naming::leaf_key(&ns, &name, cluster);
+    let meta = leaf.meta_mut();
+    meta.namespace = Some(leaf_ns);
+    meta.name = Some(leaf_name);
+    meta.owner_references = None;
+    meta.labels
+        .get_or_insert_with(Default::default)
+        .extend(naming::leaf_labels(&ns, &name));
+    leaf
+}
+
 /// Decides a root's reconcile.
 pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
     let root = seen.root;
@@ -128,10 +149,10 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             .collect();
         let mut wanted = BTreeSet::new();
         for cluster in &placement.targets {
-            let desired = K::leaf(root, cluster);
-            let name = desired.name_any();
-            wanted.insert(name.clone());
-            let current = (seen.object)(&name);
+            let desired = leaf_for(root, cluster);
+            let key = (desired.namespace().unwrap_or_default(), desired.name_any());
+            let current = (seen.object)(&key.0, &key.1);
+            wanted.insert(key);
             views.push(ClusterView {
                 cluster: cluster.clone(),
                 healthy: healthy.get(cluster.as_str()).copied().unwrap_or(false),
@@ -410,7 +431,7 @@ mod tests {
 
     /// The leaf of `root` on `cluster` as its syncer reported `ips`.
     fn reported(root: &Ingress, cluster: &str, ips: &[&str]) -> Arc<Ingress> {
-        let mut leaf = Ingress::leaf(root, cluster);
+        let mut leaf = leaf_for(root, cluster);
         leaf.status = serde_json::from_value(json!({
             "loadBalancer": {"ingress": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>()}
         }))
@@ -420,8 +441,8 @@ mod tests {
 
     struct World {
         clusters: Vec<Arc<Cluster>>,
-        objects: HashMap<String, Arc<Ingress>>,
-        leaves: BTreeSet<String>,
+        objects: HashMap<(String, String), Arc<Ingress>>,
+        leaves: BTreeSet<(String, String)>,
         existing: Vec<DepKey>,
         conflicts: HashMap<DepKey, Vec<String>>,
         global: Option<GlobalIngress>,
@@ -440,13 +461,15 @@ mod tests {
         }
 
         fn with_leaf(mut self, leaf: Arc<Ingress>) -> Self {
-            self.leaves.insert(leaf.name_any());
-            self.objects.insert(leaf.name_any(), leaf);
+            let key = (leaf.namespace().unwrap(), leaf.name_any());
+            self.leaves.insert(key.clone());
+            self.objects.insert(key, leaf);
             self
         }
 
         fn decide(&self, root: &Ingress) -> Plan<Ingress> {
-            let object = |n: &str| self.objects.get(n).cloned();
+            let object =
+                |ns: &str, n: &str| self.objects.get(&(ns.to_string(), n.to_string())).cloned();
             let exists = |d: &DepKey| self.existing.contains(d);
             let conflicts = |d: &DepKey| self.conflicts.get(d).cloned().unwrap_or_default();
             decide(&Observed {
@@ -495,7 +518,28 @@ mod tests {
             .map(|w| (w.cluster.as_str(), w.create))
             .collect();
         assert_eq!(writes, [("east", true), ("west", true)]);
-        assert_eq!(plan.leaf_writes[0].leaf.name_any(), "shop--east");
+        let leaf = &plan.leaf_writes[0].leaf;
+        assert_eq!(
+            (leaf.namespace().unwrap(), leaf.name_any()),
+            (
+                "kcp-ingress-cluster-east".to_string(),
+                "apps.shop--east".to_string()
+            )
+        );
+        let labels = leaf.metadata.labels.clone().unwrap();
+        assert_eq!(
+            (
+                labels[labels::ROOT_LABEL].as_str(),
+                labels[labels::ROOT_NAMESPACE_LABEL].as_str()
+            ),
+            ("shop", "apps")
+        );
+        assert!(
+            !labels
+                .keys()
+                .any(|k| k.starts_with(labels::STATE_LABEL_PREFIX))
+        );
+        assert_eq!(leaf.metadata.owner_references, None);
         assert!(plan.stale_leaves.is_empty());
         // No leaf reports an address yet: nothing to merge, not converged.
         assert_eq!(plan.root_status, None);
@@ -580,7 +624,13 @@ mod tests {
         .with_leaf(reported(&r, "paris", &[]));
         let plan = world.decide(&r);
         assert!(plan.leaf_writes.is_empty());
-        assert_eq!(plan.stale_leaves, ["shop--paris"]);
+        assert_eq!(
+            plan.stale_leaves,
+            [(
+                "kcp-ingress-cluster-paris".to_string(),
+                "apps.shop--paris".to_string()
+            )]
+        );
     }
 
     #[test]

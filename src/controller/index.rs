@@ -1,6 +1,8 @@
-//! In-memory indexes fed by the watch of a root kind: which leaves a root has, and
-//! which roots reference a Service or Secret. They let a reconcile find what
-//! it needs without scanning every object.
+//! In-memory indexes fed by the watches: which leaves a root has (in the
+//! cluster namespaces, by their root labels), which roots a root label
+//! value names, which roots reference a Service or Secret, and which
+//! cluster namespaces hold a copy of a user's object. They let a reconcile
+//! find what it needs without scanning every object.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -8,12 +10,15 @@ use std::sync::Mutex;
 use super::dependencies::DepKey;
 use super::kind::RootKind;
 use super::naming;
-use crate::labels;
 
 #[derive(Default)]
 struct Inner {
-    /// (namespace, root label value) → leaf names.
-    leaves: HashMap<(String, String), BTreeSet<String>>,
+    /// (root namespace, root label value) → (namespace, name) of its leaves.
+    leaves: HashMap<(String, String), BTreeSet<(String, String)>>,
+    /// (namespace, root label value) → the roots of that label value.
+    roots: HashMap<(String, String), BTreeSet<String>>,
+    /// A user's object → the cluster namespaces that hold a copy of it.
+    copies: HashMap<DepKey, BTreeSet<String>>,
     /// dependency → names of the roots (in its namespace) that reference it.
     dependents: HashMap<DepKey, BTreeSet<String>>,
     /// (namespace, root) → what it referenced when last seen.
@@ -38,10 +43,17 @@ impl Index {
         let ns = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let mut inner = self.inner();
-        if let Some(root) = leaf_root_label(object) {
+        if let Some(root) = naming::root_of_leaf(meta) {
             inner
                 .leaves
-                .entry((ns.clone(), root))
+                .entry(root)
+                .or_default()
+                .insert((ns.clone(), name.clone()));
+        }
+        if K::is_root(object) {
+            inner
+                .roots
+                .entry((ns.clone(), naming::root_label_value(&name)))
                 .or_default()
                 .insert(name.clone());
         }
@@ -59,33 +71,70 @@ impl Index {
         let ns = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let mut inner = self.inner();
-        if let Some(root) = leaf_root_label(object) {
-            let key = (ns.clone(), root);
-            if let Some(set) = inner.leaves.get_mut(&key) {
-                set.remove(&name);
-                if set.is_empty() {
-                    inner.leaves.remove(&key);
-                }
-            }
+        if let Some(key) = naming::root_of_leaf(meta) {
+            remove_from(&mut inner.leaves, &key, &(ns.clone(), name.clone()));
         }
+        let label = (ns.clone(), naming::root_label_value(&name));
+        remove_from(&mut inner.roots, &label, &name);
         inner.replace_references(ns, name, Vec::new())
     }
 
-    /// Rebuilds everything from a full list (after a watch re-list).
+    /// Rebuilds the roots' and leaves' indexes from a full list (after a
+    /// watch re-list).
     pub fn rebuild<'a, K: RootKind>(&self, objects: impl IntoIterator<Item = &'a K>) {
-        *self.inner() = Inner::default();
+        {
+            let mut inner = self.inner();
+            let copies = std::mem::take(&mut inner.copies);
+            *inner = Inner::default();
+            inner.copies = copies;
+        }
         for object in objects {
             self.upsert(object);
         }
     }
 
-    /// Names of the leaves labelled as belonging to `root` in `namespace`.
-    pub fn leaves(&self, namespace: &str, root: &str) -> BTreeSet<String> {
+    /// `(namespace, name)` of the leaves labelled as belonging to `root` in `namespace`.
+    pub fn leaves(&self, namespace: &str, root: &str) -> BTreeSet<(String, String)> {
         self.inner()
             .leaves
             .get(&(namespace.to_string(), naming::root_label_value(root)))
             .cloned()
             .unwrap_or_default()
+    }
+
+    /// The roots in `namespace` whose root label value is `label` (one,
+    /// unless something is wrong).
+    pub fn roots_labelled(&self, namespace: &str, label: &str) -> BTreeSet<String> {
+        self.inner()
+            .roots
+            .get(&(namespace.to_string(), label.to_string()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Records that `cluster_namespace` holds a copy of `origin` (`present`)
+    /// or no longer does.
+    pub fn set_copy(&self, origin: &DepKey, cluster_namespace: &str, present: bool) {
+        let mut inner = self.inner();
+        if present {
+            inner
+                .copies
+                .entry(origin.clone())
+                .or_default()
+                .insert(cluster_namespace.to_string());
+        } else {
+            remove_from(&mut inner.copies, origin, &cluster_namespace.to_string());
+        }
+    }
+
+    /// The cluster namespaces holding a copy of `origin`.
+    pub fn copies(&self, origin: &DepKey) -> BTreeSet<String> {
+        self.inner().copies.get(origin).cloned().unwrap_or_default()
+    }
+
+    /// Every user's object some cluster namespace holds a copy of.
+    pub fn all_copied(&self) -> Vec<DepKey> {
+        self.inner().copies.keys().cloned().collect()
     }
 
     /// Names of the roots that reference `dep`.
@@ -131,13 +180,18 @@ impl Inner {
     }
 }
 
-fn leaf_root_label<K: RootKind>(object: &K) -> Option<String> {
-    object
-        .meta()
-        .labels
-        .as_ref()?
-        .get(labels::ROOT_LABEL)
-        .cloned()
+/// Removes `value` from the set at `key`, and the set when it empties.
+fn remove_from<K: std::hash::Hash + Eq, V: Ord>(
+    map: &mut HashMap<K, BTreeSet<V>>,
+    key: &K,
+    value: &V,
+) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(value);
+        if set.is_empty() {
+            map.remove(key);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -146,54 +200,74 @@ mod tests {
 
     use super::*;
     use crate::controller::dependencies::DepKind;
+    use crate::labels;
 
-    fn ingress(name: &str, labels: &[(&str, &str)], services: &[&str]) -> Ingress {
+    fn ingress(ns: &str, name: &str, labels: &[(&str, &str)], services: &[&str]) -> Ingress {
         let paths: Vec<serde_json::Value> = services
             .iter()
             .map(|s| serde_json::json!({"path": "/", "pathType": "Prefix", "backend": {"service": {"name": s, "port": {"number": 80}}}}))
             .collect();
         serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": "ns", "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()},
+            "metadata": {"name": name, "namespace": ns, "labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<std::collections::BTreeMap<_, _>>()},
             "spec": {"rules": [{"host": "a.example.test", "http": {"paths": paths}}]}
         }))
         .unwrap()
     }
 
     #[test]
-    fn tracks_leaves_and_dependents() {
+    fn tracks_leaves_roots_copies_and_dependents() {
         let index = Index::default();
         let web = (DepKind::Service, "ns".to_string(), "web".to_string());
         let api = (DepKind::Service, "ns".to_string(), "api".to_string());
         assert!(
             index
-                .upsert(&ingress("shop", &[], &["web", "api"]))
+                .upsert(&ingress("ns", "shop", &[], &["web", "api"]))
                 .is_empty()
         );
-        index.upsert(&ingress(
-            "shop--east",
-            &[(labels::ROOT_LABEL, "shop")],
+        let leaf_labels = [
+            (labels::ROOT_LABEL, "shop"),
+            (labels::ROOT_NAMESPACE_LABEL, "ns"),
+        ];
+        let leaf = ingress(
+            "kcp-ingress-cluster-east",
+            "ns.shop--east",
+            &leaf_labels,
             &["web"],
-        ));
+        );
+        index.upsert(&leaf);
         assert_eq!(
             index.leaves("ns", "shop"),
-            BTreeSet::from(["shop--east".to_string()])
+            BTreeSet::from([(
+                "kcp-ingress-cluster-east".to_string(),
+                "ns.shop--east".to_string()
+            )])
+        );
+        assert_eq!(
+            index.roots_labelled("ns", "shop"),
+            BTreeSet::from(["shop".to_string()])
         );
         assert_eq!(index.dependents(&web), BTreeSet::from(["shop".to_string()]));
         // The root stops referencing api.
         assert_eq!(
-            index.upsert(&ingress("shop", &[], &["web"])),
+            index.upsert(&ingress("ns", "shop", &[], &["web"])),
             vec![api.clone()]
         );
         assert!(index.dependents(&api).is_empty());
+        index.set_copy(&web, "kcp-ingress-cluster-east", true);
+        index.rebuild([&ingress("ns", "shop", &[], &["web"])]);
         assert_eq!(
-            index.remove(&ingress("shop", &[], &["web"])),
+            index.copies(&web).len(),
+            1,
+            "a re-list of roots keeps the copies"
+        );
+        index.set_copy(&web, "kcp-ingress-cluster-east", false);
+        assert!(index.all_copied().is_empty());
+        assert_eq!(
+            index.remove(&ingress("ns", "shop", &[], &["web"])),
             vec![web.clone()]
         );
-        index.remove(&ingress(
-            "shop--east",
-            &[(labels::ROOT_LABEL, "shop")],
-            &["web"],
-        ));
+        index.remove(&leaf);
         assert!(index.leaves("ns", "shop").is_empty() && index.all_dependencies().is_empty());
+        assert!(index.roots_labelled("ns", "shop").is_empty());
     }
 }

@@ -4,7 +4,9 @@
 //! next) implements it in `kinds/`.
 //!
 //! Roots and their leaves are objects of the same kind: a leaf is the root's
-//! copy for one cluster, `<root>--<cluster>`, labelled for it. What a future
+//! copy for one cluster, in that cluster's namespace of the control plane,
+//! named and labelled for its root by shared code (`decide::leaf_for`,
+//! `naming::leaf_key`): a kind only says what a leaf holds. What a future
 //! kind needs beyond this trait:
 //! - a Gateway: leaves per cluster like an Ingress; `hosts` are its
 //!   listeners' hostnames; `addresses` its `status.addresses`;
@@ -48,16 +50,17 @@ pub trait RootKind:
     /// One address a leaf reports in its status (and the root shows merged).
     type Address: Clone + PartialEq + Debug + Send + Sync + 'static;
 
-    /// Whether `object` is a root (a user's object) rather than a leaf.
+    /// Whether `object` is a root (a user's object, in a namespace whose
+    /// objects are placed: `naming::is_placeable_namespace`) rather than a
+    /// leaf or an object that is never placed.
     fn is_root(object: &Self) -> bool;
-
-    /// The name of the root a leaf belongs to.
-    fn root_of_leaf(leaf: &Self) -> Option<String>;
 
     /// What is wrong with `root`, if anything (nothing is placed then).
     fn validate(root: &Self) -> Vec<Problem>;
 
-    /// The leaf of `root` for `cluster`, named and labelled for it.
+    /// What the leaf of `root` for `cluster` holds (spec, the labels and
+    /// annotations that travel); its name, namespace and root labels are
+    /// the pipeline's.
     fn leaf(root: &Self, cluster: &str) -> Self;
 
     /// Whether `current` already is `desired` as far as the controller owns it.

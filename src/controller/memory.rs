@@ -2,7 +2,10 @@
 //! caches show: per root (by uid) the condition states its Events announced,
 //! the clusters it was last placed on, whether its convergence was
 //! measured, and its consecutive failures; per dependency its consecutive
-//! failures. A root is forgotten in one call, [`Memory::forget`], when it goes.
+//! failures and the hash of the copies last written from which version of
+//! it; the cluster namespaces known to exist, and those whose Cluster this
+//! controller saw go. A root is forgotten in one call, [`Memory::forget`],
+//! when it goes.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
@@ -36,6 +39,14 @@ pub struct Memory {
     dependency_failures: Mutex<HashMap<DepKey, u32>>,
     /// By (namespace, name): consecutive failures to delete an orphan GlobalIngress.
     global_failures: Mutex<HashMap<(String, String), u32>>,
+    /// By dependency: (resourceVersion of the user's object, hash of its copies).
+    copied: Mutex<HashMap<DepKey, (String, String)>>,
+    /// Cluster namespaces known to exist, labelled for their Cluster.
+    ensured: Mutex<HashSet<String>>,
+    /// Cluster namespaces whose Cluster this controller saw deleted.
+    departed: Mutex<HashSet<String>>,
+    /// By Cluster uid: the refusal of its kubeconfigSecretRef last announced.
+    refused: Mutex<HashMap<String, String>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +129,61 @@ impl Memory {
     /// A check of a GlobalIngress succeeded: its failures start over.
     pub fn global_succeeded(&self, key: &(String, String)) {
         lock(&self.global_failures).remove(key);
+    }
+
+    /// The hash of the copies of `dep` written from its version `rv`, if known.
+    pub fn copy_hash(&self, dep: &DepKey, rv: &str) -> Option<String> {
+        lock(&self.copied)
+            .get(dep)
+            .filter(|(v, _)| v == rv)
+            .map(|(_, h)| h.clone())
+    }
+
+    /// Remembers the hash of the copies of `dep` at its version `rv`; with
+    /// `None`, forgets it (the object went).
+    pub fn set_copy_hash(&self, dep: &DepKey, version: Option<(String, String)>) {
+        let mut copied = lock(&self.copied);
+        match version {
+            Some(v) => copied.insert(dep.clone(), v),
+            None => copied.remove(dep),
+        };
+    }
+
+    /// Whether cluster namespace `ns` is known to exist as it should.
+    pub fn namespace_ensured(&self, ns: &str) -> bool {
+        lock(&self.ensured).contains(ns)
+    }
+
+    /// Records whether cluster namespace `ns` is known to exist as it should.
+    pub fn set_namespace_ensured(&self, ns: &str, ensured: bool) {
+        let mut set = lock(&self.ensured);
+        if ensured {
+            set.insert(ns.to_string());
+        } else {
+            set.remove(ns);
+        }
+    }
+
+    /// Whether this controller saw the Cluster of namespace `ns` go.
+    pub fn departed(&self, ns: &str) -> bool {
+        lock(&self.departed).contains(ns)
+    }
+
+    /// Records whether the Cluster of namespace `ns` went (and its
+    /// namespace still holds objects).
+    pub fn set_departed(&self, ns: &str, departed: bool) {
+        let mut set = lock(&self.departed);
+        if departed {
+            set.insert(ns.to_string());
+        } else {
+            set.remove(ns);
+        }
+    }
+
+    /// Whether refusing Cluster `uid`'s kubeconfigSecretRef for `why` is
+    /// news (not yet announced), remembering it.
+    pub fn announce_refusal(&self, uid: &str, why: &str) -> bool {
+        lock(&self.refused).insert(uid.to_string(), why.to_string()) != Some(why.to_string())
     }
 
     /// Forgets root `uid`: it is gone.

@@ -1,18 +1,28 @@
-//! The ingress-controller: roots → per-cluster leaves; leaf status → root
-//! status and GlobalIngress; placement labels on the Services and Secrets
-//! the roots need.
+//! The ingress-controller: roots → per-cluster leaves in the cluster
+//! namespaces of the control plane; leaf status → root status and
+//! GlobalIngress; copies of the Services, Secrets and ConfigMaps the roots
+//! need (or that are placed by hand) in those namespaces. The user's
+//! objects are never modified (but for a root's finalizer and status).
 //!
 //! The pipeline is generic over the kind of root ([`kind::RootKind`]);
 //! Ingress ([`kinds::ingress`]) is its one implementation today. One watch
 //! per type ([`routes`]) feeds a cache and the [`index`], and routes changes
-//! to the roots and dependencies they affect, which kube-runtime
-//! controllers reconcile ([`reconcile`]: one for roots, one each for
-//! Services and Secrets, one deleting orphan GlobalIngresses
-//! ([`delete_orphan`])). A root's reconcile reads the caches, decides
-//! purely ([`decide`]) and writes only what differs; what it must remember
-//! between reconciles is in [`memory`].
+//! to the roots, dependencies and cluster namespaces they affect. Roots are
+//! reconciled by a kube-runtime controller ([`reconcile`]), as are orphan
+//! GlobalIngresses ([`delete_orphan`]); dependencies ([`place_dependency`],
+//! [`copies`]) and cluster namespaces ([`cluster_namespaces`]) by work
+//! queues, which also serve keys whose object is gone. A root's reconcile
+//! reads the caches, decides purely ([`decide`]) and writes only what
+//! differs; what it must remember between reconciles is in [`memory`].
+//!
+//! Every API call the controller makes is listed in the module docs of
+//! [`routes`] (watches), [`reconcile`], [`place_dependency`],
+//! [`cluster_namespaces`] and [`delete_orphan`], besides the Lease and
+//! Events of `runtime` and, in push mode, the syncers'.
 
+pub mod cluster_namespaces;
 pub mod context;
+pub mod copies;
 pub mod decide;
 pub mod delete_orphan;
 pub mod dependencies;
@@ -33,21 +43,18 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
-use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
-use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::reflector::ObjectRef;
 use tracing::{error, info};
 
-use self::context::{Context, ReconcileError, Triggers};
-use self::dependencies::DepKind;
+use self::context::{Context, Triggers};
 use self::index::Index;
 use self::kind::RootKind;
 use self::memory::Memory;
 use self::routes::Routing;
-use crate::apis::{Cluster, GlobalIngress};
+use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::cli::ControllerArgs;
 use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
@@ -88,18 +95,11 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     .await?;
 
     let (roots_tx, roots_rx) = mpsc::unbounded();
-    let (services_tx, services_rx) = mpsc::unbounded();
-    let (secrets_tx, secrets_rx) = mpsc::unbounded();
     let (globals_tx, globals_rx) = mpsc::unbounded();
     let routing = Routing::<Ingress> {
         index: Arc::new(Index::default()),
         memory: Arc::new(Memory::default()),
-        triggers: Triggers {
-            roots: roots_tx,
-            services: services_tx,
-            secrets: secrets_tx,
-            globals: globals_tx,
-        },
+        triggers: Triggers::new(roots_tx, globals_tx),
     };
     let readiness = Readiness::default();
     let caches = routes::start(&client, &routing, &readiness, &shutdown);
@@ -141,24 +141,10 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
 
     let config = controller::Config::default().concurrency(CONCURRENCY);
     let roots = root_controller(roots_rx, &config, &token, ctx.clone());
-    let services = dependency_controller::<Service, Ingress>(
-        caches.services.clone(),
-        services_rx,
-        DepKind::Service,
-        &config,
-        &token,
-        ctx.clone(),
-    );
-    let secrets = dependency_controller::<Secret, Ingress>(
-        caches.secrets.clone(),
-        secrets_rx,
-        DepKind::Secret,
-        &config,
-        &token,
-        ctx.clone(),
-    );
+    let dependencies = dependency_workers(&token, ctx.clone());
+    let namespaces = cluster_namespace_workers(&token, ctx.clone());
     let orphans = orphan_controller(globals_rx, &config, &token, ctx.clone());
-    tokio::join!(roots, services, secrets, orphans);
+    tokio::join!(roots, dependencies, namespaces, orphans);
     info!("controller stopped");
     if let Some(push) = push {
         match push.await {
@@ -223,51 +209,51 @@ fn orphan_controller<K: RootKind>(
         .for_each(|_| async {})
 }
 
-/// The controller of the placement labels of one dependency kind.
-fn dependency_controller<D, K>(
-    store: reflector::Store<PartialObjectMeta<D>>,
-    trigger: mpsc::UnboundedReceiver<ObjectRef<PartialObjectMeta<D>>>,
-    kind: DepKind,
-    config: &controller::Config,
-    work: &CancellationToken,
-    ctx: Arc<Context<K>>,
-) -> impl std::future::Future<Output = ()>
-where
-    D: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-    K: RootKind,
-{
-    let key = move |object: &PartialObjectMeta<D>| {
-        (
-            kind,
-            object.namespace().unwrap_or_default(),
-            object.name_any(),
-        )
-    };
-    Controller::for_stream(futures::stream::pending(), store)
-        .with_config(config.clone())
-        .reconcile_on(trigger)
-        .graceful_shutdown_on(work.clone().cancelled_owned())
-        .run(
-            move |object, ctx| async move {
+/// The workers that reconcile the copies of users' Services, Secrets and
+/// ConfigMaps, until `work` ends.
+async fn dependency_workers<K: RootKind>(work: &CancellationToken, ctx: Arc<Context<K>>) {
+    let queue = ctx.triggers.dependencies.clone();
+    let workers = (0..CONCURRENCY).map(|_| {
+        let (queue, ctx, work) = (queue.clone(), ctx.clone(), work.clone());
+        async move {
+            while let Some(dep) = work.run_until_cancelled(queue.next()).await {
                 let started = Instant::now();
-                let dep = key(&object);
-                let result =
-                    place_dependency::reconcile_dependency(object, ctx.clone(), kind).await;
+                let result = place_dependency::reconcile_dependency(&dep, &ctx).await;
                 ctx.dependency_finished(&dep, started, result.is_ok());
-                result
-            },
-            move |object, err: &ReconcileError, ctx| {
-                place_dependency::retry_dependency(&key(&object), err, &ctx)
-            },
-            ctx,
-        )
-        .for_each(|_| async {})
+                let failures = queue.done(&dep, result.is_ok());
+                if let Err(err) = result {
+                    let key = format!("{:?} {}/{}", dep.0, dep.1, dep.2);
+                    let delay = context::retry_delay(&key, failures, &err);
+                    queue.add_after(dep, delay, &work);
+                }
+            }
+        }
+    });
+    futures::future::join_all(workers).await;
+}
+
+/// The workers that ensure or empty cluster namespaces, until `work` ends.
+async fn cluster_namespace_workers<K: RootKind>(work: &CancellationToken, ctx: Arc<Context<K>>) {
+    let queue = ctx.triggers.cluster_namespaces.clone();
+    let workers = (0..4).map(|_| {
+        let (queue, ctx, work) = (queue.clone(), ctx.clone(), work.clone());
+        async move {
+            while let Some(ns) = work.run_until_cancelled(queue.next()).await {
+                let result = cluster_namespaces::reconcile_cluster_namespace(&ns, &ctx).await;
+                let failures = queue.done(&ns, result.is_ok());
+                match result {
+                    Ok(None) => {}
+                    Ok(Some(delay)) => queue.add_after(ns, delay, &work),
+                    Err(err) => {
+                        let delay =
+                            context::retry_delay(&format!("namespace {ns}"), failures, &err);
+                        queue.add_after(ns, delay, &work);
+                    }
+                }
+            }
+        }
+    });
+    futures::future::join_all(workers).await;
 }
 
 /// Fails early, with a clear message, when the control plane lacks the CRDs
@@ -275,5 +261,6 @@ where
 async fn preflight(client: &kube::Client) -> Result<(), runtime::NotServed> {
     runtime::require_served::<Cluster>(client).await?;
     runtime::require_served::<GlobalIngress>(client).await?;
+    runtime::require_served::<PlacedObject>(client).await?;
     runtime::require_served::<Ingress>(client).await
 }

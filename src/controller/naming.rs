@@ -1,9 +1,14 @@
-//! Naming (pure, the same for every kind of root): a leaf's name, the
-//! value of its root label, and the clusters an object is placed on.
+//! Naming (pure, the same for every kind of root): a leaf's name and where
+//! it lives (its cluster's namespace, [`leaf_key`]), the labels that tie it
+//! to its root, the clusters an object is placed on by hand, and which
+//! namespaces hold objects that are placed.
+
+use std::collections::BTreeMap;
 
 use kube::core::ObjectMeta;
 
 use crate::labels;
+use crate::mailbox;
 
 pub use crate::mailbox::{MAX_LABEL_VALUE, MAX_NAME, shorten};
 
@@ -16,6 +21,51 @@ pub fn leaf_name(root: &str, cluster: &str) -> String {
 /// Value of the `kcp-ingress.dev/root` label on the leaves of `root`.
 pub fn root_label_value(root: &str) -> String {
     shorten(root, MAX_LABEL_VALUE)
+}
+
+/// Where the leaf of root `namespace/root` for `cluster` lives:
+/// `(cluster_namespace(cluster), copy_name(namespace, leaf_name(root, cluster)))`.
+/// When that name would be too long, the leaf name is shortened further
+/// (deterministically) so that it fits; the syncer maps it back all the same.
+pub fn leaf_key(namespace: &str, root: &str, cluster: &str) -> (String, String) {
+    let room = MAX_NAME.saturating_sub(namespace.len() + 1).max(16);
+    let leaf = shorten(&leaf_name(root, cluster), room);
+    let name = mailbox::copy_name(namespace, &leaf).unwrap_or_else(|_| {
+        // Only a namespace name longer than any the API allows gets here.
+        shorten(&format!("{namespace}.{leaf}"), MAX_NAME)
+    });
+    (mailbox::cluster_namespace(cluster), name)
+}
+
+/// The labels that tie a leaf to its root `namespace/root`.
+pub fn leaf_labels(namespace: &str, root: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::ROOT_LABEL.to_string(), root_label_value(root)),
+        (
+            labels::ROOT_NAMESPACE_LABEL.to_string(),
+            namespace.to_string(),
+        ),
+    ])
+}
+
+/// The root a leaf names by its labels: `(root namespace, root label value)`.
+pub fn root_of_leaf(meta: &ObjectMeta) -> Option<(String, String)> {
+    let l = meta.labels.as_ref()?;
+    Some((
+        l.get(labels::ROOT_NAMESPACE_LABEL)?.clone(),
+        l.get(labels::ROOT_LABEL)?.clone(),
+    ))
+}
+
+/// Whether `namespace` is a cluster namespace of the control plane.
+pub fn is_cluster_namespace(namespace: &str) -> bool {
+    namespace.starts_with(labels::CLUSTER_NAMESPACE_PREFIX)
+}
+
+/// Whether objects of `namespace` may be placed: not kcp-ingress' own, not
+/// Kubernetes', not a cluster namespace.
+pub fn is_placeable_namespace(namespace: &str) -> bool {
+    !is_cluster_namespace(namespace) && !labels::UNPLACED_NAMESPACES.contains(&namespace)
 }
 
 /// The clusters an object is placed on by its `state.kcp-ingress.dev/<c>` labels.
@@ -45,6 +95,27 @@ mod tests {
         let v = root_label_value(&root);
         assert!(v.len() <= MAX_LABEL_VALUE && v.starts_with("rrr"));
         assert_eq!(root_label_value("short"), "short");
+    }
+
+    #[test]
+    fn leaves_live_in_their_cluster_namespace() {
+        assert_eq!(
+            leaf_key("shop", "web", "east"),
+            (
+                "kcp-ingress-cluster-east".to_string(),
+                "shop.web--east".to_string()
+            )
+        );
+        let (_, long) = leaf_key("shop", &"r".repeat(250), "east");
+        assert!(
+            long.len() <= MAX_NAME && long.starts_with("shop.rrr"),
+            "{long}"
+        );
+        assert_ne!(long, leaf_key("shop", &"r".repeat(250), "west").1);
+        assert!(mailbox::downstream_of_copy(&long).is_some());
+        assert!(is_placeable_namespace("shop"));
+        assert!(!is_placeable_namespace("kube-system"));
+        assert!(!is_placeable_namespace("kcp-ingress-cluster-east"));
     }
 
     proptest! {

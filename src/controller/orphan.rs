@@ -138,7 +138,7 @@ mod tests {
         let mut leaving = shop.clone();
         leaving.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
         assert!(judge(&global(None), &[leaving]).is_some());
-        let leaf = Ingress::leaf(&ingress("main", "u-2"), "east");
+        let leaf = crate::controller::decide::leaf_for(&ingress("main", "u-2"), "east");
         let mut named_like_a_leaf = global(None);
         named_like_a_leaf.metadata.name = leaf.metadata.name.clone();
         assert!(judge(&named_like_a_leaf, &[leaf]).is_some());
@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn a_leaf_does_not_control_a_global_ingress() {
         let shop = ingress("shop", "u-1");
-        let mut leaf = Ingress::leaf(&shop, "east");
+        let mut leaf = crate::controller::decide::leaf_for(&shop, "east");
         leaf.metadata.uid = Some("u-3".into());
         let g = global(Some(&leaf));
         let why = judge(&g, &[leaf]).unwrap();

@@ -1,90 +1,266 @@
-//! The placement labels of the Services and Secrets roots depend on: one
-//! `state.kcp-ingress.dev/<cluster>` label for every cluster that a root
-//! referencing the object is placed on.
+//! The copies of a user's Service, Secret or ConfigMap in the cluster
+//! namespaces (I/O): one per cluster that a root referencing it is placed
+//! on or that its `state.kcp-ingress.dev/<cluster>=Sync` labels name,
+//! shared by every root that needs it. The user's object is never written.
+//!
+//! A reconcile reads the metadata caches only, unless a copy is missing or
+//! stale: then it reads the user's object with one `get` and applies the
+//! copies that differ ([`copies::copy_body`]); copies that carry the current
+//! hash are not written (a second run writes nothing). Copies the
+//! controller wrote that are no longer needed are deleted.
+//!
+//! API calls: `get` services/secrets/configmaps in the user's namespace;
+//! `patch` (server-side apply; `create` when it creates) and `delete` of
+//! secrets, configmaps and placedobjects in cluster namespaces.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::fmt::Debug;
 
-use kube::api::{Api, PartialObjectMeta, Patch};
-use kube::runtime::controller::Action;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
-use tracing::info;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
 
-use super::context::{Context, ReconcileError, apply_params, retry};
+use super::context::{Context, ReconcileError, apply_params};
+use super::copies;
 use super::decide;
-use super::dependencies::{self, DepKey, DepKind};
+use super::dependencies::{DepKey, DepKind};
 use super::kind::RootKind;
-use crate::labels;
+use crate::apis::PlacedObject;
+use crate::mailbox;
 
-/// Reconciles the placement labels of one Service or Secret: one label per
-/// cluster that a root referencing it is placed on.
-pub async fn reconcile_dependency<D, K>(
-    object: Arc<PartialObjectMeta<D>>,
-    ctx: Arc<Context<K>>,
-    kind: DepKind,
-) -> Result<Action, ReconcileError>
-where
-    D: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
-        + Clone
-        + serde::de::DeserializeOwned
-        + std::fmt::Debug,
-    K: RootKind,
-{
-    let ns = object.namespace().unwrap_or_default();
-    let name = object.name_any();
+/// Reconciles the copies of one user's object.
+pub async fn reconcile_dependency<K: RootKind>(
+    dep: &DepKey,
+    ctx: &Context<K>,
+) -> Result<(), ReconcileError> {
+    let (kind, ns, name) = dep;
+    let user = ctx.caches.dependency(dep, Clone::clone);
     let clusters = ctx.caches.clusters.state();
-    let mut placed = BTreeSet::new();
-    for root_name in ctx.index.dependents(&(kind, ns.clone(), name.clone())) {
-        let Some(root) = ctx
-            .caches
-            .roots
-            .get(&ObjectRef::new(&root_name).within(&ns))
-        else {
+    let known: BTreeSet<String> = clusters
+        .iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .map(|c| c.name_any())
+        .collect();
+    let mut by_roots = BTreeSet::new();
+    for root_name in ctx.index.dependents(dep) {
+        let Some(root) = ctx.caches.roots.get(&ObjectRef::new(&root_name).within(ns)) else {
             continue;
         };
         if root.meta().deletion_timestamp.is_some() {
             continue;
         }
         if let Some(p) = decide::targets_of(&*root, &clusters) {
-            placed.extend(p.targets);
+            by_roots.extend(p.targets);
         }
     }
-    let desired = dependencies::desired_labels(&placed);
-    if dependencies::labels_are_current(&object.metadata, labels::CONTROLLER_MANAGER, &desired) {
-        return Ok(Action::await_change());
+    let by_hand = user
+        .as_ref()
+        .map(copies::hand_placed_clusters)
+        .unwrap_or_default();
+    let mut desired = copies::desired_clusters(dep, user.is_some(), &by_roots, &by_hand, &known);
+    let copy_name = match copies::copy_name(dep) {
+        Ok(n) => n,
+        Err(err) => {
+            if !desired.is_empty() {
+                warn!(kind = ?kind, namespace = %ns, %name, "{err}");
+            }
+            return Ok(());
+        }
+    };
+    let wanted: BTreeSet<String> = desired
+        .iter()
+        .map(|c| mailbox::cluster_namespace(c))
+        .collect();
+
+    // The copies as the caches show them, in the namespaces that need one.
+    let current = |cluster_ns: &str| ctx.caches.metadata(*kind, cluster_ns, &copy_name, true);
+    let rv = user
+        .as_ref()
+        .and_then(|m| m.resource_version.clone())
+        .unwrap_or_default();
+    let known_hash = ctx.memory.copy_hash(dep, &rv);
+    let stale: Vec<&String> = wanted
+        .iter()
+        .filter(|cluster_ns| match current(cluster_ns) {
+            None => true,
+            // Being deleted: written again once it is gone.
+            Some(meta) if meta.deletion_timestamp.is_some() => false,
+            Some(meta) => known_hash.is_none() || copies::copy_hash(&meta) != known_hash.as_deref(),
+        })
+        .collect();
+    if !stale.is_empty() {
+        match get_user_object(ctx, dep).await? {
+            None => {
+                // Gone since the cache showed it: its copies go.
+                ctx.memory.set_copy_hash(dep, None);
+                desired.clear();
+            }
+            Some(object) => {
+                let mut hash = None;
+                for cluster_ns in &stale {
+                    let body = copies::copy_body(dep, &object, cluster_ns)
+                        .map_err(|e| ReconcileError::Copy(e.to_string()))?;
+                    let body_hash = body["metadata"]["annotations"]
+                        [crate::labels::COPY_HASH_ANNOTATION]
+                        .as_str()
+                        .map(str::to_string);
+                    if body_hash.is_some()
+                        && body_hash.as_deref()
+                            == current(cluster_ns).as_ref().and_then(copies::copy_hash)
+                    {
+                        hash = body_hash;
+                        continue;
+                    }
+                    apply_copy(ctx, *kind, cluster_ns, &copy_name, &body).await?;
+                    info!(kind = ?kind, namespace = %ns, %name, cluster_namespace = %cluster_ns, "wrote copy");
+                    hash = body_hash;
+                }
+                let version = object["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(hash) = hash {
+                    ctx.memory.set_copy_hash(dep, Some((version, hash)));
+                }
+            }
+        }
     }
-    // The resourceVersion makes the apply fail instead of creating the object
-    // if it was deleted meanwhile.
-    let body = json!({
-        "apiVersion": D::api_version(&()),
-        "kind": D::kind(&()),
-        "metadata": {
-            "name": name, "namespace": ns, "labels": desired,
-            "resourceVersion": object.metadata.resource_version,
-        },
-    });
-    let api: Api<D> = Api::namespaced(ctx.client.clone(), &ns);
-    match api
-        .patch(&name, &apply_params(), &Patch::Apply(&body))
-        .await
+    if user.is_none() {
+        ctx.memory.set_copy_hash(dep, None);
+    }
+    let wanted: BTreeSet<String> = desired
+        .iter()
+        .map(|c| mailbox::cluster_namespace(c))
+        .collect();
+    for cluster_ns in ctx.index.copies(dep) {
+        if wanted.contains(&cluster_ns) {
+            continue;
+        }
+        let Some(meta) = current(&cluster_ns) else {
+            ctx.index.set_copy(dep, &cluster_ns, false);
+            continue;
+        };
+        if meta.deletion_timestamp.is_some() || !copies::is_controllers_copy(&meta) {
+            continue;
+        }
+        delete_copy(ctx, *kind, &cluster_ns, &copy_name, meta.uid.clone()).await?;
+        info!(kind = ?kind, namespace = %ns, %name, cluster_namespace = %cluster_ns, "deleted copy");
+    }
+    Ok(())
+}
+
+/// The user's object as a whole (managedFields included), or `None` when
+/// it is gone.
+async fn get_user_object<K: RootKind>(
+    ctx: &Context<K>,
+    (kind, ns, name): &DepKey,
+) -> Result<Option<serde_json::Value>, ReconcileError> {
+    async fn get<D>(
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>, ReconcileError>
+    where
+        D: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Serialize
+            + Debug,
     {
-        Ok(_) => {
-            info!(kind = ?kind, namespace = %ns, %name, clusters = ?placed, "placed dependency");
-            Ok(Action::await_change())
+        let api: Api<D> = Api::namespaced(client.clone(), ns);
+        match api.get_opt(name).await? {
+            None => Ok(None),
+            Some(object) => {
+                let mut value = serde_json::to_value(&object)?;
+                value["apiVersion"] = D::api_version(&()).into();
+                value["kind"] = D::kind(&()).into();
+                Ok(Some(value))
+            }
         }
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Action::await_change()),
-        Err(e) => Err(e.into()),
+    }
+    match kind {
+        DepKind::Service => get::<Service>(&ctx.client, ns, name).await,
+        DepKind::Secret => get::<Secret>(&ctx.client, ns, name).await,
+        DepKind::ConfigMap => get::<ConfigMap>(&ctx.client, ns, name).await,
     }
 }
 
-/// Retries a dependency with the one backoff schedule.
-pub fn retry_dependency<K: RootKind>(
-    dep: &DepKey,
-    err: &ReconcileError,
+/// Applies a copy (a `PlacedObject` for a Service).
+async fn apply_copy<K: RootKind>(
     ctx: &Context<K>,
-) -> Action {
-    let failures = ctx.memory.dependency_failed(dep);
-    retry(&format!("{:?} {}/{}", dep.0, dep.1, dep.2), failures, err)
+    kind: DepKind,
+    ns: &str,
+    name: &str,
+    body: &serde_json::Value,
+) -> Result<(), ReconcileError> {
+    async fn apply<D>(
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+        body: &serde_json::Value,
+    ) -> kube::Result<()>
+    where
+        D: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<D> = Api::namespaced(client.clone(), ns);
+        api.patch(name, &apply_params(), &Patch::Apply(body))
+            .await
+            .map(|_| ())
+    }
+    match kind {
+        DepKind::Service => apply::<PlacedObject>(&ctx.client, ns, name, body).await?,
+        DepKind::Secret => apply::<Secret>(&ctx.client, ns, name, body).await?,
+        DepKind::ConfigMap => apply::<ConfigMap>(&ctx.client, ns, name, body).await?,
+    }
+    Ok(())
+}
+
+/// Deletes a copy (uid as precondition); gone or replaced already is fine.
+pub async fn delete_copy<K: RootKind>(
+    ctx: &Context<K>,
+    kind: DepKind,
+    ns: &str,
+    name: &str,
+    uid: Option<String>,
+) -> Result<(), ReconcileError> {
+    async fn delete<D>(
+        client: &kube::Client,
+        ns: &str,
+        name: &str,
+        uid: Option<String>,
+    ) -> kube::Result<()>
+    where
+        D: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + DeserializeOwned
+            + Debug,
+    {
+        let api: Api<D> = Api::namespaced(client.clone(), ns);
+        let params = DeleteParams {
+            preconditions: uid.map(|uid| Preconditions {
+                uid: Some(uid),
+                resource_version: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+    match kind {
+        DepKind::Service => delete::<PlacedObject>(&ctx.client, ns, name, uid).await?,
+        DepKind::Secret => delete::<Secret>(&ctx.client, ns, name, uid).await?,
+        DepKind::ConfigMap => delete::<ConfigMap>(&ctx.client, ns, name, uid).await?,
+    }
+    Ok(())
 }

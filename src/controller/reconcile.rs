@@ -1,7 +1,14 @@
 //! A root's reconcile, for any [`RootKind`]: dereference (read the
 //! caches), decide (the pure [`decide`](super::decide)), apply (write only
-//! what differs: leaves, the root's status, the GlobalIngress) — or, for a
-//! deleted root, clean up behind the finalizer.
+//! what differs: leaves in the cluster namespaces, the root's status, the
+//! GlobalIngress) — or, for a deleted root, clean up behind the finalizer
+//! (its leaves first). A leaf whose root is gone (an orphan), or a leaf of
+//! the old layout in its root's namespace, is deleted.
+//!
+//! API calls: `patch` (server-side apply; `create` when it creates) and
+//! `delete` of the root kind in cluster namespaces (leaves); `update` of
+//! roots (the finalizer), `patch` of their `status`; `patch`/`delete` of
+//! globalingresses, `patch` of `globalingresses/status`; `create` events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +31,7 @@ use super::kind::RootKind;
 use super::naming;
 use crate::apis::{GlobalIngress, GlobalIngressStatus};
 use crate::labels::{self, reasons};
+use crate::mailbox;
 use crate::runtime;
 
 /// The longest wait between looks at a deleted root whose leaves remain.
@@ -37,7 +45,9 @@ pub async fn reconcile_root<K: RootKind>(
     ctx: Arc<Context<K>>,
 ) -> Result<Action, finalizer::Error<ReconcileError>> {
     if !K::is_root(&root) {
-        return Ok(Action::await_change());
+        return delete_if_orphan(root.as_ref(), &ctx)
+            .await
+            .map_err(finalizer::Error::ApplyFailed);
     }
     let ns = root.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
@@ -57,9 +67,9 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let global = ctx.caches.globals.get(&ObjectRef::new(&name).within(&ns));
     let clusters = ctx.caches.clusters.state();
     let leaves = ctx.index.leaves(&ns, &name);
-    let object = |n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(&ns));
+    let object = |leaf_ns: &str, n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(leaf_ns));
     let exists = |dep: &DepKey| ctx.caches.exists(dep);
-    let conflicts = |dep: &DepKey| ctx.caches.conflicts(dep);
+    let conflicts = |dep: &DepKey| ctx.conflicts(dep);
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
@@ -166,12 +176,13 @@ async fn write_leaves<K: RootKind>(
 ) -> Result<(), ReconcileError> {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     // One Event for the leaves a reconcile creates, not one per leaf.
     let mut created = Vec::new();
     let mut failed = None;
     for write in &plan.leaf_writes {
         let (cluster, leaf_name) = (&write.cluster, write.leaf.name_any());
+        let leaf_ns = write.leaf.namespace().unwrap_or_default();
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &leaf_ns);
         let mut body = serde_json::to_value(&write.leaf)?;
         body["apiVersion"] = json!(K::api_version(&()));
         body["kind"] = json!(K::kind(&()));
@@ -184,7 +195,7 @@ async fn write_leaves<K: RootKind>(
         }
         if write.create {
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "created leaf");
-            created.push(format!("cluster {cluster} as {leaf_name}"));
+            created.push(format!("cluster {cluster} as {leaf_ns}/{leaf_name}"));
         } else {
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "updated leaf");
         }
@@ -210,20 +221,24 @@ async fn write_leaves<K: RootKind>(
     Ok(())
 }
 
-/// Deletes a leaf of `root` (only one that the root owns), once.
+/// Deletes a leaf of `root` (only one labelled as the root's), once.
 async fn delete_leaf<K: RootKind>(
     root: &K,
-    leaf_name: &str,
+    (leaf_ns, leaf_name): &(String, String),
     ctx: &Context<K>,
 ) -> Result<(), ReconcileError> {
     let ns = root.namespace().unwrap_or_default();
-    let Some(leaf) = ctx.caches.roots.get(&ObjectRef::new(leaf_name).within(&ns)) else {
+    let Some(leaf) = ctx
+        .caches
+        .roots
+        .get(&ObjectRef::new(leaf_name).within(leaf_ns))
+    else {
         return Ok(());
     };
     if !owned_by(&*leaf, root) || leaf.meta().deletion_timestamp.is_some() {
         return Ok(());
     }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), leaf_ns);
     let params = DeleteParams {
         preconditions: leaf.meta().uid.clone().map(|uid| Preconditions {
             uid: Some(uid),
@@ -233,14 +248,22 @@ async fn delete_leaf<K: RootKind>(
     };
     match api.delete(leaf_name, &params).await {
         Ok(_) => {
-            let clusters = naming::placed_clusters(leaf.meta()).join(",");
-            info!(root = %root.name_any(), namespace = %ns, leaf = %leaf_name, cluster = %clusters, "deleted leaf");
+            // The Cluster may be gone already: then its namespace names it.
+            let cluster = ctx
+                .caches
+                .clusters
+                .state()
+                .iter()
+                .map(|c| c.name_any())
+                .find(|c| mailbox::cluster_namespace(c) == *leaf_ns)
+                .unwrap_or_else(|| format!("of namespace {leaf_ns}"));
+            info!(root = %root.name_any(), namespace = %ns, leaf = %leaf_name, %cluster, "deleted leaf");
             publish(
                 ctx,
                 root,
                 EventType::Normal,
                 reasons::LEAF_DELETED,
-                &format!("removed from cluster {clusters} ({leaf_name})"),
+                &format!("removed from cluster {cluster} ({leaf_ns}/{leaf_name})"),
                 "Unplace",
             )
             .await;
@@ -251,10 +274,66 @@ async fn delete_leaf<K: RootKind>(
     }
 }
 
+/// Whether `leaf` is labelled as `root`'s (the labels name the root's
+/// namespace and, possibly shortened with a hash, its name).
 fn owned_by<K: RootKind>(leaf: &K, root: &K) -> bool {
-    leaf.owner_references()
-        .iter()
-        .any(|o| Some(&o.uid) == root.meta().uid.as_ref())
+    naming::root_of_leaf(leaf.meta())
+        == Some((
+            root.namespace().unwrap_or_default(),
+            naming::root_label_value(&root.name_any()),
+        ))
+}
+
+/// Deletes a leaf whose root is gone (no root of its labels' namespace and
+/// label value), or a leaf of the layout before cluster namespaces (in its
+/// root's namespace, owned by it); anything else of the root kind that is
+/// not a root is left alone.
+async fn delete_if_orphan<K: RootKind>(
+    object: &K,
+    ctx: &Context<K>,
+) -> Result<Action, ReconcileError> {
+    let meta = object.meta();
+    if meta.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
+    let ns = object.namespace().unwrap_or_default();
+    let why = match naming::root_of_leaf(meta) {
+        Some((root_ns, label)) if naming::is_cluster_namespace(&ns) => {
+            if !ctx.index.roots_labelled(&root_ns, &label).is_empty() {
+                return Ok(Action::await_change());
+            }
+            format!("its root {root_ns}/{label} is gone")
+        }
+        None if naming::is_placeable_namespace(&ns)
+            && meta
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
+            && object
+                .owner_references()
+                .iter()
+                .any(|o| o.controller == Some(true) && o.kind == K::kind(&())) =>
+        {
+            "it is a leaf of the layout before cluster namespaces".to_string()
+        }
+        _ => return Ok(Action::await_change()),
+    };
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    let params = DeleteParams {
+        preconditions: meta.uid.clone().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(&object.name_any(), &params).await {
+        Ok(_) => {
+            info!(namespace = %ns, leaf = %object.name_any(), "deleted a leaf: {why}");
+            Ok(Action::await_change())
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Action::await_change()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn write_root_status<K: RootKind>(
@@ -335,10 +414,10 @@ async fn cleanup_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action,
         .index
         .leaves(&ns, &name)
         .iter()
-        .filter(|l| {
+        .filter(|(leaf_ns, l)| {
             ctx.caches
                 .roots
-                .get(&ObjectRef::new(l.as_str()).within(&ns))
+                .get(&ObjectRef::new(l.as_str()).within(leaf_ns))
                 .is_some_and(|leaf| owned_by(&*leaf, root))
         })
         .count();
@@ -380,9 +459,9 @@ fn announce<K: RootKind>(root: &K, condition: &Condition, ctx: &Context<K>) -> b
         .is_none_or(|uid| ctx.memory.announce(&uid, condition))
 }
 
-/// The dependencies of `root` whose placement labels may need to change:
-/// all of them when the root's clusters changed since its last reconcile,
-/// else those that lack a label for one of its clusters. A dependency's
+/// The dependencies of `root` whose copies may need to change: all of them
+/// when the root's clusters changed since its last reconcile, else those
+/// that lack a copy in one of its clusters' namespaces. A dependency's
 /// reconcile looks at every root that references it, so triggering it on
 /// every root's reconcile costs O(roots²) when many roots share one Service.
 fn dependencies_to_place<K: RootKind>(
@@ -391,16 +470,16 @@ fn dependencies_to_place<K: RootKind>(
     ctx: &Context<K>,
 ) -> Vec<DepKey> {
     let moved = root.uid().is_none_or(|uid| ctx.memory.moved(&uid, targets));
-    let labelled = |meta: &kube::core::ObjectMeta| {
-        targets.iter().all(|c| {
-            meta.labels
-                .as_ref()
-                .and_then(|l| l.get(&labels::state_label(c)))
-                == Some(&labels::STATE_SYNC.to_string())
-        })
-    };
     K::dependencies(root)
         .into_iter()
-        .filter(|dep| moved || ctx.caches.dependency(dep, labelled) != Some(true))
+        .filter(|dep| {
+            if moved {
+                return true;
+            }
+            let copies = ctx.index.copies(dep);
+            !targets
+                .iter()
+                .all(|c| copies.contains(&mailbox::cluster_namespace(c)))
+        })
         .collect()
 }

@@ -1,13 +1,18 @@
 //! The controller's watches, through [`runtime::Watch`]: one per type,
-//! each feeding a cache and routing its changes to the roots and
-//! dependencies they affect; and the cluster-health tick.
+//! each feeding a cache and routing its changes to the roots, dependencies
+//! and cluster namespaces they affect; and the cluster-health tick.
+//!
+//! API calls (list/watch, all namespaces): the root kind (roots and
+//! leaves), clusters, globalingresses, placedobjects; the metadata only of
+//! services, secrets and configmaps (users' objects and the copies in
+//! cluster namespaces).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta};
 use kube::core::SelectorExt;
@@ -16,13 +21,17 @@ use kube::{Resource, ResourceExt};
 use tracing::debug;
 
 use super::context::{Caches, Triggers};
+use super::copies;
 use super::decide;
-use super::dependencies::DepKind;
+use super::dependencies::{DepKey, DepKind};
 use super::index::Index;
 use super::kind::RootKind;
 use super::memory::Memory;
+use super::naming;
 use super::placement;
-use crate::apis::{Cluster, GlobalIngress};
+use crate::apis::{Cluster, GlobalIngress, PlacedObject};
+use crate::labels;
+use crate::mailbox;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
 
@@ -55,34 +64,49 @@ pub fn start<K: RootKind>(
             futures::future::ready(())
         }));
     }
-    let clusters = {
-        let (triggers, roots) = (routing.triggers.clone(), roots.clone());
-        Watch::new("clusters", Api::<Cluster>::all(client.clone())).spawn(
-            readiness,
-            shutdown,
-            move |change| on_cluster(change, &triggers, &roots),
-        )
-    };
-    let services = {
-        let routing = routing.clone();
-        Watch::new(
-            "services",
-            Api::<PartialObjectMeta<Service>>::all(client.clone()),
-        )
-        .spawn(readiness, shutdown, move |change| {
-            on_dependency(change, DepKind::Service, &routing)
-        })
-    };
-    let secrets = {
-        let routing = routing.clone();
-        Watch::new(
-            "secrets",
-            Api::<PartialObjectMeta<Secret>>::all(client.clone()),
-        )
-        .spawn(readiness, shutdown, move |change| {
-            on_dependency(change, DepKind::Secret, &routing)
-        })
-    };
+    let (clusters, changes) =
+        Watch::new("clusters", Api::<Cluster>::all(client.clone())).changes(readiness, shutdown);
+    {
+        let (routing, roots, store) = (routing.clone(), roots.clone(), clusters.clone());
+        tokio::spawn(changes.for_each(move |change| {
+            on_cluster(change, &routing, &roots, &store);
+            futures::future::ready(())
+        }));
+    }
+    let services = watch_metadata::<Service, K>(
+        client,
+        "services",
+        DepKind::Service,
+        routing,
+        readiness,
+        shutdown,
+    );
+    let secrets = watch_metadata::<Secret, K>(
+        client,
+        "secrets",
+        DepKind::Secret,
+        routing,
+        readiness,
+        shutdown,
+    );
+    let configmaps = watch_metadata::<ConfigMap, K>(
+        client,
+        "configmaps",
+        DepKind::ConfigMap,
+        routing,
+        readiness,
+        shutdown,
+    );
+    let (placed, changes) = Watch::new("placedobjects", Api::<PlacedObject>::all(client.clone()))
+        .without_managed_fields()
+        .changes(readiness, shutdown);
+    {
+        let (routing, store) = (routing.clone(), placed.clone());
+        tokio::spawn(changes.for_each(move |change| {
+            on_placed(change, &routing, &store);
+            futures::future::ready(())
+        }));
+    }
     let (globals, changes) =
         Watch::new("globalingresses", Api::<GlobalIngress>::all(client.clone()))
             .without_managed_fields()
@@ -99,6 +123,8 @@ pub fn start<K: RootKind>(
         clusters,
         services,
         secrets,
+        configmaps,
+        placed,
         globals,
     }
 }
@@ -112,12 +138,27 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
         memory,
         triggers,
     } = routing;
+    // A leaf reconciles its root, or itself when it has none (an orphan,
+    // deleted then); a gone Cluster's namespace is emptied.
     let route = |object: &K| {
         let ns = object.namespace().unwrap_or_default();
         if K::is_root(object) {
             triggers.root(&ns, &object.name_any());
-        } else if let Some(root) = K::root_of_leaf(object) {
-            triggers.root(&ns, &root);
+            return;
+        }
+        if naming::is_cluster_namespace(&ns) {
+            triggers.cluster_namespace(&ns);
+        }
+        let roots = naming::root_of_leaf(object.meta())
+            .map(|(root_ns, label)| (index.roots_labelled(&root_ns, &label), root_ns))
+            .filter(|(roots, _)| !roots.is_empty());
+        match roots {
+            Some((roots, root_ns)) => {
+                for root in roots {
+                    triggers.root(&root_ns, &root);
+                }
+            }
+            None => triggers.root(&ns, &object.name_any()),
         }
     };
     match change {
@@ -181,13 +222,24 @@ fn roots_matching<K: RootKind>(
 }
 
 /// A Cluster's labels, schedulability or existence changed: re-place the
-/// roots it matched before or matches now. Health is followed separately.
-fn on_cluster<K: RootKind>(change: Change<Cluster>, triggers: &Triggers<K>, roots: &Store<K>) {
+/// roots it matched before or matches now, and ensure (or, when it is gone,
+/// empty) its namespace. Health is followed separately.
+fn on_cluster<K: RootKind>(
+    change: Change<Cluster>,
+    routing: &Routing<K>,
+    roots: &Store<K>,
+    clusters: &Store<Cluster>,
+) {
+    let Routing {
+        memory, triggers, ..
+    } = routing;
+    let namespace = |c: &Cluster| mailbox::cluster_namespace(&c.name_any());
     match change {
         Change::Applied {
             old: Some(old),
             new,
         } => {
+            triggers.cluster_namespace(&namespace(&new));
             let placement_changed = old.labels() != new.labels()
                 || old.spec.unschedulable != new.spec.unschedulable
                 || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp;
@@ -195,10 +247,21 @@ fn on_cluster<K: RootKind>(change: Change<Cluster>, triggers: &Triggers<K>, root
                 roots_matching(roots, &[old.labels(), new.labels()], triggers);
             }
         }
-        Change::Applied { old: None, new } => roots_matching(roots, &[new.labels()], triggers),
-        Change::Deleted(old) => roots_matching(roots, &[old.labels()], triggers),
-        // Anything may have changed while the watch was down: re-place every root.
+        Change::Applied { old: None, new } => {
+            triggers.cluster_namespace(&namespace(&new));
+            roots_matching(roots, &[new.labels()], triggers);
+        }
+        Change::Deleted(old) => {
+            memory.set_departed(&namespace(&old), true);
+            triggers.cluster_namespace(&namespace(&old));
+            roots_matching(roots, &[old.labels()], triggers);
+        }
+        // Anything may have changed while the watch was down: ensure every
+        // namespace, re-place every root.
         Change::Relisted => {
+            for cluster in clusters.state() {
+                triggers.cluster_namespace(&namespace(&cluster));
+            }
             for root in roots.state().iter().filter(|o| K::is_root(o)) {
                 triggers.root(&root.namespace().unwrap_or_default(), &root.name_any());
             }
@@ -207,11 +270,15 @@ fn on_cluster<K: RootKind>(change: Change<Cluster>, triggers: &Triggers<K>, root
     }
 }
 
-/// A Service or Secret changed: its labels are reconciled, and the roots
-/// that reference it report whether it exists.
-fn on_dependency<D: Resource<DynamicType = ()>, K: RootKind>(
-    change: Change<PartialObjectMeta<D>>,
+/// A user's object or a copy changed. A user's Service, Secret or
+/// ConfigMap: its copies are reconciled, and the roots that reference it
+/// report whether it exists. A copy in a cluster namespace: the index
+/// follows, its origin's copies are reconciled (a copy deleted by someone
+/// else comes back), and the roots of its origin read its conflicts.
+fn route_object<K: RootKind>(
     kind: DepKind,
+    meta: &kube::core::ObjectMeta,
+    present: bool,
     routing: &Routing<K>,
 ) {
     let Routing {
@@ -219,31 +286,124 @@ fn on_dependency<D: Resource<DynamicType = ()>, K: RootKind>(
         memory,
         triggers,
     } = routing;
-    match change {
-        Change::Applied { new, .. } => {
-            let key = (kind, new.namespace().unwrap_or_default(), new.name_any());
-            triggers.dependency(&key);
-            for root in index.dependents(&key) {
-                triggers.root(&key.1, &root);
-            }
-        }
-        Change::Deleted(object) => {
-            let key = (
-                kind,
-                object.namespace().unwrap_or_default(),
-                object.name_any(),
-            );
+    let ns = meta.namespace.clone().unwrap_or_default();
+    let name = meta.name.clone().unwrap_or_default();
+    let key: DepKey = if naming::is_cluster_namespace(&ns) {
+        let Some(origin) = copies::origin_of_copy(kind, &name) else {
+            return;
+        };
+        index.set_copy(&origin, &ns, present);
+        triggers.cluster_namespace(&ns);
+        origin
+    } else {
+        let key = (kind, ns, name);
+        if !present {
             memory.dependency_succeeded(&key);
-            for root in index.dependents(&key) {
-                triggers.root(&key.1, &root);
-            }
         }
+        key
+    };
+    triggers.dependency(&key);
+    for root in index.dependents(&key) {
+        triggers.root(&key.1, &root);
+    }
+}
+
+/// The metadata watch of a kind of dependency (users' objects and copies, all namespaces).
+fn watch_metadata<D, K>(
+    client: &kube::Client,
+    what: &str,
+    kind: DepKind,
+    routing: &Routing<K>,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> Store<PartialObjectMeta<D>>
+where
+    D: Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+    K: RootKind,
+{
+    let (store, changes) = Watch::new(what, Api::<PartialObjectMeta<D>>::all(client.clone()))
+        .changes(readiness, shutdown);
+    let (routing, reader) = (routing.clone(), store.clone());
+    tokio::spawn(changes.for_each(move |change| {
+        on_dependency(change, kind, &routing, &reader);
+        futures::future::ready(())
+    }));
+    store
+}
+
+/// A Service, Secret or ConfigMap changed (a user's or a copy).
+fn on_dependency<D: Resource<DynamicType = ()> + Clone, K: RootKind>(
+    change: Change<PartialObjectMeta<D>>,
+    kind: DepKind,
+    routing: &Routing<K>,
+    store: &Store<PartialObjectMeta<D>>,
+) {
+    match change {
+        Change::Applied { new, .. } => route_object(kind, &new.metadata, true, routing),
+        Change::Deleted(object) => route_object(kind, &object.metadata, false, routing),
         Change::Relisted => {
-            for dep in index.all_dependencies().into_iter().filter(|d| d.0 == kind) {
-                triggers.dependency(&dep);
+            for object in store.state() {
+                let meta = &object.metadata;
+                let ns = meta.namespace.as_deref().unwrap_or_default();
+                if naming::is_cluster_namespace(ns)
+                    || !copies::hand_placed_clusters(meta).is_empty()
+                {
+                    route_object(kind, meta, true, routing);
+                }
             }
+            relisted(kind, routing);
         }
         Change::Failed(_) | Change::Restored => {}
+    }
+}
+
+/// After a re-list, every dependency of `kind` that roots reference or that
+/// has copies is reconciled.
+fn relisted<K: RootKind>(kind: DepKind, routing: &Routing<K>) {
+    let Routing {
+        index, triggers, ..
+    } = routing;
+    for dep in index
+        .all_dependencies()
+        .into_iter()
+        .chain(index.all_copied())
+        .filter(|d| d.0 == kind)
+    {
+        triggers.dependency(&dep);
+    }
+}
+
+/// A `PlacedObject` changed: the copy of a Service (the controller's), or
+/// one placed by hand (left alone).
+fn on_placed<K: RootKind>(
+    change: Change<PlacedObject>,
+    routing: &Routing<K>,
+    store: &Store<PlacedObject>,
+) {
+    let (plural, group) = copies::resource(DepKind::Service);
+    let service = mailbox::placed_resource_label_value(plural, group);
+    let is_service =
+        |p: &PlacedObject| p.labels().get(labels::PLACED_RESOURCE_LABEL) == Some(&service);
+    match change {
+        Change::Applied { new, .. } if is_service(&new) => {
+            route_object(DepKind::Service, &new.metadata, true, routing)
+        }
+        Change::Deleted(old) if is_service(&old) => {
+            route_object(DepKind::Service, &old.metadata, false, routing)
+        }
+        Change::Relisted => {
+            for placed in store.state().iter().filter(|p| is_service(p)) {
+                route_object(DepKind::Service, &placed.metadata, true, routing);
+            }
+            relisted(DepKind::Service, routing);
+        }
+        _ => {}
     }
 }
 

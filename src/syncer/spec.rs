@@ -10,11 +10,10 @@
 //! node ports the user did not set). Added: the managed-by and syncer
 //! labels, the origin annotation and the applied-hash annotation.
 
-use std::collections::BTreeSet;
-
 use serde_json::{Map, Value};
 
 use super::naming;
+use crate::cluster_independent::strip_service_spec;
 use crate::labels;
 
 /// An upstream object that cannot be turned into a downstream one.
@@ -110,71 +109,6 @@ pub fn downstream_object(
         );
     }
     Ok(out)
-}
-
-/// Removes the fields a cluster assigns to a Service by itself.
-fn strip_service_spec(spec: &mut Map<String, Value>, managed_fields: Option<&Value>) {
-    let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
-    if headless {
-        spec.insert("clusterIPs".into(), Value::Array(vec!["None".into()]));
-    } else {
-        spec.remove("clusterIP");
-        spec.remove("clusterIPs");
-    }
-    spec.remove("healthCheckNodePort");
-    let user_ports = user_set_node_ports(managed_fields);
-    if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
-        for port in ports.iter_mut().filter_map(Value::as_object_mut) {
-            let key = (
-                port.get("port").and_then(Value::as_i64).unwrap_or_default(),
-                port.get("protocol")
-                    .and_then(Value::as_str)
-                    .unwrap_or("TCP")
-                    .to_string(),
-            );
-            let keep = match &user_ports {
-                // No field ownership recorded (not a kube-apiserver): nothing
-                // allocated these, so they are the user's.
-                None => true,
-                Some(set) => set.contains(&key),
-            };
-            if !keep {
-                port.remove("nodePort");
-            }
-        }
-    }
-}
-
-/// The (port, protocol) pairs of the Service ports whose `nodePort` some
-/// field manager set (allocated node ports belong to no manager). `None`
-/// when the object records no field ownership at all.
-fn user_set_node_ports(managed_fields: Option<&Value>) -> Option<BTreeSet<(i64, String)>> {
-    let entries = managed_fields?.as_array().filter(|a| !a.is_empty())?;
-    let mut set = BTreeSet::new();
-    for entry in entries {
-        let Some(ports) = entry
-            .pointer("/fieldsV1/f:spec/f:ports")
-            .and_then(Value::as_object)
-        else {
-            continue;
-        };
-        for (key, fields) in ports {
-            let Some(json) = key.strip_prefix("k:") else {
-                continue;
-            };
-            if fields.get("f:nodePort").is_none() {
-                continue;
-            }
-            let Ok(Value::Object(k)) = serde_json::from_str::<Value>(json) else {
-                continue;
-            };
-            if let Some(port) = k.get("port").and_then(Value::as_i64) {
-                let protocol = k.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
-                set.insert((port, protocol.to_string()));
-            }
-        }
-    }
-    Some(set)
 }
 
 /// Whether the downstream object `actual` already is what applying

@@ -22,14 +22,6 @@ impl RootKind for Ingress {
         split::is_root(object)
     }
 
-    /// Its controller owner reference.
-    fn root_of_leaf(leaf: &Self) -> Option<String> {
-        leaf.owner_references()
-            .iter()
-            .find(|o| o.kind == "Ingress" && o.controller == Some(true))
-            .map(|o| o.name.clone())
-    }
-
     fn validate(root: &Self) -> Vec<Problem> {
         split::validate(root)
     }
@@ -99,10 +91,8 @@ mod tests {
             }
         }))
         .unwrap();
-        let leaf = Ingress::leaf(&root, "east");
+        let leaf = crate::controller::decide::leaf_for(&root, "east");
         assert!(Ingress::is_root(&root) && !Ingress::is_root(&leaf));
-        assert_eq!(Ingress::root_of_leaf(&leaf).as_deref(), Some("shop"));
-        assert_eq!(Ingress::root_of_leaf(&root), None);
         assert_eq!(
             Ingress::dependencies(&root),
             [

@@ -4,12 +4,10 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::Resource;
 use kube::core::ObjectMeta;
 
 use crate::controller::kind::Problem;
-use crate::controller::naming::{leaf_name, placed_clusters, root_label_value};
+use crate::controller::naming::{is_placeable_namespace, placed_clusters};
 use crate::labels::{self, reasons};
 
 /// Annotations of the root that are not copied to its leaves.
@@ -19,31 +17,34 @@ const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
     labels::KCP_CLUSTER_ANNOTATION,
 ];
 
-/// Whether an Ingress is a root (it carries no `kcp-ingress.dev/root` label).
+/// Whether an Ingress is a root: it lives in a namespace whose objects are
+/// placed and carries no `kcp-ingress.dev/root` label.
 pub fn is_root(ingress: &Ingress) -> bool {
-    !ingress
-        .metadata
-        .labels
-        .as_ref()
-        .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
+    let ns = ingress.metadata.namespace.as_deref().unwrap_or_default();
+    is_placeable_namespace(ns)
+        && !ingress
+            .metadata
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
 }
 
-/// The leaf of `root` for `cluster`: the root's spec, labels and annotations
-/// (less kcp-ingress's own), the leaf labels, and an owner reference to the root.
-pub fn leaf(root: &Ingress, cluster: &str) -> Ingress {
-    let root_name = root.metadata.name.clone().unwrap_or_default();
-    let mut leaf_labels: BTreeMap<String, String> = root
+/// The content of the leaf of `root` for `cluster`: the root's spec, labels
+/// and annotations (less kcp-ingress's own). Its name, namespace and root
+/// labels are set by the pipeline (`decide::leaf_for`), the same for every kind.
+pub fn leaf(root: &Ingress, _cluster: &str) -> Ingress {
+    let leaf_labels: BTreeMap<String, String> = root
         .metadata
         .labels
         .iter()
         .flatten()
         .filter(|(k, _)| {
-            k.as_str() != labels::ROOT_LABEL && !k.starts_with(labels::STATE_LABEL_PREFIX)
+            k.as_str() != labels::ROOT_LABEL
+                && k.as_str() != labels::ROOT_NAMESPACE_LABEL
+                && !k.starts_with(labels::STATE_LABEL_PREFIX)
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    leaf_labels.insert(labels::ROOT_LABEL.into(), root_label_value(&root_name));
-    leaf_labels.insert(labels::state_label(cluster), labels::STATE_SYNC.into());
     let annotations: BTreeMap<String, String> = root
         .metadata
         .annotations
@@ -54,11 +55,8 @@ pub fn leaf(root: &Ingress, cluster: &str) -> Ingress {
         .collect();
     Ingress {
         metadata: ObjectMeta {
-            name: Some(leaf_name(&root_name, cluster)),
-            namespace: root.metadata.namespace.clone(),
             labels: Some(leaf_labels),
             annotations: (!annotations.is_empty()).then_some(annotations),
-            owner_references: owner_reference(root).map(|o| vec![o]),
             ..Default::default()
         },
         spec: root.spec.clone(),
@@ -66,13 +64,8 @@ pub fn leaf(root: &Ingress, cluster: &str) -> Ingress {
     }
 }
 
-/// A controller owner reference to `root` (none while it has no uid).
-pub fn owner_reference(root: &Ingress) -> Option<OwnerReference> {
-    root.controller_owner_ref(&())
-}
-
 /// Whether `leaf` already is `desired` as far as the controller owns it:
-/// same spec, every desired label and annotation present, owned by the root.
+/// same spec, every desired label and annotation present.
 pub fn leaf_is_current(leaf: &Ingress, desired: &Ingress) -> bool {
     let contains = |have: &Option<BTreeMap<String, String>>,
                     want: &Option<BTreeMap<String, String>>| {
@@ -83,13 +76,6 @@ pub fn leaf_is_current(leaf: &Ingress, desired: &Ingress) -> bool {
     leaf.spec == desired.spec
         && contains(&leaf.metadata.labels, &desired.metadata.labels)
         && contains(&leaf.metadata.annotations, &desired.metadata.annotations)
-        && desired.metadata.owner_references.iter().flatten().all(|o| {
-            leaf.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|l| l.uid == o.uid)
-        })
 }
 
 /// The objects a root Ingress needs in every cluster it is placed on.
@@ -265,30 +251,29 @@ mod tests {
     }
 
     #[test]
-    fn leaf_carries_spec_labels_and_owner() {
+    fn leaf_carries_spec_labels_and_annotations() {
         let r = sample();
         let l = leaf(&r, "east");
-        assert_eq!(l.metadata.name.as_deref(), Some("shop--east"));
-        assert_eq!(l.metadata.namespace.as_deref(), Some("apps"));
         let labels = l.metadata.labels.clone().unwrap();
-        assert_eq!(labels[labels::ROOT_LABEL], "shop");
-        assert_eq!(labels["state.kcp-ingress.dev/east"], "Sync");
         assert_eq!(labels["team"], "web");
+        assert!(
+            !labels
+                .keys()
+                .any(|k| k.starts_with(labels::STATE_LABEL_PREFIX))
+        );
         let annotations = l.metadata.annotations.clone().unwrap();
         assert!(!annotations.contains_key(labels::PLACEMENT_ANNOTATION));
         assert_eq!(
             annotations["nginx.ingress.kubernetes.io/rewrite-target"],
             "/"
         );
-        let owner = &l.metadata.owner_references.clone().unwrap()[0];
-        assert_eq!(
-            (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
-            ("Ingress", "shop", "u-1")
-        );
-        assert_eq!(owner.controller, Some(true));
+        assert_eq!(l.metadata.owner_references, None);
         assert_eq!(l.spec, r.spec);
         assert!(leaf_is_current(&l, &leaf(&r, "east")));
-        assert!(!is_root(&l) && is_root(&r));
+        assert!(is_root(&r));
+        let mut in_cluster_namespace = r.clone();
+        in_cluster_namespace.metadata.namespace = Some("kcp-ingress-cluster-east".into());
+        assert!(!is_root(&in_cluster_namespace));
     }
 
     #[test]
