@@ -430,7 +430,7 @@ fn ips(list: &[&str]) -> Vec<String> {
 /// Cluster) with the right names, labels and spec, no owner reference and
 /// no placement label; its Service and TLS Secret are copied there and
 /// themselves left untouched; its GlobalIngress exists with its hosts.
-pub async fn root_lands_as_leaves_with_its_dependencies_labelled(
+pub async fn root_lands_as_leaves_with_its_dependencies_copied(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
     let world = World::new(env, "lands").await?;
@@ -1801,12 +1801,13 @@ pub async fn orphans_go_and_bad_references_are_refused(env: &TestEnv) -> anyhow:
 /// finalizer its syncer put there (written here the way a syncer would)
 /// holds the objects while the syncer may still tear down, and is removed
 /// by the controller after the grace period, so nothing is stuck forever.
+/// The same holds for a leaf of the old layout (in its root's namespace).
 pub async fn a_gone_cluster_s_finalizers_do_not_hold_forever(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "gone").await?;
     let cluster = world.add_cluster(1, &[]).await?;
     world.create_service("web").await?;
     world.create_secret("tls").await?;
-    world.create_root("shop", None).await?;
+    let root = world.create_root("shop", None).await?;
     world
         .leaves_converge("shop", std::slice::from_ref(&cluster))
         .await?;
@@ -1814,6 +1815,23 @@ pub async fn a_gone_cluster_s_finalizers_do_not_hold_forever(env: &TestEnv) -> a
         .copies_converge("Secret", "tls", std::slice::from_ref(&cluster))
         .await?;
     let cluster_ns = mailbox::cluster_namespace(&cluster);
+    // A leaf of the layout before cluster namespaces, held by the old
+    // syncer's finalizer: deleted, and released after the grace period too.
+    let mut old = world.root(&format!("shop--{cluster}"), None)?;
+    old.metadata.annotations = None;
+    old.metadata.labels = Some(BTreeMap::from([(
+        labels::ROOT_LABEL.to_string(),
+        "shop".to_string(),
+    )]));
+    old.metadata.finalizers = Some(vec![labels::syncer_finalizer(&cluster)]);
+    old.metadata.owner_references = Some(vec![
+        kube::Resource::controller_owner_ref(&root, &()).context("owner")?,
+    ]);
+    let old_name = old.name_any();
+    world
+        .ingresses()
+        .create(&PostParams::default(), &old)
+        .await?;
     let finalize = json!({"metadata": {"finalizers": [labels::syncer_finalizer(&cluster)]}});
     let leaf = world.leaf_name("shop", &cluster);
     let leaves: Api<Ingress> = Api::namespaced(world.client.clone(), &cluster_ns);
@@ -1844,13 +1862,15 @@ pub async fn a_gone_cluster_s_finalizers_do_not_hold_forever(env: &TestEnv) -> a
         || async {
             let leaf = leaves.get_opt(&leaf).await?;
             let copy = secrets.get_opt(&copy).await?;
-            Ok((leaf.is_none() && copy.is_none()).then_some(()))
+            let old = world.ingresses().get_opt(&old_name).await?;
+            Ok((leaf.is_none() && copy.is_none() && old.is_none()).then_some(()))
         },
     )
     .await?;
     let log = world.controller.log();
     ensure!(
-        log.contains("removed the finalizers of a gone Cluster's syncer"),
+        log.contains("removed the finalizers of a gone Cluster's syncer")
+            && log.contains("released the syncer finalizers of an old-layout leaf"),
         "no log of the removed finalizers:\n{log}"
     );
     world.remove_clusters().await

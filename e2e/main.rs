@@ -77,7 +77,7 @@ fn groups() -> Vec<Group> {
             clusters: 3,
             serial: true,
             tests: tests![
-                controller::root_lands_as_leaves_with_its_dependencies_labelled,
+                controller::root_lands_as_leaves_with_its_dependencies_copied,
                 controller::edits_and_placement_changes_follow,
                 controller::leaf_status_merges_into_root_and_global_ingress,
                 controller::deleting_the_root_cleans_everything_up,

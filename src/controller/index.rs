@@ -43,7 +43,8 @@ impl Index {
         let ns = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
         let mut inner = self.inner();
-        if let Some(root) = naming::root_of_leaf(meta) {
+        if let Some(root) = naming::root_of_leaf(meta).filter(|_| naming::is_cluster_namespace(&ns))
+        {
             inner
                 .leaves
                 .entry(root)
@@ -266,6 +267,11 @@ mod tests {
             index.remove(&ingress("ns", "shop", &[], &["web"])),
             vec![web.clone()]
         );
+        // Leaves live in cluster namespaces only.
+        let elsewhere = ingress("ns", "ns.shop--west", &leaf_labels, &[]);
+        index.upsert(&leaf);
+        index.upsert(&elsewhere);
+        assert_eq!(index.leaves("ns", "shop").len(), 1);
         index.remove(&leaf);
         assert!(index.leaves("ns", "shop").is_empty() && index.all_dependencies().is_empty());
         assert!(index.roots_labelled("ns", "shop").is_empty());

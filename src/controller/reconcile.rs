@@ -3,11 +3,14 @@
 //! what differs: leaves in the cluster namespaces, the root's status, the
 //! GlobalIngress) — or, for a deleted root, clean up behind the finalizer
 //! (its leaves first). A leaf whose root is gone (an orphan), or a leaf of
-//! the old layout in its root's namespace, is deleted.
+//! the old layout in its root's namespace, is deleted (the latter's syncer
+//! finalizers are released after `cluster_namespaces::FINALIZER_GRACE`:
+//! no syncer watches root namespaces any more).
 //!
 //! API calls: `patch` (server-side apply; `create` when it creates) and
-//! `delete` of the root kind in cluster namespaces (leaves); `update` of
-//! roots (the finalizer), `patch` of their `status`; `patch`/`delete` of
+//! `delete` of the root kind in cluster namespaces (leaves); `delete` and
+//! `patch` (finalizers) of old-layout leaves in users' namespaces; `patch`
+//! of roots (the cleanup finalizer, a JSON patch), `patch` of their `status`; `patch`/`delete` of
 //! globalingresses, `patch` of `globalingresses/status`; `create` events.
 
 use std::sync::Arc;
@@ -17,13 +20,14 @@ use crate::runtime::events::{Event, EventType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::cluster_namespaces;
 use super::context::{Context, ReconcileError, apply_params, object_key, retry};
 use super::decide::{self, GlobalSpec, Observed, Plan};
 use super::dependencies::DepKey;
@@ -293,10 +297,54 @@ async fn delete_if_orphan<K: RootKind>(
     ctx: &Context<K>,
 ) -> Result<Action, ReconcileError> {
     let meta = object.meta();
-    if meta.deletion_timestamp.is_some() {
-        return Ok(Action::await_change());
-    }
     let ns = object.namespace().unwrap_or_default();
+    let old_layout = naming::root_of_leaf(meta).is_none()
+        && naming::is_placeable_namespace(&ns)
+        && meta
+            .labels
+            .as_ref()
+            .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
+        && object
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && o.kind == K::kind(&()));
+    if let Some(since) = &meta.deletion_timestamp {
+        // An old-layout leaf's syncer finalizer: no syncer watches its
+        // namespace any more, so it is released after the grace period.
+        if !old_layout {
+            return Ok(Action::await_change());
+        }
+        let waited = Timestamp::now().duration_since(since.0).as_secs_f64();
+        if waited < cluster_namespaces::FINALIZER_GRACE.as_secs_f64() {
+            return Ok(Action::requeue(Duration::from_secs(5)));
+        }
+        let keep: Vec<&String> = meta
+            .finalizers
+            .iter()
+            .flatten()
+            .filter(|f| !f.starts_with(labels::SYNCER_FINALIZER_PREFIX))
+            .collect();
+        let body =
+            json!({"metadata": {"finalizers": keep, "resourceVersion": meta.resource_version}});
+        let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+        return match api
+            .patch(
+                &object.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&body),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(namespace = %ns, leaf = %object.name_any(), "released the syncer finalizers of an old-layout leaf");
+                Ok(Action::await_change())
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
+                Ok(Action::await_change())
+            }
+            Err(e) => Err(e.into()),
+        };
+    }
     let why = match naming::root_of_leaf(meta) {
         Some((root_ns, label)) if naming::is_cluster_namespace(&ns) => {
             if !ctx.index.roots_labelled(&root_ns, &label).is_empty() {
@@ -304,18 +352,7 @@ async fn delete_if_orphan<K: RootKind>(
             }
             format!("its root {root_ns}/{label} is gone")
         }
-        None if naming::is_placeable_namespace(&ns)
-            && meta
-                .labels
-                .as_ref()
-                .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
-            && object
-                .owner_references()
-                .iter()
-                .any(|o| o.controller == Some(true) && o.kind == K::kind(&())) =>
-        {
-            "it is a leaf of the layout before cluster namespaces".to_string()
-        }
+        None if old_layout => "it is a leaf of the layout before cluster namespaces".to_string(),
         _ => return Ok(Action::await_change()),
     };
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
@@ -329,7 +366,12 @@ async fn delete_if_orphan<K: RootKind>(
     match api.delete(&object.name_any(), &params).await {
         Ok(_) => {
             info!(namespace = %ns, leaf = %object.name_any(), "deleted a leaf: {why}");
-            Ok(Action::await_change())
+            // An old-layout leaf may be held by a syncer finalizer: look again.
+            Ok(if old_layout {
+                Action::requeue(Duration::from_secs(5))
+            } else {
+                Action::await_change()
+            })
         }
         Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(Action::await_change()),
         Err(e) => Err(e.into()),
