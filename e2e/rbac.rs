@@ -1651,9 +1651,17 @@ pub async fn denied_controller_and_glbc_requests_are_reported(env: &TestEnv) -> 
         CONVERGE,
         || async {
             let published = global_condition(cp, ns, "status", conditions::DNS_PUBLISHED).await?;
-            Ok((published.as_deref() == Some("True")
-                && answers(fleet.dns, host).await? == Some(set(&LB)))
-            .then_some(()))
+            let got = answers(fleet.dns, host).await?;
+            if published.as_deref() == Some("True") && got == Some(set(&LB)) {
+                Ok(Some(()))
+            } else {
+                let global = Api::<GlobalIngress>::namespaced(cp.clone(), ns)
+                    .get_opt("status")
+                    .await?
+                    .and_then(|g| g.status)
+                    .map(|s| s.conditions);
+                bail!("DNSPublished {published:?}, DNS answers {got:?}; conditions {global:?}")
+            }
         },
     )
     .await?;

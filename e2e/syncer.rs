@@ -1508,12 +1508,15 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
         "no finalizer on the pushed object"
     );
     clusters.delete("push-2", &DeleteParams::default()).await?;
-    wait_for(
-        "push-2's finalizer released",
-        &placed_on("push-2"),
-        &copy("cfg"),
-        |c| !has_finalizer(c, "push-2"),
-    )
+    // (The controller deletes what was placed in a gone Cluster's
+    // namespace: released, the object may be gone too.)
+    let cluster_ns = placed_on("push-2");
+    eventually("push-2's finalizer released", CONVERGE, || async {
+        let cfg = cluster_ns.get_opt(&copy("cfg")).await?;
+        Ok(cfg
+            .is_none_or(|c| !has_finalizer(&c, "push-2"))
+            .then_some(()))
+    })
     .await?;
     eventually("push-2's syncer stopped", CONVERGE, || async {
         Ok(controller
@@ -1682,8 +1685,9 @@ pub async fn bad_input_is_reported_and_the_syncer_keeps_running(
 }
 
 /// The syncer creates a missing downstream namespace (labelled as its own)
-/// and deletes it once no placed object maps into it any more; a namespace
-/// it did not create is never deleted.
+/// and deletes it once no placed object has mapped into it for the
+/// namespace grace (not at once: a root deleted and created again keeps its
+/// namespace); a namespace it did not create is never deleted.
 pub async fn namespaces_the_syncer_created_go_with_their_last_copy(
     env: &TestEnv,
 ) -> anyhow::Result<()> {
@@ -1700,7 +1704,8 @@ pub async fn namespaces_the_syncer_created_go_with_their_last_copy(
         }))?;
         up.create(&PostParams::default(), &cm).await?;
     }
-    w.start_syncer(env, 1, &[])?;
+    let grace = Duration::from_secs(5);
+    w.start_syncer(env, 1, &["--namespace-grace", "5s"])?;
     let down_ns: Api<Namespace> = Api::all(w.downs[0].clone());
     for (ns, name) in [(created, "cfg"), (created, "cfg2"), (existing, "cfg")] {
         let copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), ns);
@@ -1736,6 +1741,15 @@ pub async fn namespaces_the_syncer_created_go_with_their_last_copy(
         wait_gone("the upstream object", &up, &copy(ns, name)).await?;
         let copies: Api<ConfigMap> = Api::namespaced(w.downs[0].clone(), ns);
         wait_gone("the copy", &copies, name).await?;
+    }
+    let emptied = Instant::now();
+    let kept = down_ns.get(created).await?;
+    // (Only a check well within the grace can tell.)
+    if emptied.elapsed() < grace / 2 {
+        ensure!(
+            kept.metadata.deletion_timestamp.is_none(),
+            "the namespace went at once, not after the grace"
+        );
     }
     eventually(
         "the created namespace deleted downstream",

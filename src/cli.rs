@@ -116,6 +116,9 @@ pub struct ControllerArgs {
     /// With --push-syncers: how often those syncers heartbeat their Cluster.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+    /// With --push-syncers: see `syncer --namespace-grace`.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub namespace_grace: Duration,
 }
 
 /// The resource types a syncer copies by default.
@@ -150,6 +153,11 @@ pub struct SyncerArgs {
     /// at once, without waiting for the next heartbeat.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
+    /// How long a namespace the syncer created in the physical cluster stays after the last
+    /// copy in it went, before the syncer deletes it (a root deleted and created again
+    /// within this time keeps its namespace; deleting a namespace takes everything in it).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub namespace_grace: Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -115,6 +115,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             client.clone(),
             args.resources.clone(),
             args.heartbeat_interval,
+            args.namespace_grace,
             Some(component.metrics.clone()),
             token.clone(),
         ))

@@ -38,6 +38,7 @@ pub async fn run(
     let Settings {
         specs,
         heartbeat_interval,
+        namespace_grace,
         metrics,
     } = settings;
     let ctx = Arc::new(ClusterCtx {
@@ -48,6 +49,7 @@ pub async fn run(
         upstream: upstream.clone(),
         specs,
         heartbeat_interval,
+        namespace_grace,
         manager: labels::syncer_manager(&cluster),
         metrics,
     });

@@ -22,6 +22,8 @@ pub struct ClusterCtx {
     pub upstream: kube::Client,
     pub specs: Vec<ResourceSpec>,
     pub heartbeat_interval: Duration,
+    /// How long an unused namespace the syncer created stays downstream.
+    pub namespace_grace: Duration,
     /// Events on upstream objects.
     pub recorder: Recorder,
     pub health: Health,

@@ -3,6 +3,8 @@
 //! them and, as its caches show, no placed object maps into them and no copy
 //! of the syncer is left in them.
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PostParams, Preconditions};
@@ -60,16 +62,23 @@ pub async fn ensure_namespace(
 
 /// Deletes `namespace` downstream when this syncer created it (it carries
 /// the syncer's labels) and, as the caches of every synced type show, no
-/// upstream object maps into it and no copy of this syncer is left in it.
-/// Whatever else was put into such a namespace goes with it. A namespace
-/// the syncer did not create is never deleted.
+/// upstream object has mapped into it and no copy of this syncer has been
+/// left in it for the namespace grace (`--namespace-grace`): a root
+/// deleted and created again meanwhile keeps its namespace. Whatever else
+/// was put into such a namespace goes with it. A namespace the syncer did
+/// not create is never deleted. `Some(wait)` while the grace runs: look
+/// again after `wait`.
 pub async fn delete_namespace_if_unused(
     s: &Session,
     namespace: &str,
-) -> Result<(), ReconcileError> {
+) -> Result<Option<Duration>, ReconcileError> {
     let cluster = &s.ctx.cluster;
     if s.types.iter().any(|t| t.maps_into(namespace)) {
-        return Ok(());
+        s.namespace_used(namespace);
+        return Ok(None);
+    }
+    if let Some(wait) = s.namespace_unused(namespace, s.ctx.namespace_grace) {
+        return Ok(Some(wait));
     }
     let api: Api<Namespace> = Api::all(s.downstream.clone());
     let Some(ns) = api
@@ -77,10 +86,10 @@ pub async fn delete_namespace_if_unused(
         .await
         .map_err(down_err("reading the namespace"))?
     else {
-        return Ok(());
+        return Ok(None);
     };
     if !naming::is_ours(ns.labels(), cluster) || ns.metadata.deletion_timestamp.is_some() {
-        return Ok(());
+        return Ok(None);
     }
     let params = DeleteParams {
         preconditions: ns.uid().map(|uid| Preconditions {
@@ -100,5 +109,5 @@ pub async fn delete_namespace_if_unused(
         Err(err) if matches!(api_code(&err), Some(404 | 409)) => {}
         Err(err) => warn!(cluster, %err, "cannot delete namespace {namespace} in the cluster"),
     }
-    Ok(())
+    Ok(None)
 }

@@ -126,6 +126,7 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
     let settings = Settings {
         specs,
         heartbeat_interval: args.heartbeat_interval,
+        namespace_grace: args.namespace_grace,
         metrics: Some(component.metrics.clone()),
     };
     cluster::run(

@@ -132,6 +132,7 @@ pub fn is_upstream_only_annotation(key: &str) -> bool {
         || key == labels::KCP_CLUSTER_ANNOTATION
         || key == labels::ORIGIN_ANNOTATION
         || key == labels::APPLIED_HASH_ANNOTATION
+        || key == labels::COPY_HASH_ANNOTATION
 }
 
 /// The value of the origin annotation: `namespace/name/uid` of the upstream object.
@@ -246,6 +247,7 @@ mod tests {
             "kubectl.kubernetes.io/last-applied-configuration"
         ));
         assert!(is_upstream_only_annotation("kcp.io/cluster"));
+        assert!(is_upstream_only_annotation("kcp-ingress.dev/copy-hash"));
         assert!(!is_upstream_only_annotation("example.com/keep"));
         assert!(has_finalizer(
             &["a".into(), "kcp-ingress.dev/syncer-east".into()],

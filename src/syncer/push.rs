@@ -42,6 +42,7 @@ pub async fn run(
     upstream: kube::Client,
     resources: Vec<String>,
     heartbeat_interval: Duration,
+    namespace_grace: Duration,
     metrics: Option<Arc<Metrics>>,
     shutdown: CancellationToken,
 ) -> Result<(), SyncerError> {
@@ -62,6 +63,7 @@ pub async fn run(
     let settings = Settings {
         specs,
         heartbeat_interval,
+        namespace_grace,
         metrics,
     };
     let (store, changes) = Watch::new("Clusters", Api::<Cluster>::all(upstream.clone()))

@@ -336,8 +336,10 @@ async fn cleanup(
     }
     // A copy just deleted is still cached: its deletion event brings the
     // key back, with no copy.
-    if current.is_none() {
-        delete_namespace_if_unused(s, &target.namespace).await?;
+    if current.is_none()
+        && let Some(wait) = delete_namespace_if_unused(s, &target.namespace).await?
+    {
+        return Ok(Outcome::RecheckAfter(wait));
     }
     Ok(Outcome::Done)
 }

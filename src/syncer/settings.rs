@@ -13,6 +13,8 @@ use crate::runtime::metrics::Metrics;
 pub struct Settings {
     pub specs: Vec<ResourceSpec>,
     pub heartbeat_interval: Duration,
+    /// How long an unused namespace the syncer created stays downstream.
+    pub namespace_grace: Duration,
     /// Where the count of synced objects goes, when the process serves metrics.
     pub metrics: Option<Arc<Metrics>>,
 }

@@ -9,10 +9,11 @@
 //! cluster namespace and the downstream namespace and name, each computed
 //! from the other, so a change on either side wakes the same key.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -148,6 +149,9 @@ pub struct Session {
     pub queue: Arc<WorkQueue<Key>>,
     /// Namespaces known to exist downstream.
     namespaces: Mutex<HashSet<String>>,
+    /// Since when each namespace the syncer may delete has had nothing
+    /// mapped into it.
+    unused: Mutex<HashMap<String, Instant>>,
     pub cancel: CancellationToken,
 }
 
@@ -165,7 +169,32 @@ impl Session {
             types,
             queue,
             namespaces: Mutex::new(HashSet::new()),
+            unused: Mutex::new(HashMap::new()),
             cancel,
+        }
+    }
+
+    /// `namespace` has something mapped into it again.
+    pub fn namespace_used(&self, namespace: &str) {
+        self.unused
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(namespace);
+    }
+
+    /// `namespace` has nothing mapped into it: `None` once that has been
+    /// so for `grace`, else how long is left.
+    pub fn namespace_unused(&self, namespace: &str, grace: Duration) -> Option<Duration> {
+        let mut unused = self.unused.lock().unwrap_or_else(|p| p.into_inner());
+        let since = *unused
+            .entry(namespace.to_string())
+            .or_insert_with(Instant::now);
+        let left = grace.saturating_sub(since.elapsed());
+        if left.is_zero() {
+            unused.remove(namespace);
+            None
+        } else {
+            Some(left)
         }
     }
 
