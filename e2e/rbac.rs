@@ -330,6 +330,9 @@ impl Drop for Standin {
     }
 }
 
+/// An object an access review asks about: `(namespace, name)`.
+type Object = (String, String);
+
 /// A pull-mode syncer: its process and its identities.
 struct PullSyncer {
     cluster: &'static str,
@@ -582,7 +585,7 @@ secretGenerator:
         let at = |ns: &str, name: &str| Some((ns.to_string(), name.to_string()));
         let lease = at(SYSTEM, labels::CONTROLLER_MANAGER);
         let glbc_lease = at(SYSTEM, labels::GLBC_MANAGER);
-        let mut checks: Vec<(Client, &str, Option<(String, String)>)> = vec![
+        let mut checks: Vec<(Client, &str, Option<Object>)> = vec![
             (
                 as_controller.clone(),
                 "delete globalingresses.kcp-ingress.dev",
