@@ -4,6 +4,7 @@
 pub mod apis;
 pub mod cli;
 pub mod controller;
+pub mod gateway;
 pub mod gateway_api;
 pub mod glbc;
 pub mod labels;
