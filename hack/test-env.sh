@@ -38,7 +38,7 @@
 #                      UDP), P+3 DNS statistics, P+4 control plane, P+4+K
 #                      cluster-K. A port already in use is an error.
 #   --timeout SECONDS  (up, start) give up (and clean up) when not ready after
-#                      this long (default 60, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
+#                      this long (default 90, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
 #   --crd-dir PATH     CRD YAML to apply (*.yaml, *.yml; several documents per
 #                      file are fine). Default $KCP_INGRESS_CRD_DIR, else
 #                      <repo>/config/crd; the default directory may be absent.
@@ -123,7 +123,9 @@ readonly FIELD_MANAGER=kcp-ingress-test-env
 # ---------------------------------------------------------------- arguments
 
 clusters=2
-timeout=${KCP_INGRESS_TEST_ENV_TIMEOUT:-60}
+# (applying the Gateway API CRDs to every apiserver takes 15-25 s of it on a
+# loaded 2-core machine)
+timeout=${KCP_INGRESS_TEST_ENV_TIMEOUT:-90}
 server=
 
 option_allowed() {
@@ -728,6 +730,8 @@ crd_log=$LOG_DIR/crds.log
 : >"$crd_log"
 # the apiserver the CRD functions (hack/lib/crds.sh) talk to
 crd_server=control-plane
+# (the apiservers are polled in parallel: each poll runs python3)
+CRD_POLL=0.25
 api_request() { kcurl "$crd_server" "$@"; }
 crd_ready_line() { echo "ready: $crd_server $1.$2/$3"; }
 
