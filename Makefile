@@ -9,10 +9,10 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
 DATA_PLANE ?= traefik
-.PHONY: help build deps tools tools-kcp tools-traefik crds crd-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
+.PHONY: help build deps tools tools-kcp tools-traefik crds crd-check gateway-types gateway-types-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
 
 build: ## build the kcp-ingress binary
 	$(CARGO) build --release
@@ -35,6 +35,12 @@ crds: ## regenerate config/crd/ from the Rust types
 crd-check: ## fail when config/crd/ differs from what crdgen writes
 	$(CARGO) run --quiet -- crdgen --check --dir config/crd
 
+gateway-types: ## regenerate src/gateway_api/ from the Gateway API CRDs with kopium (installed into the cache)
+	hack/gateway-types.sh
+
+gateway-types-check: ## fail when src/gateway_api/ differs from what gateway-types writes
+	hack/gateway-types.sh --check
+
 fmt-check: ## cargo fmt --check
 	$(CARGO) fmt --all -- --check
 
@@ -54,7 +60,7 @@ e2e: deps tools tools-kcp tools-traefik ## end-to-end tests against real etcd, k
 	$(CARGO) test --test e2e
 	$(CARGO) test --test quickstart -- --test-threads=1
 
-test: fmt-check clippy crd-check lint-scripts lint-imports unit e2e ## everything CI checks
+test: fmt-check clippy crd-check gateway-types-check lint-scripts lint-imports unit e2e ## everything CI checks
 
 bench: deps tools $(if $(filter traefik,$(DATA_PLANE)),tools-traefik) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin)
 	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick)

@@ -67,6 +67,7 @@ fn groups() -> Vec<Group> {
             tests: tests![
                 smoke::ingress_round_trip_in_every_apiserver,
                 smoke::control_plane_serves_both_crds,
+                smoke::gateway_and_httproute_round_trip,
                 smoke::tsig_signed_update_is_applied_and_answered,
                 smoke::update_with_wrong_tsig_secret_is_refused,
                 smoke::prerequisites_guard_updates_and_records_change_one_by_one,

@@ -10,7 +10,17 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::rdata::tsig::TsigError;
 use hickory_proto::rr::rdata::{A, AAAA, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kcp_ingress::apis::{Cluster, ClusterStatus, GlobalIngress, GlobalIngressSpec};
+use kcp_ingress::gateway_api::gateway::{
+    Gateway, GatewayListeners, GatewayListenersAllowedRoutes,
+    GatewayListenersAllowedRoutesNamespaces, GatewayListenersAllowedRoutesNamespacesFrom,
+    GatewaySpec, GatewayStatus, GatewayStatusAddresses,
+};
+use kcp_ingress::gateway_api::http_route::{
+    HttpRoute, HttpRouteParentRefs, HttpRouteSpec, HttpRouteStatus, HttpRouteStatusParents,
+    HttpRouteStatusParentsParentRef,
+};
 use kcp_ingress::glbc::dns::rfc2136::{
     Prerequisite, RecordChange, Rfc2136Client, RrsetChange, Update, fqdn, query,
 };
@@ -109,6 +119,176 @@ pub async fn control_plane_serves_both_crds(env: &TestEnv) -> anyhow::Result<()>
         "GlobalIngress spec was not stored: {read:?}"
     );
     globals.delete("smoke", &DeleteParams::default()).await?;
+    Ok(())
+}
+
+fn condition(type_: &str, reason: &str) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: "True".into(),
+        reason: reason.into(),
+        message: String::new(),
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+        observed_generation: Some(1),
+    }
+}
+
+/// The generated Gateway API types round-trip through the control plane
+/// and every cluster: a Gateway and an HTTPRoute attached to it are
+/// created, read back and given a status through the status subresource,
+/// the way an implementation reports it.
+pub async fn gateway_and_httproute_round_trip(env: &TestEnv) -> anyhow::Result<()> {
+    for server in env.apiservers() {
+        let client = env.client(&server).await?;
+        let gateways: Api<Gateway> = Api::namespaced(client.clone(), "default");
+        let routes: Api<HttpRoute> = Api::namespaced(client, "default");
+        let gateway = Gateway::new(
+            "smoke-gw",
+            GatewaySpec {
+                gateway_class_name: "smoke".into(),
+                listeners: vec![GatewayListeners {
+                    name: "web".into(),
+                    port: 80,
+                    protocol: "HTTP".into(),
+                    hostname: Some("*.smoke.kcp-ingress.test".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+        );
+        let created = gateways
+            .create(&PostParams::default(), &gateway)
+            .await
+            .with_context(|| format!("creating a Gateway in {server}"))?;
+        let read = gateways.get("smoke-gw").await?;
+        // What was sent, plus the defaults the CRD declares.
+        let mut expected = gateway.spec.clone();
+        expected.listeners[0].allowed_routes = Some(GatewayListenersAllowedRoutes {
+            namespaces: Some(GatewayListenersAllowedRoutesNamespaces {
+                from: Some(GatewayListenersAllowedRoutesNamespacesFrom::Same),
+                selector: None,
+            }),
+            kinds: None,
+        });
+        ensure!(
+            read.metadata.uid == created.metadata.uid && read.spec == expected,
+            "{server}: the Gateway read back differs: {read:?}"
+        );
+
+        let status = GatewayStatus {
+            addresses: Some(vec![GatewayStatusAddresses {
+                r#type: Some("IPAddress".into()),
+                value: "127.0.1.1".into(),
+            }]),
+            conditions: Some(vec![
+                condition("Accepted", "Accepted"),
+                condition("Programmed", "Programmed"),
+            ]),
+            listeners: None,
+        };
+        let patch = serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "Gateway",
+            "status": status,
+        });
+        gateways
+            .patch_status(
+                "smoke-gw",
+                &PatchParams::apply("e2e-smoke").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .with_context(|| format!("{server}: writing Gateway status"))?;
+        let read = gateways.get_status("smoke-gw").await?;
+        let got = read.status.unwrap_or_default();
+        ensure!(
+            got.addresses == status.addresses
+                && got
+                    .conditions
+                    .iter()
+                    .flatten()
+                    .map(|c| &c.type_)
+                    .collect::<Vec<_>>()
+                    == ["Accepted", "Programmed"],
+            "{server}: the Gateway status read back differs: {got:?}"
+        );
+
+        let route = HttpRoute::new(
+            "smoke-route",
+            HttpRouteSpec {
+                hostnames: Some(vec!["a.smoke.kcp-ingress.test".into()]),
+                parent_refs: Some(vec![HttpRouteParentRefs {
+                    name: "smoke-gw".into(),
+                    section_name: Some("web".into()),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            },
+        );
+        routes
+            .create(&PostParams::default(), &route)
+            .await
+            .with_context(|| format!("creating an HTTPRoute in {server}"))?;
+        let read = routes.get("smoke-route").await?;
+        let parents = read.spec.parent_refs.clone().unwrap_or_default();
+        // The server fills in the defaults the CRD declares.
+        ensure!(
+            read.spec.hostnames == route.spec.hostnames
+                && parents.len() == 1
+                && parents[0].name == "smoke-gw"
+                && parents[0].group.as_deref() == Some("gateway.networking.k8s.io")
+                && parents[0].kind.as_deref() == Some("Gateway"),
+            "{server}: the HTTPRoute read back differs: {read:?}"
+        );
+        let status = HttpRouteStatus {
+            parents: vec![HttpRouteStatusParents {
+                controller_name: "kcp-ingress.dev/e2e-smoke".into(),
+                parent_ref: HttpRouteStatusParentsParentRef {
+                    name: "smoke-gw".into(),
+                    section_name: Some("web".into()),
+                    ..Default::default()
+                },
+                conditions: vec![
+                    condition("Accepted", "Accepted"),
+                    condition("ResolvedRefs", "ResolvedRefs"),
+                ],
+            }],
+        };
+        let patch = serde_json::json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "status": status,
+        });
+        routes
+            .patch_status(
+                "smoke-route",
+                &PatchParams::apply("e2e-smoke").force(),
+                &Patch::Apply(&patch),
+            )
+            .await
+            .with_context(|| format!("{server}: writing HTTPRoute status"))?;
+        let read = routes.get_status("smoke-route").await?;
+        let got = read.status.map(|s| s.parents).unwrap_or_default();
+        ensure!(
+            got.len() == 1
+                && got[0].controller_name == "kcp-ingress.dev/e2e-smoke"
+                && got[0].parent_ref.name == "smoke-gw"
+                && got[0].conditions.len() == 2,
+            "{server}: the HTTPRoute status read back differs: {got:?}"
+        );
+
+        routes
+            .delete("smoke-route", &DeleteParams::default())
+            .await?;
+        gateways
+            .delete("smoke-gw", &DeleteParams::default())
+            .await?;
+        ensure!(
+            routes.get_opt("smoke-route").await?.is_none()
+                && gateways.get_opt("smoke-gw").await?.is_none(),
+            "{server}: the Gateway or HTTPRoute is still there after delete"
+        );
+    }
     Ok(())
 }
 

@@ -14,8 +14,10 @@
 # waits until it is ready, creates the workspace root:NAME (type universal,
 # so it has a "default" namespace) and waits until it is Ready, then applies
 # to that workspace every CustomResourceDefinition in <repo>/config/kcp/
-# (Ingress, Service and Deployment: a kcp workspace serves none of them) and
-# in the CRD directory (the project's Cluster and GlobalIngress), and waits
+# (Ingress, Service and Deployment: a kcp workspace serves none of them), in
+# the CRD directory (the project's Cluster and GlobalIngress) and the Gateway
+# API CRDs (standard channel of the release the data plane speaks, from the
+# Go module cache: gateway_api_crd_dir in hack/lib/tools.sh), and waits
 # until each is Established and listed by discovery. It returns once all of
 # that is ready; kcp keeps running in the background until "down". If
 # anything fails, up stops what it started, prints the end of the relevant
@@ -137,10 +139,11 @@ env_up_begin
 
 kcp_bin=${KCP_INGRESS_KCP:-$(tool_dir kcp)/kcp}
 [[ -x $kcp_bin ]] || die "kcp not found at $kcp_bin; build it with hack/build-tools.sh --with-kcp (or set KCP_INGRESS_KCP)"
-need_tools curl python3 flock setsid base64
+need_tools curl python3 flock setsid base64 go
 kcp_config_dir=$repo/config/kcp
 [[ -d $kcp_config_dir ]] || die "$kcp_config_dir is missing (it holds what the workspace needs to serve Ingress, Service and Deployment)"
 env_crd_dir "applying only $kcp_config_dir"
+gateway_api_crds=$(gateway_api_crd_dir) || die "cannot find the Gateway API CRDs (go mod download sigs.k8s.io/gateway-api@$(gateway_api_version))"
 
 # ports: embedded etcd client, embedded etcd peer, kcp
 port_purpose=("embedded etcd client" "embedded etcd peer" "kcp")
@@ -313,6 +316,7 @@ apply_crd_dir() { # DIR PREFIX
 }
 apply_crd_dir "$kcp_config_dir" kcp
 [[ -z $crd_dir ]] || apply_crd_dir "$crd_dir" crd
+apply_crd_dir "$gateway_api_crds" gateway-api
 
 # wait until each CRD is Established and discovery lists each served version
 for c in ${crds[@]+"${crds[@]}"}; do

@@ -20,8 +20,11 @@
 #   - BIND 9 (named) serving the zone kcp-ingress.test. that accepts RFC 2136
 #     updates and zone transfers signed with a fresh TSIG key (hmac-sha256),
 #     plus its statistics channel (JSON at /json/v1/server);
-# then applies every CRD under the CRD directory to the control plane and
-# waits until the CRDs are Established and their resources are discoverable.
+# then applies every CRD under the CRD directory to the control plane, and
+# the Gateway API CRDs (standard channel of the release the data plane
+# speaks, from the Go module cache: gateway_api_crd_dir in hack/lib/tools.sh)
+# to the control plane and every cluster, and waits until the CRDs are
+# Established and their resources are discoverable.
 # It returns once everything is ready; the servers keep running in the
 # background until "down". If anything fails, up stops what it started,
 # prints the end of the relevant log to stderr and exits non-zero.
@@ -35,7 +38,7 @@
 #                      UDP), P+3 DNS statistics, P+4 control plane, P+4+K
 #                      cluster-K. A port already in use is an error.
 #   --timeout SECONDS  (up, start) give up (and clean up) when not ready after
-#                      this long (default 60, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
+#                      this long (default 90, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
 #   --crd-dir PATH     CRD YAML to apply (*.yaml, *.yml; several documents per
 #                      file are fine). Default $KCP_INGRESS_CRD_DIR, else
 #                      <repo>/config/crd; the default directory may be absent.
@@ -120,7 +123,9 @@ readonly FIELD_MANAGER=kcp-ingress-test-env
 # ---------------------------------------------------------------- arguments
 
 clusters=2
-timeout=${KCP_INGRESS_TEST_ENV_TIMEOUT:-60}
+# (applying the Gateway API CRDs to every apiserver takes 15-25 s of it on a
+# loaded 2-core machine)
+timeout=${KCP_INGRESS_TEST_ENV_TIMEOUT:-90}
 server=
 
 option_allowed() {
@@ -393,8 +398,9 @@ kube_apiserver=${KCP_INGRESS_KUBE_APISERVER:-$(tool_dir kube-apiserver)/kube-api
 etcd_bin=${KCP_INGRESS_ETCD:-$(tool_dir etcd)/etcd}
 [[ -x $kube_apiserver ]] || die "kube-apiserver not found at $kube_apiserver; build it with hack/build-tools.sh (or set KCP_INGRESS_KUBE_APISERVER)"
 [[ -x $etcd_bin ]] || die "etcd not found at $etcd_bin; build it with hack/build-tools.sh (or set KCP_INGRESS_ETCD)"
-need_tools openssl curl python3 flock setsid
+need_tools openssl curl python3 flock setsid go
 env_crd_dir "applying no CRDs"
+gateway_api_crds=$(gateway_api_crd_dir) || die "cannot find the Gateway API CRDs (go mod download sigs.k8s.io/gateway-api@$(gateway_api_version))"
 
 ensure_bind() {
   if command -v named >/dev/null && command -v dig >/dev/null; then
@@ -722,37 +728,57 @@ note "all kube-apiservers are ready and named answers for $ZONE"
 
 crd_log=$LOG_DIR/crds.log
 : >"$crd_log"
-api_request() { kcurl control-plane "$@"; }
-crd_ready_line() { echo "ready: $1.$2/$3"; }
+# the apiserver the CRD functions (hack/lib/crds.sh) talk to
+crd_server=control-plane
+# (the apiservers are polled in parallel: each poll runs python3)
+CRD_POLL=0.25
+api_request() { kcurl "$crd_server" "$@"; }
+crd_ready_line() { echo "ready: $crd_server $1.$2/$3"; }
 
+# apply_crds DIR PREFIX SERVER...: apply every document of the YAML in DIR
+# to each SERVER, then wait until each is served there (the servers in
+# parallel: an apiserver takes seconds to take in a large CRD).
 apply_crds() {
-  local files=() doc
+  local from=$1 prefix=$2 files=() doc server c pid
+  shift 2
   shopt -s nullglob
-  files=("$crd_dir"/*.yaml "$crd_dir"/*.yml)
+  files=("$from"/*.yaml "$from"/*.yml)
   shopt -u nullglob
   # a kustomization.yaml beside the CRDs is for kustomize, not the apiserver
   local -a objects=()
   for doc in "${files[@]}"; do
     [[ ${doc##*/} == kustomization.y*ml ]] || objects+=("$doc")
   done
-  files=("${objects[@]}")
-  ((${#files[@]} > 0)) || { note "no CRD YAML in $crd_dir"; return 0; }
+  files=(${objects[@]+"${objects[@]}"})
+  ((${#files[@]} > 0)) || { note "no CRD YAML in $from"; return 0; }
   # split multi-document files on "---" lines; drop documents without content
-  crd_split "$DIR/crds/doc" 0 "${files[@]}" >/dev/null
-  local -a crds=()
-  for doc in "$DIR"/crds/doc-*.yaml; do
-    crd_apply "$doc" "$crd_dir" "$crd_log"
+  crd_split "$DIR/crds/$prefix" 0 "${files[@]}" >/dev/null
+  local -a crds=() pids=()
+  for server in "$@"; do
+    (
+      crd_server=$server
+      for doc in "$DIR/crds/$prefix"-*.yaml; do
+        crd_apply "$doc" "$from" "$crd_log"
+      done
+      # wait until each CRD is Established and each served version lists it
+      for c in "${crds[@]}"; do
+        crd_wait_served "$crd_log" "$c"
+      done
+    ) &
+    pids+=("$!")
   done
-  # wait until each CRD is Established and each served version lists it
-  local c
-  for c in "${crds[@]}"; do
-    crd_wait_served "$crd_log" "$c"
+  # (each failure has been reported by fail in its subshell)
+  for pid in "${pids[@]}"; do
+    wait "$pid" || die "applying the CRDs from $from failed"
   done
-  note "applied ${#crds[@]} CRD(s) from $crd_dir"
+  note "applied $(find "$DIR/crds" -name "$prefix-*.yaml" | wc -l) CRD document(s) from $from to $*"
 }
 if [[ -n $crd_dir ]]; then
-  apply_crds
+  apply_crds "$crd_dir" doc control-plane
 fi
+# The Gateway API (the data plane's release, standard channel) everywhere:
+# roots in the control plane, leaves and their implementation in clusters.
+apply_crds "$gateway_api_crds" gateway-api "${names[@]}"
 
 # ---------------------------------------------------------------- owner watcher
 

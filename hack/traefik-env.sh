@@ -14,9 +14,8 @@
 # up, for each cluster-K (K = 1..N, default: every cluster of ENV_DIR):
 #   - in the cluster: ServiceAccount kube-system/traefik with the ClusterRole
 #     kcp-ingress-traefik (what Traefik's Ingress and Gateway API providers
-#     read and the status they write), the standard Gateway API CRDs of the
-#     version Traefik uses (sigs.k8s.io/gateway-api from the Go module cache,
-#     `go mod download`), and the GatewayClass "traefik";
+#     read and the status they write) and the GatewayClass "traefik" (the
+#     Gateway API CRDs are there already: hack/test-env.sh applies them);
 #   - a token for that ServiceAccount (kubectl create token, one year) in
 #     DIR/traefik-K/token: Traefik's providers take a bearer token, an
 #     endpoint and a CA file, no client certificate;
@@ -207,10 +206,9 @@ if [[ $cmd == start ]]; then
 fi
 
 ((EUID == 0)) || die "up needs root: it creates network namespaces (ip netns add)"
-for t in ip python3 kubectl go curl; do
+for t in ip python3 kubectl curl; do
   command -v "$t" >/dev/null || die "'$t' is needed on PATH"
 done
-gwapi_crds=$(gateway_api_crd_dir) || die "cannot find the Gateway API CRDs (go mod download sigs.k8s.io/gateway-api)"
 
 mkdir -p "$RUN_DIR" "$logs"
 # A failed up undoes itself.
@@ -317,9 +315,6 @@ EOF
 
 for ((k = 1; k <= clusters; k++)); do
   kc "$k" apply -f - >/dev/null < <(rbac)
-  for f in "$gwapi_crds"/gateway.networking.k8s.io_*.yaml; do
-    kc "$k" apply --server-side --force-conflicts -f "$f" >/dev/null
-  done
   kc "$k" get namespace "$svc_ns" >/dev/null 2>&1 || kc "$k" create namespace "$svc_ns" >/dev/null
   kc "$k" apply -f - >/dev/null < <(endpointslice "$k")
   mkdir -p "$dir/traefik-$k" "$dir/backend-$k"

@@ -167,6 +167,26 @@ pub mod reasons {
     pub const NO_LIVE_ROOT: &str = "NoLiveRoot";
 }
 
+/// Gateway API names: the group, kcp-ingress's controllerName, and the
+/// condition types and reasons (from the spec) of the merged root status.
+pub mod gateway_api {
+    /// API group of the Gateway API kinds.
+    pub const GROUP: &str = "gateway.networking.k8s.io";
+    /// `controllerName` of kcp-ingress in root route `status.parents`.
+    pub const CONTROLLER_NAME: &str = "kcp-ingress.dev/gateway-controller";
+    /// Kinds of the Gateway API kcp-ingress handles.
+    pub const GATEWAY: &str = "Gateway";
+    pub const HTTP_ROUTE: &str = "HTTPRoute";
+    pub const GRPC_ROUTE: &str = "GRPCRoute";
+    /// Condition types (Gateway, listener, route parent).
+    pub const ACCEPTED: &str = "Accepted";
+    pub const PROGRAMMED: &str = "Programmed";
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// Reasons: the positive one of each condition is its type; these others.
+    pub const PENDING: &str = "Pending";
+    pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
+}
+
 /// The placement label key for `cluster`.
 pub fn state_label(cluster: &str) -> String {
     format!("{STATE_LABEL_PREFIX}{cluster}")

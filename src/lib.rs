@@ -5,6 +5,8 @@ pub mod apis;
 pub mod cli;
 pub mod cluster_independent;
 pub mod controller;
+pub mod gateway;
+pub mod gateway_api;
 pub mod glbc;
 pub mod labels;
 pub mod mailbox;

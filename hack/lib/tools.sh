@@ -18,6 +18,8 @@ tool_version() {
     etcd) awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$mod" ;;
     kcp) awk '$1 == "require" && $2 == "github.com/kcp-dev/kcp" {print $3}' "$mod" ;;
     traefik) awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$mod" ;;
+    # a crates.io crate (hack/gateway-types.sh installs it with cargo install --locked)
+    kopium) echo 0.24.1 ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
   esac
 }
@@ -34,16 +36,23 @@ tool_dir() {
   echo "$(tools_root)/$1-$(tool_version "$1")"
 }
 
-# gateway_api_crd_dir: the standard-channel CRDs of the Gateway API version
-# Traefik uses (sigs.k8s.io/gateway-api as hack/tools/traefik/go.mod requires
-# it), from the Go module cache; `go mod download` fetches the module from
-# the Go module proxy the first time.
-gateway_api_crd_dir() {
-  local mod v moddir
+# gateway_api_version: the Gateway API release of the data plane (the
+# sigs.k8s.io/gateway-api that Traefik requires in hack/tools/traefik/go.mod).
+gateway_api_version() {
+  local mod v
   mod="$(dirname "${BASH_SOURCE[0]}")/../tools/traefik/go.mod"
   v=$(awk '$1 == "sigs.k8s.io/gateway-api" {print $2; exit}' "$mod")
   [[ -n $v ]] || { echo "no sigs.k8s.io/gateway-api in $mod" >&2; return 1; }
-  moddir=$(cd "$(dirname "$mod")" && GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod \
+  echo "$v"
+}
+
+# gateway_api_crd_dir: the standard-channel CRDs of that release, from the Go
+# module cache; `go mod download` fetches the module from the Go module proxy
+# the first time.
+gateway_api_crd_dir() {
+  local v moddir
+  v=$(gateway_api_version) || return 1
+  moddir=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tools/traefik" && GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=mod \
     go mod download -json "sigs.k8s.io/gateway-api@$v" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
   [[ -d $moddir/config/crd/standard ]] || { echo "no config/crd/standard in the module sigs.k8s.io/gateway-api@$v" >&2; return 1; }
   echo "$moddir/config/crd/standard"
