@@ -187,6 +187,19 @@ pub mod gateway_api {
     pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
 }
 
+/// Whether an annotation stays in the control plane, never copied into a
+/// cluster namespace or a physical cluster: kcp-ingress's per-cluster
+/// reports and bookkeeping, kubectl's last-applied record, kcp's workspace.
+pub fn is_control_plane_only_annotation(key: &str) -> bool {
+    key.starts_with(CONFLICT_ANNOTATION_PREFIX)
+        || key.starts_with(SYNC_ERROR_ANNOTATION_PREFIX)
+        || key == KUBECTL_LAST_APPLIED_ANNOTATION
+        || key == KCP_CLUSTER_ANNOTATION
+        || key == ORIGIN_ANNOTATION
+        || key == APPLIED_HASH_ANNOTATION
+        || key == COPY_HASH_ANNOTATION
+}
+
 /// The placement label key for `cluster`.
 pub fn state_label(cluster: &str) -> String {
     format!("{STATE_LABEL_PREFIX}{cluster}")
@@ -215,6 +228,22 @@ pub fn sync_error_annotation(cluster: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_plane_only_annotations() {
+        for key in [
+            "conflict.kcp-ingress.dev/east",
+            "sync-error.kcp-ingress.dev/east",
+            "kubectl.kubernetes.io/last-applied-configuration",
+            "kcp.io/cluster",
+            "kcp-ingress.dev/origin",
+            "kcp-ingress.dev/applied-hash",
+            "kcp-ingress.dev/copy-hash",
+        ] {
+            assert!(is_control_plane_only_annotation(key), "{key}");
+        }
+        assert!(!is_control_plane_only_annotation("example.com/keep"));
+    }
 
     #[test]
     fn per_cluster_names() {

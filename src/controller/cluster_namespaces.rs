@@ -23,14 +23,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::core::{NamespaceResourceScope, ObjectMeta};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::context::{Context, ReconcileError, apply_params};
+use super::context::{Context, ReconcileError, apply_params, delete_with_uid as delete};
 use super::copies;
 use super::dependencies::{DepKey, DepKind};
 use super::kind::RootKind;
@@ -263,33 +263,6 @@ impl What {
             What::ConfigMap => merge::<ConfigMap>(client, ns, name, &body).await,
             What::Placed => merge::<PlacedObject>(client, ns, name, &body).await,
         }
-    }
-}
-
-async fn delete<D>(
-    client: &kube::Client,
-    ns: &str,
-    name: &str,
-    uid: Option<String>,
-) -> Result<(), ReconcileError>
-where
-    D: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug,
-{
-    let api: Api<D> = Api::namespaced(client.clone(), ns);
-    let params = DeleteParams {
-        preconditions: uid.map(|uid| Preconditions {
-            uid: Some(uid),
-            resource_version: None,
-        }),
-        ..Default::default()
-    };
-    match api.delete(name, &params).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 

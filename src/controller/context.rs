@@ -9,7 +9,7 @@ use crate::runtime::events::Recorder;
 use futures::channel::mpsc::UnboundedSender;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
-use kube::api::{PartialObjectMeta, PatchParams};
+use kube::api::{Api, DeleteParams, PartialObjectMeta, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::warn;
@@ -225,6 +225,37 @@ pub fn object_key(kind: &str, meta: &kube::core::ObjectMeta) -> String {
 /// Server-side apply as the controller's field manager.
 pub fn apply_params() -> PatchParams {
     PatchParams::apply(labels::CONTROLLER_MANAGER).force()
+}
+
+/// Deletes `ns/name` of type `D` if it is still the object of `uid`; gone,
+/// or replaced by another object of its name, is fine.
+pub async fn delete_with_uid<D>(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    uid: Option<String>,
+) -> Result<(), ReconcileError>
+where
+    D: kube::Resource<DynamicType = (), Scope = kube::core::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let params = DeleteParams {
+        preconditions: uid.map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match Api::<D>::namespaced(client.clone(), ns)
+        .delete(name, &params)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Retries `key` after its `failures`-th consecutive failure, on the one

@@ -91,17 +91,6 @@ pub fn origin_of_copy(kind: DepKind, name: &str) -> Option<DepKey> {
     Some((kind, ns.to_string(), origin.to_string()))
 }
 
-/// Whether an annotation of a user's object stays out of its copies.
-fn not_copied_annotation(key: &str) -> bool {
-    key.starts_with(labels::CONFLICT_ANNOTATION_PREFIX)
-        || key.starts_with(labels::SYNC_ERROR_ANNOTATION_PREFIX)
-        || key == labels::KUBECTL_LAST_APPLIED_ANNOTATION
-        || key == labels::KCP_CLUSTER_ANNOTATION
-        || key == labels::ORIGIN_ANNOTATION
-        || key == labels::APPLIED_HASH_ANNOTATION
-        || key == labels::COPY_HASH_ANNOTATION
-}
-
 /// The labels and annotations of `user`'s metadata that its copies carry.
 fn copied_metadata(metadata: Option<&Value>) -> (Map<String, Value>, Map<String, Value>) {
     let field = |name: &str| {
@@ -117,7 +106,7 @@ fn copied_metadata(metadata: Option<&Value>) -> (Map<String, Value>, Map<String,
         .collect();
     let annotations_out = field("annotations")
         .into_iter()
-        .filter(|(k, _)| !not_copied_annotation(k))
+        .filter(|(k, _)| !labels::is_control_plane_only_annotation(k))
         .collect();
     (labels_out, annotations_out)
 }

@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
-use kube::api::{Api, DeleteParams, Patch, Preconditions};
+use kube::api::{Api, Patch};
 use kube::core::NamespaceResourceScope;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use super::context::{Context, ReconcileError, apply_params};
+use super::context::{Context, ReconcileError, apply_params, delete_with_uid as delete};
 use super::copies;
 use super::decide;
 use super::dependencies::{DepKey, DepKind};
@@ -231,32 +231,6 @@ pub async fn delete_copy<K: RootKind>(
     name: &str,
     uid: Option<String>,
 ) -> Result<(), ReconcileError> {
-    async fn delete<D>(
-        client: &kube::Client,
-        ns: &str,
-        name: &str,
-        uid: Option<String>,
-    ) -> kube::Result<()>
-    where
-        D: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-            + Clone
-            + DeserializeOwned
-            + Debug,
-    {
-        let api: Api<D> = Api::namespaced(client.clone(), ns);
-        let params = DeleteParams {
-            preconditions: uid.map(|uid| Preconditions {
-                uid: Some(uid),
-                resource_version: None,
-            }),
-            ..Default::default()
-        };
-        match api.delete(name, &params).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
     match kind {
         DepKind::Service => delete::<PlacedObject>(&ctx.client, ns, name, uid).await?,
         DepKind::Secret => delete::<Secret>(&ctx.client, ns, name, uid).await?,

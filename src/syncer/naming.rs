@@ -123,18 +123,6 @@ pub fn is_placement_label(key: &str) -> bool {
     key.starts_with(labels::STATE_LABEL_PREFIX)
 }
 
-/// Whether an upstream annotation stays upstream: kcp-ingress's per-cluster
-/// reports and kubectl's last-applied record.
-pub fn is_upstream_only_annotation(key: &str) -> bool {
-    key.starts_with(labels::CONFLICT_ANNOTATION_PREFIX)
-        || key.starts_with(labels::SYNC_ERROR_ANNOTATION_PREFIX)
-        || key == labels::KUBECTL_LAST_APPLIED_ANNOTATION
-        || key == labels::KCP_CLUSTER_ANNOTATION
-        || key == labels::ORIGIN_ANNOTATION
-        || key == labels::APPLIED_HASH_ANNOTATION
-        || key == labels::COPY_HASH_ANNOTATION
-}
-
 /// The value of the origin annotation: `namespace/name/uid` of the upstream object.
 pub fn origin(namespace: &str, name: &str, uid: &str) -> String {
     format!("{namespace}/{name}/{uid}")
@@ -239,16 +227,6 @@ mod tests {
     fn upstream_only_names() {
         assert!(is_placement_label("state.kcp-ingress.dev/west"));
         assert!(!is_placement_label("kcp-ingress.dev/root"));
-        assert!(is_upstream_only_annotation("conflict.kcp-ingress.dev/east"));
-        assert!(is_upstream_only_annotation(
-            "sync-error.kcp-ingress.dev/east"
-        ));
-        assert!(is_upstream_only_annotation(
-            "kubectl.kubernetes.io/last-applied-configuration"
-        ));
-        assert!(is_upstream_only_annotation("kcp.io/cluster"));
-        assert!(is_upstream_only_annotation("kcp-ingress.dev/copy-hash"));
-        assert!(!is_upstream_only_annotation("example.com/keep"));
         assert!(has_finalizer(
             &["a".into(), "kcp-ingress.dev/syncer-east".into()],
             "east"

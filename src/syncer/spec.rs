@@ -66,7 +66,7 @@ pub fn downstream_object(
         .and_then(Value::as_object)
     {
         for (k, v) in annotations_in {
-            if !naming::is_upstream_only_annotation(k) {
+            if !labels::is_control_plane_only_annotation(k) {
                 annotations_out.insert(k.clone(), v.clone());
             }
         }
