@@ -1397,7 +1397,8 @@ pub async fn restarted_syncer_converges_without_duplicates(env: &TestEnv) -> any
 
 /// Push mode: a Cluster created with a kubeconfig Secret is synced by the
 /// controller's push-mode syncers with no further action; a Cluster whose
-/// Secret does not exist is reported, and syncs once the Secret appears;
+/// Secret does not exist is reported, and syncs once the Secret appears; one
+/// whose Secret is in a cluster namespace is refused and reported;
 /// deleting a Cluster removes its copies and releases its finalizers in its
 /// cluster namespace.
 pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
@@ -1500,6 +1501,40 @@ pub async fn push_mode_syncs_a_cluster_created_with_a_kubeconfig_secret(
         is_copy_of(c, "push-1")
     })
     .await?;
+
+    // A Cluster whose kubeconfig Secret is in a cluster namespace (which
+    // that cluster's syncer can read): refused, never read, and said so.
+    let refused_ns = mailbox::cluster_namespace("push-1");
+    let mut bad = make_cluster("push-bad", "push-2");
+    bad.spec.kubeconfig_secret_ref = Some(KubeconfigSecretRef {
+        namespace: refused_ns.clone(),
+        name: "kubeconfig".into(),
+        key: None,
+    });
+    clusters.create(&PostParams::default(), &bad).await?;
+    let refused = eventually("push-bad reports the refusal", CONVERGE, || async {
+        let c = clusters.get("push-bad").await?;
+        Ok(c.status
+            .as_ref()
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|x| x.type_ == conditions::DOWNSTREAM_REACHABLE)
+            })
+            .filter(|r| {
+                r.status == "False" && r.reason == labels::reasons::KUBECONFIG_SECRET_REFUSED
+            })
+            .cloned())
+    })
+    .await?;
+    ensure!(
+        refused.message.contains(&refused_ns),
+        "message: {}",
+        refused.message
+    );
+    clusters
+        .delete("push-bad", &DeleteParams::default())
+        .await?;
 
     // Deleting a Cluster releases its finalizers.
     let before = placed_on("push-2").get(&copy("cfg")).await?;

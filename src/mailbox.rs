@@ -82,6 +82,24 @@ pub fn cluster_namespace(cluster: &str) -> String {
     }
 }
 
+/// Whether `namespace` is a cluster namespace of the control plane.
+pub fn is_cluster_namespace(namespace: &str) -> bool {
+    namespace.starts_with(labels::CLUSTER_NAMESPACE_PREFIX)
+}
+
+/// Why a push-mode Cluster's `kubeconfigSecretRef` to `namespace/name` is
+/// refused, if it is: it points into a cluster namespace, whose syncer can
+/// read it (the kubeconfigs belong where only the controller reads).
+pub fn refused_kubeconfig_ref(namespace: &str, name: &str) -> Option<String> {
+    is_cluster_namespace(namespace).then(|| {
+        format!(
+            "kubeconfigSecretRef {namespace}/{name} is refused: it points into a cluster \
+             namespace, which a syncer can read; keep kubeconfig Secrets in kcp-ingress' own \
+             namespace"
+        )
+    })
+}
+
 /// Why an object cannot be placed: the name of its copy would not be a
 /// valid object name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -210,6 +228,12 @@ mod tests {
         let long = cluster_namespace(&"c".repeat(200));
         assert!(is_dns_label(&long), "{long}");
         assert!(is_dns_label(&cluster_namespace("...")));
+    }
+
+    #[test]
+    fn kubeconfigs_in_cluster_namespaces_are_refused() {
+        assert!(refused_kubeconfig_ref("kcp-ingress-cluster-east", "kc").is_some());
+        assert!(refused_kubeconfig_ref("kcp-ingress-system", "kc").is_none());
     }
 
     #[test]

@@ -326,14 +326,9 @@ async fn refuse_kubeconfig_in_cluster_namespace<K: RootKind>(cluster: &Cluster, 
     let Some(secret) = &cluster.spec.kubeconfig_secret_ref else {
         return;
     };
-    if !naming::is_cluster_namespace(&secret.namespace) {
+    let Some(note) = mailbox::refused_kubeconfig_ref(&secret.namespace, &secret.name) else {
         return;
-    }
-    let note = format!(
-        "kubeconfigSecretRef {}/{} is refused: it points into a cluster namespace, which a \
-         syncer can read; keep kubeconfig Secrets in kcp-ingress' own namespace",
-        secret.namespace, secret.name
-    );
+    };
     let uid = cluster.uid().unwrap_or_default();
     if !ctx.memory.announce_refusal(&uid, &note) {
         return;

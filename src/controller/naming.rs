@@ -57,10 +57,7 @@ pub fn root_of_leaf(meta: &ObjectMeta) -> Option<(String, String)> {
     ))
 }
 
-/// Whether `namespace` is a cluster namespace of the control plane.
-pub fn is_cluster_namespace(namespace: &str) -> bool {
-    namespace.starts_with(labels::CLUSTER_NAMESPACE_PREFIX)
-}
+pub use crate::mailbox::is_cluster_namespace;
 
 /// Whether objects of `namespace` may be placed: not kcp-ingress' own, not
 /// Kubernetes', not a cluster namespace.

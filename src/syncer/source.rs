@@ -188,6 +188,19 @@ async fn follow_secret(
     tx: &watch::Sender<ClientState>,
     cancel: &CancellationToken,
 ) {
+    if let Some(message) =
+        crate::mailbox::refused_kubeconfig_ref(&secret_ref.namespace, &secret_ref.name)
+    {
+        // Never read: a Cluster's condition says why, until its spec changes
+        // (which restarts this syncer) or it goes.
+        warn!(cluster, "{message}");
+        tx.send_replace(ClientState::Failed {
+            reason: crate::labels::reasons::KUBECONFIG_SECRET_REFUSED,
+            message,
+        });
+        cancel.cancelled().await;
+        return;
+    }
     let key = secret_ref.key.as_deref().unwrap_or(DEFAULT_SECRET_KEY);
     let what = format!(
         "Secret {}/{} (key {key})",
