@@ -91,12 +91,6 @@ where
         self
     }
 
-    /// Keeps managedFields only when `keep` (e.g. per type at run time).
-    pub fn managed_fields(mut self, keep: bool) -> Self {
-        self.keep_managed_fields = keep;
-        self
-    }
-
     /// Starts the watch on its own task until `shutdown`; `on_change` sees
     /// every change after the store has taken it in. The store counts as
     /// ready for `readiness` once it holds its first full list.
