@@ -8,16 +8,19 @@
 //! - the controller (`config/default` → `config/controller`) with its
 //!   push-mode syncer for `cluster-1`, whose kubeconfig Secret holds a token
 //!   of `config/syncer/downstream/rbac` in cluster-1;
-//! - a pull-mode syncer for `cluster-2`: `config/syncer/upstream` (as the
-//!   per-cluster overlay its kustomization describes) in the control plane,
-//!   `config/syncer/downstream` in cluster-2, reading its upstream kubeconfig
-//!   from that base's Secret;
+//! - a pull-mode syncer each for `cluster-2` and `cluster-3`:
+//!   `config/syncer/upstream` (as the per-cluster overlay its kustomization
+//!   describes: the cluster's namespace, its ServiceAccount and bindings) in
+//!   the control plane, `config/syncer/downstream` in the cluster, reading
+//!   its upstream kubeconfig from that base's Secret;
 //! - the glbc (`config/glbc`, DNS flags and TSIG Secret set by an overlay).
 //!
 //! `standin-lb` plays each cluster's load balancer (admin credential: it is
 //! not part of kcp-ingress). The whole flow must work, and a revoked
 //! permission must show up as a warning naming the denied verb and resource
-//! (or an Event), then recover once the permission is back.
+//! (or an Event), then recover once the permission is back; and a pull-mode
+//! syncer's token must be refused (403) everything outside its cluster's
+//! namespace and its own Cluster.
 //!
 //! The group is serial: each test runs its own processes against the same
 //! Clusters and the tests revoke permissions.
