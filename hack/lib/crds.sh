@@ -76,23 +76,26 @@ crd_split() {
 # go to LOG.
 crd_apply() {
   local doc=$1 from=$2 log=$3 code name info
+  # one answer file per server: the servers of a test environment are
+  # applied in parallel, from the same documents
+  local resp="$doc.${crd_server:-server}.resp.json"
   code=$(api_request "$CRD_API" -X POST -H 'Content-Type: application/yaml' --data-binary "@$doc" \
-    -o "$doc.resp.json" -w '%{http_code}' 2>>"$log") || code=000
+    -o "$resp" -w '%{http_code}' 2>>"$log") || code=000
   echo "POST $doc -> $code" >>"$log"
-  if [[ $code == 409 && $(json_get "$doc.resp.json" reason) == AlreadyExists ]]; then
-    name=$(json_get "$doc.resp.json" details.name)
+  if [[ $code == 409 && $(json_get "$resp" reason) == AlreadyExists ]]; then
+    name=$(json_get "$resp" details.name)
     [[ -n $name ]] || fail "$log" "CRD in $doc already exists but its name is unknown"
     code=$(api_request "$CRD_API/$name?fieldManager=$FIELD_MANAGER&force=true" \
       -X PATCH -H 'Content-Type: application/apply-patch+yaml' --data-binary "@$doc" \
-      -o "$doc.resp.json" -w '%{http_code}' 2>>"$log") || code=000
+      -o "$resp" -w '%{http_code}' 2>>"$log") || code=000
     echo "APPLY $name -> $code" >>"$log"
   fi
   if [[ $code != 20[01] ]]; then
-    cat "$doc.resp.json" >>"$log" 2>/dev/null || true
+    cat "$resp" >>"$log" 2>/dev/null || true
     echo >>"$log"
-    fail "$log" "applying the CRD document $doc (from $from) failed with HTTP $code: $(json_get "$doc.resp.json" message)"
+    fail "$log" "applying the CRD document $doc (from $from) failed with HTTP $code: $(json_get "$resp" message)"
   fi
-  info=$(crd_info "$doc.resp.json") || fail "$log" "unexpected answer to the CRD document $doc"
+  info=$(crd_info "$resp") || fail "$log" "unexpected answer to the CRD document $doc"
   crds+=("$info")
 }
 
