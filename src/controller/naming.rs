@@ -59,6 +59,43 @@ pub fn root_of_leaf(meta: &ObjectMeta) -> Option<(String, String)> {
 
 pub use crate::mailbox::is_cluster_namespace;
 
+/// Annotations of a root that its leaves do not carry.
+const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
+    labels::PLACEMENT_ANNOTATION,
+    labels::KUBECTL_LAST_APPLIED_ANNOTATION,
+    labels::KCP_CLUSTER_ANNOTATION,
+];
+
+/// The labels and annotations a leaf takes from its root (any kind): the
+/// root's own, less kcp-ingress's root and placement labels and the
+/// annotations in [`NOT_COPIED_ANNOTATIONS`]; no annotations is `None`.
+pub fn leaf_labels_and_annotations(
+    root: &ObjectMeta,
+) -> (BTreeMap<String, String>, Option<BTreeMap<String, String>>) {
+    let leaf_labels = root
+        .labels
+        .iter()
+        .flatten()
+        .filter(|(k, _)| {
+            k.as_str() != labels::ROOT_LABEL
+                && k.as_str() != labels::ROOT_NAMESPACE_LABEL
+                && !k.starts_with(labels::STATE_LABEL_PREFIX)
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let annotations: BTreeMap<String, String> = root
+        .annotations
+        .iter()
+        .flatten()
+        .filter(|(k, _)| !NOT_COPIED_ANNOTATIONS.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    (
+        leaf_labels,
+        (!annotations.is_empty()).then_some(annotations),
+    )
+}
+
 /// Whether objects of `namespace` may be placed: not kcp-ingress' own, not
 /// Kubernetes', not a cluster namespace.
 pub fn is_placeable_namespace(namespace: &str) -> bool {

@@ -20,18 +20,12 @@ use std::fmt;
 
 use kube::core::ObjectMeta;
 
-use crate::controller::naming::{leaf_name, root_label_value};
+use crate::controller::naming::{leaf_labels_and_annotations, leaf_name, root_label_value};
 use crate::gateway::route::{ParentRef, Route};
 use crate::gateway_api::gateway::Gateway;
 use crate::labels;
 
 /// Annotations of a root that its leaves do not get.
-const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
-    labels::PLACEMENT_ANNOTATION,
-    labels::KUBECTL_LAST_APPLIED_ANNOTATION,
-    labels::KCP_CLUSTER_ANNOTATION,
-];
-
 /// Where each root Gateway is placed: `(namespace, name)` → its clusters.
 pub type GatewayPlacement = BTreeMap<(String, String), BTreeSet<String>>;
 
@@ -57,33 +51,16 @@ impl std::error::Error for NoGatewayClass {}
 /// The metadata of the leaf of the root with `meta` for `cluster`.
 pub fn leaf_meta(meta: &ObjectMeta, cluster: &str) -> ObjectMeta {
     let root_name = meta.name.clone().unwrap_or_default();
-    let mut leaf_labels: BTreeMap<String, String> = meta
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| {
-            k.as_str() != labels::ROOT_LABEL
-                && k.as_str() != labels::ROOT_NAMESPACE_LABEL
-                && !k.starts_with(labels::STATE_LABEL_PREFIX)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let (mut leaf_labels, annotations) = leaf_labels_and_annotations(meta);
     leaf_labels.insert(labels::ROOT_LABEL.into(), root_label_value(&root_name));
     if let Some(ns) = &meta.namespace {
         leaf_labels.insert(labels::ROOT_NAMESPACE_LABEL.into(), ns.clone());
     }
-    let annotations: BTreeMap<String, String> = meta
-        .annotations
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !NOT_COPIED_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
     ObjectMeta {
         name: Some(leaf_name(&root_name, cluster)),
         namespace: meta.namespace.clone(),
         labels: Some(leaf_labels),
-        annotations: (!annotations.is_empty()).then_some(annotations),
+        annotations,
         ..Default::default()
     }
 }

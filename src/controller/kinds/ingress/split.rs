@@ -7,16 +7,12 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 use kube::core::ObjectMeta;
 
 use crate::controller::kind::Problem;
-use crate::controller::naming::{is_placeable_namespace, placed_clusters};
+use crate::controller::naming::{
+    is_placeable_namespace, leaf_labels_and_annotations, placed_clusters,
+};
 use crate::labels::{self, reasons};
 
 /// Annotations of the root that are not copied to its leaves.
-const NOT_COPIED_ANNOTATIONS: [&str; 3] = [
-    labels::PLACEMENT_ANNOTATION,
-    labels::KUBECTL_LAST_APPLIED_ANNOTATION,
-    labels::KCP_CLUSTER_ANNOTATION,
-];
-
 /// Whether an Ingress is a root: it lives in a namespace whose objects are
 /// placed and carries no `kcp-ingress.dev/root` label.
 pub fn is_root(ingress: &Ingress) -> bool {
@@ -33,30 +29,11 @@ pub fn is_root(ingress: &Ingress) -> bool {
 /// and annotations (less kcp-ingress's own). Its name, namespace and root
 /// labels are set by the pipeline (`decide::leaf_for`), the same for every kind.
 pub fn leaf(root: &Ingress, _cluster: &str) -> Ingress {
-    let leaf_labels: BTreeMap<String, String> = root
-        .metadata
-        .labels
-        .iter()
-        .flatten()
-        .filter(|(k, _)| {
-            k.as_str() != labels::ROOT_LABEL
-                && k.as_str() != labels::ROOT_NAMESPACE_LABEL
-                && !k.starts_with(labels::STATE_LABEL_PREFIX)
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let annotations: BTreeMap<String, String> = root
-        .metadata
-        .annotations
-        .iter()
-        .flatten()
-        .filter(|(k, _)| !NOT_COPIED_ANNOTATIONS.contains(&k.as_str()))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let (leaf_labels, annotations) = leaf_labels_and_annotations(&root.metadata);
     Ingress {
         metadata: ObjectMeta {
             labels: Some(leaf_labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
+            annotations,
             ..Default::default()
         },
         spec: root.spec.clone(),
