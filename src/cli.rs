@@ -47,6 +47,8 @@ pub enum Command {
     Glbc(GlbcArgs),
     /// Write the CustomResourceDefinitions of the kcp-ingress API (or check them).
     Crdgen(CrdgenArgs),
+    /// Show one root's whole chain, hop by hop, and the first hop that does not hold.
+    Explain(ExplainArgs),
 }
 
 /// Which control plane to talk to.
@@ -238,6 +240,101 @@ pub struct GlbcArgs {
     pub resync_interval: Duration,
 }
 
+/// Show one root's whole chain, hop by hop, and the first hop that does not hold.
+///
+/// Reads the control plane (the root, its placement over the Clusters, its
+/// leaves, the Services and Secrets it references and their copies in the
+/// cluster namespaces, its GlobalIngress), each placed cluster's API server
+/// when the Cluster has a kubeconfig Secret (push mode) and answers, and,
+/// with --dns-server, the DNS server the glbc publishes to (the ownership
+/// records and what a query answers now). Nothing is written anywhere.
+///
+/// The hops, in order: root, placement, leaves, dependencies, downstream,
+/// clusters (health and load-balancer address), root-status,
+/// global-ingress, dns-records, dns-answers. The first hop that does not
+/// hold is named, with why and a command to look further.
+///
+/// Exit status: 0 when every hop holds, 1 when one does not, 2 when explain
+/// itself cannot run (bad flags, the control plane does not answer).
+/// Secrets are never printed: kubeconfig Secrets are used, not shown; TLS
+/// Secrets are read for their metadata only; the TSIG secret is only used to
+/// sign a zone transfer.
+///
+/// As a kubectl plugin: link the binary as `kubectl-kcp_ingress` on the
+/// PATH (`make install-plugin`), then `kubectl kcp-ingress explain -n shop web`.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:
+  kcp-ingress explain -n shop web
+  kcp-ingress explain -n shop ingress/web -o json
+  kcp-ingress explain -n shop web --dns-server 127.0.0.1 --dns-port 5353 \\
+      --zone example.test --owner-id kcp-ingress")]
+pub struct ExplainArgs {
+    /// The root: NAME or ingress/NAME (Gateway API roots: not yet).
+    #[arg(value_name = "ROOT")]
+    pub root: String,
+    /// Namespace of the root (default: the kubeconfig context's, else default).
+    #[arg(short = 'n', long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = crate::explain::render::Format::Tree)]
+    pub output: crate::explain::render::Format,
+    /// Colour the tree: auto (only on a terminal), always or never.
+    #[arg(long, value_enum, default_value_t = Color::Auto)]
+    pub color: Color,
+    #[command(flatten)]
+    pub health: HealthArgs,
+    /// How long a placed cluster's API server may take to answer one request.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub cluster_timeout: Duration,
+    /// Address of the DNS server the glbc publishes to (as the glbc's
+    /// --dns-server); without it the DNS hops are not checked.
+    #[arg(long, value_name = "IP")]
+    pub dns_server: Option<IpAddr>,
+    /// Port of the DNS server.
+    #[arg(long, value_name = "PORT", default_value_t = 53)]
+    pub dns_port: u16,
+    /// A zone the glbc writes to (as the glbc's --zone); repeat for several.
+    /// Hosts outside every zone given are reported.
+    #[arg(long = "zone", value_name = "ZONE")]
+    pub zones: Vec<String>,
+    /// The glbc's --owner-id: whose ownership records count as ours.
+    #[arg(long, value_name = "ID", default_value = "kcp-ingress")]
+    pub owner_id: String,
+    /// How long one DNS exchange may take.
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub dns_timeout: Duration,
+    /// The glbc's TSIG key name: with it, check that the DNS server accepts
+    /// the key (a signed zone transfer of the first --zone).
+    #[arg(long, value_name = "NAME", requires = "zones")]
+    pub tsig_key_name: Option<String>,
+    /// TSIG algorithm: hmac-sha256, hmac-sha384 or hmac-sha512.
+    #[arg(long, value_name = "ALGORITHM", default_value = "hmac-sha256")]
+    pub tsig_algorithm: String,
+    /// File holding the base64 TSIG secret (as the glbc's).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tsig_key_name",
+        conflicts_with = "tsig_secret_ref"
+    )]
+    pub tsig_secret_file: Option<PathBuf>,
+    /// Secret in the control plane holding the base64 TSIG secret, as
+    /// NAMESPACE/NAME[/KEY] (default key: secret), as the glbc's.
+    #[arg(long, value_name = "NAMESPACE/NAME[/KEY]", requires = "tsig_key_name")]
+    pub tsig_secret_ref: Option<String>,
+}
+
+/// When the tree is coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    /// Only when standard output is a terminal.
+    Auto,
+    Always,
+    Never,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CrdgenArgs {
     /// Directory the manifests are written to (one file per CRD).
@@ -318,6 +415,46 @@ mod tests {
                 "a/b"
             ])
             .is_err()
+        );
+    }
+
+    #[test]
+    fn explain_takes_a_root_and_the_glbc_s_dns_flags() {
+        let cli = Cli::try_parse_from([
+            "kcp-ingress",
+            "explain",
+            "-n",
+            "shop",
+            "web",
+            "-o",
+            "json",
+            "--dns-server",
+            "127.0.0.1",
+            "--zone",
+            "example.test",
+            "--tsig-key-name",
+            "k",
+            "--tsig-secret-file",
+            "f",
+        ])
+        .unwrap();
+        let Command::Explain(args) = cli.command else {
+            panic!("not explain")
+        };
+        assert_eq!(
+            (args.root.as_str(), args.namespace.as_deref()),
+            ("web", Some("shop"))
+        );
+        assert_eq!(args.output, crate::explain::render::Format::Json);
+        assert_eq!(args.owner_id, "kcp-ingress");
+        assert!(Cli::try_parse_from(["kcp-ingress", "explain"]).is_err());
+        // A key needs its zone; a secret needs its key.
+        assert!(
+            Cli::try_parse_from(["kcp-ingress", "explain", "web", "--tsig-key-name", "k"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["kcp-ingress", "explain", "web", "--tsig-secret-file", "f"])
+                .is_err()
         );
     }
 

@@ -5,6 +5,7 @@ pub mod apis;
 pub mod cli;
 pub mod cluster_independent;
 pub mod controller;
+pub mod explain;
 pub mod gateway;
 pub mod gateway_api;
 pub mod glbc;

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use kcp_ingress::apis::crdgen;
-use kcp_ingress::cli::{Cli, Command, CrdgenArgs, LogFormat};
+use kcp_ingress::cli::{Cli, Color, Command, CrdgenArgs, ExplainArgs, LogFormat};
+use kcp_ingress::explain::{self, render, report};
 use kcp_ingress::{controller, glbc, runtime, syncer};
 use tracing_subscriber::EnvFilter;
 
@@ -17,6 +18,7 @@ fn main() -> ExitCode {
     let result =
         match cli.command {
             Command::Crdgen(args) => run_crdgen(&args),
+            Command::Explain(args) => run_explain(&args),
             Command::Controller(args) => serve(|shutdown| async move {
                 controller::run(args, shutdown).await.context("controller")
             }),
@@ -82,6 +84,33 @@ where
         component(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Explains one root: the report on standard output, the exit code from
+/// its verdict (2 when explain itself fails).
+fn run_explain(args: &ExplainArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    match rt.block_on(explain::explain(args)) {
+        Ok(report) => {
+            let color = match args.color {
+                Color::Always => true,
+                Color::Never => false,
+                Color::Auto => std::io::stdout().is_terminal(),
+            };
+            print!("{}", render::render(&report, args.output, color));
+            Ok(ExitCode::from(report.exit_code()))
+        }
+        Err(err) => {
+            eprintln!(
+                "kcp-ingress explain: {}",
+                describe(&anyhow::Error::from(err))
+            );
+            Ok(ExitCode::from(report::EXIT_ERROR))
+        }
+    }
 }
 
 fn run_crdgen(args: &CrdgenArgs) -> anyhow::Result<ExitCode> {

@@ -297,7 +297,7 @@ impl ZoneRecords {
 
 /// The canonical text of the record data the glbc manages; `None` for any
 /// other type.
-fn rdata_text(data: &RData) -> Option<String> {
+pub fn rdata_text(data: &RData) -> Option<String> {
     match data {
         RData::A(A(ip)) => Some(ip.to_string()),
         RData::AAAA(AAAA(ip)) => Some(ip.to_string()),
