@@ -9,6 +9,7 @@
 
 mod controller;
 mod env;
+mod explain;
 mod glbc;
 mod rbac;
 mod smoke;
@@ -150,6 +151,20 @@ fn groups() -> Vec<Group> {
                 rbac::denied_syncer_requests_are_reported,
                 rbac::denied_controller_and_glbc_requests_are_reported,
                 rbac::readyz_waits_for_the_caches,
+            ],
+        },
+        Group {
+            name: "explain",
+            clusters: 3,
+            // Each test runs its own controller, stand-ins and glbc against
+            // the same Clusters, and the last one stops a cluster's apiserver.
+            serial: true,
+            tests: tests![
+                explain::a_converged_root_holds_at_every_hop,
+                explain::an_invalid_placement_selector_stops_at_placement,
+                explain::a_missing_backend_service_stops_at_dependencies,
+                explain::a_name_owned_by_someone_else_stops_at_dns_records,
+                explain::a_stopped_cluster_stops_at_downstream,
             ],
         },
     ]
