@@ -9,13 +9,18 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
 DATA_PLANE ?= traefik
-.PHONY: help build deps tools tools-kcp tools-traefik crds crd-check gateway-types gateway-types-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
+.PHONY: help build install-plugin deps tools tools-kcp tools-traefik crds crd-check gateway-types gateway-types-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
 
 build: ## build the kcp-ingress binary
 	$(CARGO) build --release
+
+PLUGIN_DIR ?= $(HOME)/.local/bin
+install-plugin: build ## link the binary as the kubectl plugin kubectl-kcp_ingress into PLUGIN_DIR (default ~/.local/bin): `kubectl kcp-ingress explain ...`
+	mkdir -p $(PLUGIN_DIR)
+	ln -sf $(abspath $(or $(CARGO_TARGET_DIR),target))/release/kcp-ingress $(PLUGIN_DIR)/kubectl-kcp_ingress
 
 deps: ## install missing Debian packages (bind9, dnsutils, shellcheck, ...)
 	hack/install-deps.sh
