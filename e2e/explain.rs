@@ -306,6 +306,16 @@ impl Fleet {
             .await
             .context("running kcp-ingress explain")?;
         let stdout = String::from_utf8(output.stdout).context("explain's output is not UTF-8")?;
+        // The last answer of each kind stays with the logs (printed when the group fails).
+        let logs = env
+            .kubeconfig("control-plane")
+            .parent()
+            .context("the environment's directory")?
+            .join("logs");
+        let _ = std::fs::write(
+            logs.join(format!("explain-{}-{root}.{format}.log", self.ns).replace('/', "_")),
+            &stdout,
+        );
         ensure!(
             !stdout.contains(env.dns("DNS_TSIG_SECRET")),
             "explain printed the TSIG secret"

@@ -18,6 +18,7 @@ use crate::controller::kind::RootKind;
 use crate::controller::naming;
 use crate::controller::placement;
 use crate::glbc::records::{DnsName, ownership};
+use crate::glbc::status::state;
 use crate::labels::{self, conditions};
 use crate::mailbox;
 
@@ -757,6 +758,7 @@ fn dns_answers_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
             .iter()
             .filter(|r| dns_host(&r.name) == dns_host(&host))
             .filter(|r| matches!(r.record_type.as_str(), "A" | "AAAA" | "CNAME"))
+            .filter(|r| [state::PUBLISHED, state::RETAINED].contains(&r.state.as_str()))
             .flat_map(|r| r.targets.iter().map(|t| dns_host(t)))
             .collect();
         let item = match &found.answers {
@@ -767,7 +769,15 @@ fn dns_answers_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
             ),
             Ok(answers) => {
                 let got: BTreeSet<String> = answers.iter().map(|a| dns_host(a)).collect();
-                if wanted.is_empty() || got == wanted {
+                if wanted.is_empty() {
+                    Item::skip(
+                        host.as_str(),
+                        format!(
+                            "answers {}; the GlobalIngress lists no record of it as published",
+                            join(&got)
+                        ),
+                    )
+                } else if got == wanted {
                     Item::pass(host.as_str(), format!("answers {}", join(&got)))
                 } else {
                     Item::fail(
@@ -1112,6 +1122,19 @@ mod tests {
         let (hop, message) = first(&facts);
         assert_eq!(hop, hop::DNS_ANSWERS);
         assert!(message.contains("answers 127.0.1.1, but"), "{message}");
+        // Records the glbc did not publish (a conflict) are not compared.
+        let mut conflict = converged();
+        let status = conflict.global.as_mut().unwrap().status.as_mut().unwrap();
+        status.dns_records[0].state = state::CONFLICT.into();
+        conflict
+            .dns
+            .as_mut()
+            .unwrap()
+            .hosts
+            .get_mut(HOST)
+            .unwrap()
+            .answers = Ok(["127.0.9.9".to_string()].into());
+        assert_eq!(report(&conflict).hops[9].verdict, Verdict::Skip);
         // Without a DNS server the DNS hops are skipped, not failed.
         let mut facts = converged();
         facts.dns = None;

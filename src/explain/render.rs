@@ -141,7 +141,7 @@ mod tests {
         let text = render(&report(), Format::Tree, false);
         assert!(!text.contains('\x1b'), "{text}");
         assert!(
-            text.contains("FAIL placement   selector: does not parse"),
+            text.contains("FAIL placement  selector: does not parse"),
             "{text}"
         );
         assert!(text.contains("└─ ok   Ingress shop/web: a root"), "{text}");
