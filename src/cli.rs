@@ -48,6 +48,27 @@ pub enum Command {
     /// Write the CustomResourceDefinitions of the kcp-ingress API (or check them).
     Crdgen(CrdgenArgs),
     /// Show one root's whole chain, hop by hop, and the first hop that does not hold.
+    ///
+    /// Reads the control plane (the root, its placement over the Clusters, its
+    /// leaves, the Services and Secrets it references and their copies in the
+    /// cluster namespaces, its GlobalIngress), each placed cluster's API server
+    /// when the Cluster has a kubeconfig Secret (push mode) and answers, and,
+    /// with --dns-server, the DNS server the glbc publishes to (the ownership
+    /// records and what a query answers now). Nothing is written anywhere.
+    ///
+    /// The hops, in order: root, placement, leaves, dependencies, downstream,
+    /// clusters (health and load-balancer address), root-status,
+    /// global-ingress, dns-records, dns-answers. The first hop that does not
+    /// hold is named, with why and a command to look further.
+    ///
+    /// Exit status: 0 when every hop holds, 1 when one does not, 2 when explain
+    /// itself cannot run (bad flags, the control plane does not answer).
+    /// Secrets are never printed: kubeconfig Secrets are used, not shown; TLS
+    /// Secrets are read for their metadata only; the TSIG secret is only used to
+    /// sign a zone transfer.
+    ///
+    /// As a kubectl plugin: link the binary as `kubectl-kcp_ingress` on the
+    /// PATH (`make install-plugin`), then `kubectl kcp-ingress explain -n shop web`.
     Explain(ExplainArgs),
 }
 
@@ -240,28 +261,7 @@ pub struct GlbcArgs {
     pub resync_interval: Duration,
 }
 
-/// Show one root's whole chain, hop by hop, and the first hop that does not hold.
-///
-/// Reads the control plane (the root, its placement over the Clusters, its
-/// leaves, the Services and Secrets it references and their copies in the
-/// cluster namespaces, its GlobalIngress), each placed cluster's API server
-/// when the Cluster has a kubeconfig Secret (push mode) and answers, and,
-/// with --dns-server, the DNS server the glbc publishes to (the ownership
-/// records and what a query answers now). Nothing is written anywhere.
-///
-/// The hops, in order: root, placement, leaves, dependencies, downstream,
-/// clusters (health and load-balancer address), root-status,
-/// global-ingress, dns-records, dns-answers. The first hop that does not
-/// hold is named, with why and a command to look further.
-///
-/// Exit status: 0 when every hop holds, 1 when one does not, 2 when explain
-/// itself cannot run (bad flags, the control plane does not answer).
-/// Secrets are never printed: kubeconfig Secrets are used, not shown; TLS
-/// Secrets are read for their metadata only; the TSIG secret is only used to
-/// sign a zone transfer.
-///
-/// As a kubectl plugin: link the binary as `kubectl-kcp_ingress` on the
-/// PATH (`make install-plugin`), then `kubectl kcp-ingress explain -n shop web`.
+/// The flags of `explain` (its help is on [`Command::Explain`]).
 #[derive(Debug, Clone, Args)]
 #[command(after_help = "Examples:
   kcp-ingress explain -n shop web
