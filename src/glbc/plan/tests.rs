@@ -81,6 +81,7 @@ fn run(
         PlanInput {
             roots,
             healthy,
+            traffic: &BTreeMap::new(),
             resolved: &BTreeMap::new(),
             known,
         },
@@ -196,7 +197,7 @@ fn a_lone_hostname_is_a_cname_and_mixed_hostnames_are_resolved() {
     ];
     let health = healthy(&["c1", "c2", "c3"]);
     assert_eq!(
-        hostnames_to_resolve(&roots, &health, &config()),
+        hostnames_to_resolve(&roots, &health, &BTreeMap::new(), &config()),
         BTreeSet::from([name("lb-1.example.net"), name("lb-3.example.net")])
     );
     let resolved = BTreeMap::from([(
@@ -212,6 +213,7 @@ fn a_lone_hostname_is_a_cname_and_mixed_hostnames_are_resolved() {
         PlanInput {
             roots: &roots,
             healthy: &health,
+            traffic: &BTreeMap::new(),
             resolved: &resolved,
             known: &known,
         },
@@ -494,6 +496,7 @@ fn names_no_live_root_wants_are_released() {
         PlanInput {
             roots: &[],
             healthy: &healthy(&[]),
+            traffic: &BTreeMap::new(),
             resolved: &BTreeMap::new(),
             known: &known,
         },
@@ -648,6 +651,7 @@ fn plan_of(
         PlanInput {
             roots,
             healthy,
+            traffic: &BTreeMap::new(),
             resolved: &resolved(),
             known,
         },
@@ -759,6 +763,7 @@ fn run_with(
         PlanInput {
             roots,
             healthy,
+            traffic: &BTreeMap::new(),
             resolved: &BTreeMap::new(),
             known,
         },
@@ -950,7 +955,7 @@ fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
         &["a.z.test"],
         vec![placed("c1", vec![hostname("lb.example.test")])],
     )];
-    let names = hostnames_to_resolve(&roots, &healthy(&["c1"]), &sharing(OWNER));
+    let names = hostnames_to_resolve(&roots, &healthy(&["c1"]), &BTreeMap::new(), &sharing(OWNER));
     assert_eq!(names, BTreeSet::from([name("lb.example.test")]));
     let resolved = BTreeMap::from([(name("lb.example.test"), vec!["127.0.1.7".parse().unwrap()])]);
     let known = empty_zone();
@@ -959,6 +964,7 @@ fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
         PlanInput {
             roots: &roots,
             healthy: &healthy(&["c1"]),
+            traffic: &BTreeMap::new(),
             resolved: &resolved,
             known: &known,
         },
