@@ -55,7 +55,14 @@ fn describe(err: &anyhow::Error) -> String {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // hickory-server logs every DNS query at info: only its warnings,
+    // unless RUST_LOG names it.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hickory_server"))
+        && let Ok(quiet) = "hickory_server=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -174,20 +174,19 @@ impl EmbeddedZone {
         ))
     }
 
-    /// Whether an AXFR request is signed with our key: the response's
-    /// signer, or the answer to send.
-    fn authorize_transfer(
+    /// Whether a request is signed with our key: the response's signer, or
+    /// the answer to send (unsigned: REFUSED).
+    fn authorize(
         &self,
         request: &Request,
         now: u64,
     ) -> Result<TSigResponseContext, (ResponseCode, Option<TSigResponseContext>)> {
         let id = request.id();
         let Some(tsig) = request.signature() else {
-            warn!(zone = %self.name, from = %request.src(), "AXFR refused: not signed");
             return Err((ResponseCode::Refused, None));
         };
         if &tsig.name != self.signer.signer_name() {
-            warn!(zone = %self.name, from = %request.src(), key = %tsig.name, "AXFR refused: unknown TSIG key");
+            warn!(zone = %self.name, from = %request.src(), key = %tsig.name, "signed request refused: unknown TSIG key");
             return Err((
                 ResponseCode::NotAuth,
                 Some(TSigResponseContext::unknown_key(id, now, tsig.name.clone())),
@@ -197,14 +196,14 @@ impl EmbeddedZone {
             .signer
             .verify_message_byte(request.as_slice(), None, true)
         else {
-            warn!(zone = %self.name, from = %request.src(), "AXFR refused: bad TSIG signature");
+            warn!(zone = %self.name, from = %request.src(), "signed request refused: bad TSIG signature");
             return Err((
                 ResponseCode::NotAuth,
                 Some(TSigResponseContext::bad_signature(id, now, self.signer.clone())),
             ));
         };
         if !range.contains(&now) {
-            warn!(zone = %self.name, from = %request.src(), "AXFR refused: TSIG time out of range");
+            warn!(zone = %self.name, from = %request.src(), "signed request refused: TSIG time out of range");
             return Err((
                 ResponseCode::NotAuth,
                 Some(TSigResponseContext::new(
@@ -280,6 +279,20 @@ impl ZoneHandler for EmbeddedZone {
             Ok(info) => info,
             Err(e) => return (LookupControlFlow::Break(Err(e)), None),
         };
+        // A signed query (a secondary's SOA check) gets a signed answer;
+        // one signed with another key gets NOTAUTH.
+        let signer = match request.signature() {
+            None => None,
+            Some(_) => match self.authorize(request, unix_now()) {
+                Ok(signer) => Some(signer),
+                Err((rcode, signer)) => {
+                    return (
+                        LookupControlFlow::Break(Err(LookupError::from(rcode))),
+                        signer,
+                    );
+                }
+            },
+        };
         if info.query.query_type() == RecordType::AXFR {
             return (
                 LookupControlFlow::Break(Err(LookupError::from(ResponseCode::Refused))),
@@ -294,7 +307,7 @@ impl ZoneHandler for EmbeddedZone {
                 lookup_options,
             )
             .await;
-        (flow, None)
+        (flow, signer)
     }
 
     async fn zone_transfer(
@@ -306,7 +319,11 @@ impl ZoneHandler for EmbeddedZone {
         Result<ZoneTransfer, LookupError>,
         Option<TSigResponseContext>,
     )> {
-        match self.authorize_transfer(request, now) {
+        if request.signature().is_none() {
+            warn!(zone = %self.name, from = %request.src(), "AXFR refused: not signed");
+            return Some((Err(LookupError::from(ResponseCode::Refused)), None));
+        }
+        match self.authorize(request, now) {
             Err((rcode, signer)) => Some((Err(LookupError::from(rcode)), signer)),
             Ok(signer) => {
                 let (transfer, _) = self
