@@ -416,7 +416,9 @@ async fn first_answers(
             .filter(|r| r.record_type() == RecordType::A)
             .map(data_text)
             .collect();
-        let first = ips.first().with_context(|| format!("query {i}: no A record"))?;
+        let first = ips
+            .first()
+            .with_context(|| format!("query {i}: no A record"))?;
         *firsts.entry(first.clone()).or_default() += 1;
         seen.extend(ips);
     }
@@ -567,10 +569,7 @@ pub async fn two_replicas_both_answer(env: &TestEnv) -> anyhow::Result<()> {
             .await?;
     }
     let lease = format!("glbc-{}", world.tag);
-    let (port_a, port_b) = (
-        env.dns("DNS_EMBEDDED_PORT"),
-        env.dns("DNS_EMBEDDED_PORT_2"),
-    );
+    let (port_a, port_b) = (env.dns("DNS_EMBEDDED_PORT"), env.dns("DNS_EMBEDDED_PORT_2"));
     let election = |id: &'static str| {
         [
             "--leader-elect",
@@ -648,9 +647,15 @@ pub async fn a_bind_secondary_serves_the_zone(env: &TestEnv) -> anyhow::Result<(
     // The same records: the ownership TXT record and the SOA too.
     let ownership = format!("_kcp-ingress.{www}");
     let zone = env.dns("DNS_EMBEDDED_ZONE");
-    for (name, record_type) in [(ownership.as_str(), RecordType::TXT), (zone, RecordType::SOA)] {
+    for (name, record_type) in [
+        (ownership.as_str(), RecordType::TXT),
+        (zone, RecordType::SOA),
+    ] {
         let want = ask(primary, name, record_type).await?;
-        ensure!(!want.1.is_empty(), "the primary has no {name} {record_type}");
+        ensure!(
+            !want.1.is_empty(),
+            "the primary has no {name} {record_type}"
+        );
         eventually(
             &format!("the secondary answers {name} {record_type} as the primary"),
             CONVERGE,
@@ -682,7 +687,12 @@ pub async fn a_bind_secondary_serves_the_zone(env: &TestEnv) -> anyhow::Result<(
         wrong.transfer_zone().await.is_err(),
         "an AXFR signed with a wrong key went through"
     );
-    let right = Rfc2136Client::new(primary, zone, &key(env, env.dns("DNS_TSIG_SECRET"))?, DNS_TIMEOUT)?;
+    let right = Rfc2136Client::new(
+        primary,
+        zone,
+        &key(env, env.dns("DNS_TSIG_SECRET"))?,
+        DNS_TIMEOUT,
+    )?;
     let records = right.transfer_zone().await?;
     ensure!(
         records

@@ -43,8 +43,9 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Copy the objects placed on one physical cluster down, and their status up.
     Syncer(SyncerArgs),
-    /// Publish every GlobalIngress as DNS records (RFC 2136 with TSIG).
-    Glbc(GlbcArgs),
+    /// Publish every GlobalIngress as DNS records (RFC 2136 with TSIG, or
+    /// an embedded authoritative server).
+    Glbc(Box<GlbcArgs>),
     /// Write the CustomResourceDefinitions of the kcp-ingress API (or check them).
     Crdgen(CrdgenArgs),
 }

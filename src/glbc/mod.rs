@@ -48,8 +48,8 @@ use tracing::info;
 
 use self::dns::rfc2136::Rfc2136Client;
 use self::dns::{DnsError, DnsProvider, DryRun, TsigAlgorithm, TsigKey};
-use self::keys::{KeyError, KeySource, Keys, ProviderFactory};
 use self::embedded::Embedded;
+use self::keys::{KeyError, KeySource, Keys, ProviderFactory};
 use self::pass::{Inputs, Reconciler, Serving, Settings};
 use self::plan::PlanConfig;
 use self::records::DnsName;
@@ -149,6 +149,8 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     check_ttl(args.ttl)?;
     let algorithm: TsigAlgorithm = args.tsig_algorithm.parse()?;
     let key_source = key_source(&args)?;
+    let rfc2136_server = rfc2136_server(&args)?;
+    let nameservers = nameservers(&args)?;
 
     let client = runtime::client(
         args.control_plane.kubeconfig.as_deref(),
@@ -167,13 +169,8 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     )
     .await?;
     let secret = key_source.load(&client).await?;
-    let (factory, embedded, server) = match args.dns_provider {
-        DnsProviderKind::Rfc2136 => {
-            let ip = args.dns_server.ok_or_else(|| GlbcError::InvalidFlag {
-                flag: "--dns-server",
-                reason: "required with --dns-provider rfc2136".into(),
-            })?;
-            let server = SocketAddr::new(ip, args.dns_port);
+    let (factory, embedded, server) = match rfc2136_server {
+        Some(server) => {
             let factory = provider_factory(
                 server,
                 args.tsig_key_name.clone(),
@@ -183,11 +180,11 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
             );
             (factory, None, server)
         }
-        DnsProviderKind::Embedded => {
+        None => {
             let key = TsigKey::from_base64(&args.tsig_key_name, algorithm, &secret)?;
             let embedded = Arc::new(Embedded::new(
                 &zones,
-                &nameservers(&args)?,
+                &nameservers,
                 &key,
                 args.dns_listen,
                 args.ttl,
@@ -305,6 +302,20 @@ async fn serve_everywhere(
     Ok(())
 }
 
+/// The RFC 2136 server, with that provider (which needs --dns-server).
+fn rfc2136_server(args: &GlbcArgs) -> Result<Option<SocketAddr>, GlbcError> {
+    match args.dns_provider {
+        DnsProviderKind::Embedded => Ok(None),
+        DnsProviderKind::Rfc2136 => {
+            let ip = args.dns_server.ok_or_else(|| GlbcError::InvalidFlag {
+                flag: "--dns-server",
+                reason: "required with --dns-provider rfc2136 (the default)".into(),
+            })?;
+            Ok(Some(SocketAddr::new(ip, args.dns_port)))
+        }
+    }
+}
+
 /// The embedded server's NS names, after the flags.
 fn nameservers(args: &GlbcArgs) -> Result<Vec<DnsName>, GlbcError> {
     args.dns_nameservers
@@ -379,7 +390,7 @@ mod tests {
         let Command::Glbc(args) = cli.command else {
             panic!("not glbc")
         };
-        args
+        *args
     }
 
     #[test]
@@ -414,5 +425,38 @@ mod tests {
         assert!(check_ttl(0).is_err() && check_ttl(u32::MAX).is_err() && check_ttl(60).is_ok());
         let a = args(&["--tsig-secret-file", "f", "--zone", "*.x.test"]);
         assert!(zones(&a).is_err());
+    }
+
+    #[test]
+    fn the_provider_flags_go_together() {
+        let a = args(&["--tsig-secret-file", "f", "--dns-port", "5353"]);
+        assert_eq!(
+            rfc2136_server(&a).unwrap(),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        let mut a = args(&["--tsig-secret-file", "f"]);
+        a.dns_server = None;
+        assert!(rfc2136_server(&a).is_err(), "rfc2136 needs --dns-server");
+        let a = args(&[
+            "--tsig-secret-file",
+            "f",
+            "--dns-provider",
+            "embedded",
+            "--dns-listen",
+            "127.0.0.1:5300",
+            "--dns-nameserver",
+            "NS1.example.test",
+            "--dns-notify",
+            "127.0.0.1:5301",
+        ]);
+        assert_eq!(rfc2136_server(&a).unwrap(), None);
+        assert_eq!(
+            nameservers(&a).unwrap(),
+            [DnsName::new_unchecked("ns1.example.test")]
+        );
+        assert_eq!(a.dns_notify, ["127.0.0.1:5301".parse().unwrap()]);
+        let mut a = a;
+        a.dns_nameservers = vec!["not a name".into()];
+        assert!(nameservers(&a).is_err());
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hickory_proto::op::{Message, OpCode, Query};
-use hickory_proto::rr::{DNSClass, LowerName, RecordType};
+use hickory_proto::rr::{DNSClass, LowerName, Record, RecordType};
 use hickory_server::Server;
 use hickory_server::zone_handler::{Catalog, ZoneHandler};
 use tokio::net::{TcpListener, UdpSocket};
@@ -73,17 +73,24 @@ async fn notify_loop(
             () = shutdown.cancelled() => return,
             () = zone.changed.notified() => {}
         }
-        let serial = zone.serial().await;
+        let soa = zone.soa().await;
+        let serial = match &soa.data {
+            hickory_proto::rr::RData::SOA(soa) => soa.serial,
+            _ => 0,
+        };
         for secondary in &secondaries {
-            match notify(&zone, *secondary).await {
+            match notify(&zone, &soa, *secondary).await {
                 Ok(()) => debug!(zone = %zone.name(), %secondary, serial, "NOTIFY acknowledged"),
-                Err(err) => warn!(zone = %zone.name(), %secondary, serial, %err, "NOTIFY not acknowledged; the secondary will poll on its refresh schedule"),
+                Err(err) => {
+                    warn!(zone = %zone.name(), %secondary, serial, %err, "NOTIFY not acknowledged; the secondary will poll on its refresh schedule")
+                }
             }
         }
     }
 }
 
-async fn notify(zone: &EmbeddedZone, secondary: SocketAddr) -> Result<(), String> {
+/// One NOTIFY, the zone's SOA in its answer section (RFC 1996 3.7).
+async fn notify(zone: &EmbeddedZone, soa: &Record, secondary: SocketAddr) -> Result<(), String> {
     let bind: SocketAddr = if secondary.is_ipv4() {
         "0.0.0.0:0"
     } else {
@@ -106,6 +113,7 @@ async fn notify(zone: &EmbeddedZone, secondary: SocketAddr) -> Result<(), String
             .set_query_class(DNSClass::IN)
             .set_query_type(RecordType::SOA);
         message.add_query(query);
+        message.add_answer(soa.clone());
         let bytes = message.to_vec().map_err(|e| e.to_string())?;
         socket
             .send_to(&bytes, secondary)

@@ -88,11 +88,9 @@ impl ZoneStore {
     /// Every record of the zone, SOA first, then NS, then the glbc's.
     pub fn records(&self) -> Vec<Record> {
         let mut out = vec![self.soa()];
-        out.extend(
-            self.nameservers
-                .iter()
-                .map(|ns| Record::from_rdata(self.origin.clone(), self.ttl, RData::NS(NS(ns.clone())))),
-        );
+        out.extend(self.nameservers.iter().map(|ns| {
+            Record::from_rdata(self.origin.clone(), self.ttl, RData::NS(NS(ns.clone())))
+        }));
         for ((name, _), (ttl, data)) in &self.rrsets {
             out.extend(
                 data.iter()
@@ -188,7 +186,8 @@ impl ZoneStore {
     /// The key of an RRset the glbc may write.
     fn key(&self, name: &Name, record_type: RecordType) -> Result<(Name, RecordType), Refusal> {
         let name = name.to_lowercase();
-        let apex_only = name == self.origin && matches!(record_type, RecordType::SOA | RecordType::NS);
+        let apex_only =
+            name == self.origin && matches!(record_type, RecordType::SOA | RecordType::NS);
         if !self.origin.zone_of(&name) || apex_only {
             return Err(Refusal::NotZone(format!("{name} {record_type}")));
         }
@@ -228,7 +227,12 @@ mod tests {
     }
 
     fn zone() -> ZoneStore {
-        ZoneStore::new(name("example.test."), vec![name("ns.example.test.")], 100, 30)
+        ZoneStore::new(
+            name("example.test."),
+            vec![name("ns.example.test.")],
+            100,
+            30,
+        )
     }
 
     fn replace(host: &str, data: Vec<RData>) -> Update {
@@ -243,14 +247,24 @@ mod tests {
     #[test]
     fn an_update_applies_whole_and_moves_the_serial() {
         let mut z = zone();
-        assert_eq!(z.apply(&replace("www.example.test.", vec![a([127, 0, 1, 1])]), 0), Ok(true));
+        assert_eq!(
+            z.apply(&replace("www.example.test.", vec![a([127, 0, 1, 1])]), 0),
+            Ok(true)
+        );
         assert_eq!(z.serial(), 101);
         // The same again changes nothing, and the serial stays.
-        assert_eq!(z.apply(&replace("WWW.example.test.", vec![a([127, 0, 1, 1])]), 0), Ok(false));
+        assert_eq!(
+            z.apply(&replace("WWW.example.test.", vec![a([127, 0, 1, 1])]), 0),
+            Ok(false)
+        );
         assert_eq!(z.serial(), 101);
         assert_eq!(z.lookup(&name("www.example.test."), RecordType::A).len(), 1);
         // The serial never goes below the time given.
-        z.apply(&replace("www.example.test.", vec![a([127, 0, 1, 2])]), 5_000).unwrap();
+        z.apply(
+            &replace("www.example.test.", vec![a([127, 0, 1, 2])]),
+            5_000,
+        )
+        .unwrap();
         assert_eq!(z.serial(), 5_000);
         // A prerequisite that does not hold: nothing changes.
         let mut guarded = replace("www.example.test.", vec![]);
@@ -267,7 +281,10 @@ mod tests {
             data: vec![a([127, 0, 1, 2])],
         }];
         assert_eq!(z.apply(&guarded, 0), Ok(true));
-        assert!(z.lookup(&name("www.example.test."), RecordType::A).is_empty());
+        assert!(
+            z.lookup(&name("www.example.test."), RecordType::A)
+                .is_empty()
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 use hickory_proto::op::ResponseCode;
-use hickory_proto::rr::{LowerName, Name, RData, Record, RecordSet, RecordType, RrKey, TSigResponseContext, TSigner};
+use hickory_proto::rr::{
+    LowerName, Name, RData, Record, RecordSet, RecordType, RrKey, TSigResponseContext, TSigner,
+};
 use hickory_server::dnssec::NxProofKind;
 use hickory_server::server::{Request, RequestInfo};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
@@ -75,12 +77,8 @@ impl EmbeddedZone {
         listen: std::net::SocketAddr,
     ) -> Arc<Self> {
         let name = store.origin().clone();
-        let mut served = InMemoryZoneHandler::empty(
-            name.clone(),
-            ZoneType::Primary,
-            AxfrPolicy::AllowAll,
-            None,
-        );
+        let mut served =
+            InMemoryZoneHandler::empty(name.clone(), ZoneType::Primary, AxfrPolicy::AllowAll, None);
         *served.records_get_mut() = snapshot(&store);
         let seed = std::collections::hash_map::RandomState::new();
         let seed = std::hash::BuildHasher::hash_one(&seed, unix_now());
@@ -101,9 +99,9 @@ impl EmbeddedZone {
         &self.name
     }
 
-    /// The SOA serial now.
-    pub async fn serial(&self) -> u32 {
-        self.store.lock().await.serial()
+    /// The SOA record now.
+    pub async fn soa(&self) -> Record {
+        self.store.lock().await.soa()
     }
 
     /// Applies one UPDATE of the glbc; a change is served at once and
@@ -199,7 +197,11 @@ impl EmbeddedZone {
             warn!(zone = %self.name, from = %request.src(), "signed request refused: bad TSIG signature");
             return Err((
                 ResponseCode::NotAuth,
-                Some(TSigResponseContext::bad_signature(id, now, self.signer.clone())),
+                Some(TSigResponseContext::bad_signature(
+                    id,
+                    now,
+                    self.signer.clone(),
+                )),
             ));
         };
         if !range.contains(&now) {

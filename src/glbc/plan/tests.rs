@@ -1090,3 +1090,93 @@ fn joining_a_shared_name_is_one_small_update() {
     eprintln!("joining a shared name: {octets} octets");
     assert!(octets < 400, "{octets}");
 }
+
+/// Weight 0 and priority groups decide the targets with every provider:
+/// the best group with a healthy cluster of weight > 0 is published; when
+/// no cluster may serve, what was published is kept (fail open).
+#[test]
+fn weight_zero_and_priority_groups_choose_the_targets() {
+    use crate::glbc::traffic::Traffic;
+    let roots = [root(
+        "ns",
+        "web",
+        &["www.z.test"],
+        vec![
+            placed("east", vec![ip("10.0.0.1")]),
+            placed("west", vec![ip("10.0.0.2")]),
+            placed("backup", vec![ip("10.0.0.3")]),
+            placed("off", vec![ip("10.0.0.4")]),
+        ],
+    )];
+    let traffic = BTreeMap::from([
+        (
+            "east".to_string(),
+            Traffic {
+                weight: 3,
+                priority: 0,
+            },
+        ),
+        (
+            "west".to_string(),
+            Traffic {
+                weight: 1,
+                priority: 0,
+            },
+        ),
+        (
+            "backup".to_string(),
+            Traffic {
+                weight: 1,
+                priority: 5,
+            },
+        ),
+        (
+            "off".to_string(),
+            Traffic {
+                weight: 0,
+                priority: -1,
+            },
+        ),
+    ]);
+    let a_of = |healthy_names: &[&str], known: &BTreeMap<DnsName, ZoneRecords>| {
+        let planned = plan(
+            &config(),
+            PlanInput {
+                roots: &roots,
+                healthy: &healthy(healthy_names),
+                traffic: &traffic,
+                resolved: &BTreeMap::new(),
+                known,
+            },
+        );
+        zone_after(&planned, known)
+            .rrset(&name("www.z.test"), RecordKind::A)
+            .map(|r| r.data.iter().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let all = ["east", "west", "backup", "off"];
+    assert_eq!(a_of(&all, &empty_zone()), ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(
+        a_of(&["west", "backup", "off"], &empty_zone()),
+        ["10.0.0.2"]
+    );
+    assert_eq!(a_of(&["backup", "off"], &empty_zone()), ["10.0.0.3"]);
+    // Only the weight-0 cluster is healthy: the published answers stay.
+    let known = published("www.z.test", &["10.0.0.3"], OWNER, "ns/web");
+    assert_eq!(a_of(&["off"], &known), ["10.0.0.3"]);
+    // Names to resolve follow the same choice.
+    let hostnames = [root(
+        "ns",
+        "lb",
+        &["lb.z.test"],
+        vec![
+            placed("east", vec![hostname("a.lb.test"), hostname("b.lb.test")]),
+            placed("off", vec![hostname("c.lb.test")]),
+        ],
+    )];
+    let wanted = hostnames_to_resolve(&hostnames, &healthy(&all), &traffic, &config());
+    assert_eq!(
+        wanted,
+        BTreeSet::from([name("a.lb.test"), name("b.lb.test")])
+    );
+}
