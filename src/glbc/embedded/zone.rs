@@ -383,3 +383,109 @@ impl DnsProvider for EmbeddedProvider {
         Box::pin(async move { Ok(self.0.store.lock().await.lookup(name, record_type)) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use hickory_proto::rr::rdata::A;
+
+    use super::*;
+    use crate::glbc::dns::rfc2136::RrsetChange;
+    use crate::glbc::dns::{TsigAlgorithm, TsigKey};
+
+    fn name(s: &str) -> Name {
+        Name::from_ascii(s).unwrap()
+    }
+
+    fn zone(weights: Arc<Weights>) -> Arc<EmbeddedZone> {
+        let key = TsigKey::from_base64("k", TsigAlgorithm::HmacSha256, "c2VjcmV0").unwrap();
+        EmbeddedZone::new(
+            ZoneStore::new(name("z.test."), vec![name("ns.z.test.")], 7, 30),
+            weights,
+            crate::glbc::dns::rfc2136::tsig_signer(&key).unwrap(),
+            "127.0.0.1:53".parse().unwrap(),
+        )
+    }
+
+    fn first(answer: &AuthLookup) -> String {
+        answer
+            .iter()
+            .next()
+            .map(|r| r.data.to_string())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn updates_are_served_and_the_first_answer_follows_the_weights() {
+        let weights = Arc::new(Weights::default());
+        let zone = zone(weights.clone());
+        let provider = EmbeddedProvider(zone.clone());
+        let www = name("www.z.test.");
+        let data = [1u8, 2].map(|i| RData::A(A(Ipv4Addr::new(127, 0, 1, i))));
+        provider
+            .update(&Update::replace(vec![RrsetChange {
+                name: www.clone(),
+                record_type: RecordType::A,
+                ttl: 60,
+                data: data.to_vec(),
+            }]))
+            .await
+            .unwrap();
+        assert_eq!(
+            provider.transfer_zone().await.unwrap().len(),
+            4,
+            "SOA, NS, 2 A"
+        );
+        weights.set(BTreeMap::from([
+            ("127.0.1.1".parse().unwrap(), 3),
+            ("127.0.1.2".parse().unwrap(), 1),
+        ]));
+        let lower = LowerName::new(&www);
+        let mut heavy = 0;
+        let n = 4_000;
+        for _ in 0..n {
+            let LookupControlFlow::Continue(Ok(answer)) = zone
+                .lookup(&lower, RecordType::A, None, LookupOptions::default())
+                .await
+            else {
+                panic!("no answer")
+            };
+            assert_eq!(answer.iter().count(), 2);
+            if first(&answer) == "127.0.1.1" {
+                heavy += 1;
+            }
+        }
+        let share = f64::from(heavy) / f64::from(n);
+        assert!((share - 0.75).abs() < 0.03, "{share}");
+        // The SOA moved on, and is answered.
+        let LookupControlFlow::Continue(Ok(soa)) = zone
+            .lookup(
+                &LowerName::new(&name("z.test.")),
+                RecordType::SOA,
+                None,
+                LookupOptions::default(),
+            )
+            .await
+        else {
+            panic!("no SOA")
+        };
+        let RData::SOA(soa) = &soa.iter().next().unwrap().data else {
+            panic!("not a SOA")
+        };
+        assert!(soa.serial > 7);
+        // A failed prerequisite is reported as such, and changes nothing.
+        let mut guarded = Update::replace(vec![]);
+        guarded
+            .prerequisites
+            .push(crate::glbc::dns::rfc2136::Prerequisite::Absent {
+                name: www.clone(),
+                record_type: RecordType::A,
+            });
+        assert!(matches!(
+            provider.update(&guarded).await,
+            Err(DnsError::PrerequisiteFailed { .. })
+        ));
+        assert_eq!(provider.lookup(&www, RecordType::A).await.unwrap().len(), 2);
+    }
+}
