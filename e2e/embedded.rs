@@ -20,13 +20,14 @@ use hickory_proto::op::{Message, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{DNSClass, RData, Record, RecordType};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kcp_ingress::apis::{Cluster, ClusterSpec, GlobalIngress};
 use kcp_ingress::glbc::dns::TsigKey;
 use kcp_ingress::glbc::dns::rfc2136::{Rfc2136Client, fqdn, query};
 use kcp_ingress::labels;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -550,7 +551,43 @@ pub async fn a_priority_group_fails_over_and_back(env: &TestEnv) -> anyhow::Resu
     wait_answer(dns, &app, RecordType::A, &["127.0.4.1", "127.0.4.2"]).await?;
     world
         .wait_condition("app", labels::conditions::DNS_PUBLISHED, "True")
-        .await
+        .await?;
+
+    // A priority label that is not an integer: a Warning Event on the
+    // Cluster, and it counts as priority 0 (the backup joins the best group).
+    let backup = world.cluster_name(3);
+    Api::<Cluster>::all(world.client.clone())
+        .patch(
+            &backup,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {labels::PRIORITY_LABEL: "backup"}}})),
+        )
+        .await?;
+    wait_answer(
+        dns,
+        &app,
+        RecordType::A,
+        &["127.0.4.1", "127.0.4.2", "127.0.4.3"],
+    )
+    .await?;
+    let events: Api<Event> = Api::namespaced(world.client.clone(), "default");
+    eventually(
+        "an InvalidPriority Event on the Cluster",
+        CONVERGE,
+        || async {
+            let list = events.list(&ListParams::default()).await?;
+            Ok(list
+                .items
+                .iter()
+                .any(|e| {
+                    e.reason.as_deref() == Some("InvalidPriority")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some(backup.as_str())
+                })
+                .then_some(()))
+        },
+    )
+    .await
 }
 
 /// Two replicas with leader election: both answer, the standby too, and a

@@ -62,8 +62,9 @@ pub struct Serving {
     pub embedded: Option<Arc<Embedded>>,
     /// `None`: passes run only while leading.
     pub leading: Option<Arc<AtomicBool>>,
-    /// The priority-label problems last logged.
-    logged: Vec<String>,
+    /// The priority-label problems last logged, and last sent as Events.
+    logged: Vec<(String, String)>,
+    evented: Vec<(String, String)>,
 }
 
 impl Serving {
@@ -72,6 +73,7 @@ impl Serving {
             embedded: Some(embedded),
             leading: Some(leading),
             logged: Vec::new(),
+            evented: Vec::new(),
         }
     }
 
@@ -136,12 +138,23 @@ impl Reconciler {
             now_ts,
             settings.health_threshold,
         );
-        let (traffic, problems) = traffic::traffic_of(&self.inputs.caches.clusters.state());
+        let clusters = self.inputs.caches.clusters.state();
+        let (traffic, problems) = traffic::traffic_of(&clusters);
         if problems != self.serving.logged {
-            for problem in &problems {
-                warn!(%problem, "cluster priority label");
+            for (cluster, problem) in &problems {
+                warn!(cluster, %problem, "cluster priority label");
             }
-            self.serving.logged = problems;
+            self.serving.logged = problems.clone();
+        }
+        let writes = !settings.dry_run && self.serving.leads();
+        if writes && problems != self.serving.evented {
+            let new: Vec<_> = problems
+                .iter()
+                .filter(|p| !self.serving.evented.contains(p))
+                .cloned()
+                .collect();
+            self.writer.warn_clusters(&clusters, &new).await;
+            self.serving.evented = problems;
         }
         if let Some(embedded) = &self.serving.embedded {
             embedded.set_weights(traffic::address_weights(
@@ -175,7 +188,6 @@ impl Reconciler {
         );
 
         let mut writes_ok = true;
-        let writes = !settings.dry_run && self.serving.leads();
         if writes {
             writes_ok &= self.writer.add_finalizers(&globals).await;
         }

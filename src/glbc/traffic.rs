@@ -40,9 +40,13 @@ impl Default for Traffic {
     }
 }
 
+/// The reason of the Warning Event on a Cluster whose priority label does
+/// not parse.
+pub const INVALID_PRIORITY: &str = "InvalidPriority";
+
 /// Each Cluster's traffic settings, and the clusters whose priority label
-/// does not parse (they count as priority 0), with a message.
-pub fn traffic_of(clusters: &[Arc<Cluster>]) -> (BTreeMap<String, Traffic>, Vec<String>) {
+/// does not parse (they count as priority 0): `(cluster, message)`.
+pub fn traffic_of(clusters: &[Arc<Cluster>]) -> (BTreeMap<String, Traffic>, Vec<(String, String)>) {
     let mut out = BTreeMap::new();
     let mut problems = Vec::new();
     for cluster in clusters {
@@ -50,9 +54,12 @@ pub fn traffic_of(clusters: &[Arc<Cluster>]) -> (BTreeMap<String, Traffic>, Vec<
         let priority = match cluster.labels().get(labels::PRIORITY_LABEL) {
             None => 0,
             Some(text) => text.trim().parse::<i64>().unwrap_or_else(|_| {
-                problems.push(format!(
-                    "Cluster {name}: label {}={text:?} is not an integer; priority 0 is used",
-                    labels::PRIORITY_LABEL
+                problems.push((
+                    name.clone(),
+                    format!(
+                        "label {}={text:?} is not an integer; priority 0 is used",
+                        labels::PRIORITY_LABEL
+                    ),
                 ));
                 0
             }),
@@ -199,7 +206,8 @@ mod tests {
         assert_eq!(traffic["b"], t(DEFAULT_WEIGHT, 0));
         assert_eq!(traffic["c"], t(DEFAULT_WEIGHT, 0));
         assert_eq!(problems.len(), 1);
-        assert!(problems[0].contains("Cluster c"), "{problems:?}");
+        assert_eq!(problems[0].0, "c");
+        assert!(problems[0].1.contains("\"high\""), "{problems:?}");
     }
 
     #[test]
