@@ -8,6 +8,7 @@
 //! group's server and process logs are printed.
 
 mod controller;
+mod embedded;
 mod env;
 mod explain;
 mod glbc;
@@ -115,6 +116,18 @@ fn groups() -> Vec<Group> {
                 glbc::a_wrong_tsig_secret_is_reported,
                 glbc::many_hosts_go_in_one_update,
                 glbc::dry_run_changes_nothing,
+            ],
+        },
+        Group {
+            name: "embedded",
+            clusters: 1,
+            // The glbcs listen on the environment's fixed embedded ports.
+            serial: true,
+            tests: tests![
+                embedded::weights_share_the_first_answer,
+                embedded::a_priority_group_fails_over_and_back,
+                embedded::two_replicas_both_answer,
+                embedded::a_bind_secondary_serves_the_zone,
             ],
         },
         Group {

@@ -20,6 +20,10 @@
 #   - BIND 9 (named) serving the zone kcp-ingress.test. that accepts RFC 2136
 #     updates and zone transfers signed with a fresh TSIG key (hmac-sha256),
 #     plus its statistics channel (JSON at /json/v1/server);
+#   - a second BIND 9 (named-secondary), a secondary of the zone
+#     embedded.kcp-ingress.test. whose primary is a glbc with the embedded
+#     DNS server on 127.0.0.1:DNS_EMBEDDED_PORT (started by the tests, not
+#     here): it transfers the zone with the same TSIG key, on NOTIFY;
 # then applies every CRD under the CRD directory to the control plane, and
 # the Gateway API CRDs (standard channel of the release the data plane
 # speaks, from the Go module cache: gateway_api_crd_dir in hack/lib/tools.sh)
@@ -36,7 +40,9 @@
 #   --port-base P      use ports P, P+1, ... instead of free ports picked at
 #                      random: P etcd client, P+1 etcd peer, P+2 DNS (TCP and
 #                      UDP), P+3 DNS statistics, P+4 control plane, P+4+K
-#                      cluster-K. A port already in use is an error.
+#                      cluster-K, then P+5+N the secondary's DNS and P+6+N,
+#                      P+7+N two ports kept free for embedded DNS servers.
+#                      A port already in use is an error.
 #   --timeout SECONDS  (up, start) give up (and clean up) when not ready after
 #                      this long (default 90, or $KCP_INGRESS_TEST_ENV_TIMEOUT)
 #   --crd-dir PATH     CRD YAML to apply (*.yaml, *.yml; several documents per
@@ -54,12 +60,16 @@
 #       server https://127.0.0.1:PORT; the context is named like the file
 #   DIR/dns.env   KEY=value lines: DNS_SERVER, DNS_PORT, DNS_ZONE,
 #                 DNS_TSIG_KEY_NAME, DNS_TSIG_ALGORITHM, DNS_TSIG_SECRET
-#                 (base64), DNS_STATS_PORT, DNS_STATS_URL
+#                 (base64), DNS_STATS_PORT, DNS_STATS_URL, and for the
+#                 embedded server: DNS_EMBEDDED_ZONE, DNS_EMBEDDED_PORT,
+#                 DNS_EMBEDDED_PORT_2 (free when up returns),
+#                 DNS_SECONDARY_PORT (named-secondary)
 #   DIR/env       KEY=value lines: everything above plus ports, pids, paths
 #                 (TEST_ENV_*, ETCD_*, CONTROL_PLANE_*, CLUSTER_K_*, NAMED_*,
 #                 CA_CERT, ADMIN_CERT, ADMIN_KEY); in a shell: . DIR/env
 #                 (give the path: a bare "source env" finds /usr/bin/env)
 #   DIR/logs/     etcd.log, control-plane.log, cluster-K.log, named.log,
+#                 named-secondary.log,
 #                 crds.log (CRD requests and answers), pki.log, watcher.log
 #   DIR/run/      NAME.pid files ("PID STARTTIME" of a running server, or
 #                 "stopped" after stop); NAME.argv (the server's command line,
@@ -111,6 +121,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/env.sh"
 PATH=$PATH:/usr/sbin:/sbin
 
 readonly ZONE=kcp-ingress.test.
+readonly EMBEDDED_ZONE=embedded.kcp-ingress.test.
 readonly TSIG_KEY_NAME=kcp-ingress-test-key
 readonly TSIG_ALGORITHM=hmac-sha256
 readonly MARKER=.kcp-ingress-test-env
@@ -158,7 +169,7 @@ if [[ $cmd == up ]]; then
   fi
   clusters=$((10#$clusters))
   ((clusters <= MAX_CLUSTERS)) || usage_error "--clusters $clusters is more than $MAX_CLUSTERS"
-  env_check_port_base $((clusters + 4))
+  env_check_port_base $((clusters + 7))
   env_check_owner_pid
 fi
 
@@ -173,6 +184,7 @@ env_resolve_dir
 
 pki=$DIR/pki
 named_dir=$DIR/named
+secondary_dir=$DIR/named-secondary
 declare -A api_port=()
 upper() { local s=${1^^}; echo "${s//-/_}"; }
 
@@ -212,6 +224,8 @@ server_ready() {
   case "$1" in
     etcd) [[ $(curl -s --max-time 1 "http://127.0.0.1:$port/health" 2>/dev/null) == *'"health":"true"'* ]] ;;
     named) [[ $(dig @127.0.0.1 -p "$port" +short +time=1 +tries=1 "$ZONE" SOA 2>/dev/null) == "ns.$ZONE "* ]] ;;
+    # (it has no copy of its zone until the embedded server runs: any answer)
+    named-secondary) dig @127.0.0.1 -p "$port" +time=1 +tries=1 "$EMBEDDED_ZONE" SOA >/dev/null 2>&1 ;;
     *) [[ $(kcurl "$1" /readyz 2>/dev/null) == ok ]] ;;
   esac
 }
@@ -221,6 +235,7 @@ server_not_ready_why() {
   case "$1" in
     etcd) echo "etcd was not healthy" ;;
     named) echo "named did not answer SOA $ZONE" ;;
+    named-secondary) echo "named-secondary did not answer" ;;
     *) echo "kube-apiserver $1 was not ready (readyz: $(kcurl "$1" '/readyz?verbose' 2>&1 | grep -v '^\[+\]' | tr '\n' ' '))" ;;
   esac
 }
@@ -248,7 +263,7 @@ do_down() {
   while read -r name; do
     case "$name" in
       watcher|control-plane|cluster-*) first+=("$name") ;;
-      etcd|named) second+=("$name") ;;
+      etcd|named|named-secondary) second+=("$name") ;;
       *) rest+=("$name") ;;
     esac
   done < <(proc_names)
@@ -436,18 +451,23 @@ for n in "${names[@]}"; do
   port_purpose+=("kube-apiserver $n")
   port_spec+=(tcp)
 done
+port_purpose+=("secondary DNS (TCP and UDP)" "embedded DNS (TCP and UDP)" "second embedded DNS (TCP and UDP)")
+port_spec+=(tcp+udp tcp+udp tcp+udp)
 pick_ports
 etcd_port=${ports[0]}
 etcd_peer_port=${ports[1]}
 dns_port=${ports[2]}
 dns_stats_port=${ports[3]}
 for i in "${!names[@]}"; do api_port[${names[$i]}]=${ports[$((i + 4))]}; done
+secondary_port=${ports[$((${#names[@]} + 4))]}
+embedded_port=${ports[$((${#names[@]} + 5))]}
+embedded_port_2=${ports[$((${#names[@]} + 6))]}
 
 # Start from a clean slate (only what up itself makes).
-rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds" "$RUN_DIR" "$LOG_DIR"
+rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/named-secondary" "$DIR/apiservers" "$DIR/crds" "$RUN_DIR" "$LOG_DIR"
 rm -f -- "$DIR"/control-plane.kubeconfig "$DIR"/cluster-*.kubeconfig "$DIR/dns.env" "$DIR/env"
 : >"$DIR/$MARKER"
-mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/apiservers" "$DIR/crds"
+mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/named-secondary" "$DIR/apiservers" "$DIR/crds"
 
 # From here on a failure stops whatever was started.
 env_traps on_up_exit
@@ -477,6 +497,8 @@ server_argv() {
         --log-level=warn) ;;
     named)
       argv=("$named_bin" -c "$named_dir/named.conf" -u root -g) ;;
+    named-secondary)
+      argv=("$named_bin" -c "$secondary_dir/named.conf" -u root -g) ;;
     control-plane|cluster-*)
       argv=("$kube_apiserver"
         --etcd-servers="http://127.0.0.1:$etcd_port"
@@ -510,6 +532,7 @@ server_define() {
   case "$1" in
     etcd) printf '%s tcp\n' "$etcd_port" "$etcd_peer_port" ;;
     named) printf '%s tcp+udp\n%s tcp\n' "$dns_port" "$dns_stats_port" ;;
+    named-secondary) printf '%s tcp+udp\n' "$secondary_port" ;;
     *) printf '%s tcp\n' "${api_port[$1]}" ;;
   esac >"$RUN_DIR/$1.ports"
 }
@@ -565,6 +588,51 @@ note "starting named on 127.0.0.1:$dns_port (statistics on :$dns_stats_port)"
 server_define named
 server_launch named
 
+# A secondary of the embedded server's zone: transfers signed with the key,
+# on NOTIFY (and retried every few seconds until the primary answers).
+cat >"$secondary_dir/named.conf" <<EOF
+// generated by hack/test-env.sh
+key "$TSIG_KEY_NAME" {
+  algorithm $TSIG_ALGORITHM;
+  secret "$tsig_secret";
+};
+options {
+  directory "$secondary_dir";
+  pid-file "$secondary_dir/named.pid";
+  session-keyfile "$secondary_dir/session.key";
+  managed-keys-directory "$secondary_dir";
+  dump-file "$secondary_dir/cache_dump.db";
+  statistics-file "$secondary_dir/named.stats";
+  memstatistics-file "$secondary_dir/named.memstats";
+  listen-on port $secondary_port { 127.0.0.1; };
+  listen-on-v6 { none; };
+  automatic-interface-scan no;
+  recursion no;
+  allow-query { 127.0.0.0/8; };
+  allow-transfer { none; };
+  notify no;
+  dnssec-validation no;
+  min-refresh-time 1;
+  max-refresh-time 5;
+  min-retry-time 1;
+  max-retry-time 2;
+};
+controls { };
+zone "$EMBEDDED_ZONE" {
+  type secondary;
+  primaries { 127.0.0.1 port $embedded_port key "$TSIG_KEY_NAME"; };
+  allow-notify { 127.0.0.1; };
+  file "$secondary_dir/secondary.db";
+};
+EOF
+chmod 600 "$secondary_dir/named.conf"
+if ! named-checkconf "$secondary_dir/named.conf" >"$LOG_DIR/named-secondary.log" 2>&1; then
+  fail "$LOG_DIR/named-secondary.log" "named-checkconf rejected the secondary's configuration"
+fi
+note "starting named-secondary on 127.0.0.1:$secondary_port (primary: 127.0.0.1:$embedded_port)"
+server_define named-secondary
+server_launch named-secondary
+
 cat >"$DIR/dns.env" <<EOF
 DNS_SERVER=127.0.0.1
 DNS_PORT=$dns_port
@@ -574,6 +642,10 @@ DNS_TSIG_ALGORITHM=$TSIG_ALGORITHM
 DNS_TSIG_SECRET=$tsig_secret
 DNS_STATS_PORT=$dns_stats_port
 DNS_STATS_URL=http://127.0.0.1:$dns_stats_port/json/v1/server
+DNS_EMBEDDED_ZONE=$EMBEDDED_ZONE
+DNS_EMBEDDED_PORT=$embedded_port
+DNS_EMBEDDED_PORT_2=$embedded_port_2
+DNS_SECONDARY_PORT=$secondary_port
 EOF
 chmod 600 "$DIR/dns.env"
 
@@ -695,7 +767,9 @@ dns_ready=false
 wait_dns() {
   $dns_ready && return 0
   proc_pid named >/dev/null || fail "$LOG_DIR/named.log" "named exited during start-up"
-  if server_ready named; then
+  proc_pid named-secondary >/dev/null ||
+    fail "$LOG_DIR/named-secondary.log" "named-secondary exited during start-up"
+  if server_ready named && server_ready named-secondary; then
     dns_ready=true
   fi
 }
@@ -717,7 +791,10 @@ while true; do
     break
   fi
   if past_deadline; then
-    $dns_ready || fail "$LOG_DIR/named.log" "$(server_not_ready_why named) within ${timeout}s"
+    if ! $dns_ready; then
+      server_ready named || fail "$LOG_DIR/named.log" "$(server_not_ready_why named) within ${timeout}s"
+      fail "$LOG_DIR/named-secondary.log" "$(server_not_ready_why named-secondary) within ${timeout}s"
+    fi
     fail "$LOG_DIR/${pending[0]}.log" "not ready within ${timeout}s: ${pending[*]}; $(server_not_ready_why "${pending[0]}")"
   fi
   sleep 0.2

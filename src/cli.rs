@@ -2,7 +2,7 @@
 //! argument structs are shared with the components, which take them as their
 //! configuration.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,8 +43,9 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Copy the objects placed on one physical cluster down, and their status up.
     Syncer(SyncerArgs),
-    /// Publish every GlobalIngress as DNS records (RFC 2136 with TSIG).
-    Glbc(GlbcArgs),
+    /// Publish every GlobalIngress as DNS records (RFC 2136 with TSIG, or
+    /// an embedded authoritative server).
+    Glbc(Box<GlbcArgs>),
     /// Write the CustomResourceDefinitions of the kcp-ingress API (or check them).
     Crdgen(CrdgenArgs),
     /// Show one root's whole chain, hop by hop, and the first hop that does not hold.
@@ -193,16 +194,40 @@ pub struct GlbcArgs {
     pub admin: AdminArgs,
     #[command(flatten)]
     pub election: ElectionArgs,
-    /// Address of the DNS server that accepts RFC 2136 updates (the zone's primary).
+    /// Where the records go. `rfc2136`: an authoritative server you run
+    /// (BIND, Knot, PowerDNS) takes signed dynamic updates from the Lease
+    /// holder; every cluster of weight > 0 counts the same there (an RRset
+    /// has no weights). `embedded`: every glbc replica answers DNS itself
+    /// (UDP and TCP on --dns-listen) for zones delegated to it, drawing the
+    /// first answer by Cluster.spec.weight; standard secondaries can
+    /// transfer the zones (AXFR signed with the TSIG key; NOTIFY to
+    /// --dns-notify). With both, weight 0 means no traffic and the label
+    /// kcp-ingress.dev/priority makes priority groups.
+    #[arg(long, value_enum, default_value_t = DnsProviderKind::Rfc2136)]
+    pub dns_provider: DnsProviderKind,
+    /// rfc2136: address of the DNS server that accepts RFC 2136 updates
+    /// (the zone's primary). Required with that provider.
     #[arg(long, value_name = "IP")]
-    pub dns_server: IpAddr,
-    /// Port of the DNS server.
+    pub dns_server: Option<IpAddr>,
+    /// embedded: the address and port to answer DNS queries on (UDP and TCP).
+    #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:53")]
+    pub dns_listen: SocketAddr,
+    /// embedded: the name servers of every zone (the NS records; repeat
+    /// for several). Default: ns.<zone>.
+    #[arg(long = "dns-nameserver", value_name = "NAME")]
+    pub dns_nameservers: Vec<String>,
+    /// embedded: a secondary to send NOTIFY to when a zone changes (repeat
+    /// for several). It transfers the zone with AXFR signed with the TSIG key.
+    #[arg(long = "dns-notify", value_name = "IP:PORT")]
+    pub dns_notify: Vec<SocketAddr>,
+    /// rfc2136: port of the DNS server.
     #[arg(long, value_name = "PORT", default_value_t = 53)]
     pub dns_port: u16,
     /// A zone the glbc may write to; repeat for several. Hosts outside every zone are skipped.
     #[arg(long = "zone", value_name = "ZONE", required = true)]
     pub zones: Vec<String>,
-    /// Name of the TSIG key, as the DNS server knows it.
+    /// Name of the TSIG key, as the DNS server knows it (embedded: the key
+    /// secondaries sign their zone transfers with).
     #[arg(long, value_name = "NAME")]
     pub tsig_key_name: String,
     /// TSIG algorithm: hmac-sha256, hmac-sha384 or hmac-sha512.
@@ -333,6 +358,15 @@ pub enum Color {
     Auto,
     Always,
     Never,
+}
+
+/// The glbc's DNS providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DnsProviderKind {
+    /// Signed dynamic updates (RFC 2136) to an authoritative server you run.
+    Rfc2136,
+    /// An authoritative server inside every glbc replica.
+    Embedded,
 }
 
 #[derive(Debug, Clone, Args)]

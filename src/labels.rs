@@ -70,6 +70,10 @@ pub const KUBECTL_LAST_APPLIED_ANNOTATION: &str =
 /// Finalizer the glbc puts on a GlobalIngress: held until the DNS server
 /// confirms that the root's records and ownership records are gone.
 pub const DNS_FINALIZER: &str = "kcp-ingress.dev/dns";
+/// Label on a Cluster: its DNS priority group, an integer (lower is
+/// preferred; absent: 0). A host is answered only from the best group that
+/// has a healthy cluster; the others take over when it has none.
+pub const PRIORITY_LABEL: &str = "kcp-ingress.dev/priority";
 /// First label of the glbc's ownership TXT record of a host:
 /// `_kcp-ingress.<host>`. Its content is
 /// `heritage=kcp-ingress,owner=<owner id>,root=<namespace>/<name>`.

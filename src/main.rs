@@ -26,7 +26,7 @@ fn main() -> ExitCode {
                 serve(|shutdown| async move { syncer::run(args, shutdown).await.context("syncer") })
             }
             Command::Glbc(args) => {
-                serve(|shutdown| async move { glbc::run(args, shutdown).await.context("glbc") })
+                serve(|shutdown| async move { glbc::run(*args, shutdown).await.context("glbc") })
             }
         };
     match result {
@@ -57,7 +57,21 @@ fn describe(err: &anyhow::Error) -> String {
 }
 
 fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let mut filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // hickory-server logs every DNS query at info, and its catalog warns
+    // of an "unexpected lookup skip" on every answer of a zone without
+    // DNSSEC: only its warnings (the catalog's errors), unless RUST_LOG
+    // names it.
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hickory_server")) {
+        for quiet in [
+            "hickory_server=warn",
+            "hickory_server::zone_handler::catalog=error",
+        ] {
+            if let Ok(quiet) = quiet.parse() {
+                filter = filter.add_directive(quiet);
+            }
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -391,6 +391,11 @@ impl Env {
         self.dir.join("logs").join(format!("{name}.log"))
     }
 
+    /// The kcp-ingress binary under test.
+    pub fn kcp_ingress_bin() -> PathBuf {
+        Self::bin("kcp-ingress")
+    }
+
     fn bin(name: &str) -> PathBuf {
         match name {
             "standin-lb" => PathBuf::from(env!("CARGO_BIN_EXE_standin-lb")),

@@ -11,6 +11,7 @@
 //! section of a full run, or of a quick run). `--quick` (`make bench
 //! QUICK=1`) is a smoke run of a few minutes.
 
+mod dns_qps;
 mod env;
 mod observe;
 mod scenarios;
@@ -37,6 +38,8 @@ struct Plan {
     big_runs: usize,
     churn_seconds: u64,
     churn_rate: u32,
+    /// Queries per server of the DNS comparison.
+    dns_queries: usize,
     write_doc: bool,
     data_plane: DataPlane,
     /// Give up (and stop everything) after this long.
@@ -127,6 +130,7 @@ impl Plan {
             big_runs: 1,
             churn_seconds: 60,
             churn_rate: 50,
+            dns_queries: 50_000,
             write_doc: true,
             data_plane: DataPlane::Traefik,
             deadline: Duration::from_secs(150 * 60),
@@ -144,6 +148,7 @@ impl Plan {
             big_runs: 1,
             churn_seconds: 10,
             churn_rate: 50,
+            dns_queries: 10_000,
             write_doc: true,
             data_plane: DataPlane::Traefik,
             // Traefik's set-up (RBAC, Gateway API CRDs, network namespaces)
@@ -170,6 +175,7 @@ struct Results {
     /// Per size: the runs, with their floors.
     bulk: Vec<(usize, Vec<(Bulk, Floor)>)>,
     churn: Option<(Vec<f64>, usize, usize)>,
+    dns_qps: Option<dns_qps::Qps>,
     versions: Vec<(String, String)>,
 }
 
@@ -245,6 +251,12 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             Duration::from_secs(120),
         )
         .await?;
+        if let Some(host) = hosts.first() {
+            eprintln!("bench: DNS queries per second, the embedded server against BIND");
+            results.dns_qps = Some(
+                dns_qps::dns_qps(&env, host, plan.dns_queries, Duration::from_secs(120)).await?,
+            );
+        }
     }
     // 2, 3, 4 and 6: a fresh environment per bulk run.
     let last_size = plan.bulk.iter().copied().max().unwrap_or(0);
@@ -570,6 +582,13 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
             },
             ms(median(&back)),
             ms(median(&served))
+        );
+    }
+    if let Some(q) = &r.dns_qps {
+        let _ = writeln!(
+            t,
+            "| 7. DNS answers ({} A queries per server, 4 UDP sockets, loopback) | queries/s: embedded (`--dns-provider embedded`) / BIND 9 | {:.0} / {:.0}; {} lost | |",
+            q.queries, q.embedded, q.bind, q.lost
         );
     }
     if let Some((lags, missing, n)) = &r.churn {

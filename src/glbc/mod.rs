@@ -16,10 +16,13 @@
 //! - [`pass`]: one pass, plan → diff → updates → statuses;
 //!   [`reconcile`]: the loop that runs passes;
 //! - [`resolve`]: load-balancer hostnames looked up in the background;
-//! - [`dns`]: the DNS providers (RFC 2136 with TSIG, dry run).
+//! - [`traffic`] (pure): weights and priority groups of the clusters;
+//! - [`dns`]: the DNS providers (RFC 2136 with TSIG, dry run);
+//!   [`embedded`]: the authoritative server inside every replica.
 
 pub mod diff;
 pub mod dns;
+pub mod embedded;
 pub mod inputs;
 pub mod keys;
 pub mod ledger;
@@ -30,12 +33,14 @@ pub mod reconcile;
 pub mod records;
 pub mod resolve;
 pub mod status;
+pub mod traffic;
 pub mod watches;
 pub mod writes;
 pub mod zone;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -43,15 +48,16 @@ use tracing::info;
 
 use self::dns::rfc2136::Rfc2136Client;
 use self::dns::{DnsError, DnsProvider, DryRun, TsigAlgorithm, TsigKey};
+use self::embedded::Embedded;
 use self::keys::{KeyError, KeySource, Keys, ProviderFactory};
-use self::pass::{Inputs, Reconciler, Settings};
+use self::pass::{Inputs, Reconciler, Serving, Settings};
 use self::plan::PlanConfig;
 use self::records::DnsName;
 use self::resolve::Resolver;
 use self::writes::RootWriter;
 use self::zone::Zones;
 use crate::apis::{Cluster, GlobalIngress};
-use crate::cli::GlbcArgs;
+use crate::cli::{DnsProviderKind, GlbcArgs};
 use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError};
 
@@ -143,6 +149,8 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     check_ttl(args.ttl)?;
     let algorithm: TsigAlgorithm = args.tsig_algorithm.parse()?;
     let key_source = key_source(&args)?;
+    let rfc2136_server = rfc2136_server(&args)?;
+    let nameservers = nameservers(&args)?;
 
     let client = runtime::client(
         args.control_plane.kubeconfig.as_deref(),
@@ -161,20 +169,44 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     )
     .await?;
     let secret = key_source.load(&client).await?;
-    let server = SocketAddr::new(args.dns_server, args.dns_port);
-    let factory = provider_factory(
-        server,
-        args.tsig_key_name.clone(),
-        algorithm,
-        args.dns_timeout,
-        args.dry_run,
-    );
+    let (factory, embedded, server) = match rfc2136_server {
+        Some(server) => {
+            let factory = provider_factory(
+                server,
+                args.tsig_key_name.clone(),
+                algorithm,
+                args.dns_timeout,
+                args.dry_run,
+            );
+            (factory, None, server)
+        }
+        None => {
+            let key = TsigKey::from_base64(&args.tsig_key_name, algorithm, &secret)?;
+            let embedded = Arc::new(Embedded::new(
+                &zones,
+                &nameservers,
+                &key,
+                args.dns_listen,
+                args.ttl,
+            )?);
+            embedded
+                .serve(&args.dns_notify, &shutdown)
+                .await
+                .map_err(|e| GlbcError::InvalidFlag {
+                    flag: "--dns-listen",
+                    reason: format!("cannot listen on {}: {e}", args.dns_listen),
+                })?;
+            let factory = embedded_factory(embedded.clone(), args.dry_run);
+            (factory, Some(embedded), args.dns_listen)
+        }
+    };
     let dns_zones = Zones::new(
         &zones,
         Keys::new(key_source, client.clone(), secret, factory),
     )?;
 
     info!(
+        provider = ?args.dns_provider,
         %server,
         zones = ?zones.iter().map(DnsName::without_dot).collect::<Vec<_>>(),
         owner = %args.owner_id,
@@ -194,6 +226,11 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         &shutdown,
     );
     let resolver = Resolver::new(Duration::from_secs(u64::from(args.ttl)), notify.clone());
+    let leading = Arc::new(AtomicBool::new(false));
+    let serving = match &embedded {
+        Some(embedded) => Serving::embedded(embedded.clone(), leading.clone()),
+        None => Serving::default(),
+    };
     let reconciler = Reconciler::new(
         Settings {
             plan: PlanConfig {
@@ -211,7 +248,11 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         dns_zones,
         RootWriter::new(client, component.recorder.clone(), args.namespace.clone()),
         component.metrics.clone(),
+        serving,
     );
+    if embedded.is_some() {
+        return serve_everywhere(component, reconciler, notify, readiness, leading, shutdown).await;
+    }
     // Caches filled → ready (leader or standby alike) → the Lease; a
     // standby keeps its caches warm meanwhile.
     let Some(work) = component.ready_then_lead(&readiness, &shutdown).await else {
@@ -222,6 +263,89 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     info!("glbc stopped");
     component.stopped(Some(work)).await?;
     Ok(())
+}
+
+/// With the embedded server every replica runs passes (it answers from
+/// them) once its caches are filled; the Lease only decides who writes
+/// finalizers, statuses and Events.
+async fn serve_everywhere(
+    component: runtime::Component,
+    reconciler: Reconciler,
+    notify: Arc<Notify>,
+    readiness: runtime::Readiness,
+    leading: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+) -> Result<(), GlbcError> {
+    // One task (the pass future is not Send): passes until shutdown, or
+    // until the Lease is lost (the glbc then exits, as without embedded).
+    let passes_token = shutdown.child_token();
+    let passes = async {
+        if readiness.wait(&passes_token).await {
+            reconcile::run(reconciler, notify.clone(), passes_token.clone()).await;
+        }
+    };
+    let lead = async {
+        let work = component.ready_then_lead(&readiness, &shutdown).await;
+        if let Some(work) = &work {
+            info!("leading: this replica writes statuses too");
+            leading.store(true, Ordering::SeqCst);
+            notify.notify_one();
+            work.token.cancelled().await;
+            leading.store(false, Ordering::SeqCst);
+        }
+        passes_token.cancel();
+        work
+    };
+    let ((), work) = tokio::join!(passes, lead);
+    info!("glbc stopped");
+    component.stopped(work).await?;
+    Ok(())
+}
+
+/// The RFC 2136 server, with that provider (which needs --dns-server).
+fn rfc2136_server(args: &GlbcArgs) -> Result<Option<SocketAddr>, GlbcError> {
+    match args.dns_provider {
+        DnsProviderKind::Embedded => Ok(None),
+        DnsProviderKind::Rfc2136 => {
+            let ip = args.dns_server.ok_or_else(|| GlbcError::InvalidFlag {
+                flag: "--dns-server",
+                reason: "required with --dns-provider rfc2136 (the default)".into(),
+            })?;
+            Ok(Some(SocketAddr::new(ip, args.dns_port)))
+        }
+    }
+}
+
+/// The embedded server's NS names, after the flags.
+fn nameservers(args: &GlbcArgs) -> Result<Vec<DnsName>, GlbcError> {
+    args.dns_nameservers
+        .iter()
+        .map(|n| {
+            DnsName::parse_host(n)
+                .ok()
+                .filter(|n| !n.as_str().starts_with('*'))
+                .ok_or_else(|| GlbcError::InvalidFlag {
+                    flag: "--dns-nameserver",
+                    reason: format!("{n:?} is not a host name"),
+                })
+        })
+        .collect()
+}
+
+fn embedded_factory(embedded: Arc<Embedded>, dry_run: bool) -> ProviderFactory {
+    Box::new(move |zone: &DnsName, _secret: &str| {
+        let provider = embedded
+            .provider(zone)
+            .ok_or_else(|| DnsError::InvalidName {
+                name: zone.to_string(),
+                reason: "not a zone of the embedded server".into(),
+            })?;
+        Ok(if dry_run {
+            Box::new(DryRun(provider)) as Box<dyn DnsProvider>
+        } else {
+            Box::new(provider)
+        })
+    })
 }
 
 fn provider_factory(
@@ -266,7 +390,7 @@ mod tests {
         let Command::Glbc(args) = cli.command else {
             panic!("not glbc")
         };
-        args
+        *args
     }
 
     #[test]
@@ -301,5 +425,38 @@ mod tests {
         assert!(check_ttl(0).is_err() && check_ttl(u32::MAX).is_err() && check_ttl(60).is_ok());
         let a = args(&["--tsig-secret-file", "f", "--zone", "*.x.test"]);
         assert!(zones(&a).is_err());
+    }
+
+    #[test]
+    fn the_provider_flags_go_together() {
+        let a = args(&["--tsig-secret-file", "f", "--dns-port", "5353"]);
+        assert_eq!(
+            rfc2136_server(&a).unwrap(),
+            Some("127.0.0.1:5353".parse().unwrap())
+        );
+        let mut a = args(&["--tsig-secret-file", "f"]);
+        a.dns_server = None;
+        assert!(rfc2136_server(&a).is_err(), "rfc2136 needs --dns-server");
+        let a = args(&[
+            "--tsig-secret-file",
+            "f",
+            "--dns-provider",
+            "embedded",
+            "--dns-listen",
+            "127.0.0.1:5300",
+            "--dns-nameserver",
+            "NS1.example.test",
+            "--dns-notify",
+            "127.0.0.1:5301",
+        ]);
+        assert_eq!(rfc2136_server(&a).unwrap(), None);
+        assert_eq!(
+            nameservers(&a).unwrap(),
+            [DnsName::new_unchecked("ns1.example.test")]
+        );
+        assert_eq!(a.dns_notify, ["127.0.0.1:5301".parse().unwrap()]);
+        let mut a = a;
+        a.dns_nameservers = vec!["not a name".into()];
+        assert!(nameservers(&a).is_err());
     }
 }

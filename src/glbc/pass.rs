@@ -4,21 +4,24 @@
 //! due at the latest (a heartbeat expiring, a retry, a re-read, a lookup).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use super::embedded::Embedded;
 use super::inputs::{controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::publish::Publisher;
 use super::resolve::Resolver;
+use super::traffic;
 use super::watches::Caches;
 use super::writes::{RootWriter, ZoneView};
 use super::zone::Zones;
@@ -48,6 +51,37 @@ pub struct Reconciler {
     writer: RootWriter,
     ledger: Ledger,
     in_sync_logged: bool,
+    serving: Serving,
+}
+
+/// With the embedded DNS server: where the weights go, and whether this
+/// replica holds the Lease (every replica answers queries; only the
+/// leader writes finalizers, statuses and Events).
+#[derive(Default)]
+pub struct Serving {
+    pub embedded: Option<Arc<Embedded>>,
+    /// `None`: passes run only while leading.
+    pub leading: Option<Arc<AtomicBool>>,
+    /// The priority-label problems last logged, and last sent as Events.
+    logged: Vec<(String, String)>,
+    evented: Vec<(String, String)>,
+}
+
+impl Serving {
+    pub fn embedded(embedded: Arc<Embedded>, leading: Arc<AtomicBool>) -> Self {
+        Self {
+            embedded: Some(embedded),
+            leading: Some(leading),
+            logged: Vec::new(),
+            evented: Vec::new(),
+        }
+    }
+
+    fn leads(&self) -> bool {
+        self.leading
+            .as_ref()
+            .is_none_or(|l| l.load(Ordering::SeqCst))
+    }
 }
 
 impl Reconciler {
@@ -57,6 +91,7 @@ impl Reconciler {
         zones: Zones,
         writer: RootWriter,
         metrics: Arc<Metrics>,
+        serving: Serving,
     ) -> Self {
         Self {
             publisher: Publisher::new(metrics, settings.dry_run),
@@ -66,6 +101,7 @@ impl Reconciler {
             writer,
             ledger: Ledger::default(),
             in_sync_logged: false,
+            serving,
         }
     }
 
@@ -102,6 +138,30 @@ impl Reconciler {
             now_ts,
             settings.health_threshold,
         );
+        let clusters = self.inputs.caches.clusters.state();
+        let (traffic, problems) = traffic::traffic_of(&clusters);
+        if problems != self.serving.logged {
+            for (cluster, problem) in &problems {
+                warn!(cluster, %problem, "cluster priority label");
+            }
+            self.serving.logged = problems.clone();
+        }
+        let writes = !settings.dry_run && self.serving.leads();
+        if writes && problems != self.serving.evented {
+            let new: Vec<_> = problems
+                .iter()
+                .filter(|p| !self.serving.evented.contains(p))
+                .cloned()
+                .collect();
+            self.writer.warn_clusters(&clusters, &new).await;
+            self.serving.evented = problems;
+        }
+        if let Some(embedded) = &self.serving.embedded {
+            embedded.set_weights(traffic::address_weights(
+                roots.iter().map(|r| r.clusters.as_slice()),
+                &traffic,
+            ));
+        }
         if let Some(ms) = expiry {
             let wait = u64::try_from(ms.saturating_sub(now_ts.as_millisecond())).unwrap_or(0);
             wake.at(now + Duration::from_millis(wait + 1));
@@ -111,7 +171,7 @@ impl Reconciler {
             .read(now, settings.resync_interval, &settings.plan.owner)
             .await;
 
-        let wanted = plan::hostnames_to_resolve(&roots, &healthy, &settings.plan);
+        let wanted = plan::hostnames_to_resolve(&roots, &healthy, &traffic, &settings.plan);
         let (resolved, refresh) = self.inputs.resolver.answers(&wanted);
         if let Some(at) = refresh {
             wake.at(at);
@@ -121,20 +181,21 @@ impl Reconciler {
             PlanInput {
                 roots: &roots,
                 healthy: &healthy,
+                traffic: &traffic,
                 resolved: &resolved,
                 known: &self.zones.known(),
             },
         );
 
         let mut writes_ok = true;
-        if !settings.dry_run {
+        if writes {
             writes_ok &= self.writer.add_finalizers(&globals).await;
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
         for root in published.roots {
             self.ledger.sent(root, &now_time);
         }
-        if !settings.dry_run {
+        if writes {
             let (known, problems, refused) = (
                 self.zones.known(),
                 self.zones.problems(),

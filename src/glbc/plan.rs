@@ -2,8 +2,10 @@
 //! the records every name should hold, and what each root gets. Pure.
 //!
 //! Rules, for every host of every root:
-//! - the targets are the addresses of the root's clusters that are healthy;
-//!   IPv4 addresses become A records, IPv6 addresses AAAA;
+//! - the targets are the addresses of the root's clusters that serve
+//!   ([`traffic::serving`]: healthy, of weight > 0, in the best priority
+//!   group that has such a cluster); IPv4 addresses become A records, IPv6
+//!   addresses AAAA;
 //! - a load balancer that gives a hostname: a CNAME when that hostname is
 //!   the host's only target, else its resolved addresses;
 //! - no target (all its clusters unhealthy, none with an address yet, or
@@ -29,6 +31,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::diff::{self, DesiredName, NameChange, RecordEdit};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords, address_kind, ownership};
+use super::traffic::{self, Traffic};
 use crate::apis::ClusterIngressStatus;
 use ownership::Owner;
 
@@ -105,6 +108,8 @@ pub struct PlanInput<'a> {
     pub roots: &'a [RootInput],
     /// Names of the Clusters that are healthy now.
     pub healthy: &'a BTreeSet<String>,
+    /// Each Cluster's weight and priority (absent: the defaults).
+    pub traffic: &'a BTreeMap<String, Traffic>,
     /// Load-balancer hostnames resolved to addresses (only those that need it).
     pub resolved: &'a BTreeMap<DnsName, Vec<IpAddr>>,
     /// What each zone holds; a zone missing here has not been read yet.
@@ -242,12 +247,17 @@ struct Targets {
     problems: Vec<String>,
 }
 
-fn targets(root: &RootInput, healthy: &BTreeSet<String>) -> Targets {
+fn targets(
+    root: &RootInput,
+    healthy: &BTreeSet<String>,
+    traffic: &BTreeMap<String, Traffic>,
+) -> Targets {
     let mut t = Targets::default();
+    let serving = traffic::serving(&root.clusters, healthy, traffic);
     for cluster in root
         .clusters
         .iter()
-        .filter(|c| healthy.contains(&c.cluster))
+        .filter(|c| serving.contains(c.cluster.as_str()))
     {
         for address in &cluster.addresses {
             if let Some(ip) = &address.ip {
@@ -282,13 +292,14 @@ fn targets(root: &RootInput, healthy: &BTreeSet<String>) -> Targets {
 pub fn hostnames_to_resolve(
     roots: &[RootInput],
     healthy: &BTreeSet<String>,
+    traffic: &BTreeMap<String, Traffic>,
     config: &PlanConfig,
 ) -> BTreeSet<DnsName> {
     roots
         .iter()
         .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .flat_map(|r| {
-            let t = targets(r, healthy);
+            let t = targets(r, healthy, traffic);
             if !config.shared && t.ips.is_empty() && t.hostnames.len() == 1 {
                 BTreeSet::new()
             } else {
@@ -374,7 +385,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
     let mut claims: BTreeMap<(DnsName, DnsName), Vec<Claim<'_>>> = BTreeMap::new();
     let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
     for root in &live {
-        let t = targets(root, input.healthy);
+        let t = targets(root, input.healthy, input.traffic);
         let (rrsets, unresolved) = rrsets_for(&t, input.resolved, config.ttl, config.shared);
         let healthy = root
             .clusters

@@ -17,7 +17,8 @@ use super::ledger::Ledger;
 use super::plan::{self, Plan, RootKey};
 use super::records::{DnsName, ZoneRecords};
 use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
-use crate::apis::GlobalIngress;
+use super::traffic::INVALID_PRIORITY;
+use crate::apis::{Cluster, GlobalIngress};
 use crate::labels;
 
 /// Status and finalizer writes in flight at once.
@@ -42,6 +43,29 @@ pub struct RootWriter {
 }
 
 impl RootWriter {
+    /// A Warning Event on each Cluster of `problems` (`(cluster, message)`).
+    pub async fn warn_clusters(&self, clusters: &[Arc<Cluster>], problems: &[(String, String)]) {
+        for (name, message) in problems {
+            let Some(cluster) = clusters.iter().find(|c| &c.name_any() == name) else {
+                continue;
+            };
+            let event = KubeEvent {
+                type_: EventType::Warning,
+                reason: INVALID_PRIORITY.into(),
+                note: Some(message.chars().take(1024).collect()),
+                action: "PlanDNS".into(),
+                secondary: None,
+            };
+            if let Err(err) = self
+                .recorder
+                .publish(&event, &cluster.object_ref(&()))
+                .await
+            {
+                warn!(cluster = name, %err, "cannot publish an Event");
+            }
+        }
+    }
+
     pub fn new(client: Client, recorder: Recorder, namespace: Option<String>) -> Self {
         Self {
             client,

@@ -215,6 +215,17 @@ impl std::fmt::Debug for Rfc2136Client {
     }
 }
 
+/// The hickory signer (and verifier) of `key`.
+pub fn tsig_signer(key: &TsigKey) -> Result<TSigner, DnsError> {
+    let algorithm = match key.algorithm {
+        TsigAlgorithm::HmacSha256 => HickoryAlgorithm::HmacSha256,
+        TsigAlgorithm::HmacSha384 => HickoryAlgorithm::HmacSha384,
+        TsigAlgorithm::HmacSha512 => HickoryAlgorithm::HmacSha512,
+    };
+    TSigner::new(key.secret.clone(), algorithm, fqdn(&key.name)?, TSIG_FUDGE)
+        .map_err(|e| DnsError::InvalidSecret(e.to_string()))
+}
+
 impl Rfc2136Client {
     pub fn new(
         server: SocketAddr,
@@ -222,13 +233,7 @@ impl Rfc2136Client {
         key: &TsigKey,
         timeout: Duration,
     ) -> Result<Self, DnsError> {
-        let algorithm = match key.algorithm {
-            TsigAlgorithm::HmacSha256 => HickoryAlgorithm::HmacSha256,
-            TsigAlgorithm::HmacSha384 => HickoryAlgorithm::HmacSha384,
-            TsigAlgorithm::HmacSha512 => HickoryAlgorithm::HmacSha512,
-        };
-        let signer = TSigner::new(key.secret.clone(), algorithm, fqdn(&key.name)?, TSIG_FUDGE)
-            .map_err(|e| DnsError::InvalidSecret(e.to_string()))?;
+        let signer = tsig_signer(key)?;
         Ok(Self {
             server,
             zone: fqdn(zone)?,

@@ -81,6 +81,7 @@ fn run(
         PlanInput {
             roots,
             healthy,
+            traffic: &BTreeMap::new(),
             resolved: &BTreeMap::new(),
             known,
         },
@@ -196,7 +197,7 @@ fn a_lone_hostname_is_a_cname_and_mixed_hostnames_are_resolved() {
     ];
     let health = healthy(&["c1", "c2", "c3"]);
     assert_eq!(
-        hostnames_to_resolve(&roots, &health, &config()),
+        hostnames_to_resolve(&roots, &health, &BTreeMap::new(), &config()),
         BTreeSet::from([name("lb-1.example.net"), name("lb-3.example.net")])
     );
     let resolved = BTreeMap::from([(
@@ -212,6 +213,7 @@ fn a_lone_hostname_is_a_cname_and_mixed_hostnames_are_resolved() {
         PlanInput {
             roots: &roots,
             healthy: &health,
+            traffic: &BTreeMap::new(),
             resolved: &resolved,
             known: &known,
         },
@@ -494,6 +496,7 @@ fn names_no_live_root_wants_are_released() {
         PlanInput {
             roots: &[],
             healthy: &healthy(&[]),
+            traffic: &BTreeMap::new(),
             resolved: &BTreeMap::new(),
             known: &known,
         },
@@ -648,6 +651,7 @@ fn plan_of(
         PlanInput {
             roots,
             healthy,
+            traffic: &BTreeMap::new(),
             resolved: &resolved(),
             known,
         },
@@ -759,6 +763,7 @@ fn run_with(
         PlanInput {
             roots,
             healthy,
+            traffic: &BTreeMap::new(),
             resolved: &BTreeMap::new(),
             known,
         },
@@ -950,7 +955,7 @@ fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
         &["a.z.test"],
         vec![placed("c1", vec![hostname("lb.example.test")])],
     )];
-    let names = hostnames_to_resolve(&roots, &healthy(&["c1"]), &sharing(OWNER));
+    let names = hostnames_to_resolve(&roots, &healthy(&["c1"]), &BTreeMap::new(), &sharing(OWNER));
     assert_eq!(names, BTreeSet::from([name("lb.example.test")]));
     let resolved = BTreeMap::from([(name("lb.example.test"), vec!["127.0.1.7".parse().unwrap()])]);
     let known = empty_zone();
@@ -959,6 +964,7 @@ fn a_sharing_owner_resolves_a_lone_hostname_instead_of_a_cname() {
         PlanInput {
             roots: &roots,
             healthy: &healthy(&["c1"]),
+            traffic: &BTreeMap::new(),
             resolved: &resolved,
             known: &known,
         },
@@ -1083,4 +1089,94 @@ fn joining_a_shared_name_is_one_small_update() {
             .len();
     eprintln!("joining a shared name: {octets} octets");
     assert!(octets < 400, "{octets}");
+}
+
+/// Weight 0 and priority groups decide the targets with every provider:
+/// the best group with a healthy cluster of weight > 0 is published; when
+/// no cluster may serve, what was published is kept (fail open).
+#[test]
+fn weight_zero_and_priority_groups_choose_the_targets() {
+    use crate::glbc::traffic::Traffic;
+    let roots = [root(
+        "ns",
+        "web",
+        &["www.z.test"],
+        vec![
+            placed("east", vec![ip("10.0.0.1")]),
+            placed("west", vec![ip("10.0.0.2")]),
+            placed("backup", vec![ip("10.0.0.3")]),
+            placed("off", vec![ip("10.0.0.4")]),
+        ],
+    )];
+    let traffic = BTreeMap::from([
+        (
+            "east".to_string(),
+            Traffic {
+                weight: 3,
+                priority: 0,
+            },
+        ),
+        (
+            "west".to_string(),
+            Traffic {
+                weight: 1,
+                priority: 0,
+            },
+        ),
+        (
+            "backup".to_string(),
+            Traffic {
+                weight: 1,
+                priority: 5,
+            },
+        ),
+        (
+            "off".to_string(),
+            Traffic {
+                weight: 0,
+                priority: -1,
+            },
+        ),
+    ]);
+    let a_of = |healthy_names: &[&str], known: &BTreeMap<DnsName, ZoneRecords>| {
+        let planned = plan(
+            &config(),
+            PlanInput {
+                roots: &roots,
+                healthy: &healthy(healthy_names),
+                traffic: &traffic,
+                resolved: &BTreeMap::new(),
+                known,
+            },
+        );
+        zone_after(&planned, known)
+            .rrset(&name("www.z.test"), RecordKind::A)
+            .map(|r| r.data.iter().cloned().collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let all = ["east", "west", "backup", "off"];
+    assert_eq!(a_of(&all, &empty_zone()), ["10.0.0.1", "10.0.0.2"]);
+    assert_eq!(
+        a_of(&["west", "backup", "off"], &empty_zone()),
+        ["10.0.0.2"]
+    );
+    assert_eq!(a_of(&["backup", "off"], &empty_zone()), ["10.0.0.3"]);
+    // Only the weight-0 cluster is healthy: the published answers stay.
+    let known = published("www.z.test", &["10.0.0.3"], OWNER, "ns/web");
+    assert_eq!(a_of(&["off"], &known), ["10.0.0.3"]);
+    // Names to resolve follow the same choice.
+    let hostnames = [root(
+        "ns",
+        "lb",
+        &["lb.z.test"],
+        vec![
+            placed("east", vec![hostname("a.lb.test"), hostname("b.lb.test")]),
+            placed("off", vec![hostname("c.lb.test")]),
+        ],
+    )];
+    let wanted = hostnames_to_resolve(&hostnames, &healthy(&all), &traffic, &config());
+    assert_eq!(
+        wanted,
+        BTreeSet::from([name("a.lb.test"), name("b.lb.test")])
+    );
 }
