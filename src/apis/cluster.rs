@@ -35,7 +35,9 @@ pub struct ClusterSpec {
     /// No new placements go to an unschedulable cluster.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,
-    /// Relative share of traffic the cluster should receive (DNS weighting).
+    /// Relative share of traffic the cluster receives (default 1). With the glbc's
+    /// embedded DNS server, the first address of an answer is drawn by weight; with
+    /// RFC 2136 only 0 has an effect (the cluster is left out of DNS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 1000))]
     pub weight: Option<u32>,
