@@ -4,7 +4,7 @@
 //! | input | on the root |
 //! |---|---|
 //! | no placed cluster offers a GatewayClass | Gateway `Accepted=False` `NoResources` (and `Programmed=False`) |
-//! | two listeners with the same port, protocol and hostname | listener `Conflicted=True` `HostnameConflict`; Gateway `Accepted=False` `ListenersNotValid` |
+//! | two listeners that select by the same hostname on one port (HTTPS and TLS both by SNI) | listener `Conflicted=True` `HostnameConflict`; Gateway `Accepted=False` `ListenersNotValid` |
 //! | a listener's certificate Secret is missing | listener `ResolvedRefs=False` `InvalidCertificateRef` |
 //! | a certificate Secret or backend Service in another namespace, no ReferenceGrant | listener / route parent `ResolvedRefs=False` `RefNotPermitted` |
 //! | a route parentRef naming no placed Gateway | route parent `Accepted=False` `NoMatchingParent` (by `gateway::merge`) |
@@ -95,11 +95,18 @@ pub fn gateway_findings(
             findings.unclassed = unclassed;
         }
     }
+    // Listeners that match requests on the same port by the same hostname
+    // (the API server refuses equal port, protocol and hostname, but
+    // HTTPS and TLS both select by SNI).
+    let family = |protocol: &str| match protocol {
+        "HTTPS" | "TLS" => "SNI".to_string(),
+        other => other.to_string(),
+    };
     let mut by_key: BTreeMap<(i32, String, String), Vec<String>> = BTreeMap::new();
     for l in &gateway.spec.listeners {
         let host = l.hostname.as_deref().map(normalize).unwrap_or_default();
         by_key
-            .entry((l.port, l.protocol.clone(), host))
+            .entry((l.port, family(&l.protocol), host))
             .or_default()
             .push(l.name.clone());
     }
@@ -147,7 +154,7 @@ pub fn gateway_problems(findings: &GatewayFindings) -> Vec<Problem> {
         out.push(Problem {
             reason: gw::HOSTNAME_CONFLICT,
             message: format!(
-                "listeners {} have the same port, protocol and hostname",
+                "listeners {} select by the same hostname on the same port",
                 names.join(", ")
             ),
         });
@@ -245,7 +252,7 @@ pub fn overlay_gateway(
         if findings.conflicted.contains(&listener.name) {
             let (r, m) = (
                 gw::HOSTNAME_CONFLICT,
-                "another listener has the same port, protocol and hostname".to_string(),
+                "another listener selects by the same hostname on this port".to_string(),
             );
             set_condition(
                 &mut listener.conditions,
