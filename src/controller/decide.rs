@@ -230,6 +230,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
 
     let dependencies = dependencies_condition(
         root,
+        seen.world,
         placement.as_ref(),
         seen.exists,
         seen.conflicts,
@@ -363,6 +364,7 @@ fn place<K: RootKind>(
 /// placed).
 fn dependencies_condition<K: RootKind>(
     root: &K,
+    world: &K::World,
     placement: Option<&Placement>,
     exists: &dyn Fn(&DepKey) -> bool,
     conflicts: &dyn Fn(&DepKey) -> Vec<String>,
@@ -370,7 +372,7 @@ fn dependencies_condition<K: RootKind>(
     now: &Time,
 ) -> Condition {
     let ns = root.namespace().unwrap_or_default();
-    let deps = K::dependencies(root);
+    let deps = K::dependencies(root, world);
     let missing: Vec<String> = deps
         .iter()
         .filter(|dep| !exists(dep))
@@ -650,7 +652,7 @@ mod tests {
         ])
         .with_leaf(reported(&r, "east", &["127.0.1.1"]))
         .with_leaf(reported(&r, "west", &["127.0.1.2"]));
-        world.existing = Ingress::dependencies(&r);
+        world.existing = Ingress::dependencies(&r, &());
         let plan = world.decide(&r);
         assert!(plan.leaf_writes.is_empty());
         assert_eq!(
@@ -738,7 +740,7 @@ mod tests {
             cluster("west", "us", true),
             cluster("paris", "eu", true),
         ]);
-        world.existing = Ingress::dependencies(&r);
+        world.existing = Ingress::dependencies(&r, &());
         let web = (DepKind::Service, "apps".to_string(), "web".to_string());
         // A conflict in a cluster the root is not placed on does not count.
         world.conflicts.insert(web.clone(), vec!["paris".into()]);
@@ -789,7 +791,7 @@ mod tests {
         assert_eq!(plan.placement.map(|p| p.targets), Some(vec![]));
         assert!(plan.leaf_writes.is_empty());
         assert_eq!(
-            Ingress::dependencies(&root(""))[0],
+            Ingress::dependencies(&root(""), &())[0],
             (DepKind::Service, "apps".into(), "web".into())
         );
     }

@@ -118,7 +118,7 @@ pub trait RootKind:
 
     /// The objects `root` needs on every cluster it is placed on, in the
     /// order they are reported.
-    fn dependencies(root: &Self) -> Vec<DepKey>;
+    fn dependencies(root: &Self, world: &Self::World) -> Vec<DepKey>;
 
     /// The name of the GlobalIngress of the root named `root` (in its
     /// namespace); `None`: roots of this kind have none.

@@ -75,6 +75,11 @@ pub async fn reconcile_root<K: RootKind>(
 
 /// Dereference, decide, apply.
 async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, ReconcileError> {
+    // What it references may depend on other objects (a ReferenceGrant):
+    // the index follows, and what it no longer references is re-placed.
+    for dropped in ctx.index.upsert(root, &ctx.world) {
+        ctx.triggers.dependency(&dropped);
+    }
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
     let global =
@@ -492,7 +497,7 @@ async fn cleanup_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action,
             Err(e) => return Err(e.into()),
         }
     }
-    for dep in K::dependencies(root) {
+    for dep in K::dependencies(root, &ctx.world) {
         ctx.triggers.dependency(&dep);
     }
     let remaining = ctx
@@ -555,7 +560,7 @@ fn dependencies_to_place<K: RootKind>(
     ctx: &Context<K>,
 ) -> Vec<DepKey> {
     let moved = root.uid().is_none_or(|uid| ctx.memory.moved(&uid, targets));
-    K::dependencies(root)
+    K::dependencies(root, &ctx.world)
         .into_iter()
         .filter(|dep| {
             if moved {
