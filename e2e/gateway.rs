@@ -787,6 +787,65 @@ pub async fn bad_gateway_api_input_is_reported(env: &TestEnv) -> anyhow::Result<
         Ok(Some(()))
     })
     .await?;
+    // An Ingress named like a Gateway's GlobalIngress holds that name: the
+    // Gateway reports it and leaves the Ingress's GlobalIngress alone.
+    world
+        .apply::<k8s_openapi::api::networking::v1::Ingress>(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "col.gateway", "annotations": {labels::PLACEMENT_ANNOTATION: format!("e2e-test={}", world.tag)}},
+            "spec": {"rules": [{"host": "col.bad.kcp-ingress.test", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]},
+        }))
+        .await?;
+    eventually(
+        "the Ingress's GlobalIngress col.gateway",
+        CONVERGE,
+        || async {
+            let g = world.api::<GlobalIngress>().get_opt("col.gateway").await?;
+            Ok(g.filter(|g| g.spec.root.as_ref().is_some_and(|r| r.kind == "Ingress")))
+        },
+    )
+    .await?;
+    world
+        .gateway(
+            "col",
+            json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
+        )
+        .await?;
+    eventually(
+        "GlobalIngressNameTaken on the Gateway",
+        CONVERGE,
+        || async {
+            let g = world.root_gateway("col").await?;
+            Ok(condition(&g["status"]["conditions"], gw::GLOBAL_INGRESS)
+                .filter(|c| c.0 == "False" && c.1 == labels::reasons::GLOBAL_INGRESS_NAME_TAKEN))
+        },
+    )
+    .await?;
+    eventually("the GlobalIngressNameTaken Event", CONVERGE, || async {
+        Ok(world
+            .warning_reasons()
+            .await?
+            .contains(labels::reasons::GLOBAL_INGRESS_NAME_TAKEN)
+            .then_some(()))
+    })
+    .await?;
+    let global = world.api::<GlobalIngress>().get("col.gateway").await?;
+    ensure!(
+        global
+            .spec
+            .root
+            .as_ref()
+            .is_some_and(|r| r.kind == "Ingress")
+            && global.spec.hosts == ["col.bad.kcp-ingress.test"]
+            && global
+                .owner_references()
+                .iter()
+                .all(|o| o.kind == "Ingress"),
+        "the Ingress's GlobalIngress was touched: {:?}",
+        global.spec
+    );
+
     // The good Gateway converged all the same; the cross-namespace Service is not copied.
     eventually("the good Gateway's leaf", CONVERGE, || async {
         Ok((world

@@ -202,27 +202,34 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         }
         stale_leaves = seen.leaves.difference(&wanted).cloned().collect();
     }
+    let taken_message = match (taken, &global_name) {
+        (Some(g), Some(global_name)) => {
+            let owner = controller_of(g)
+                .map(|(_, kind, _)| kind)
+                .unwrap_or_default();
+            Some(format!(
+                "the GlobalIngress {global_name} is controlled by another root (a {owner}): \
+                 this root's hosts are not published"
+            ))
+        }
+        _ => None,
+    };
     let lookups = Lookups {
         world: seen.world,
         clusters: seen.clusters,
         exists: seen.exists,
         placement: placement.as_ref(),
+        global_taken: taken_message.as_deref(),
         now: &now,
     };
     let root_status = placement
         .as_ref()
         .and_then(|_| K::root_status(root, &leaves, &lookups));
     let mut problems = K::problems(root, &lookups);
-    if let (Some(g), Some(global_name)) = (taken, &global_name) {
-        let owner = controller_of(g)
-            .map(|(_, kind, _)| kind)
-            .unwrap_or_default();
+    if let Some(message) = taken_message {
         problems.push(Problem {
             reason: reasons::GLOBAL_INGRESS_NAME_TAKEN,
-            message: format!(
-                "the GlobalIngress {global_name} is controlled by another root (a {owner}): \
-                 this root's hosts are not published"
-            ),
+            message,
         });
     }
     let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();

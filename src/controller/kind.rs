@@ -44,6 +44,9 @@ pub struct Lookups<'a, K: RootKind> {
     pub exists: &'a dyn Fn(&DepKey) -> bool,
     /// Where the root goes (`None`: it is invalid).
     pub placement: Option<&'a Placement>,
+    /// Why the GlobalIngress of the root's name is not its own (another
+    /// root controls it), if that is so.
+    pub global_taken: Option<&'a str>,
     pub now: &'a Time,
 }
 

@@ -38,6 +38,9 @@ use crate::labels::{self, reasons};
 use crate::mailbox;
 use crate::runtime;
 
+/// The prefix of the condition types under which a root's problems are
+/// remembered as announced (one Event per problem, again if it comes back).
+const PROBLEM: &str = "Problem/";
 /// The longest wait between looks at a deleted root whose leaves remain.
 const MAX_LEAVES_WAIT: Duration = Duration::from_secs(2);
 /// How often a root is reconciled without any change.
@@ -127,9 +130,17 @@ async fn apply_plan<K: RootKind>(
     if let Some(status) = &plan.root_status {
         write_root_status(root, status, ctx).await?;
     }
+    let problem_types: Vec<String> = plan
+        .problems
+        .iter()
+        .map(|p| format!("{PROBLEM}{}", p.reason))
+        .collect();
+    if let Some(uid) = root.uid() {
+        ctx.memory.retain_announced(&uid, PROBLEM, &problem_types);
+    }
     for problem in &plan.problems {
         let announced = Condition {
-            type_: format!("Problem/{}", problem.reason),
+            type_: format!("{PROBLEM}{}", problem.reason),
             status: "True".into(),
             reason: problem.reason.into(),
             message: problem.message.clone(),

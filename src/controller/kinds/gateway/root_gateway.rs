@@ -257,6 +257,23 @@ impl RootKind for Gateway {
             generation,
             seen.now,
         );
+        if let Some(why) = seen.global_taken {
+            let previous = root
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            checks::set_condition(
+                status.conditions.get_or_insert_with(Vec::new),
+                &previous,
+                gw::GLOBAL_INGRESS,
+                false,
+                labels::reasons::GLOBAL_INGRESS_NAME_TAKEN,
+                why.to_string(),
+                generation,
+                seen.now,
+            );
+        }
         (root.status.as_ref() != Some(&status)).then(|| serde_json::to_value(&status).ok())?
     }
 
