@@ -586,6 +586,36 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
     })
     .await?;
 
+    // An edit: the route's hostnames change; its leaves and the Gateway's hosts follow.
+    world
+        .apply::<HttpRoute>(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["shop2.gw.kcp-ingress.test"],
+                     "rules": [{"backendRefs": [{"name": "web", "port": 80}]},
+                               {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                                "backendRefs": [{"name": "api", "namespace": backends, "port": 80}]}]},
+        }))
+        .await?;
+    eventually(
+        "the edit reaches the leaves and the hosts",
+        CONVERGE,
+        || async {
+            let leaf = world
+                .in_cluster_ns::<HttpRoute>(&c1)
+                .get(&world.leaf_name("shop", &c1))
+                .await?;
+            let g = world.api::<GlobalIngress>().get("gw.gateway").await?;
+            let want = ["rpc.gw.kcp-ingress.test", "shop2.gw.kcp-ingress.test"];
+            let leaf_hosts = leaf.spec.hostnames.clone().unwrap_or_default();
+            if leaf_hosts != ["shop2.gw.kcp-ingress.test"] || g.spec.hosts != want {
+                bail!("leaf hostnames {leaf_hosts:?}, hosts {:?}", g.spec.hosts);
+            }
+            Ok(Some(()))
+        },
+    )
+    .await?;
+
     // Placement change: c2 stops offering a class.
     let unlabel = json!({"metadata": {"labels": {gw::CLASS_LABEL: null}}});
     Api::<Cluster>::all(world.client.clone())
