@@ -3,7 +3,8 @@
 //! generation of every GatewayClass whose `controllerName` is
 //! `kcp-ingress.dev/gateway-controller`. Others are never touched.
 //!
-//! API calls: `patch` of `gatewayclasses/status` (server-side apply).
+//! API calls: `patch` of `gatewayclasses/status` (server-side apply),
+//! retried a few times on the one backoff schedule.
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
@@ -17,7 +18,7 @@ use tracing::{info, warn};
 use crate::controller::context::apply_params;
 use crate::gateway_api::gateway_class::GatewayClass;
 use crate::labels::gateway_api as gw;
-use crate::runtime::CancellationToken;
+use crate::runtime::{self, CancellationToken};
 
 /// Whether `class` is ours and not yet accepted for its generation.
 pub fn needs_accepting(class: &GatewayClass) -> bool {
@@ -68,11 +69,25 @@ async fn accept(api: &Api<GatewayClass>, class: &GatewayClass) {
             "lastTransitionTime": Time(Timestamp::now()),
         }]},
     });
-    match api
-        .patch_status(&name, &apply_params(), &Patch::Apply(&body))
-        .await
-    {
-        Ok(_) => info!(class = %name, "accepted GatewayClass"),
-        Err(err) => warn!(class = %name, %err, "cannot accept GatewayClass"),
+    // Retried on the one backoff schedule, a few times: a later change of
+    // the class queues it again.
+    for failures in 1..=ATTEMPTS {
+        match api
+            .patch_status(&name, &apply_params(), &Patch::Apply(&body))
+            .await
+        {
+            Ok(_) => {
+                info!(class = %name, "accepted GatewayClass");
+                return;
+            }
+            Err(err) => {
+                warn!(class = %name, %err, attempt = failures, "cannot accept GatewayClass");
+                tokio::time::sleep(runtime::backoff(failures, MAX_RETRY)).await;
+            }
+        }
     }
 }
+
+/// How often accepting a class is tried, and the longest wait between tries.
+const ATTEMPTS: u32 = 5;
+const MAX_RETRY: std::time::Duration = std::time::Duration::from_secs(30);

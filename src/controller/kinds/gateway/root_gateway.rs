@@ -291,3 +291,98 @@ pub fn contains(
         .flatten()
         .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+    use crate::apis::ClusterSpec;
+    use crate::controller::kinds::gateway::watch::stores_from;
+    use crate::controller::merge::ClusterView;
+
+    fn root() -> Gateway {
+        serde_json::from_value(json!({
+            "metadata": {"name": "gw", "namespace": "shop", "generation": 2},
+            "spec": {"gatewayClassName": "global", "listeners": [
+                {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.test"}
+            ]}
+        }))
+        .unwrap()
+    }
+
+    fn leaf(ip: &str, programmed: bool) -> Arc<Gateway> {
+        let mut g = root();
+        g.status = serde_json::from_value(json!({
+            "addresses": [{"type": "IPAddress", "value": ip}],
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "", "lastTransitionTime": "1970-01-01T00:00:01Z"},
+                {"type": "Programmed", "status": if programmed {"True"} else {"False"}, "reason": "Programmed", "message": "", "lastTransitionTime": "1970-01-01T00:00:01Z"}
+            ]
+        }))
+        .unwrap();
+        Arc::new(g)
+    }
+
+    #[test]
+    fn the_merged_status_is_written_once_and_addresses_need_programmed() {
+        let world = stores_from(Vec::new(), Vec::new(), Vec::new());
+        let clusters = [
+            Arc::new(Cluster::new("east", ClusterSpec::default())),
+            Arc::new(Cluster::new("west", ClusterSpec::default())),
+        ];
+        let placement = Placement {
+            targets: vec!["east".into(), "west".into()],
+            unusable: Vec::new(),
+        };
+        let now = Time(Timestamp::from_second(100).unwrap());
+        let exists = |_: &DepKey| true;
+        let seen = Lookups {
+            world: &world,
+            clusters: &clusters,
+            exists: &exists,
+            placement: Some(&placement),
+            global_taken: None,
+            now: &now,
+        };
+        let views: Vec<LeafView<Gateway>> = [
+            ("east", leaf("127.0.1.1", true)),
+            ("west", leaf("127.0.1.2", false)),
+        ]
+        .into_iter()
+        .map(|(c, l)| LeafView {
+            view: ClusterView {
+                cluster: c.into(),
+                healthy: true,
+                entries: Gateway::addresses(&l),
+            },
+            leaf: Some(l),
+        })
+        .collect();
+        assert!(views[1].view.entries.is_empty());
+        let mut r = root();
+        let status = Gateway::root_status(&r, &views, &seen).unwrap();
+        assert_eq!(
+            status["addresses"],
+            json!([{"type": "IPAddress", "value": "127.0.1.1"}])
+        );
+        r.status = serde_json::from_value(status).unwrap();
+        assert_eq!(Gateway::root_status(&r, &views, &seen), None);
+        let hostname = GatewayStatusAddresses {
+            r#type: Some("Hostname".into()),
+            value: "lb.example.test".into(),
+        };
+        assert_eq!(
+            Gateway::global_address(&hostname).and_then(|a| a.hostname),
+            Some("lb.example.test".into())
+        );
+        let named = GatewayStatusAddresses {
+            r#type: Some("NamedAddress".into()),
+            value: "x".into(),
+        };
+        assert_eq!(Gateway::global_address(&named), None);
+        assert_eq!(Gateway::global_name("gw").as_deref(), Some("gw.gateway"));
+    }
+}
