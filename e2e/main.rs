@@ -11,6 +11,7 @@ mod controller;
 mod embedded;
 mod env;
 mod explain;
+mod gateway;
 mod glbc;
 mod rbac;
 mod smoke;
@@ -95,6 +96,16 @@ fn groups() -> Vec<Group> {
                 controller::copies_follow_roots_content_and_hand_labels,
                 controller::orphans_go_and_bad_references_are_refused,
                 controller::a_gone_cluster_s_finalizers_do_not_hold_forever,
+            ],
+        },
+        Group {
+            name: "gateway",
+            clusters: 3,
+            // Each test runs its own controller.
+            serial: true,
+            tests: tests![
+                gateway::gateway_and_routes_split_merge_and_clean_up,
+                gateway::bad_gateway_api_input_is_reported,
             ],
         },
         Group {

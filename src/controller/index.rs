@@ -19,8 +19,8 @@ struct Inner {
     roots: HashMap<(String, String), BTreeSet<String>>,
     /// A user's object → the cluster namespaces that hold a copy of it.
     copies: HashMap<DepKey, BTreeSet<String>>,
-    /// dependency → names of the roots (in its namespace) that reference it.
-    dependents: HashMap<DepKey, BTreeSet<String>>,
+    /// dependency → `(namespace, name)` of the roots that reference it.
+    dependents: HashMap<DepKey, BTreeSet<(String, String)>>,
     /// (namespace, root) → what it referenced when last seen.
     references: HashMap<(String, String), Vec<DepKey>>,
 }
@@ -38,7 +38,7 @@ impl Index {
 
     /// Records a root or leaf as seen now; returns the dependencies it no
     /// longer references (they need their labels recomputed).
-    pub fn upsert<K: RootKind>(&self, object: &K) -> Vec<DepKey> {
+    pub fn upsert<K: RootKind>(&self, object: &K, world: &K::World) -> Vec<DepKey> {
         let meta = object.meta();
         let ns = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
@@ -59,7 +59,7 @@ impl Index {
                 .insert(name.clone());
         }
         let new = if K::is_root(object) {
-            K::dependencies(object)
+            K::dependencies(object, world)
         } else {
             Vec::new()
         };
@@ -82,7 +82,11 @@ impl Index {
 
     /// Rebuilds the roots' and leaves' indexes from a full list (after a
     /// watch re-list).
-    pub fn rebuild<'a, K: RootKind>(&self, objects: impl IntoIterator<Item = &'a K>) {
+    pub fn rebuild<'a, K: RootKind>(
+        &self,
+        objects: impl IntoIterator<Item = &'a K>,
+        world: &K::World,
+    ) {
         {
             let mut inner = self.inner();
             let copies = std::mem::take(&mut inner.copies);
@@ -90,7 +94,7 @@ impl Index {
             inner.copies = copies;
         }
         for object in objects {
-            self.upsert(object);
+            self.upsert(object, world);
         }
     }
 
@@ -138,8 +142,8 @@ impl Index {
         self.inner().copies.keys().cloned().collect()
     }
 
-    /// Names of the roots that reference `dep`.
-    pub fn dependents(&self, dep: &DepKey) -> BTreeSet<String> {
+    /// `(namespace, name)` of the roots that reference `dep`.
+    pub fn dependents(&self, dep: &DepKey) -> BTreeSet<(String, String)> {
         self.inner()
             .dependents
             .get(dep)
@@ -160,9 +164,10 @@ impl Inner {
             .remove(&(ns.clone(), root.clone()))
             .unwrap_or_default();
         let dropped: Vec<DepKey> = old.iter().filter(|d| !new.contains(d)).cloned().collect();
+        let key = (ns.clone(), root.clone());
         for dep in &dropped {
             if let Some(set) = self.dependents.get_mut(dep) {
-                set.remove(&root);
+                set.remove(&key);
                 if set.is_empty() {
                     self.dependents.remove(dep);
                 }
@@ -172,7 +177,7 @@ impl Inner {
             self.dependents
                 .entry(dep.clone())
                 .or_default()
-                .insert(root.clone());
+                .insert(key.clone());
         }
         if !new.is_empty() {
             self.references.insert((ns, root), new);
@@ -222,7 +227,7 @@ mod tests {
         let api = (DepKind::Service, "ns".to_string(), "api".to_string());
         assert!(
             index
-                .upsert(&ingress("ns", "shop", &[], &["web", "api"]))
+                .upsert(&ingress("ns", "shop", &[], &["web", "api"]), &())
                 .is_empty()
         );
         let leaf_labels = [
@@ -235,7 +240,7 @@ mod tests {
             &leaf_labels,
             &["web"],
         );
-        index.upsert(&leaf);
+        index.upsert(&leaf, &());
         assert_eq!(
             index.leaves("ns", "shop"),
             BTreeSet::from([(
@@ -247,15 +252,18 @@ mod tests {
             index.roots_labelled("ns", "shop"),
             BTreeSet::from(["shop".to_string()])
         );
-        assert_eq!(index.dependents(&web), BTreeSet::from(["shop".to_string()]));
+        assert_eq!(
+            index.dependents(&web),
+            BTreeSet::from([("ns".to_string(), "shop".to_string())])
+        );
         // The root stops referencing api.
         assert_eq!(
-            index.upsert(&ingress("ns", "shop", &[], &["web"])),
+            index.upsert(&ingress("ns", "shop", &[], &["web"]), &()),
             vec![api.clone()]
         );
         assert!(index.dependents(&api).is_empty());
         index.set_copy(&web, "kcp-ingress-cluster-east", true);
-        index.rebuild([&ingress("ns", "shop", &[], &["web"])]);
+        index.rebuild([&ingress("ns", "shop", &[], &["web"])], &());
         assert_eq!(
             index.copies(&web).len(),
             1,
@@ -269,8 +277,8 @@ mod tests {
         );
         // Leaves live in cluster namespaces only.
         let elsewhere = ingress("ns", "ns.shop--west", &leaf_labels, &[]);
-        index.upsert(&leaf);
-        index.upsert(&elsewhere);
+        index.upsert(&leaf, &());
+        index.upsert(&elsewhere, &());
         assert_eq!(index.leaves("ns", "shop").len(), 1);
         index.remove(&leaf);
         assert!(index.leaves("ns", "shop").is_empty() && index.all_dependencies().is_empty());

@@ -19,7 +19,6 @@ use std::fmt::Debug;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, Patch};
 use kube::core::NamespaceResourceScope;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,10 +26,10 @@ use tracing::{info, warn};
 
 use super::context::{Context, ReconcileError, apply_params, delete_with_uid as delete};
 use super::copies;
-use super::decide;
 use super::dependencies::{DepKey, DepKind};
 use super::kind::RootKind;
 use crate::apis::PlacedObject;
+use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::mailbox;
 
 /// Reconciles the copies of one user's object.
@@ -46,18 +45,7 @@ pub async fn reconcile_dependency<K: RootKind>(
         .filter(|c| c.metadata.deletion_timestamp.is_none())
         .map(|c| c.name_any())
         .collect();
-    let mut by_roots = BTreeSet::new();
-    for root_name in ctx.index.dependents(dep) {
-        let Some(root) = ctx.caches.roots.get(&ObjectRef::new(&root_name).within(ns)) else {
-            continue;
-        };
-        if root.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        if let Some(p) = decide::targets_of(&*root, &clusters) {
-            by_roots.extend(p.targets);
-        }
-    }
+    let by_roots = ctx.all_clusters_needing(dep, &clusters);
     let by_hand = user
         .as_ref()
         .map(copies::hand_placed_clusters)
@@ -187,6 +175,7 @@ async fn get_user_object<K: RootKind>(
         DepKind::Service => get::<Service>(&ctx.client, ns, name).await,
         DepKind::Secret => get::<Secret>(&ctx.client, ns, name).await,
         DepKind::ConfigMap => get::<ConfigMap>(&ctx.client, ns, name).await,
+        DepKind::ReferenceGrant => get::<ReferenceGrant>(&ctx.client, ns, name).await,
     }
 }
 
@@ -216,7 +205,9 @@ async fn apply_copy<K: RootKind>(
             .map(|_| ())
     }
     match kind {
-        DepKind::Service => apply::<PlacedObject>(&ctx.client, ns, name, body).await?,
+        DepKind::Service | DepKind::ReferenceGrant => {
+            apply::<PlacedObject>(&ctx.client, ns, name, body).await?
+        }
         DepKind::Secret => apply::<Secret>(&ctx.client, ns, name, body).await?,
         DepKind::ConfigMap => apply::<ConfigMap>(&ctx.client, ns, name, body).await?,
     }
@@ -232,7 +223,9 @@ pub async fn delete_copy<K: RootKind>(
     uid: Option<String>,
 ) -> Result<(), ReconcileError> {
     match kind {
-        DepKind::Service => delete::<PlacedObject>(&ctx.client, ns, name, uid).await?,
+        DepKind::Service | DepKind::ReferenceGrant => {
+            delete::<PlacedObject>(&ctx.client, ns, name, uid).await?
+        }
         DepKind::Secret => delete::<Secret>(&ctx.client, ns, name, uid).await?,
         DepKind::ConfigMap => delete::<ConfigMap>(&ctx.client, ns, name, uid).await?,
     }

@@ -14,7 +14,7 @@ use crate::controller::dependencies::DepKey;
 use crate::controller::kind::RootKind;
 
 /// Everything known about one root.
-pub struct Facts<K: RootKind> {
+pub struct Facts<K: RootKind<World = ()>> {
     pub namespace: String,
     pub name: String,
     /// The root, when it exists.

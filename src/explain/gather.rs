@@ -23,6 +23,7 @@ use crate::controller::decide;
 use crate::controller::dependencies::{DepKey, DepKind};
 use crate::controller::kind::RootKind;
 use crate::controller::naming;
+use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime;
@@ -46,7 +47,7 @@ fn failed(what: impl Into<String>) -> impl FnOnce(kube::Error) -> GatherError {
 
 /// Everything the control plane and the placed clusters show of the root
 /// `namespace/name` of kind `K` (DNS facts are added by the caller).
-pub async fn facts<K: RootKind>(
+pub async fn facts<K: RootKind<World = ()>>(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -99,7 +100,7 @@ pub async fn facts<K: RootKind>(
         facts.labelled_leaves.insert(key.clone());
         facts.objects.insert(key, Arc::new(leaf));
     }
-    let targets: Vec<String> = decide::targets_of(&root, &facts.clusters)
+    let targets: Vec<String> = decide::targets_of(&root, &facts.clusters, &())
         .map(|p| p.targets)
         .unwrap_or_default();
     for cluster in &targets {
@@ -116,15 +117,17 @@ pub async fn facts<K: RootKind>(
         }
     }
 
-    for dep in K::dependencies(&root) {
+    for dep in K::dependencies(&root, &()) {
         facts
             .dependencies
             .push(dependency(client, dep, &targets).await?);
     }
-    facts.global = Api::<GlobalIngress>::namespaced(client.clone(), namespace)
-        .get_opt(name)
-        .await
-        .map_err(failed(format!("GlobalIngress {namespace}/{name}")))?;
+    if let Some(global) = K::global_name(name) {
+        facts.global = Api::<GlobalIngress>::namespaced(client.clone(), namespace)
+            .get_opt(&global)
+            .await
+            .map_err(failed(format!("GlobalIngress {namespace}/{global}")))?;
+    }
 
     let looks = targets.iter().map(|cluster| {
         let facts = &facts;
@@ -165,6 +168,18 @@ async fn metadata(
             .get_metadata_opt(name)
             .await?
             .map(|m| m.metadata),
+        (DepKind::ReferenceGrant, false) => {
+            Api::<ReferenceGrant>::namespaced(client.clone(), namespace)
+                .get_metadata_opt(name)
+                .await?
+                .map(|m| m.metadata)
+        }
+        (DepKind::ReferenceGrant, true) => {
+            Api::<PlacedObject>::namespaced(client.clone(), namespace)
+                .get_metadata_opt(name)
+                .await?
+                .map(|m| m.metadata)
+        }
     })
 }
 
@@ -242,7 +257,7 @@ async fn cluster_client(client: &Client, cluster: &Cluster) -> Result<Option<Cli
         .map_err(|e| e.to_string())
 }
 
-async fn downstream<K: RootKind>(
+async fn downstream<K: RootKind<World = ()>>(
     client: &Client,
     facts: &Facts<K>,
     root: &K,
@@ -290,7 +305,7 @@ async fn downstream<K: RootKind>(
             state: state_of(actual, desired.as_ref(), cluster),
         });
     }
-    for dep in K::dependencies(root) {
+    for dep in K::dependencies(root, &()) {
         copies.push(dependency_downstream(client, &down, &dep, cluster, timeout).await);
     }
     Downstream::Reached(copies)
@@ -386,6 +401,14 @@ async fn dependency_downstream(
                 )
                 .await
             };
+            state_of(meta, None, cluster)
+        }
+        DepKind::ReferenceGrant => {
+            let meta = within(
+                timeout,
+                Api::<ReferenceGrant>::namespaced(down.clone(), ns).get_metadata_opt(name),
+            )
+            .await;
             state_of(meta, None, cluster)
         }
     };

@@ -80,7 +80,7 @@ pub async fn explain(args: &ExplainArgs) -> Result<Report, ExplainError> {
     }
 }
 
-async fn explain_kind<K: RootKind>(
+async fn explain_kind<K: RootKind<World = ()>>(
     client: &kube::Client,
     args: &ExplainArgs,
     namespace: &str,
@@ -95,7 +95,7 @@ async fn explain_kind<K: RootKind>(
     )
     .await?;
     if let Some(root) = &facts.root {
-        facts.dns = dns::facts(client, args, &K::hosts(root)).await;
+        facts.dns = dns::facts(client, args, &K::hosts(root, &())).await;
     }
     let root = RootRef {
         kind: K::kind(&()).to_string(),

@@ -13,7 +13,7 @@ use crate::explain::facts::{CopyState, Downstream, Facts};
 use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::labels::{self, conditions};
 
-pub(super) fn downstream_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn downstream_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let mut items = Vec::new();
     let mut hint = None;
@@ -129,7 +129,7 @@ fn health_text(cluster: &Cluster, facts_now: k8s_openapi::jiff::Timestamp) -> St
     format!("{ready}; {beat}")
 }
 
-pub(super) fn clusters_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn clusters_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let mut items = Vec::new();
     let mut hint = None;

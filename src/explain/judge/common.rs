@@ -9,7 +9,7 @@ use crate::apis::LoadBalancerAddress;
 use crate::controller::decide::Plan;
 use crate::controller::kind::RootKind;
 
-pub(super) fn targets<K: RootKind>(plan: &Plan<K>) -> &[String] {
+pub(super) fn targets<K: RootKind<World = ()>>(plan: &Plan<K>) -> &[String] {
     plan.placement
         .as_ref()
         .map_or(&[], |p| p.targets.as_slice())
@@ -29,7 +29,7 @@ pub(super) fn address_text(a: &LoadBalancerAddress) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn addresses_of<K: RootKind>(addresses: &[K::Address]) -> Vec<String> {
+pub(super) fn addresses_of<K: RootKind<World = ()>>(addresses: &[K::Address]) -> Vec<String> {
     addresses
         .iter()
         .filter_map(K::global_address)

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use kube::ResourceExt;
 
 use super::common::{addresses_of, condition_text, list, targets};
-use crate::controller::decide::{self, Plan};
+use crate::controller::decide::Plan;
 use crate::controller::dependencies::{DepKey, DepKind};
-use crate::controller::kind::RootKind;
+use crate::controller::kind::{self, RootKind};
 use crate::controller::naming;
 use crate::controller::placement;
 use crate::explain::facts::Facts;
@@ -16,7 +16,7 @@ use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::labels::{self, conditions};
 use crate::mailbox;
 
-pub(super) fn root_hop<K: RootKind>(root: &K, kind: &str) -> Hop {
+pub(super) fn root_hop<K: RootKind<World = ()>>(root: &K, kind: &str) -> Hop {
     let (ns, name) = (root.namespace().unwrap_or_default(), root.name_any());
     let subject = format!("{kind} {ns}/{name}");
     let mut items = Vec::new();
@@ -36,7 +36,7 @@ pub(super) fn root_hop<K: RootKind>(root: &K, kind: &str) -> Hop {
             format!("{}: {}", problem.reason, problem.message),
         ));
     }
-    let hosts = K::hosts(root);
+    let hosts = K::hosts(root, &());
     if items.is_empty() {
         items.push(Item::pass(
             &subject,
@@ -49,8 +49,8 @@ pub(super) fn root_hop<K: RootKind>(root: &K, kind: &str) -> Hop {
     ))
 }
 
-pub(super) fn placement_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
-    let text = decide::selector_text(root);
+pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
+    let text = kind::selector_text(root);
     let shown = if text.is_empty() {
         "(none: every schedulable Cluster)".to_string()
     } else {
@@ -120,7 +120,7 @@ pub(super) fn placement_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
     .hint(hint)
 }
 
-pub(super) fn leaves_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn leaves_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let hint = format!(
         "kubectl get {} -A -l {}={},{}={ns}",
@@ -169,7 +169,7 @@ pub(super) fn dep_plural(kind: DepKind) -> &'static str {
     crate::controller::copies::resource(kind).0
 }
 
-pub(super) fn dependencies_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn dependencies_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let mut items = Vec::new();
     let mut hint = None;
     for dep in &facts.dependencies {
@@ -243,7 +243,11 @@ pub(super) fn dependencies_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) ->
     }
 }
 
-pub(super) fn root_status_hop<K: RootKind>(root: &K, kind: &str, plan: &Plan<K>) -> Hop {
+pub(super) fn root_status_hop<K: RootKind<World = ()>>(
+    root: &K,
+    kind: &str,
+    plan: &Plan<K>,
+) -> Hop {
     let (ns, name) = (root.namespace().unwrap_or_default(), root.name_any());
     let subject = format!("{kind} {ns}/{name} status");
     let hint = format!("kubectl get {} -n {ns} {name} -o yaml", K::plural(&()));
@@ -257,7 +261,7 @@ pub(super) fn root_status_hop<K: RootKind>(root: &K, kind: &str, plan: &Plan<K>)
             format!(
                 "shows {}; its healthy leaves merge to {} (the controller writes it)",
                 list(&shown),
-                list(&addresses_of::<K>(merged))
+                list(&addresses_of::<K>(&merged_addresses(root, merged)))
             ),
         ),
         None if shown.is_empty() => Item::fail(
@@ -274,7 +278,7 @@ pub(super) fn root_status_hop<K: RootKind>(root: &K, kind: &str, plan: &Plan<K>)
     .hint(hint)
 }
 
-pub(super) fn global_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
+pub(super) fn global_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let subject = format!("GlobalIngress {ns}/{name}");
     let hint = format!("kubectl get globalingress -n {ns} {name} -o yaml");
@@ -290,7 +294,7 @@ pub(super) fn global_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
         .hint(hint);
     };
     let mut items = Vec::new();
-    let hosts = K::hosts(root);
+    let hosts = K::hosts(root, &());
     if global.spec.hosts == hosts {
         items.push(Item::pass("spec.hosts", list(&hosts)));
     } else {
@@ -316,4 +320,16 @@ pub(super) fn global_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
         });
     }
     Hop::of_items(hop::GLOBAL, "hosts and conditions as expected", items).hint(hint)
+}
+
+/// The addresses of `root` with the `status` the controller would apply.
+fn merged_addresses<K: RootKind<World = ()>>(
+    root: &K,
+    status: &serde_json::Value,
+) -> Vec<K::Address> {
+    let mut object = serde_json::to_value(root).unwrap_or_default();
+    object["status"] = status.clone();
+    serde_json::from_value::<K>(object)
+        .map(|merged| K::addresses(&merged))
+        .unwrap_or_default()
 }

@@ -11,7 +11,7 @@ use crate::glbc::records::{DnsName, ownership};
 use crate::glbc::status::state;
 use crate::labels::conditions;
 
-pub(super) fn dns_records_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
+pub(super) fn dns_records_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let root_ref = format!("{ns}/{name}");
     let mut items = Vec::new();
@@ -33,7 +33,7 @@ pub(super) fn dns_records_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
                 .iter()
                 .filter_map(|z| DnsName::parse_host(z).ok())
                 .collect();
-            for host in K::hosts(root) {
+            for host in K::hosts(root, &()) {
                 let Ok(parsed) = DnsName::parse_host(&host) else {
                     items.push(Item::fail(host.as_str(), "not a valid DNS name"));
                     continue;
@@ -136,7 +136,7 @@ pub(super) fn dns_records_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
     }
 }
 
-pub(super) fn dns_answers_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
+pub(super) fn dns_answers_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
     let Some(dns) = &facts.dns else {
         return Hop::single(
             hop::DNS_ANSWERS,
@@ -152,7 +152,7 @@ pub(super) fn dns_answers_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
         .unwrap_or_default();
     let mut items = Vec::new();
     let mut hint = None;
-    for host in K::hosts(root) {
+    for host in K::hosts(root, &()) {
         if host.starts_with("*.") {
             items.push(Item::skip(
                 host.as_str(),

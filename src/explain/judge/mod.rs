@@ -23,7 +23,7 @@ use crate::controller::kind::RootKind;
 
 /// The hops of `facts`' root, in order. A root that does not exist has
 /// only the first.
-pub fn hops<K: RootKind>(facts: &Facts<K>) -> Vec<Hop> {
+pub fn hops<K: RootKind<World = ()>>(facts: &Facts<K>) -> Vec<Hop> {
     let kind = K::kind(&()).to_string();
     let (ns, name) = (&facts.namespace, &facts.name);
     let Some(root) = facts.root.as_ref() else {
@@ -55,7 +55,7 @@ pub fn hops<K: RootKind>(facts: &Facts<K>) -> Vec<Hop> {
 }
 
 /// What the controller would decide now, from the same facts.
-pub(crate) fn plan<K: RootKind>(root: &K, facts: &Facts<K>) -> Plan<K> {
+pub(crate) fn plan<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Plan<K> {
     let object = |ns: &str, name: &str| {
         facts
             .objects
@@ -76,6 +76,7 @@ pub(crate) fn plan<K: RootKind>(root: &K, facts: &Facts<K>) -> Plan<K> {
     decide::decide(&Observed {
         root,
         clusters: &facts.clusters,
+        world: &(),
         object: &object,
         leaves: &facts.labelled_leaves,
         exists: &exists,

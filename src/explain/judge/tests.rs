@@ -2,6 +2,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::ResourceExt;
 
 use super::{hops, plan};
 use crate::apis::Cluster;
@@ -98,7 +99,13 @@ fn converged() -> Facts<Ingress> {
     };
     let root = facts.root.clone().unwrap();
     for (cluster, ip) in [("east", "127.0.1.1"), ("west", "127.0.1.2")] {
-        let mut leaf = decide::leaf_for(&root, cluster);
+        let placed = facts
+            .clusters
+            .iter()
+            .find(|c| c.name_any() == cluster)
+            .unwrap()
+            .clone();
+        let mut leaf = decide::leaf_for(&root, &placed, &()).unwrap();
         leaf.status =
             serde_json::from_value(json!({"loadBalancer": {"ingress": [{"ip": ip}]}})).unwrap();
         let key = naming::leaf_key("shop", "web", cluster);
@@ -115,10 +122,7 @@ fn converged() -> Facts<Ingress> {
     // The root's status and GlobalIngress as the controller and the glbc write them.
     let plan = plan(&root, &facts);
     let mut root = root;
-    root.status = serde_json::from_value(
-        json!({"loadBalancer": {"ingress": plan.root_status.clone().unwrap()}}),
-    )
-    .unwrap();
+    root.status = serde_json::from_value(plan.root_status.clone().unwrap()).unwrap();
     let mut global = GlobalIngress::new("web", Default::default());
     global.spec.hosts = vec![HOST.into()];
     let mut status = plan.global_status.clone().unwrap();
