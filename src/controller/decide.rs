@@ -208,7 +208,12 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         degraded(
             &status.conditions,
             views.len(),
-            views.iter().filter(|v| v.healthy).count(),
+            // A cluster failing the root's health check (the glbc's
+            // verdicts) counts as not healthy, as the glbc counts it.
+            views
+                .iter()
+                .filter(|v| v.healthy && !status.probes_fail(&v.cluster))
+                .count(),
             now.clone(),
         ),
         dependencies.clone(),
@@ -274,7 +279,8 @@ fn place<K: RootKind>(
             );
         }
     };
-    let placement = placement::place(&selector, clusters.iter().map(|c| c.as_ref()));
+    let mut placement = placement::place(&selector, clusters.iter().map(|c| c.as_ref()));
+    placement.keep_draining(now.0);
     let mut message = format!("placed on {} cluster(s)", placement.targets.len());
     if !placement.unusable.is_empty() {
         let skipped: Vec<&str> = placement

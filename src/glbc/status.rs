@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::plan::{HostOutcome, RootPlan};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords};
 use crate::apis::condition::{condition, degraded};
-use crate::apis::{DnsRecordStatus, GlobalIngressStatus};
+use crate::apis::{DnsRecordStatus, GlobalIngressStatus, ProbeStatus};
 use crate::labels::conditions::{DEGRADED, DNS_PUBLISHED};
 
 /// `DnsRecordStatus.state` values.
@@ -87,12 +87,15 @@ pub struct GlbcStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_published_time: Option<Time>,
     pub conditions: Vec<Condition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeStatus>,
 }
 
 impl GlbcStatus {
     /// Whether `current` already shows exactly this.
     pub fn is_shown_in(&self, current: &GlobalIngressStatus) -> bool {
         current.dns_records == self.dns_records
+            && current.probes == self.probes
             && current.last_published_time == self.last_published_time
             && self
                 .conditions
@@ -182,6 +185,7 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
                 ),
                 degraded(previous, 0, 0, input.now.clone()),
             ],
+            probes: vec![],
         };
     }
     let mut records = Vec::new();
@@ -370,6 +374,7 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
             dns_published,
             degraded(previous, plan.placed, plan.healthy, now),
         ],
+        probes: plan.probes.clone(),
     }
 }
 
