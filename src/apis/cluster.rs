@@ -183,7 +183,11 @@ mod tests {
         let mut c = cluster("True", Some(1), now);
         assert_eq!(c.drain_complete(now), Ok(false), "schedulable");
         c.spec.unschedulable = true;
-        assert_eq!(c.drain_complete(now), Err(None), "the glbc has not said yet");
+        assert_eq!(
+            c.drain_complete(now),
+            Err(None),
+            "the glbc has not said yet"
+        );
         let later = now + k8s_openapi::jiff::SignedDuration::from_secs(5);
         c.status.as_mut().unwrap().drain_complete_time = Some(Time(later));
         assert_eq!(c.drain_complete(now), Err(Some(later)));

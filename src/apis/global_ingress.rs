@@ -89,7 +89,9 @@ pub fn probes_fail(probes: &[ProbeStatus], cluster: &str) -> bool {
 }
 
 /// The verdict of the health check of one cluster address.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(
+    Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeStatus {
     /// Name of the Cluster.

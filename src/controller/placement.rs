@@ -214,8 +214,13 @@ pub fn place<'a>(
         }
         match usable_cluster_name(name) {
             Ok(()) if cluster.spec.unschedulable => {
-                let complete = cluster.status.as_ref().and_then(|s| s.drain_complete_time.as_ref());
-                placement.draining.push((name.to_string(), complete.map(|t| t.0)));
+                let complete = cluster
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.drain_complete_time.as_ref());
+                placement
+                    .draining
+                    .push((name.to_string(), complete.map(|t| t.0)));
             }
             Ok(()) => placement.targets.push(name.to_string()),
             Err(reason) => placement.unusable.push((name.to_string(), reason)),

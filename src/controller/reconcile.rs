@@ -89,7 +89,9 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let drain_wake = plan.placement.as_ref().and_then(|p| p.drain_wake);
     apply_plan(root, plan, ctx).await?;
     let wait = drain_wake.map_or(RESYNC, |at| {
-        let ms = at.as_millisecond().saturating_sub(Timestamp::now().as_millisecond());
+        let ms = at
+            .as_millisecond()
+            .saturating_sub(Timestamp::now().as_millisecond());
         Duration::from_millis(u64::try_from(ms).unwrap_or(0) + 100).min(RESYNC)
     });
     Ok(Action::requeue(wait))

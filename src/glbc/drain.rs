@@ -37,7 +37,12 @@ pub fn draining(clusters: &[std::sync::Arc<Cluster>]) -> BTreeSet<String> {
 /// `ttl` the published TTL; `last_for`: the roots that have no other
 /// cluster to serve them (DNS keeps their last answers, fail open).
 /// `None`: it already shows that (nothing to write).
-pub fn desired(cluster: &Cluster, now: &Time, ttl: u32, last_for: &[String]) -> Option<DrainStatus> {
+pub fn desired(
+    cluster: &Cluster,
+    now: &Time,
+    ttl: u32,
+    last_for: &[String],
+) -> Option<DrainStatus> {
     let status = cluster.status.clone().unwrap_or_default();
     let current_condition = status
         .conditions
@@ -48,7 +53,8 @@ pub fn desired(cluster: &Cluster, now: &Time, ttl: u32, last_for: &[String]) -> 
         return ours.then(DrainStatus::default);
     }
     let complete = status.drain_complete_time.clone().unwrap_or_else(|| {
-        let wait = SignedDuration::from_secs(i64::from(ttl) + i64::from(labels::DRAIN_MARGIN_SECONDS));
+        let wait =
+            SignedDuration::from_secs(i64::from(ttl) + i64::from(labels::DRAIN_MARGIN_SECONDS));
         Time(now.0 + wait)
     });
     let done = complete.0 <= now.0;
@@ -74,7 +80,11 @@ pub fn desired(cluster: &Cluster, now: &Time, ttl: u32, last_for: &[String]) -> 
         &status.conditions,
         conditions::DRAINED,
         done,
-        if done { reasons::DRAINED } else { reasons::DRAINING },
+        if done {
+            reasons::DRAINED
+        } else {
+            reasons::DRAINING
+        },
         &message,
         now.clone(),
     );
@@ -120,7 +130,11 @@ mod tests {
             drain_complete_time: first.drain_complete_time.clone(),
             ..Default::default()
         });
-        assert_eq!(desired(&c, &at(110), 30, &[]), None, "shown already; the time stays");
+        assert_eq!(
+            desired(&c, &at(110), 30, &[]),
+            None,
+            "shown already; the time stays"
+        );
         let done = desired(&c, &at(132), 30, &["ns/web".into()]).unwrap();
         assert_eq!(done.conditions[0].status, "True");
         assert_eq!(done.drain_complete_time, Some(at(132)));

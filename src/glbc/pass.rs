@@ -17,10 +17,10 @@ use tracing::{debug, info, warn};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use super::drain;
 use super::embedded::Embedded;
 use super::inputs::{controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
-use super::drain;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::probe::{self, ProbeSpec};
 use super::prober::{ProbeKey, ProbeTarget, Prober};
@@ -161,7 +161,7 @@ impl Reconciler {
         );
         let clusters = self.inputs.caches.clusters.state();
         let draining = drain::draining(&clusters);
-        self.withdraw(&mut roots, checks, &draining);
+        withdraw(&mut self.inputs.prober, &mut roots, checks, &draining);
         let (traffic, problems) = traffic::traffic_of(&clusters);
         if problems != self.serving.logged {
             for (cluster, problem) in &problems {
@@ -286,70 +286,68 @@ impl Reconciler {
     }
 }
 
-impl Reconciler {
-    /// Fills each root's withdrawals: the draining clusters, and what its
-    /// health check (`checks`, in the order of `roots`) fails; starts and
-    /// stops the probes accordingly.
-    fn withdraw(
-        &mut self,
-        roots: &mut [RootInput],
-        checks: Vec<Option<Result<ProbeSpec, String>>>,
-        draining: &BTreeSet<String>,
-    ) {
-        let mut wanted = BTreeMap::new();
-        for (root, check) in roots.iter_mut().zip(&checks) {
-            root.withdrawn.extend(draining.iter().cloned());
-            let spec = match check {
-                None => continue,
-                Some(Err(problem)) => {
-                    root.probe_problem = Some(problem.clone());
+/// Fills each root's withdrawals: the draining clusters, and what its
+/// health check (`checks`, in the order of `roots`) fails; starts and
+/// stops the probes accordingly.
+fn withdraw(
+    prober: &mut Prober,
+    roots: &mut [RootInput],
+    checks: Vec<Option<Result<ProbeSpec, String>>>,
+    draining: &BTreeSet<String>,
+) {
+    let mut wanted = BTreeMap::new();
+    for (root, check) in roots.iter_mut().zip(&checks) {
+        root.withdrawn.extend(draining.iter().cloned());
+        let spec = match check {
+            None => continue,
+            Some(Err(problem)) => {
+                root.probe_problem = Some(problem.clone());
+                continue;
+            }
+            Some(Ok(spec)) => spec,
+        };
+        let host = match probe::probe_host(spec, &root.hosts) {
+            Ok(host) => host,
+            Err(problem) => {
+                root.probe_problem = Some(problem);
+                continue;
+            }
+        };
+        for cluster in &root.clusters {
+            for ip in cluster.addresses.iter().filter_map(|a| a.ip.as_deref()) {
+                let Ok(ip) = ip.trim().parse::<IpAddr>() else {
                     continue;
-                }
-                Some(Ok(spec)) => spec,
-            };
-            let host = match probe::probe_host(spec, &root.hosts) {
-                Ok(host) => host,
-                Err(problem) => {
-                    root.probe_problem = Some(problem);
-                    continue;
-                }
-            };
-            for cluster in &root.clusters {
-                for ip in cluster.addresses.iter().filter_map(|a| a.ip.as_deref()) {
-                    let Ok(ip) = ip.trim().parse::<IpAddr>() else {
-                        continue;
-                    };
-                    wanted.insert(
-                        ProbeKey {
-                            root: root.key.clone(),
-                            cluster: cluster.cluster.clone(),
-                            ip,
-                        },
-                        ProbeTarget {
-                            spec: spec.clone(),
-                            host: host.clone(),
-                        },
-                    );
-                }
+                };
+                wanted.insert(
+                    ProbeKey {
+                        root: root.key.clone(),
+                        cluster: cluster.cluster.clone(),
+                        ip,
+                    },
+                    ProbeTarget {
+                        spec: spec.clone(),
+                        host: host.clone(),
+                    },
+                );
             }
         }
-        let states = self.inputs.prober.sync(&wanted);
-        for root in roots.iter_mut() {
-            root.probes = states
-                .iter()
-                .filter(|(k, _)| k.root == root.key)
-                .map(|(k, s)| ProbeStatus {
-                    cluster: k.cluster.clone(),
-                    address: k.ip.to_string(),
-                    passing: s.passing,
-                    message: s.failed_with.clone(),
-                })
-                .collect();
-            let (failing, addresses) = probe::withdrawals(&root.probes);
-            root.withdrawn.extend(failing.iter().cloned());
-            root.failing = failing;
-            root.withdrawn_addresses = addresses;
-        }
+    }
+    let states = prober.sync(&wanted);
+    for root in roots.iter_mut() {
+        root.probes = states
+            .iter()
+            .filter(|(k, _)| k.root == root.key)
+            .map(|(k, s)| ProbeStatus {
+                cluster: k.cluster.clone(),
+                address: k.ip.to_string(),
+                passing: s.passing,
+                message: s.failed_with.clone(),
+            })
+            .collect();
+        let (failing, addresses) = probe::withdrawals(&root.probes);
+        root.withdrawn.extend(failing.iter().cloned());
+        root.failing = failing;
+        root.withdrawn_addresses = addresses;
     }
 }
 
@@ -360,9 +358,11 @@ fn last_serving(roots: &[RootInput], healthy: &BTreeSet<String>, cluster: &str) 
         .iter()
         .filter(|r| !r.orphan && !r.deleting && r.clusters.iter().any(|c| c.cluster == cluster))
         .filter(|r| {
-            !r.clusters
-                .iter()
-                .any(|c| c.cluster != cluster && healthy.contains(&c.cluster) && !r.withdrawn.contains(&c.cluster))
+            !r.clusters.iter().any(|c| {
+                c.cluster != cluster
+                    && healthy.contains(&c.cluster)
+                    && !r.withdrawn.contains(&c.cluster)
+            })
         })
         .map(|r| r.key.to_string())
         .collect()

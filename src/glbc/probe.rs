@@ -74,11 +74,15 @@ impl ProbeSpec {
         };
         let scheme = raw.scheme.unwrap_or_else(|| "http".into()).to_lowercase();
         if scheme != "http" {
-            return bad(format!("scheme {scheme:?} is not supported (only \"http\")"));
+            return bad(format!(
+                "scheme {scheme:?} is not supported (only \"http\")"
+            ));
         }
         let path = raw.path.unwrap_or_else(|| "/".into());
         if !path.starts_with('/') || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return bad(format!("path {path:?} must start with '/' and have no spaces"));
+            return bad(format!(
+                "path {path:?} must start with '/' and have no spaces"
+            ));
         }
         if let Some(host) = &raw.host
             && (host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()))
@@ -100,7 +104,11 @@ impl ProbeSpec {
         if !(1..=100).contains(&failure_threshold) || !(1..=100).contains(&success_threshold) {
             return bad("failureThreshold and successThreshold must be between 1 and 100".into());
         }
-        if let Some(code) = raw.expected_codes.iter().find(|c| !(100..=599).contains(*c)) {
+        if let Some(code) = raw
+            .expected_codes
+            .iter()
+            .find(|c| !(100..=599).contains(*c))
+        {
             return bad(format!("expected code {code} is not an HTTP status code"));
         }
         let mut expected_codes = raw.expected_codes;
@@ -226,7 +234,12 @@ mod tests {
     fn defaults_and_bad_annotations() {
         let s = ProbeSpec::parse("{}").unwrap();
         assert_eq!(
-            (s.path.as_str(), s.port, s.interval_seconds, s.timeout_seconds),
+            (
+                s.path.as_str(),
+                s.port,
+                s.interval_seconds,
+                s.timeout_seconds
+            ),
             ("/", 80, 10, 5)
         );
         assert_eq!((s.failure_threshold, s.success_threshold), (3, 1));
@@ -251,7 +264,10 @@ mod tests {
             r#"{"host":""}"#,
         ] {
             let err = ProbeSpec::parse(bad).unwrap_err();
-            assert!(err.contains(labels::HEALTH_CHECK_ANNOTATION), "{bad}: {err}");
+            assert!(
+                err.contains(labels::HEALTH_CHECK_ANNOTATION),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -289,10 +305,19 @@ mod tests {
         assert!(!s.observe(false, "HTTP 500".into(), &spec));
         assert!(!s.observe(false, "HTTP 500".into(), &spec));
         assert!(s.passing);
-        assert!(s.observe(false, "HTTP 500".into(), &spec), "third failure in a row");
+        assert!(
+            s.observe(false, "HTTP 500".into(), &spec),
+            "third failure in a row"
+        );
         assert!(!s.passing);
-        assert_eq!(s.failed_with.as_deref(), Some("HTTP 500 (3 failures in a row)"));
-        assert!(!s.observe(false, "refused".into(), &spec), "no flip while failing");
+        assert_eq!(
+            s.failed_with.as_deref(),
+            Some("HTTP 500 (3 failures in a row)")
+        );
+        assert!(
+            !s.observe(false, "refused".into(), &spec),
+            "no flip while failing"
+        );
         assert!(!s.observe(true, "HTTP 200".into(), &spec));
         assert!(!s.passing, "one success is not enough");
         assert!(s.observe(true, "HTTP 200".into(), &spec));

@@ -212,11 +212,16 @@ mod tests {
                 s.write_all(answer.as_bytes()).await.unwrap();
             }
         });
-        let spec =
-            ProbeSpec::parse(&format!(r#"{{"path":"/healthz","port":{port}}}"#)).unwrap();
+        let spec = ProbeSpec::parse(&format!(r#"{{"path":"/healthz","port":{port}}}"#)).unwrap();
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(check(ip, &spec, "web.test").await, (true, "HTTP 200".into()));
-        assert_eq!(check(ip, &spec, "web.test").await, (false, "HTTP 500".into()));
+        assert_eq!(
+            check(ip, &spec, "web.test").await,
+            (true, "HTTP 200".into())
+        );
+        assert_eq!(
+            check(ip, &spec, "web.test").await,
+            (false, "HTTP 500".into())
+        );
         // Nobody listens any more.
         let (ok, what) = check(ip, &spec, "web.test").await;
         assert!(!ok, "{what}");

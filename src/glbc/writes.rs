@@ -86,10 +86,12 @@ impl RootWriter {
                 )
                 .await
             {
-                Ok(_) => info!(cluster = name, ?status.drain_complete_time, "drain status written"),
+                Ok(_) => {
+                    info!(cluster = %name, complete = ?status.drain_complete_time, "drain status written")
+                }
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
                 Err(err) => {
-                    warn!(cluster = name, %err, "cannot write the drain status");
+                    warn!(cluster = %name, %err, "cannot write the drain status");
                     ok = false;
                 }
             }

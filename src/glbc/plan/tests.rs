@@ -352,7 +352,10 @@ fn withdrawn_clusters_and_addresses_leave_dns_and_all_withdrawn_keeps_the_last_a
     let mut r = base.clone();
     r.withdrawn.insert("c1".into());
     let plan = run(std::slice::from_ref(&r), &both, &known);
-    assert_eq!(a_records(&plan), (false, rrset(42, &["127.0.1.2", "127.0.1.3"])));
+    assert_eq!(
+        a_records(&plan),
+        (false, rrset(42, &["127.0.1.2", "127.0.1.3"]))
+    );
     let rp = &plan.roots[&RootKey::new("ns", "r")];
     assert_eq!((rp.placed, rp.healthy), (2, 2));
     // c1 fails its probes, and one address of c2 too.
@@ -368,7 +371,10 @@ fn withdrawn_clusters_and_addresses_leave_dns_and_all_withdrawn_keeps_the_last_a
     r.withdrawn.insert("c2".into());
     r.failing.insert("c2".into());
     let plan = run(std::slice::from_ref(&r), &both, &known);
-    assert_eq!(a_records(&plan), (true, rrset(42, &["127.0.1.1", "127.0.1.2"])));
+    assert_eq!(
+        a_records(&plan),
+        (true, rrset(42, &["127.0.1.1", "127.0.1.2"]))
+    );
     let rp = &plan.roots[&RootKey::new("ns", "r")];
     assert_eq!((rp.placed, rp.healthy), (2, 0));
 }
