@@ -274,7 +274,7 @@ impl Fleet {
             .lookup(&fqdn(&self.host)?, RecordType::A)
             .await?
             .iter()
-            .map(|r| r.data().to_string())
+            .map(|r| r.data.to_string())
             .collect())
     }
 

@@ -322,6 +322,6 @@ mod tests {
         assert!(!s.passing, "one success is not enough");
         assert!(s.observe(true, "HTTP 200".into(), &spec));
         assert!(s.passing && s.failed_with.is_none());
-        assert_eq!((s.probes, s.last.as_str()), (10, "HTTP 200"));
+        assert_eq!((s.probes, s.last.as_str()), (9, "HTTP 200"));
     }
 }

@@ -473,6 +473,7 @@ mod tests {
     #[test]
     fn published_records_are_listed_and_the_condition_is_true() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 1,
             healthy: 1,
@@ -532,6 +533,7 @@ mod tests {
     #[test]
     fn a_rejected_key_is_the_reason_of_pending_records() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 1,
             healthy: 1,
@@ -557,6 +559,7 @@ mod tests {
     #[test]
     fn an_orphan_says_why_nothing_is_published() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: true,
             ..RootPlan::default()
         };
@@ -577,6 +580,7 @@ mod tests {
     #[test]
     fn records_kept_after_hostnames_stopped_resolving_are_not_shown_as_fresh() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 2,
             healthy: 2,
@@ -609,6 +613,7 @@ mod tests {
     #[test]
     fn retained_records_say_so_and_degraded_is_set() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 2,
             healthy: 0,
@@ -638,6 +643,7 @@ mod tests {
     #[test]
     fn conflicts_and_bad_hosts_are_reported_worst_first() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 1,
             healthy: 1,
