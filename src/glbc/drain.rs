@@ -52,7 +52,10 @@ pub fn desired(
         let ours = current_condition.is_some() || status.drain_complete_time.is_some();
         return ours.then(DrainStatus::default);
     }
-    let complete = status.drain_complete_time.clone().unwrap_or_else(|| {
+    // A time without our condition is left from an earlier drain (or
+    // written by hand): this drain starts now.
+    let kept = current_condition.and(status.drain_complete_time.clone());
+    let complete = kept.unwrap_or_else(|| {
         let wait =
             SignedDuration::from_secs(i64::from(ttl) + i64::from(labels::DRAIN_MARGIN_SECONDS));
         Time(now.0 + wait)
@@ -145,5 +148,10 @@ mod tests {
         );
         c.spec.unschedulable = false;
         assert_eq!(desired(&c, &at(140), 30, &[]), Some(DrainStatus::default()));
+        // Drained again, with a time left over from before: a new drain.
+        c.spec.unschedulable = true;
+        c.status.as_mut().unwrap().conditions.clear();
+        let again = desired(&c, &at(200), 30, &[]).unwrap();
+        assert_eq!(again.drain_complete_time, Some(at(232)));
     }
 }
