@@ -18,6 +18,7 @@ mod smoke;
 #[allow(dead_code, reason = "used by the component test groups")]
 mod support;
 mod syncer;
+mod traffic;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -189,6 +190,17 @@ fn groups() -> Vec<Group> {
                 explain::a_missing_backend_service_stops_at_dependencies,
                 explain::a_name_owned_by_someone_else_stops_at_dns_records,
                 explain::a_stopped_cluster_stops_at_downstream,
+            ],
+        },
+        Group {
+            name: "traffic",
+            clusters: 2,
+            // Each test runs its own controller, stand-ins and glbc against
+            // the same Clusters, and drains one.
+            serial: true,
+            tests: tests![
+                traffic::a_drain_withdraws_dns_first_and_removes_leaves_after_the_ttl,
+                traffic::a_failing_application_leaves_dns_and_comes_back,
             ],
         },
     ]

@@ -45,6 +45,26 @@ pub enum Command {
     Syncer(SyncerArgs),
     /// Publish every GlobalIngress as DNS records (RFC 2136 with TSIG, or
     /// an embedded authoritative server).
+    ///
+    /// Draining a cluster: `kubectl patch cluster NAME --type merge -p
+    /// '{"spec":{"unschedulable":true}}'`. The glbc withdraws the cluster's
+    /// addresses from DNS at once and writes on the Cluster when the TTL
+    /// (--ttl, plus 2 s) has passed (status.drainCompleteTime, condition
+    /// Drained=False/Draining, then True/Drained); the controller removes
+    /// the cluster's leaves only then. Setting it back to false brings the
+    /// leaves back, then the addresses. Draining the last cluster of a root
+    /// keeps its last answers (fail open; the Drained message names it).
+    ///
+    /// Health checks: annotate a root with kcp-ingress.dev/health-check, a
+    /// JSON object: {"path":"/healthz","port":80,"scheme":"http","host":
+    /// "web.example.com","intervalSeconds":10,"timeoutSeconds":5,
+    /// "failureThreshold":3,"successThreshold":1,"expectedCodes":[200]}
+    /// (all optional; these are the defaults, host: the root's first host,
+    /// expected codes: 200-399). The glbc GETs every cluster address of the
+    /// root; an address failing failureThreshold times in a row is withdrawn
+    /// from DNS until it passes successThreshold times. When every cluster
+    /// fails, the last answers are kept and Degraded=True.
+    /// status.probes of the GlobalIngress shows each address's verdict.
     Glbc(Box<GlbcArgs>),
     /// Write the CustomResourceDefinitions of the kcp-ingress API (or check them).
     Crdgen(CrdgenArgs),
@@ -265,6 +285,8 @@ pub struct GlbcArgs {
     /// TTL of the records the glbc publishes (ownership TXT records too), in
     /// seconds. Load-balancer hostnames that have to be resolved to
     /// addresses (a host with several targets) are looked up again this often.
+    /// A drained cluster's leaves go this long (plus 2 s) after its
+    /// addresses left DNS.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub ttl: u32,
     /// Log the DNS changes that would be made; send none. The zones are

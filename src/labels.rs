@@ -84,6 +84,17 @@ pub const OWNERSHIP_WILDCARD_LABEL: &str = "_kcp-ingress-wildcard";
 /// The `heritage=` value of an ownership TXT record.
 pub const OWNERSHIP_HERITAGE: &str = "kcp-ingress";
 
+/// Annotation on a root: its application health check, JSON (`path`,
+/// `port`, `scheme`, `host`, `intervalSeconds`, `timeoutSeconds`,
+/// `failureThreshold`, `successThreshold`, `expectedCodes`; see
+/// `glbc::probe::ProbeSpec`). The glbc probes every cluster's address of
+/// the root with it and withdraws the addresses that fail.
+pub const HEALTH_CHECK_ANNOTATION: &str = "kcp-ingress.dev/health-check";
+/// Seconds the glbc waits past the published TTL before a drained
+/// cluster's leaves may go (resolvers and clients that cached the last
+/// answer a little late).
+pub const DRAIN_MARGIN_SECONDS: u32 = 2;
+
 /// Field manager of the ingress-controller.
 pub const CONTROLLER_MANAGER: &str = "kcp-ingress-controller";
 /// Field manager of the glbc.
@@ -106,6 +117,10 @@ pub mod conditions {
     pub const DEGRADED: &str = "Degraded";
     /// GlobalIngress: every Service and Secret the root references exists.
     pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+    /// Cluster (written by the glbc): the cluster is unschedulable and its
+    /// addresses are withdrawn from DNS; `False` (`Draining`) until the
+    /// published TTL has passed, then `True` (`Drained`): its leaves may go.
+    pub const DRAINED: &str = "Drained";
 }
 
 /// Condition and Event reasons shared by, or specific to, the controller
@@ -166,6 +181,17 @@ pub mod reasons {
     /// Event on a Cluster: its `kubeconfigSecretRef` points into a cluster
     /// namespace (readable by a syncer), so it is not used.
     pub const KUBECONFIG_SECRET_REFUSED: &str = "KubeconfigSecretRefused";
+    /// Cluster `Drained=False`: withdrawn from DNS, waiting out the TTL.
+    pub const DRAINING: &str = "Draining";
+    /// Cluster `Drained=True`: the TTL has passed; its leaves may go.
+    pub const DRAINED: &str = "Drained";
+    /// Event on a Cluster: it is drained but some root has no other cluster
+    /// serving it, so DNS keeps its last answers (fail open) for that root.
+    pub const DRAINING_LAST_CLUSTER: &str = "DrainingLastCluster";
+    /// Event on a root: a cluster's address fails (or passes again) the
+    /// root's health check.
+    pub const PROBE_FAILING: &str = "ProbeFailing";
+    pub const PROBE_PASSING: &str = "ProbePassing";
     /// GlobalIngress `DNSPublished=False`: no live root Ingress controls it,
     /// so nothing is published for it.
     pub const NO_LIVE_ROOT: &str = "NoLiveRoot";

@@ -32,7 +32,11 @@ pub struct ClusterSpec {
     /// where the syncer runs inside or beside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubeconfig_secret_ref: Option<KubeconfigSecretRef>,
-    /// No new placements go to an unschedulable cluster.
+    /// Drain the cluster: no new placements go to it, the glbc withdraws its
+    /// addresses from DNS at once, and its leaves go once the published TTL
+    /// (plus a margin) has passed (`status.drainCompleteTime`, condition
+    /// `Drained`). Setting it back to false brings the leaves back, then
+    /// the addresses.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unschedulable: bool,
     /// Relative share of traffic the cluster receives (default 1). With the glbc's
@@ -71,6 +75,11 @@ pub struct ClusterStatus {
     /// cluster serves them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub synced_resources: Vec<SyncedResource>,
+    /// While the cluster is unschedulable (written by the glbc): when its
+    /// addresses' last published TTL has passed, i.e. when its leaves may
+    /// be removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain_complete_time: Option<Time>,
 }
 
 /// One resource type the syncer is asked to copy.
@@ -115,6 +124,24 @@ impl Cluster {
             });
         ready && fresh
     }
+
+    /// Whether the cluster's leaves may be removed at `now`: it is
+    /// unschedulable and the glbc's drain is complete (its TTL has passed).
+    /// `Err(at)`: not yet, wait until `at`; `Ok(false)`: not draining.
+    pub fn drain_complete(&self, now: Timestamp) -> Result<bool, Option<Timestamp>> {
+        if !self.spec.unschedulable {
+            return Ok(false);
+        }
+        let at = self
+            .status
+            .as_ref()
+            .and_then(|s| s.drain_complete_time.as_ref())
+            .map(|t| t.0);
+        match at {
+            Some(at) if at <= now => Ok(true),
+            other => Err(other),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +162,7 @@ mod tests {
             last_heartbeat_time: beat_secs_ago
                 .map(|s| Time(now - k8s_openapi::jiff::SignedDuration::from_secs(s))),
             synced_resources: vec![],
+            drain_complete_time: None,
         });
         c
     }
@@ -149,5 +177,22 @@ mod tests {
         assert!(!cluster("False", Some(1), now).is_healthy(now, threshold));
         assert!(!cluster("Unknown", Some(1), now).is_healthy(now, threshold));
         assert!(!Cluster::new("bare", ClusterSpec::default()).is_healthy(now, threshold));
+    }
+
+    #[test]
+    fn leaves_go_only_once_the_drain_is_complete() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let mut c = cluster("True", Some(1), now);
+        assert_eq!(c.drain_complete(now), Ok(false), "schedulable");
+        c.spec.unschedulable = true;
+        assert_eq!(
+            c.drain_complete(now),
+            Err(None),
+            "the glbc has not said yet"
+        );
+        let later = now + k8s_openapi::jiff::SignedDuration::from_secs(5);
+        c.status.as_mut().unwrap().drain_complete_time = Some(Time(later));
+        assert_eq!(c.drain_complete(now), Err(Some(later)));
+        assert_eq!(c.drain_complete(later), Ok(true));
     }
 }

@@ -63,6 +63,11 @@ pub struct GlobalIngressStatus {
     /// When the glbc last applied the root's records successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_published_time: Option<Time>,
+    /// The glbc's application health checks (annotation
+    /// `kcp-ingress.dev/health-check` on the root): one entry per probed
+    /// cluster address, sorted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeStatus>,
     /// `Ready`, `DNSPublished` and `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -83,6 +88,38 @@ pub struct ClusterIngressStatus {
     /// When the addresses or the health of this cluster last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change_time: Option<Time>,
+}
+
+impl GlobalIngressStatus {
+    /// Whether `cluster` fails the root's health check: it has probed
+    /// addresses and none passes. It then counts as not healthy for
+    /// `Degraded` (one rule for the controller and the glbc).
+    pub fn probes_fail(&self, cluster: &str) -> bool {
+        probes_fail(&self.probes, cluster)
+    }
+}
+
+/// See [`GlobalIngressStatus::probes_fail`].
+pub fn probes_fail(probes: &[ProbeStatus], cluster: &str) -> bool {
+    let mut of = probes.iter().filter(|p| p.cluster == cluster).peekable();
+    of.peek().is_some() && of.all(|p| !p.passing)
+}
+
+/// The verdict of the health check of one cluster address.
+#[derive(
+    Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeStatus {
+    /// Name of the Cluster.
+    pub cluster: String,
+    /// The probed address.
+    pub address: String,
+    /// Whether the address passes (withdrawn from DNS while it does not).
+    pub passing: bool,
+    /// While failing: the result that withdrew it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// One load-balancer endpoint: an IP address or a hostname.

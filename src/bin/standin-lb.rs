@@ -48,6 +48,11 @@ struct Args {
     /// (some cloud load balancers give only a name).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
+    /// While this file exists and holds an HTTP status code (e.g. `500`),
+    /// answer every request with that code: the cluster's "application"
+    /// fails while its API stays healthy (health-check tests).
+    #[arg(long, value_name = "FILE")]
+    status_file: Option<PathBuf>,
 }
 
 /// Field manager of the stand-in's status writes.
@@ -69,7 +74,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     info!(cluster = %args.cluster, %listen, "stand-in load balancer serving");
-    let server = tokio::spawn(serve(listener, args.cluster.clone(), shutdown.clone()));
+    let server = tokio::spawn(serve(
+        listener,
+        args.cluster.clone(),
+        args.status_file.clone(),
+        shutdown.clone(),
+    ));
     fill_status(client, &args, shutdown).await;
     server.await?;
     Ok(())
@@ -134,7 +144,12 @@ async fn assign(client: &kube::Client, ingress: &Ingress, entry: &serde_json::Va
 }
 
 /// Answers every HTTP request with the cluster's name.
-async fn serve(listener: tokio::net::TcpListener, cluster: String, shutdown: CancellationToken) {
+async fn serve(
+    listener: tokio::net::TcpListener,
+    cluster: String,
+    status_file: Option<PathBuf>,
+    shutdown: CancellationToken,
+) {
     loop {
         let (stream, _) = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -144,11 +159,21 @@ async fn serve(listener: tokio::net::TcpListener, cluster: String, shutdown: Can
             },
         };
         let cluster = cluster.clone();
+        let status_file = status_file.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                     let cluster = cluster.clone();
+                    let status_file = status_file.clone();
                     async move {
+                        let code = match &status_file {
+                            Some(file) => tokio::fs::read_to_string(file)
+                                .await
+                                .ok()
+                                .and_then(|s| s.trim().parse::<u16>().ok())
+                                .unwrap_or(200),
+                            None => 200,
+                        };
                         let host = request
                             .headers()
                             .get(hyper::header::HOST)
@@ -156,6 +181,7 @@ async fn serve(listener: tokio::net::TcpListener, cluster: String, shutdown: Can
                             .unwrap_or("")
                             .to_string();
                         let response = Response::builder()
+                            .status(code)
                             .header("X-Cluster", cluster.as_str())
                             .header(hyper::header::CONTENT_TYPE, "text/plain")
                             .body(Full::new(Bytes::from(format!("{cluster}\nhost {host}\n"))))

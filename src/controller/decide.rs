@@ -88,7 +88,8 @@ pub struct Plan<K: RootKind> {
     pub global_status: Option<GlobalIngressStatus>,
 }
 
-/// The clusters a valid root goes to (none for an invalid one, whose
+/// The clusters a valid root goes to now (a draining cluster until its
+/// drain completes; none for an invalid root, whose
 /// problem its own reconcile reports).
 pub fn targets_of<K: RootKind>(
     root: &K,
@@ -98,7 +99,9 @@ pub fn targets_of<K: RootKind>(
     if !K::validate(root).is_empty() {
         return None;
     }
-    K::targets(root, clusters, world).ok()
+    let mut placement = K::targets(root, clusters, world).ok()?;
+    placement.keep_draining(Timestamp::now());
+    Some(placement)
 }
 
 /// `leaf`, the leaf of `root` for `cluster` as the kind made it, as the
@@ -275,7 +278,12 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             degraded(
                 &status.conditions,
                 views.len(),
-                views.iter().filter(|v| v.healthy).count(),
+                // A cluster failing the root's health check (the glbc's
+                // verdicts) counts as not healthy, as the glbc counts it.
+                views
+                    .iter()
+                    .filter(|v| v.healthy && !status.probes_fail(&v.cluster))
+                    .count(),
                 now.clone(),
             ),
             dependencies.clone(),
@@ -335,10 +343,11 @@ fn place<K: RootKind>(
             .join("; ");
         return (None, not_ready(problem.reason, &message));
     }
-    let placement = match K::targets(root, clusters, world) {
+    let mut placement = match K::targets(root, clusters, world) {
         Ok(placement) => placement,
         Err(problem) => return (None, not_ready(problem.reason, &problem.message)),
     };
+    placement.keep_draining(now.0);
     let mut message = format!("placed on {} cluster(s)", placement.targets.len());
     if !placement.unusable.is_empty() {
         let skipped: Vec<&str> = placement

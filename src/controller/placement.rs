@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::core::{Expression, Selector, SelectorExt};
 
 use crate::apis::Cluster;
@@ -166,6 +167,30 @@ pub struct Placement {
     pub targets: Vec<String>,
     /// Clusters that match but cannot be targeted, with the reason.
     pub unusable: Vec<(String, String)>,
+    /// Unschedulable clusters that match, with the time the glbc said
+    /// their drain completes (none yet: not said). See [`Placement::keep_draining`].
+    pub draining: Vec<(String, Option<Timestamp>)>,
+    /// When the next draining cluster's leaves may go (a requeue is due then).
+    pub drain_wake: Option<Timestamp>,
+}
+
+impl Placement {
+    /// A drained cluster loses its leaves only once its addresses have left
+    /// DNS and the TTL has passed: until the drain completes at `now`, a
+    /// matching unschedulable cluster stays a target. Sets `drain_wake`.
+    pub fn keep_draining(&mut self, now: Timestamp) {
+        for (name, complete) in &self.draining {
+            match complete {
+                Some(at) if *at <= now => {}
+                _ => self.targets.push(name.clone()),
+            }
+            if let Some(at) = complete.filter(|at| *at > now) {
+                self.drain_wake = Some(self.drain_wake.map_or(at, |w| w.min(at)));
+            }
+        }
+        self.targets.sort();
+        self.targets.dedup();
+    }
 }
 
 /// Places a root with the (already parsed) `selector` on `clusters`: every
@@ -180,7 +205,7 @@ pub fn place<'a>(
         let Some(name) = cluster.metadata.name.as_deref() else {
             continue;
         };
-        if cluster.spec.unschedulable || cluster.metadata.deletion_timestamp.is_some() {
+        if cluster.metadata.deletion_timestamp.is_some() {
             continue;
         }
         let empty = Default::default();
@@ -188,12 +213,22 @@ pub fn place<'a>(
             continue;
         }
         match usable_cluster_name(name) {
+            Ok(()) if cluster.spec.unschedulable => {
+                let complete = cluster
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.drain_complete_time.as_ref());
+                placement
+                    .draining
+                    .push((name.to_string(), complete.map(|t| t.0)));
+            }
             Ok(()) => placement.targets.push(name.to_string()),
             Err(reason) => placement.unusable.push((name.to_string(), reason)),
         }
     }
     placement.targets.sort();
     placement.unusable.sort();
+    placement.draining.sort();
     placement
 }
 
@@ -215,6 +250,7 @@ pub fn usable_cluster_name(name: &str) -> Result<(), String> {
 mod tests {
     use std::collections::BTreeMap;
 
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use proptest::prelude::*;
 
     use super::*;
@@ -291,6 +327,37 @@ mod tests {
         assert_eq!(p.unusable.len(), 1);
         let all = place(&parse_selector("").unwrap(), &clusters);
         assert_eq!(all.targets, ["east", "paris", "west"]);
+        assert_eq!(all.draining, [("drain".to_string(), None)]);
+    }
+
+    #[test]
+    fn a_draining_cluster_keeps_its_leaves_until_its_drain_completes() {
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let later = Timestamp::from_second(1_800_000_030).unwrap();
+        let mut drained = cluster("drained", &[], true);
+        drained.status = Some(crate::apis::ClusterStatus {
+            drain_complete_time: Some(Time(now)),
+            ..Default::default()
+        });
+        let mut draining = cluster("draining", &[], true);
+        draining.status = Some(crate::apis::ClusterStatus {
+            drain_complete_time: Some(Time(later)),
+            ..Default::default()
+        });
+        let clusters = [
+            cluster("b", &[], false),
+            drained,
+            draining,
+            cluster("unsaid", &[], true),
+        ];
+        let mut p = place(&parse_selector("").unwrap(), &clusters);
+        p.keep_draining(now);
+        assert_eq!(p.targets, ["b", "draining", "unsaid"]);
+        assert_eq!(p.drain_wake, Some(later));
+        let mut p = place(&parse_selector("").unwrap(), &clusters);
+        p.keep_draining(later);
+        assert_eq!(p.targets, ["b", "unsaid"]);
+        assert_eq!(p.drain_wake, None);
     }
 
     proptest! {

@@ -104,8 +104,16 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         now: Timestamp::now(),
         health_threshold: ctx.health_threshold,
     });
+    // A draining cluster's leaves go when its drain completes.
+    let drain_wake = plan.placement.as_ref().and_then(|p| p.drain_wake);
     apply_plan(root, plan, ctx).await?;
-    Ok(Action::requeue(RESYNC))
+    let wait = drain_wake.map_or(RESYNC, |at| {
+        let ms = at
+            .as_millisecond()
+            .saturating_sub(Timestamp::now().as_millisecond());
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0) + 100).min(RESYNC)
+    });
+    Ok(Action::requeue(wait))
 }
 
 /// Performs a plan: Events, leaves, the root's status, dependency

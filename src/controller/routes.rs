@@ -267,6 +267,7 @@ fn on_cluster<K: RootKind>(
             triggers.cluster_namespace(&namespace(&new));
             let placement_changed = old.labels() != new.labels()
                 || old.spec.unschedulable != new.spec.unschedulable
+                || drain_time(&old) != drain_time(&new)
                 || old.metadata.deletion_timestamp != new.metadata.deletion_timestamp;
             if placement_changed {
                 roots_matching(roots, &[old.labels(), new.labels()], triggers);
@@ -531,4 +532,9 @@ pub async fn follow_cluster_health<K: RootKind>(
             }
         }
     }
+}
+
+/// When the glbc says a Cluster's drain completes (its leaves may go then).
+fn drain_time(cluster: &Cluster) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Time> {
+    cluster.status.as_ref()?.drain_complete_time.as_ref()
 }

@@ -42,6 +42,11 @@ pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput> {
             .as_ref()
             .map(|s| s.clusters.clone())
             .unwrap_or_default(),
+        withdrawn: Default::default(),
+        failing: Default::default(),
+        withdrawn_addresses: Default::default(),
+        probe_problem: None,
+        probes: Vec::new(),
     })
 }
 
@@ -93,6 +98,7 @@ mod tests {
             }],
             last_heartbeat_time: Some(Time(Timestamp::from_millisecond(beat_ms).unwrap())),
             synced_resources: vec![],
+            drain_complete_time: None,
         });
         Arc::new(c)
     }

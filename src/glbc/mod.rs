@@ -17,17 +17,23 @@
 //!   [`reconcile`]: the loop that runs passes;
 //! - [`resolve`]: load-balancer hostnames looked up in the background;
 //! - [`traffic`] (pure): weights and priority groups of the clusters;
+//! - [`probe`] (pure): a root's health check and the thresholds;
+//!   [`prober`]: probing cluster addresses in the background;
+//! - [`drain`] (pure): an unschedulable Cluster's drain phase;
 //! - [`dns`]: the DNS providers (RFC 2136 with TSIG, dry run);
 //!   [`embedded`]: the authoritative server inside every replica.
 
 pub mod diff;
 pub mod dns;
+pub mod drain;
 pub mod embedded;
 pub mod inputs;
 pub mod keys;
 pub mod ledger;
 pub mod pass;
 pub mod plan;
+pub mod probe;
+pub mod prober;
 pub mod publish;
 pub mod reconcile;
 pub mod records;
@@ -52,6 +58,7 @@ use self::embedded::Embedded;
 use self::keys::{KeyError, KeySource, Keys, ProviderFactory};
 use self::pass::{Inputs, Reconciler, Serving, Settings};
 use self::plan::PlanConfig;
+use self::prober::Prober;
 use self::records::DnsName;
 use self::resolve::Resolver;
 use self::writes::RootWriter;
@@ -244,7 +251,11 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
             dry_run: args.dry_run,
             resync_interval: args.resync_interval,
         },
-        Inputs { caches, resolver },
+        Inputs {
+            caches,
+            resolver,
+            prober: Prober::new(notify.clone()),
+        },
         dns_zones,
         RootWriter::new(client, component.recorder.clone(), args.namespace.clone()),
         component.metrics.clone(),

@@ -3,6 +3,8 @@
 //! server → finalizers and statuses written. Returns when the next pass is
 //! due at the latest (a heartbeat expiring, a retry, a re-read, a lookup).
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -15,16 +17,21 @@ use tracing::{debug, info, warn};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
+use super::drain;
 use super::embedded::Embedded;
 use super::inputs::{controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
+use super::probe::{self, ProbeSpec};
+use super::prober::{ProbeKey, ProbeTarget, Prober};
 use super::publish::Publisher;
 use super::resolve::Resolver;
 use super::traffic;
 use super::watches::Caches;
 use super::writes::{RootWriter, ZoneView};
 use super::zone::Zones;
+use crate::apis::ProbeStatus;
+use crate::labels;
 use crate::runtime::metrics::Metrics;
 
 /// What a pass needs to know besides its inputs.
@@ -35,10 +42,12 @@ pub struct Settings {
     pub resync_interval: Duration,
 }
 
-/// What passes read: the caches and the resolved load-balancer hostnames.
+/// What passes read: the caches, the resolved load-balancer hostnames and
+/// the application health checks.
 pub struct Inputs {
     pub caches: Caches,
     pub resolver: Resolver,
+    pub prober: Prober,
 }
 
 /// Runs passes, keeping between them what the zones hold, the hosts the
@@ -121,7 +130,8 @@ impl Reconciler {
 
         let globals = self.inputs.caches.globals.state();
         let ingresses = &self.inputs.caches.roots;
-        let roots: Vec<RootInput> = globals
+        let mut checks: Vec<Option<Result<ProbeSpec, String>>> = Vec::new();
+        let mut roots: Vec<RootInput> = globals
             .iter()
             .filter_map(|g| {
                 let namespace = g.namespace()?;
@@ -130,7 +140,18 @@ impl Reconciler {
                         .get(&ObjectRef::new(name).within(&namespace))
                         .and_then(|i| i.metadata.uid.clone())
                 });
-                root_input(g, live)
+                let input = root_input(g, live)?;
+                checks.push(
+                    ingresses
+                        .get(&ObjectRef::new(&g.name_any()).within(&namespace))
+                        .filter(|_| live)
+                        .and_then(|i| {
+                            i.annotations()
+                                .get(labels::HEALTH_CHECK_ANNOTATION)
+                                .map(|a| ProbeSpec::parse(a))
+                        }),
+                );
+                Some(input)
             })
             .collect();
         let (healthy, expiry) = health(
@@ -139,6 +160,8 @@ impl Reconciler {
             settings.health_threshold,
         );
         let clusters = self.inputs.caches.clusters.state();
+        let draining = drain::draining(&clusters);
+        withdraw(&mut self.inputs.prober, &mut roots, checks, &draining);
         let (traffic, problems) = traffic::traffic_of(&clusters);
         if problems != self.serving.logged {
             for (cluster, problem) in &problems {
@@ -190,6 +213,20 @@ impl Reconciler {
         let mut writes_ok = true;
         if writes {
             writes_ok &= self.writer.add_finalizers(&globals).await;
+            let drains: Vec<_> = clusters
+                .iter()
+                .filter_map(|c| {
+                    let name = c.name_any();
+                    let last_for = last_serving(&roots, &healthy, &name);
+                    drain::desired(c, &now_time, settings.plan.ttl, &last_for).map(|d| (name, d))
+                })
+                .collect();
+            writes_ok &= self.writer.write_drains(&drains).await;
+        }
+        if let Some(at) = drain::next_completion(&clusters, now_ts) {
+            let wait = u64::try_from(at.as_millisecond().saturating_sub(now_ts.as_millisecond()))
+                .unwrap_or(0);
+            wake.at(now + Duration::from_millis(wait + 1));
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
         for root in published.roots {
@@ -247,6 +284,88 @@ impl Reconciler {
         debug!(roots = plan.roots.len(), updates = published.messages, next = ?wake.0.map(|w| w - now), "pass done");
         wake.0
     }
+}
+
+/// Fills each root's withdrawals: the draining clusters, and what its
+/// health check (`checks`, in the order of `roots`) fails; starts and
+/// stops the probes accordingly.
+fn withdraw(
+    prober: &mut Prober,
+    roots: &mut [RootInput],
+    checks: Vec<Option<Result<ProbeSpec, String>>>,
+    draining: &BTreeSet<String>,
+) {
+    let mut wanted = BTreeMap::new();
+    for (root, check) in roots.iter_mut().zip(&checks) {
+        root.withdrawn.extend(draining.iter().cloned());
+        let spec = match check {
+            None => continue,
+            Some(Err(problem)) => {
+                root.probe_problem = Some(problem.clone());
+                continue;
+            }
+            Some(Ok(spec)) => spec,
+        };
+        let host = match probe::probe_host(spec, &root.hosts) {
+            Ok(host) => host,
+            Err(problem) => {
+                root.probe_problem = Some(problem);
+                continue;
+            }
+        };
+        for cluster in &root.clusters {
+            for ip in cluster.addresses.iter().filter_map(|a| a.ip.as_deref()) {
+                let Ok(ip) = ip.trim().parse::<IpAddr>() else {
+                    continue;
+                };
+                wanted.insert(
+                    ProbeKey {
+                        root: root.key.clone(),
+                        cluster: cluster.cluster.clone(),
+                        ip,
+                    },
+                    ProbeTarget {
+                        spec: spec.clone(),
+                        host: host.clone(),
+                    },
+                );
+            }
+        }
+    }
+    let states = prober.sync(&wanted);
+    for root in roots.iter_mut() {
+        root.probes = states
+            .iter()
+            .filter(|(k, _)| k.root == root.key)
+            .map(|(k, s)| ProbeStatus {
+                cluster: k.cluster.clone(),
+                address: k.ip.to_string(),
+                passing: s.passing,
+                message: s.failed_with.clone(),
+            })
+            .collect();
+        let (failing, addresses) = probe::withdrawals(&root.probes);
+        root.withdrawn.extend(failing.iter().cloned());
+        root.failing = failing;
+        root.withdrawn_addresses = addresses;
+    }
+}
+
+/// The live roots that `cluster` is the last to serve: no other healthy
+/// cluster of theirs is not withdrawn.
+fn last_serving(roots: &[RootInput], healthy: &BTreeSet<String>, cluster: &str) -> Vec<String> {
+    roots
+        .iter()
+        .filter(|r| !r.orphan && !r.deleting && r.clusters.iter().any(|c| c.cluster == cluster))
+        .filter(|r| {
+            !r.clusters.iter().any(|c| {
+                c.cluster != cluster
+                    && healthy.contains(&c.cluster)
+                    && !r.withdrawn.contains(&c.cluster)
+            })
+        })
+        .map(|r| r.key.to_string())
+        .collect()
 }
 
 /// The earliest of several wake-up times.

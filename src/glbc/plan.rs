@@ -32,7 +32,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::diff::{self, DesiredName, NameChange, RecordEdit};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords, address_kind, ownership};
 use super::traffic::{self, Traffic};
-use crate::apis::ClusterIngressStatus;
+use crate::apis::{ClusterIngressStatus, ProbeStatus};
 use ownership::Owner;
 
 /// A root Ingress (and its GlobalIngress): `namespace/name`.
@@ -77,6 +77,18 @@ pub struct RootInput {
     pub hosts: Vec<String>,
     /// status.clusters: where the root is placed and the addresses there.
     pub clusters: Vec<ClusterIngressStatus>,
+    /// Clusters whose addresses are withdrawn for this root although they
+    /// may be healthy: draining, or failing the root's health check.
+    pub withdrawn: BTreeSet<String>,
+    /// Of those, the ones that fail the health check (they count as not
+    /// healthy for `Degraded`; a draining cluster does not).
+    pub failing: BTreeSet<String>,
+    /// Single addresses that fail the health check.
+    pub withdrawn_addresses: BTreeSet<String>,
+    /// A problem with the root's health check (its annotation).
+    pub probe_problem: Option<String>,
+    /// The health check's verdicts, for the status.
+    pub probes: Vec<ProbeStatus>,
 }
 
 /// The glbc's settings that the plan depends on.
@@ -144,6 +156,8 @@ pub struct RootPlan {
     pub hosts: Vec<HostPlan>,
     /// Addresses that could not be used (malformed, or unresolved hostnames).
     pub problems: Vec<String>,
+    /// The health check's verdicts (from the input).
+    pub probes: Vec<ProbeStatus>,
 }
 
 /// One host of a root.
@@ -253,7 +267,8 @@ fn targets(
     traffic: &BTreeMap<String, Traffic>,
 ) -> Targets {
     let mut t = Targets::default();
-    let serving = traffic::serving(&root.clusters, healthy, traffic);
+    let healthy: BTreeSet<String> = healthy.difference(&root.withdrawn).cloned().collect();
+    let serving = traffic::serving(&root.clusters, &healthy, traffic);
     for cluster in root
         .clusters
         .iter()
@@ -261,6 +276,9 @@ fn targets(
     {
         for address in &cluster.addresses {
             if let Some(ip) = &address.ip {
+                if root.withdrawn_addresses.contains(ip.trim()) {
+                    continue;
+                }
                 match ip.trim().parse::<IpAddr>() {
                     Ok(ip) => {
                         t.ips.insert(ip);
@@ -390,14 +408,20 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         let healthy = root
             .clusters
             .iter()
-            .filter(|c| input.healthy.contains(&c.cluster))
+            .filter(|c| input.healthy.contains(&c.cluster) && !root.failing.contains(&c.cluster))
             .count();
         let mut plan = RootPlan {
             orphan: false,
             placed: root.clusters.len(),
             healthy,
             hosts: Vec::new(),
-            problems: t.problems.into_iter().chain(unresolved).collect(),
+            problems: t
+                .problems
+                .into_iter()
+                .chain(unresolved)
+                .chain(root.probe_problem.clone())
+                .collect(),
+            probes: root.probes.clone(),
         };
         let mut seen = BTreeSet::new();
         for host in &root.hosts {

@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::plan::{HostOutcome, RootPlan};
 use super::records::{DnsName, RecordKind, Rrset, ZoneRecords};
 use crate::apis::condition::{condition, degraded};
-use crate::apis::{DnsRecordStatus, GlobalIngressStatus};
+use crate::apis::{DnsRecordStatus, GlobalIngressStatus, ProbeStatus};
 use crate::labels::conditions::{DEGRADED, DNS_PUBLISHED};
 
 /// `DnsRecordStatus.state` values.
@@ -87,12 +87,15 @@ pub struct GlbcStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_published_time: Option<Time>,
     pub conditions: Vec<Condition>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeStatus>,
 }
 
 impl GlbcStatus {
     /// Whether `current` already shows exactly this.
     pub fn is_shown_in(&self, current: &GlobalIngressStatus) -> bool {
         current.dns_records == self.dns_records
+            && current.probes == self.probes
             && current.last_published_time == self.last_published_time
             && self
                 .conditions
@@ -182,6 +185,7 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
                 ),
                 degraded(previous, 0, 0, input.now.clone()),
             ],
+            probes: vec![],
         };
     }
     let mut records = Vec::new();
@@ -370,6 +374,7 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
             dns_published,
             degraded(previous, plan.placed, plan.healthy, now),
         ],
+        probes: plan.probes.clone(),
     }
 }
 
@@ -468,6 +473,7 @@ mod tests {
     #[test]
     fn published_records_are_listed_and_the_condition_is_true() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 1,
             healthy: 1,
@@ -527,6 +533,7 @@ mod tests {
     #[test]
     fn a_rejected_key_is_the_reason_of_pending_records() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 1,
             healthy: 1,
@@ -552,6 +559,7 @@ mod tests {
     #[test]
     fn an_orphan_says_why_nothing_is_published() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: true,
             ..RootPlan::default()
         };
@@ -572,6 +580,7 @@ mod tests {
     #[test]
     fn records_kept_after_hostnames_stopped_resolving_are_not_shown_as_fresh() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 2,
             healthy: 2,
@@ -604,6 +613,7 @@ mod tests {
     #[test]
     fn retained_records_say_so_and_degraded_is_set() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 2,
             healthy: 0,
@@ -633,6 +643,7 @@ mod tests {
     #[test]
     fn conflicts_and_bad_hosts_are_reported_worst_first() {
         let plan = RootPlan {
+            probes: vec![],
             orphan: false,
             placed: 1,
             healthy: 1,

@@ -66,6 +66,39 @@ impl RootWriter {
         }
     }
 
+    /// Applies the glbc's part of each Cluster's status (drains); returns
+    /// whether every write succeeded.
+    pub async fn write_drains(&self, drains: &[(String, super::drain::DrainStatus)]) -> bool {
+        let api: Api<Cluster> = Api::all(self.client.clone());
+        let mut ok = true;
+        for (name, status) in drains {
+            let body = json!({
+                "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
+                "kind": "Cluster",
+                "metadata": {"name": name},
+                "status": status,
+            });
+            match api
+                .patch_status(
+                    name,
+                    &PatchParams::apply(labels::GLBC_MANAGER).force(),
+                    &Patch::Apply(body),
+                )
+                .await
+            {
+                Ok(_) => {
+                    info!(cluster = %name, complete = ?status.drain_complete_time, "drain status written")
+                }
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(err) => {
+                    warn!(cluster = %name, %err, "cannot write the drain status");
+                    ok = false;
+                }
+            }
+        }
+        ok
+    }
+
     pub fn new(client: Client, recorder: Recorder, namespace: Option<String>) -> Self {
         Self {
             client,

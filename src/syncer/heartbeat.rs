@@ -111,6 +111,7 @@ pub fn cluster_status(
         conditions: vec![ready, heartbeat, reachable],
         last_heartbeat_time: Some(now),
         synced_resources,
+        drain_complete_time: None,
     })
 }
 

@@ -77,7 +77,9 @@ pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>)
             ));
         }
     };
-    let placed = placement::place(&selector, facts.clusters.iter().map(Arc::as_ref));
+    let mut placed = placement::place(&selector, facts.clusters.iter().map(Arc::as_ref));
+    // A draining cluster keeps its leaves until its drain completes.
+    placed.keep_draining(facts.now);
     let mut items: Vec<Item> = facts
         .clusters
         .iter()

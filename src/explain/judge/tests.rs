@@ -46,6 +46,7 @@ fn cluster(name: &str) -> Arc<Cluster> {
         )],
         last_heartbeat_time: Some(Time(now())),
         synced_resources: vec![],
+        drain_complete_time: None,
     });
     Arc::new(c)
 }

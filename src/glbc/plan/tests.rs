@@ -56,6 +56,11 @@ fn root(ns: &str, n: &str, hosts: &[&str], clusters: Vec<ClusterIngressStatus>) 
         orphan: false,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         clusters,
+        withdrawn: Default::default(),
+        failing: Default::default(),
+        withdrawn_addresses: Default::default(),
+        probe_problem: None,
+        probes: Vec::new(),
     }
 }
 
@@ -322,6 +327,56 @@ fn no_healthy_cluster_keeps_what_is_published() {
         outcome(&plan, "ns", "r", "a.z.test"),
         HostOutcome::NoTargets { .. }
     ));
+}
+
+#[test]
+fn withdrawn_clusters_and_addresses_leave_dns_and_all_withdrawn_keeps_the_last_answers() {
+    let known = published("a.z.test", &["127.0.1.1", "127.0.1.2"], OWNER, "ns/r");
+    let base = root(
+        "ns",
+        "r",
+        &["a.z.test"],
+        vec![
+            placed("c1", vec![ip("127.0.1.1")]),
+            placed("c2", vec![ip("127.0.1.2"), ip("127.0.1.3")]),
+        ],
+    );
+    let a_records = |plan: &Plan| match outcome(plan, "ns", "r", "a.z.test") {
+        HostOutcome::Publish {
+            retained, rrsets, ..
+        } => (*retained, rrsets[&RecordKind::A].clone()),
+        other => panic!("{other:?}"),
+    };
+    let both = healthy(&["c1", "c2"]);
+    // c1 drains: withdrawn, but it still counts as healthy.
+    let mut r = base.clone();
+    r.withdrawn.insert("c1".into());
+    let plan = run(std::slice::from_ref(&r), &both, &known);
+    assert_eq!(
+        a_records(&plan),
+        (false, rrset(42, &["127.0.1.2", "127.0.1.3"]))
+    );
+    let rp = &plan.roots[&RootKey::new("ns", "r")];
+    assert_eq!((rp.placed, rp.healthy), (2, 2));
+    // c1 fails its probes, and one address of c2 too.
+    r.failing.insert("c1".into());
+    r.withdrawn_addresses.insert("127.0.1.3".into());
+    r.probe_problem = Some("bad probe".into());
+    let plan = run(std::slice::from_ref(&r), &both, &known);
+    assert_eq!(a_records(&plan), (false, rrset(42, &["127.0.1.2"])));
+    let rp = &plan.roots[&RootKey::new("ns", "r")];
+    assert_eq!((rp.placed, rp.healthy), (2, 1));
+    assert!(rp.problems.contains(&"bad probe".to_string()));
+    // Every cluster fails: fail open, the last answers stay.
+    r.withdrawn.insert("c2".into());
+    r.failing.insert("c2".into());
+    let plan = run(std::slice::from_ref(&r), &both, &known);
+    assert_eq!(
+        a_records(&plan),
+        (true, rrset(42, &["127.0.1.1", "127.0.1.2"]))
+    );
+    let rp = &plan.roots[&RootKey::new("ns", "r")];
+    assert_eq!((rp.placed, rp.healthy), (2, 0));
 }
 
 #[test]

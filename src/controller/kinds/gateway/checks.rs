@@ -346,6 +346,7 @@ mod tests {
                 .iter()
                 .map(|c| (c.to_string(), format!("cluster {c} {NO_CLASS}")))
                 .collect(),
+            ..Placement::default()
         }
     }
 

@@ -335,7 +335,7 @@ mod tests {
         ];
         let placement = Placement {
             targets: vec!["east".into(), "west".into()],
-            unusable: Vec::new(),
+            ..Placement::default()
         };
         let now = Time(Timestamp::from_second(100).unwrap());
         let exists = |_: &DepKey| true;

@@ -95,7 +95,7 @@ fn targets<R: Route>(
     let targets: BTreeSet<String> = gateways.into_values().flatten().collect();
     Ok(Placement {
         targets: targets.into_iter().collect(),
-        unusable: Vec::new(),
+        ..Placement::default()
     })
 }
 
