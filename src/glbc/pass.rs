@@ -14,7 +14,7 @@ use tracing::{debug, info};
 use kube::ResourceExt;
 use kube::runtime::reflector::ObjectRef;
 
-use super::inputs::{controlled_by_live_root, health, root_input};
+use super::inputs::{RootKind, controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::publish::Publisher;
@@ -85,14 +85,18 @@ impl Reconciler {
 
         let globals = self.inputs.caches.globals.state();
         let ingresses = &self.inputs.caches.roots;
+        let gateways = self.inputs.caches.gateways.as_ref();
         let roots: Vec<RootInput> = globals
             .iter()
             .filter_map(|g| {
                 let namespace = g.namespace()?;
-                let live = controlled_by_live_root(g, |name| {
-                    ingresses
+                let live = controlled_by_live_root(g, |kind, name| match kind {
+                    RootKind::Ingress => ingresses
                         .get(&ObjectRef::new(name).within(&namespace))
-                        .and_then(|i| i.metadata.uid.clone())
+                        .and_then(|i| i.metadata.uid.clone()),
+                    RootKind::Gateway => gateways?
+                        .get(&ObjectRef::new(name).within(&namespace))
+                        .and_then(|i| i.metadata.uid.clone()),
                 });
                 root_input(g, live)
             })
