@@ -263,4 +263,3 @@ mod tests {
         assert_eq!(syncer_manager("east"), "kcp-ingress-syncer-east");
     }
 }
-

@@ -200,7 +200,10 @@ pub fn stored_natively(plural: &str, group: &str) -> bool {
         ("", "secrets")
             | ("", "configmaps")
             | ("networking.k8s.io", "ingresses")
-            | (labels::gateway_api::GROUP, "gateways" | "httproutes" | "grpcroutes")
+            | (
+                labels::gateway_api::GROUP,
+                "gateways" | "httproutes" | "grpcroutes"
+            )
     )
 }
 
@@ -282,7 +285,10 @@ mod tests {
             assert!(stored_natively(leaf, "gateway.networking.k8s.io"), "{leaf}");
         }
         // ReferenceGrants and GatewayClasses are not leaves.
-        assert!(!stored_natively("referencegrants", "gateway.networking.k8s.io"));
+        assert!(!stored_natively(
+            "referencegrants",
+            "gateway.networking.k8s.io"
+        ));
         assert!(!stored_natively("gateways", "example.com"));
     }
 

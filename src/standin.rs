@@ -79,12 +79,17 @@ pub fn condition(
 
 /// Whether a GatewayClass (whole, as JSON) is the stand-in's.
 pub fn is_standin_class(class: &Value) -> bool {
-    class.pointer("/spec/controllerName").and_then(Value::as_str) == Some(standin::CONTROLLER_NAME)
+    class
+        .pointer("/spec/controllerName")
+        .and_then(Value::as_str)
+        == Some(standin::CONTROLLER_NAME)
 }
 
 /// The status of one of the stand-in's GatewayClasses.
 pub fn class_status(class: &Value, now: &str) -> Value {
-    let generation = class.pointer("/metadata/generation").and_then(Value::as_i64);
+    let generation = class
+        .pointer("/metadata/generation")
+        .and_then(Value::as_i64);
     let previous = class.pointer("/status/conditions");
     json!({"conditions": [condition(gw::ACCEPTED, true, gw::ACCEPTED,
         "accepted by standin-lb", generation, previous, now)]})
@@ -204,7 +209,10 @@ impl RouteInput<'_> {
             .filter_map(|r| r.get("backendRefs").and_then(Value::as_array))
             .flatten()
             .filter(|b| {
-                b.get("group").and_then(Value::as_str).unwrap_or("") == ""
+                b.get("group")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .is_empty()
                     && b.get("kind").and_then(Value::as_str).unwrap_or("Service") == "Service"
             })
             .filter_map(|b| {
@@ -296,21 +304,50 @@ pub fn route_parents<'g>(
         let parent_ref = parent_ref_json(parent);
         let prev = previous
             .iter()
-            .find(|p| p["controllerName"] == standin::CONTROLLER_NAME && p["parentRef"] == parent_ref)
+            .find(|p| {
+                p["controllerName"] == standin::CONTROLLER_NAME && p["parentRef"] == parent_ref
+            })
             .and_then(|p| p.get("conditions"));
         let accepted = match attach::attach(gateway, &gns, parent, &view) {
-            Ok(_) => condition(gw::ACCEPTED, true, gw::ACCEPTED, "accepted by standin-lb",
-                generation, prev, now),
-            Err(why) => condition(gw::ACCEPTED, false, why.reason(),
-                "the route does not attach to this parent", generation, prev, now),
+            Ok(_) => condition(
+                gw::ACCEPTED,
+                true,
+                gw::ACCEPTED,
+                "accepted by standin-lb",
+                generation,
+                prev,
+                now,
+            ),
+            Err(why) => condition(
+                gw::ACCEPTED,
+                false,
+                why.reason(),
+                "the route does not attach to this parent",
+                generation,
+                prev,
+                now,
+            ),
         };
         let resolved = if missing.is_empty() {
-            condition(gw::RESOLVED_REFS, true, gw::RESOLVED_REFS, "references resolved",
-                generation, prev, now)
+            condition(
+                gw::RESOLVED_REFS,
+                true,
+                gw::RESOLVED_REFS,
+                "references resolved",
+                generation,
+                prev,
+                now,
+            )
         } else {
-            condition(gw::RESOLVED_REFS, false, "BackendNotFound",
+            condition(
+                gw::RESOLVED_REFS,
+                false,
+                "BackendNotFound",
                 &format!("backend Service(s) not found: {}", missing.join(", ")),
-                generation, prev, now)
+                generation,
+                prev,
+                now,
+            )
         };
         out.push(json!({
             "parentRef": parent_ref,
@@ -490,7 +527,10 @@ mod tests {
         assert!(attached_listeners(&r, &gw, "shop", "web--east").is_empty());
         let status = route_parents(&r, find, |_, name| name != "gone", NOW);
         let ours = &status["parents"][1];
-        assert_eq!(ours["conditions"][0]["reason"], "NoMatchingListenerHostname");
+        assert_eq!(
+            ours["conditions"][0]["reason"],
+            "NoMatchingListenerHostname"
+        );
         assert_eq!(ours["conditions"][1]["reason"], "BackendNotFound");
         assert!(
             ours["conditions"][1]["message"]

@@ -172,9 +172,9 @@ mod gateway_api {
     use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
     use kcp_ingress::gateway_api::http_route::HttpRoute;
     use kcp_ingress::runtime::{self, CancellationToken, Readiness};
-    use kube::runtime::reflector::Store;
     use kcp_ingress::standin::{self, Address, RouteInput};
     use kube::api::{Api, Patch, PatchParams};
+    use kube::runtime::reflector::Store;
     use kube::{Resource, ResourceExt};
     use serde::Serialize;
     use serde::de::DeserializeOwned;
@@ -220,11 +220,41 @@ mod gateway_api {
                 })
         }
         let stores = Stores {
-            classes: watch("gatewayclasses", Api::all(client.clone()), &wake, &readiness, &shutdown),
-            gateways: watch("gateways", Api::all(client.clone()), &wake, &readiness, &shutdown),
-            http: watch("httproutes", Api::all(client.clone()), &wake, &readiness, &shutdown),
-            grpc: watch("grpcroutes", Api::all(client.clone()), &wake, &readiness, &shutdown),
-            services: watch("services", Api::all(client.clone()), &wake, &readiness, &shutdown),
+            classes: watch(
+                "gatewayclasses",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            gateways: watch(
+                "gateways",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            http: watch(
+                "httproutes",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            grpc: watch(
+                "grpcroutes",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            services: watch(
+                "services",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
         };
         loop {
             tokio::select! {
@@ -375,7 +405,11 @@ mod gateway_api {
             "status": status,
         });
         match api
-            .patch_status(name, &PatchParams::apply(MANAGER).force(), &Patch::Apply(&body))
+            .patch_status(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
             .await
         {
             Ok(_) => info!(kind, name, "wrote status"),

@@ -135,7 +135,8 @@ mod tests {
             }]);
             g
         };
-        let owned = |kind: &str, controller: bool| owned_by("networking.k8s.io/v1", kind, controller);
+        let owned =
+            |kind: &str, controller: bool| owned_by("networking.k8s.io/v1", kind, controller);
         let root = |uid: &'static str| {
             move |kind: RootKind, name: &str| {
                 (kind == RootKind::Ingress && name == "web").then(|| uid.to_string())

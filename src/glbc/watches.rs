@@ -51,7 +51,9 @@ pub async fn gateways_served(client: &Client, shutdown: &CancellationToken) -> b
                 return served;
             }
             Err(kube::Error::Discovery(_)) => {
-                info!("the control plane does not serve the Gateway API: only Ingress roots are published");
+                info!(
+                    "the control plane does not serve the Gateway API: only Ingress roots are published"
+                );
                 return false;
             }
             Err(err) => {

@@ -190,9 +190,13 @@ mod tests {
         // Routes likewise.
         let parents = json!({"parents": [{"controllerName": "kcp-ingress.dev/standin",
             "parentRef": {"name": "web--east"}, "conditions": []}]});
-        let patch =
-            status_update(&gateway(json!({})), Some(&gateway(parents.clone())), api, "GRPCRoute")
-                .unwrap();
+        let patch = status_update(
+            &gateway(json!({})),
+            Some(&gateway(parents.clone())),
+            api,
+            "GRPCRoute",
+        )
+        .unwrap();
         assert_eq!(patch["status"], parents);
     }
 }
