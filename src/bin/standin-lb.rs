@@ -161,7 +161,7 @@ async fn assign(client: &kube::Client, ingress: &Ingress, entry: &serde_json::Va
 /// The stand-in's Gateway API implementation: watches, and a pass that
 /// writes every status that differs from what [`standin`] computes.
 mod gateway_api {
-    use std::collections::{BTreeMap, BTreeSet};
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::sync::Arc;
 
     use k8s_openapi::api::core::v1::Service;
@@ -174,6 +174,7 @@ mod gateway_api {
     use kcp_ingress::runtime::{self, CancellationToken, Readiness};
     use kcp_ingress::standin::{self, Address, RouteInput};
     use kube::api::{Api, Patch, PatchParams};
+    use kube::core::ObjectMeta;
     use kube::runtime::reflector::Store;
     use kube::{Resource, ResourceExt};
     use serde::Serialize;
@@ -256,12 +257,35 @@ mod gateway_api {
                 &shutdown,
             ),
         };
+        let mut written = Written::default();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = wake.notified() => {}
             }
-            pass(&client, &stores, &address, programmed).await;
+            pass(&client, &stores, &address, programmed, &mut written).await;
+        }
+    }
+
+    /// What the stand-in last wrote to each object (by uid), and the
+    /// resourceVersion it saw then: while its cache still shows that
+    /// version, the same status is not written again.
+    #[derive(Default)]
+    struct Written(HashMap<String, (String, Value)>);
+
+    impl Written {
+        /// `(uid, resourceVersion)` of an object's metadata.
+        fn seen(meta: &ObjectMeta) -> (String, String) {
+            (
+                meta.uid.clone().unwrap_or_default(),
+                meta.resource_version.clone().unwrap_or_default(),
+            )
+        }
+
+        fn already(&self, seen: &(String, String), status: &Value) -> bool {
+            self.0
+                .get(&seen.0)
+                .is_some_and(|(rv, last)| *rv == seen.1 && last == status)
         }
     }
 
@@ -286,7 +310,13 @@ mod gateway_api {
         }
     }
 
-    async fn pass(client: &kube::Client, stores: &Stores, address: &Address, programmed: bool) {
+    async fn pass(
+        client: &kube::Client,
+        stores: &Stores,
+        address: &Address,
+        programmed: bool,
+        written: &mut Written,
+    ) {
         let now = now();
         let mut ours = BTreeSet::new();
         for class in stores.classes.state() {
@@ -298,7 +328,16 @@ mod gateway_api {
             let wanted = standin::class_status(&json, &now);
             if standin::differs(json.get("status"), &wanted) {
                 let api: Api<GatewayClass> = Api::all(client.clone());
-                write(&api, "GatewayClass", &class.name_any(), wanted).await;
+                let seen = Written::seen(&class.metadata);
+                write(
+                    &api,
+                    "GatewayClass",
+                    &class.name_any(),
+                    wanted,
+                    seen,
+                    written,
+                )
+                .await;
             }
         }
         let gateways: BTreeMap<(String, String), Arc<Gateway>> = stores
@@ -356,7 +395,8 @@ mod gateway_api {
             );
             if standin::differs(previous.as_ref(), &wanted) {
                 let api: Api<Gateway> = Api::namespaced(client.clone(), ns);
-                write(&api, "Gateway", name, wanted).await;
+                let seen = Written::seen(&gateway.metadata);
+                write(&api, "Gateway", name, wanted, seen, written).await;
             }
         }
         let find = |ns: &str, name: &str| {
@@ -380,12 +420,19 @@ mod gateway_api {
                 .pointer("/metadata/name")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
+            let meta: ObjectMeta = route
+                .object
+                .get("metadata")
+                .cloned()
+                .and_then(|m| serde_json::from_value(m).ok())
+                .unwrap_or_default();
+            let seen = Written::seen(&meta);
             if route.kind == "HTTPRoute" {
                 let api: Api<HttpRoute> = Api::namespaced(client.clone(), ns);
-                write(&api, route.kind, name, wanted).await;
+                write(&api, route.kind, name, wanted, seen, written).await;
             } else {
                 let api: Api<GrpcRoute> = Api::namespaced(client.clone(), ns);
-                write(&api, route.kind, name, wanted).await;
+                write(&api, route.kind, name, wanted, seen, written).await;
             }
         }
     }
@@ -394,15 +441,25 @@ mod gateway_api {
         serde_json::to_value(object).unwrap_or(Value::Null)
     }
 
-    /// Applies `status` to `kind` `name`'s status subresource.
-    async fn write<K>(api: &Api<K>, kind: &str, name: &str, status: Value)
-    where
+    /// Applies `status` to `kind` `name`'s status subresource, unless it
+    /// was written already to the version `seen`.
+    async fn write<K>(
+        api: &Api<K>,
+        kind: &str,
+        name: &str,
+        status: Value,
+        seen: (String, String),
+        written: &mut Written,
+    ) where
         K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
     {
+        if written.already(&seen, &status) {
+            return;
+        }
         let body = json!({
             "apiVersion": K::api_version(&()),
             "kind": kind,
-            "status": status,
+            "status": &status,
         });
         match api
             .patch_status(
@@ -412,7 +469,10 @@ mod gateway_api {
             )
             .await
         {
-            Ok(_) => info!(kind, name, "wrote status"),
+            Ok(_) => {
+                info!(kind, name, "wrote status");
+                written.0.insert(seen.0, (seen.1, status));
+            }
             Err(err) => warn!(kind, name, %err, "cannot write status"),
         }
     }
