@@ -43,8 +43,6 @@ const CONVERGE: Duration = Duration::from_secs(60);
 const DNS_TIMEOUT: Duration = Duration::from_secs(3);
 /// The label that puts a test's Clusters in its placements.
 const FLOW_LABEL: &str = "kcp-ingress.e2e/flow";
-/// The Cluster label naming the GatewayClass of leaf Gateways there.
-const CLASS_LABEL: &str = "gateway.kcp-ingress.dev/class";
 /// The root GatewayClass (ours).
 const ROOT_CLASS: &str = "kcp-ingress";
 /// Namespace of the push-mode kubeconfig Secrets.
@@ -129,7 +127,7 @@ impl World {
             let mut cluster_labels =
                 std::collections::BTreeMap::from([(FLOW_LABEL.to_string(), tag.to_string())]);
             if let Some(class) = class {
-                cluster_labels.insert(CLASS_LABEL.to_string(), class.to_string());
+                cluster_labels.insert(labels::gateway_api::CLASS_LABEL.to_string(), class.to_string());
             }
             cluster.metadata.labels = Some(cluster_labels);
             Api::<Cluster>::all(cp.clone())

@@ -9,6 +9,7 @@
 
 mod controller;
 mod env;
+mod gateway;
 mod gateway_flow;
 mod glbc;
 mod rbac;
@@ -94,6 +95,16 @@ fn groups() -> Vec<Group> {
                 controller::copies_follow_roots_content_and_hand_labels,
                 controller::orphans_go_and_bad_references_are_refused,
                 controller::a_gone_cluster_s_finalizers_do_not_hold_forever,
+            ],
+        },
+        Group {
+            name: "gateway",
+            clusters: 3,
+            // Each test runs its own controller.
+            serial: true,
+            tests: tests![
+                gateway::gateway_and_routes_split_merge_and_clean_up,
+                gateway::bad_gateway_api_input_is_reported,
             ],
         },
         Group {

@@ -109,6 +109,7 @@ pub async fn control_plane_serves_both_crds(env: &TestEnv) -> anyhow::Result<()>
         },
         spec: GlobalIngressSpec {
             hosts: vec!["a.kcp-ingress.test".into()],
+            root: None,
         },
         status: None,
     };

@@ -165,6 +165,9 @@ pub mod reasons {
     /// GlobalIngress `DNSPublished=False`: no live root Ingress controls it,
     /// so nothing is published for it.
     pub const NO_LIVE_ROOT: &str = "NoLiveRoot";
+    /// Event on a root: the GlobalIngress of the name its own would have
+    /// is controlled by another root (an Ingress named `<gw>.gateway`).
+    pub const GLOBAL_INGRESS_NAME_TAKEN: &str = "GlobalIngressNameTaken";
 }
 
 /// Gateway API names: the group, kcp-ingress's controllerName, and the
@@ -185,6 +188,27 @@ pub mod gateway_api {
     /// Reasons: the positive one of each condition is its type; these others.
     pub const PENDING: &str = "Pending";
     pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
+    /// Cluster label: the GatewayClass the leaf Gateways in that cluster
+    /// get (a placed cluster without it gets no leaf Gateway).
+    pub const CLASS_LABEL: &str = "gateway.kcp-ingress.dev/class";
+    /// The suffix of the name of a root Gateway's GlobalIngress (`<gw>.gateway`).
+    pub const GLOBAL_SUFFIX: &str = ".gateway";
+    /// More kinds: the class, and the grant of cross-namespace references.
+    pub const GATEWAY_CLASS: &str = "GatewayClass";
+    pub const REFERENCE_GRANT: &str = "ReferenceGrant";
+    /// Listener condition type: its hostname conflicts with another's.
+    pub const CONFLICTED: &str = "Conflicted";
+    /// Spec reasons of the bad inputs kcp-ingress reports on roots.
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
+    pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
+    pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
+    pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    /// Root Gateway `Accepted=False`/`Programmed=False`: no placed cluster
+    /// offers a GatewayClass (the `gateway.kcp-ingress.dev/class` label).
+    pub const NO_RESOURCES: &str = "NoResources";
+    /// Condition on a root Gateway (and reason of its Event): the
+    /// GlobalIngress `<gw>.gateway` is controlled by another root.
+    pub const GLOBAL_INGRESS: &str = "kcp-ingress.dev/GlobalIngress";
 }
 
 /// Whether an annotation stays in the control plane, never copied into a

@@ -28,6 +28,23 @@ pub struct GlobalIngressSpec {
     /// The hosts of the root Ingress's rules and TLS entries, sorted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// The root this is the global view of, in the GlobalIngress's
+    /// namespace; absent: the Ingress of the same name (objects written
+    /// before roots of other kinds existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RootRef>,
+}
+
+/// A root object in the GlobalIngress's namespace.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RootRef {
+    /// API group (`networking.k8s.io`, `gateway.networking.k8s.io`).
+    pub group: String,
+    /// Kind (`Ingress`, `Gateway`).
+    pub kind: String,
+    /// Name.
+    pub name: String,
 }
 
 /// Per-cluster attribution and DNS state of a root Ingress.

@@ -10,6 +10,6 @@ pub mod placed_object;
 pub use cluster::{Cluster, ClusterSpec, ClusterStatus, KubeconfigSecretRef, SyncedResource};
 pub use global_ingress::{
     ClusterIngressStatus, DnsRecordStatus, GlobalIngress, GlobalIngressSpec, GlobalIngressStatus,
-    LoadBalancerAddress,
+    LoadBalancerAddress, RootRef,
 };
 pub use placed_object::{PlacedObject, PlacedObjectSpec};

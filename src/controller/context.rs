@@ -2,7 +2,8 @@
 //! the memory it keeps, where it sends follow-up work, its errors, and how
 //! a failed one is retried (the one backoff schedule).
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::runtime::events::Recorder;
@@ -15,6 +16,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::warn;
 
 use super::copies;
+use super::decide;
 use super::dependencies::{self, DepKey, DepKind};
 use super::index::Index;
 use super::kind::RootKind;
@@ -58,13 +60,16 @@ pub struct Triggers<K: RootKind> {
 }
 
 impl<K: RootKind> Triggers<K> {
+    /// The triggers of a kind of root; `dependencies` is the queue every
+    /// kind shares (one set of workers places dependencies for all).
     pub fn new(
         roots: UnboundedSender<ObjectRef<K>>,
         globals: UnboundedSender<ObjectRef<GlobalIngress>>,
+        dependencies: Arc<WorkQueue<DepKey>>,
     ) -> Self {
         Self {
             roots,
-            dependencies: Arc::new(WorkQueue::default()),
+            dependencies,
             cluster_namespaces: Arc::new(WorkQueue::default()),
             globals,
         }
@@ -151,10 +156,26 @@ impl<K: RootKind> Caches<K> {
     }
 }
 
+/// What a kind of root tells the placement of dependencies, which is
+/// shared by every kind: a Secret may be needed by an Ingress and a
+/// Gateway, on different clusters.
+pub trait Dependents: Send + Sync {
+    /// The clusters the live roots of this kind that reference `dep` are
+    /// placed on.
+    fn clusters_needing(&self, dep: &DepKey, clusters: &[Arc<Cluster>]) -> BTreeSet<String>;
+}
+
+/// Every kind's [`Dependents`], set once all kinds are wired.
+pub type Peers = Arc<OnceLock<Vec<Arc<dyn Dependents>>>>;
+
 /// Everything a reconcile reads from, remembers, and writes through.
 pub struct Context<K: RootKind> {
     pub client: kube::Client,
     pub caches: Caches<K>,
+    /// The other cached objects the kind reads.
+    pub world: Arc<K::World>,
+    /// Every kind's dependents (this one's included).
+    pub peers: Peers,
     pub index: Arc<Index>,
     pub memory: Arc<Memory>,
     pub triggers: Triggers<K>,
@@ -163,7 +184,47 @@ pub struct Context<K: RootKind> {
     pub health_threshold: Duration,
 }
 
+impl<K: RootKind> Dependents for Context<K> {
+    fn clusters_needing(&self, dep: &DepKey, clusters: &[Arc<Cluster>]) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for (root_ns, root_name) in self.index.dependents(dep) {
+            let Some(root) = self
+                .caches
+                .roots
+                .get(&ObjectRef::new(&root_name).within(&root_ns))
+            else {
+                continue;
+            };
+            if root.meta().deletion_timestamp.is_some() || !K::is_ours(&root, &self.world) {
+                continue;
+            }
+            if !K::permits(&root, dep, &self.world) {
+                continue;
+            }
+            if let Some(p) = decide::targets_of(&*root, clusters, &self.world) {
+                out.extend(p.targets);
+            }
+        }
+        out
+    }
+}
+
 impl<K: RootKind> Context<K> {
+    /// The clusters the roots of every kind that reference `dep` are placed on.
+    pub fn all_clusters_needing(
+        &self,
+        dep: &DepKey,
+        clusters: &[Arc<Cluster>],
+    ) -> BTreeSet<String> {
+        match self.peers.get() {
+            Some(peers) => peers
+                .iter()
+                .flat_map(|p| p.clusters_needing(dep, clusters))
+                .collect(),
+            None => self.clusters_needing(dep, clusters),
+        }
+    }
+
     /// The clusters whose syncer reports a conflict on a copy of `dep`: a
     /// `conflict.kcp-ingress.dev/<cluster>` annotation on the copy in
     /// `<cluster>`'s own namespace (what another cluster's annotation

@@ -12,18 +12,20 @@ use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
 use super::dependencies::DepKey;
-use super::kind::RootKind;
+use super::kind::{LeafView, Lookups, Problem, RootKind};
 use super::merge::{self, ClusterView};
 use super::naming;
-use super::placement::{self, Placement};
+use super::placement::Placement;
 use crate::apis::condition::{condition, degraded};
-use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
+use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus, RootRef};
 use crate::labels::{self, conditions, reasons};
 
 /// What a root's reconcile reads (dereferenced from the caches).
 pub struct Observed<'a, K: RootKind> {
     pub root: &'a K,
     pub clusters: &'a [Arc<Cluster>],
+    /// The other cached objects the kind reads.
+    pub world: &'a K::World,
     /// The object of a kind `K` at `(namespace, name)` (the root's leaves,
     /// looked up where [`leaf_for`] puts them).
     pub object: &'a dyn Fn(&str, &str) -> Option<Arc<K>>,
@@ -33,7 +35,7 @@ pub struct Observed<'a, K: RootKind> {
     pub exists: &'a dyn Fn(&DepKey) -> bool,
     /// The clusters where a syncer reports a conflict on a dependency.
     pub conflicts: &'a dyn Fn(&DepKey) -> Vec<String>,
-    /// The root's GlobalIngress.
+    /// The root's GlobalIngress (the object of its name, whoever controls it).
     pub global: Option<&'a GlobalIngress>,
     pub now: Timestamp,
     pub health_threshold: Duration,
@@ -52,6 +54,7 @@ pub struct LeafWrite<K> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GlobalSpec {
     pub hosts: Vec<String>,
+    pub root: RootRef,
     pub owner: Option<OwnerReference>,
 }
 
@@ -68,48 +71,43 @@ pub struct Plan<K: RootKind> {
     /// leaves to delete (those no target wants).
     pub leaf_writes: Vec<LeafWrite<K>>,
     pub stale_leaves: Vec<(String, String)>,
-    /// The root's merged addresses, when they differ from its status.
-    pub root_status: Option<Vec<K::Address>>,
+    /// The root's merged `status` to apply, when it differs from its status.
+    pub root_status: Option<serde_json::Value>,
     /// Every target cluster reports an address.
     pub converged: bool,
     /// The `DependenciesReady` condition, and whether it differs from what
     /// the GlobalIngress shows.
     pub dependencies: Condition,
     pub dependencies_changed: bool,
+    /// Bad input that does not stop placement (each gets an Event once).
+    pub problems: Vec<Problem>,
     /// The GlobalIngress spec and the controller's part of its status, each
-    /// when it differs.
+    /// when it differs (never when another root controls the GlobalIngress
+    /// of the root's name: that is one of the problems).
     pub global_spec: Option<GlobalSpec>,
     pub global_status: Option<GlobalIngressStatus>,
 }
 
-/// The placement selector of a root: its annotation (empty: every cluster).
-pub fn selector_text<K: RootKind>(root: &K) -> &str {
-    root.annotations()
-        .get(labels::PLACEMENT_ANNOTATION)
-        .map_or("", String::as_str)
-}
-
 /// The clusters a valid root goes to (none for an invalid one, whose
 /// problem its own reconcile reports).
-pub fn targets_of<K: RootKind>(root: &K, clusters: &[Arc<Cluster>]) -> Option<Placement> {
+pub fn targets_of<K: RootKind>(
+    root: &K,
+    clusters: &[Arc<Cluster>],
+    world: &K::World,
+) -> Option<Placement> {
     if !K::validate(root).is_empty() {
         return None;
     }
-    let selector = placement::parse_selector(selector_text(root)).ok()?;
-    Some(placement::place(
-        &selector,
-        clusters.iter().map(|c| c.as_ref()),
-    ))
+    K::targets(root, clusters, world).ok()
 }
 
-/// The leaf of `root` for `cluster`, as the controller applies it: what the
-/// kind puts in it, in the cluster's namespace under its computed name
-/// ([`naming::leaf_key`]), with the labels naming its root and no owner
+/// `leaf`, the leaf of `root` for `cluster` as the kind made it, as the
+/// controller applies it: in the cluster's namespace under its computed
+/// name ([`naming::leaf_key`]), with the labels naming its root and no owner
 /// reference (it cannot cross namespaces).
-pub fn leaf_for<K: RootKind>(root: &K, cluster: &str) -> K {
+pub fn name_leaf<K: RootKind>(root: &K, mut leaf: K, cluster: &str) -> K {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
-    let mut leaf = K::leaf(root, cluster);
     let (leaf_ns, leaf_name) = naming::leaf_key(&ns, &name, cluster);
     let meta = leaf.meta_mut();
     meta.namespace = Some(leaf_ns);
@@ -121,23 +119,45 @@ pub fn leaf_for<K: RootKind>(root: &K, cluster: &str) -> K {
     leaf
 }
 
+/// The leaf of `root` for `cluster`, named and labelled ([`name_leaf`]).
+pub fn leaf_for<K: RootKind>(root: &K, cluster: &Arc<Cluster>, world: &K::World) -> Option<K> {
+    let leaf = K::leaf(root, cluster, world)?;
+    Some(name_leaf(root, leaf, &cluster.name_any()))
+}
+
+/// The root that controls `global`, as `(apiVersion, kind, uid)`.
+fn controller_of(global: &GlobalIngress) -> Option<(String, String, String)> {
+    global
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .map(|o| (o.api_version.clone(), o.kind.clone(), o.uid.clone()))
+}
+
 /// Decides a root's reconcile.
 pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
     let root = seen.root;
     let now = Time(seen.now);
-    let previous: Vec<Condition> = seen
+    let name = root.name_any();
+    let global_name = K::global_name(&name);
+    // Another root's GlobalIngress of the name this root's would have.
+    let taken = seen.global.filter(|g| {
+        controller_of(g).is_some_and(|(_, _, uid)| root.uid().as_deref() != Some(uid.as_str()))
+    });
+    let global = seen
         .global
+        .filter(|_| taken.is_none() && global_name.is_some());
+    let previous: Vec<Condition> = global
         .and_then(|g| g.status.as_ref())
         .map(|s| s.conditions.clone())
         .unwrap_or_default();
 
-    let (placement, ready) = place(root, seen.clusters, &previous, &now);
+    let (placement, ready) = place(root, seen.clusters, seen.world, &previous, &now);
     let ready_changed = changed(&previous, &ready);
 
     let mut plan_leaves = Vec::new();
     let mut stale_leaves = Vec::new();
-    let mut views = Vec::new();
-    let mut root_status = None;
+    let mut leaves: Vec<LeafView<K>> = Vec::new();
     if let Some(placement) = &placement {
         let healthy: HashMap<&str, bool> = seen
             .clusters
@@ -149,14 +169,24 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             .collect();
         let mut wanted = BTreeSet::new();
         for cluster in &placement.targets {
-            let desired = leaf_for(root, cluster);
+            let Some(desired) = seen
+                .clusters
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(cluster.as_str()))
+                .and_then(|c| leaf_for(root, c, seen.world))
+            else {
+                continue;
+            };
             let key = (desired.namespace().unwrap_or_default(), desired.name_any());
             let current = (seen.object)(&key.0, &key.1);
             wanted.insert(key);
-            views.push(ClusterView {
-                cluster: cluster.clone(),
-                healthy: healthy.get(cluster.as_str()).copied().unwrap_or(false),
-                entries: current.as_deref().map(K::addresses).unwrap_or_default(),
+            leaves.push(LeafView {
+                view: ClusterView {
+                    cluster: cluster.clone(),
+                    healthy: healthy.get(cluster.as_str()).copied().unwrap_or(false),
+                    entries: current.as_deref().map(K::addresses).unwrap_or_default(),
+                },
+                leaf: current.clone(),
             });
             if current
                 .as_deref()
@@ -171,11 +201,31 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             });
         }
         stale_leaves = seen.leaves.difference(&wanted).cloned().collect();
-        let merged = K::merge(&views);
-        if K::addresses(root) != merged {
-            root_status = Some(merged);
-        }
     }
+    let lookups = Lookups {
+        world: seen.world,
+        clusters: seen.clusters,
+        exists: seen.exists,
+        placement: placement.as_ref(),
+        now: &now,
+    };
+    let root_status = placement
+        .as_ref()
+        .and_then(|_| K::root_status(root, &leaves, &lookups));
+    let mut problems = K::problems(root, &lookups);
+    if let (Some(g), Some(global_name)) = (taken, &global_name) {
+        let owner = controller_of(g)
+            .map(|(_, kind, _)| kind)
+            .unwrap_or_default();
+        problems.push(Problem {
+            reason: reasons::GLOBAL_INGRESS_NAME_TAKEN,
+            message: format!(
+                "the GlobalIngress {global_name} is controlled by another root (a {owner}): \
+                 this root's hosts are not published"
+            ),
+        });
+    }
+    let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();
     let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
 
     let dependencies = dependencies_condition(
@@ -188,41 +238,51 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
     );
     let dependencies_changed = changed(&previous, &dependencies);
 
-    let hosts = K::hosts(root);
-    let owner = root.controller_owner_ref(&());
-    let spec_current = seen.global.is_some_and(|g| {
-        g.spec.hosts == hosts
-            && owner
-                .iter()
-                .all(|o| g.owner_references().iter().any(|c| c.uid == o.uid))
-    });
-    let global_spec = (!spec_current).then_some(GlobalSpec { hosts, owner });
+    let (mut global_spec, mut global_status) = (None, None);
+    if let (Some(_), None) = (&global_name, taken) {
+        let hosts = K::hosts(root, seen.world);
+        let owner = root.controller_owner_ref(&());
+        let root_ref = RootRef {
+            group: K::group(&()).into_owned(),
+            kind: K::kind(&()).into_owned(),
+            name: name.clone(),
+        };
+        let spec_current = global.is_some_and(|g| {
+            g.spec.hosts == hosts
+                && g.spec.root.as_ref() == Some(&root_ref)
+                && owner
+                    .iter()
+                    .all(|o| g.owner_references().iter().any(|c| c.uid == o.uid))
+        });
+        global_spec = (!spec_current).then_some(GlobalSpec {
+            hosts,
+            root: root_ref,
+            owner,
+        });
 
-    let status = seen
-        .global
-        .and_then(|g| g.status.clone())
-        .unwrap_or_default();
-    let clusters = merge::cluster_statuses(&views, &status.clusters, &now, K::global_address);
-    let mine = vec![
-        ready.clone(),
-        degraded(
-            &status.conditions,
-            views.len(),
-            views.iter().filter(|v| v.healthy).count(),
-            now.clone(),
-        ),
-        dependencies.clone(),
-    ];
-    let generation = root.meta().generation;
-    let status_current = status.clusters == clusters
-        && status.observed_generation == generation
-        && mine.iter().all(|c| status.conditions.contains(c));
-    let global_status = (!status_current).then(|| GlobalIngressStatus {
-        observed_generation: generation,
-        clusters,
-        conditions: mine,
-        ..Default::default()
-    });
+        let status = global.and_then(|g| g.status.clone()).unwrap_or_default();
+        let clusters = merge::cluster_statuses(&views, &status.clusters, &now, K::global_address);
+        let mine = vec![
+            ready.clone(),
+            degraded(
+                &status.conditions,
+                views.len(),
+                views.iter().filter(|v| v.healthy).count(),
+                now.clone(),
+            ),
+            dependencies.clone(),
+        ];
+        let generation = root.meta().generation;
+        let status_current = status.clusters == clusters
+            && status.observed_generation == generation
+            && mine.iter().all(|c| status.conditions.contains(c));
+        global_status = (!status_current).then(|| GlobalIngressStatus {
+            observed_generation: generation,
+            clusters,
+            conditions: mine,
+            ..Default::default()
+        });
+    }
 
     Plan {
         ready,
@@ -234,6 +294,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         converged,
         dependencies,
         dependencies_changed,
+        problems,
         global_spec,
         global_status,
     }
@@ -243,6 +304,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
 fn place<K: RootKind>(
     root: &K,
     clusters: &[Arc<Cluster>],
+    world: &K::World,
     previous: &[Condition],
     now: &Time,
 ) -> (Option<Placement>, Condition) {
@@ -265,16 +327,10 @@ fn place<K: RootKind>(
             .join("; ");
         return (None, not_ready(problem.reason, &message));
     }
-    let selector = match placement::parse_selector(selector_text(root)) {
-        Ok(selector) => selector,
-        Err(err) => {
-            return (
-                None,
-                not_ready(reasons::INVALID_PLACEMENT, &err.to_string()),
-            );
-        }
+    let placement = match K::targets(root, clusters, world) {
+        Ok(placement) => placement,
+        Err(problem) => return (None, not_ready(problem.reason, &problem.message)),
     };
-    let placement = placement::place(&selector, clusters.iter().map(|c| c.as_ref()));
     let mut message = format!("placed on {} cluster(s)", placement.targets.len());
     if !placement.unusable.is_empty() {
         let skipped: Vec<&str> = placement
@@ -318,7 +374,13 @@ fn dependencies_condition<K: RootKind>(
     let missing: Vec<String> = deps
         .iter()
         .filter(|dep| !exists(dep))
-        .map(|(kind, _, name)| format!("{kind:?} {name}"))
+        .map(|(kind, dep_ns, name)| {
+            if *dep_ns == ns {
+                format!("{kind:?} {name}")
+            } else {
+                format!("{kind:?} {dep_ns}/{name}")
+            }
+        })
         .collect();
     let not_ready = |reason: &str, message: &str| {
         condition(
@@ -372,6 +434,16 @@ fn changed(previous: &[Condition], new: &Condition) -> bool {
             && c.reason == new.reason
             && c.message == new.message
     })
+}
+
+/// The leaf of an Ingress `root` for `cluster`, named and labelled.
+#[cfg(test)]
+pub fn test_leaf(
+    root: &k8s_openapi::api::networking::v1::Ingress,
+    cluster: &str,
+) -> k8s_openapi::api::networking::v1::Ingress {
+    let leaf = super::kinds::ingress::split::leaf(root, cluster);
+    name_leaf(root, leaf, cluster)
 }
 
 #[cfg(test)]
@@ -431,7 +503,7 @@ mod tests {
 
     /// The leaf of `root` on `cluster` as its syncer reported `ips`.
     fn reported(root: &Ingress, cluster: &str, ips: &[&str]) -> Arc<Ingress> {
-        let mut leaf = leaf_for(root, cluster);
+        let mut leaf = test_leaf(root, cluster);
         leaf.status = serde_json::from_value(json!({
             "loadBalancer": {"ingress": ips.iter().map(|ip| json!({"ip": ip})).collect::<Vec<_>>()}
         }))
@@ -475,6 +547,7 @@ mod tests {
             decide(&Observed {
                 root,
                 clusters: &self.clusters,
+                world: &(),
                 object: &object,
                 leaves: &self.leaves,
                 exists: &exists,
@@ -491,6 +564,7 @@ mod tests {
         let mut global = previous.unwrap_or_else(|| GlobalIngress::new("shop", Default::default()));
         if let Some(spec) = &plan.global_spec {
             global.spec.hosts = spec.hosts.clone();
+            global.spec.root = Some(spec.root.clone());
             global.metadata.owner_references = spec.owner.clone().map(|o| vec![o]);
         }
         if let Some(status) = &plan.global_status {
@@ -579,7 +653,10 @@ mod tests {
         world.existing = Ingress::dependencies(&r);
         let plan = world.decide(&r);
         assert!(plan.leaf_writes.is_empty());
-        assert_eq!(plan.root_status, Some(vec![address("127.0.1.1")]));
+        assert_eq!(
+            plan.root_status,
+            Some(json!({"loadBalancer": {"ingress": [address("127.0.1.1")]}}))
+        );
         assert!(plan.converged);
         assert_eq!(plan.dependencies.reason, "AllFound");
         let status = plan.global_status.clone().unwrap();
@@ -642,7 +719,7 @@ mod tests {
         assert_eq!(plan.ready.reason, "InvalidPlacement");
         assert_eq!(plan.placement, None);
         assert!(plan.leaf_writes.is_empty() && plan.stale_leaves.is_empty());
-        assert_eq!(targets_of(&r, &world.clusters), None);
+        assert_eq!(targets_of(&r, &world.clusters, &()), None);
 
         let mut bad = root("");
         bad.spec.as_mut().unwrap().rules.as_mut().unwrap()[0].host = Some("Shop".into());

@@ -19,8 +19,8 @@ struct Inner {
     roots: HashMap<(String, String), BTreeSet<String>>,
     /// A user's object → the cluster namespaces that hold a copy of it.
     copies: HashMap<DepKey, BTreeSet<String>>,
-    /// dependency → names of the roots (in its namespace) that reference it.
-    dependents: HashMap<DepKey, BTreeSet<String>>,
+    /// dependency → `(namespace, name)` of the roots that reference it.
+    dependents: HashMap<DepKey, BTreeSet<(String, String)>>,
     /// (namespace, root) → what it referenced when last seen.
     references: HashMap<(String, String), Vec<DepKey>>,
 }
@@ -138,8 +138,8 @@ impl Index {
         self.inner().copies.keys().cloned().collect()
     }
 
-    /// Names of the roots that reference `dep`.
-    pub fn dependents(&self, dep: &DepKey) -> BTreeSet<String> {
+    /// `(namespace, name)` of the roots that reference `dep`.
+    pub fn dependents(&self, dep: &DepKey) -> BTreeSet<(String, String)> {
         self.inner()
             .dependents
             .get(dep)
@@ -160,9 +160,10 @@ impl Inner {
             .remove(&(ns.clone(), root.clone()))
             .unwrap_or_default();
         let dropped: Vec<DepKey> = old.iter().filter(|d| !new.contains(d)).cloned().collect();
+        let key = (ns.clone(), root.clone());
         for dep in &dropped {
             if let Some(set) = self.dependents.get_mut(dep) {
-                set.remove(&root);
+                set.remove(&key);
                 if set.is_empty() {
                     self.dependents.remove(dep);
                 }
@@ -172,7 +173,7 @@ impl Inner {
             self.dependents
                 .entry(dep.clone())
                 .or_default()
-                .insert(root.clone());
+                .insert(key.clone());
         }
         if !new.is_empty() {
             self.references.insert((ns, root), new);
@@ -247,7 +248,10 @@ mod tests {
             index.roots_labelled("ns", "shop"),
             BTreeSet::from(["shop".to_string()])
         );
-        assert_eq!(index.dependents(&web), BTreeSet::from(["shop".to_string()]));
+        assert_eq!(
+            index.dependents(&web),
+            BTreeSet::from([("ns".to_string(), "shop".to_string())])
+        );
         // The root stops referencing api.
         assert_eq!(
             index.upsert(&ingress("ns", "shop", &[], &["web"])),

@@ -1,37 +1,57 @@
 //! What a kind of root contributes to the controller. The pipeline
 //! (placement, leaves, dependencies, status merge, GlobalIngress, memory) is
-//! written against [`RootKind`]; each kind (Ingress today, Gateway API roots
-//! next) implements it in `kinds/`.
+//! written against [`RootKind`]; each kind implements it in `kinds/`:
+//! Ingress, and the Gateway API roots (Gateway, HTTPRoute, GRPCRoute).
 //!
 //! Roots and their leaves are objects of the same kind: a leaf is the root's
 //! copy for one cluster, in that cluster's namespace of the control plane,
 //! named and labelled for its root by shared code (`decide::leaf_for`,
-//! `naming::leaf_key`): a kind only says what a leaf holds. What a future
-//! kind needs beyond this trait:
-//! - a Gateway: leaves per cluster like an Ingress; `hosts` are its
-//!   listeners' hostnames; `addresses` its `status.addresses`;
-//! - an HTTPRoute: its placement follows its parent Gateways rather than an
-//!   annotation, so placement would become a method with today's
-//!   annotation selector as the default; its leaves' parentRefs point at the
-//!   leaf Gateways; its hosts are its hostnames ∩ its parents' listeners'.
+//! `naming::leaf_key`): a kind only says what a leaf holds. A kind may read
+//! other cached objects ([`RootKind::World`]): a route is placed where its
+//! parent Gateways are, a Gateway's hosts are its attached routes'
+//! hostnames ∩ its listeners', a leaf Gateway's class is its Cluster's.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
-use kube::Resource;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::core::NamespaceResourceScope;
+use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dependencies::DepKey;
 use super::merge::ClusterView;
-use crate::apis::LoadBalancerAddress;
+use super::placement::{self, Placement};
+use crate::apis::{Cluster, LoadBalancerAddress};
+use crate::labels::{self, reasons};
 
-/// Something wrong with a root that stops it from being placed.
+/// Something wrong with a root: it stops it from being placed when
+/// [`RootKind::validate`] says so; it is reported (an Event, and the
+/// kind's own conditions) when [`RootKind::problems`] does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     /// CamelCase reason, for the condition and the Event.
     pub reason: &'static str,
     pub message: String,
+}
+
+/// What the merge of a root's status can read besides its leaves.
+pub struct Lookups<'a, K: RootKind> {
+    pub world: &'a K::World,
+    pub clusters: &'a [Arc<Cluster>],
+    /// Whether a dependency exists.
+    pub exists: &'a dyn Fn(&DepKey) -> bool,
+    /// Where the root goes (`None`: it is invalid).
+    pub placement: Option<&'a Placement>,
+    pub now: &'a Time,
+}
+
+/// One target cluster's leaf, for the merge of the root's status.
+pub struct LeafView<K: RootKind> {
+    pub view: ClusterView<K::Address>,
+    /// The leaf as the cache shows it (none yet, or none for that cluster).
+    pub leaf: Option<Arc<K>>,
 }
 
 /// A kind of root object: its Kubernetes type (`Self`), what its leaves
@@ -47,21 +67,51 @@ pub trait RootKind:
     + Sync
     + 'static
 {
-    /// One address a leaf reports in its status (and the root shows merged).
+    /// One address a leaf reports in its status (and the GlobalIngress shows).
     type Address: Clone + PartialEq + Debug + Send + Sync + 'static;
+
+    /// The other cached objects the kind reads (`()`: none).
+    type World: Send + Sync + 'static;
+
+    /// Whether the kind adopts a GlobalIngress of a root's name that has no
+    /// controller at all (GlobalIngresses written before owner references
+    /// and `spec.root`: Ingress only).
+    const ADOPTS_UNCONTROLLED: bool = false;
 
     /// Whether `object` is a root (a user's object, in a namespace whose
     /// objects are placed: `naming::is_placeable_namespace`) rather than a
     /// leaf or an object that is never placed.
     fn is_root(object: &Self) -> bool;
 
+    /// Whether kcp-ingress handles the root at all (a Gateway of another
+    /// implementation's class is not ours); one that is not is left alone.
+    fn is_ours(_root: &Self, _world: &Self::World) -> bool {
+        true
+    }
+
     /// What is wrong with `root`, if anything (nothing is placed then).
     fn validate(root: &Self) -> Vec<Problem>;
 
+    /// The clusters `root` goes to: by default its placement annotation, a
+    /// label selector over the Clusters (empty: every schedulable cluster).
+    fn targets(
+        root: &Self,
+        clusters: &[Arc<Cluster>],
+        _world: &Self::World,
+    ) -> Result<Placement, Problem> {
+        placed_by_annotation(root, clusters)
+    }
+
+    /// Whether `root` may have `dep` (one of its dependencies) placed with
+    /// it: a cross-namespace reference needs a grant (default: yes).
+    fn permits(_root: &Self, _dep: &DepKey, _world: &Self::World) -> bool {
+        true
+    }
+
     /// What the leaf of `root` for `cluster` holds (spec, the labels and
     /// annotations that travel); its name, namespace and root labels are
-    /// the pipeline's.
-    fn leaf(root: &Self, cluster: &str) -> Self;
+    /// the pipeline's. `None`: no leaf there.
+    fn leaf(root: &Self, cluster: &Arc<Cluster>, world: &Self::World) -> Option<Self>;
 
     /// Whether `current` already is `desired` as far as the controller owns it.
     fn leaf_is_current(current: &Self, desired: &Self) -> bool;
@@ -70,18 +120,55 @@ pub trait RootKind:
     /// order they are reported.
     fn dependencies(root: &Self) -> Vec<DepKey>;
 
-    /// The hosts `root` publishes (the GlobalIngress's `spec.hosts`), sorted, unique.
-    fn hosts(root: &Self) -> Vec<String>;
+    /// The name of the GlobalIngress of the root named `root` (in its
+    /// namespace); `None`: roots of this kind have none.
+    fn global_name(root: &str) -> Option<String> {
+        Some(root.to_string())
+    }
 
-    /// The addresses `object` reports in its status.
+    /// The hosts `root` publishes (the GlobalIngress's `spec.hosts`), sorted, unique.
+    fn hosts(root: &Self, world: &Self::World) -> Vec<String>;
+
+    /// The addresses a leaf reports in its status, as they count for the
+    /// GlobalIngress (a leaf that does not serve counts none).
     fn addresses(object: &Self) -> Vec<Self::Address>;
 
-    /// The root's addresses from its clusters' views.
-    fn merge(views: &[ClusterView<Self::Address>]) -> Vec<Self::Address>;
-
-    /// An address as the GlobalIngress shows it (none when it is empty).
+    /// An address as the GlobalIngress shows it (none when it has no DNS form).
     fn global_address(address: &Self::Address) -> Option<LoadBalancerAddress>;
 
-    /// The `status` of a server-side apply that sets the root's addresses.
-    fn status_patch(addresses: &[Self::Address]) -> serde_json::Value;
+    /// The `status` of a server-side apply of the root's merged status,
+    /// when it differs from the root's.
+    fn root_status(
+        root: &Self,
+        leaves: &[LeafView<Self>],
+        seen: &Lookups<'_, Self>,
+    ) -> Option<serde_json::Value>;
+
+    /// Bad input that does not stop the root from being placed, reported
+    /// with an Event (and, by [`RootKind::root_status`], on the root).
+    fn problems(_root: &Self, _seen: &Lookups<'_, Self>) -> Vec<Problem> {
+        Vec::new()
+    }
+}
+
+/// The clusters the placement annotation of `root` selects.
+pub fn placed_by_annotation<K: Resource>(
+    root: &K,
+    clusters: &[Arc<Cluster>],
+) -> Result<Placement, Problem> {
+    let selector = placement::parse_selector(selector_text(root)).map_err(|e| Problem {
+        reason: reasons::INVALID_PLACEMENT,
+        message: e.to_string(),
+    })?;
+    Ok(placement::place(
+        &selector,
+        clusters.iter().map(|c| c.as_ref()),
+    ))
+}
+
+/// The placement selector of a root: its annotation (empty: every cluster).
+pub fn selector_text<K: Resource>(root: &K) -> &str {
+    root.annotations()
+        .get(labels::PLACEMENT_ANNOTATION)
+        .map_or("", String::as_str)
 }

@@ -38,7 +38,7 @@ pub mod placement;
 pub mod reconcile;
 mod routes;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use futures::StreamExt;
@@ -49,15 +49,22 @@ use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::ObjectRef;
 use tracing::{error, info};
 
-use self::context::{Context, Triggers};
+use self::context::{Context, Dependents, Peers, Triggers};
 use self::index::Index;
 use self::kind::RootKind;
+use self::kinds::gateway;
 use self::memory::Memory;
 use self::routes::Routing;
 use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::cli::ControllerArgs;
+use crate::gateway_api::gateway::Gateway;
+use crate::gateway_api::gateway_class::GatewayClass;
+use crate::gateway_api::grpc_route::GrpcRoute;
+use crate::gateway_api::http_route::HttpRoute;
+use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
+use crate::syncer::queue::WorkQueue;
 
 /// Errors that stop the controller.
 #[derive(Debug, thiserror::Error)]
@@ -94,15 +101,61 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     )
     .await?;
 
-    let (roots_tx, roots_rx) = mpsc::unbounded();
-    let (globals_tx, globals_rx) = mpsc::unbounded();
-    let routing = Routing::<Ingress> {
-        index: Arc::new(Index::default()),
-        memory: Arc::new(Memory::default()),
-        triggers: Triggers::new(roots_tx, globals_tx),
-    };
     let readiness = Readiness::default();
-    let caches = routes::start(&client, &routing, &readiness, &shutdown);
+    let dependencies = Arc::new(WorkQueue::default());
+    let peers: Peers = Arc::new(OnceLock::new());
+    let ingress =
+        Kind::<Ingress>::start(&client, Arc::new(()), &dependencies, &readiness, &shutdown);
+    // The Gateway API roots, where their CRDs are served.
+    let gateway_api = match gateway_api_served(&client).await {
+        Ok(()) => {
+            let (gw_tx, gw_rx) = mpsc::unbounded();
+            let (http_tx, http_rx) = mpsc::unbounded();
+            let (grpc_tx, grpc_rx) = mpsc::unbounded();
+            let (class_tx, class_rx) = mpsc::unbounded();
+            let triggers = gateway::watch::KindTriggers {
+                gateways: gw_tx.clone(),
+                http_routes: http_tx.clone(),
+                grpc_routes: grpc_tx.clone(),
+                classes: class_tx,
+            };
+            let world = Arc::new(gateway::watch::start(
+                &client, &triggers, &readiness, &shutdown,
+            ));
+            Some((
+                Kind::<Gateway>::start_with(
+                    &client,
+                    world.clone(),
+                    &dependencies,
+                    &readiness,
+                    &shutdown,
+                    (gw_tx, gw_rx),
+                ),
+                Kind::<HttpRoute>::start_with(
+                    &client,
+                    world.clone(),
+                    &dependencies,
+                    &readiness,
+                    &shutdown,
+                    (http_tx, http_rx),
+                ),
+                Kind::<GrpcRoute>::start_with(
+                    &client,
+                    world.clone(),
+                    &dependencies,
+                    &readiness,
+                    &shutdown,
+                    (grpc_tx, grpc_rx),
+                ),
+                world,
+                class_rx,
+            ))
+        }
+        Err(err) => {
+            info!(%err, "Gateway API roots are off: their CRDs are not served");
+            None
+        }
+    };
     // A standby keeps its caches warm and waits for the Lease.
     let Some(work) = component.ready_then_lead(&readiness, &shutdown).await else {
         component.stopped(None).await?;
@@ -121,31 +174,37 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         ))
     });
 
-    let ctx = Arc::new(Context {
+    let shared = Shared {
         client: client.clone(),
-        caches: caches.clone(),
-        index: routing.index,
-        memory: routing.memory,
-        triggers: routing.triggers,
         recorder: component.recorder.clone(),
         metrics: component.metrics.clone(),
         health_threshold: args.health.health_threshold,
+        peers: peers.clone(),
+        token: token.clone(),
+    };
+    let (ingress_ctx, ingress_run) = ingress.run(&shared, true);
+    let mut all_peers: Vec<Arc<dyn Dependents>> = vec![ingress_ctx];
+    let gateway_runs = gateway_api.map(|(gateways, http, grpc, world, class_rx)| {
+        let (gw_ctx, gw_run) = gateways.run(&shared, false);
+        let (http_ctx, http_run) = http.run(&shared, false);
+        let (grpc_ctx, grpc_run) = grpc.run(&shared, false);
+        all_peers.extend([gw_ctx as Arc<dyn Dependents>, http_ctx, grpc_ctx]);
+        let classes = gateway::class::accept_classes(
+            client.clone(),
+            world.classes.clone(),
+            class_rx,
+            token.clone(),
+        );
+        async move {
+            tokio::join!(gw_run, http_run, grpc_run, classes);
+        }
     });
-    tokio::spawn(routes::follow_cluster_health(
-        caches.clusters.clone(),
-        caches.roots.clone(),
-        ctx.triggers.clone(),
-        args.health.health_threshold,
-        component.metrics.clone(),
-        token.clone(),
-    ));
-
-    let config = controller::Config::default().concurrency(CONCURRENCY);
-    let roots = root_controller(roots_rx, &config, &token, ctx.clone());
-    let dependencies = dependency_workers(&token, ctx.clone());
-    let namespaces = cluster_namespace_workers(&token, ctx.clone());
-    let orphans = orphan_controller(globals_rx, &config, &token, ctx.clone());
-    tokio::join!(roots, dependencies, namespaces, orphans);
+    let _ = peers.set(all_peers);
+    tokio::join!(ingress_run, async move {
+        if let Some(run) = gateway_runs {
+            run.await;
+        }
+    });
     info!("controller stopped");
     if let Some(push) = push {
         match push.await {
@@ -155,6 +214,135 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     }
     component.stopped(Some(work)).await?;
     Ok(())
+}
+
+/// What every kind's pipeline shares once the controller leads.
+struct Shared {
+    client: kube::Client,
+    recorder: runtime::events::Recorder,
+    metrics: Arc<runtime::metrics::Metrics>,
+    health_threshold: std::time::Duration,
+    peers: Peers,
+    token: CancellationToken,
+}
+
+/// A kind of root's watches and triggers, started before leadership.
+struct Kind<K: RootKind> {
+    routing: Routing<K>,
+    caches: context::Caches<K>,
+    world: Arc<K::World>,
+    roots_rx: mpsc::UnboundedReceiver<ObjectRef<K>>,
+    globals_rx: mpsc::UnboundedReceiver<ObjectRef<GlobalIngress>>,
+}
+
+impl<K: RootKind> Kind<K> {
+    fn start(
+        client: &kube::Client,
+        world: Arc<K::World>,
+        dependencies: &Arc<WorkQueue<dependencies::DepKey>>,
+        readiness: &Readiness,
+        shutdown: &CancellationToken,
+    ) -> Self {
+        Self::start_with(
+            client,
+            world,
+            dependencies,
+            readiness,
+            shutdown,
+            mpsc::unbounded(),
+        )
+    }
+
+    /// Starts with the channel of its roots' triggers (other kinds' watches
+    /// send into it too).
+    fn start_with(
+        client: &kube::Client,
+        world: Arc<K::World>,
+        dependencies: &Arc<WorkQueue<dependencies::DepKey>>,
+        readiness: &Readiness,
+        shutdown: &CancellationToken,
+        (roots_tx, roots_rx): (
+            mpsc::UnboundedSender<ObjectRef<K>>,
+            mpsc::UnboundedReceiver<ObjectRef<K>>,
+        ),
+    ) -> Self {
+        let (globals_tx, globals_rx) = mpsc::unbounded();
+        let routing = Routing::<K> {
+            index: Arc::new(Index::default()),
+            memory: Arc::new(Memory::default()),
+            triggers: Triggers::new(roots_tx, globals_tx, dependencies.clone()),
+        };
+        let caches = routes::start(client, &routing, readiness, shutdown);
+        Self {
+            routing,
+            caches,
+            world,
+            roots_rx,
+            globals_rx,
+        }
+    }
+
+    /// Its context, and its work until the shared token ends: the roots'
+    /// controller, cluster namespaces, orphan GlobalIngresses (for a kind
+    /// that has them), cluster health, and (`dependencies`) the workers
+    /// that place every kind's dependencies.
+    fn run(
+        self,
+        shared: &Shared,
+        dependencies: bool,
+    ) -> (Arc<Context<K>>, impl std::future::Future<Output = ()>) {
+        let ctx = Arc::new(Context {
+            client: shared.client.clone(),
+            caches: self.caches,
+            world: self.world,
+            peers: shared.peers.clone(),
+            index: self.routing.index,
+            memory: self.routing.memory,
+            triggers: self.routing.triggers,
+            recorder: shared.recorder.clone(),
+            metrics: shared.metrics.clone(),
+            health_threshold: shared.health_threshold,
+        });
+        let token = shared.token.clone();
+        let health = routes::follow_cluster_health(
+            ctx.caches.clusters.clone(),
+            ctx.caches.roots.clone(),
+            ctx.triggers.clone(),
+            shared.health_threshold,
+            shared.metrics.clone(),
+            token.clone(),
+        );
+        let has_globals = K::global_name("x").is_some();
+        let (roots_rx, globals_rx) = (self.roots_rx, self.globals_rx);
+        let work_ctx = ctx.clone();
+        let work = async move {
+            let ctx = work_ctx;
+            let config = controller::Config::default().concurrency(CONCURRENCY);
+            let roots = root_controller(roots_rx, &config, &token, ctx.clone());
+            let namespaces = cluster_namespace_workers(&token, ctx.clone());
+            let dependency_work = async {
+                if dependencies {
+                    dependency_workers(&token, ctx.clone()).await;
+                }
+            };
+            let orphan_work = async {
+                if has_globals {
+                    orphan_controller(globals_rx, &config, &token, ctx.clone()).await;
+                }
+            };
+            tokio::join!(roots, dependency_work, namespaces, orphan_work, health);
+        };
+        (ctx, work)
+    }
+}
+
+/// Whether the Gateway API kinds the controller handles are served.
+async fn gateway_api_served(client: &kube::Client) -> Result<(), runtime::NotServed> {
+    runtime::require_served::<Gateway>(client).await?;
+    runtime::require_served::<HttpRoute>(client).await?;
+    runtime::require_served::<GrpcRoute>(client).await?;
+    runtime::require_served::<ReferenceGrant>(client).await?;
+    runtime::require_served::<GatewayClass>(client).await
 }
 
 /// The controller of the roots of kind `K`: a thin reconcile wrapped in the

@@ -25,7 +25,16 @@ pub fn orphan_reason<K: RootKind>(
         return None;
     }
     let kind = K::kind(&());
+    let any_controller = global
+        .owner_references()
+        .iter()
+        .any(|o| o.controller == Some(true));
     let Some(owner) = controller_of::<K>(global) else {
+        // Another kind's, judged by that kind; or, without any controller,
+        // the kind that adopts those judges it.
+        if any_controller || !K::ADOPTS_UNCONTROLLED {
+            return None;
+        }
         // The live root of its name adopts it (its reconcile sets the
         // owner reference): deleting it would withdraw that root's DNS.
         let adopter = root(&global.name_any())
@@ -124,11 +133,10 @@ mod tests {
         loose.metadata.owner_references.as_mut().unwrap()[0].controller = None;
         let why = judge(&loose, std::slice::from_ref(&main)).unwrap();
         assert!(why.contains("no controller owner reference"), "{why}");
-        // Nor one to another kind.
+        // One controlled by another kind is that kind's to judge.
         let mut other = global(Some(&main));
         other.metadata.owner_references.as_mut().unwrap()[0].kind = "Gateway".into();
-        let why = judge(&other, &[main]).unwrap();
-        assert!(why.contains("no controller owner reference"), "{why}");
+        assert_eq!(judge(&other, &[main]), None);
     }
 
     #[test]
@@ -138,7 +146,7 @@ mod tests {
         let mut leaving = shop.clone();
         leaving.metadata.deletion_timestamp = Some(Time(Timestamp::UNIX_EPOCH));
         assert!(judge(&global(None), &[leaving]).is_some());
-        let leaf = crate::controller::decide::leaf_for(&ingress("main", "u-2"), "east");
+        let leaf = crate::controller::decide::test_leaf(&ingress("main", "u-2"), "east");
         let mut named_like_a_leaf = global(None);
         named_like_a_leaf.metadata.name = leaf.metadata.name.clone();
         assert!(judge(&named_like_a_leaf, &[leaf]).is_some());
@@ -147,7 +155,7 @@ mod tests {
     #[test]
     fn a_leaf_does_not_control_a_global_ingress() {
         let shop = ingress("shop", "u-1");
-        let mut leaf = crate::controller::decide::leaf_for(&shop, "east");
+        let mut leaf = crate::controller::decide::test_leaf(&shop, "east");
         leaf.metadata.uid = Some("u-3".into());
         let g = global(Some(&leaf));
         let why = judge(&g, &[leaf]).unwrap();

@@ -19,7 +19,6 @@ use std::fmt::Debug;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::api::{Api, Patch};
 use kube::core::NamespaceResourceScope;
-use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -27,7 +26,6 @@ use tracing::{info, warn};
 
 use super::context::{Context, ReconcileError, apply_params, delete_with_uid as delete};
 use super::copies;
-use super::decide;
 use super::dependencies::{DepKey, DepKind};
 use super::kind::RootKind;
 use crate::apis::PlacedObject;
@@ -46,18 +44,7 @@ pub async fn reconcile_dependency<K: RootKind>(
         .filter(|c| c.metadata.deletion_timestamp.is_none())
         .map(|c| c.name_any())
         .collect();
-    let mut by_roots = BTreeSet::new();
-    for root_name in ctx.index.dependents(dep) {
-        let Some(root) = ctx.caches.roots.get(&ObjectRef::new(&root_name).within(ns)) else {
-            continue;
-        };
-        if root.meta().deletion_timestamp.is_some() {
-            continue;
-        }
-        if let Some(p) = decide::targets_of(&*root, &clusters) {
-            by_roots.extend(p.targets);
-        }
-    }
+    let by_roots = ctx.all_clusters_needing(dep, &clusters);
     let by_hand = user
         .as_ref()
         .map(copies::hand_placed_clusters)

@@ -53,6 +53,15 @@ pub async fn reconcile_root<K: RootKind>(
             .await
             .map_err(finalizer::Error::ApplyFailed);
     }
+    let ours = K::is_ours(&root, &ctx.world);
+    let held = root
+        .finalizers()
+        .iter()
+        .any(|f| f == labels::CLEANUP_FINALIZER);
+    if !ours && !held {
+        // Another implementation's (a Gateway of another class): not touched.
+        return Ok(Action::await_change());
+    }
     let ns = root.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, labels::CLEANUP_FINALIZER, root, |event| async {
@@ -68,7 +77,8 @@ pub async fn reconcile_root<K: RootKind>(
 async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, ReconcileError> {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
-    let global = ctx.caches.globals.get(&ObjectRef::new(&name).within(&ns));
+    let global =
+        K::global_name(&name).and_then(|g| ctx.caches.globals.get(&ObjectRef::new(&g).within(&ns)));
     let clusters = ctx.caches.clusters.state();
     let leaves = ctx.index.leaves(&ns, &name);
     let object = |leaf_ns: &str, n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(leaf_ns));
@@ -77,6 +87,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
+        world: &ctx.world,
         object: &object,
         leaves: &leaves,
         exists: &exists,
@@ -108,8 +119,24 @@ async fn apply_plan<K: RootKind>(
     if plan.placement.is_some() {
         write_leaves(root, &plan, ctx).await?;
     }
-    if let Some(addresses) = &plan.root_status {
-        write_root_status(root, addresses, ctx).await?;
+    if let Some(status) = &plan.root_status {
+        write_root_status(root, status, ctx).await?;
+    }
+    for problem in &plan.problems {
+        let announced = Condition {
+            type_: format!("Problem/{}", problem.reason),
+            status: "True".into(),
+            reason: problem.reason.into(),
+            message: problem.message.clone(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        };
+        if announce(root, &announced, ctx) {
+            let (reason, note) = (problem.reason, &problem.message);
+            publish(ctx, root, EventType::Warning, reason, note, "Validate").await;
+        }
     }
     if plan.converged {
         record_convergence(root, ctx);
@@ -380,18 +407,18 @@ async fn delete_if_orphan<K: RootKind>(
 
 async fn write_root_status<K: RootKind>(
     root: &K,
-    addresses: &[K::Address],
+    status: &serde_json::Value,
     ctx: &Context<K>,
 ) -> Result<(), ReconcileError> {
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &root.namespace().unwrap_or_default());
     let body = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
-        "status": K::status_patch(addresses),
+        "status": status,
     });
     api.patch_status(&root.name_any(), &apply_params(), &Patch::Apply(&body))
         .await?;
-    debug!(root = %root.name_any(), addresses = addresses.len(), "merged root status");
+    debug!(root = %root.name_any(), "merged root status");
     Ok(())
 }
 
@@ -404,14 +431,21 @@ async fn write_global<K: RootKind>(
     ctx: &Context<K>,
 ) -> Result<(), ReconcileError> {
     let ns = root.namespace().unwrap_or_default();
-    let name = root.name_any();
+    let Some(name) = K::global_name(&root.name_any()) else {
+        return Ok(());
+    };
     let api: Api<GlobalIngress> = Api::namespaced(ctx.client.clone(), &ns);
-    if let Some(GlobalSpec { hosts, owner }) = spec {
+    if let Some(GlobalSpec {
+        hosts,
+        root: root_ref,
+        owner,
+    }) = spec
+    {
         let body = json!({
             "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
             "kind": "GlobalIngress",
             "metadata": {"name": name, "namespace": ns, "ownerReferences": owner.iter().collect::<Vec<_>>()},
-            "spec": {"hosts": hosts},
+            "spec": {"hosts": hosts, "root": root_ref},
         });
         api.patch(&name, &apply_params(), &Patch::Apply(&body))
             .await?;
@@ -439,12 +473,21 @@ async fn cleanup_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action,
     for leaf in &leaves {
         delete_leaf(root, leaf, ctx).await?;
     }
-    if let Some(global) = ctx.caches.globals.get(&ObjectRef::new(&name).within(&ns))
+    // Its GlobalIngress, unless another root controls the one of that name.
+    if let Some(global_name) = K::global_name(&name)
+        && let Some(global) = ctx
+            .caches
+            .globals
+            .get(&ObjectRef::new(&global_name).within(&ns))
         && global.metadata.deletion_timestamp.is_none()
+        && !global
+            .owner_references()
+            .iter()
+            .any(|o| o.controller == Some(true) && root.uid().as_deref() != Some(o.uid.as_str()))
     {
         let api: Api<GlobalIngress> = Api::namespaced(ctx.client.clone(), &ns);
-        match api.delete(&name, &DeleteParams::default()).await {
-            Ok(_) => info!(root = %name, namespace = %ns, "deleted GlobalIngress"),
+        match api.delete(&global_name, &DeleteParams::default()).await {
+            Ok(_) => info!(root = %name, namespace = %ns, "deleted GlobalIngress {global_name}"),
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),
         }

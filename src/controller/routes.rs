@@ -22,10 +22,9 @@ use tracing::debug;
 
 use super::context::{Caches, Triggers};
 use super::copies;
-use super::decide;
 use super::dependencies::{DepKey, DepKind};
 use super::index::Index;
-use super::kind::RootKind;
+use super::kind::{self, RootKind};
 use super::memory::Memory;
 use super::naming;
 use super::placement;
@@ -212,7 +211,7 @@ fn roots_matching<K: RootKind>(
     triggers: &Triggers<K>,
 ) {
     for root in roots.state().iter().filter(|o| K::is_root(o)) {
-        let Ok(selector) = placement::parse_selector(decide::selector_text(root.as_ref())) else {
+        let Ok(selector) = placement::parse_selector(kind::selector_text(root.as_ref())) else {
             continue;
         };
         if label_sets.iter().any(|l| selector.matches(l)) {
@@ -303,8 +302,8 @@ fn route_object<K: RootKind>(
         key
     };
     triggers.dependency(&key);
-    for root in index.dependents(&key) {
-        triggers.root(&key.1, &root);
+    for (root_ns, root) in index.dependents(&key) {
+        triggers.root(&root_ns, &root);
     }
 }
 
@@ -432,8 +431,26 @@ fn on_global<K: RootKind>(
     if applied {
         triggers.global(&ns, &name);
     }
-    if roots.get(&ObjectRef::new(&name).within(&ns)).is_some() {
-        triggers.root(&ns, &name);
+    // The root of kind `K` that controls it, and the one whose
+    // GlobalIngress would have its name (it may be waiting for the name).
+    let controller = global
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true))
+        .filter(|o| o.kind == K::kind(&()) && o.api_version == K::api_version(&()))
+        .map(|o| o.name.clone());
+    let by_name = [
+        Some(name.clone()),
+        name.strip_suffix(labels::gateway_api::GLOBAL_SUFFIX)
+            .map(str::to_string),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|root| K::global_name(root).as_deref() == Some(name.as_str()));
+    for root in controller.into_iter().chain(by_name) {
+        if roots.get(&ObjectRef::new(&root).within(&ns)).is_some() {
+            triggers.root(&ns, &root);
+        }
     }
 }
 

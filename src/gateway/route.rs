@@ -46,6 +46,33 @@ impl ParentRef {
     }
 }
 
+/// A route rule's reference to a backend (`group` and `kind` as given:
+/// `None` and `""`/`Service` mean a core Service).
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BackendRef {
+    pub group: Option<String>,
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl BackendRef {
+    /// The `(namespace, name)` of the Service this refers to, for a route
+    /// in `route_namespace`; `None` when it refers to something else.
+    pub fn service(&self, route_namespace: &str) -> Option<(String, String)> {
+        let group = self.group.as_deref().unwrap_or("");
+        let kind = self.kind.as_deref().unwrap_or("Service");
+        (group.is_empty() && kind == "Service").then(|| {
+            (
+                self.namespace
+                    .clone()
+                    .unwrap_or_else(|| route_namespace.to_string()),
+                self.name.clone(),
+            )
+        })
+    }
+}
+
 /// One entry of a route's `status.parents`.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ParentStatus {
@@ -64,6 +91,8 @@ pub trait Route: Clone {
     fn hostnames(&self) -> Vec<String>;
     /// `spec.parentRefs`, in order.
     fn parent_refs(&self) -> Vec<ParentRef>;
+    /// The backendRefs of every rule, in order.
+    fn backend_refs(&self) -> Vec<BackendRef>;
     fn set_parent_refs(&mut self, refs: Vec<ParentRef>);
     /// `status.parents`, in order.
     fn parents(&self) -> Vec<ParentStatus>;
@@ -138,6 +167,20 @@ macro_rules! route_impl {
                     .collect()
             }
 
+            fn backend_refs(&self) -> Vec<BackendRef> {
+                self.spec
+                    .rules
+                    .iter()
+                    .flatten()
+                    .flat_map(|r| r.backend_refs.iter().flatten())
+                    .map(|b| BackendRef {
+                        group: b.group.clone(),
+                        kind: b.kind.clone(),
+                        namespace: b.namespace.clone(),
+                        name: b.name.clone(),
+                    })
+                    .collect()
+            }
             fn set_parent_refs(&mut self, refs: Vec<ParentRef>) {
                 self.spec.parent_refs = Some(refs.iter().map(Into::into).collect());
             }

@@ -337,6 +337,7 @@ mod tests {
             "web",
             GlobalIngressSpec {
                 hosts: hosts.iter().map(|h| h.to_string()).collect(),
+                root: None,
             },
         );
         g.metadata.namespace = Some("ns".into());

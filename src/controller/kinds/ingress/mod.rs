@@ -6,17 +6,21 @@
 pub mod split;
 pub mod status;
 
+use std::sync::Arc;
+
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use kube::ResourceExt;
 use serde_json::json;
 
-use crate::apis::LoadBalancerAddress;
+use crate::apis::{Cluster, LoadBalancerAddress};
 use crate::controller::dependencies::{DepKey, DepKind};
-use crate::controller::kind::{Problem, RootKind};
+use crate::controller::kind::{LeafView, Lookups, Problem, RootKind};
 use crate::controller::merge::ClusterView;
 
 impl RootKind for Ingress {
     type Address = IngressLoadBalancerIngress;
+    type World = ();
+    const ADOPTS_UNCONTROLLED: bool = true;
 
     fn is_root(object: &Self) -> bool {
         split::is_root(object)
@@ -26,8 +30,8 @@ impl RootKind for Ingress {
         split::validate(root)
     }
 
-    fn leaf(root: &Self, cluster: &str) -> Self {
-        split::leaf(root, cluster)
+    fn leaf(root: &Self, cluster: &Arc<Cluster>, _world: &()) -> Option<Self> {
+        Some(split::leaf(root, &cluster.name_any()))
     }
 
     fn leaf_is_current(current: &Self, desired: &Self) -> bool {
@@ -49,7 +53,7 @@ impl RootKind for Ingress {
             .collect()
     }
 
-    fn hosts(root: &Self) -> Vec<String> {
+    fn hosts(root: &Self, _world: &()) -> Vec<String> {
         split::hosts(root)
     }
 
@@ -62,16 +66,20 @@ impl RootKind for Ingress {
             .unwrap_or_default()
     }
 
-    fn merge(views: &[ClusterView<IngressLoadBalancerIngress>]) -> Vec<IngressLoadBalancerIngress> {
-        status::root_entries(views)
-    }
-
     fn global_address(address: &IngressLoadBalancerIngress) -> Option<LoadBalancerAddress> {
         status::lb_address(address)
     }
 
-    fn status_patch(addresses: &[IngressLoadBalancerIngress]) -> serde_json::Value {
-        json!({"loadBalancer": {"ingress": addresses}})
+    /// The sorted, deduplicated union of the healthy leaves' entries.
+    fn root_status(
+        root: &Self,
+        leaves: &[LeafView<Self>],
+        _seen: &Lookups<'_, Self>,
+    ) -> Option<serde_json::Value> {
+        let views: Vec<ClusterView<IngressLoadBalancerIngress>> =
+            leaves.iter().map(|l| l.view.clone()).collect();
+        let merged = status::root_entries(&views);
+        (Self::addresses(root) != merged).then(|| json!({"loadBalancer": {"ingress": merged}}))
     }
 }
 
@@ -91,7 +99,7 @@ mod tests {
             }
         }))
         .unwrap();
-        let leaf = crate::controller::decide::leaf_for(&root, "east");
+        let leaf = crate::controller::decide::test_leaf(&root, "east");
         assert!(Ingress::is_root(&root) && !Ingress::is_root(&leaf));
         assert_eq!(
             Ingress::dependencies(&root),
@@ -100,6 +108,6 @@ mod tests {
                 (DepKind::Secret, "apps".to_string(), "tls".to_string()),
             ]
         );
-        assert_eq!(Ingress::hosts(&root), ["shop.example.test"]);
+        assert_eq!(Ingress::hosts(&root, &()), ["shop.example.test"]);
     }
 }

@@ -1,0 +1,266 @@
+//! A root Gateway as a root kind: placed by its annotation on the clusters
+//! that offer a GatewayClass; its leaf is `gateway::translate::leaf_gateway`
+//! with the cluster's class; its dependencies are its listeners'
+//! certificate Secrets; its hosts are its accepted routes' DNS names; its
+//! status is `gateway::merge::gateway_status` with its bad input reported
+//! ([`super::checks`]); its GlobalIngress is `<gateway>.gateway`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use kube::ResourceExt;
+use kube::runtime::reflector::ObjectRef;
+
+use super::GatewayWorld;
+use super::checks::{self, GatewayFindings};
+use crate::apis::{Cluster, LoadBalancerAddress};
+use crate::controller::dependencies::{DepKey, DepKind};
+use crate::controller::kind::{self, LeafView, Lookups, Problem, RootKind};
+use crate::controller::naming;
+use crate::controller::placement::Placement;
+use crate::gateway::attach::{RouteView, dns_names};
+use crate::gateway::merge::{LeafGateway, gateway_status};
+use crate::gateway::route::Route;
+use crate::gateway::translate::leaf_gateway;
+use crate::gateway_api::gateway::{Gateway, GatewayStatusAddresses};
+use crate::gateway_api::grpc_route::GrpcRoute;
+use crate::gateway_api::http_route::HttpRoute;
+use crate::labels::{self, gateway_api as gw};
+
+/// The class the leaf Gateways in `cluster` get (its label), if it offers one.
+pub fn class_of(cluster: &Cluster) -> Option<String> {
+    cluster
+        .labels()
+        .get(gw::CLASS_LABEL)
+        .filter(|c| !c.is_empty())
+        .cloned()
+}
+
+/// Whether `root` is a root Gateway of ours (its class is kcp-ingress's).
+fn findings(root: &Gateway, seen: &Lookups<'_, Gateway>) -> GatewayFindings {
+    let ns = root.namespace().unwrap_or_default();
+    let granted = |to_ns: &str, to_name: &str| {
+        seen.world
+            .granted(gw::GATEWAY, &ns, "Secret", to_ns, to_name)
+    };
+    checks::gateway_findings(root, &ns, seen.placement, seen.exists, &granted)
+}
+
+/// Whether `status` says the condition `type_` is true.
+fn is_true(
+    conditions: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>,
+    type_: &str,
+) -> bool {
+    conditions
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// The DNS names of the root route `route` on the Gateway `gateway`, when
+/// our entry of its status says a parentRef to it is accepted.
+fn route_names<R: Route>(route: &R, gateway: &Gateway, key: &(String, String)) -> BTreeSet<String> {
+    let ns = route.meta().namespace.clone().unwrap_or_default();
+    let accepted = route.parents().iter().any(|p| {
+        p.controller_name == gw::CONTROLLER_NAME
+            && p.parent_ref.gateway(&ns).as_ref() == Some(key)
+            && p.conditions
+                .iter()
+                .any(|c| c.type_ == gw::ACCEPTED && c.status == "True")
+    });
+    if !accepted {
+        return BTreeSet::new();
+    }
+    let labels = BTreeMap::new();
+    let hostnames = route.hostnames();
+    let view = RouteView {
+        kind: R::KIND,
+        namespace: &ns,
+        namespace_labels: &labels,
+        hostnames: &hostnames,
+    };
+    dns_names(gateway, &key.0, &key.1, &route.parent_refs(), &view)
+}
+
+impl RootKind for Gateway {
+    type Address = GatewayStatusAddresses;
+    type World = GatewayWorld;
+
+    fn is_root(object: &Self) -> bool {
+        let ns = object.metadata.namespace.as_deref().unwrap_or_default();
+        naming::is_placeable_namespace(ns)
+            && !object
+                .metadata
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.contains_key(labels::ROOT_LABEL))
+    }
+
+    fn is_ours(root: &Self, world: &GatewayWorld) -> bool {
+        world.class_is_ours(&root.spec.gateway_class_name)
+    }
+
+    fn validate(root: &Self) -> Vec<Problem> {
+        let placement_labels = naming::placed_clusters(&root.metadata);
+        if placement_labels.is_empty() {
+            return Vec::new();
+        }
+        vec![Problem {
+            reason: labels::reasons::ROOT_HAS_PLACEMENT_LABEL,
+            message: format!(
+                "a root carries no {} labels (found for {}); placement is chosen with the {} annotation",
+                labels::STATE_LABEL_PREFIX,
+                placement_labels.join(", "),
+                labels::PLACEMENT_ANNOTATION
+            ),
+        }]
+    }
+
+    /// The annotation's clusters that offer a GatewayClass.
+    fn targets(
+        root: &Self,
+        clusters: &[Arc<Cluster>],
+        _world: &GatewayWorld,
+    ) -> Result<Placement, Problem> {
+        let mut placement = kind::placed_by_annotation(root, clusters)?;
+        let offers = |name: &str| {
+            clusters
+                .iter()
+                .find(|c| c.metadata.name.as_deref() == Some(name))
+                .and_then(|c| class_of(c))
+                .is_some()
+        };
+        let (with, without): (Vec<String>, Vec<String>) =
+            placement.targets.into_iter().partition(|c| offers(c));
+        placement.targets = with;
+        placement.unusable.extend(without.into_iter().map(|c| {
+            let why = format!(
+                "cluster {c} {} (no {} label)",
+                checks::NO_CLASS,
+                gw::CLASS_LABEL
+            );
+            (c, why)
+        }));
+        placement.unusable.sort();
+        Ok(placement)
+    }
+
+    fn leaf(root: &Self, cluster: &Arc<Cluster>, _world: &GatewayWorld) -> Option<Self> {
+        let class = class_of(cluster)?;
+        leaf_gateway(root, &cluster.name_any(), |_, _| Some(class.clone())).ok()
+    }
+
+    fn leaf_is_current(current: &Self, desired: &Self) -> bool {
+        current.spec == desired.spec
+            && contains(&current.metadata.labels, &desired.metadata.labels)
+            && contains(&current.metadata.annotations, &desired.metadata.annotations)
+    }
+
+    /// Its listeners' certificate Secrets, sorted, unique.
+    fn dependencies(root: &Self) -> Vec<DepKey> {
+        let ns = root.namespace().unwrap_or_default();
+        let secrets: BTreeSet<DepKey> = checks::certificate_refs(root, &ns)
+            .into_iter()
+            .map(|(_, (ns, name))| (DepKind::Secret, ns, name))
+            .collect();
+        secrets.into_iter().collect()
+    }
+
+    fn permits(root: &Self, (_, ns, name): &DepKey, world: &GatewayWorld) -> bool {
+        let from = root.namespace().unwrap_or_default();
+        world.granted(gw::GATEWAY, &from, "Secret", ns, name)
+    }
+
+    fn global_name(root: &str) -> Option<String> {
+        Some(format!("{root}{}", gw::GLOBAL_SUFFIX))
+    }
+
+    /// The DNS names of its attached, accepted routes.
+    fn hosts(root: &Self, world: &GatewayWorld) -> Vec<String> {
+        let key = (root.namespace().unwrap_or_default(), root.name_any());
+        let mut hosts = BTreeSet::new();
+        for (kind, ns, name) in world.routes_of(&key) {
+            let at = ObjectRef::new(&name).within(&ns);
+            if kind == gw::HTTP_ROUTE {
+                if let Some(r) = world
+                    .http_routes
+                    .get(&ObjectRef::<HttpRoute>::new(&name).within(&ns))
+                    && <HttpRoute as RootKind>::is_root(&r)
+                {
+                    hosts.extend(route_names(r.as_ref(), root, &key));
+                }
+            } else if let Some(r) = world.grpc_routes.get(&at)
+                && <GrpcRoute as RootKind>::is_root(&r)
+            {
+                hosts.extend(route_names(r.as_ref(), root, &key));
+            }
+        }
+        hosts.into_iter().collect()
+    }
+
+    /// Its `status.addresses`, while it is programmed.
+    fn addresses(object: &Self) -> Vec<GatewayStatusAddresses> {
+        let Some(status) = object.status.as_ref() else {
+            return Vec::new();
+        };
+        if !is_true(status.conditions.as_ref(), gw::PROGRAMMED) {
+            return Vec::new();
+        }
+        status.addresses.clone().unwrap_or_default()
+    }
+
+    /// `IPAddress` (the default) as an ip, `Hostname` as a hostname.
+    fn global_address(address: &GatewayStatusAddresses) -> Option<LoadBalancerAddress> {
+        let value = Some(address.value.clone()).filter(|v| !v.is_empty())?;
+        match address.r#type.as_deref() {
+            None | Some("IPAddress") => Some(LoadBalancerAddress {
+                ip: Some(value),
+                hostname: None,
+            }),
+            Some("Hostname") => Some(LoadBalancerAddress {
+                ip: None,
+                hostname: Some(value),
+            }),
+            Some(_) => None,
+        }
+    }
+
+    fn root_status(
+        root: &Self,
+        leaves: &[LeafView<Self>],
+        seen: &Lookups<'_, Self>,
+    ) -> Option<serde_json::Value> {
+        let leaf_gateways: Vec<LeafGateway> = leaves
+            .iter()
+            .map(|l| LeafGateway {
+                cluster: &l.view.cluster,
+                healthy: l.view.healthy,
+                status: l.leaf.as_ref().and_then(|g| g.status.as_ref()),
+            })
+            .collect();
+        let mut status = gateway_status(root, &leaf_gateways, seen.now);
+        let generation = root.metadata.generation;
+        checks::overlay_gateway(
+            &mut status,
+            &findings(root, seen),
+            root.status.as_ref(),
+            generation,
+            seen.now,
+        );
+        (root.status.as_ref() != Some(&status)).then(|| serde_json::to_value(&status).ok())?
+    }
+
+    fn problems(root: &Self, seen: &Lookups<'_, Self>) -> Vec<Problem> {
+        checks::gateway_problems(&findings(root, seen))
+    }
+}
+
+/// Whether every entry of `want` is in `have`.
+pub fn contains(
+    have: &Option<BTreeMap<String, String>>,
+    want: &Option<BTreeMap<String, String>>,
+) -> bool {
+    want.iter()
+        .flatten()
+        .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+}
