@@ -127,7 +127,10 @@ impl World {
             let mut cluster_labels =
                 std::collections::BTreeMap::from([(FLOW_LABEL.to_string(), tag.to_string())]);
             if let Some(class) = class {
-                cluster_labels.insert(labels::gateway_api::CLASS_LABEL.to_string(), class.to_string());
+                cluster_labels.insert(
+                    labels::gateway_api::CLASS_LABEL.to_string(),
+                    class.to_string(),
+                );
             }
             cluster.metadata.labels = Some(cluster_labels);
             Api::<Cluster>::all(cp.clone())
