@@ -599,16 +599,16 @@ pub async fn bad_gateway_api_input_is_reported(env: &TestEnv) -> anyhow::Result<
     let world = World::new(env, "bad").await?;
     let c1 = world.add_cluster(1, Some("standin")).await?;
     world.service("web").await?;
-    // Two listeners with one port, protocol and hostname; a TLS listener
-    // whose Secret is missing.
+    // Two listeners that select by one hostname on one port (HTTPS and
+    // TLS, both by SNI); the HTTPS one's Secret is missing.
     world
         .gateway(
             "conflicts",
             json!([
-                {"name": "a", "port": 80, "protocol": "HTTP", "hostname": "x.bad.kcp-ingress.test"},
-                {"name": "b", "port": 80, "protocol": "HTTP", "hostname": "x.bad.kcp-ingress.test"},
-                {"name": "tls", "port": 443, "protocol": "HTTPS", "hostname": "y.bad.kcp-ingress.test",
+                {"name": "a", "port": 443, "protocol": "HTTPS", "hostname": "x.bad.kcp-ingress.test",
                  "tls": {"mode": "Terminate", "certificateRefs": [{"name": "missing"}]}},
+                {"name": "b", "port": 443, "protocol": "TLS", "hostname": "x.bad.kcp-ingress.test",
+                 "tls": {"mode": "Passthrough"}},
             ]),
         )
         .await?;
@@ -661,7 +661,7 @@ pub async fn bad_gateway_api_input_is_reported(env: &TestEnv) -> anyhow::Result<
                     .unwrap_or(Value::Null)
             };
             let a = condition(&listener("a"), gw::CONFLICTED);
-            let tls = condition(&listener("tls"), gw::RESOLVED_REFS);
+            let tls = condition(&listener("a"), gw::RESOLVED_REFS);
             let ok = accepted
                 .as_ref()
                 .is_some_and(|c| c.0 == "False" && c.1 == gw::LISTENERS_NOT_VALID)

@@ -4,8 +4,11 @@
 //! need (or that are placed by hand) in those namespaces. The user's
 //! objects are never modified (but for a root's finalizer and status).
 //!
-//! The pipeline is generic over the kind of root ([`kind::RootKind`]);
-//! Ingress ([`kinds::ingress`]) is its one implementation today. One watch
+//! The pipeline is generic over the kind of root ([`kind::RootKind`]):
+//! Ingress ([`kinds::ingress`]) and, where their CRDs are served, the
+//! Gateway API roots ([`kinds::gateway`]: Gateway, HTTPRoute, GRPCRoute),
+//! each with its own watches, controller and memory; one set of workers
+//! places every kind's dependencies. One watch
 //! per type ([`routes`]) feeds a cache and the [`index`], and routes changes
 //! to the roots, dependencies and cluster namespaces they affect. Roots are
 //! reconciled by a kube-runtime controller ([`reconcile`]), as are orphan

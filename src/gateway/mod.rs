@@ -1,4 +1,4 @@
-//! Gateway API roots (pure core, not wired yet): a root Gateway and its
+//! Gateway API roots (pure core; wired in `controller::kinds::gateway`): a root Gateway and its
 //! routes split into per-cluster leaves, leaf status merged back, route
 //! hostnames for DNS. The types are the generated ones in
 //! [`crate::gateway_api`].

@@ -4,7 +4,7 @@
 //! | input | on the root |
 //! |---|---|
 //! | no placed cluster offers a GatewayClass | Gateway `Accepted=False` `NoResources` (and `Programmed=False`) |
-//! | two listeners with the same port, protocol and hostname | listener `Conflicted=True` `HostnameConflict`; Gateway `Accepted=False` `ListenersNotValid` |
+//! | two listeners that select by the same hostname on one port (HTTPS and TLS both by SNI) | listener `Conflicted=True` `HostnameConflict`; Gateway `Accepted=False` `ListenersNotValid` |
 //! | a listener's certificate Secret is missing | listener `ResolvedRefs=False` `InvalidCertificateRef` |
 //! | a certificate Secret or backend Service in another namespace, no ReferenceGrant | listener / route parent `ResolvedRefs=False` `RefNotPermitted` |
 //! | a route parentRef naming no placed Gateway | route parent `Accepted=False` `NoMatchingParent` (by `gateway::merge`) |
@@ -95,11 +95,18 @@ pub fn gateway_findings(
             findings.unclassed = unclassed;
         }
     }
+    // Listeners that match requests on the same port by the same hostname
+    // (the API server refuses equal port, protocol and hostname, but
+    // HTTPS and TLS both select by SNI).
+    let family = |protocol: &str| match protocol {
+        "HTTPS" | "TLS" => "SNI".to_string(),
+        other => other.to_string(),
+    };
     let mut by_key: BTreeMap<(i32, String, String), Vec<String>> = BTreeMap::new();
     for l in &gateway.spec.listeners {
         let host = l.hostname.as_deref().map(normalize).unwrap_or_default();
         by_key
-            .entry((l.port, l.protocol.clone(), host))
+            .entry((l.port, family(&l.protocol), host))
             .or_default()
             .push(l.name.clone());
     }
@@ -147,7 +154,7 @@ pub fn gateway_problems(findings: &GatewayFindings) -> Vec<Problem> {
         out.push(Problem {
             reason: gw::HOSTNAME_CONFLICT,
             message: format!(
-                "listeners {} have the same port, protocol and hostname",
+                "listeners {} select by the same hostname on the same port",
                 names.join(", ")
             ),
         });
@@ -245,7 +252,7 @@ pub fn overlay_gateway(
         if findings.conflicted.contains(&listener.name) {
             let (r, m) = (
                 gw::HOSTNAME_CONFLICT,
-                "another listener has the same port, protocol and hostname".to_string(),
+                "another listener selects by the same hostname on this port".to_string(),
             );
             set_condition(
                 &mut listener.conditions,
@@ -314,5 +321,164 @@ pub fn overlay_route(
             generation,
             now,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::jiff::Timestamp;
+    use serde_json::json;
+
+    use super::*;
+
+    fn gateway(listeners: serde_json::Value) -> Gateway {
+        serde_json::from_value(json!({
+            "metadata": {"name": "gw", "namespace": "shop", "generation": 3},
+            "spec": {"gatewayClassName": "global", "listeners": listeners}
+        }))
+        .unwrap()
+    }
+
+    fn placement(targets: &[&str], unusable: &[&str]) -> Placement {
+        Placement {
+            targets: targets.iter().map(|s| s.to_string()).collect(),
+            unusable: unusable
+                .iter()
+                .map(|c| (c.to_string(), format!("cluster {c} {NO_CLASS}")))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn each_bad_listener_is_found_and_reported_with_the_spec_reasons() {
+        let g = gateway(json!([
+            {"name": "a", "port": 443, "protocol": "HTTPS", "hostname": "x.example.test",
+             "tls": {"certificateRefs": [{"name": "missing"}]}},
+            {"name": "b", "port": 443, "protocol": "TLS", "hostname": "X.example.test."},
+            {"name": "c", "port": 443, "protocol": "HTTPS", "hostname": "y.example.test",
+             "tls": {"certificateRefs": [{"name": "there"}, {"name": "far", "namespace": "other"}]}},
+            {"name": "d", "port": 80, "protocol": "HTTP", "hostname": "x.example.test"}
+        ]));
+        let exists = |d: &DepKey| d.2 != "missing";
+        let granted = |ns: &str, _: &str| ns == "shop";
+        let p = placement(&["east"], &["west"]);
+        let f = gateway_findings(&g, "shop", Some(&p), &exists, &granted);
+        assert_eq!(f.no_class, None);
+        assert_eq!(f.unclassed, ["west"]);
+        assert_eq!(
+            f.conflicted,
+            BTreeSet::from(["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(f.bad_certificates["a"].0, gw::INVALID_CERTIFICATE_REF);
+        assert_eq!(f.bad_certificates["c"].0, gw::REF_NOT_PERMITTED);
+        let reasons: Vec<&str> = gateway_problems(&f).iter().map(|p| p.reason).collect();
+        assert_eq!(
+            reasons,
+            [
+                gw::HOSTNAME_CONFLICT,
+                gw::INVALID_CERTIFICATE_REF,
+                gw::REF_NOT_PERMITTED
+            ]
+        );
+
+        let now = Time(Timestamp::from_second(100).unwrap());
+        let mut status: GatewayStatus = serde_json::from_value(json!({
+            "conditions": [
+                {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "", "lastTransitionTime": "1970-01-01T00:00:10Z"},
+                {"type": "Programmed", "status": "True", "reason": "Programmed", "message": "programmed in east", "lastTransitionTime": "1970-01-01T00:00:10Z"}
+            ],
+            "listeners": [
+                {"name": "a", "attachedRoutes": 0, "supportedKinds": [], "conditions": []},
+                {"name": "c", "attachedRoutes": 0, "supportedKinds": [], "conditions": []}
+            ]
+        }))
+        .unwrap();
+        overlay_gateway(&mut status, &f, None, Some(3), &now);
+        let conditions = status.conditions.clone().unwrap();
+        let accepted = conditions.iter().find(|c| c.type_ == gw::ACCEPTED).unwrap();
+        assert_eq!(
+            (accepted.status.as_str(), accepted.reason.as_str()),
+            ("False", gw::LISTENERS_NOT_VALID)
+        );
+        assert_eq!(accepted.last_transition_time, now);
+        let programmed = conditions
+            .iter()
+            .find(|c| c.type_ == gw::PROGRAMMED)
+            .unwrap();
+        assert!(programmed.message.ends_with(
+            "no leaf in cluster(s) west (no Cluster label gateway.kcp-ingress.dev/class)"
+        ));
+        let listeners = status.listeners.clone().unwrap();
+        let of = |n: &str, t: &str| {
+            listeners
+                .iter()
+                .find(|l| l.name == n)
+                .and_then(|l| l.conditions.iter().find(|c| c.type_ == t))
+                .map(|c| (c.status.clone(), c.reason.clone()))
+        };
+        assert_eq!(
+            of("a", gw::CONFLICTED),
+            Some(("True".into(), gw::HOSTNAME_CONFLICT.into()))
+        );
+        assert_eq!(
+            of("a", gw::RESOLVED_REFS),
+            Some(("False".into(), gw::INVALID_CERTIFICATE_REF.into()))
+        );
+        assert_eq!(
+            of("c", gw::RESOLVED_REFS),
+            Some(("False".into(), gw::REF_NOT_PERMITTED.into()))
+        );
+        assert_eq!(of("c", gw::CONFLICTED), None);
+    }
+
+    #[test]
+    fn no_class_anywhere_is_no_resources() {
+        let g = gateway(json!([{"name": "a", "port": 80, "protocol": "HTTP"}]));
+        let p = placement(&[], &["west"]);
+        let f = gateway_findings(&g, "shop", Some(&p), &|_| true, &|_, _| true);
+        assert!(f.no_class.as_deref().unwrap().ends_with(": west"));
+        let now = Time(Timestamp::from_second(100).unwrap());
+        let mut status = GatewayStatus::default();
+        overlay_gateway(&mut status, &f, None, Some(3), &now);
+        let reasons: Vec<(&str, &str, &str)> = status
+            .conditions
+            .iter()
+            .flatten()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                (gw::ACCEPTED, "False", gw::NO_RESOURCES),
+                (gw::PROGRAMMED, "False", gw::NO_RESOURCES)
+            ]
+        );
+        assert_eq!(gateway_problems(&f)[0].reason, gw::NO_RESOURCES);
+    }
+
+    #[test]
+    fn a_refused_backend_marks_our_parent_entries_only() {
+        let now = Time(Timestamp::from_second(100).unwrap());
+        let entry = |controller: &str| ParentStatus {
+            parent_ref: crate::gateway::route::ParentRef {
+                name: "gw".into(),
+                ..Default::default()
+            },
+            controller_name: controller.into(),
+            conditions: Vec::new(),
+        };
+        let mut parents = vec![entry(gw::CONTROLLER_NAME), entry("example.com/other")];
+        overlay_route(
+            &mut parents,
+            &[("other".into(), "web".into())],
+            &[],
+            Some(1),
+            &now,
+        );
+        assert_eq!(parents[0].conditions[0].reason, gw::REF_NOT_PERMITTED);
+        assert!(parents[1].conditions.is_empty());
+        let before = parents.clone();
+        overlay_route(&mut parents, &[], &[], Some(1), &now);
+        assert_eq!(parents, before);
     }
 }

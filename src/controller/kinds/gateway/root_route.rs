@@ -246,3 +246,96 @@ macro_rules! route_kind {
 
 route_kind!(HttpRoute);
 route_kind!(GrpcRoute);
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::apis::ClusterSpec;
+    use crate::controller::kinds::gateway::watch::stores_from;
+    use crate::gateway_api::gateway::Gateway;
+    use crate::gateway_api::gateway_class::GatewayClass;
+
+    fn cluster(name: &str, class: Option<&str>) -> Arc<Cluster> {
+        let mut c = Cluster::new(name, ClusterSpec::default());
+        c.metadata.labels = class.map(|k| [(gw::CLASS_LABEL.to_string(), k.to_string())].into());
+        Arc::new(c)
+    }
+
+    fn world() -> GatewayWorld {
+        let gateway = |name: &str, class: &str| -> Gateway {
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"gatewayClassName": class, "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}
+            }))
+            .unwrap()
+        };
+        let class = |name: &str, controller: &str| -> GatewayClass {
+            serde_json::from_value(
+                json!({"metadata": {"name": name}, "spec": {"controllerName": controller}}),
+            )
+            .unwrap()
+        };
+        stores_from(
+            vec![gateway("gw", "global"), gateway("theirs", "nginx")],
+            Vec::new(),
+            vec![
+                class("global", gw::CONTROLLER_NAME),
+                class("nginx", "example.com/nginx"),
+            ],
+        )
+    }
+
+    fn route(parents: serde_json::Value, backend_ns: Option<&str>) -> HttpRoute {
+        serde_json::from_value(json!({
+            "metadata": {"name": "r", "namespace": "shop"},
+            "spec": {"parentRefs": parents, "rules": [{"backendRefs": [{"name": "web", "namespace": backend_ns, "port": 80}]}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_route_goes_where_its_gateways_of_ours_offer_a_class() {
+        let world = world();
+        let clusters = [cluster("east", Some("standin")), cluster("west", None)];
+        let r = route(json!([{"name": "gw"}, {"name": "theirs"}]), None);
+        assert!(<HttpRoute as RootKind>::is_ours(&r, &world));
+        let placed = targets(&r, &clusters, &world).unwrap();
+        assert_eq!(placed.targets, ["east"]);
+        let leaf = leaf(&r, &clusters[0], &world).unwrap();
+        let names: Vec<String> = leaf.parent_refs().into_iter().map(|p| p.name).collect();
+        assert_eq!(names, ["gw--east"]);
+        assert!(super::leaf(&r, &clusters[1], &world).is_none());
+        // Only another implementation's Gateway: not ours.
+        let theirs = route(json!([{"name": "theirs"}]), None);
+        assert!(!<HttpRoute as RootKind>::is_ours(&theirs, &world));
+        // A parentRef to no Gateway is ours to report.
+        let lost = route(json!([{"name": "missing"}]), None);
+        assert!(<HttpRoute as RootKind>::is_ours(&lost, &world));
+        assert!(
+            targets(&lost, &clusters, &world)
+                .unwrap()
+                .targets
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_backend_in_another_namespace_needs_a_grant() {
+        let world = world();
+        let here = route(json!([{"name": "gw"}]), None);
+        assert_eq!(
+            <HttpRoute as RootKind>::dependencies(&here),
+            [(DepKind::Service, "shop".to_string(), "web".to_string())]
+        );
+        assert!(not_permitted(&here, &world).is_empty());
+        let there = route(json!([{"name": "gw"}]), Some("other"));
+        assert_eq!(
+            not_permitted(&there, &world),
+            [("other".to_string(), "web".to_string())]
+        );
+        let dep = (DepKind::Service, "other".to_string(), "web".to_string());
+        assert!(!<HttpRoute as RootKind>::permits(&there, &dep, &world));
+    }
+}
