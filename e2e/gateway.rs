@@ -17,6 +17,7 @@ use kcp_ingress::gateway_api::gateway::Gateway;
 use kcp_ingress::gateway_api::gateway_class::GatewayClass;
 use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
 use kcp_ingress::gateway_api::http_route::HttpRoute;
+use kcp_ingress::gateway_api::reference_grant::ReferenceGrant;
 use kcp_ingress::labels::{self, gateway_api as gw};
 use kcp_ingress::mailbox;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -335,6 +336,37 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
     let all = vec![c1.clone(), c2.clone(), c3.clone()];
     world.service("web").await?;
     world.secret("tls").await?;
+    // A backend in another namespace, allowed by a ReferenceGrant there.
+    let backends = format!("{}-backends", world.ns);
+    Api::<Namespace>::all(world.client.clone())
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": backends}}))?,
+        )
+        .await?;
+    let manager = PatchParams::apply("e2e-user").force();
+    Api::<Service>::namespaced(world.client.clone(), &backends)
+        .patch(
+            "api",
+            &manager,
+            &Patch::Apply(
+                &json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+            "spec": {"ports": [{"port": 80}], "selector": {"app": "api"}}}),
+            ),
+        )
+        .await?;
+    Api::<ReferenceGrant>::namespaced(world.client.clone(), &backends)
+        .patch(
+            "from-split",
+            &manager,
+            &Patch::Apply(
+                &json!({"apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+            "metadata": {"name": "from-split"},
+            "spec": {"from": [{"group": gw::GROUP, "kind": "HTTPRoute", "namespace": world.ns}],
+                     "to": [{"group": "", "kind": "Service", "name": "api"}]}}),
+            ),
+        )
+        .await?;
     world
         .gateway(
             "gw",
@@ -346,12 +378,14 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
         )
         .await?;
     world
-        .http_route(
-            "shop",
-            json!([{"name": "gw"}]),
-            &["shop.gw.kcp-ingress.test", "shop.elsewhere.test"],
-            json!({"name": "web", "port": 80}),
-        )
+        .apply::<HttpRoute>(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["shop.gw.kcp-ingress.test", "shop.elsewhere.test"],
+                     "rules": [{"backendRefs": [{"name": "web", "port": 80}]},
+                               {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                                "backendRefs": [{"name": "api", "namespace": backends, "port": 80}]}]},
+        }))
         .await?;
     world
         .apply::<GrpcRoute>(json!({
@@ -427,8 +461,8 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
         || async {
             let mut have = Vec::new();
             for c in &all {
-                let svc = world
-                    .in_cluster_ns::<PlacedObject>(c)
+                let placed = world.in_cluster_ns::<PlacedObject>(c);
+                let svc = placed
                     .get_opt(&format!("{}.web.services", world.ns))
                     .await?
                     .is_some();
@@ -437,9 +471,20 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
                     .get_opt(&format!("{}.tls", world.ns))
                     .await?
                     .is_some();
-                have.push((svc, sec));
+                let api = placed
+                    .get_opt(&format!("{backends}.api.services"))
+                    .await?
+                    .is_some();
+                let grant = placed
+                    .get_opt(&format!(
+                        "{backends}.from-split.referencegrants.gateway.networking.k8s.io"
+                    ))
+                    .await?
+                    .is_some();
+                have.push((svc, sec, api, grant));
             }
-            Ok((have == [(true, true), (true, true), (false, false)]).then_some(()))
+            let placed = (true, true, true, true);
+            Ok((have == [placed, placed, (false, false, false, false)]).then_some(()))
         },
     )
     .await?;
@@ -581,11 +626,18 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
             .get_opt(&format!("{}.web.services", world.ns))
             .await?;
         let root = world.api::<Gateway>().get_opt("gw").await?;
+        let grant = world
+            .in_cluster_ns::<PlacedObject>(&c1)
+            .get_opt(&format!(
+                "{backends}.from-split.referencegrants.gateway.networking.k8s.io"
+            ))
+            .await?;
         Ok((gws.is_empty()
             && https.is_empty()
             && grpcs.is_empty()
             && global.is_none()
             && copy.is_none()
+            && grant.is_none()
             && root.is_none())
         .then_some(()))
     })
@@ -735,6 +787,65 @@ pub async fn bad_gateway_api_input_is_reported(env: &TestEnv) -> anyhow::Result<
         Ok(Some(()))
     })
     .await?;
+    // An Ingress named like a Gateway's GlobalIngress holds that name: the
+    // Gateway reports it and leaves the Ingress's GlobalIngress alone.
+    world
+        .apply::<k8s_openapi::api::networking::v1::Ingress>(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "col.gateway", "annotations": {labels::PLACEMENT_ANNOTATION: format!("e2e-test={}", world.tag)}},
+            "spec": {"rules": [{"host": "col.bad.kcp-ingress.test", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]},
+        }))
+        .await?;
+    eventually(
+        "the Ingress's GlobalIngress col.gateway",
+        CONVERGE,
+        || async {
+            let g = world.api::<GlobalIngress>().get_opt("col.gateway").await?;
+            Ok(g.filter(|g| g.spec.root.as_ref().is_some_and(|r| r.kind == "Ingress")))
+        },
+    )
+    .await?;
+    world
+        .gateway(
+            "col",
+            json!([{"name": "http", "port": 80, "protocol": "HTTP"}]),
+        )
+        .await?;
+    eventually(
+        "GlobalIngressNameTaken on the Gateway",
+        CONVERGE,
+        || async {
+            let g = world.root_gateway("col").await?;
+            Ok(condition(&g["status"]["conditions"], gw::GLOBAL_INGRESS)
+                .filter(|c| c.0 == "False" && c.1 == labels::reasons::GLOBAL_INGRESS_NAME_TAKEN))
+        },
+    )
+    .await?;
+    eventually("the GlobalIngressNameTaken Event", CONVERGE, || async {
+        Ok(world
+            .warning_reasons()
+            .await?
+            .contains(labels::reasons::GLOBAL_INGRESS_NAME_TAKEN)
+            .then_some(()))
+    })
+    .await?;
+    let global = world.api::<GlobalIngress>().get("col.gateway").await?;
+    ensure!(
+        global
+            .spec
+            .root
+            .as_ref()
+            .is_some_and(|r| r.kind == "Ingress")
+            && global.spec.hosts == ["col.bad.kcp-ingress.test"]
+            && global
+                .owner_references()
+                .iter()
+                .all(|o| o.kind == "Ingress"),
+        "the Ingress's GlobalIngress was touched: {:?}",
+        global.spec
+    );
+
     // The good Gateway converged all the same; the cross-namespace Service is not copied.
     eventually("the good Gateway's leaf", CONVERGE, || async {
         Ok((world

@@ -22,6 +22,7 @@ use super::index::Index;
 use super::kind::RootKind;
 use super::memory::Memory;
 use crate::apis::{Cluster, GlobalIngress, PlacedObject};
+use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime::{self, metrics::Metrics};
@@ -109,6 +110,8 @@ pub struct Caches<K: RootKind> {
     pub configmaps: Store<PartialObjectMeta<ConfigMap>>,
     pub placed: Store<PlacedObject>,
     pub globals: Store<GlobalIngress>,
+    /// ReferenceGrants (metadata), where the Gateway API is served.
+    pub grants: Option<Store<PartialObjectMeta<ReferenceGrant>>>,
 }
 
 impl<K: RootKind> Caches<K> {
@@ -150,6 +153,15 @@ impl<K: RootKind> Caches<K> {
                 .map(|o| o.metadata.clone()),
             (DepKind::ConfigMap, _) => self
                 .configmaps
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|o| o.metadata.clone()),
+            (DepKind::ReferenceGrant, false) => self
+                .grants
+                .as_ref()?
+                .get(&ObjectRef::new(name).within(ns))
+                .map(|o| o.metadata.clone()),
+            (DepKind::ReferenceGrant, true) => self
+                .placed
                 .get(&ObjectRef::new(name).within(ns))
                 .map(|o| o.metadata.clone()),
         }

@@ -31,7 +31,14 @@ pub fn resource(kind: DepKind) -> (&'static str, &'static str) {
         DepKind::Service => ("services", ""),
         DepKind::Secret => ("secrets", ""),
         DepKind::ConfigMap => ("configmaps", ""),
+        DepKind::ReferenceGrant => ("referencegrants", labels::gateway_api::GROUP),
     }
+}
+
+/// Whether the copies of `kind` are `PlacedObject`s (rather than objects of
+/// the kind itself).
+pub fn is_placed(kind: DepKind) -> bool {
+    matches!(kind, DepKind::Service | DepKind::ReferenceGrant)
 }
 
 /// The clusters a user's object is placed on by hand: its
@@ -71,7 +78,7 @@ pub fn desired_clusters(
 /// The name, in a cluster namespace, of the copy of `dep`.
 pub fn copy_name(dep: &DepKey) -> Result<String, NameTooLong> {
     let (kind, ns, name) = dep;
-    if *kind == DepKind::Service {
+    if is_placed(*kind) {
         let (plural, group) = resource(*kind);
         mailbox::placed_object_name(ns, name, plural, group)
     } else {
@@ -83,7 +90,7 @@ pub fn copy_name(dep: &DepKey) -> Result<String, NameTooLong> {
 /// comes from (`None` when the name does not map back to one).
 pub fn origin_of_copy(kind: DepKind, name: &str) -> Option<DepKey> {
     let (plural, group) = resource(kind);
-    let (ns, origin) = if kind == DepKind::Service {
+    let (ns, origin) = if is_placed(kind) {
         mailbox::downstream_of_placed(name, plural, group)?
     } else {
         mailbox::downstream_of_copy(name)?
@@ -151,6 +158,29 @@ pub fn copy_body(
                 }
             }
             body
+        }
+        DepKind::ReferenceGrant => {
+            let (plural, group) = resource(*kind);
+            json!({
+                "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
+                "kind": "PlacedObject",
+                "metadata": {
+                    "name": copy_name, "namespace": cluster_namespace,
+                    "labels": {
+                        labels::PLACED_RESOURCE_LABEL: mailbox::placed_resource_label_value(plural, group),
+                    },
+                    "annotations": {labels::ORIGIN_ANNOTATION: origin},
+                },
+                "spec": {"object": {
+                    "apiVersion": user.get("apiVersion").cloned().unwrap_or(Value::Null),
+                    "kind": labels::gateway_api::REFERENCE_GRANT,
+                    "metadata": {
+                        "namespace": ns, "name": name,
+                        "labels": user_labels, "annotations": user_annotations,
+                    },
+                    "spec": user.get("spec").cloned().unwrap_or(Value::Null),
+                }},
+            })
         }
         DepKind::Service => {
             let mut spec = user
@@ -287,10 +317,34 @@ mod tests {
             key(DepKind::Secret, "tls"),
             key(DepKind::ConfigMap, "conf.v2"),
             key(DepKind::Service, "web"),
+            key(DepKind::ReferenceGrant, "from-apps"),
         ] {
             let name = copy_name(&dep).unwrap();
             assert_eq!(origin_of_copy(dep.0, &name), Some(dep.clone()));
         }
+        assert_eq!(
+            copy_name(&key(DepKind::ReferenceGrant, "g")).unwrap(),
+            "shop.g.referencegrants.gateway.networking.k8s.io"
+        );
+        let grant = json!({
+            "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+            "metadata": {"name": "g", "namespace": "shop", "uid": "u-9"},
+            "spec": {"from": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": "apps"}],
+                     "to": [{"group": "", "kind": "Service"}]}
+        });
+        let body = copy_body(
+            &key(DepKind::ReferenceGrant, "g"),
+            &grant,
+            "kcp-ingress-cluster-east",
+        )
+        .unwrap();
+        assert_eq!(body["kind"], "PlacedObject");
+        assert_eq!(body["spec"]["object"]["kind"], "ReferenceGrant");
+        assert_eq!(body["spec"]["object"]["spec"], grant["spec"]);
+        assert_eq!(
+            body["metadata"]["labels"][labels::PLACED_RESOURCE_LABEL],
+            "referencegrants.gateway.networking.k8s.io"
+        );
         assert_eq!(
             copy_name(&key(DepKind::Service, "web")).unwrap(),
             "shop.web.services"

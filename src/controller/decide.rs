@@ -202,27 +202,34 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         }
         stale_leaves = seen.leaves.difference(&wanted).cloned().collect();
     }
+    let taken_message = match (taken, &global_name) {
+        (Some(g), Some(global_name)) => {
+            let owner = controller_of(g)
+                .map(|(_, kind, _)| kind)
+                .unwrap_or_default();
+            Some(format!(
+                "the GlobalIngress {global_name} is controlled by another root (a {owner}): \
+                 this root's hosts are not published"
+            ))
+        }
+        _ => None,
+    };
     let lookups = Lookups {
         world: seen.world,
         clusters: seen.clusters,
         exists: seen.exists,
         placement: placement.as_ref(),
+        global_taken: taken_message.as_deref(),
         now: &now,
     };
     let root_status = placement
         .as_ref()
         .and_then(|_| K::root_status(root, &leaves, &lookups));
     let mut problems = K::problems(root, &lookups);
-    if let (Some(g), Some(global_name)) = (taken, &global_name) {
-        let owner = controller_of(g)
-            .map(|(_, kind, _)| kind)
-            .unwrap_or_default();
+    if let Some(message) = taken_message {
         problems.push(Problem {
             reason: reasons::GLOBAL_INGRESS_NAME_TAKEN,
-            message: format!(
-                "the GlobalIngress {global_name} is controlled by another root (a {owner}): \
-                 this root's hosts are not published"
-            ),
+            message,
         });
     }
     let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();
@@ -230,6 +237,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
 
     let dependencies = dependencies_condition(
         root,
+        seen.world,
         placement.as_ref(),
         seen.exists,
         seen.conflicts,
@@ -363,6 +371,7 @@ fn place<K: RootKind>(
 /// placed).
 fn dependencies_condition<K: RootKind>(
     root: &K,
+    world: &K::World,
     placement: Option<&Placement>,
     exists: &dyn Fn(&DepKey) -> bool,
     conflicts: &dyn Fn(&DepKey) -> Vec<String>,
@@ -370,7 +379,7 @@ fn dependencies_condition<K: RootKind>(
     now: &Time,
 ) -> Condition {
     let ns = root.namespace().unwrap_or_default();
-    let deps = K::dependencies(root);
+    let deps = K::dependencies(root, world);
     let missing: Vec<String> = deps
         .iter()
         .filter(|dep| !exists(dep))
@@ -650,7 +659,7 @@ mod tests {
         ])
         .with_leaf(reported(&r, "east", &["127.0.1.1"]))
         .with_leaf(reported(&r, "west", &["127.0.1.2"]));
-        world.existing = Ingress::dependencies(&r);
+        world.existing = Ingress::dependencies(&r, &());
         let plan = world.decide(&r);
         assert!(plan.leaf_writes.is_empty());
         assert_eq!(
@@ -738,7 +747,7 @@ mod tests {
             cluster("west", "us", true),
             cluster("paris", "eu", true),
         ]);
-        world.existing = Ingress::dependencies(&r);
+        world.existing = Ingress::dependencies(&r, &());
         let web = (DepKind::Service, "apps".to_string(), "web".to_string());
         // A conflict in a cluster the root is not placed on does not count.
         world.conflicts.insert(web.clone(), vec!["paris".into()]);
@@ -789,7 +798,7 @@ mod tests {
         assert_eq!(plan.placement.map(|p| p.targets), Some(vec![]));
         assert!(plan.leaf_writes.is_empty());
         assert_eq!(
-            Ingress::dependencies(&root(""))[0],
+            Ingress::dependencies(&root(""), &())[0],
             (DepKind::Service, "apps".into(), "web".into())
         );
     }

@@ -14,6 +14,9 @@ pub enum DepKind {
     Secret,
     /// Placed by hand only (no root kind references one today).
     ConfigMap,
+    /// A Gateway API ReferenceGrant that allows a root's reference into
+    /// another namespace (copied as a `PlacedObject`, like a Service).
+    ReferenceGrant,
 }
 
 impl DepKind {
@@ -23,6 +26,7 @@ impl DepKind {
             DepKind::Service => "services",
             DepKind::Secret => "secrets",
             DepKind::ConfigMap => "configmaps",
+            DepKind::ReferenceGrant => "referencegrants",
         }
     }
 }

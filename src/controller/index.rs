@@ -38,7 +38,7 @@ impl Index {
 
     /// Records a root or leaf as seen now; returns the dependencies it no
     /// longer references (they need their labels recomputed).
-    pub fn upsert<K: RootKind>(&self, object: &K) -> Vec<DepKey> {
+    pub fn upsert<K: RootKind>(&self, object: &K, world: &K::World) -> Vec<DepKey> {
         let meta = object.meta();
         let ns = meta.namespace.clone().unwrap_or_default();
         let name = meta.name.clone().unwrap_or_default();
@@ -59,7 +59,7 @@ impl Index {
                 .insert(name.clone());
         }
         let new = if K::is_root(object) {
-            K::dependencies(object)
+            K::dependencies(object, world)
         } else {
             Vec::new()
         };
@@ -82,7 +82,11 @@ impl Index {
 
     /// Rebuilds the roots' and leaves' indexes from a full list (after a
     /// watch re-list).
-    pub fn rebuild<'a, K: RootKind>(&self, objects: impl IntoIterator<Item = &'a K>) {
+    pub fn rebuild<'a, K: RootKind>(
+        &self,
+        objects: impl IntoIterator<Item = &'a K>,
+        world: &K::World,
+    ) {
         {
             let mut inner = self.inner();
             let copies = std::mem::take(&mut inner.copies);
@@ -90,7 +94,7 @@ impl Index {
             inner.copies = copies;
         }
         for object in objects {
-            self.upsert(object);
+            self.upsert(object, world);
         }
     }
 
@@ -223,7 +227,7 @@ mod tests {
         let api = (DepKind::Service, "ns".to_string(), "api".to_string());
         assert!(
             index
-                .upsert(&ingress("ns", "shop", &[], &["web", "api"]))
+                .upsert(&ingress("ns", "shop", &[], &["web", "api"]), &())
                 .is_empty()
         );
         let leaf_labels = [
@@ -236,7 +240,7 @@ mod tests {
             &leaf_labels,
             &["web"],
         );
-        index.upsert(&leaf);
+        index.upsert(&leaf, &());
         assert_eq!(
             index.leaves("ns", "shop"),
             BTreeSet::from([(
@@ -254,12 +258,12 @@ mod tests {
         );
         // The root stops referencing api.
         assert_eq!(
-            index.upsert(&ingress("ns", "shop", &[], &["web"])),
+            index.upsert(&ingress("ns", "shop", &[], &["web"]), &()),
             vec![api.clone()]
         );
         assert!(index.dependents(&api).is_empty());
         index.set_copy(&web, "kcp-ingress-cluster-east", true);
-        index.rebuild([&ingress("ns", "shop", &[], &["web"])]);
+        index.rebuild([&ingress("ns", "shop", &[], &["web"])], &());
         assert_eq!(
             index.copies(&web).len(),
             1,
@@ -273,8 +277,8 @@ mod tests {
         );
         // Leaves live in cluster namespaces only.
         let elsewhere = ingress("ns", "ns.shop--west", &leaf_labels, &[]);
-        index.upsert(&leaf);
-        index.upsert(&elsewhere);
+        index.upsert(&leaf, &());
+        index.upsert(&elsewhere, &());
         assert_eq!(index.leaves("ns", "shop").len(), 1);
         index.remove(&leaf);
         assert!(index.leaves("ns", "shop").is_empty() && index.all_dependencies().is_empty());

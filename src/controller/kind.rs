@@ -44,6 +44,9 @@ pub struct Lookups<'a, K: RootKind> {
     pub exists: &'a dyn Fn(&DepKey) -> bool,
     /// Where the root goes (`None`: it is invalid).
     pub placement: Option<&'a Placement>,
+    /// Why the GlobalIngress of the root's name is not its own (another
+    /// root controls it), if that is so.
+    pub global_taken: Option<&'a str>,
     pub now: &'a Time,
 }
 
@@ -118,7 +121,7 @@ pub trait RootKind:
 
     /// The objects `root` needs on every cluster it is placed on, in the
     /// order they are reported.
-    fn dependencies(root: &Self) -> Vec<DepKey>;
+    fn dependencies(root: &Self, world: &Self::World) -> Vec<DepKey>;
 
     /// The name of the GlobalIngress of the root named `root` (in its
     /// namespace); `None`: roots of this kind have none.

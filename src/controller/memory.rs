@@ -71,6 +71,17 @@ impl Memory {
             != Some(state)
     }
 
+    /// Forgets what was announced for root `uid` under condition types
+    /// starting with `prefix` but for `keep` (problems that went: if one
+    /// comes back, it is announced again).
+    pub fn retain_announced(&self, uid: &str, prefix: &str, keep: &[String]) {
+        if let Some(memory) = lock(&self.roots).get_mut(uid) {
+            memory
+                .announced
+                .retain(|type_, _| !type_.starts_with(prefix) || keep.contains(type_));
+        }
+    }
+
     /// Records that root `uid` is placed on `targets`; whether that differs
     /// from its previous placement (false at the first).
     pub fn moved(&self, uid: &str, targets: &[String]) -> bool {

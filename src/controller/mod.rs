@@ -107,10 +107,17 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     let readiness = Readiness::default();
     let dependencies = Arc::new(WorkQueue::default());
     let peers: Peers = Arc::new(OnceLock::new());
-    let ingress =
-        Kind::<Ingress>::start(&client, Arc::new(()), &dependencies, &readiness, &shutdown);
     // The Gateway API roots, where their CRDs are served.
-    let gateway_api = match gateway_api_served(&client).await {
+    let served = gateway_api_served(&client).await;
+    let start = Start {
+        client: &client,
+        dependencies: &dependencies,
+        readiness: &readiness,
+        shutdown: &shutdown,
+        gateway_api: served.is_ok(),
+    };
+    let ingress = Kind::<Ingress>::start(&start, Arc::new(()));
+    let gateway_api = match served {
         Ok(()) => {
             let (gw_tx, gw_rx) = mpsc::unbounded();
             let (http_tx, http_rx) = mpsc::unbounded();
@@ -126,30 +133,9 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
                 &client, &triggers, &readiness, &shutdown,
             ));
             Some((
-                Kind::<Gateway>::start_with(
-                    &client,
-                    world.clone(),
-                    &dependencies,
-                    &readiness,
-                    &shutdown,
-                    (gw_tx, gw_rx),
-                ),
-                Kind::<HttpRoute>::start_with(
-                    &client,
-                    world.clone(),
-                    &dependencies,
-                    &readiness,
-                    &shutdown,
-                    (http_tx, http_rx),
-                ),
-                Kind::<GrpcRoute>::start_with(
-                    &client,
-                    world.clone(),
-                    &dependencies,
-                    &readiness,
-                    &shutdown,
-                    (grpc_tx, grpc_rx),
-                ),
+                Kind::<Gateway>::start_with(&start, world.clone(), (gw_tx, gw_rx)),
+                Kind::<HttpRoute>::start_with(&start, world.clone(), (http_tx, http_rx)),
+                Kind::<GrpcRoute>::start_with(&start, world.clone(), (grpc_tx, grpc_rx)),
                 world,
                 class_rx,
             ))
@@ -238,32 +224,27 @@ struct Kind<K: RootKind> {
     globals_rx: mpsc::UnboundedReceiver<ObjectRef<GlobalIngress>>,
 }
 
+/// What every kind's watches start with.
+struct Start<'a> {
+    client: &'a kube::Client,
+    /// The dependency queue every kind shares.
+    dependencies: &'a Arc<WorkQueue<dependencies::DepKey>>,
+    readiness: &'a Readiness,
+    shutdown: &'a CancellationToken,
+    /// Whether the Gateway API is served (ReferenceGrants are watched).
+    gateway_api: bool,
+}
+
 impl<K: RootKind> Kind<K> {
-    fn start(
-        client: &kube::Client,
-        world: Arc<K::World>,
-        dependencies: &Arc<WorkQueue<dependencies::DepKey>>,
-        readiness: &Readiness,
-        shutdown: &CancellationToken,
-    ) -> Self {
-        Self::start_with(
-            client,
-            world,
-            dependencies,
-            readiness,
-            shutdown,
-            mpsc::unbounded(),
-        )
+    fn start(start: &Start<'_>, world: Arc<K::World>) -> Self {
+        Self::start_with(start, world, mpsc::unbounded())
     }
 
     /// Starts with the channel of its roots' triggers (other kinds' watches
     /// send into it too).
     fn start_with(
-        client: &kube::Client,
+        start: &Start<'_>,
         world: Arc<K::World>,
-        dependencies: &Arc<WorkQueue<dependencies::DepKey>>,
-        readiness: &Readiness,
-        shutdown: &CancellationToken,
         (roots_tx, roots_rx): (
             mpsc::UnboundedSender<ObjectRef<K>>,
             mpsc::UnboundedReceiver<ObjectRef<K>>,
@@ -271,11 +252,18 @@ impl<K: RootKind> Kind<K> {
     ) -> Self {
         let (globals_tx, globals_rx) = mpsc::unbounded();
         let routing = Routing::<K> {
+            world: world.clone(),
             index: Arc::new(Index::default()),
             memory: Arc::new(Memory::default()),
-            triggers: Triggers::new(roots_tx, globals_tx, dependencies.clone()),
+            triggers: Triggers::new(roots_tx, globals_tx, start.dependencies.clone()),
         };
-        let caches = routes::start(client, &routing, readiness, shutdown);
+        let caches = routes::start(
+            start.client,
+            start.gateway_api,
+            &routing,
+            start.readiness,
+            start.shutdown,
+        );
         Self {
             routing,
             caches,

@@ -29,6 +29,7 @@ use super::copies;
 use super::dependencies::{DepKey, DepKind};
 use super::kind::RootKind;
 use crate::apis::PlacedObject;
+use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::mailbox;
 
 /// Reconciles the copies of one user's object.
@@ -174,6 +175,7 @@ async fn get_user_object<K: RootKind>(
         DepKind::Service => get::<Service>(&ctx.client, ns, name).await,
         DepKind::Secret => get::<Secret>(&ctx.client, ns, name).await,
         DepKind::ConfigMap => get::<ConfigMap>(&ctx.client, ns, name).await,
+        DepKind::ReferenceGrant => get::<ReferenceGrant>(&ctx.client, ns, name).await,
     }
 }
 
@@ -203,7 +205,9 @@ async fn apply_copy<K: RootKind>(
             .map(|_| ())
     }
     match kind {
-        DepKind::Service => apply::<PlacedObject>(&ctx.client, ns, name, body).await?,
+        DepKind::Service | DepKind::ReferenceGrant => {
+            apply::<PlacedObject>(&ctx.client, ns, name, body).await?
+        }
         DepKind::Secret => apply::<Secret>(&ctx.client, ns, name, body).await?,
         DepKind::ConfigMap => apply::<ConfigMap>(&ctx.client, ns, name, body).await?,
     }
@@ -219,7 +223,9 @@ pub async fn delete_copy<K: RootKind>(
     uid: Option<String>,
 ) -> Result<(), ReconcileError> {
     match kind {
-        DepKind::Service => delete::<PlacedObject>(&ctx.client, ns, name, uid).await?,
+        DepKind::Service | DepKind::ReferenceGrant => {
+            delete::<PlacedObject>(&ctx.client, ns, name, uid).await?
+        }
         DepKind::Secret => delete::<Secret>(&ctx.client, ns, name, uid).await?,
         DepKind::ConfigMap => delete::<ConfigMap>(&ctx.client, ns, name, uid).await?,
     }

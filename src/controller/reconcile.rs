@@ -38,6 +38,9 @@ use crate::labels::{self, reasons};
 use crate::mailbox;
 use crate::runtime;
 
+/// The prefix of the condition types under which a root's problems are
+/// remembered as announced (one Event per problem, again if it comes back).
+const PROBLEM: &str = "Problem/";
 /// The longest wait between looks at a deleted root whose leaves remain.
 const MAX_LEAVES_WAIT: Duration = Duration::from_secs(2);
 /// How often a root is reconciled without any change.
@@ -75,6 +78,11 @@ pub async fn reconcile_root<K: RootKind>(
 
 /// Dereference, decide, apply.
 async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, ReconcileError> {
+    // What it references may depend on other objects (a ReferenceGrant):
+    // the index follows, and what it no longer references is re-placed.
+    for dropped in ctx.index.upsert(root, &ctx.world) {
+        ctx.triggers.dependency(&dropped);
+    }
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
     let global =
@@ -122,9 +130,17 @@ async fn apply_plan<K: RootKind>(
     if let Some(status) = &plan.root_status {
         write_root_status(root, status, ctx).await?;
     }
+    let problem_types: Vec<String> = plan
+        .problems
+        .iter()
+        .map(|p| format!("{PROBLEM}{}", p.reason))
+        .collect();
+    if let Some(uid) = root.uid() {
+        ctx.memory.retain_announced(&uid, PROBLEM, &problem_types);
+    }
     for problem in &plan.problems {
         let announced = Condition {
-            type_: format!("Problem/{}", problem.reason),
+            type_: format!("{PROBLEM}{}", problem.reason),
             status: "True".into(),
             reason: problem.reason.into(),
             message: problem.message.clone(),
@@ -492,7 +508,7 @@ async fn cleanup_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action,
             Err(e) => return Err(e.into()),
         }
     }
-    for dep in K::dependencies(root) {
+    for dep in K::dependencies(root, &ctx.world) {
         ctx.triggers.dependency(&dep);
     }
     let remaining = ctx
@@ -555,7 +571,7 @@ fn dependencies_to_place<K: RootKind>(
     ctx: &Context<K>,
 ) -> Vec<DepKey> {
     let moved = root.uid().is_none_or(|uid| ctx.memory.moved(&uid, targets));
-    K::dependencies(root)
+    K::dependencies(root, &ctx.world)
         .into_iter()
         .filter(|dep| {
             if moved {

@@ -29,22 +29,36 @@ use super::memory::Memory;
 use super::naming;
 use super::placement;
 use crate::apis::{Cluster, GlobalIngress, PlacedObject};
+use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
 
 /// What the routing of changes updates and where it sends work.
-#[derive(Clone)]
 pub struct Routing<K: RootKind> {
     pub index: Arc<Index>,
     pub memory: Arc<Memory>,
     pub triggers: Triggers<K>,
+    /// What the kind reads besides its own objects (for its dependencies).
+    pub world: Arc<K::World>,
+}
+
+impl<K: RootKind> Clone for Routing<K> {
+    fn clone(&self) -> Self {
+        Self {
+            index: self.index.clone(),
+            memory: self.memory.clone(),
+            triggers: self.triggers.clone(),
+            world: self.world.clone(),
+        }
+    }
 }
 
 /// Starts every watch, registered with `readiness`; each runs until `shutdown`.
 pub fn start<K: RootKind>(
     client: &kube::Client,
+    gateway_api: bool,
     routing: &Routing<K>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
@@ -96,6 +110,16 @@ pub fn start<K: RootKind>(
         readiness,
         shutdown,
     );
+    let grants = gateway_api.then(|| {
+        watch_metadata::<ReferenceGrant, K>(
+            client,
+            "referencegrants (metadata)",
+            DepKind::ReferenceGrant,
+            routing,
+            readiness,
+            shutdown,
+        )
+    });
     let (placed, changes) = Watch::new("placedobjects", Api::<PlacedObject>::all(client.clone()))
         .without_managed_fields()
         .changes(readiness, shutdown);
@@ -125,6 +149,7 @@ pub fn start<K: RootKind>(
         configmaps,
         placed,
         globals,
+        grants,
     }
 }
 
@@ -136,6 +161,7 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
         index,
         memory,
         triggers,
+        world,
     } = routing;
     // A leaf reconciles its root, or itself when it has none (an orphan,
     // deleted then); a gone Cluster's namespace is emptied.
@@ -162,7 +188,7 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
     };
     match change {
         Change::Applied { old, new } => {
-            for dropped in index.upsert(&new) {
+            for dropped in index.upsert(&new, world) {
                 triggers.dependency(&dropped);
             }
             // A root that became a leaf (or back) must also reconcile as what it was.
@@ -186,7 +212,7 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
         }
         Change::Relisted => {
             let all = store.state();
-            index.rebuild(all.iter().map(|o| o.as_ref()));
+            index.rebuild(all.iter().map(|o| o.as_ref()), world);
             let live: HashSet<String> = all
                 .iter()
                 .filter(|o| K::is_root(o))
@@ -284,6 +310,7 @@ fn route_object<K: RootKind>(
         index,
         memory,
         triggers,
+        ..
     } = routing;
     let ns = meta.namespace.clone().unwrap_or_default();
     let name = meta.name.clone().unwrap_or_default();
@@ -385,22 +412,35 @@ fn on_placed<K: RootKind>(
     routing: &Routing<K>,
     store: &Store<PlacedObject>,
 ) {
-    let (plural, group) = copies::resource(DepKind::Service);
-    let service = mailbox::placed_resource_label_value(plural, group);
-    let is_service =
-        |p: &PlacedObject| p.labels().get(labels::PLACED_RESOURCE_LABEL) == Some(&service);
+    // The copy of a Service or a ReferenceGrant, by its resource label.
+    let kind_of = |p: &PlacedObject| {
+        [DepKind::Service, DepKind::ReferenceGrant]
+            .into_iter()
+            .find(|kind| {
+                let (plural, group) = copies::resource(*kind);
+                p.labels().get(labels::PLACED_RESOURCE_LABEL)
+                    == Some(&mailbox::placed_resource_label_value(plural, group))
+            })
+    };
     match change {
-        Change::Applied { new, .. } if is_service(&new) => {
-            route_object(DepKind::Service, &new.metadata, true, routing)
+        Change::Applied { new, .. } => {
+            if let Some(kind) = kind_of(&new) {
+                route_object(kind, &new.metadata, true, routing)
+            }
         }
-        Change::Deleted(old) if is_service(&old) => {
-            route_object(DepKind::Service, &old.metadata, false, routing)
+        Change::Deleted(old) => {
+            if let Some(kind) = kind_of(&old) {
+                route_object(kind, &old.metadata, false, routing)
+            }
         }
         Change::Relisted => {
-            for placed in store.state().iter().filter(|p| is_service(p)) {
-                route_object(DepKind::Service, &placed.metadata, true, routing);
+            for placed in store.state() {
+                if let Some(kind) = kind_of(&placed) {
+                    route_object(kind, &placed.metadata, true, routing);
+                }
             }
             relisted(DepKind::Service, routing);
+            relisted(DepKind::ReferenceGrant, routing);
         }
         _ => {}
     }

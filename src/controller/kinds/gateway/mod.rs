@@ -139,6 +139,32 @@ impl GatewayWorld {
         out
     }
 
+    /// The ReferenceGrants in `to_namespace` that let objects of
+    /// `from_kind` in `from_namespace` refer to the core object of
+    /// `to_kind` named `to_name` there (none needed in its own namespace).
+    pub fn grants_for(
+        &self,
+        from_kind: &str,
+        from_namespace: &str,
+        to_kind: &str,
+        to_namespace: &str,
+        to_name: &str,
+    ) -> Vec<String> {
+        if from_namespace == to_namespace {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = self
+            .grants
+            .state()
+            .iter()
+            .filter(|g| g.namespace().as_deref() == Some(to_namespace))
+            .filter(|g| grant_allows(g, from_kind, from_namespace, to_kind, to_name))
+            .map(|g| g.name_any())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Whether a ReferenceGrant in `to_namespace` lets objects of
     /// `from_kind` (group `gateway.networking.k8s.io`) in `from_namespace`
     /// refer to the core object of `to_kind` named `to_name` there.
@@ -157,14 +183,27 @@ impl GatewayWorld {
             .state()
             .iter()
             .filter(|g| g.namespace().as_deref() == Some(to_namespace))
-            .any(|g| {
-                g.spec.from.iter().any(|f| {
-                    f.group == gw::GROUP && f.kind == from_kind && f.namespace == from_namespace
-                }) && g.spec.to.iter().any(|t| {
-                    t.group.is_empty()
-                        && t.kind == to_kind
-                        && t.name.as_deref().is_none_or(|n| n == to_name)
-                })
-            })
+            .any(|g| grant_allows(g, from_kind, from_namespace, to_kind, to_name))
     }
+}
+
+/// Whether `grant` lets `from_kind` objects of `from_namespace` refer to
+/// the core `to_kind` object `to_name` of its namespace.
+fn grant_allows(
+    grant: &ReferenceGrant,
+    from_kind: &str,
+    from_namespace: &str,
+    to_kind: &str,
+    to_name: &str,
+) -> bool {
+    grant
+        .spec
+        .from
+        .iter()
+        .any(|f| f.group == gw::GROUP && f.kind == from_kind && f.namespace == from_namespace)
+        && grant.spec.to.iter().any(|t| {
+            t.group.is_empty()
+                && t.kind == to_kind
+                && t.name.as_deref().is_none_or(|n| n == to_name)
+        })
 }

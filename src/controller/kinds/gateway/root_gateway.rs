@@ -156,19 +156,29 @@ impl RootKind for Gateway {
             && contains(&current.metadata.annotations, &desired.metadata.annotations)
     }
 
-    /// Its listeners' certificate Secrets, sorted, unique.
-    fn dependencies(root: &Self) -> Vec<DepKey> {
-        let ns = root.namespace().unwrap_or_default();
-        let secrets: BTreeSet<DepKey> = checks::certificate_refs(root, &ns)
+    /// Its listeners' certificate Secrets, then the ReferenceGrants that
+    /// allow those of other namespaces; each sorted, unique.
+    fn dependencies(root: &Self, world: &GatewayWorld) -> Vec<DepKey> {
+        let from = root.namespace().unwrap_or_default();
+        let secrets: BTreeSet<DepKey> = checks::certificate_refs(root, &from)
             .into_iter()
             .map(|(_, (ns, name))| (DepKind::Secret, ns, name))
             .collect();
-        secrets.into_iter().collect()
+        let grants: BTreeSet<DepKey> = secrets
+            .iter()
+            .flat_map(|(_, ns, name)| {
+                world
+                    .grants_for(gw::GATEWAY, &from, "Secret", ns, name)
+                    .into_iter()
+                    .map(|g| (DepKind::ReferenceGrant, ns.clone(), g))
+            })
+            .collect();
+        secrets.into_iter().chain(grants).collect()
     }
 
-    fn permits(root: &Self, (_, ns, name): &DepKey, world: &GatewayWorld) -> bool {
+    fn permits(root: &Self, (kind, ns, name): &DepKey, world: &GatewayWorld) -> bool {
         let from = root.namespace().unwrap_or_default();
-        world.granted(gw::GATEWAY, &from, "Secret", ns, name)
+        *kind == DepKind::ReferenceGrant || world.granted(gw::GATEWAY, &from, "Secret", ns, name)
     }
 
     fn global_name(root: &str) -> Option<String> {
@@ -247,6 +257,23 @@ impl RootKind for Gateway {
             generation,
             seen.now,
         );
+        if let Some(why) = seen.global_taken {
+            let previous = root
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.clone())
+                .unwrap_or_default();
+            checks::set_condition(
+                status.conditions.get_or_insert_with(Vec::new),
+                &previous,
+                gw::GLOBAL_INGRESS,
+                false,
+                labels::reasons::GLOBAL_INGRESS_NAME_TAKEN,
+                why.to_string(),
+                generation,
+                seen.now,
+            );
+        }
         (root.status.as_ref() != Some(&status)).then(|| serde_json::to_value(&status).ok())?
     }
 

@@ -47,6 +47,23 @@ fn our_parents<R: Route>(route: &R, world: &GatewayWorld) -> Vec<ParentRef> {
         .collect()
 }
 
+/// Its backend Services, then the ReferenceGrants that allow those of
+/// other namespaces; each sorted, unique.
+fn dependencies<R: Route>(route: &R, world: &GatewayWorld) -> Vec<DepKey> {
+    let from = Route::meta(route).namespace.clone().unwrap_or_default();
+    let services = services(route);
+    let grants: BTreeSet<DepKey> = services
+        .iter()
+        .flat_map(|(_, ns, name)| {
+            world
+                .grants_for(R::KIND, &from, "Service", ns, name)
+                .into_iter()
+                .map(|g| (DepKind::ReferenceGrant, ns.clone(), g))
+        })
+        .collect();
+    services.into_iter().chain(grants).collect()
+}
+
 /// Its backend Services, sorted, unique.
 fn services<R: Route>(route: &R) -> Vec<DepKey> {
     let ns = Route::meta(route).namespace.clone().unwrap_or_default();
@@ -200,13 +217,14 @@ macro_rules! route_kind {
                     && contains(&current.metadata.annotations, &desired.metadata.annotations)
             }
 
-            fn dependencies(root: &Self) -> Vec<DepKey> {
-                services(root)
+            fn dependencies(root: &Self, world: &GatewayWorld) -> Vec<DepKey> {
+                dependencies(root, world)
             }
 
-            fn permits(root: &Self, (_, ns, name): &DepKey, world: &GatewayWorld) -> bool {
+            fn permits(root: &Self, (kind, ns, name): &DepKey, world: &GatewayWorld) -> bool {
                 let from = root.namespace().unwrap_or_default();
-                world.granted(<$route as Route>::KIND, &from, "Service", ns, name)
+                *kind == DepKind::ReferenceGrant
+                    || world.granted(<$route as Route>::KIND, &from, "Service", ns, name)
             }
 
             fn global_name(_root: &str) -> Option<String> {
@@ -326,7 +344,7 @@ mod tests {
         let world = world();
         let here = route(json!([{"name": "gw"}]), None);
         assert_eq!(
-            <HttpRoute as RootKind>::dependencies(&here),
+            <HttpRoute as RootKind>::dependencies(&here, &world),
             [(DepKind::Service, "shop".to_string(), "web".to_string())]
         );
         assert!(not_permitted(&here, &world).is_empty());

@@ -39,7 +39,7 @@ impl RootKind for Ingress {
     }
 
     /// Services first, then Secrets, each sorted.
-    fn dependencies(root: &Self) -> Vec<DepKey> {
+    fn dependencies(root: &Self, _world: &()) -> Vec<DepKey> {
         let ns = root.namespace().unwrap_or_default();
         let deps = split::dependencies(root);
         deps.services
@@ -102,7 +102,7 @@ mod tests {
         let leaf = crate::controller::decide::test_leaf(&root, "east");
         assert!(Ingress::is_root(&root) && !Ingress::is_root(&leaf));
         assert_eq!(
-            Ingress::dependencies(&root),
+            Ingress::dependencies(&root, &()),
             [
                 (DepKind::Service, "apps".to_string(), "web".to_string()),
                 (DepKind::Secret, "apps".to_string(), "tls".to_string()),
