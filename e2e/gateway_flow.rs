@@ -25,6 +25,7 @@ use kcp_ingress::apis::{Cluster, ClusterSpec, GlobalIngress, KubeconfigSecretRef
 use kcp_ingress::gateway_api::gateway::Gateway;
 use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
 use kcp_ingress::gateway_api::http_route::HttpRoute;
+use kcp_ingress::gateway_api::reference_grant::ReferenceGrant;
 use kcp_ingress::glbc::dns::rfc2136::{fqdn, query};
 use kcp_ingress::labels;
 use kcp_ingress::mailbox::{cluster_namespace, copy_name};
@@ -423,7 +424,7 @@ fn gateway_addresses(g: &Gateway) -> Vec<String> {
 /// A root Gateway and its routes, placed on three clusters of which the
 /// third reports its leaf Gateway not Programmed: leaves in each cluster
 /// namespace and downstream with translated parentRefs and the backend
-/// Service; the root Gateway's status with the two programmed clusters'
+/// Services (one in another namespace, with the ReferenceGrant allowing it); the root Gateway's status with the two programmed clusters'
 /// addresses and the route's parents under our controllerName; the global
 /// object `web.gateway` with the route hostnames as the listener admits
 /// them; DNS answers for a plain name, a wildcard and a GRPCRoute's name
@@ -451,11 +452,43 @@ pub async fn gateway_and_routes_flow_to_dns(env: &TestEnv) -> anyhow::Result<()>
     w.gateway(&format!("{FLOW_LABEL}={}", w.tag)).await?;
     w.http_route(&[www.clone(), wild.clone(), outside.clone()])
         .await?;
+    // The GRPCRoute's backend is in another namespace, allowed there by a
+    // ReferenceGrant: both follow the route to its clusters.
+    let backends = format!("{}-backends", w.ns);
+    Api::<Namespace>::all(w.cp.clone())
+        .patch(
+            &backends,
+            &apply(),
+            &Patch::Apply(&json!({"apiVersion": "v1", "kind": "Namespace",
+                                  "metadata": {"name": backends}})),
+        )
+        .await?;
+    Api::<Service>::namespaced(w.cp.clone(), &backends)
+        .patch(
+            "rpc",
+            &apply(),
+            &Patch::Apply(&json!({"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "rpc"}, "spec": {"ports": [{"port": 80}]}})),
+        )
+        .await?;
+    Api::<ReferenceGrant>::namespaced(w.cp.clone(), &backends)
+        .patch(
+            "from-flow",
+            &apply(),
+            &Patch::Apply(&json!({
+                "apiVersion": "gateway.networking.k8s.io/v1beta1", "kind": "ReferenceGrant",
+                "metadata": {"name": "from-flow"},
+                "spec": {"from": [{"group": labels::gateway_api::GROUP, "kind": "GRPCRoute",
+                                   "namespace": w.ns}],
+                         "to": [{"group": "", "kind": "Service", "name": "rpc"}]},
+            })),
+        )
+        .await?;
     w.apply::<GrpcRoute>(json!({
         "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
         "metadata": {"name": "rpc", "namespace": w.ns},
         "spec": {"parentRefs": [{"name": "web"}], "hostnames": [grpc],
-                 "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
+                 "rules": [{"backendRefs": [{"name": "rpc", "namespace": backends, "port": 80}]}]},
     }))
     .await?;
 
@@ -511,6 +544,27 @@ pub async fn gateway_and_routes_flow_to_dns(env: &TestEnv) -> anyhow::Result<()>
             &format!("Service copy in cluster-{k}"),
             &w.down::<Service>(k),
             "web",
+            |_| true,
+        )
+        .await?;
+        let other = |ns: &str| -> (Api<Service>, Api<ReferenceGrant>) {
+            (
+                Api::namespaced(w.downs[k - 1].clone(), ns),
+                Api::namespaced(w.downs[k - 1].clone(), ns),
+            )
+        };
+        let (services, grants) = other(&backends);
+        wait_for(
+            &format!("the cross-namespace Service copy in cluster-{k}"),
+            &services,
+            "rpc",
+            |_| true,
+        )
+        .await?;
+        wait_for(
+            &format!("the ReferenceGrant copy in cluster-{k}"),
+            &grants,
+            "from-flow",
             |_| true,
         )
         .await?;

@@ -122,12 +122,13 @@ pub struct ControllerArgs {
 }
 
 /// The resource types a syncer copies by default.
-/// The Gateway API leaves (gateways, httproutes, grpcroutes) are among them: a
-/// syncer whose control plane or cluster does not serve them reports so in
-/// its Cluster's `status.syncedResources` and syncs the rest.
+/// The Gateway API leaves (gateways, httproutes, grpcroutes) and the
+/// ReferenceGrants that follow them are among them: a syncer whose control
+/// plane or cluster does not serve them reports so in its Cluster's
+/// `status.syncedResources` and syncs the rest.
 pub const DEFAULT_RESOURCES: &str = "ingresses.networking.k8s.io,services,secrets,configmaps,\
      deployments.apps,gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io,\
-     grpcroutes.gateway.networking.k8s.io";
+     grpcroutes.gateway.networking.k8s.io,referencegrants.gateway.networking.k8s.io";
 
 #[derive(Debug, Clone, Args)]
 pub struct SyncerArgs {
@@ -291,7 +292,7 @@ mod tests {
         let Command::Syncer(args) = cli.command else {
             panic!("not syncer")
         };
-        assert_eq!(args.resources.len(), 8);
+        assert_eq!(args.resources.len(), 9);
         assert!(
             args.resources
                 .contains(&"httproutes.gateway.networking.k8s.io".to_string())
