@@ -110,6 +110,41 @@ impl TestEnv {
         })
     }
 
+    /// Starts `standin-lb --kubeconfig <server's> ARGS` (a physical
+    /// cluster's load balancer and Gateway API implementation), its output
+    /// going to `logs/NAME.log`; stopped when the handle is dropped.
+    #[allow(dead_code, reason = "used by the component test groups")]
+    pub fn spawn_standin_lb(
+        &self,
+        name: &str,
+        server: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Process> {
+        let log_path = self.dir.join("logs").join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let child = Command::new(env!("CARGO_BIN_EXE_standin-lb"))
+            .arg("--kubeconfig")
+            .arg(self.kubeconfig(server))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting standin-lb {}", args.join(" ")))?;
+        Ok(Process {
+            name: name.to_string(),
+            child,
+            log: log_path,
+        })
+    }
+
+    /// The environment's directory.
+    #[allow(dead_code, reason = "used by the component test groups")]
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Stops (`"stop"`) or starts again (`"start"`) one server of the
     /// environment (`named`, `etcd`, `control-plane`, `cluster-K`) through
     /// `hack/test-env.sh`; its data and port stay the same.

@@ -23,6 +23,7 @@ use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 use kcp_ingress::apis::{Cluster, GlobalIngress};
+use kcp_ingress::gateway_api::gateway::Gateway;
 use kcp_ingress::glbc::dns::DnsError;
 use kcp_ingress::glbc::dns::TsigKey;
 use kcp_ingress::glbc::dns::rfc2136::{
@@ -1614,5 +1615,62 @@ pub async fn sharing_glbcs_publish_the_union(env: &TestEnv) -> anyhow::Result<()
         })
         .sum();
     eprintln!("sharing: {rereads} guarded UPDATE(s) refused and planned again from a fresh read");
+    Ok(())
+}
+
+/// A GlobalIngress controlled by a live Gateway (the global object of a
+/// Gateway root, `<gateway>.gateway`) is published like an Ingress root's;
+/// once the Gateway goes, its records go and the condition says why.
+pub async fn gateway_roots_are_published(env: &TestEnv) -> anyhow::Result<()> {
+    let w = World::new(env, "gwroot").await?;
+    w.clusters(2).await?;
+    let _glbc = w.glbc(env, Key::Env, &[])?;
+    let host = w.host("www");
+    let gateways: Api<Gateway> = Api::namespaced(w.client.clone(), &w.ns);
+    let gateway = gateways
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": {"name": "web", "namespace": w.ns},
+                "spec": {"gatewayClassName": "kcp-ingress", "listeners": [
+                    {"name": "http", "port": 80, "protocol": "HTTP"}
+                ]},
+            }))?,
+        )
+        .await
+        .context("creating root Gateway web")?;
+    let owner = json!([{
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "name": "web",
+        "uid": gateway.uid(),
+        "controller": true,
+    }]);
+    w.global("web.gateway", std::slice::from_ref(&host), Some(owner))
+        .await?;
+    w.place("web.gateway", &[(1, &["127.0.1.1"]), (2, &["127.0.1.2"])])
+        .await?;
+    w.wait_answer(&host, RecordType::A, &["127.0.1.1", "127.0.1.2"], CONVERGE)
+        .await?;
+    let (_, txt) = w
+        .ask(&format!("_kcp-ingress.{host}"), RecordType::TXT)
+        .await?;
+    ensure!(
+        txt.iter()
+            .any(|(_, t)| t.contains(&format!("root={}/web.gateway", w.ns))),
+        "ownership TXT: {txt:?}"
+    );
+    gateways.delete("web", &DeleteParams::default()).await?;
+    let c = w
+        .wait_condition(
+            "web.gateway",
+            labels::conditions::DNS_PUBLISHED,
+            "False",
+            Some(labels::reasons::NO_LIVE_ROOT),
+            CONVERGE,
+        )
+        .await?;
+    ensure!(c.message.contains("Gateway"), "{}", c.message);
+    w.wait_nxdomain(&host, RecordType::A).await?;
     Ok(())
 }

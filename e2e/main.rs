@@ -12,6 +12,7 @@ mod embedded;
 mod env;
 mod explain;
 mod gateway;
+mod gateway_flow;
 mod glbc;
 mod rbac;
 mod smoke;
@@ -128,6 +129,7 @@ fn groups() -> Vec<Group> {
                 glbc::a_wrong_tsig_secret_is_reported,
                 glbc::many_hosts_go_in_one_update,
                 glbc::dry_run_changes_nothing,
+                glbc::gateway_roots_are_published,
             ],
         },
         Group {
@@ -161,6 +163,18 @@ fn groups() -> Vec<Group> {
                 syncer::unmappable_objects_are_reported_and_skipped,
                 syncer::hand_placed_deployment_is_created_downstream,
                 syncer::deleting_a_cluster_removes_its_copies_unless_its_apiserver_is_down,
+                syncer::gateway_api_leaves_go_down_and_their_status_comes_up,
+            ],
+        },
+        Group {
+            name: "gatewayflow",
+            clusters: 3,
+            // Each test runs its own controller (push syncers) and glbc, and
+            // one stand-in per physical cluster.
+            serial: true,
+            tests: tests![
+                gateway_flow::gateway_and_routes_flow_to_dns,
+                gateway_flow::clusters_without_a_class_get_no_leaves,
             ],
         },
         Group {

@@ -4,7 +4,9 @@
 //! deletion, `make local-teardown`. With the default data plane (Traefik)
 //! also HTTPS through the same answers, Traefik's access log, the status its
 //! field manager wrote into each cluster's Ingress, and a Gateway + HTTPRoute
-//! in cluster-1 served by its Gateway API provider.
+//! in cluster-1 served by its Gateway API provider. Then the README's
+//! "Quickstart with a Gateway": samples/gateway.yaml split across both
+//! clusters, the merged address, DNS and HTTP through it.
 //!
 //! The only departures from the README: the set-up lives in its own
 //! directory (KCP_INGRESS_LOCAL_DIR) and reuses the binaries this test run
@@ -237,6 +239,63 @@ spec:
     );
 }
 
+/// The README's "Quickstart with a Gateway": samples/gateway.yaml on the
+/// control plane; `kubectl get gateway shop` shows the merged address of
+/// both clusters (their leaf Gateways Programmed by the data plane: Traefik's
+/// Gateway API provider, or standin-lb), dig answers the route's hostname
+/// (as the listener's wildcard admits it) with both, a request through each
+/// answer reaches that cluster; deleting the sample removes the records,
+/// the Gateway and its global object.
+fn gateway_walkthrough(shell: &Shell) {
+    ok(shell, "kubectl apply -f samples/gateway.yaml");
+    let both = words("127.0.1.1 127.0.1.2");
+    until(
+        shell,
+        "kubectl get gateway shop -o jsonpath='{.status.addresses[*].value}'",
+        Duration::from_secs(90),
+        |out| words(out) == both,
+    );
+    let table = ok(shell, "kubectl get gateway shop");
+    assert!(
+        table.contains("127.0.1.1") && table.contains("True"),
+        "kubectl get gateway shop:\n{table}"
+    );
+    let dig = "source \"$KCP_INGRESS_LOCAL_DIR/env/dns.env\" && dig @127.0.0.1 -p \"$DNS_PORT\" shop.gw.kcp-ingress.test +short";
+    let answers = until(shell, dig, Duration::from_secs(60), |out| {
+        words(out) == both
+    });
+    for ip in answers.split_whitespace() {
+        let expected = if ip.ends_with(".1") {
+            "cluster-1"
+        } else {
+            "cluster-2"
+        };
+        let request = format!(
+            "curl -sf --resolve shop.gw.kcp-ingress.test:80:{ip} http://shop.gw.kcp-ingress.test/"
+        );
+        let body = until(shell, &request, Duration::from_secs(30), |out| {
+            out.starts_with(expected)
+        });
+        assert!(body.starts_with(expected), "{ip} answered {body:?}");
+    }
+    ok(shell, "kubectl delete -f samples/gateway.yaml --wait=false");
+    until(shell, dig, Duration::from_secs(60), |out| {
+        out.trim().is_empty()
+    });
+    until(
+        shell,
+        "kubectl get gateway -o name",
+        Duration::from_secs(60),
+        |out| out.trim().is_empty(),
+    );
+    until(
+        shell,
+        "kubectl get globalingress -o name",
+        Duration::from_secs(60),
+        |out| out.trim().is_empty(),
+    );
+}
+
 /// The README's quickstart with `make local-setup ARGS`.
 fn quickstart(name: &str, setup_args: &str) {
     let traefik = !setup_args.contains("DATA_PLANE=standin");
@@ -338,6 +397,7 @@ fn quickstart(name: &str, setup_args: &str) {
         Duration::from_secs(60),
         |out| out.trim().is_empty(),
     );
+    gateway_walkthrough(&shell);
 
     drop(teardown);
     let left = Command::new("pgrep")

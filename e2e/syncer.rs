@@ -18,6 +18,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use kcp_ingress::apis::{Cluster, ClusterSpec, KubeconfigSecretRef, PlacedObject};
+use kcp_ingress::gateway_api::gateway::Gateway;
+use kcp_ingress::gateway_api::http_route::HttpRoute;
 use kcp_ingress::labels::{self, conditions};
 use kcp_ingress::mailbox;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -1925,4 +1927,169 @@ pub async fn deleting_a_cluster_removes_its_copies_unless_its_apiserver_is_down(
     .await?;
     ensure!(is_copy_of(&copy, &c1), "the kept copy changed: {copy:?}");
     Ok(())
+}
+
+/// The Gateway API leaves (Gateway, HTTPRoute) are stored natively in the
+/// cluster namespace and synced by default: their copies appear downstream,
+/// the status the cluster's implementation writes there comes up whole and
+/// unchanged (the downstream observedGeneration included), written by the
+/// syncer's field manager; the Cluster reports the types as served; an
+/// upstream delete removes the copies.
+pub async fn gateway_api_leaves_go_down_and_their_status_comes_up(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    let mut w = World::new(env, "gwleaf", 1).await?;
+    w.start_syncer(env, 1, &[])?;
+    let (gw, route) = (w.leaf("web", 1), w.leaf("web-route", 1));
+    let root_labels = json!({labels::ROOT_LABEL: "web", labels::ROOT_NAMESPACE_LABEL: &w.ns});
+    let gateway: Gateway = serde_json::from_value(json!({
+        "metadata": {"name": w.copy(&gw), "labels": root_labels},
+        "spec": {"gatewayClassName": "standin", "listeners": [
+            {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.gwleaf.kcp-ingress.test"}
+        ]},
+    }))?;
+    w.up::<Gateway>(1)
+        .create(&PostParams::default(), &gateway)
+        .await
+        .context("creating the leaf Gateway")?;
+    let http_route: HttpRoute = serde_json::from_value(json!({
+        "metadata": {"name": w.copy(&route), "labels": root_labels},
+        "spec": {"parentRefs": [{"name": gw}], "hostnames": ["www.gwleaf.kcp-ingress.test"],
+                 "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
+    }))?;
+    w.up::<HttpRoute>(1)
+        .create(&PostParams::default(), &http_route)
+        .await
+        .context("creating the leaf HTTPRoute")?;
+
+    let down_gw = wait_for("the Gateway copy", &w.down::<Gateway>(1), &gw, |_| true).await?;
+    ensure!(
+        is_copy_of(&down_gw, &w.cluster(1)) && down_gw.spec.gateway_class_name == "standin",
+        "the Gateway copy: {down_gw:?}"
+    );
+    let down_route = wait_for(
+        "the HTTPRoute copy",
+        &w.down::<HttpRoute>(1),
+        &route,
+        |_| true,
+    )
+    .await?;
+    ensure!(
+        down_route
+            .spec
+            .parent_refs
+            .as_ref()
+            .map(|p| p[0].name.as_str())
+            == Some(gw.as_str()),
+        "the HTTPRoute copy's parentRefs: {:?}",
+        down_route.spec.parent_refs
+    );
+
+    // The implementation's status, with a generation the upstream leaf does
+    // not have.
+    let implementation = PatchParams::apply("e2e-gateway-implementation").force();
+    let gw_status = json!({
+        "addresses": [{"type": "IPAddress", "value": "127.0.8.1"}],
+        "conditions": [
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "message": "ok",
+             "observedGeneration": 41, "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "Programmed", "status": "True", "reason": "Programmed", "message": "ok",
+             "observedGeneration": 41, "lastTransitionTime": "2026-01-01T00:00:00Z"}
+        ],
+        "listeners": [{"name": "http", "attachedRoutes": 1, "supportedKinds": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute"}],
+            "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed",
+                "message": "ok", "observedGeneration": 41,
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}]}]
+    });
+    w.down::<Gateway>(1)
+        .patch_status(
+            &gw,
+            &implementation,
+            &Patch::Apply(&json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "status": gw_status,
+            })),
+        )
+        .await?;
+    let up_gw = wait_for(
+        "the leaf Gateway's status",
+        &w.up::<Gateway>(1),
+        &w.copy(&gw),
+        |g| status_json(g.status.as_ref()) == gw_status,
+    )
+    .await?;
+    let writers: Vec<_> = up_gw
+        .managed_fields()
+        .iter()
+        .filter(|m| m.subresource.as_deref() == Some("status"))
+        .filter_map(|m| m.manager.clone())
+        .collect();
+    ensure!(
+        writers == vec![labels::syncer_manager(&w.cluster(1))],
+        "status writers: {writers:?}"
+    );
+
+    let route_status = json!({"parents": [{
+        "controllerName": "kcp-ingress.dev/standin",
+        "parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": gw},
+        "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+            "message": "ok", "observedGeneration": 5, "lastTransitionTime": "2026-01-01T00:00:00Z"}]
+    }]});
+    w.down::<HttpRoute>(1)
+        .patch_status(
+            &route,
+            &implementation,
+            &Patch::Apply(&json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "status": route_status,
+            })),
+        )
+        .await?;
+    wait_for(
+        "the leaf HTTPRoute's status",
+        &w.up::<HttpRoute>(1),
+        &w.copy(&route),
+        |r| status_json(r.status.as_ref()) == route_status,
+    )
+    .await?;
+
+    let cluster = eventually(
+        "the Gateway API types reported served",
+        CONVERGE,
+        || async {
+            let c = w.clusters().get(&w.cluster(1)).await?;
+            let served: BTreeSet<String> = c
+                .status
+                .iter()
+                .flat_map(|s| s.synced_resources.iter())
+                .filter(|r| r.served)
+                .map(|r| r.resource.clone())
+                .collect();
+            Ok([
+                "gateways.gateway.networking.k8s.io",
+                "httproutes.gateway.networking.k8s.io",
+                "grpcroutes.gateway.networking.k8s.io",
+            ]
+            .iter()
+            .all(|t| served.contains(*t))
+            .then_some(c))
+        },
+    )
+    .await?;
+    ensure!(cluster.status.is_some());
+
+    w.up::<HttpRoute>(1)
+        .delete(&w.copy(&route), &DeleteParams::default())
+        .await?;
+    w.up::<Gateway>(1)
+        .delete(&w.copy(&gw), &DeleteParams::default())
+        .await?;
+    wait_gone("the HTTPRoute copy", &w.down::<HttpRoute>(1), &route).await?;
+    wait_gone("the Gateway copy", &w.down::<Gateway>(1), &gw).await?;
+    Ok(())
+}
+
+/// A status as JSON (`null` when absent).
+fn status_json<T: serde::Serialize>(status: Option<&T>) -> Value {
+    serde_json::to_value(status).unwrap_or(Value::Null)
 }

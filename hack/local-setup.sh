@@ -16,7 +16,9 @@
 #            Gateway API providers, in front of a backend in a network
 #            namespace that answers with the cluster's name), or the stand-in
 #            load balancer standin-lb (gives Ingresses the address 127.0.1.K
-#            and answers HTTP there itself).
+#            and answers HTTP there itself). Each Cluster is labelled
+#            gateway.kcp-ingress.dev/class=traefik (or standin): the
+#            GatewayClass its leaf Gateways get.
 #   kind     kind clusters (Docker) with ingress-nginx filling Ingress status.
 #   auto     kind when a Docker engine answers and kind is installed, else process.
 # The control plane is a kube-apiserver from hack/test-env.sh (kube), or a
@@ -48,7 +50,7 @@ source "$here/lib/procs.sh"
 # shellcheck source=hack/lib/tools.sh
 source "$here/lib/tools.sh"
 
-usage() { sed -n '2,41p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 die() { echo "local-setup: $*" >&2; exit 1; }
 usage_error() { echo "local-setup: $*" >&2; echo "try: hack/local-setup.sh --help" >&2; exit 2; }
 say() { echo "local-setup: $*" >&2; }
@@ -227,9 +229,9 @@ EOF
 
 # register K KUBECONFIG: the Cluster cluster-K with its kubeconfig Secret (push mode).
 register() {
-  local k=$1 kubeconfig=$2 cp=$cp_kubeconfig
+  local k=$1 kubeconfig=$2 class=${3:-} cp=$cp_kubeconfig
   if $dry_run; then
-    echo "kubectl --kubeconfig $cp apply (namespace kcp-ingress-system, Secret cluster-$k-kubeconfig from $kubeconfig, Cluster cluster-$k)"
+    echo "kubectl --kubeconfig $cp apply (namespace kcp-ingress-system, Secret cluster-$k-kubeconfig from $kubeconfig, Cluster cluster-$k${class:+ with gateway.kcp-ingress.dev/class=$class})"
     return 0
   fi
   kubectl --kubeconfig "$cp" apply -f - >/dev/null <<EOF
@@ -247,7 +249,8 @@ metadata:
   name: cluster-$k
   labels:
     kcp-ingress.dev/sample: "true"
-    region: local-$k
+    region: local-$k${class:+
+    gateway.kcp-ingress.dev/class: $class}
 spec:
   kubeconfigSecretRef:
     namespace: kcp-ingress-system
@@ -270,12 +273,14 @@ up() {
   elif [[ $data_plane == traefik ]]; then
     run "$here/build-tools.sh" --with-traefik
     run "$here/traefik-env.sh" up --dir "$traefik_dir" --env-dir "$env_dir" --clusters "$clusters"
-    for ((k = 1; k <= clusters; k++)); do register "$k" "$env_dir/cluster-$k.kubeconfig"; done
+    # GatewayClass traefik (traefik-env.sh) names the class of leaf Gateways there
+    for ((k = 1; k <= clusters; k++)); do register "$k" "$env_dir/cluster-$k.kubeconfig" traefik; done
   else
     for ((k = 1; k <= clusters; k++)); do
       start "standin-lb-$k" "$bin_dir/standin-lb" --kubeconfig "$env_dir/cluster-$k.kubeconfig" \
         --cluster "cluster-$k" --address "127.0.1.$k" --port "$lb_port"
-      register "$k" "$env_dir/cluster-$k.kubeconfig"
+      # GatewayClass standin (test-env.sh), implemented by standin-lb
+      register "$k" "$env_dir/cluster-$k.kubeconfig" standin
     done
   fi
 
@@ -320,6 +325,13 @@ kcp-ingress runs locally ($provider provider, $clusters clusters$dp, $control co
   source $env_dir/dns.env
   dig @127.0.0.1 -p \$DNS_PORT shop.kcp-ingress.test +short
   curl --resolve shop.kcp-ingress.test:$lb_port:<an address dig gave> http://shop.kcp-ingress.test:$lb_port/$https
+
+Gateway API (process provider): the same flow with a Gateway and an HTTPRoute
+
+  kubectl apply -f samples/gateway.yaml
+  kubectl get gateway shop            # addresses merged from every cluster's leaf Gateway
+  dig @127.0.0.1 -p \$DNS_PORT shop.gw.kcp-ingress.test +short
+  curl --resolve shop.gw.kcp-ingress.test:$lb_port:<an address dig gave> http://shop.gw.kcp-ingress.test:$lb_port/
 
 Logs: $logs/   Stop everything: make local-teardown
 EOF

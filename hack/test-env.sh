@@ -857,6 +857,19 @@ fi
 # roots in the control plane, leaves and their implementation in clusters.
 apply_crds "$gateway_api_crds" gateway-api "${names[@]}"
 
+# GatewayClass `standin` in every physical cluster: its implementation is
+# standin-lb (controllerName kcp-ingress.dev/standin, labels::standin),
+# started by the tests that need it; the class is Accepted once one runs.
+standin_class='{"apiVersion":"gateway.networking.k8s.io/v1","kind":"GatewayClass",
+  "metadata":{"name":"standin"},"spec":{"controllerName":"kcp-ingress.dev/standin"}}'
+for n in "${names[@]:1}"; do
+  code=$(kcurl "$n" "/apis/gateway.networking.k8s.io/v1/gatewayclasses/standin?fieldManager=$FIELD_MANAGER&force=true" \
+    -X PATCH -H 'Content-Type: application/apply-patch+yaml' --data-binary "$standin_class" \
+    -o /dev/null -w '%{http_code}' 2>>"$crd_log") || code=000
+  [[ $code == 20[01] ]] || fail "$crd_log" "creating GatewayClass standin in $n failed with HTTP $code"
+done
+note "GatewayClass standin in ${names[*]:1}"
+
 # ---------------------------------------------------------------- owner watcher
 
 launch_watcher

@@ -166,8 +166,13 @@ pub struct ControllerArgs {
 }
 
 /// The resource types a syncer copies by default.
-pub const DEFAULT_RESOURCES: &str =
-    "ingresses.networking.k8s.io,services,secrets,configmaps,deployments.apps";
+/// The Gateway API leaves (gateways, httproutes, grpcroutes) and the
+/// ReferenceGrants that follow them are among them: a syncer whose control
+/// plane or cluster does not serve them reports so in its Cluster's
+/// `status.syncedResources` and syncs the rest.
+pub const DEFAULT_RESOURCES: &str = "ingresses.networking.k8s.io,services,secrets,configmaps,\
+     deployments.apps,gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io,\
+     grpcroutes.gateway.networking.k8s.io,referencegrants.gateway.networking.k8s.io";
 
 #[derive(Debug, Clone, Args)]
 pub struct SyncerArgs {
@@ -440,7 +445,11 @@ mod tests {
         let Command::Syncer(args) = cli.command else {
             panic!("not syncer")
         };
-        assert_eq!(args.resources.len(), 5);
+        assert_eq!(args.resources.len(), 9);
+        assert!(
+            args.resources
+                .contains(&"httproutes.gateway.networking.k8s.io".to_string())
+        );
         assert_eq!(args.heartbeat_interval, Duration::from_secs(10));
         assert!(Cli::try_parse_from(["kcp-ingress", "syncer"]).is_err());
     }

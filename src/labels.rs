@@ -279,6 +279,17 @@ pub fn sync_error_annotation(cluster: &str) -> String {
     format!("{SYNC_ERROR_ANNOTATION_PREFIX}{cluster}")
 }
 
+/// The stand-in Gateway API implementation of the test clusters
+/// (`standin-lb`, `src/standin.rs`).
+pub mod standin {
+    /// `spec.controllerName` of the GatewayClasses `standin-lb` implements.
+    pub const CONTROLLER_NAME: &str = "kcp-ingress.dev/standin";
+    /// The GatewayClass the test environments create in every cluster.
+    pub const GATEWAY_CLASS: &str = "standin";
+    /// Field manager of `standin-lb`'s status writes.
+    pub const MANAGER: &str = "standin-lb";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

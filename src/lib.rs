@@ -12,4 +12,5 @@ pub mod glbc;
 pub mod labels;
 pub mod mailbox;
 pub mod runtime;
+pub mod standin;
 pub mod syncer;

@@ -10,6 +10,7 @@
 //! | placed object            | in the cluster namespace                     | in the physical cluster |
 //! |--------------------------|----------------------------------------------|-------------------------|
 //! | leaf of root `ns/r`      | Ingress `<ns>.<r>--<C>` ([`copy_name`])      | `ns/<r>--<C>`           |
+//! | leaf Gateway, HTTPRoute, GRPCRoute of `ns/r` | the same kind, `<ns>.<r>--<C>` | `ns/<r>--<C>` |
 //! | Secret, ConfigMap `ns/x` | the same kind, `<ns>.<x>` ([`copy_name`])    | `ns/x`                  |
 //! | anything else `ns/x`     | `PlacedObject` `<ns>.<x>.<resource>` ([`placed_object_name`]) embedding it | `ns/x` |
 //!
@@ -196,7 +197,13 @@ pub fn downstream_of_placed<'a>(
 pub fn stored_natively(plural: &str, group: &str) -> bool {
     matches!(
         (group, plural),
-        ("", "secrets") | ("", "configmaps") | ("networking.k8s.io", "ingresses")
+        ("", "secrets")
+            | ("", "configmaps")
+            | ("networking.k8s.io", "ingresses")
+            | (
+                labels::gateway_api::GROUP,
+                "gateways" | "httproutes" | "grpcroutes"
+            )
     )
 }
 
@@ -274,6 +281,15 @@ mod tests {
             stored_natively("secrets", "") && stored_natively("ingresses", "networking.k8s.io")
         );
         assert!(!stored_natively("services", "") && !stored_natively("deployments", "apps"));
+        for leaf in ["gateways", "httproutes", "grpcroutes"] {
+            assert!(stored_natively(leaf, "gateway.networking.k8s.io"), "{leaf}");
+        }
+        // ReferenceGrants and GatewayClasses are not leaves.
+        assert!(!stored_natively(
+            "referencegrants",
+            "gateway.networking.k8s.io"
+        ));
+        assert!(!stored_natively("gateways", "example.com"));
     }
 
     proptest! {

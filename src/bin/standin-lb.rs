@@ -6,6 +6,15 @@
 //! balancer would write `status.loadBalancer`), and answers HTTP on that
 //! address with the cluster's name, so that a request which follows a DNS
 //! answer shows which cluster it reached.
+//!
+//! It is also the cluster's Gateway API implementation, controllerName
+//! `kcp-ingress.dev/standin` (the test environments create GatewayClass
+//! `standin` of it): GatewayClasses Accepted, Gateways Accepted and
+//! Programmed with that one address, routes' parents Accepted and
+//! ResolvedRefs, as `kcp_ingress::standin` computes them.
+//! `--gateways-not-programmed` makes it report its Gateways
+//! `Programmed=False` (address still reported). A cluster that does not
+//! serve the Gateway API only logs the failing watches.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -22,6 +31,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use k8s_openapi::api::networking::v1::Ingress;
 use kcp_ingress::runtime::{self, CancellationToken};
+use kcp_ingress::{labels, standin};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
@@ -44,8 +54,8 @@ struct Args {
     /// Port the HTTP answer is served on.
     #[arg(long, value_name = "PORT", default_value_t = 80)]
     port: u16,
-    /// Report this hostname in Ingress status instead of the address
-    /// (some cloud load balancers give only a name).
+    /// Report this hostname in Ingress and Gateway status instead of the
+    /// address (some cloud load balancers give only a name).
     #[arg(long, value_name = "NAME")]
     hostname: Option<String>,
     /// While this file exists and holds an HTTP status code (e.g. `500`),
@@ -53,10 +63,14 @@ struct Args {
     /// fails while its API stays healthy (health-check tests).
     #[arg(long, value_name = "FILE")]
     status_file: Option<PathBuf>,
+    /// Report every Gateway of the stand-in's classes Programmed=False (a
+    /// cluster whose data plane does not take the configuration).
+    #[arg(long)]
+    gateways_not_programmed: bool,
 }
 
 /// Field manager of the stand-in's status writes.
-const MANAGER: &str = "standin-lb";
+const MANAGER: &str = labels::standin::MANAGER;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -80,8 +94,19 @@ async fn main() -> anyhow::Result<()> {
         args.status_file.clone(),
         shutdown.clone(),
     ));
+    let address = match &args.hostname {
+        Some(hostname) => standin::Address::Hostname(hostname.clone()),
+        None => standin::Address::Ip(args.address.to_string()),
+    };
+    let gateways = tokio::spawn(gateway_api::implement(
+        client.clone(),
+        address,
+        !args.gateways_not_programmed,
+        shutdown.clone(),
+    ));
     fill_status(client, &args, shutdown).await;
     server.await?;
+    gateways.await?;
     Ok(())
 }
 
@@ -139,6 +164,326 @@ async fn assign(client: &kube::Client, ingress: &Ingress, entry: &serde_json::Va
         }
         Err(err) => {
             warn!(namespace = %ns, ingress = %ingress.name_any(), %err, "cannot write status")
+        }
+    }
+}
+
+/// The stand-in's Gateway API implementation: watches, and a pass that
+/// writes every status that differs from what [`standin`] computes.
+mod gateway_api {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::sync::Arc;
+
+    use k8s_openapi::api::core::v1::Service;
+    use k8s_openapi::jiff::Timestamp;
+    use kcp_ingress::gateway::route::Route;
+    use kcp_ingress::gateway_api::gateway::Gateway;
+    use kcp_ingress::gateway_api::gateway_class::GatewayClass;
+    use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
+    use kcp_ingress::gateway_api::http_route::HttpRoute;
+    use kcp_ingress::runtime::{self, CancellationToken, Readiness};
+    use kcp_ingress::standin::{self, Address, RouteInput};
+    use kube::api::{Api, Patch, PatchParams};
+    use kube::core::ObjectMeta;
+    use kube::runtime::reflector::Store;
+    use kube::{Resource, ResourceExt};
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+    use serde_json::{Value, json};
+    use tokio::sync::Notify;
+    use tracing::{info, warn};
+
+    use super::MANAGER;
+
+    /// Watches GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes and
+    /// Services; after every change, one pass over all of them.
+    pub async fn implement(
+        client: kube::Client,
+        address: Address,
+        programmed: bool,
+        shutdown: CancellationToken,
+    ) {
+        let wake = Arc::new(Notify::new());
+        let readiness = Readiness::default();
+        fn watch<K>(
+            what: &str,
+            api: Api<K>,
+            wake: &Arc<Notify>,
+            readiness: &Readiness,
+            shutdown: &CancellationToken,
+        ) -> Store<K>
+        where
+            K: Resource<DynamicType = ()>
+                + Clone
+                + DeserializeOwned
+                + std::fmt::Debug
+                + Send
+                + Sync
+                + 'static,
+        {
+            let wake = wake.clone();
+            runtime::Watch::new(what, api)
+                .without_managed_fields()
+                .spawn(readiness, shutdown, move |change| {
+                    if !matches!(change, runtime::Change::Failed(_)) {
+                        wake.notify_one();
+                    }
+                })
+        }
+        let stores = Stores {
+            classes: watch(
+                "gatewayclasses",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            gateways: watch(
+                "gateways",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            http: watch(
+                "httproutes",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            grpc: watch(
+                "grpcroutes",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+            services: watch(
+                "services",
+                Api::all(client.clone()),
+                &wake,
+                &readiness,
+                &shutdown,
+            ),
+        };
+        let mut written = Written::default();
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = wake.notified() => {}
+            }
+            pass(&client, &stores, &address, programmed, &mut written).await;
+        }
+    }
+
+    /// What the stand-in last wrote to each object (by uid), and the
+    /// resourceVersion it saw then: while its cache still shows that
+    /// version, the same status is not written again.
+    #[derive(Default)]
+    struct Written(HashMap<String, (String, Value)>);
+
+    impl Written {
+        /// `(uid, resourceVersion)` of an object's metadata.
+        fn seen(meta: &ObjectMeta) -> (String, String) {
+            (
+                meta.uid.clone().unwrap_or_default(),
+                meta.resource_version.clone().unwrap_or_default(),
+            )
+        }
+
+        fn already(&self, seen: &(String, String), status: &Value) -> bool {
+            self.0
+                .get(&seen.0)
+                .is_some_and(|(rv, last)| *rv == seen.1 && last == status)
+        }
+    }
+
+    struct Stores {
+        classes: Store<GatewayClass>,
+        gateways: Store<Gateway>,
+        http: Store<HttpRoute>,
+        grpc: Store<GrpcRoute>,
+        services: Store<Service>,
+    }
+
+    fn now() -> String {
+        Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    }
+
+    fn route_input<'a, R: Route>(kind: &'a str, route: &R, object: &'a Value) -> RouteInput<'a> {
+        RouteInput {
+            kind,
+            object,
+            parent_refs: route.parent_refs(),
+            hostnames: route.hostnames(),
+        }
+    }
+
+    async fn pass(
+        client: &kube::Client,
+        stores: &Stores,
+        address: &Address,
+        programmed: bool,
+        written: &mut Written,
+    ) {
+        let now = now();
+        let mut ours = BTreeSet::new();
+        for class in stores.classes.state() {
+            let json = to_json(&*class);
+            if !standin::is_standin_class(&json) {
+                continue;
+            }
+            ours.insert(class.name_any());
+            let wanted = standin::class_status(&json, &now);
+            if standin::differs(json.get("status"), &wanted) {
+                let api: Api<GatewayClass> = Api::all(client.clone());
+                let seen = Written::seen(&class.metadata);
+                write(
+                    &api,
+                    "GatewayClass",
+                    &class.name_any(),
+                    wanted,
+                    seen,
+                    written,
+                )
+                .await;
+            }
+        }
+        let gateways: BTreeMap<(String, String), Arc<Gateway>> = stores
+            .gateways
+            .state()
+            .into_iter()
+            .filter(|g| ours.contains(&g.spec.gateway_class_name))
+            .map(|g| ((g.namespace().unwrap_or_default(), g.name_any()), g))
+            .collect();
+        let http: Vec<(Arc<HttpRoute>, Value)> = stores
+            .http
+            .state()
+            .into_iter()
+            .map(|r| {
+                let json = to_json(&*r);
+                (r, json)
+            })
+            .collect();
+        let grpc: Vec<(Arc<GrpcRoute>, Value)> = stores
+            .grpc
+            .state()
+            .into_iter()
+            .map(|r| {
+                let json = to_json(&*r);
+                (r, json)
+            })
+            .collect();
+        let routes: Vec<RouteInput> = http
+            .iter()
+            .map(|(r, j)| route_input("HTTPRoute", &**r, j))
+            .chain(grpc.iter().map(|(r, j)| route_input("GRPCRoute", &**r, j)))
+            .collect();
+        let services: BTreeSet<(String, String)> = stores
+            .services
+            .state()
+            .iter()
+            .map(|s| (s.namespace().unwrap_or_default(), s.name_any()))
+            .collect();
+
+        for ((ns, name), gateway) in &gateways {
+            let mut attached: BTreeMap<String, i32> = BTreeMap::new();
+            for route in &routes {
+                for listener in standin::attached_listeners(route, gateway, ns, name) {
+                    *attached.entry(listener).or_default() += 1;
+                }
+            }
+            let previous = gateway.status.as_ref().map(to_json);
+            let wanted = standin::gateway_status(
+                gateway,
+                previous.as_ref(),
+                address,
+                programmed,
+                &attached,
+                &now,
+            );
+            if standin::differs(previous.as_ref(), &wanted) {
+                let api: Api<Gateway> = Api::namespaced(client.clone(), ns);
+                let seen = Written::seen(&gateway.metadata);
+                write(&api, "Gateway", name, wanted, seen, written).await;
+            }
+        }
+        let find = |ns: &str, name: &str| {
+            gateways
+                .get(&(ns.to_string(), name.to_string()))
+                .map(|g| &**g)
+        };
+        let exists = |ns: &str, name: &str| services.contains(&(ns.to_string(), name.to_string()));
+        for route in &routes {
+            let wanted = standin::route_parents(route, find, exists, &now);
+            if !standin::differs(route.object.get("status"), &wanted) {
+                continue;
+            }
+            let ns = route
+                .object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let name = route
+                .object
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let meta: ObjectMeta = route
+                .object
+                .get("metadata")
+                .cloned()
+                .and_then(|m| serde_json::from_value(m).ok())
+                .unwrap_or_default();
+            let seen = Written::seen(&meta);
+            if route.kind == "HTTPRoute" {
+                let api: Api<HttpRoute> = Api::namespaced(client.clone(), ns);
+                write(&api, route.kind, name, wanted, seen, written).await;
+            } else {
+                let api: Api<GrpcRoute> = Api::namespaced(client.clone(), ns);
+                write(&api, route.kind, name, wanted, seen, written).await;
+            }
+        }
+    }
+
+    fn to_json<T: Serialize>(object: &T) -> Value {
+        serde_json::to_value(object).unwrap_or(Value::Null)
+    }
+
+    /// Applies `status` to `kind` `name`'s status subresource, unless it
+    /// was written already to the version `seen`.
+    async fn write<K>(
+        api: &Api<K>,
+        kind: &str,
+        name: &str,
+        status: Value,
+        seen: (String, String),
+        written: &mut Written,
+    ) where
+        K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+    {
+        if written.already(&seen, &status) {
+            return;
+        }
+        let body = json!({
+            "apiVersion": K::api_version(&()),
+            "kind": kind,
+            "status": &status,
+        });
+        match api
+            .patch_status(
+                name,
+                &PatchParams::apply(MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+        {
+            Ok(_) => {
+                info!(kind, name, "wrote status");
+                written.0.insert(seen.0, (seen.1, status));
+            }
+            Err(err) => warn!(kind, name, %err, "cannot write status"),
         }
     }
 }

@@ -10,21 +10,44 @@ use kube::ResourceExt;
 
 use super::plan::{RootInput, RootKey};
 use crate::apis::{Cluster, GlobalIngress};
+use crate::labels;
+
+/// The kinds of root a GlobalIngress may be controlled by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RootKind {
+    /// `networking.k8s.io` Ingress.
+    Ingress,
+    /// `gateway.networking.k8s.io` Gateway.
+    Gateway,
+}
+
+impl RootKind {
+    /// The root kind an owner reference of `api_version`/`kind` names.
+    fn of(api_version: &str, kind: &str) -> Option<Self> {
+        let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+        match (group, kind) {
+            ("networking.k8s.io", "Ingress") => Some(RootKind::Ingress),
+            (labels::gateway_api::GROUP, labels::gateway_api::GATEWAY) => Some(RootKind::Gateway),
+            _ => None,
+        }
+    }
+}
 
 /// Whether `g` is controlled by a root that exists: its controller owner
-/// reference names an Ingress, and `root_uid` (the uid of the Ingress of
-/// that name in `g`'s namespace, if there is one) matches it.
+/// reference names an Ingress or a Gateway, and `root_uid` (the uid of the
+/// root of that kind and name in `g`'s namespace, if there is one) matches
+/// it.
 pub fn controlled_by_live_root(
     g: &GlobalIngress,
-    root_uid: impl Fn(&str) -> Option<String>,
+    root_uid: impl Fn(RootKind, &str) -> Option<String>,
 ) -> bool {
     g.owner_references()
         .iter()
         .find(|o| o.controller == Some(true))
         .is_some_and(|o| {
-            o.kind == "Ingress"
-                && o.api_version.starts_with("networking.k8s.io/")
-                && root_uid(&o.name).is_some_and(|uid| uid == o.uid)
+            RootKind::of(&o.api_version, &o.kind)
+                .and_then(|kind| root_uid(kind, &o.name))
+                .is_some_and(|uid| uid == o.uid)
         })
 }
 
@@ -106,10 +129,10 @@ mod tests {
     #[test]
     fn only_a_global_ingress_controlled_by_an_existing_root_is_live() {
         use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-        let owned = |kind: &str, controller: bool| {
+        let owned_by = |api_version: &str, kind: &str, controller: bool| {
             let mut g = GlobalIngress::new("web", Default::default());
             g.metadata.owner_references = Some(vec![OwnerReference {
-                api_version: "networking.k8s.io/v1".into(),
+                api_version: api_version.into(),
                 kind: kind.into(),
                 name: "web".into(),
                 uid: "uid-1".into(),
@@ -118,7 +141,13 @@ mod tests {
             }]);
             g
         };
-        let root = |uid: &'static str| move |name: &str| (name == "web").then(|| uid.to_string());
+        let owned =
+            |kind: &str, controller: bool| owned_by("networking.k8s.io/v1", kind, controller);
+        let root = |uid: &'static str| {
+            move |kind: RootKind, name: &str| {
+                (kind == RootKind::Ingress && name == "web").then(|| uid.to_string())
+            }
+        };
         assert!(controlled_by_live_root(
             &owned("Ingress", true),
             root("uid-1")
@@ -131,9 +160,9 @@ mod tests {
         // No such root.
         assert!(!controlled_by_live_root(
             &owned("Ingress", true),
-            |_: &str| None
+            |_: RootKind, _: &str| None
         ));
-        // Not a controller reference, or not an Ingress.
+        // Not a controller reference, or not a root kind.
         assert!(!controlled_by_live_root(
             &owned("Ingress", false),
             root("uid-1")
@@ -141,6 +170,21 @@ mod tests {
         assert!(!controlled_by_live_root(
             &owned("Gateway", true),
             root("uid-1")
+        ));
+        assert!(!controlled_by_live_root(
+            &owned("Service", true),
+            |_: RootKind, _: &str| Some("uid-1".to_string())
+        ));
+        // A Gateway root: looked up as a Gateway, not as an Ingress.
+        let gateway = owned_by("gateway.networking.k8s.io/v1", "Gateway", true);
+        assert!(!controlled_by_live_root(&gateway, root("uid-1")));
+        let live_gateway = |kind: RootKind, name: &str| {
+            (kind == RootKind::Gateway && name == "web").then(|| "uid-1".to_string())
+        };
+        assert!(controlled_by_live_root(&gateway, live_gateway));
+        assert!(!controlled_by_live_root(
+            &owned_by("example.com/v1", "Gateway", true),
+            live_gateway
         ));
         // Made by hand, no owner.
         let bare = GlobalIngress::new("web", Default::default());

@@ -225,9 +225,11 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
     );
     let notify = Arc::new(Notify::new());
     let readiness = runtime::Readiness::default();
+    let gateways_served = watches::gateways_served(&client, &shutdown).await;
     let caches = watches::watch(
         &client,
         args.namespace.as_deref(),
+        gateways_served,
         &notify,
         &readiness,
         &shutdown,

@@ -19,7 +19,7 @@ use kube::runtime::reflector::ObjectRef;
 
 use super::drain;
 use super::embedded::Embedded;
-use super::inputs::{controlled_by_live_root, health, root_input};
+use super::inputs::{RootKind, controlled_by_live_root, health, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::probe::{self, ProbeSpec};
@@ -130,15 +130,19 @@ impl Reconciler {
 
         let globals = self.inputs.caches.globals.state();
         let ingresses = &self.inputs.caches.roots;
+        let gateways = self.inputs.caches.gateways.as_ref();
         let mut checks: Vec<Option<Result<ProbeSpec, String>>> = Vec::new();
         let mut roots: Vec<RootInput> = globals
             .iter()
             .filter_map(|g| {
                 let namespace = g.namespace()?;
-                let live = controlled_by_live_root(g, |name| {
-                    ingresses
+                let live = controlled_by_live_root(g, |kind, name| match kind {
+                    RootKind::Ingress => ingresses
                         .get(&ObjectRef::new(name).within(&namespace))
-                        .and_then(|i| i.metadata.uid.clone())
+                        .and_then(|i| i.metadata.uid.clone()),
+                    RootKind::Gateway => gateways?
+                        .get(&ObjectRef::new(name).within(&namespace))
+                        .and_then(|i| i.metadata.uid.clone()),
                 });
                 let input = root_input(g, live)?;
                 checks.push(

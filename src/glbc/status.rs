@@ -178,9 +178,9 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
                     DNS_PUBLISHED,
                     false,
                     reason::NO_LIVE_ROOT,
-                    "no root Ingress controls this GlobalIngress (no controller owner reference \
-                     to an existing Ingress of the same uid): nothing is published for it, and \
-                     records published for it before are removed",
+                    "no root Ingress or Gateway controls this GlobalIngress (no controller owner \
+                     reference to an existing Ingress or Gateway of the same uid): nothing is \
+                     published for it, and records published for it before are removed",
                     input.now.clone(),
                 ),
                 degraded(previous, 0, 0, input.now.clone()),

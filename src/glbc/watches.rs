@@ -1,6 +1,10 @@
-//! The glbc's caches: GlobalIngresses and root Ingresses (metadata only; of
-//! one namespace, or all) and Clusters, watched through [`runtime::Watch`]; every change wakes the
-//! apply loop.
+//! The glbc's caches: GlobalIngresses and root Ingresses and Gateways
+//! (metadata only; of one namespace, or all) and Clusters, watched through
+//! [`runtime::Watch`]; every change wakes the apply loop.
+//!
+//! Gateways are watched only when the control plane serves them
+//! ([`gateways_served`], asked once at start): without the Gateway API, no
+//! Gateway is live, and the glbc works as before.
 
 use std::sync::Arc;
 
@@ -10,7 +14,11 @@ use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::Store;
 use tokio::sync::Notify;
 
+use tracing::{info, warn};
+
 use crate::apis::{Cluster, GlobalIngress};
+use crate::gateway_api::gateway::Gateway;
+use crate::labels;
 use crate::runtime::{self, CancellationToken, Change, Readiness};
 
 /// The caches the apply loop reads.
@@ -21,6 +29,43 @@ pub struct Caches {
     /// Root Ingresses, metadata only: a GlobalIngress is published only
     /// while the root that controls it exists.
     pub roots: Store<PartialObjectMeta<Ingress>>,
+    /// Root Gateways, metadata only, when the control plane serves them.
+    pub gateways: Option<Store<PartialObjectMeta<Gateway>>>,
+}
+
+/// Whether the control plane serves Gateways (asked until it answers, or
+/// `shutdown`: a glbc that wrongly believed Gateways absent would withdraw
+/// their records).
+pub async fn gateways_served(client: &Client, shutdown: &CancellationToken) -> bool {
+    let mut attempt = 0;
+    loop {
+        match kube::discovery::group(client, labels::gateway_api::GROUP).await {
+            Ok(group) => {
+                let served = group
+                    .recommended_resources()
+                    .iter()
+                    .any(|(ar, _)| ar.kind == labels::gateway_api::GATEWAY);
+                if !served {
+                    info!("the control plane serves no Gateways: only Ingress roots are published");
+                }
+                return served;
+            }
+            Err(kube::Error::Discovery(_)) => {
+                info!(
+                    "the control plane does not serve the Gateway API: only Ingress roots are published"
+                );
+                return false;
+            }
+            Err(err) => {
+                warn!(%err, "cannot ask the control plane whether it serves Gateways; retrying");
+                attempt += 1;
+                tokio::select! {
+                    () = shutdown.cancelled() => return false,
+                    () = tokio::time::sleep(runtime::backoff(attempt, std::time::Duration::from_secs(10))) => {}
+                }
+            }
+        }
+    }
 }
 
 /// Starts the watches, registered with `readiness`; every change to a
@@ -29,6 +74,7 @@ pub struct Caches {
 pub fn watch(
     client: &Client,
     namespace: Option<&str>,
+    gateways_served: bool,
     notify: &Arc<Notify>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
@@ -50,10 +96,20 @@ pub fn watch(
     let roots = runtime::Watch::new("ingresses", roots_api)
         .without_managed_fields()
         .spawn(readiness, shutdown, wake(notify));
+    let gateways = gateways_served.then(|| {
+        let api: Api<PartialObjectMeta<Gateway>> = match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        };
+        runtime::Watch::new("gateways", api)
+            .without_managed_fields()
+            .spawn(readiness, shutdown, wake(notify))
+    });
     Caches {
         globals,
         clusters,
         roots,
+        gateways,
     }
 }
 

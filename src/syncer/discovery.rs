@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use kube::discovery::{self, ApiCapabilities, ApiGroup, ApiResource, Scope, verbs};
 
 use super::naming::ResourceSpec;
+use super::status;
 use crate::mailbox;
 
 /// A type both sides serve.
@@ -17,7 +18,8 @@ pub struct SyncType {
     pub spec: ResourceSpec,
     /// The upstream's preferred version, served downstream too.
     pub ar: ApiResource,
-    /// Whether downstream status travels up (Ingresses: leaf status).
+    /// Whether downstream status travels up (leaf status: Ingresses, and
+    /// Gateways, HTTPRoutes, GRPCRoutes; see [`status::Shape`]).
     pub status_up: bool,
 }
 
@@ -143,8 +145,7 @@ fn resolve_one(
         }
     }
     let status_up = !wrapped
-        && ar.group == "networking.k8s.io"
-        && ar.kind == "Ingress"
+        && status::Shape::of(&ar.group, &ar.kind).is_some()
         && caps
             .subresources
             .iter()

@@ -239,11 +239,7 @@ async fn sync(
             .patch_status(&up_name, &params, &Patch::Apply(&body))
             .await
             .map_err(up_err("writing the status"))?;
-        info!(
-            cluster,
-            load_balancer = %body["status"]["loadBalancer"],
-            "copied the status of {what} up"
-        );
+        info!(cluster, status = %body["status"], "copied the status of {what} up");
     }
 
     // 5. Nothing to report any more.

@@ -1,7 +1,37 @@
-//! Status up (pure): a leaf Ingress's downstream `status.loadBalancer` is what
-//! its upstream status should show; a write is needed only when they differ.
+//! Status up (pure): what of a leaf's downstream status its upstream leaf
+//! should show, and whether a write is needed (only when they differ).
+//!
+//! An Ingress leaf shows its copy's `status.loadBalancer`; a Gateway,
+//! HTTPRoute or GRPCRoute leaf its copy's whole `status`, unchanged (the
+//! conditions keep the downstream object's `observedGeneration`: the
+//! controller's merge ignores it).
 
 use serde_json::{Value, json};
+
+use crate::labels;
+
+/// Which part of a leaf's status travels up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// `status.loadBalancer.ingress` (Ingress).
+    LoadBalancer,
+    /// All of `status`, as the cluster's implementation wrote it (the
+    /// Gateway API leaves).
+    Whole,
+}
+
+impl Shape {
+    /// The shape of `group`/`kind` leaves; `None` for a kind whose status
+    /// does not travel.
+    pub fn of(group: &str, kind: &str) -> Option<Self> {
+        use labels::gateway_api as gw;
+        match (group, kind) {
+            ("networking.k8s.io", "Ingress") => Some(Shape::LoadBalancer),
+            (gw::GROUP, gw::GATEWAY | gw::HTTP_ROUTE | gw::GRPC_ROUTE) => Some(Shape::Whole),
+            _ => None,
+        }
+    }
+}
 
 /// The load-balancer entries of an Ingress (`status.loadBalancer.ingress`),
 /// empty when there are none.
@@ -14,18 +44,33 @@ pub fn load_balancer_entries(object: &Value) -> Vec<Value> {
 }
 
 /// The status to apply to the upstream leaf so that it shows what the
-/// downstream copy shows (nothing when there is no copy), or `None` when it
-/// already does.
+/// downstream copy shows, or `None` when it already does. Without a copy,
+/// an Ingress leaf loses its addresses; a Gateway API leaf keeps what it
+/// shows (its status has no "empty" form: the copy comes back, or the leaf
+/// goes).
 pub fn status_update(
     upstream: &Value,
     downstream: Option<&Value>,
     api_version: &str,
     kind: &str,
 ) -> Option<Value> {
-    let wanted = downstream.map(load_balancer_entries).unwrap_or_default();
-    if load_balancer_entries(upstream) == wanted {
-        return None;
-    }
+    let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
+    let status = match Shape::of(group, kind).unwrap_or(Shape::LoadBalancer) {
+        Shape::LoadBalancer => {
+            let wanted = downstream.map(load_balancer_entries).unwrap_or_default();
+            if load_balancer_entries(upstream) == wanted {
+                return None;
+            }
+            json!({"loadBalancer": {"ingress": wanted}})
+        }
+        Shape::Whole => {
+            let wanted = downstream?.get("status").filter(|s| !s.is_null())?;
+            if upstream.get("status") == Some(wanted) {
+                return None;
+            }
+            wanted.clone()
+        }
+    };
     let meta = upstream.get("metadata")?;
     Some(json!({
         "apiVersion": api_version,
@@ -34,7 +79,7 @@ pub fn status_update(
             "name": meta.get("name")?,
             "namespace": meta.get("namespace")?,
         },
-        "status": {"loadBalancer": {"ingress": wanted}},
+        "status": status,
     }))
 }
 
@@ -92,5 +137,66 @@ mod tests {
             patch["status"]["loadBalancer"]["ingress"][0]["ip"],
             "127.0.1.2"
         );
+    }
+
+    fn gateway(status: Value) -> Value {
+        json!({"metadata": {"name": "shop.web--east", "namespace": "kcp-ingress-cluster-east"},
+               "status": status})
+    }
+
+    #[test]
+    fn shapes_by_kind() {
+        let gw = "gateway.networking.k8s.io";
+        assert_eq!(
+            Shape::of("networking.k8s.io", "Ingress"),
+            Some(Shape::LoadBalancer)
+        );
+        for kind in ["Gateway", "HTTPRoute", "GRPCRoute"] {
+            assert_eq!(Shape::of(gw, kind), Some(Shape::Whole), "{kind}");
+        }
+        assert_eq!(Shape::of(gw, "ReferenceGrant"), None);
+        assert_eq!(Shape::of("", "Service"), None);
+    }
+
+    #[test]
+    fn gateway_api_leaves_copy_the_whole_status_unchanged() {
+        let api = "gateway.networking.k8s.io/v1";
+        let programmed = json!({
+            "addresses": [{"type": "IPAddress", "value": "127.0.1.1"}],
+            "conditions": [{"type": "Programmed", "status": "True", "reason": "Programmed",
+                            "observedGeneration": 7, "message": "",
+                            "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            "listeners": [{"name": "http", "attachedRoutes": 1, "conditions": [],
+                           "supportedKinds": [{"kind": "HTTPRoute"}]}]
+        });
+        let pending = json!({"conditions": [{"type": "Programmed", "status": "Unknown",
+            "reason": "Pending", "message": "Waiting for controller",
+            "lastTransitionTime": "1970-01-01T00:00:00Z"}]});
+        let up = gateway(pending);
+        let down = gateway(programmed.clone());
+        let patch = status_update(&up, Some(&down), api, "Gateway").unwrap();
+        // The downstream generation is kept: the merge ignores it.
+        assert_eq!(patch["status"], programmed);
+        assert_eq!(patch["kind"], "Gateway");
+        assert_eq!(patch["metadata"]["name"], "shop.web--east");
+        // Equal: no write.
+        assert_eq!(status_update(&down, Some(&down), api, "Gateway"), None);
+        // No copy, or a copy with no status yet: the leaf keeps what it shows.
+        assert_eq!(status_update(&up, None, api, "Gateway"), None);
+        assert_eq!(
+            status_update(&up, Some(&gateway(Value::Null)), api, "HTTPRoute"),
+            None
+        );
+        // Routes likewise.
+        let parents = json!({"parents": [{"controllerName": "kcp-ingress.dev/standin",
+            "parentRef": {"name": "web--east"}, "conditions": []}]});
+        let patch = status_update(
+            &gateway(json!({})),
+            Some(&gateway(parents.clone())),
+            api,
+            "GRPCRoute",
+        )
+        .unwrap();
+        assert_eq!(patch["status"], parents);
     }
 }
