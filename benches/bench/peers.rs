@@ -55,7 +55,12 @@ pub const TUNED_CONTROLLER_MANAGER: &[&str] = &[
 ];
 
 /// The scheduler's.
-pub const TUNED_SCHEDULER: &[&str] = &["--kube-api-qps=1000", "--kube-api-burst=2000"];
+pub const TUNED_SCHEDULER: &[&str] = &[
+    "--kube-api-qps=1000",
+    "--kube-api-burst=2000",
+    "--rate-limiter-qps=1000",
+    "--rate-limiter-bucket-size=2000",
+];
 
 /// external-dns's flags besides the kubeconfig, the DNS port and the key.
 pub const EXTERNAL_DNS: &[&str] = &[
@@ -311,6 +316,21 @@ pub async fn bulk_run(
     Ok(bulk)
 }
 
+/// A failed run (the environment did not come up, ...) as an invalid row.
+pub fn or_failed(run: anyhow::Result<Bulk>) -> Bulk {
+    run.unwrap_or_else(|err| {
+        eprintln!("bench: peers: run failed: {err:#}");
+        Bulk {
+            created: f64::NAN,
+            downstream: f64::NAN,
+            merged: f64::NAN,
+            dns: f64::NAN,
+            invalid: Some(format!("failed: {err:#}")),
+            ..Bulk::default()
+        }
+    })
+}
+
 fn s(v: f64) -> String {
     if v.is_nan() {
         "–".into()
@@ -419,8 +439,9 @@ pub fn render(n: usize, r: &PeerResults) -> String {
                 b.published,
                 b.answered,
                 match &b.invalid {
-                    Some(_) => " — **invalid**",
-                    None => "",
+                    Some(why) if why.starts_with("failed") => format!(" — **invalid: {why}**"),
+                    Some(_) => " — **invalid**".to_string(),
+                    None => String::new(),
                 }
             );
         }
@@ -495,7 +516,7 @@ pub async fn dns_leg(
     };
     let suffix_g = format!("glbc.dnsleg.{}", dns.zone);
     let names: Vec<String> = (0..n).map(|i| format!("g{i}")).collect();
-    futures::future::try_join_all(
+    in_flight(
         names
             .iter()
             .map(|name| create(name.clone(), format!("{name}.{suffix_g}"), "true")),
@@ -570,13 +591,13 @@ pub async fn dns_leg(
         }
     };
     let names: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
-    futures::future::try_join_all(
+    in_flight(
         names
             .iter()
             .map(|name| create(name.clone(), format!("{name}.{suffix_e}"), "dnsleg")),
     )
     .await?;
-    futures::future::try_join_all(names.iter().map(|name| merge(name.clone()))).await?;
+    in_flight(names.iter().map(|name| merge(name.clone()))).await?;
     let mut edns = Leg::default();
     let before = dns.stat("UpdateDone").await?;
     let proc = spawn_external_dns(&env, "dnsleg")?;
@@ -605,6 +626,19 @@ pub async fn dns_leg(
     drop(obs);
     env.down();
     Ok((glbc, edns))
+}
+
+/// Runs `requests`, 32 at a time (as the bulk scenario creates its roots).
+async fn in_flight(
+    requests: impl Iterator<Item = impl std::future::Future<Output = anyhow::Result<()>>>,
+) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    futures::stream::iter(requests)
+        .buffer_unordered(32)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Seconds until every one of `n` hosts under `suffix` is published with

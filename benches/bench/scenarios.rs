@@ -300,14 +300,12 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
     // A transfer of a large zone costs the server and us: look less often.
     let every = Duration::from_micros((n as u64 * 100).clamp(100_000, 1_000_000));
     let mut last_report = Instant::now();
-    let mut published = 0;
     let mut timed_out = false;
-    let dns_done = loop {
+    let (dns_done, published) = loop {
         let (hosts, _) = dns.published(&suffix).await?;
         let complete = hosts.values().filter(|c| **c == CLUSTERS).count();
-        published = complete;
         if complete == n {
-            break t0.elapsed();
+            break (t0.elapsed(), complete);
         }
         if t0.elapsed() > deadline {
             let (down, _, merged, _) = obs.progress(&names);
@@ -315,7 +313,7 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
                 "bench: bulk {n}: not converged within {deadline:?} ({down} downstream, {merged} merged, {complete} in DNS)"
             );
             timed_out = true;
-            break t0.elapsed();
+            break (t0.elapsed(), complete);
         }
         if last_report.elapsed() > Duration::from_secs(15) {
             let (down, _, merged, _) = obs.progress(&names);
