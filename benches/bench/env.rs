@@ -822,7 +822,10 @@ impl Env {
             .filter_map(cpu_seconds)
             .sum();
         let mut out = vec![
-            ("control-plane apiserver".to_string(), var("CONTROL_PLANE_PID")),
+            (
+                "control-plane apiserver".to_string(),
+                var("CONTROL_PLANE_PID"),
+            ),
             ("cluster apiservers".to_string(), clusters),
             ("etcd".to_string(), var("ETCD_PID")),
             ("BIND".to_string(), var("NAMED_PID")),

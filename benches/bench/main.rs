@@ -73,8 +73,13 @@ impl Plan {
                     let value = args.next().context("--data-plane needs a value")?;
                     data_plane = DataPlane::parse(&value)?;
                 }
-                "--single" | "--failover-runs" | "--bulk" | "--bulk-runs" | "--big-runs"
-                | "--churn-seconds" | "--peer-default-runs" => {
+                "--single"
+                | "--failover-runs"
+                | "--bulk"
+                | "--bulk-runs"
+                | "--big-runs"
+                | "--churn-seconds"
+                | "--peer-default-runs" => {
                     let value = args
                         .next()
                         .with_context(|| format!("{arg} needs a value"))?;
@@ -262,17 +267,38 @@ async fn run_peers(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
     let parts = std::env::var("PEER_PARTS").unwrap_or_default();
     let part = |p: &str| parts.is_empty() || parts.split(',').any(|x| x == p);
     let mut first = true;
-    results.versions.push(("Karmada".into(), peer_version("karmada", "karmada-controller-manager")));
-    results.versions.push(("external-dns".into(), peer_version("external-dns", "external-dns")));
+    results.versions.push((
+        "Karmada".into(),
+        peer_version("karmada", "karmada-controller-manager"),
+    ));
+    results.versions.push((
+        "external-dns".into(),
+        peer_version("external-dns", "external-dns"),
+    ));
     let kcp_deadline = Duration::from_secs((n as u64 / 8).max(300));
     let peer_deadline = Duration::from_secs((n as u64 * 6 / 10).max(600));
     for run in 0..plan.bulk_runs {
         for stack in [Stack::KcpIngress, Stack::Karmada { tuned: true }] {
-            if !part(if stack == Stack::KcpIngress { "kcp" } else { "tuned" }) {
+            if !part(if stack == Stack::KcpIngress {
+                "kcp"
+            } else {
+                "tuned"
+            }) {
                 continue;
             }
-            let deadline = if stack == Stack::KcpIngress { kcp_deadline } else { peer_deadline };
-            let tag = format!("peers-{}-{run}", if stack == Stack::KcpIngress { "kcp" } else { "tuned" });
+            let deadline = if stack == Stack::KcpIngress {
+                kcp_deadline
+            } else {
+                peer_deadline
+            };
+            let tag = format!(
+                "peers-{}-{run}",
+                if stack == Stack::KcpIngress {
+                    "kcp"
+                } else {
+                    "tuned"
+                }
+            );
             let bulk = peers::bulk_run(
                 plan.data_plane,
                 stack,
@@ -295,7 +321,11 @@ async fn run_peers(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             Err(err) => eprintln!("bench: DNS leg failed: {err:#}"),
         }
     }
-    for run in 0..if part("defaults") { plan.peer_default_runs } else { 0 } {
+    for run in 0..if part("defaults") {
+        plan.peer_default_runs
+    } else {
+        0
+    } {
         let stack = Stack::Karmada { tuned: false };
         let deadline = Duration::from_secs((n as u64 * 9 / 10).max(300));
         let bulk = peers::bulk_run(
@@ -530,7 +560,10 @@ fn mib(kib: u64) -> String {
 fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> String {
     let mut t = String::new();
     if plan.peers {
-        t.push_str(&peers::render(plan.bulk.first().copied().unwrap_or(0), &r.peers));
+        t.push_str(&peers::render(
+            plan.bulk.first().copied().unwrap_or(0),
+            &r.peers,
+        ));
     } else {
         let _ = writeln!(t, "| scenario | figure | result | goal |");
         let _ = writeln!(t, "| --- | --- | --- | --- |");

@@ -238,12 +238,10 @@ async fn wait_members_ready(env: &Env, deadline: Duration) -> anyhow::Result<()>
             .items
             .iter()
             .filter(|c| {
-                c.data["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| {
-                        cs.iter()
-                            .any(|c| c["type"] == "Ready" && c["status"] == "True")
-                    })
+                c.data["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
             })
             .count();
         if ready == CLUSTERS {
@@ -426,7 +424,10 @@ pub fn render(n: usize, r: &PeerResults) -> String {
             }
         }
     }
-    let _ = writeln!(t, "\nChecks per run (after DNS was complete, or the deadline):");
+    let _ = writeln!(
+        t,
+        "\nChecks per run (after DNS was complete, or the deadline):"
+    );
     for (stack, runs) in &r.rows {
         for (i, b) in runs.iter().enumerate() {
             let _ = writeln!(
@@ -561,7 +562,11 @@ pub async fn dns_leg(
         };
         loop {
             if dns.addresses(&host).await.is_ok_and(|a| a == want) {
-                glbc.single.push(Instant::now().saturating_duration_since(merged_at).as_secs_f64());
+                glbc.single.push(
+                    Instant::now()
+                        .saturating_duration_since(merged_at)
+                        .as_secs_f64(),
+                );
                 break;
             }
             if t.elapsed() > Duration::from_secs(60) {
