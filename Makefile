@@ -9,7 +9,7 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
 DATA_PLANE ?= traefik
-.PHONY: help build install-plugin deps tools tools-kcp tools-traefik crds crd-check gateway-types gateway-types-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
+.PHONY: help build install-plugin deps tools tools-kcp tools-traefik tools-peers crds crd-check gateway-types gateway-types-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-19s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ tools-kcp: ## build kcp (a control plane for CONTROL_PLANE=kcp and its e2e test)
 
 tools-traefik: ## build Traefik (the ingress controller of each process-mode cluster) into the cache
 	hack/build-tools.sh --with-traefik
+
+tools-peers: ## build the peers of `make bench PEERS=1` (Karmada, external-dns) into the cache; never needed by `make test`
+	hack/build-peers.sh
 
 crds: ## regenerate config/crd/ from the Rust types
 	$(CARGO) run --quiet -- crdgen --dir config/crd
@@ -67,8 +70,9 @@ e2e: deps tools tools-kcp tools-traefik ## end-to-end tests against real etcd, k
 
 test: fmt-check clippy crd-check gateway-types-check lint-scripts lint-imports unit e2e ## everything CI checks
 
-bench: deps tools $(if $(filter traefik,$(DATA_PLANE)),tools-traefik) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin)
-	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick)
+PEERS ?= 0
+bench: deps tools $(if $(filter traefik,$(DATA_PLANE)),tools-traefik) $(if $(filter-out 0,$(PEERS)),tools-peers) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin; PEERS=1: side by side with Karmada + external-dns)
+	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick) $(if $(filter-out 0,$(PEERS)),--peers)
 
 local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp, DATA_PLANE=traefik|standin)
 	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE) --data-plane $(DATA_PLANE)

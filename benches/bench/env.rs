@@ -227,7 +227,7 @@ fn traefik_env(args: &[&str], deadline: Duration) -> anyhow::Result<()> {
 }
 
 /// Runs `hack/NAME ARGS`, giving up after `deadline`.
-fn hack(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<()> {
+pub fn hack(name: &str, args: &[&str], deadline: Duration) -> anyhow::Result<()> {
     let mut child = Command::new(script(name))
         .args(args)
         .stdin(Stdio::null())
@@ -278,7 +278,7 @@ pub async fn client_from(path: &Path) -> anyhow::Result<kube::Client> {
 }
 
 /// A free TCP port on `ip`.
-fn free_port(ips: &[IpAddr]) -> anyhow::Result<u16> {
+pub fn free_port(ips: &[IpAddr]) -> anyhow::Result<u16> {
     for _ in 0..50 {
         let probe = std::net::TcpListener::bind(SocketAddr::new(ips[0], 0))?;
         let port = probe.local_addr()?.port();
@@ -293,7 +293,32 @@ fn free_port(ips: &[IpAddr]) -> anyhow::Result<u16> {
     bail!("no free port on {ips:?}")
 }
 
-/// One running environment with kcp-ingress.
+/// What runs on the servers: kcp-ingress, or a peer (`make bench PEERS=1`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stack {
+    /// `kcp-ingress controller --push-syncers` and `kcp-ingress glbc`.
+    KcpIngress,
+    /// Karmada (webhook, controller-manager, scheduler) with external-dns
+    /// publishing the roots; `tuned`: raised rate limits and concurrency.
+    Karmada { tuned: bool },
+    /// `kcp-ingress controller --push-syncers` alone: the DNS leg starts
+    /// the publisher (the glbc, external-dns) itself.
+    ControllerOnly,
+}
+
+impl Stack {
+    /// Its name in the tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::KcpIngress => "kcp-ingress",
+            Self::Karmada { tuned: false } => "Karmada + external-dns, defaults",
+            Self::Karmada { tuned: true } => "Karmada + external-dns, tuned",
+            Self::ControllerOnly => "kcp-ingress controller",
+        }
+    }
+}
+
+/// One running environment with kcp-ingress (or a peer).
 pub struct Env {
     pub dir: PathBuf,
     pub vars: BTreeMap<String, String>,
@@ -308,6 +333,10 @@ pub struct Env {
     traefik_watcher: Option<Child>,
     pub controller: Option<Proc>,
     pub glbc: Option<Proc>,
+    /// What runs on the servers.
+    pub stack: Stack,
+    /// The peer's processes (Karmada's, external-dns), by name.
+    pub peers: Vec<Proc>,
     pub admin: SocketAddr,
     lb_port: u16,
     stopped: bool,
@@ -316,6 +345,11 @@ pub struct Env {
 impl Env {
     /// Starts the servers and kcp-ingress; returns once every Cluster is Ready.
     pub async fn up(tag: &str, data_plane: DataPlane) -> anyhow::Result<Self> {
+        Self::up_with(tag, data_plane, Stack::KcpIngress).await
+    }
+
+    /// As [`Env::up`], with `stack` running on the servers instead of kcp-ingress.
+    pub async fn up_with(tag: &str, data_plane: DataPlane, stack: Stack) -> anyhow::Result<Self> {
         let dir =
             std::env::temp_dir().join(format!("kcp-ingress-bench-{}-{tag}", std::process::id()));
         if dir.exists() {
@@ -367,6 +401,8 @@ impl Env {
             traefik_watcher: None,
             controller: None,
             glbc: None,
+            stack,
+            peers: Vec::new(),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             lb_port: 0,
             stopped: false,
@@ -377,9 +413,17 @@ impl Env {
                 .push(client_from(&dir.join(format!("cluster-{k}.kubeconfig"))).await?);
         }
         env.start_data_plane().await?;
-        env.prepare().await?;
-        env.start_kcp_ingress()?;
-        env.wait_ready(Duration::from_secs(120)).await?;
+        match stack {
+            Stack::KcpIngress | Stack::ControllerOnly => {
+                env.prepare().await?;
+                env.start_kcp_ingress()?;
+                env.wait_ready(Duration::from_secs(120)).await?;
+            }
+            Stack::Karmada { tuned } => {
+                env.prepare_namespace().await?;
+                crate::peers::start_karmada(&mut env, tuned).await?;
+            }
+        }
         Ok(env)
     }
 
@@ -590,6 +634,12 @@ impl Env {
     /// The namespace, the shared backend Service, and the Clusters with
     /// their kubeconfig Secrets (push mode), as local-setup registers them.
     async fn prepare(&self) -> anyhow::Result<()> {
+        self.prepare_namespace().await?;
+        self.prepare_clusters().await
+    }
+
+    /// The namespaces and the shared backend Service on the control plane.
+    pub async fn prepare_namespace(&self) -> anyhow::Result<()> {
         let pp = PatchParams::apply("kcp-ingress-bench").force();
         let namespaces: Api<Namespace> = Api::all(self.cp.clone());
         for ns in [NS, "kcp-ingress-system"] {
@@ -614,6 +664,11 @@ impl Env {
                 })),
             )
             .await?;
+        Ok(())
+    }
+
+    async fn prepare_clusters(&self) -> anyhow::Result<()> {
+        let pp = PatchParams::apply("kcp-ingress-bench").force();
         let secrets: Api<Secret> = Api::namespaced(self.cp.clone(), "kcp-ingress-system");
         let clusters: Api<Cluster> = Api::all(self.cp.clone());
         for k in 1..=CLUSTERS {
@@ -677,7 +732,23 @@ impl Env {
             &self.log("controller"),
             &env,
         )?);
-        self.glbc = Some(Proc::spawn(
+        if self.stack != Stack::ControllerOnly {
+            self.glbc = Some(self.spawn_glbc()?);
+        }
+        Ok(())
+    }
+
+    /// `kcp-ingress glbc` at its defaults, against the environment's BIND.
+    pub fn spawn_glbc(&self) -> anyhow::Result<Proc> {
+        let cp = self
+            .dir
+            .join("control-plane.kubeconfig")
+            .to_string_lossy()
+            .to_string();
+        let secret_file = self.dir.join("tsig.secret");
+        let log_level = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into());
+        let env = [("RUST_LOG", log_level.as_str())];
+        Proc::spawn(
             "glbc",
             &Self::bin("kcp-ingress"),
             &[
@@ -699,8 +770,7 @@ impl Env {
             ],
             &self.log("glbc"),
             &env,
-        )?);
-        Ok(())
+        )
     }
 
     /// Waits until every Cluster is Ready.
@@ -740,7 +810,7 @@ impl Env {
     }
 
     /// CPU seconds used so far by every process of the environment, by role.
-    pub fn cpu(&self) -> Vec<(&'static str, f64)> {
+    pub fn cpu(&self) -> Vec<(String, f64)> {
         let var = |k: &str| {
             self.var(k)
                 .parse::<u32>()
@@ -756,23 +826,40 @@ impl Env {
             .into_iter()
             .filter_map(cpu_seconds)
             .sum();
-        let proc = |p: &Option<Proc>| p.as_ref().and_then(Proc::cpu_seconds).unwrap_or(0.0);
-        vec![
-            ("control-plane apiserver", var("CONTROL_PLANE_PID")),
-            ("cluster apiservers", clusters),
-            ("etcd", var("ETCD_PID")),
-            ("BIND", var("NAMED_PID")),
-            ("controller", proc(&self.controller)),
-            ("glbc", proc(&self.glbc)),
+        let mut out = vec![
             (
-                match self.data_plane {
-                    DataPlane::Traefik => "Traefik",
-                    DataPlane::Standin => "stand-ins",
-                },
-                data_plane,
+                "control-plane apiserver".to_string(),
+                var("CONTROL_PLANE_PID"),
             ),
-            ("benchmark", cpu_seconds(std::process::id()).unwrap_or(0.0)),
-        ]
+            ("cluster apiservers".to_string(), clusters),
+            ("etcd".to_string(), var("ETCD_PID")),
+            ("BIND".to_string(), var("NAMED_PID")),
+        ];
+        for p in self.components() {
+            out.push((p.name.clone(), p.cpu_seconds().unwrap_or(0.0)));
+        }
+        out.push((
+            match self.data_plane {
+                DataPlane::Traefik => "Traefik",
+                DataPlane::Standin => "stand-ins",
+            }
+            .to_string(),
+            data_plane,
+        ));
+        out.push((
+            "benchmark".to_string(),
+            cpu_seconds(std::process::id()).unwrap_or(0.0),
+        ));
+        out
+    }
+
+    /// The processes of what runs on the servers: kcp-ingress's, or the peer's.
+    pub fn components(&self) -> Vec<&Proc> {
+        self.controller
+            .iter()
+            .chain(self.glbc.iter())
+            .chain(self.peers.iter())
+            .collect()
     }
 
     /// `hack/test-env.sh stop|start --server NAME`.
@@ -795,6 +882,11 @@ impl Env {
             .into_iter()
             .flatten()
         {
+            drop(p);
+        }
+        // The peers in reverse order of start (external-dns and the
+        // controllers before the webhook).
+        while let Some(p) = self.peers.pop() {
             drop(p);
         }
         self.stop_data_plane();

@@ -14,6 +14,7 @@
 mod dns_qps;
 mod env;
 mod observe;
+mod peers;
 mod scenarios;
 
 use std::fmt::Write as _;
@@ -22,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::env::{DataPlane, Env};
+use crate::env::{DataPlane, Env, Stack};
 use crate::observe::{median, percentile};
 use crate::scenarios::{Bulk, Floor};
 
@@ -42,6 +43,11 @@ struct Plan {
     dns_queries: usize,
     write_doc: bool,
     data_plane: DataPlane,
+    /// `--peers` (`make bench PEERS=1`): kcp-ingress's bulk side by side
+    /// with Karmada + external-dns (tuned, and at defaults once).
+    peers: bool,
+    /// `--peer-defaults-runs N`: bulk runs of Karmada at its defaults.
+    peer_default_runs: usize,
     /// Give up (and stop everything) after this long.
     deadline: Duration,
 }
@@ -54,6 +60,7 @@ impl Plan {
         let mut quick = quick_env;
         let mut overrides: Vec<(String, String)> = Vec::new();
         let mut write_doc = true;
+        let mut peers = std::env::var("PEERS").is_ok_and(|v| !v.is_empty() && v != "0");
         let mut data_plane = match std::env::var("DATA_PLANE") {
             Ok(v) if !v.is_empty() => DataPlane::parse(&v).context("DATA_PLANE")?,
             _ => DataPlane::Traefik,
@@ -64,12 +71,18 @@ impl Plan {
                 "--bench" => {}
                 "--quick" => quick = true,
                 "--no-doc" => write_doc = false,
+                "--peers" => peers = true,
                 "--data-plane" => {
                     let value = args.next().context("--data-plane needs a value")?;
                     data_plane = DataPlane::parse(&value)?;
                 }
-                "--single" | "--failover-runs" | "--bulk" | "--bulk-runs" | "--big-runs"
-                | "--churn-seconds" => {
+                "--single"
+                | "--failover-runs"
+                | "--bulk"
+                | "--bulk-runs"
+                | "--big-runs"
+                | "--churn-seconds"
+                | "--peer-default-runs" => {
                     let value = args
                         .next()
                         .with_context(|| format!("{arg} needs a value"))?;
@@ -77,7 +90,7 @@ impl Plan {
                 }
                 "-h" | "--help" => {
                     println!(
-                        "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--data-plane traefik|standin] \
+                        "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--peers [--peer-default-runs N]] [--data-plane traefik|standin] \
                          [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S]\n\
                          \n\
                          --data-plane  what plays each cluster's ingress controller: traefik (default, or $DATA_PLANE;\n\
@@ -93,6 +106,15 @@ impl Plan {
         if quick {
             plan = Self::quick();
         }
+        if peers {
+            // kcp-ingress and tuned Karmada: 3 runs each at 1,000; Karmada
+            // at its defaults once.
+            plan.peers = true;
+            plan.bulk = vec![if quick { 200 } else { 1_000 }];
+            plan.bulk_runs = if quick { 1 } else { 3 };
+            plan.peer_default_runs = 1;
+            plan.deadline = Duration::from_secs(if quick { 20 * 60 } else { 120 * 60 });
+        }
         plan.write_doc = write_doc;
         plan.data_plane = data_plane;
         for (flag, value) in overrides {
@@ -107,6 +129,7 @@ impl Plan {
                 "--bulk-runs" => plan.bulk_runs = n()?,
                 "--big-runs" => plan.big_runs = n()?,
                 "--churn-seconds" => plan.churn_seconds = n()? as u64,
+                "--peer-default-runs" => plan.peer_default_runs = n()?,
                 "--bulk" => {
                     plan.bulk = value
                         .split(',')
@@ -133,6 +156,8 @@ impl Plan {
             dns_queries: 50_000,
             write_doc: true,
             data_plane: DataPlane::Traefik,
+            peers: false,
+            peer_default_runs: 0,
             deadline: Duration::from_secs(150 * 60),
         }
     }
@@ -151,6 +176,8 @@ impl Plan {
             dns_queries: 10_000,
             write_doc: true,
             data_plane: DataPlane::Traefik,
+            peers: false,
+            peer_default_runs: 0,
             // Traefik's set-up (RBAC, Gateway API CRDs, network namespaces)
             // adds about 15 s per environment.
             deadline: Duration::from_secs(230),
@@ -163,7 +190,8 @@ impl Plan {
             DataPlane::Traefik => "",
             DataPlane::Standin => " DATA_PLANE=standin",
         };
-        format!("make bench{quick}{data_plane}")
+        let peers = if self.peers { " PEERS=1" } else { "" };
+        format!("make bench{peers}{quick}{data_plane}")
     }
 }
 
@@ -177,6 +205,7 @@ struct Results {
     churn: Option<(Vec<f64>, usize, usize)>,
     dns_qps: Option<dns_qps::Qps>,
     versions: Vec<(String, String)>,
+    peers: peers::PeerResults,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +236,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     let failure = tokio::select! {
-        outcome = tokio::time::timeout(plan.deadline, run(&plan, &mut results)) => match outcome {
+        outcome = tokio::time::timeout(plan.deadline, async {
+            if plan.peers { run_peers(&plan, &mut results).await } else { run(&plan, &mut results).await }
+        }) => match outcome {
             Ok(Ok(())) => None,
             Ok(Err(err)) => Some(format!("{err:#}")),
             Err(_) => Some(format!("gave up after {:?}", plan.deadline)),
@@ -231,6 +262,104 @@ async fn main() -> std::process::ExitCode {
         }
         None => std::process::ExitCode::SUCCESS,
     }
+}
+
+/// `make bench PEERS=1`: per round a kcp-ingress bulk run and a tuned
+/// Karmada one (fresh environments, the same servers and data plane), then
+/// Karmada at its defaults.
+async fn run_peers(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
+    let n = plan.bulk.first().copied().unwrap_or(1_000);
+    // PEER_PARTS=kcp,tuned,dnsleg,defaults (the default: all) picks parts.
+    let parts = std::env::var("PEER_PARTS").unwrap_or_default();
+    let part = |p: &str| parts.is_empty() || parts.split(',').any(|x| x == p);
+    let mut first = true;
+    results.versions.push((
+        "Karmada".into(),
+        peer_version("karmada", "karmada-controller-manager"),
+    ));
+    results.versions.push((
+        "external-dns".into(),
+        peer_version("external-dns", "external-dns"),
+    ));
+    let kcp_deadline = Duration::from_secs((n as u64 / 8).max(300));
+    let peer_deadline = Duration::from_secs((n as u64 * 6 / 10).max(600));
+    for run in 0..plan.bulk_runs {
+        for stack in [Stack::KcpIngress, Stack::Karmada { tuned: true }] {
+            if !part(if stack == Stack::KcpIngress {
+                "kcp"
+            } else {
+                "tuned"
+            }) {
+                continue;
+            }
+            let deadline = if stack == Stack::KcpIngress {
+                kcp_deadline
+            } else {
+                peer_deadline
+            };
+            let tag = format!(
+                "peers-{}-{run}",
+                if stack == Stack::KcpIngress {
+                    "kcp"
+                } else {
+                    "tuned"
+                }
+            );
+            let bulk = peers::bulk_run(
+                plan.data_plane,
+                stack,
+                n,
+                &tag,
+                deadline,
+                std::mem::take(&mut first).then_some(&mut results.versions),
+            )
+            .await;
+            results.peers.push(stack, peers::or_failed(bulk));
+        }
+    }
+    if part("dnsleg") {
+        let singles = if plan.quick { 3 } else { 10 };
+        match peers::dns_leg(plan.data_plane, n, singles, Duration::from_secs(300)).await {
+            Ok((glbc, edns)) => {
+                eprintln!("bench: DNS leg: glbc {glbc:?}; external-dns {edns:?}");
+                results.peers.dns_leg = Some((n, glbc, edns));
+            }
+            Err(err) => eprintln!("bench: DNS leg failed: {err:#}"),
+        }
+    }
+    for run in 0..if part("defaults") {
+        plan.peer_default_runs
+    } else {
+        0
+    } {
+        let stack = Stack::Karmada { tuned: false };
+        let deadline = Duration::from_secs((n as u64 * 9 / 10).max(300));
+        let bulk = peers::bulk_run(
+            plan.data_plane,
+            stack,
+            n,
+            &format!("peers-defaults-{run}"),
+            deadline,
+            None,
+        )
+        .await;
+        results.peers.push(stack, peers::or_failed(bulk));
+    }
+    Ok(())
+}
+
+/// The version a peer's wrapper module pins (hack/tools/NAME/go.mod).
+fn peer_version(tool: &str, _binary: &str) -> String {
+    let module = match tool {
+        "karmada" => "github.com/karmada-io/karmada",
+        _ => "sigs.k8s.io/external-dns",
+    };
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("hack/tools/{tool}/go.mod"));
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("require {module} ")))
+        .map_or_else(|| "?".into(), |v| v.trim().to_string())
 }
 
 async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
@@ -274,6 +403,9 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             let mut env = Env::up(&format!("bulk{n}-{run}"), plan.data_plane).await?;
             let deadline = Duration::from_secs((n as u64 / 8).max(300));
             let (bulk, obs) = scenarios::bulk(&env, n, deadline).await?;
+            if let Some(why) = &bulk.invalid {
+                anyhow::bail!("bulk {n}: {why}");
+            }
             eprintln!(
                 "bench: bulk {n}: DNS complete at {:.1}s; writes per apiserver {:?}; {} updates",
                 bulk.dns,
@@ -331,6 +463,11 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
 }
 
 async fn versions(env: &Env, results: &mut Results) {
+    results.versions = versions_of(env).await;
+}
+
+/// The versions of the servers of `env`, kcp-ingress's revision and rustc's.
+pub async fn versions_of(env: &Env) -> Vec<(String, String)> {
     let mut v = Vec::new();
     let kube = env
         .cp
@@ -362,7 +499,7 @@ async fn versions(env: &Env, results: &mut Results) {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_else(|| "?".into());
     v.push(("rustc".into(), rustc));
-    results.versions = v;
+    v
 }
 
 fn git_rev() -> String {
@@ -434,8 +571,15 @@ fn mib(kib: u64) -> String {
 
 fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> String {
     let mut t = String::new();
-    let _ = writeln!(t, "| scenario | figure | result | goal |");
-    let _ = writeln!(t, "| --- | --- | --- | --- |");
+    if plan.peers {
+        t.push_str(&peers::render(
+            plan.bulk.first().copied().unwrap_or(0),
+            &r.peers,
+        ));
+    } else {
+        let _ = writeln!(t, "| scenario | figure | result | goal |");
+        let _ = writeln!(t, "| --- | --- | --- | --- |");
+    }
     if !r.single.is_empty() {
         let col =
             |f: fn(&scenarios::Single) -> f64| -> Vec<f64> { r.single.iter().map(f).collect() };
@@ -541,7 +685,7 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
                 String::new()
             }
         );
-        let roles: Vec<&str> = runs[0].0.cpu.iter().map(|(r, _)| *r).collect();
+        let roles: Vec<&str> = runs[0].0.cpu.iter().map(|(r, _)| r.as_str()).collect();
         let cpu: Vec<String> = roles
             .iter()
             .enumerate()
@@ -628,7 +772,12 @@ fn verdict(ok: bool) -> &'static str {
 /// Replaces the full or quick section of docs/BENCHMARKS.md.
 fn write_doc(plan: &Plan, table: &str) -> anyhow::Result<()> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
-    let which = if plan.quick { "quick" } else { "full" };
+    let which = match (plan.peers, plan.quick) {
+        (true, true) => "peers-quick",
+        (true, false) => "peers",
+        (false, true) => "quick",
+        (false, false) => "full",
+    };
     let (begin, end) = (
         format!("<!-- bench:{which}:begin -->"),
         format!("<!-- bench:{which}:end -->"),

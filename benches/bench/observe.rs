@@ -96,8 +96,15 @@ pub fn copy_name(root: &str, k: usize) -> String {
     format!("{root}--cluster-{k}")
 }
 
+/// The name of `root`'s copy in a cluster under Karmada: the root's own name.
+pub fn karmada_copy_name(root: &str, _k: usize) -> String {
+    root.to_string()
+}
+
 /// One watch per physical cluster, and one of the control plane.
 pub struct Observers {
+    /// How copies are named in the clusters.
+    copy: fn(&str, usize) -> String,
     pub clusters: Vec<SeenRef>,
     pub control: SeenRef,
     tasks: Vec<JoinHandle<()>>,
@@ -117,7 +124,12 @@ impl Observers {
             .collect();
         let (control, task) = observe(env.cp.clone());
         tasks.push(task);
+        let copy = match env.stack {
+            crate::env::Stack::Karmada { .. } => karmada_copy_name,
+            crate::env::Stack::KcpIngress | crate::env::Stack::ControllerOnly => copy_name,
+        };
         Self {
+            copy,
             clusters,
             control,
             tasks,
@@ -129,7 +141,7 @@ impl Observers {
         let mut last: Option<Instant> = None;
         for (k, seen) in self.clusters.iter().enumerate() {
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let at = *seen.first.get(&copy_name(root, k + 1))?;
+            let at = *seen.first.get(&(self.copy)(root, k + 1))?;
             last = Some(last.map_or(at, |l| l.max(at)));
         }
         last
@@ -140,7 +152,7 @@ impl Observers {
         let mut last: Option<Instant> = None;
         for (k, seen) in self.clusters.iter().enumerate() {
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let key = (copy_name(root, k + 1), path.to_string());
+            let key = ((self.copy)(root, k + 1), path.to_string());
             let at = *seen.path.get(&key)?;
             last = Some(last.map_or(at, |l| l.max(at)));
         }

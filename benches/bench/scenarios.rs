@@ -17,12 +17,15 @@ use serde_json::json;
 use crate::env::{BACKEND, CLUSTERS, Env, NS, lb_address};
 use crate::observe::{self, Dns, Observers, Writes};
 
+/// The label every root carries (external-dns publishes only what has it).
+pub const ROOT_LABEL: &str = "bench.kcp-ingress.dev/root";
+
 /// A root Ingress: one host, one path, the shared backend Service.
 pub fn root(name: &str, host: &str, path: &str) -> Ingress {
     serde_json::from_value(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": name, "namespace": NS},
+        "metadata": {"name": name, "namespace": NS, "labels": {ROOT_LABEL: "true"}},
         "spec": {"rules": [rule(host, path)]},
     }))
     .expect("a valid Ingress")
@@ -250,7 +253,19 @@ pub struct Bulk {
     pub controller_kib: (u64, u64),
     pub glbc_kib: (u64, u64),
     /// CPU seconds each part of the system used meanwhile.
-    pub cpu: Vec<(&'static str, f64)>,
+    pub cpu: Vec<(String, f64)>,
+    /// Peak RSS (KiB) of every process of what ran on the servers, by name.
+    pub rss: Vec<(String, u64)>,
+    /// What was checked once DNS was complete (or the deadline passed):
+    /// roots with a copy in every cluster, roots whose status holds every
+    /// cluster's address, hosts published with every address (zone
+    /// transfer) and hosts BIND answered with every address (queries).
+    pub copies: usize,
+    pub merged_count: usize,
+    pub published: usize,
+    pub answered: usize,
+    /// Whether all of them are complete; why not.
+    pub invalid: Option<String>,
 }
 
 /// Creates `n` roots at once (32 requests in flight) and waits until every
@@ -285,17 +300,20 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
     // A transfer of a large zone costs the server and us: look less often.
     let every = Duration::from_micros((n as u64 * 100).clamp(100_000, 1_000_000));
     let mut last_report = Instant::now();
-    let dns_done = loop {
-        if t0.elapsed() > deadline {
-            let (down, _, merged, _) = obs.progress(&names);
-            bail!(
-                "bulk {n}: not converged within {deadline:?} ({down} downstream, {merged} merged)"
-            );
-        }
+    let mut timed_out = false;
+    let (dns_done, published) = loop {
         let (hosts, _) = dns.published(&suffix).await?;
         let complete = hosts.values().filter(|c| **c == CLUSTERS).count();
         if complete == n {
-            break t0.elapsed();
+            break (t0.elapsed(), complete);
+        }
+        if t0.elapsed() > deadline {
+            let (down, _, merged, _) = obs.progress(&names);
+            eprintln!(
+                "bench: bulk {n}: not converged within {deadline:?} ({down} downstream, {merged} merged, {complete} in DNS)"
+            );
+            timed_out = true;
+            break (t0.elapsed(), complete);
         }
         if last_report.elapsed() > Duration::from_secs(15) {
             let (down, _, merged, _) = obs.progress(&names);
@@ -311,23 +329,44 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
     let updates = dns.stat("UpdateDone").await?.saturating_sub(updates_before);
     // The watches saw everything before DNS did (or within a moment).
     let mut waited = Duration::ZERO;
-    let (down_at, merged_at) = loop {
+    let (copies, down_at, merged_count, merged_at) = loop {
         let (down, down_at, merged, merged_at) = obs.progress(&names);
-        if (down == n && merged == n) || waited > Duration::from_secs(30) {
-            break (down_at, merged_at);
+        if (down == n && merged == n) || waited > Duration::from_secs(30) || timed_out {
+            break (down, down_at, merged, merged_at);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
         waited += Duration::from_millis(100);
     };
+    // Every host asked of BIND (plain queries, as a resolver would).
+    let want = all_addresses();
+    let answered = futures::stream::iter(names.iter())
+        .map(|name| {
+            let dns = dns.clone();
+            let host = format!("{name}.{suffix}");
+            let want = want.clone();
+            async move { dns.addresses(&host).await.is_ok_and(|a| a == want) }
+        })
+        .buffer_unordered(32)
+        .filter(|ok| std::future::ready(*ok))
+        .count()
+        .await;
+    let invalid = (copies < n || merged_count < n || published < n || answered < n).then(|| {
+        format!(
+            "{copies} of {n} roots with a copy in every cluster, {merged_count} merged, \
+             {published} published, {answered} answered by BIND{}",
+            if timed_out { " (deadline passed)" } else { "" }
+        )
+    });
     let since =
         |at: Option<Instant>| at.map_or(f64::NAN, |at| secs(at.saturating_duration_since(t0)));
+    let dns_seconds = if timed_out { f64::NAN } else { secs(dns_done) };
     let mem =
         |p: &Option<crate::env::Proc>| p.as_ref().and_then(|p| p.memory_kib()).unwrap_or((0, 0));
     let result = Bulk {
         created,
         downstream: since(down_at),
         merged: since(merged_at),
-        dns: secs(dns_done),
+        dns: dns_seconds,
         writes: before
             .iter()
             .zip(&after)
@@ -342,6 +381,16 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
             .zip(cpu_before)
             .map(|((role, after), (_, before))| (role, after - before))
             .collect(),
+        rss: env
+            .components()
+            .into_iter()
+            .map(|p| (p.name.clone(), p.memory_kib().map_or(0, |m| m.0)))
+            .collect(),
+        copies,
+        merged_count,
+        published,
+        answered,
+        invalid,
     };
     Ok((result, obs))
 }

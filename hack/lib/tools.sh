@@ -18,6 +18,9 @@ tool_version() {
     etcd) awk '$1 == "require" && $2 == "go.etcd.io/etcd/server/v3" {print $3}' "$mod" ;;
     kcp) awk '$1 == "require" && $2 == "github.com/kcp-dev/kcp" {print $3}' "$mod" ;;
     traefik) awk '$1 == "require" && $2 == "github.com/traefik/traefik/v3" {print $3}' "$mod" ;;
+    # the peers of the side-by-side benchmark (hack/build-peers.sh; never `make test`)
+    karmada) awk '$1 == "require" && $2 == "github.com/karmada-io/karmada" {print $3}' "$mod" ;;
+    external-dns) awk '$1 == "require" && $2 == "sigs.k8s.io/external-dns" {print $3}' "$mod" ;;
     # a crates.io crate (hack/gateway-types.sh installs it with cargo install --locked)
     kopium) echo 0.24.1 ;;
     *) echo "unknown tool $1" >&2; return 1 ;;
