@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use kcp_ingress::apis::Cluster;
+use kcp_ingress::labels;
 use kube::api::{Api, Patch, PatchParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use serde_json::json;
@@ -64,6 +65,15 @@ impl DataPlane {
     }
 
     /// Its short name in the table's rows.
+    /// The GatewayClass the data plane implements in every cluster: what the
+    /// Clusters' class label names.
+    pub fn gateway_class(self) -> &'static str {
+        match self {
+            DataPlane::Traefik => "traefik",
+            DataPlane::Standin => labels::standin::GATEWAY_CLASS,
+        }
+    }
+
     pub fn short(self) -> &'static str {
         match self {
             Self::Traefik => "Traefik",
@@ -691,7 +701,10 @@ impl Env {
                     &pp,
                     &Patch::Apply(json!({
                         "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "Cluster",
-                        "metadata": {"name": format!("cluster-{k}"), "labels": {"region": format!("local-{k}")}},
+                        "metadata": {"name": format!("cluster-{k}"), "labels": {
+                            "region": format!("local-{k}"),
+                            (labels::gateway_api::CLASS_LABEL): self.data_plane.gateway_class(),
+                        }},
                         "spec": {"kubeconfigSecretRef": {
                             "namespace": "kcp-ingress-system",
                             "name": format!("cluster-{k}-kubeconfig"),

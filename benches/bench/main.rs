@@ -13,6 +13,7 @@
 
 mod dns_qps;
 mod env;
+mod gateway;
 mod observe;
 mod peers;
 mod scenarios;
@@ -199,6 +200,7 @@ impl Plan {
 #[derive(Default)]
 struct Results {
     single: Vec<scenarios::Single>,
+    gateway_single: Vec<gateway::GatewaySingle>,
     failover: Vec<scenarios::Failover>,
     /// Per size: the runs, with their floors.
     bulk: Vec<(usize, Vec<(Bulk, Floor)>)>,
@@ -369,6 +371,9 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
         let mut env = Env::up("single", plan.data_plane).await?;
         versions(&env, results).await;
         results.single = scenarios::single(&env, plan.single, Duration::from_secs(60)).await?;
+        eprintln!("bench: single Gateway + HTTPRoute roots");
+        results.gateway_single =
+            gateway::single(&env, plan.single, Duration::from_secs(60)).await?;
         let dns = observe::Dns::of(&env)?;
         let hosts: Vec<String> = (0..plan.failover_hosts.min(plan.single))
             .map(|i| format!("s{i}.single.{}", dns.zone))
@@ -580,17 +585,17 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
         let _ = writeln!(t, "| scenario | figure | result | goal |");
         let _ = writeln!(t, "| --- | --- | --- | --- |");
     }
+    let three = |v: &[f64]| {
+        format!(
+            "{} / {} / {}",
+            ms(percentile(v, 50.0)),
+            ms(percentile(v, 95.0)),
+            ms(percentile(v, 99.0))
+        )
+    };
     if !r.single.is_empty() {
         let col =
             |f: fn(&scenarios::Single) -> f64| -> Vec<f64> { r.single.iter().map(f).collect() };
-        let three = |v: &[f64]| {
-            format!(
-                "{} / {} / {}",
-                ms(percentile(v, 50.0)),
-                ms(percentile(v, 95.0)),
-                ms(percentile(v, 99.0))
-            )
-        };
         let n = r.single.len();
         let _ = writeln!(
             t,
@@ -606,6 +611,24 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
         let _ = writeln!(
             t,
             "| | DNS answers all 3 addresses, p50 / p95 / p99 | {} | p99 < 1 s: {} |",
+            three(&dns),
+            verdict(percentile(&dns, 99.0) < 1.0)
+        );
+    }
+    if !r.gateway_single.is_empty() {
+        let col = |f: fn(&gateway::GatewaySingle) -> f64| -> Vec<f64> {
+            r.gateway_single.iter().map(f).collect()
+        };
+        let n = r.gateway_single.len();
+        let _ = writeln!(
+            t,
+            "| 1b. single Gateway + HTTPRoute ({n} pairs, one at a time) | root Gateway addresses merged, p50 / p95 / p99 | {} | |",
+            three(&col(|s| s.0))
+        );
+        let dns = col(|s| s.1);
+        let _ = writeln!(
+            t,
+            "| | DNS answers the route's hostname with all 3 addresses, p50 / p95 / p99 | {} | p99 < 1 s: {} |",
             three(&dns),
             verdict(percentile(&dns, 99.0) < 1.0)
         );
