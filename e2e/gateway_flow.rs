@@ -547,14 +547,19 @@ pub async fn gateway_and_routes_flow_to_dns(env: &TestEnv) -> anyhow::Result<()>
             |_| true,
         )
         .await?;
-        // (The ReferenceGrant's copy is not checked here: with the
-        // controller of this branch it was not placed when the grant was
-        // created after the controller started; see the report.)
         let services: Api<Service> = Api::namespaced(w.downs[k - 1].clone(), &backends);
         wait_for(
             &format!("the cross-namespace Service copy in cluster-{k}"),
             &services,
             "rpc",
+            |_| true,
+        )
+        .await?;
+        let grants: Api<ReferenceGrant> = Api::namespaced(w.downs[k - 1].clone(), &backends);
+        wait_for(
+            &format!("the ReferenceGrant copy in cluster-{k}"),
+            &grants,
+            "from-flow",
             |_| true,
         )
         .await?;

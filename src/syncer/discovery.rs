@@ -1,8 +1,9 @@
 //! Which of the `--resources` types can be synced: API discovery on the
-//! control plane (the version it prefers) and on the physical cluster (it
-//! must serve that same version). A type carried in `PlacedObject`s need
-//! not be served by the control plane (the cluster's preferred version is
-//! then synced). A type one side does not serve is reported, not fatal.
+//! control plane (the most stable version it serves the type in: not
+//! always the group's preferred version, e.g. ReferenceGrant is v1beta1 in
+//! a group that prefers v1) and on the physical cluster (it must serve that
+//! same version). A type carried in `PlacedObject`s need not be served by
+//! the control plane (the cluster's most stable version is then synced). A type one side does not serve is reported, not fatal.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +17,7 @@ use crate::mailbox;
 #[derive(Clone, Debug)]
 pub struct SyncType {
     pub spec: ResourceSpec,
-    /// The upstream's preferred version, served downstream too.
+    /// The upstream's most stable version of the type, served downstream too.
     pub ar: ApiResource,
     /// Whether downstream status travels up (leaf status: Ingresses, and
     /// Gateways, HTTPRoutes, GRPCRoutes; see [`status::Shape`]).
@@ -61,7 +62,7 @@ pub async fn resolve_upstream(
             let found = groups
                 .get(&spec.group)
                 .and_then(Option::as_ref)
-                .and_then(|g| find(g.recommended_resources(), spec))
+                .and_then(|g| find(g.resources_by_stability(), spec))
                 .filter(|(_, caps)| caps.scope == Scope::Namespaced)
                 .map(|(ar, _)| ar);
             (spec.clone(), found)
@@ -98,7 +99,7 @@ fn resolve_one(
     let wrapped = !mailbox::stored_natively(&spec.resource, &spec.group);
     let preferred = |side: Option<&Option<ApiGroup>>| {
         side.and_then(Option::as_ref)
-            .and_then(|g| find(g.recommended_resources(), spec))
+            .and_then(|g| find(g.resources_by_stability(), spec))
     };
     let Some((ar, caps)) = preferred(up).or_else(|| wrapped.then(|| preferred(down)).flatten())
     else {
