@@ -159,7 +159,25 @@ pub fn copy_body(
             }
             body
         }
-        DepKind::ReferenceGrant => {
+        DepKind::ReferenceGrant | DepKind::Service => {
+            // What the syncer applies: the object with the user's labels
+            // and annotations; a Service without its cluster-assigned fields.
+            let (api_version, object_kind, spec) = if *kind == DepKind::Service {
+                let mut spec = user
+                    .get("spec")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let managed_fields = metadata.and_then(|m| m.get("managedFields"));
+                cluster_independent::strip_service_spec(&mut spec, managed_fields);
+                (Value::from("v1"), "Service", Value::Object(spec))
+            } else {
+                (
+                    user.get("apiVersion").cloned().unwrap_or(Value::Null),
+                    labels::gateway_api::REFERENCE_GRANT,
+                    user.get("spec").cloned().unwrap_or(Value::Null),
+                )
+            };
             let (plural, group) = resource(*kind);
             json!({
                 "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
@@ -172,38 +190,8 @@ pub fn copy_body(
                     "annotations": {labels::ORIGIN_ANNOTATION: origin},
                 },
                 "spec": {"object": {
-                    "apiVersion": user.get("apiVersion").cloned().unwrap_or(Value::Null),
-                    "kind": labels::gateway_api::REFERENCE_GRANT,
-                    "metadata": {
-                        "namespace": ns, "name": name,
-                        "labels": user_labels, "annotations": user_annotations,
-                    },
-                    "spec": user.get("spec").cloned().unwrap_or(Value::Null),
-                }},
-            })
-        }
-        DepKind::Service => {
-            let mut spec = user
-                .get("spec")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            let managed_fields = metadata.and_then(|m| m.get("managedFields"));
-            cluster_independent::strip_service_spec(&mut spec, managed_fields);
-            let (plural, group) = resource(*kind);
-            json!({
-                "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
-                "kind": "PlacedObject",
-                "metadata": {
-                    "name": copy_name, "namespace": cluster_namespace,
-                    "labels": {
-                        labels::PLACED_RESOURCE_LABEL: mailbox::placed_resource_label_value(plural, group),
-                    },
-                    "annotations": {labels::ORIGIN_ANNOTATION: origin},
-                },
-                "spec": {"object": {
-                    "apiVersion": "v1",
-                    "kind": "Service",
+                    "apiVersion": api_version,
+                    "kind": object_kind,
                     "metadata": {
                         "namespace": ns, "name": name,
                         "labels": user_labels, "annotations": user_annotations,

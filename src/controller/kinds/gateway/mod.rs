@@ -176,14 +176,10 @@ impl GatewayWorld {
         to_namespace: &str,
         to_name: &str,
     ) -> bool {
-        if from_namespace == to_namespace {
-            return true;
-        }
-        self.grants
-            .state()
-            .iter()
-            .filter(|g| g.namespace().as_deref() == Some(to_namespace))
-            .any(|g| grant_allows(g, from_kind, from_namespace, to_kind, to_name))
+        from_namespace == to_namespace
+            || !self
+                .grants_for(from_kind, from_namespace, to_kind, to_namespace, to_name)
+                .is_empty()
     }
 }
 
