@@ -9,6 +9,7 @@ export PATH := $(KUBECTL_DIR):$(PATH)
 PROVIDER ?= auto
 CONTROL_PLANE ?= kube
 DATA_PLANE ?= traefik
+DNS ?= bind
 .PHONY: help build install-plugin deps tools tools-kcp tools-traefik tools-peers crds crd-check gateway-types gateway-types-check fmt-check clippy lint-scripts lint-imports unit e2e test bench clean local-setup local-teardown
 
 help: ## list the targets
@@ -74,8 +75,8 @@ PEERS ?= 0
 bench: deps tools $(if $(filter traefik,$(DATA_PLANE)),tools-traefik) $(if $(filter-out 0,$(PEERS)),tools-peers) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin; PEERS=1: side by side with Karmada + external-dns)
 	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick) $(if $(filter-out 0,$(PEERS)),--peers)
 
-local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp, DATA_PLANE=traefik|standin)
-	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE) --data-plane $(DATA_PLANE)
+local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp, DATA_PLANE=traefik|standin, DNS=bind|embedded)
+	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE) --data-plane $(DATA_PLANE) --dns $(DNS)
 
 local-teardown: ## stop everything local-setup started
 	hack/local-setup.sh down

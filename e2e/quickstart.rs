@@ -8,6 +8,10 @@
 //! "Quickstart with a Gateway": samples/gateway.yaml split across both
 //! clusters, the merged address, DNS and HTTP through it.
 //!
+//! With `DNS=embedded` the glbc answers DNS itself: the walkthrough's dig
+//! lines (taken from what local-setup printed) ask the glbc's socket, and
+//! BIND, which still runs, has nothing for the hosts.
+//!
 //! The only departures from the README: the set-up lives in its own
 //! directory (KCP_INGRESS_LOCAL_DIR) and reuses the binaries this test run
 //! built (KCP_INGRESS_BIN_DIR) instead of a release build.
@@ -246,7 +250,7 @@ spec:
 /// (as the listener's wildcard admits it) with both, a request through each
 /// answer reaches that cluster; deleting the sample removes the records,
 /// the Gateway and its global object.
-fn gateway_walkthrough(shell: &Shell) {
+fn gateway_walkthrough(shell: &Shell, walkthrough: &Walkthrough) {
     ok(shell, "kubectl apply -f samples/gateway.yaml");
     let both = words("127.0.1.1 127.0.1.2");
     until(
@@ -260,7 +264,7 @@ fn gateway_walkthrough(shell: &Shell) {
         table.contains("127.0.1.1") && table.contains("True"),
         "kubectl get gateway shop:\n{table}"
     );
-    let dig = "source \"$KCP_INGRESS_LOCAL_DIR/env/dns.env\" && dig @127.0.0.1 -p \"$DNS_PORT\" shop.gw.kcp-ingress.test +short";
+    let dig = &walkthrough.dig("shop.gw.kcp-ingress.test");
     let answers = until(shell, dig, Duration::from_secs(60), |out| {
         words(out) == both
     });
@@ -296,9 +300,99 @@ fn gateway_walkthrough(shell: &Shell) {
     );
 }
 
+/// The DNS lines of the walkthrough `make local-setup` printed: the
+/// `source .../dns.env` line (BIND only) and the `dig` command for the
+/// sample's host, as a person would copy them.
+struct Walkthrough {
+    source: Option<String>,
+    /// `dig @IP -p PORT` (PORT a number, or `$DNS_PORT` after `source`).
+    dig: String,
+}
+
+impl Walkthrough {
+    fn parse(setup: &str) -> Self {
+        let lines: Vec<&str> = setup.lines().map(str::trim).collect();
+        let source = lines
+            .iter()
+            .find(|l| l.starts_with("source ") && l.ends_with("/dns.env"))
+            .map(|l| l.to_string());
+        let dig = lines
+            .iter()
+            .find_map(|l| l.strip_suffix(" shop.kcp-ingress.test +short"))
+            .filter(|l| l.starts_with("dig @"))
+            .unwrap_or_else(|| panic!("local-setup printed no dig line for the sample:\n{setup}"))
+            .to_string();
+        let gateway = format!("{dig} shop.gw.kcp-ingress.test +short");
+        assert!(
+            lines.contains(&gateway.as_str()),
+            "the Gateway walkthrough does not ask the same server ({gateway}):\n{setup}"
+        );
+        Self { source, dig }
+    }
+
+    /// The shell line that asks the walkthrough's DNS server for `host`.
+    fn dig(&self, host: &str) -> String {
+        match &self.source {
+            Some(source) => format!("{source} && {} {host} +short", self.dig),
+            None => format!("{} {host} +short", self.dig),
+        }
+    }
+
+    /// The port the walkthrough's dig asks (after `source`, if any).
+    fn port(&self, shell: &Shell) -> u16 {
+        let line = match &self.source {
+            Some(source) => format!("{source} && echo {}", self.dig),
+            None => format!("echo {}", self.dig),
+        };
+        let echoed = ok(shell, &line);
+        let port = echoed
+            .split_whitespace()
+            .skip_while(|w| *w != "-p")
+            .nth(1)
+            .unwrap_or_default();
+        port.parse()
+            .unwrap_or_else(|_| panic!("no port in the dig line {echoed:?}"))
+    }
+}
+
+/// `DNS=embedded`: the walkthrough's DNS server is the glbc's own socket
+/// (UDP and TCP), and BIND of the test environment has no record of the
+/// sample (nothing publishes to it).
+fn answered_by_the_glbc(shell: &Shell, walkthrough: &Walkthrough, host: &str) {
+    let port = walkthrough.port(shell);
+    for (proto, flag) in [("UDP", "-u"), ("TCP", "-t")] {
+        let sockets = ok(shell, &format!("ss -Hlnp {flag} 'sport = :{port}'"));
+        assert!(
+            sockets.contains("127.0.0.1:") && sockets.contains("\"kcp-ingress\""),
+            "{proto} port {port} is not the glbc's:\n{sockets}"
+        );
+    }
+    let tcp = ok(shell, &format!("{} +tcp", walkthrough.dig(host)));
+    assert!(!tcp.trim().is_empty(), "no answer over TCP for {host}");
+    let flags = ok(
+        shell,
+        &format!("{} {host} +norec | grep 'flags:'", walkthrough.dig),
+    );
+    assert!(
+        flags.contains(" aa"),
+        "the embedded server's answer is not authoritative: {flags}"
+    );
+    let bind = ok(
+        shell,
+        &format!(
+            "source \"$KCP_INGRESS_LOCAL_DIR/env/dns.env\" && dig @127.0.0.1 -p \"$DNS_PORT\" {host} +short"
+        ),
+    );
+    assert!(
+        bind.trim().is_empty(),
+        "BIND answers {host} with {bind:?}: something published to it"
+    );
+}
+
 /// The README's quickstart with `make local-setup ARGS`.
 fn quickstart(name: &str, setup_args: &str) {
     let traefik = !setup_args.contains("DATA_PLANE=standin");
+    let embedded = setup_args.contains("DNS=embedded");
     let dir = std::env::temp_dir().join(format!("kcp-ingress-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let teardown = Teardown(dir.clone());
@@ -313,8 +407,26 @@ fn quickstart(name: &str, setup_args: &str) {
         .find_map(|l| l.trim().strip_prefix("export KUBECONFIG="))
         .unwrap_or_else(|| panic!("local-setup printed no KUBECONFIG:\n{setup}"))
         .to_string();
+    let walkthrough = Walkthrough::parse(&setup);
+    assert_eq!(
+        walkthrough.source.is_none(),
+        embedded,
+        "`source dns.env` is for BIND's port only:\n{setup}"
+    );
     // Running it twice is safe.
     ok(&shell, &format!("make local-setup {setup_args}"));
+    if embedded {
+        // Asking for BIND while the glbc answers itself is an error that
+        // says what to do; nothing is started or changed.
+        let bind_args = setup_args.replace("DNS=embedded", "DNS=bind");
+        let out = sh(&shell, &format!("make local-setup {bind_args}"));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains("make local-teardown"),
+            "local-setup with DNS=bind over DNS=embedded: {}\n{stderr}",
+            out.status
+        );
+    }
     shell.kubeconfig = Some(kubeconfig);
 
     ok(&shell, "kubectl apply -f samples/ingress.yaml");
@@ -331,10 +443,13 @@ fn quickstart(name: &str, setup_args: &str) {
     );
     assert_eq!(words(&global), words("cluster-1 cluster-2"));
 
-    let dig = "source \"$KCP_INGRESS_LOCAL_DIR/env/dns.env\" && dig @127.0.0.1 -p \"$DNS_PORT\" shop.kcp-ingress.test +short";
+    let dig = &walkthrough.dig("shop.kcp-ingress.test");
     let answers = until(&shell, dig, Duration::from_secs(60), |out| {
         words(out) == both
     });
+    if embedded {
+        answered_by_the_glbc(&shell, &walkthrough, "shop.kcp-ingress.test");
+    }
     if traefik {
         ingress_status_by_traefik(&shell);
     }
@@ -397,7 +512,7 @@ fn quickstart(name: &str, setup_args: &str) {
         Duration::from_secs(60),
         |out| out.trim().is_empty(),
     );
-    gateway_walkthrough(&shell);
+    gateway_walkthrough(&shell, &walkthrough);
 
     drop(teardown);
     let left = Command::new("pgrep")
@@ -422,29 +537,71 @@ fn readme_quickstart_with_the_standin_data_plane() {
     quickstart("quickstart-standin", "PROVIDER=process DATA_PLANE=standin");
 }
 
+/// `DNS=embedded`: the glbc answers DNS itself instead of BIND (the
+/// stand-in data plane: DNS is what this variant is about).
+#[test]
+fn readme_quickstart_with_the_embedded_dns_server() {
+    quickstart(
+        "quickstart-embedded",
+        "PROVIDER=process DATA_PLANE=standin DNS=embedded",
+    );
+}
+
 /// The same walkthrough with a kcp workspace as the control plane.
 #[test]
 fn readme_quickstart_with_kcp_as_the_control_plane() {
     quickstart("quickstart-kcp", "PROVIDER=process CONTROL_PLANE=kcp");
 }
 
-/// No Docker engine runs here: the kind provider is kept honest by its
-/// dry run, which must name every step and start nothing.
-#[test]
-fn kind_provider_dry_run_prints_its_commands() {
+/// `hack/local-setup.sh up --provider kind --dry-run --dir DIR EXTRA...`:
+/// what it printed. It must succeed and create nothing.
+fn kind_dry_run(extra: &[&str]) -> String {
     let dir = std::env::temp_dir().join(format!("kcp-ingress-kind-dry-{}", std::process::id()));
     let out = Command::new("hack/local-setup.sh")
         .args(["up", "--provider", "kind", "--dry-run", "--dir"])
         .arg(&dir)
+        .args(extra)
         .current_dir(repo())
         .output()
         .expect("local-setup runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),
         "dry run failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(!dir.exists(), "a dry run created {}", dir.display());
+    stdout
+}
+
+/// With `--dns embedded` the kind provider's glbc answers DNS itself on
+/// loopback, as with the process provider: the glbc runs on the host.
+#[test]
+fn kind_provider_dry_run_with_the_embedded_dns_server() {
+    let stdout = kind_dry_run(&["--dns", "embedded"]);
+    for step in [
+        "kind create cluster --name kcp-ingress-1",
+        "kcp-ingress glbc --kubeconfig",
+        "--dns-provider embedded --dns-listen 127.0.0.1:",
+        "--tsig-secret-file",
+        "DNS: the glbc's embedded DNS server on 127.0.0.1:",
+    ] {
+        assert!(
+            stdout.contains(step),
+            "the dry run does not mention {step:?}:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("--dns-server"),
+        "the embedded server needs no RFC 2136 server:\n{stdout}"
+    );
+}
+
+/// No Docker engine runs here: the kind provider is kept honest by its
+/// dry run, which must name every step and start nothing.
+#[test]
+fn kind_provider_dry_run_prints_its_commands() {
+    let stdout = kind_dry_run(&[]);
     for step in [
         "cargo build --release --bins",
         "hack/test-env.sh up --dir",
@@ -458,6 +615,7 @@ fn kind_provider_dry_run_prints_its_commands() {
         "--push-syncers",
         "kcp-ingress glbc --kubeconfig",
         "--tsig-secret-file",
+        "--dns-server 127.0.0.1",
     ] {
         assert!(
             stdout.contains(step),
@@ -468,5 +626,4 @@ fn kind_provider_dry_run_prints_its_commands() {
         !stdout.contains("standin-lb"),
         "the kind provider needs no stand-in:\n{stdout}"
     );
-    assert!(!dir.exists(), "a dry run created {}", dir.display());
 }

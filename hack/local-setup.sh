@@ -5,7 +5,7 @@
 # Usage:
 #   hack/local-setup.sh up   [--dir DIR] [--provider auto|process|kind] [--clusters N]
 #                            [--control-plane kube|kcp] [--data-plane traefik|standin]
-#                            [--lb-port PORT] [--dry-run]
+#                            [--lb-port PORT] [--dns bind|embedded] [--dry-run]
 #   hack/local-setup.sh down [--dir DIR] [--dry-run]
 #   hack/local-setup.sh --help
 #
@@ -22,9 +22,15 @@
 #   kind     kind clusters (Docker) with ingress-nginx filling Ingress status.
 #   auto     kind when a Docker engine answers and kind is installed, else process.
 # The control plane is a kube-apiserver from hack/test-env.sh (kube), or a
-# kcp workspace from hack/kcp-env.sh (kcp); the DNS server (BIND 9) always
-# comes from hack/test-env.sh. kcp-ingress runs as two processes: the
-# controller with push-mode syncers, and the glbc.
+# kcp workspace from hack/kcp-env.sh (kcp); BIND 9 always comes from
+# hack/test-env.sh. kcp-ingress runs as two processes: the controller with
+# push-mode syncers, and the glbc. Which DNS server answers (--dns):
+#   bind      the glbc publishes to BIND with RFC 2136 updates (zone
+#             kcp-ingress.test, 127.0.0.1:$DNS_PORT of DIR/env/dns.env)
+#   embedded  the glbc answers itself (--dns-provider embedded) for the zone
+#             kcp-ingress.test on 127.0.0.1:$DNS_EMBEDDED_PORT_2 of
+#             DIR/env/dns.env (a free port picked by hack/test-env.sh);
+#             BIND still runs, but nothing publishes to it
 #
 # Options:
 #   --dir DIR        where everything lives (default $KCP_INGRESS_LOCAL_DIR or <repo>/.local)
@@ -34,6 +40,8 @@
 #   --data-plane D   process provider: traefik (default, or $DATA_PLANE; builds
 #                    Traefik on first use; needs root for ip netns) or standin
 #   --lb-port PORT   --data-plane standin: port standin-lb serves HTTP on (default 80)
+#   --dns D          bind (default, or $DNS) or embedded: the DNS server that
+#                    answers (above); any provider and control plane
 #   --dry-run        print the commands that would run; run nothing
 #
 # Environment:
@@ -50,7 +58,7 @@ source "$here/lib/procs.sh"
 # shellcheck source=hack/lib/tools.sh
 source "$here/lib/tools.sh"
 
-usage() { sed -n '2,43p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,/^set -euo pipefail$/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
 die() { echo "local-setup: $*" >&2; exit 1; }
 usage_error() { echo "local-setup: $*" >&2; echo "try: hack/local-setup.sh --help" >&2; exit 2; }
 say() { echo "local-setup: $*" >&2; }
@@ -70,6 +78,7 @@ lb_port=80
 dry_run=false
 control=${CONTROL_PLANE:-kube}
 data_plane=${DATA_PLANE:-traefik}
+dns=${DNS:-bind}
 while [[ $# -gt 0 ]]; do
   case $1 in
     --dir) [[ $# -ge 2 ]] || usage_error "--dir needs a value"; dir=$2; shift 2 ;;
@@ -78,6 +87,7 @@ while [[ $# -gt 0 ]]; do
     --lb-port) [[ $# -ge 2 ]] || usage_error "--lb-port needs a value"; lb_port=$2; shift 2 ;;
     --data-plane) [[ $# -ge 2 ]] || usage_error "--data-plane needs a value"; data_plane=$2; shift 2 ;;
     --control-plane) [[ $# -ge 2 ]] || usage_error "--control-plane needs a value"; control=$2; shift 2 ;;
+    --dns) [[ $# -ge 2 ]] || usage_error "--dns needs a value"; dns=$2; shift 2 ;;
     --dry-run) dry_run=true; shift ;;
     -h|--help) usage; exit 0 ;;
     *) usage_error "unknown flag '$1'" ;;
@@ -98,6 +108,10 @@ esac
 case $control in
   kube|kcp) ;;
   *) usage_error "--control-plane must be kube or kcp, not '$control'" ;;
+esac
+case $dns in
+  bind|embedded) ;;
+  *) usage_error "--dns must be bind or embedded, not '$dns'" ;;
 esac
 dir=$(realpath -m "$dir")
 env_dir=$dir/env
@@ -135,6 +149,17 @@ start() {
   local pid=$!
   proc_record "$name" "$pid" || die "$name exited at once; see $logs/$name.log"
   say "started $name (pid $pid, log $logs/$name.log)"
+}
+
+# glbc_dns_matches: a glbc that already runs answers with the DNS server
+# asked for (up keeps what runs, so a different one would be kept silently).
+glbc_dns_matches() {
+  local pid cmdline runs=bind
+  pid=$(proc_pid glbc) || return 0
+  { cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline"); } 2>/dev/null || return 0
+  [[ $cmdline == *"--dns-provider embedded"* ]] && runs=embedded
+  [[ $runs == "$dns" ]] ||
+    die "the glbc already runs with --dns $runs, not $dns: stop everything first (make local-teardown), then run up with --dns $dns"
 }
 
 docker_answers() { command -v docker >/dev/null && docker info >/dev/null 2>&1; }
@@ -263,6 +288,7 @@ EOF
 up() {
   command -v kubectl >/dev/null || $dry_run || die "kubectl is needed on PATH"
   $dry_run || mkdir -p "$RUN_DIR" "$logs"
+  $dry_run || glbc_dns_matches
   pick_provider
   binaries
   control_plane
@@ -288,14 +314,26 @@ up() {
     echo "source $env_dir/dns.env"
     # shellcheck disable=SC2016 # printed as written, expanded when run
     DNS_PORT='$DNS_PORT' DNS_TSIG_KEY_NAME='$DNS_TSIG_KEY_NAME' DNS_TSIG_ALGORITHM='$DNS_TSIG_ALGORITHM'
+    # shellcheck disable=SC2016 # printed as written, expanded when run
+    DNS_EMBEDDED_PORT_2='$DNS_EMBEDDED_PORT_2'
   else
     # shellcheck source=/dev/null
     source "$env_dir/dns.env"
     (umask 077 && printf '%s\n' "$DNS_TSIG_SECRET" >"$dir/tsig.secret")
   fi
   start controller "$bin_dir/kcp-ingress" controller --kubeconfig "$cp" --push-syncers
+  # Where DNS answers: BIND, which the glbc updates (RFC 2136), or the glbc
+  # itself (its embedded server; the TSIG key then signs zone transfers).
+  local dns_port glbc_dns
+  if [[ $dns == embedded ]]; then
+    dns_port=$DNS_EMBEDDED_PORT_2
+    glbc_dns=(--dns-provider embedded --dns-listen "127.0.0.1:$dns_port")
+  else
+    dns_port=$DNS_PORT
+    glbc_dns=(--dns-server 127.0.0.1 --dns-port "$DNS_PORT")
+  fi
   start glbc "$bin_dir/kcp-ingress" glbc --kubeconfig "$cp" \
-    --dns-server 127.0.0.1 --dns-port "$DNS_PORT" --zone kcp-ingress.test \
+    "${glbc_dns[@]}" --zone kcp-ingress.test \
     --tsig-key-name "$DNS_TSIG_KEY_NAME" --tsig-algorithm "$DNS_TSIG_ALGORITHM" \
     --tsig-secret-file "$dir/tsig.secret" --ttl 30
 
@@ -313,24 +351,35 @@ up() {
   curl --cacert <(kubectl get secret shop-tls -o jsonpath='{.data.tls\.crt}' | base64 -d) \\
     --resolve shop.kcp-ingress.test:443:<the same address> https://shop.kcp-ingress.test/"
   fi
+  # How to ask the DNS server that answers (the same lines in both walkthroughs).
+  local dns_says dig source_env=''
+  if [[ $dns == embedded ]]; then
+    dns_says="the glbc's embedded DNS server on 127.0.0.1:$dns_port answers for kcp-ingress.test (BIND runs too, unused)"
+    dig="dig @127.0.0.1 -p $dns_port"
+  else
+    dns_says="BIND 9 on 127.0.0.1:$dns_port answers for kcp-ingress.test, updated by the glbc (RFC 2136)"
+    source_env="
+  source $env_dir/dns.env"
+    dig="dig @127.0.0.1 -p \$DNS_PORT"
+  fi
   cat <<EOF
 
-kcp-ingress runs locally ($provider provider, $clusters clusters$dp, $control control plane). Next:
+kcp-ingress runs locally ($provider provider, $clusters clusters$dp, $control control plane).
+DNS: $dns_says. Next:
 
   export KUBECONFIG=$cp
   export PATH=$(tool_dir kubectl):\$PATH   # a kubectl of the servers' version (make tools)
   kubectl apply -f samples/ingress.yaml
   kubectl get ingress shop            # addresses merged from every cluster
-  kubectl get globalingress shop -o yaml
-  source $env_dir/dns.env
-  dig @127.0.0.1 -p \$DNS_PORT shop.kcp-ingress.test +short
+  kubectl get globalingress shop -o yaml$source_env
+  $dig shop.kcp-ingress.test +short
   curl --resolve shop.kcp-ingress.test:$lb_port:<an address dig gave> http://shop.kcp-ingress.test:$lb_port/$https
 
 Gateway API (process provider): the same flow with a Gateway and an HTTPRoute
 
   kubectl apply -f samples/gateway.yaml
   kubectl get gateway shop            # addresses merged from every cluster's leaf Gateway
-  dig @127.0.0.1 -p \$DNS_PORT shop.gw.kcp-ingress.test +short
+  $dig shop.gw.kcp-ingress.test +short
   curl --resolve shop.gw.kcp-ingress.test:$lb_port:<an address dig gave> http://shop.gw.kcp-ingress.test:$lb_port/
 
 Logs: $logs/   Stop everything: make local-teardown
