@@ -751,3 +751,237 @@ pub async fn a_bind_secondary_serves_the_zone(env: &TestEnv) -> anyhow::Result<(
     ensure!(rcode == ResponseCode::NXDomain, "{rcode}, not NXDOMAIN");
     Ok(())
 }
+
+/// `kubectl ARGS` with `input` on stdin: its stdout.
+fn kubectl(args: &[&str], input: &str) -> anyhow::Result<String> {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("kubectl")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running kubectl (it must be on PATH: `make e2e` puts it there)")?;
+    let mut stdin = child.stdin.take().context("kubectl's stdin")?;
+    stdin.write_all(input.as_bytes())?;
+    drop(stdin);
+    let out = child.wait_with_output()?;
+    ensure!(
+        out.status.success(),
+        "kubectl {} failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// The objects of config/glbc with the component config/glbc/embedded,
+/// the zone and the TSIG key set as config/glbc/kustomization.yaml says.
+fn render_embedded_config(env: &TestEnv, dir: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("tsig.secret"), env.dns("DNS_TSIG_SECRET"))?;
+    let config =
+        std::fs::canonicalize(std::path::Path::new(env!("CARGO_MANIFEST_DIR")))?.join("config");
+    // kustomize takes only relative paths to bases and components
+    let up = "../".repeat(std::fs::canonicalize(dir)?.components().count() - 1);
+    let config = format!(
+        "{up}{}",
+        config.display().to_string().trim_start_matches('/')
+    );
+    let zone = env.dns("DNS_EMBEDDED_ZONE").trim_end_matches('.');
+    let kustomization = format!(
+        r#"apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources: [{config}/glbc]
+components: [{config}/glbc/embedded]
+patches:
+  - target: {{kind: Deployment, name: kcp-ingress-glbc}}
+    patch: |-
+      - {{op: replace, path: /spec/template/spec/containers/0/args/11, value: {zone}}}
+      - {{op: replace, path: /spec/template/spec/containers/0/args/13, value: {key}}}
+      - {{op: replace, path: /spec/template/spec/containers/0/args/15, value: {algorithm}}}
+secretGenerator:
+  - name: kcp-ingress-glbc-tsig
+    namespace: kcp-ingress-system
+    behavior: replace
+    files: [secret=tsig.secret]
+    options: {{disableNameSuffixHash: true}}
+"#,
+        key = env.dns("DNS_TSIG_KEY_NAME"),
+        algorithm = env.dns("DNS_TSIG_ALGORITHM"),
+    );
+    std::fs::write(dir.join("kustomization.yaml"), kustomization)?;
+    kubectl(&["kustomize", &dir.to_string_lossy()], "")
+}
+
+/// config/glbc with the component config/glbc/embedded, as its comments
+/// say to use it: the Deployment's container listens for DNS where its
+/// ports dns-udp and dns-tcp say, the Service kcp-ingress-glbc-dns serves
+/// port 53 (UDP and TCP) from those ports of the glbc's pods, the control
+/// plane accepts the objects, and the glbc run with the Deployment's very
+/// args (only the listen and admin addresses moved to loopback ports, plus
+/// a kubeconfig: there is no kubelet) answers for the zone, with the TSIG
+/// key from the rendered Secret and the Lease of config/glbc.
+pub async fn the_embedded_component_serves_as_rendered(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "config").await?;
+    world.clusters(&[(None, None)]).await?;
+    let rendered = render_embedded_config(env, &env.dir().join("embedded-config"))?;
+    let mut objects = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&rendered) {
+        let value =
+            serde_json::to_value(<serde_yaml::Value as serde::Deserialize>::deserialize(doc)?)?;
+        if !value.is_null() {
+            objects.push(value);
+        }
+    }
+    let find = |kind: &str, name: &str| {
+        objects
+            .iter()
+            .find(|o| o["kind"] == json!(kind) && o["metadata"]["name"] == json!(name))
+            .with_context(|| format!("no {kind} {name} rendered"))
+    };
+    let deployment = find("Deployment", "kcp-ingress-glbc")?;
+    let service = find("Service", "kcp-ingress-glbc-dns")?;
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mut args: Vec<String> = container["args"]
+        .as_array()
+        .context("no args")?
+        .iter()
+        .map(|a| a.as_str().map(str::to_string).context("a non-string arg"))
+        .collect::<anyhow::Result<_>>()?;
+    ensure!(
+        !args.iter().any(|a| a == "--dns-server"),
+        "the embedded glbc keeps --dns-server: {args:?}"
+    );
+    let flag = |args: &[String], name: &str| -> anyhow::Result<usize> {
+        args.iter()
+            .position(|a| a == name)
+            .map(|i| i + 1)
+            .filter(|i| *i < args.len())
+            .with_context(|| format!("no {name} in {args:?}"))
+    };
+    ensure!(
+        args[flag(&args, "--dns-provider")?] == "embedded",
+        "not the embedded provider: {args:?}"
+    );
+    let listen: SocketAddr = args[flag(&args, "--dns-listen")?].parse()?;
+    // The container's DNS ports are where it listens; the Service maps 53
+    // to them, for the glbc's pods.
+    let ports = container["ports"]
+        .as_array()
+        .context("no container ports")?;
+    for (port_name, protocol) in [("dns-udp", "UDP"), ("dns-tcp", "TCP")] {
+        let port = ports
+            .iter()
+            .find(|p| p["name"] == json!(port_name))
+            .with_context(|| format!("no container port {port_name}"))?;
+        ensure!(
+            port["containerPort"] == json!(listen.port()) && port["protocol"] == json!(protocol),
+            "container port {port_name} is {port}, the glbc listens on {listen}"
+        );
+        let served = service["spec"]["ports"]
+            .as_array()
+            .context("a Service without ports")?
+            .iter()
+            .any(|p| {
+                p["port"] == json!(53)
+                    && p["protocol"] == json!(protocol)
+                    && p["targetPort"] == json!(port_name)
+            });
+        ensure!(
+            served,
+            "the Service does not serve 53/{protocol} from {port_name}: {service}"
+        );
+    }
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    let selector = service["spec"]["selector"]
+        .as_object()
+        .context("a Service without selector")?;
+    ensure!(
+        !selector.is_empty() && selector.iter().all(|(k, v)| &pod_labels[k] == v),
+        "the Service's selector {selector:?} does not select the glbc's pods {pod_labels}"
+    );
+
+    // Everything but the Deployment in the control plane (the namespace
+    // comes from config/controller, not created here by config/glbc).
+    let namespaces: Api<Namespace> = Api::all(world.client.clone());
+    if namespaces.get_opt("kcp-ingress-system").await?.is_none() {
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "kcp-ingress-system"}}))?,
+            )
+            .await?;
+    }
+    let mut yaml = String::new();
+    for o in objects.iter().filter(|o| o["kind"] != json!("Deployment")) {
+        yaml.push_str("---\n");
+        yaml.push_str(&serde_yaml::to_string(o)?);
+    }
+    let kubeconfig = env.kubeconfig("control-plane");
+    let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?;
+    kubectl(
+        &[
+            "--kubeconfig",
+            kubeconfig,
+            "apply",
+            "--server-side",
+            "-f",
+            "-",
+        ],
+        &yaml,
+    )?;
+
+    // The Deployment's args, with loopback addresses and this test's scope.
+    let port = env.dns("DNS_EMBEDDED_PORT");
+    let at = flag(&args, "--dns-listen")?;
+    args[at] = format!("127.0.0.1:{port}");
+    let admin = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    let at = flag(&args, "--admin-address")?;
+    args[at] = admin.to_string();
+    let owner = format!("e2e-{}", world.tag);
+    let threshold = format!("{}s", THRESHOLD.as_secs());
+    args.extend(
+        [
+            "--kubeconfig",
+            kubeconfig,
+            "--namespace",
+            &world.ns,
+            "--owner-id",
+            &owner,
+            "--health-threshold",
+            &threshold,
+        ]
+        .map(str::to_string),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let _glbc = env.spawn_kcp_ingress("glbc-embedded-config", &args)?;
+
+    let www = world.host("www");
+    world
+        .root("web", std::slice::from_ref(&www), &[(1, &["127.0.7.1"])])
+        .await?;
+    let dns = server(port)?;
+    wait_answer(dns, &www, RecordType::A, &["127.0.7.1"]).await?;
+    world
+        .wait_condition("web", labels::conditions::DNS_PUBLISHED, "True")
+        .await?;
+    // The key of the rendered Secret signs transfers.
+    let zone = env.dns("DNS_EMBEDDED_ZONE");
+    let right = Rfc2136Client::new(
+        dns,
+        zone,
+        &key(env, env.dns("DNS_TSIG_SECRET"))?,
+        DNS_TIMEOUT,
+    )?;
+    let records = right.transfer_zone().await?;
+    ensure!(
+        records
+            .iter()
+            .any(|r| r.record_type() == RecordType::A && data_text(r) == "127.0.7.1"),
+        "the signed AXFR lacks {www}: {records:?}"
+    );
+    Ok(())
+}

@@ -142,6 +142,7 @@ fn groups() -> Vec<Group> {
                 embedded::a_priority_group_fails_over_and_back,
                 embedded::two_replicas_both_answer,
                 embedded::a_bind_secondary_serves_the_zone,
+                embedded::the_embedded_component_serves_as_rendered,
             ],
         },
         Group {

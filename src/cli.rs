@@ -235,10 +235,12 @@ pub struct GlbcArgs {
     #[arg(long, value_name = "IP")]
     pub dns_server: Option<IpAddr>,
     /// embedded: the address and port to answer DNS queries on (UDP and TCP).
+    /// Port 53 needs root or CAP_NET_BIND_SERVICE; behind a Service or a
+    /// port mapping any port does (config/glbc/embedded: 0.0.0.0:5353).
     #[arg(long, value_name = "IP:PORT", default_value = "0.0.0.0:53")]
     pub dns_listen: SocketAddr,
-    /// embedded: the name servers of every zone (the NS records; repeat
-    /// for several). Default: ns.<zone>.
+    /// embedded: the name servers of every zone (its NS records: the names
+    /// the parent zone delegates to; repeat for several). Default: ns.<zone>.
     #[arg(long = "dns-nameserver", value_name = "NAME")]
     pub dns_nameservers: Vec<String>,
     /// embedded: a secondary to send NOTIFY to when a zone changes (repeat
@@ -248,7 +250,10 @@ pub struct GlbcArgs {
     /// rfc2136: port of the DNS server.
     #[arg(long, value_name = "PORT", default_value_t = 53)]
     pub dns_port: u16,
-    /// A zone the glbc may write to; repeat for several. Hosts outside every zone are skipped.
+    /// A zone the glbc publishes in; repeat for several. rfc2136: a zone of
+    /// --dns-server that takes the glbc's updates; embedded: a zone the glbc
+    /// serves itself (it answers REFUSED outside every zone). Hosts outside
+    /// every zone are skipped.
     #[arg(long = "zone", value_name = "ZONE", required = true)]
     pub zones: Vec<String>,
     /// Name of the TSIG key, as the DNS server knows it (embedded: the key
@@ -303,8 +308,8 @@ pub struct GlbcArgs {
     /// Records this owner id published for other namespaces are left alone.
     #[arg(long, value_name = "NAMESPACE")]
     pub namespace: Option<String>,
-    /// How long one exchange with the DNS server (an UPDATE, a zone
-    /// transfer) may take before it counts as failed and is retried.
+    /// rfc2136: how long one exchange with the DNS server (an UPDATE, a
+    /// zone transfer) may take before it counts as failed and is retried.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub dns_timeout: Duration,
     /// Read every zone again this often (zone transfer) and repair records
