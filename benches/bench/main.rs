@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::env::{DataPlane, Env, Stack};
+use crate::env::{CLUSTERS, DataPlane, Env, Stack};
 use crate::observe::{median, percentile};
 use crate::scenarios::{Bulk, Floor};
 
@@ -449,7 +449,8 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             }
             drop(obs);
             env.stop_components();
-            let floor = scenarios::floor(&env, &format!("r{run}"), &bulk.writes, n).await?;
+            let replayed = scenarios::replayed_writes(&bulk.writes);
+            let mut floor = scenarios::floor(&env, &format!("r{run}"), &replayed, n).await?;
             eprintln!(
                 "bench: floor {n}: {:.1}s (API {:.1}s, DNS {:.1}s); bulk/floor {:.2}",
                 floor.total,
@@ -457,6 +458,17 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 floor.dns,
                 bulk.dns / floor.total
             );
+            let minimal = scenarios::minimal_writes(n as u64, CLUSTERS as u64);
+            let min = scenarios::floor(&env, &format!("m{run}"), &minimal, n).await?;
+            eprintln!(
+                "bench: minimal floor {n}: {} writes, {:.1}s (API {:.1}s, DNS {:.1}s); bulk/minimal floor {:.2}",
+                min.writes,
+                min.total,
+                min.api,
+                min.dns,
+                bulk.dns / min.total
+            );
+            floor.minimal = Some(Box::new(min));
             if let Some((_, done)) = results.bulk.last_mut() {
                 done.push((bulk, floor));
             }
@@ -691,6 +703,33 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
             "| | bulk / floor | {ratio:.2}× | ≤ 2×{} |",
             if *n >= 10_000 {
                 format!(": {}", verdict(ratio <= 2.0))
+            } else {
+                String::new()
+            }
+        );
+        let minimal = |f: &dyn Fn(&Floor) -> f64| {
+            m(&|(_, floor)| floor.minimal.as_deref().map_or(f64::NAN, f))
+        };
+        let min_ratio = m(&|(b, floor)| {
+            floor
+                .minimal
+                .as_deref()
+                .map_or(f64::NAN, |min| b.dns / min.total)
+        });
+        let _ = writeln!(
+            t,
+            "| 3b. minimal floor: {:.0} API writes (2N + 3 per root in the control plane, copy and status per cluster), {:.0} UPDATEs (median of {k}) | raw API writes / DNS in ideal batches / both at once | {} / {} / {} | |",
+            minimal(&|f| f.writes as f64),
+            minimal(&|f| f.updates as f64),
+            ms(minimal(&|f| f.api)),
+            ms(minimal(&|f| f.dns)),
+            ms(minimal(&|f| f.total))
+        );
+        let _ = writeln!(
+            t,
+            "| | bulk / minimal floor | {min_ratio:.2}× | ≤ 1.5×{} |",
+            if *n >= 10_000 {
+                format!(": {}", verdict(min_ratio <= 1.5))
             } else {
                 String::new()
             }

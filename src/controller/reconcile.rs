@@ -104,10 +104,12 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         now: Timestamp::now(),
         health_threshold: ctx.health_threshold,
     });
-    // A draining cluster's leaves go when its drain completes.
+    // A draining cluster's leaves go when its drain completes; held
+    // statuses are written when their window ends.
     let drain_wake = plan.placement.as_ref().and_then(|p| p.drain_wake);
+    let wake = drain_wake.into_iter().chain(plan.held).min();
     apply_plan(root, plan, ctx).await?;
-    let wait = drain_wake.map_or(RESYNC, |at| {
+    let wait = wake.map_or(RESYNC, |at| {
         let ms = at
             .as_millisecond()
             .saturating_sub(Timestamp::now().as_millisecond());
@@ -123,6 +125,15 @@ async fn apply_plan<K: RootKind>(
     plan: Plan<K>,
     ctx: &Context<K>,
 ) -> Result<(), ReconcileError> {
+    // The leaves first: the Event of a `Ready` change names the leaves
+    // created with it (one Event, not two); one created without it gets
+    // its own.
+    let (created, written) = if plan.placement.is_some() {
+        write_leaves(root, &plan, ctx).await
+    } else {
+        (Vec::new(), Ok(()))
+    };
+    let created = (!created.is_empty()).then(|| created.join(", "));
     if plan.ready_changed && announce(root, &plan.ready, ctx) {
         let type_ = if plan.ready.status == "True" {
             EventType::Normal
@@ -130,10 +141,26 @@ async fn apply_plan<K: RootKind>(
             EventType::Warning
         };
         let ready = &plan.ready;
-        publish(ctx, root, type_, &ready.reason, &ready.message, "Place").await;
+        let note = match &created {
+            Some(leaves) => format!("{}; leaves created: {leaves}", ready.message),
+            None => ready.message.clone(),
+        };
+        publish(ctx, root, type_, &ready.reason, &note, "Place").await;
+    } else if let Some(leaves) = &created {
+        let note = format!("placed on {leaves}");
+        publish(
+            ctx,
+            root,
+            EventType::Normal,
+            reasons::LEAF_CREATED,
+            &note,
+            "Place",
+        )
+        .await;
     }
-    if plan.placement.is_some() {
-        write_leaves(root, &plan, ctx).await?;
+    written?;
+    for stale in &plan.stale_leaves {
+        delete_leaf(root, stale, ctx).await?;
     }
     if let Some(status) = &plan.root_status {
         write_root_status(root, status, ctx).await?;
@@ -223,30 +250,32 @@ async fn publish<K: RootKind>(
     }
 }
 
-/// Applies the leaves the plan writes, then deletes the stale ones.
+/// Applies the leaves the plan writes, until one fails; the leaves it
+/// created (`cluster C as ns/name`, for one Event per reconcile, not one
+/// per leaf) and whether all went through.
 async fn write_leaves<K: RootKind>(
     root: &K,
     plan: &Plan<K>,
     ctx: &Context<K>,
-) -> Result<(), ReconcileError> {
+) -> (Vec<String>, Result<(), ReconcileError>) {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
-    // One Event for the leaves a reconcile creates, not one per leaf.
     let mut created = Vec::new();
-    let mut failed = None;
     for write in &plan.leaf_writes {
         let (cluster, leaf_name) = (&write.cluster, write.leaf.name_any());
         let leaf_ns = write.leaf.namespace().unwrap_or_default();
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &leaf_ns);
-        let mut body = serde_json::to_value(&write.leaf)?;
+        let mut body = match serde_json::to_value(&write.leaf) {
+            Ok(body) => body,
+            Err(err) => return (created, Err(err.into())),
+        };
         body["apiVersion"] = json!(K::api_version(&()));
         body["kind"] = json!(K::kind(&()));
         if let Err(err) = api
             .patch(&leaf_name, &apply_params(), &Patch::Apply(&body))
             .await
         {
-            failed = Some(err);
-            break;
+            return (created, Err(err.into()));
         }
         if write.create {
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "created leaf");
@@ -255,25 +284,7 @@ async fn write_leaves<K: RootKind>(
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "updated leaf");
         }
     }
-    if !created.is_empty() {
-        let note = format!("placed on {}", created.join(", "));
-        publish(
-            ctx,
-            root,
-            EventType::Normal,
-            reasons::LEAF_CREATED,
-            &note,
-            "Place",
-        )
-        .await;
-    }
-    if let Some(err) = failed {
-        return Err(err.into());
-    }
-    for stale in &plan.stale_leaves {
-        delete_leaf(root, stale, ctx).await?;
-    }
-    Ok(())
+    (created, Ok(()))
 }
 
 /// Deletes a leaf of `root` (only one labelled as the root's), once.

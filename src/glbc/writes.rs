@@ -127,9 +127,7 @@ impl RootWriter {
             .map(|g| async move {
                 let api: Api<GlobalIngress> =
                     Api::namespaced(client.clone(), &g.namespace().unwrap_or_default());
-                let mut finalizers = g.finalizers().to_vec();
-                finalizers.push(labels::DNS_FINALIZER.to_string());
-                set_finalizers(&api, g, finalizers, "add the DNS finalizer").await
+                add_finalizer(&api, g).await
             })
             .buffer_unordered(WRITE_CONCURRENCY)
             .collect()
@@ -304,6 +302,64 @@ async fn set_finalizers(
     }
 }
 
+/// Adds the DNS finalizer to a GlobalIngress whose finalizers are still
+/// what the cache shows (a JSON patch that tests them, not the
+/// resourceVersion: the controller's status writes meanwhile do not make
+/// it fail); whether it went through (a vanished object counts as done).
+async fn add_finalizer(api: &Api<GlobalIngress>, g: &GlobalIngress) -> bool {
+    let name = g.name_any();
+    let patch: json_patch::Patch = match serde_json::from_value(finalizer_add_patch(
+        &g.metadata.uid,
+        g.finalizers(),
+        labels::DNS_FINALIZER,
+    )) {
+        Ok(patch) => patch,
+        Err(err) => {
+            warn!(%name, %err, "cannot build the finalizer patch");
+            return false;
+        }
+    };
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 404 => true,
+        // A failed test (the finalizers or the object changed), or the
+        // object is being deleted: the next pass looks again.
+        Err(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
+            debug!(%name, "the GlobalIngress changed meanwhile; will add the DNS finalizer with fresh data");
+            false
+        }
+        Err(err) => {
+            warn!(%name, %err, "cannot add the DNS finalizer; retrying");
+            false
+        }
+    }
+}
+
+/// The JSON patch that adds `finalizer` to an object with `uid` whose
+/// finalizers are `current`: it tests the uid (not another object of the
+/// name) and the list, then appends.
+fn finalizer_add_patch(
+    uid: &Option<String>,
+    current: &[String],
+    finalizer: &str,
+) -> serde_json::Value {
+    let mut ops = Vec::new();
+    if let Some(uid) = uid {
+        ops.push(json!({"op": "test", "path": "/metadata/uid", "value": uid}));
+    }
+    if current.is_empty() {
+        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": null}));
+        ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}));
+    } else {
+        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": current}));
+        ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}));
+    }
+    serde_json::Value::Array(ops)
+}
+
 /// Applies the glbc's status fields; the new resourceVersion if it worked.
 async fn write_status(client: &Client, g: &GlobalIngress, desired: &GlbcStatus) -> Option<String> {
     let namespace = g.namespace().unwrap_or_default();
@@ -417,6 +473,29 @@ mod tests {
             },
         );
         zone
+    }
+
+    #[test]
+    fn a_finalizer_add_tests_the_uid_and_the_list_it_extends() {
+        let uid = Some("u-1".to_string());
+        assert_eq!(
+            finalizer_add_patch(&uid, &[], "f"),
+            json!([
+                {"op": "test", "path": "/metadata/uid", "value": "u-1"},
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
+            ])
+        );
+        assert_eq!(
+            finalizer_add_patch(&None, &["a".to_string()], "f"),
+            json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": ["a"]},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": "f"},
+            ])
+        );
+        let parsed: Result<json_patch::Patch, _> =
+            serde_json::from_value(finalizer_add_patch(&uid, &[], "f"));
+        assert!(parsed.is_ok());
     }
 
     #[test]
