@@ -83,6 +83,7 @@ impl Plan {
                 | "--bulk-runs"
                 | "--big-runs"
                 | "--churn-seconds"
+                | "--deadline-seconds"
                 | "--peer-default-runs" => {
                     let value = args
                         .next()
@@ -92,7 +93,7 @@ impl Plan {
                 "-h" | "--help" => {
                     println!(
                         "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--peers [--peer-default-runs N]] [--data-plane traefik|standin] \
-                         [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S]\n\
+                         [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S] [--deadline-seconds S]\n\
                          \n\
                          --data-plane  what plays each cluster's ingress controller: traefik (default, or $DATA_PLANE;\n\
                          \x20             hack/traefik-env.sh, needs root and `make tools-traefik`) or standin (standin-lb)"
@@ -130,6 +131,7 @@ impl Plan {
                 "--bulk-runs" => plan.bulk_runs = n()?,
                 "--big-runs" => plan.big_runs = n()?,
                 "--churn-seconds" => plan.churn_seconds = n()? as u64,
+                "--deadline-seconds" => plan.deadline = Duration::from_secs(n()? as u64),
                 "--peer-default-runs" => plan.peer_default_runs = n()?,
                 "--bulk" => {
                     plan.bulk = value
