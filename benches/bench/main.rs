@@ -410,6 +410,14 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             let mut env = Env::up(&format!("bulk{n}-{run}"), plan.data_plane).await?;
             let deadline = Duration::from_secs((n as u64 / 8).max(300));
             let (bulk, obs) = scenarios::bulk(&env, n, deadline).await?;
+            eprintln!(
+                "bench: writes by request:\n{}",
+                scenarios::breakdown(&bulk.writes)
+            );
+            eprintln!(
+                "bench: writes per root:\n{}",
+                scenarios::per_root(&bulk.writes, n)
+            );
             if let Some(why) = &bulk.invalid {
                 anyhow::bail!("bulk {n}: {why}");
             }
@@ -426,10 +434,6 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 env.dir.join("writes.txt"),
                 scenarios::breakdown(&bulk.writes),
             )?;
-            eprintln!(
-                "bench: writes by request:\n{}",
-                scenarios::breakdown(&bulk.writes)
-            );
             // Churn on the roots of the last run of the smallest size.
             let churn_here = results.churn.is_none() && run + 1 == runs && n == plan.bulk[0];
             if churn_here {

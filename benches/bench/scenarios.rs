@@ -666,3 +666,29 @@ pub fn breakdown(writes: &[Writes]) -> String {
     }
     lines.join("\n")
 }
+
+/// The writes per root, by request, of every apiserver (reads apart): the
+/// itemisation of the writes per root in docs/BENCHMARKS.md.
+pub fn per_root(writes: &[Writes], roots: usize) -> String {
+    let mut lines = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        let server = if i == 0 {
+            "control-plane".to_string()
+        } else {
+            format!("cluster-{i}")
+        };
+        let mut entries: Vec<(&String, &u64)> = w.iter().filter(|(k, _)| !is_read(k)).collect();
+        entries.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let per = |v: u64| v as f64 / roots.max(1) as f64;
+        let text: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{k} {:.2}", per(**v)))
+            .collect();
+        lines.push(format!(
+            "{server}: {:.2} = {}",
+            per(writes_total(w)),
+            text.join(" + ")
+        ));
+    }
+    lines.join("\n")
+}
