@@ -92,9 +92,10 @@ pub struct Plan<K: RootKind> {
     pub global_status: Option<GlobalIngressStatus>,
 }
 
-/// How long after a leaf's creation the merged statuses wait for it to
-/// report an address (while its cluster is healthy): the clusters of a new
-/// root report within moments of each other, and their addresses then go
+/// How long after a leaf's creation the merged statuses wait for its
+/// cluster to report (an address; a route: its parents), while the cluster
+/// is healthy: the clusters of a new root report within moments of each
+/// other, and their reports then go
 /// into the root's status and the GlobalIngress's in one write each
 /// instead of one per cluster. The figures that wait for every cluster
 /// (the root merged, DNS with all addresses) are not delayed; a cluster
@@ -102,16 +103,17 @@ pub struct Plan<K: RootKind> {
 pub const REPORT_WINDOW: Duration = Duration::from_secs(5);
 
 /// Until when the statuses are held: the earliest end of the report window
-/// of a healthy target's leaf without an address (a leaf about to be
-/// created: from `now`). `None`: nothing to wait for.
+/// of a healthy target's leaf that has not reported ([`RootKind::has_reported`];
+/// a leaf about to be created: from `now`). `None`: nothing to wait for.
 fn held_until<K: RootKind>(leaves: &[LeafView<K>], now: Timestamp) -> Option<Timestamp> {
     let window = i64::try_from(REPORT_WINDOW.as_millis()).unwrap_or(i64::MAX);
     leaves
         .iter()
-        .filter(|l| l.view.healthy && l.view.entries.is_empty())
+        .filter(|l| l.view.healthy)
         .filter_map(|l| {
-            let created = match &l.leaf {
+            let created = match l.leaf.as_deref() {
                 None => now,
+                Some(leaf) if K::has_reported(leaf) => return None,
                 Some(leaf) => leaf.meta().creation_timestamp.as_ref().map(|t| t.0)?,
             };
             Timestamp::from_millisecond(created.as_millisecond().saturating_add(window)).ok()
