@@ -18,7 +18,7 @@ use super::plan::{self, Plan, RootKey};
 use super::records::{DnsName, ZoneRecords};
 use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
 use super::traffic::INVALID_PRIORITY;
-use crate::apis::{Cluster, GlobalIngress};
+use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
 use crate::labels;
 
 /// Status and finalizer writes in flight at once.
@@ -212,7 +212,7 @@ impl RootWriter {
                     now,
                 },
             );
-            if desired.is_shown_in(&previous) {
+            if desired.is_shown_in(&previous) || waits_for_controller(&previous, &desired) {
                 continue;
             }
             let before = previous
@@ -245,6 +245,21 @@ impl RootWriter {
         }
         all_ok
     }
+}
+
+/// Whether the glbc's status of a GlobalIngress waits for the controller's:
+/// the controller has not reported on it yet (no `Ready` condition) and all
+/// the glbc would say is that no cluster reports an address, which is so by
+/// definition then. Its first status comes with something to say (one
+/// write less per new root).
+fn waits_for_controller(previous: &GlobalIngressStatus, desired: &GlbcStatus) -> bool {
+    !previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == labels::conditions::READY)
+        && desired
+            .dns_published()
+            .is_some_and(|c| c.reason == reason::NO_ADDRESSES)
 }
 
 /// The index of the DNS finalizer of a deleted GlobalIngress, if it may be
