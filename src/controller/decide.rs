@@ -39,6 +39,9 @@ pub struct Observed<'a, K: RootKind> {
     pub global: Option<&'a GlobalIngress>,
     pub now: Timestamp,
     pub health_threshold: Duration,
+    /// When some of the root's clusters were first seen reported and
+    /// others not (the controller's memory; `None`: not yet).
+    pub partial_since: Option<Timestamp>,
 }
 
 /// A leaf to apply.
@@ -77,6 +80,9 @@ pub struct Plan<K: RootKind> {
     /// back (both `None` then) while new leaves of healthy clusters have
     /// not reported yet ([`REPORT_WINDOW`]); the reconcile looks again then.
     pub held: Option<Timestamp>,
+    /// Some clusters reported and others are awaited (the controller
+    /// remembers since when: `Observed::partial_since`).
+    pub partial: bool,
     /// Every target cluster reports an address.
     pub converged: bool,
     /// The `DependenciesReady` condition, and whether it differs from what
@@ -95,19 +101,33 @@ pub struct Plan<K: RootKind> {
 /// How long after a leaf's creation the merged statuses wait for its
 /// cluster to report (an address; a route: its parents), while the cluster
 /// is healthy: the clusters of a new root report within moments of each
-/// other, and their reports then go
-/// into the root's status and the GlobalIngress's in one write each
-/// instead of one per cluster. The figures that wait for every cluster
-/// (the root merged, DNS with all addresses) are not delayed; a cluster
-/// that does not report within the window delays the others' by it.
-pub const REPORT_WINDOW: Duration = Duration::from_secs(5);
+/// other, and their reports then go into the root's status and the
+/// GlobalIngress's in one write each instead of one per cluster. The
+/// figures that wait for every cluster (the root merged, DNS with all
+/// addresses) are not delayed; a cluster that does not report delays the
+/// others' by at most [`REPORT_SPREAD`] once one reported.
+pub const REPORT_WINDOW: Duration = Duration::from_secs(10);
 
-/// Until when the statuses are held: the earliest end of the report window
-/// of a healthy target's leaf that has not reported ([`RootKind::has_reported`];
-/// a leaf about to be created: from `now`). `None`: nothing to wait for.
-fn held_until<K: RootKind>(leaves: &[LeafView<K>], now: Timestamp) -> Option<Timestamp> {
-    let window = i64::try_from(REPORT_WINDOW.as_millis()).unwrap_or(i64::MAX);
-    leaves
+/// How long, once some of a root's clusters reported, the statuses wait
+/// for the others (within [`REPORT_WINDOW`]).
+pub const REPORT_SPREAD: Duration = Duration::from_secs(2);
+
+/// Until when the statuses are held, and whether some clusters reported
+/// while others are awaited: the earliest end of the report window of a
+/// healthy target's leaf that has not reported ([`RootKind::has_reported`];
+/// a leaf about to be created: from `now`), and once another leaf
+/// reported, at most [`REPORT_SPREAD`] after `partial_since` (`now` when
+/// not known). `None`: nothing to wait for.
+fn held_until<K: RootKind>(
+    leaves: &[LeafView<K>],
+    now: Timestamp,
+    partial_since: Option<Timestamp>,
+) -> (Option<Timestamp>, bool) {
+    let after = |t: Timestamp, d: Duration| {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp::from_millisecond(t.as_millisecond().saturating_add(ms)).ok()
+    };
+    let awaited = leaves
         .iter()
         .filter(|l| l.view.healthy)
         .filter_map(|l| {
@@ -116,10 +136,23 @@ fn held_until<K: RootKind>(leaves: &[LeafView<K>], now: Timestamp) -> Option<Tim
                 Some(leaf) if K::has_reported(leaf) => return None,
                 Some(leaf) => leaf.meta().creation_timestamp.as_ref().map(|t| t.0)?,
             };
-            Timestamp::from_millisecond(created.as_millisecond().saturating_add(window)).ok()
+            after(created, REPORT_WINDOW)
         })
         .filter(|end| *end > now)
+        .min();
+    let reported = leaves
+        .iter()
+        .any(|l| l.leaf.as_deref().is_some_and(K::has_reported));
+    let partial = awaited.is_some() && reported;
+    let spread = partial
+        .then(|| after(partial_since.unwrap_or(now), REPORT_SPREAD))
+        .flatten();
+    let end = awaited
+        .into_iter()
+        .chain(spread)
         .min()
+        .filter(|end| *end > now);
+    (end, partial)
 }
 
 /// The clusters a valid root goes to now (a draining cluster until its
@@ -190,14 +223,11 @@ fn syncs_kind<K: RootKind>(cluster: &Cluster) -> bool {
     } else {
         format!("{plural}.{group}")
     };
-    cluster
-        .status
-        .as_ref()
-        .is_some_and(|s| {
-            s.synced_resources
-                .iter()
-                .any(|r| r.served && r.resource == resource)
-        })
+    cluster.status.as_ref().is_some_and(|s| {
+        s.synced_resources
+            .iter()
+            .any(|r| r.served && r.resource == resource)
+    })
 }
 
 /// The root that controls `global`, as `(apiVersion, kind, uid)`.
@@ -256,8 +286,8 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             };
             let key = (desired.namespace().unwrap_or_default(), desired.name_any());
             let current = (seen.object)(&key.0, &key.1);
-            let syncs = healthy.get(cluster.as_str()).copied().unwrap_or(false)
-                && syncs_kind::<K>(target);
+            let syncs =
+                healthy.get(cluster.as_str()).copied().unwrap_or(false) && syncs_kind::<K>(target);
             desired.meta_mut().finalizers =
                 leaf_finalizers(current.as_deref().map(|c| c.meta()), cluster, syncs);
             wanted.insert(key);
@@ -313,7 +343,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             message,
         });
     }
-    let held = held_until(&leaves, seen.now);
+    let (held, partial) = held_until(&leaves, seen.now, seen.partial_since);
     let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();
     let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
 
@@ -393,6 +423,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         stale_leaves,
         root_status,
         held,
+        partial,
         converged,
         dependencies,
         dependencies_changed,
@@ -622,6 +653,7 @@ mod tests {
         existing: Vec<DepKey>,
         conflicts: HashMap<DepKey, Vec<String>>,
         global: Option<GlobalIngress>,
+        partial_since: Option<Timestamp>,
     }
 
     impl World {
@@ -633,6 +665,7 @@ mod tests {
                 existing: Vec::new(),
                 conflicts: HashMap::new(),
                 global: None,
+                partial_since: None,
             }
         }
 
@@ -659,6 +692,7 @@ mod tests {
                 global: self.global.as_ref(),
                 now: now(),
                 health_threshold: THRESHOLD,
+                partial_since: self.partial_since,
             })
         }
     }
@@ -832,11 +866,33 @@ mod tests {
         .with_leaf(reported(&r, "east", &["127.0.1.1"]))
         .with_leaf(Arc::new(young.clone()));
         let plan = world.decide(&r);
+        // East reported, west is awaited: for the spread, from now on.
+        let spread = i64::try_from(REPORT_SPREAD.as_millis()).unwrap();
+        assert!(plan.partial);
+        assert_eq!(
+            plan.held.map(|t| t.as_millisecond()),
+            Some(now().as_millisecond() + spread)
+        );
+        assert_eq!((plan.root_status, plan.global_status), (None, None));
+        // The spread passed since east reported: east's address is written.
+        let mut world = world;
+        world.partial_since =
+            Some(Timestamp::from_millisecond(now().as_millisecond() - spread).unwrap());
+        let plan = world.decide(&r);
+        assert_eq!(plan.held, None);
+        assert!(plan.root_status.is_some());
+        // Nobody reported yet: the leaf's window.
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", true),
+        ])
+        .with_leaf(Arc::new(young.clone()));
+        let plan = world.decide(&r);
+        assert!(!plan.partial);
         assert_eq!(
             plan.held.map(|t| t.as_millisecond()),
             Some(now().as_millisecond() - 1_000 + window)
         );
-        assert_eq!((plan.root_status, plan.global_status), (None, None));
         // West reports: both statuses are written at once, with both addresses.
         let world = World::new(vec![
             cluster("east", "us", true),
@@ -848,7 +904,9 @@ mod tests {
         assert_eq!(plan.held, None);
         assert_eq!(
             plan.root_status,
-            Some(json!({"loadBalancer": {"ingress": [address("127.0.1.1"), address("127.0.1.2")]}}))
+            Some(
+                json!({"loadBalancer": {"ingress": [address("127.0.1.1"), address("127.0.1.2")]}})
+            )
         );
         assert_eq!(plan.global_status.unwrap().clusters.len(), 2);
         // West's window passed without a report: east's address is written.

@@ -30,6 +30,9 @@ pub struct RootMemory {
     pub converged: bool,
     /// Consecutive failed reconciles.
     pub failures: u32,
+    /// When a reconcile first saw some of its clusters report and others
+    /// not yet (`decide::REPORT_WINDOW`).
+    pub partial_since: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// The controller's memory; every method takes a lock briefly.
@@ -98,6 +101,22 @@ impl Memory {
         let mut roots = lock(&self.roots);
         let memory = roots.entry(uid.to_string()).or_default();
         !std::mem::replace(&mut memory.converged, true)
+    }
+
+    /// When root `uid` was first seen with some clusters reported and
+    /// others not, remembering `now` if this is the first time (`partial`).
+    pub fn partial_since(
+        &self,
+        uid: &str,
+        partial: bool,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Option<k8s_openapi::jiff::Timestamp> {
+        let mut roots = lock(&self.roots);
+        let memory = roots.entry(uid.to_string()).or_default();
+        if partial && memory.partial_since.is_none() {
+            memory.partial_since = Some(now);
+        }
+        memory.partial_since
     }
 
     /// Counts a failed reconcile of root `uid`; the consecutive failures so far.

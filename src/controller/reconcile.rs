@@ -92,6 +92,10 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let object = |leaf_ns: &str, n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(leaf_ns));
     let exists = |dep: &DepKey| ctx.caches.exists(dep);
     let conflicts = |dep: &DepKey| ctx.conflicts(dep);
+    let now = Timestamp::now();
+    let partial_since = root
+        .uid()
+        .and_then(|uid| ctx.memory.partial_since(&uid, false, now));
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
@@ -101,9 +105,18 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         exists: &exists,
         conflicts: &conflicts,
         global: global.as_deref(),
-        now: Timestamp::now(),
+        now,
         health_threshold: ctx.health_threshold,
+        partial_since,
     });
+    if plan.partial
+        && partial_since.is_none()
+        && let Some(uid) = root.uid()
+    {
+        // The first reconcile that sees some clusters reported (and
+        // decided with `now` as the start of the spread window).
+        ctx.memory.partial_since(&uid, true, now);
+    }
     // A draining cluster's leaves go when its drain completes; held
     // statuses are written when their window ends.
     let drain_wake = plan.placement.as_ref().and_then(|p| p.drain_wake);
