@@ -786,7 +786,7 @@ impl Env {
         )
     }
 
-    /// Waits until every Cluster is Ready.
+    /// Waits until every Cluster is Ready and reports that Ingresses are synced.
     async fn wait_ready(&self, deadline: Duration) -> anyhow::Result<()> {
         let clusters: Api<Cluster> = Api::all(self.cp.clone());
         let until = Instant::now() + deadline;
@@ -796,10 +796,16 @@ impl Env {
                 .items
                 .iter()
                 .filter(|c| {
+                    // Ready, and its syncer reports the Ingresses it
+                    // syncs: as in a fleet whose clusters joined before
+                    // the roots came.
                     c.status.as_ref().is_some_and(|s| {
                         s.conditions
                             .iter()
                             .any(|c| c.type_ == "Ready" && c.status == "True")
+                            && s.synced_resources
+                                .iter()
+                                .any(|r| r.served && r.resource == "ingresses.networking.k8s.io")
                     })
                 })
                 .count();

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::env::{DataPlane, Env, Stack};
+use crate::env::{CLUSTERS, DataPlane, Env, Stack};
 use crate::observe::{median, percentile};
 use crate::scenarios::{Bulk, Floor};
 
@@ -83,6 +83,7 @@ impl Plan {
                 | "--bulk-runs"
                 | "--big-runs"
                 | "--churn-seconds"
+                | "--deadline-seconds"
                 | "--peer-default-runs" => {
                     let value = args
                         .next()
@@ -92,7 +93,7 @@ impl Plan {
                 "-h" | "--help" => {
                     println!(
                         "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--peers [--peer-default-runs N]] [--data-plane traefik|standin] \
-                         [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S]\n\
+                         [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S] [--deadline-seconds S]\n\
                          \n\
                          --data-plane  what plays each cluster's ingress controller: traefik (default, or $DATA_PLANE;\n\
                          \x20             hack/traefik-env.sh, needs root and `make tools-traefik`) or standin (standin-lb)"
@@ -130,6 +131,7 @@ impl Plan {
                 "--bulk-runs" => plan.bulk_runs = n()?,
                 "--big-runs" => plan.big_runs = n()?,
                 "--churn-seconds" => plan.churn_seconds = n()? as u64,
+                "--deadline-seconds" => plan.deadline = Duration::from_secs(n()? as u64),
                 "--peer-default-runs" => plan.peer_default_runs = n()?,
                 "--bulk" => {
                     plan.bulk = value
@@ -408,6 +410,14 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             let mut env = Env::up(&format!("bulk{n}-{run}"), plan.data_plane).await?;
             let deadline = Duration::from_secs((n as u64 / 8).max(300));
             let (bulk, obs) = scenarios::bulk(&env, n, deadline).await?;
+            eprintln!(
+                "bench: writes by request:\n{}",
+                scenarios::breakdown(&bulk.writes)
+            );
+            eprintln!(
+                "bench: writes per root:\n{}",
+                scenarios::per_root(&bulk.writes, n)
+            );
             if let Some(why) = &bulk.invalid {
                 anyhow::bail!("bulk {n}: {why}");
             }
@@ -424,10 +434,6 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 env.dir.join("writes.txt"),
                 scenarios::breakdown(&bulk.writes),
             )?;
-            eprintln!(
-                "bench: writes by request:\n{}",
-                scenarios::breakdown(&bulk.writes)
-            );
             // Churn on the roots of the last run of the smallest size.
             let churn_here = results.churn.is_none() && run + 1 == runs && n == plan.bulk[0];
             if churn_here {
@@ -449,7 +455,8 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             }
             drop(obs);
             env.stop_components();
-            let floor = scenarios::floor(&env, &format!("r{run}"), &bulk.writes, n).await?;
+            let replayed = scenarios::replayed_writes(&bulk.writes);
+            let mut floor = scenarios::floor(&env, &format!("r{run}"), &replayed, n).await?;
             eprintln!(
                 "bench: floor {n}: {:.1}s (API {:.1}s, DNS {:.1}s); bulk/floor {:.2}",
                 floor.total,
@@ -457,6 +464,17 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 floor.dns,
                 bulk.dns / floor.total
             );
+            let minimal = scenarios::minimal_writes(n as u64, CLUSTERS as u64);
+            let min = scenarios::floor(&env, &format!("m{run}"), &minimal, n).await?;
+            eprintln!(
+                "bench: minimal floor {n}: {} writes, {:.1}s (API {:.1}s, DNS {:.1}s); bulk/minimal floor {:.2}",
+                min.writes,
+                min.total,
+                min.api,
+                min.dns,
+                bulk.dns / min.total
+            );
+            floor.minimal = Some(Box::new(min));
             if let Some((_, done)) = results.bulk.last_mut() {
                 done.push((bulk, floor));
             }
@@ -691,6 +709,33 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
             "| | bulk / floor | {ratio:.2}× | ≤ 2×{} |",
             if *n >= 10_000 {
                 format!(": {}", verdict(ratio <= 2.0))
+            } else {
+                String::new()
+            }
+        );
+        let minimal = |f: &dyn Fn(&Floor) -> f64| {
+            m(&|(_, floor)| floor.minimal.as_deref().map_or(f64::NAN, f))
+        };
+        let min_ratio = m(&|(b, floor)| {
+            floor
+                .minimal
+                .as_deref()
+                .map_or(f64::NAN, |min| b.dns / min.total)
+        });
+        let _ = writeln!(
+            t,
+            "| 3b. minimal floor: {:.0} API writes (2N + 3 per root in the control plane, copy and status per cluster), {:.0} UPDATEs (median of {k}) | raw API writes / DNS in ideal batches / both at once | {} / {} / {} | |",
+            minimal(&|f| f.writes as f64),
+            minimal(&|f| f.updates as f64),
+            ms(minimal(&|f| f.api)),
+            ms(minimal(&|f| f.dns)),
+            ms(minimal(&|f| f.total))
+        );
+        let _ = writeln!(
+            t,
+            "| | bulk / minimal floor | {min_ratio:.2}× | ≤ 1.5×{} |",
+            if *n >= 10_000 {
+                format!(": {}", verdict(min_ratio <= 1.5))
             } else {
                 String::new()
             }

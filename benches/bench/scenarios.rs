@@ -474,14 +474,50 @@ pub struct Floor {
     pub total: f64,
     pub writes: u64,
     pub updates: u64,
+    /// The minimal floor: the same, with the minimal write set instead of
+    /// the writes the run made ([`minimal_writes`]).
+    pub minimal: Option<Box<Floor>>,
+}
+
+/// Per apiserver (control plane first, then each cluster), the creates and
+/// the other writes of the same floor: what the run made (creates are the
+/// `POST`s).
+pub fn replayed_writes(writes: &[Writes]) -> Vec<(u64, u64)> {
+    writes
+        .iter()
+        .map(|w| {
+            let creates: u64 = w
+                .iter()
+                .filter(|(k, _)| k.starts_with("POST "))
+                .map(|(_, v)| *v)
+                .sum();
+            (creates, writes_total(w).saturating_sub(creates))
+        })
+        .collect()
+}
+
+/// The minimal write set of `roots` roots on `clusters` clusters, per
+/// apiserver as creates and other writes: in the control plane 2N + 3 per
+/// root (N leaf creates and the GlobalIngress create; N leaf statuses, the
+/// root's status and the GlobalIngress status), in each cluster the copy's
+/// create and its status.
+pub fn minimal_writes(roots: u64, clusters: u64) -> Vec<(u64, u64)> {
+    let mut out = vec![(roots * (clusters + 1), roots * (clusters + 2))];
+    out.extend((0..clusters).map(|_| (roots, roots)));
+    out
 }
 
 /// With kcp-ingress and the data plane stopped: as many write requests per
-/// apiserver as `writes` counts (creates as Ingress creates, every other
-/// write as a server-side apply of an Ingress status), 16 in flight per
-/// server, and `names` DNS names changed in UPDATEs of about 30 KiB, all at
-/// once against the same servers.
-pub async fn floor(env: &Env, tag: &str, writes: &[Writes], hosts: usize) -> anyhow::Result<Floor> {
+/// apiserver as `writes` says (`(creates, others)`: creates as Ingress
+/// creates, every other write as a server-side apply of an Ingress
+/// status), 16 in flight per server, and `names` DNS names changed in
+/// UPDATEs of about 30 KiB, all at once against the same servers.
+pub async fn floor(
+    env: &Env,
+    tag: &str,
+    writes: &[(u64, u64)],
+    hosts: usize,
+) -> anyhow::Result<Floor> {
     let dns = Dns::of(env)?;
     let mut servers = vec![env.cp.clone()];
     servers.extend(env.clusters.iter().cloned());
@@ -495,21 +531,12 @@ pub async fn floor(env: &Env, tag: &str, writes: &[Writes], hosts: usize) -> any
         .await?;
     }
     let mut total_writes = 0;
-    let api_work = futures::future::try_join_all(servers.iter().zip(writes).map(|(client, w)| {
-        let creates: u64 = w
-            .iter()
-            .filter(|(k, _)| k.starts_with("POST "))
-            .map(|(_, v)| *v)
-            .sum();
-        let all: u64 = writes_total(w);
-        total_writes += all;
-        replay(
-            client.clone(),
-            floor_ns.clone(),
-            creates.max(1),
-            all.saturating_sub(creates),
-        )
-    }));
+    let api_work = futures::future::try_join_all(servers.iter().zip(writes).map(
+        |(client, &(creates, others))| {
+            total_writes += creates + others;
+            replay(client.clone(), floor_ns.clone(), creates.max(1), others)
+        },
+    ));
     let zone = dns.zone.clone();
     let dns_work = async {
         let t0 = Instant::now();
@@ -560,6 +587,7 @@ pub async fn floor(env: &Env, tag: &str, writes: &[Writes], hosts: usize) -> any
         total,
         writes: total_writes,
         updates,
+        minimal: None,
     })
 }
 
@@ -635,6 +663,32 @@ pub fn breakdown(writes: &[Writes]) -> String {
         entries.sort_by(|a, b| b.1.cmp(a.1));
         let text: Vec<String> = entries.iter().map(|(k, v)| format!("{k}: {v}")).collect();
         lines.push(format!("{server}: {}", text.join(", ")));
+    }
+    lines.join("\n")
+}
+
+/// The writes per root, by request, of every apiserver (reads apart): the
+/// itemisation of the writes per root in docs/BENCHMARKS.md.
+pub fn per_root(writes: &[Writes], roots: usize) -> String {
+    let mut lines = Vec::new();
+    for (i, w) in writes.iter().enumerate() {
+        let server = if i == 0 {
+            "control-plane".to_string()
+        } else {
+            format!("cluster-{i}")
+        };
+        let mut entries: Vec<(&String, &u64)> = w.iter().filter(|(k, _)| !is_read(k)).collect();
+        entries.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let per = |v: u64| v as f64 / roots.max(1) as f64;
+        let text: Vec<String> = entries
+            .iter()
+            .map(|(k, v)| format!("{k} {:.2}", per(**v)))
+            .collect();
+        lines.push(format!(
+            "{server}: {:.2} = {}",
+            per(writes_total(w)),
+            text.join(" + ")
+        ));
     }
     lines.join("\n")
 }

@@ -39,6 +39,9 @@ pub struct Observed<'a, K: RootKind> {
     pub global: Option<&'a GlobalIngress>,
     pub now: Timestamp,
     pub health_threshold: Duration,
+    /// When some of the root's clusters were first seen reported and
+    /// others not (the controller's memory; `None`: not yet).
+    pub partial_since: Option<Timestamp>,
 }
 
 /// A leaf to apply.
@@ -73,6 +76,13 @@ pub struct Plan<K: RootKind> {
     pub stale_leaves: Vec<(String, String)>,
     /// The root's merged `status` to apply, when it differs from its status.
     pub root_status: Option<serde_json::Value>,
+    /// Until when the root's status and the GlobalIngress status are held
+    /// back (both `None` then) while new leaves of healthy clusters have
+    /// not reported yet ([`REPORT_WINDOW`]); the reconcile looks again then.
+    pub held: Option<Timestamp>,
+    /// Some clusters reported and others are awaited (the controller
+    /// remembers since when: `Observed::partial_since`).
+    pub partial: bool,
     /// Every target cluster reports an address.
     pub converged: bool,
     /// The `DependenciesReady` condition, and whether it differs from what
@@ -86,6 +96,63 @@ pub struct Plan<K: RootKind> {
     /// of the root's name: that is one of the problems).
     pub global_spec: Option<GlobalSpec>,
     pub global_status: Option<GlobalIngressStatus>,
+}
+
+/// How long after a leaf's creation the merged statuses wait for its
+/// cluster to report (an address; a route: its parents), while the cluster
+/// is healthy: the clusters of a new root report within moments of each
+/// other, and their reports then go into the root's status and the
+/// GlobalIngress's in one write each instead of one per cluster. The
+/// figures that wait for every cluster (the root merged, DNS with all
+/// addresses) are not delayed; a cluster that does not report delays the
+/// others' by at most [`REPORT_SPREAD`] once one reported.
+pub const REPORT_WINDOW: Duration = Duration::from_secs(10);
+
+/// How long, once some of a root's clusters reported, the statuses wait
+/// for the others (within [`REPORT_WINDOW`]).
+pub const REPORT_SPREAD: Duration = Duration::from_secs(2);
+
+/// Until when the statuses are held, and whether some clusters reported
+/// while others are awaited: the earliest end of the report window of a
+/// healthy target's leaf that has not reported ([`RootKind::has_reported`];
+/// a leaf about to be created: from `now`), and once another leaf
+/// reported, at most [`REPORT_SPREAD`] after `partial_since` (`now` when
+/// not known). `None`: nothing to wait for.
+fn held_until<K: RootKind>(
+    leaves: &[LeafView<K>],
+    now: Timestamp,
+    partial_since: Option<Timestamp>,
+) -> (Option<Timestamp>, bool) {
+    let after = |t: Timestamp, d: Duration| {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        Timestamp::from_millisecond(t.as_millisecond().saturating_add(ms)).ok()
+    };
+    let awaited = leaves
+        .iter()
+        .filter(|l| l.view.healthy)
+        .filter_map(|l| {
+            let created = match l.leaf.as_deref() {
+                None => now,
+                Some(leaf) if K::has_reported(leaf) => return None,
+                Some(leaf) => leaf.meta().creation_timestamp.as_ref().map(|t| t.0)?,
+            };
+            after(created, REPORT_WINDOW)
+        })
+        .filter(|end| *end > now)
+        .min();
+    let reported = leaves
+        .iter()
+        .any(|l| l.leaf.as_deref().is_some_and(K::has_reported));
+    let partial = awaited.is_some() && reported;
+    let spread = partial
+        .then(|| after(partial_since.unwrap_or(now), REPORT_SPREAD))
+        .flatten();
+    let end = awaited
+        .into_iter()
+        .chain(spread)
+        .min()
+        .filter(|end| *end > now);
+    (end, partial)
 }
 
 /// The clusters a valid root goes to now (a draining cluster until its
@@ -126,6 +193,41 @@ pub fn name_leaf<K: RootKind>(root: &K, mut leaf: K, cluster: &str) -> K {
 pub fn leaf_for<K: RootKind>(root: &K, cluster: &Arc<Cluster>, world: &K::World) -> Option<K> {
     let leaf = K::leaf(root, cluster, world)?;
     Some(name_leaf(root, leaf, &cluster.name_any()))
+}
+
+/// The finalizers the controller's apply of a leaf for `cluster` carries:
+/// the cluster's syncer finalizer on a new leaf when that syncer is live
+/// and syncs the kind (`syncs`: it would add it before anything else, a
+/// write and a read saved), and on an existing leaf as long as the leaf has
+/// it (the controller co-owns it once it applied it; an apply without it
+/// would remove it). Never any other finalizer.
+pub fn leaf_finalizers(
+    current: Option<&kube::api::ObjectMeta>,
+    cluster: &str,
+    syncs: bool,
+) -> Option<Vec<String>> {
+    let ours = labels::syncer_finalizer(cluster);
+    let keep = match current {
+        None => syncs,
+        Some(meta) => meta.finalizers.iter().flatten().any(|f| *f == ours),
+    };
+    keep.then(|| vec![ours])
+}
+
+/// Whether `cluster`'s syncer reports that it copies objects of the kind
+/// `K` there (`status.syncedResources`: the type, served on both sides).
+fn syncs_kind<K: RootKind>(cluster: &Cluster) -> bool {
+    let (plural, group) = (K::plural(&()), K::group(&()));
+    let resource = if group.is_empty() {
+        plural.into_owned()
+    } else {
+        format!("{plural}.{group}")
+    };
+    cluster.status.as_ref().is_some_and(|s| {
+        s.synced_resources
+            .iter()
+            .any(|r| r.served && r.resource == resource)
+    })
 }
 
 /// The root that controls `global`, as `(apiVersion, kind, uid)`.
@@ -172,16 +274,22 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             .collect();
         let mut wanted = BTreeSet::new();
         for cluster in &placement.targets {
-            let Some(desired) = seen
+            let Some(target) = seen
                 .clusters
                 .iter()
                 .find(|c| c.metadata.name.as_deref() == Some(cluster.as_str()))
-                .and_then(|c| leaf_for(root, c, seen.world))
             else {
+                continue;
+            };
+            let Some(mut desired) = leaf_for(root, target, seen.world) else {
                 continue;
             };
             let key = (desired.namespace().unwrap_or_default(), desired.name_any());
             let current = (seen.object)(&key.0, &key.1);
+            let syncs =
+                healthy.get(cluster.as_str()).copied().unwrap_or(false) && syncs_kind::<K>(target);
+            desired.meta_mut().finalizers =
+                leaf_finalizers(current.as_deref().map(|c| c.meta()), cluster, syncs);
             wanted.insert(key);
             leaves.push(LeafView {
                 view: ClusterView {
@@ -235,6 +343,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             message,
         });
     }
+    let (held, partial) = held_until(&leaves, seen.now, seen.partial_since);
     let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();
     let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
 
@@ -300,6 +409,12 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         });
     }
 
+    // Held: one status write per root once its clusters reported, not one
+    // per cluster as each reports.
+    let (root_status, global_status) = match held {
+        Some(_) => (None, None),
+        None => (root_status, global_status),
+    };
     Plan {
         ready,
         ready_changed,
@@ -307,6 +422,8 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
         leaf_writes: plan_leaves,
         stale_leaves,
         root_status,
+        held,
+        partial,
         converged,
         dependencies,
         dependencies_changed,
@@ -536,6 +653,7 @@ mod tests {
         existing: Vec<DepKey>,
         conflicts: HashMap<DepKey, Vec<String>>,
         global: Option<GlobalIngress>,
+        partial_since: Option<Timestamp>,
     }
 
     impl World {
@@ -547,6 +665,7 @@ mod tests {
                 existing: Vec::new(),
                 conflicts: HashMap::new(),
                 global: None,
+                partial_since: None,
             }
         }
 
@@ -573,6 +692,7 @@ mod tests {
                 global: self.global.as_ref(),
                 now: now(),
                 health_threshold: THRESHOLD,
+                partial_since: self.partial_since,
             })
         }
     }
@@ -649,6 +769,26 @@ mod tests {
         let spec = plan.global_spec.clone().unwrap();
         assert_eq!(spec.hosts, ["shop.example.test"]);
         assert_eq!(spec.owner.unwrap().uid, "u-1");
+        // The statuses wait for the new leaves to report (east is healthy).
+        assert_eq!(plan.global_status, None);
+        let window = i64::try_from(REPORT_WINDOW.as_millis()).unwrap();
+        assert_eq!(
+            plan.held.map(|t| t.as_millisecond()),
+            Some(now().as_millisecond() + window)
+        );
+        // A leaf that did not report within its window holds nothing.
+        let mut silent = test_leaf(&root("region=us"), "east");
+        silent.metadata.creation_timestamp = Some(Time(
+            Timestamp::from_millisecond(now().as_millisecond() - window).unwrap(),
+        ));
+        let plan = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", false),
+            cluster("paris", "eu", true),
+        ])
+        .with_leaf(Arc::new(silent))
+        .decide(&root("region=us"));
+        assert_eq!(plan.held, None);
         let status = plan.global_status.clone().unwrap();
         assert_eq!(status.observed_generation, Some(2));
         let clusters: Vec<(&str, bool)> = status
@@ -706,6 +846,132 @@ mod tests {
         );
         // The transition time is kept.
         assert_eq!(again.ready, plan.ready);
+    }
+
+    #[test]
+    fn statuses_are_held_until_the_clusters_report_or_their_window_ends() {
+        let r = root("");
+        let window = i64::try_from(REPORT_WINDOW.as_millis()).unwrap();
+        let created = |ms_ago: i64| {
+            Some(Time(
+                Timestamp::from_millisecond(now().as_millisecond() - ms_ago).unwrap(),
+            ))
+        };
+        let mut young = test_leaf(&r, "west");
+        young.metadata.creation_timestamp = created(1_000);
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", true),
+        ])
+        .with_leaf(reported(&r, "east", &["127.0.1.1"]))
+        .with_leaf(Arc::new(young.clone()));
+        let plan = world.decide(&r);
+        // East reported, west is awaited: for the spread, from now on.
+        let spread = i64::try_from(REPORT_SPREAD.as_millis()).unwrap();
+        assert!(plan.partial);
+        assert_eq!(
+            plan.held.map(|t| t.as_millisecond()),
+            Some(now().as_millisecond() + spread)
+        );
+        assert_eq!((plan.root_status, plan.global_status), (None, None));
+        // The spread passed since east reported: east's address is written.
+        let mut world = world;
+        world.partial_since =
+            Some(Timestamp::from_millisecond(now().as_millisecond() - spread).unwrap());
+        let plan = world.decide(&r);
+        assert_eq!(plan.held, None);
+        assert!(plan.root_status.is_some());
+        // Nobody reported yet: the leaf's window.
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", true),
+        ])
+        .with_leaf(Arc::new(young.clone()));
+        let plan = world.decide(&r);
+        assert!(!plan.partial);
+        assert_eq!(
+            plan.held.map(|t| t.as_millisecond()),
+            Some(now().as_millisecond() - 1_000 + window)
+        );
+        // West reports: both statuses are written at once, with both addresses.
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", true),
+        ])
+        .with_leaf(reported(&r, "east", &["127.0.1.1"]))
+        .with_leaf(reported(&r, "west", &["127.0.1.2"]));
+        let plan = world.decide(&r);
+        assert_eq!(plan.held, None);
+        assert_eq!(
+            plan.root_status,
+            Some(
+                json!({"loadBalancer": {"ingress": [address("127.0.1.1"), address("127.0.1.2")]}})
+            )
+        );
+        assert_eq!(plan.global_status.unwrap().clusters.len(), 2);
+        // West's window passed without a report: east's address is written.
+        young.metadata.creation_timestamp = created(window);
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", true),
+        ])
+        .with_leaf(reported(&r, "east", &["127.0.1.1"]))
+        .with_leaf(Arc::new(young));
+        let plan = world.decide(&r);
+        assert_eq!(plan.held, None);
+        assert_eq!(
+            plan.root_status,
+            Some(json!({"loadBalancer": {"ingress": [address("127.0.1.1")]}}))
+        );
+        // An unhealthy cluster's silence holds nothing.
+        let world = World::new(vec![
+            cluster("east", "us", true),
+            cluster("west", "us", false),
+        ])
+        .with_leaf(reported(&r, "east", &["127.0.1.1"]));
+        assert_eq!(world.decide(&r).held, None);
+    }
+
+    #[test]
+    fn a_new_leaf_carries_the_syncer_finalizer_when_its_syncer_syncs_the_kind() {
+        let syncing = |name: &str, served: bool| {
+            let mut c = (*cluster(name, "us", true)).clone();
+            c.status.as_mut().unwrap().synced_resources = vec![crate::apis::SyncedResource {
+                resource: "ingresses.networking.k8s.io".into(),
+                served,
+                ..Default::default()
+            }];
+            Arc::new(c)
+        };
+        let r = root("");
+        let world = World::new(vec![
+            syncing("east", true),
+            syncing("west", false),
+            cluster("paris", "us", true),
+        ]);
+        let finalizers: Vec<(String, Option<Vec<String>>)> = world
+            .decide(&r)
+            .leaf_writes
+            .into_iter()
+            .map(|w| (w.cluster, w.leaf.metadata.finalizers))
+            .collect();
+        assert_eq!(
+            finalizers,
+            [
+                ("east".into(), Some(vec![labels::syncer_finalizer("east")])),
+                ("paris".into(), None),
+                ("west".into(), None),
+            ]
+        );
+        // An existing leaf keeps it while it has it, and never gets it from the controller.
+        let mut has = test_leaf(&r, "east");
+        has.metadata.finalizers = Some(vec![labels::syncer_finalizer("east"), "other".into()]);
+        assert_eq!(
+            leaf_finalizers(Some(&has.metadata), "east", false),
+            Some(vec![labels::syncer_finalizer("east")])
+        );
+        let lacks = test_leaf(&r, "east");
+        assert_eq!(leaf_finalizers(Some(&lacks.metadata), "east", true), None);
     }
 
     #[test]

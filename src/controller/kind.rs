@@ -139,6 +139,12 @@ pub trait RootKind:
     /// An address as the GlobalIngress shows it (none when it has no DNS form).
     fn global_address(address: &Self::Address) -> Option<LoadBalancerAddress>;
 
+    /// Whether a leaf's cluster reported on it (the merged statuses wait
+    /// for that a moment: `decide::REPORT_WINDOW`); by default, an address.
+    fn has_reported(leaf: &Self) -> bool {
+        !Self::addresses(leaf).is_empty()
+    }
+
     /// The `status` of a server-side apply of the root's merged status,
     /// when it differs from the root's.
     fn root_status(

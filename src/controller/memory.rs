@@ -30,6 +30,9 @@ pub struct RootMemory {
     pub converged: bool,
     /// Consecutive failed reconciles.
     pub failures: u32,
+    /// When a reconcile first saw some of its clusters report and others
+    /// not yet (`decide::REPORT_WINDOW`).
+    pub partial_since: Option<k8s_openapi::jiff::Timestamp>,
 }
 
 /// The controller's memory; every method takes a lock briefly.
@@ -47,6 +50,20 @@ pub struct Memory {
     departed: Mutex<HashSet<String>>,
     /// By Cluster uid: the refusal of its kubeconfigSecretRef last announced.
     refused: Mutex<HashMap<String, String>>,
+    /// By written object (and part): the hash of the body last written and when.
+    written: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+}
+
+/// How long a write is remembered: an identical one meanwhile is not sent
+/// again (the cache has not shown the first yet).
+pub const WRITTEN_MEMORY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The hash of a write's body.
+pub fn body_hash(body: &serde_json::Value) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    body.to_string().hash(&mut hasher);
+    hasher.finish()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -98,6 +115,39 @@ impl Memory {
         let mut roots = lock(&self.roots);
         let memory = roots.entry(uid.to_string()).or_default();
         !std::mem::replace(&mut memory.converged, true)
+    }
+
+    /// When root `uid` was first seen with some clusters reported and
+    /// others not, remembering `now` if this is the first time (`partial`).
+    pub fn partial_since(
+        &self,
+        uid: &str,
+        partial: bool,
+        now: k8s_openapi::jiff::Timestamp,
+    ) -> Option<k8s_openapi::jiff::Timestamp> {
+        let mut roots = lock(&self.roots);
+        let memory = roots.entry(uid.to_string()).or_default();
+        if partial && memory.partial_since.is_none() {
+            memory.partial_since = Some(now);
+        }
+        memory.partial_since
+    }
+
+    /// Whether the write `key` with a body of hash `hash` was sent less
+    /// than [`WRITTEN_MEMORY`] ago.
+    pub fn recently_written(&self, key: &str, hash: u64) -> bool {
+        lock(&self.written)
+            .get(key)
+            .is_some_and(|(h, at)| *h == hash && at.elapsed() < WRITTEN_MEMORY)
+    }
+
+    /// Remembers that the write `key` with a body of hash `hash` was sent.
+    pub fn wrote(&self, key: String, hash: u64) {
+        let mut written = lock(&self.written);
+        if written.len() >= 4096 {
+            written.retain(|_, (_, at)| at.elapsed() < WRITTEN_MEMORY);
+        }
+        written.insert(key, (hash, std::time::Instant::now()));
     }
 
     /// Counts a failed reconcile of root `uid`; the consecutive failures so far.
@@ -231,6 +281,18 @@ mod tests {
             last_transition_time: Time(Timestamp::UNIX_EPOCH),
             observed_generation: None,
         }
+    }
+
+    #[test]
+    fn a_write_is_a_repeat_only_with_the_same_body_while_remembered() {
+        let memory = Memory::default();
+        let body = serde_json::json!({"status": {"a": 1}});
+        let other = serde_json::json!({"status": {"a": 2}});
+        assert!(!memory.recently_written("k", body_hash(&body)));
+        memory.wrote("k".into(), body_hash(&body));
+        assert!(memory.recently_written("k", body_hash(&body)));
+        assert!(!memory.recently_written("k", body_hash(&other)));
+        assert!(!memory.recently_written("j", body_hash(&body)));
     }
 
     #[test]

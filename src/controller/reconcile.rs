@@ -14,6 +14,7 @@
 //! globalingresses, `patch` of `globalingresses/status`; `create` events.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::runtime::events::{Event, EventType};
@@ -32,6 +33,7 @@ use super::context::{Context, ReconcileError, apply_params, object_key, retry};
 use super::decide::{self, GlobalSpec, Observed, Plan};
 use super::dependencies::DepKey;
 use super::kind::RootKind;
+use super::memory::{WRITTEN_MEMORY, body_hash};
 use super::naming;
 use crate::apis::{GlobalIngress, GlobalIngressStatus};
 use crate::labels::{self, reasons};
@@ -92,6 +94,10 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let object = |leaf_ns: &str, n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(leaf_ns));
     let exists = |dep: &DepKey| ctx.caches.exists(dep);
     let conflicts = |dep: &DepKey| ctx.conflicts(dep);
+    let now = Timestamp::now();
+    let partial_since = root
+        .uid()
+        .and_then(|uid| ctx.memory.partial_since(&uid, false, now));
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
@@ -101,19 +107,61 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         exists: &exists,
         conflicts: &conflicts,
         global: global.as_deref(),
-        now: Timestamp::now(),
+        now,
         health_threshold: ctx.health_threshold,
+        partial_since,
     });
-    // A draining cluster's leaves go when its drain completes.
+    if plan.partial
+        && partial_since.is_none()
+        && let Some(uid) = root.uid()
+    {
+        // The first reconcile that sees some clusters reported (and
+        // decided with `now` as the start of the spread window).
+        ctx.memory.partial_since(&uid, true, now);
+    }
+    // A draining cluster's leaves go when its drain completes; held
+    // statuses are written when their window ends.
     let drain_wake = plan.placement.as_ref().and_then(|p| p.drain_wake);
-    apply_plan(root, plan, ctx).await?;
-    let wait = drain_wake.map_or(RESYNC, |at| {
+    let wake = drain_wake.into_iter().chain(plan.held).min();
+    let repeats = Repeats::default();
+    apply_plan(root, plan, ctx, &repeats).await?;
+    let mut wait = wake.map_or(RESYNC, |at| {
         let ms = at
             .as_millisecond()
             .saturating_sub(Timestamp::now().as_millisecond());
         Duration::from_millis(u64::try_from(ms).unwrap_or(0) + 100).min(RESYNC)
     });
+    if repeats.skipped.load(Ordering::Relaxed) {
+        // A write not repeated: look again once it is forgotten.
+        wait = wait.min(WRITTEN_MEMORY + Duration::from_millis(100));
+    }
     Ok(Action::requeue(wait))
+}
+
+/// Writes that repeat one sent moments ago, not sent again: a reconcile
+/// that follows a write often sees the cache before it shows the write
+/// (one write of several, or one of their watch events, triggered it).
+#[derive(Default)]
+struct Repeats {
+    skipped: AtomicBool,
+}
+
+impl Repeats {
+    /// Whether the write `key` with `body` repeats one sent less than
+    /// [`WRITTEN_MEMORY`] ago (then it is skipped, and noted).
+    fn repeated<K: RootKind>(&self, ctx: &Context<K>, key: &str, body: &serde_json::Value) -> bool {
+        let repeated = ctx.memory.recently_written(key, body_hash(body));
+        if repeated {
+            debug!(write = key, "skipped: the same write was sent moments ago");
+            self.skipped.store(true, Ordering::Relaxed);
+        }
+        repeated
+    }
+
+    /// Notes that the write `key` with `body` was sent.
+    fn sent<K: RootKind>(ctx: &Context<K>, key: String, body: &serde_json::Value) {
+        ctx.memory.wrote(key, body_hash(body));
+    }
 }
 
 /// Performs a plan: Events, leaves, the root's status, dependency
@@ -122,7 +170,17 @@ async fn apply_plan<K: RootKind>(
     root: &K,
     plan: Plan<K>,
     ctx: &Context<K>,
+    repeats: &Repeats,
 ) -> Result<(), ReconcileError> {
+    // The leaves first: the Event of a `Ready` change names the leaves
+    // created with it (one Event, not two); one created without it gets
+    // its own.
+    let (created, written) = if plan.placement.is_some() {
+        write_leaves(root, &plan, ctx, repeats).await
+    } else {
+        (Vec::new(), Ok(()))
+    };
+    let created = (!created.is_empty()).then(|| created.join(", "));
     if plan.ready_changed && announce(root, &plan.ready, ctx) {
         let type_ = if plan.ready.status == "True" {
             EventType::Normal
@@ -130,13 +188,29 @@ async fn apply_plan<K: RootKind>(
             EventType::Warning
         };
         let ready = &plan.ready;
-        publish(ctx, root, type_, &ready.reason, &ready.message, "Place").await;
+        let note = match &created {
+            Some(leaves) => format!("{}; leaves created: {leaves}", ready.message),
+            None => ready.message.clone(),
+        };
+        publish(ctx, root, type_, &ready.reason, &note, "Place").await;
+    } else if let Some(leaves) = &created {
+        let note = format!("placed on {leaves}");
+        publish(
+            ctx,
+            root,
+            EventType::Normal,
+            reasons::LEAF_CREATED,
+            &note,
+            "Place",
+        )
+        .await;
     }
-    if plan.placement.is_some() {
-        write_leaves(root, &plan, ctx).await?;
+    written?;
+    for stale in &plan.stale_leaves {
+        delete_leaf(root, stale, ctx).await?;
     }
     if let Some(status) = &plan.root_status {
-        write_root_status(root, status, ctx).await?;
+        write_root_status(root, status, ctx, repeats).await?;
     }
     let problem_types: Vec<String> = plan
         .problems
@@ -188,7 +262,7 @@ async fn apply_plan<K: RootKind>(
     for dep in dependencies_to_place(root, &targets, ctx) {
         ctx.triggers.dependency(&dep);
     }
-    write_global(root, plan.global_spec, plan.global_status, ctx).await
+    write_global(root, plan.global_spec, plan.global_status, ctx, repeats).await
 }
 
 /// Observes, once per root, the time from its creation until every target
@@ -223,31 +297,39 @@ async fn publish<K: RootKind>(
     }
 }
 
-/// Applies the leaves the plan writes, then deletes the stale ones.
+/// Applies the leaves the plan writes, until one fails; the leaves it
+/// created (`cluster C as ns/name`, for one Event per reconcile, not one
+/// per leaf) and whether all went through.
 async fn write_leaves<K: RootKind>(
     root: &K,
     plan: &Plan<K>,
     ctx: &Context<K>,
-) -> Result<(), ReconcileError> {
+    repeats: &Repeats,
+) -> (Vec<String>, Result<(), ReconcileError>) {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
-    // One Event for the leaves a reconcile creates, not one per leaf.
     let mut created = Vec::new();
-    let mut failed = None;
     for write in &plan.leaf_writes {
         let (cluster, leaf_name) = (&write.cluster, write.leaf.name_any());
         let leaf_ns = write.leaf.namespace().unwrap_or_default();
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &leaf_ns);
-        let mut body = serde_json::to_value(&write.leaf)?;
+        let mut body = match serde_json::to_value(&write.leaf) {
+            Ok(body) => body,
+            Err(err) => return (created, Err(err.into())),
+        };
         body["apiVersion"] = json!(K::api_version(&()));
         body["kind"] = json!(K::kind(&()));
+        let key = format!("{} {leaf_ns}/{leaf_name}", K::kind(&()));
+        if repeats.repeated(ctx, &key, &body) {
+            continue;
+        }
         if let Err(err) = api
             .patch(&leaf_name, &apply_params(), &Patch::Apply(&body))
             .await
         {
-            failed = Some(err);
-            break;
+            return (created, Err(err.into()));
         }
+        Repeats::sent(ctx, key, &body);
         if write.create {
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "created leaf");
             created.push(format!("cluster {cluster} as {leaf_ns}/{leaf_name}"));
@@ -255,25 +337,7 @@ async fn write_leaves<K: RootKind>(
             info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "updated leaf");
         }
     }
-    if !created.is_empty() {
-        let note = format!("placed on {}", created.join(", "));
-        publish(
-            ctx,
-            root,
-            EventType::Normal,
-            reasons::LEAF_CREATED,
-            &note,
-            "Place",
-        )
-        .await;
-    }
-    if let Some(err) = failed {
-        return Err(err.into());
-    }
-    for stale in &plan.stale_leaves {
-        delete_leaf(root, stale, ctx).await?;
-    }
-    Ok(())
+    (created, Ok(()))
 }
 
 /// Deletes a leaf of `root` (only one labelled as the root's), once.
@@ -433,15 +497,22 @@ async fn write_root_status<K: RootKind>(
     root: &K,
     status: &serde_json::Value,
     ctx: &Context<K>,
+    repeats: &Repeats,
 ) -> Result<(), ReconcileError> {
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &root.namespace().unwrap_or_default());
+    let ns = root.namespace().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let body = json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
+    let key = format!("{} {ns}/{} status", K::kind(&()), root.name_any());
+    if repeats.repeated(ctx, &key, &body) {
+        return Ok(());
+    }
     api.patch_status(&root.name_any(), &apply_params(), &Patch::Apply(&body))
         .await?;
+    Repeats::sent(ctx, key, &body);
     debug!(root = %root.name_any(), "merged root status");
     Ok(())
 }
@@ -453,6 +524,7 @@ async fn write_global<K: RootKind>(
     spec: Option<GlobalSpec>,
     status: Option<GlobalIngressStatus>,
     ctx: &Context<K>,
+    repeats: &Repeats,
 ) -> Result<(), ReconcileError> {
     let ns = root.namespace().unwrap_or_default();
     let Some(name) = K::global_name(&root.name_any()) else {
@@ -471,8 +543,12 @@ async fn write_global<K: RootKind>(
             "metadata": {"name": name, "namespace": ns, "ownerReferences": owner.iter().collect::<Vec<_>>()},
             "spec": {"hosts": hosts, "root": root_ref},
         });
-        api.patch(&name, &apply_params(), &Patch::Apply(&body))
-            .await?;
+        let key = format!("GlobalIngress {ns}/{name}");
+        if !repeats.repeated(ctx, &key, &body) {
+            api.patch(&name, &apply_params(), &Patch::Apply(&body))
+                .await?;
+            Repeats::sent(ctx, key, &body);
+        }
     }
     if let Some(status) = status {
         let body = json!({
@@ -480,8 +556,13 @@ async fn write_global<K: RootKind>(
             "kind": "GlobalIngress",
             "status": status,
         });
+        let key = format!("GlobalIngress {ns}/{name} status");
+        if repeats.repeated(ctx, &key, &body) {
+            return Ok(());
+        }
         api.patch_status(&name, &apply_params(), &Patch::Apply(&body))
             .await?;
+        Repeats::sent(ctx, key, &body);
         debug!(root = %name, namespace = %ns, "wrote GlobalIngress status");
     }
     Ok(())

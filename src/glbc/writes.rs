@@ -18,7 +18,7 @@ use super::plan::{self, Plan, RootKey};
 use super::records::{DnsName, ZoneRecords};
 use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
 use super::traffic::INVALID_PRIORITY;
-use crate::apis::{Cluster, GlobalIngress};
+use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
 use crate::labels;
 
 /// Status and finalizer writes in flight at once.
@@ -127,9 +127,7 @@ impl RootWriter {
             .map(|g| async move {
                 let api: Api<GlobalIngress> =
                     Api::namespaced(client.clone(), &g.namespace().unwrap_or_default());
-                let mut finalizers = g.finalizers().to_vec();
-                finalizers.push(labels::DNS_FINALIZER.to_string());
-                set_finalizers(&api, g, finalizers, "add the DNS finalizer").await
+                add_finalizer(&api, g).await
             })
             .buffer_unordered(WRITE_CONCURRENCY)
             .collect()
@@ -214,7 +212,7 @@ impl RootWriter {
                     now,
                 },
             );
-            if desired.is_shown_in(&previous) {
+            if desired.is_shown_in(&previous) || waits_for_controller(&previous, &desired) {
                 continue;
             }
             let before = previous
@@ -247,6 +245,21 @@ impl RootWriter {
         }
         all_ok
     }
+}
+
+/// Whether the glbc's status of a GlobalIngress waits for the controller's:
+/// the controller has not reported on it yet (no `Ready` condition) and all
+/// the glbc would say is that no cluster reports an address, which is so by
+/// definition then. Its first status comes with something to say (one
+/// write less per new root).
+fn waits_for_controller(previous: &GlobalIngressStatus, desired: &GlbcStatus) -> bool {
+    !previous
+        .conditions
+        .iter()
+        .any(|c| c.type_ == labels::conditions::READY)
+        && desired
+            .dns_published()
+            .is_some_and(|c| c.reason == reason::NO_ADDRESSES)
 }
 
 /// The index of the DNS finalizer of a deleted GlobalIngress, if it may be
@@ -302,6 +315,64 @@ async fn set_finalizers(
             false
         }
     }
+}
+
+/// Adds the DNS finalizer to a GlobalIngress whose finalizers are still
+/// what the cache shows (a JSON patch that tests them, not the
+/// resourceVersion: the controller's status writes meanwhile do not make
+/// it fail); whether it went through (a vanished object counts as done).
+async fn add_finalizer(api: &Api<GlobalIngress>, g: &GlobalIngress) -> bool {
+    let name = g.name_any();
+    let patch: json_patch::Patch = match serde_json::from_value(finalizer_add_patch(
+        &g.metadata.uid,
+        g.finalizers(),
+        labels::DNS_FINALIZER,
+    )) {
+        Ok(patch) => patch,
+        Err(err) => {
+            warn!(%name, %err, "cannot build the finalizer patch");
+            return false;
+        }
+    };
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
+        .await
+    {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 404 => true,
+        // A failed test (the finalizers or the object changed), or the
+        // object is being deleted: the next pass looks again.
+        Err(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
+            debug!(%name, "the GlobalIngress changed meanwhile; will add the DNS finalizer with fresh data");
+            false
+        }
+        Err(err) => {
+            warn!(%name, %err, "cannot add the DNS finalizer; retrying");
+            false
+        }
+    }
+}
+
+/// The JSON patch that adds `finalizer` to an object with `uid` whose
+/// finalizers are `current`: it tests the uid (not another object of the
+/// name) and the list, then appends.
+fn finalizer_add_patch(
+    uid: &Option<String>,
+    current: &[String],
+    finalizer: &str,
+) -> serde_json::Value {
+    let mut ops = Vec::new();
+    if let Some(uid) = uid {
+        ops.push(json!({"op": "test", "path": "/metadata/uid", "value": uid}));
+    }
+    if current.is_empty() {
+        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": null}));
+        ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}));
+    } else {
+        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": current}));
+        ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}));
+    }
+    serde_json::Value::Array(ops)
 }
 
 /// Applies the glbc's status fields; the new resourceVersion if it worked.
@@ -417,6 +488,29 @@ mod tests {
             },
         );
         zone
+    }
+
+    #[test]
+    fn a_finalizer_add_tests_the_uid_and_the_list_it_extends() {
+        let uid = Some("u-1".to_string());
+        assert_eq!(
+            finalizer_add_patch(&uid, &[], "f"),
+            json!([
+                {"op": "test", "path": "/metadata/uid", "value": "u-1"},
+                {"op": "test", "path": "/metadata/finalizers", "value": null},
+                {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
+            ])
+        );
+        assert_eq!(
+            finalizer_add_patch(&None, &["a".to_string()], "f"),
+            json!([
+                {"op": "test", "path": "/metadata/finalizers", "value": ["a"]},
+                {"op": "add", "path": "/metadata/finalizers/-", "value": "f"},
+            ])
+        );
+        let parsed: Result<json_patch::Patch, _> =
+            serde_json::from_value(finalizer_add_patch(&uid, &[], "f"));
+        assert!(parsed.is_ok());
     }
 
     #[test]

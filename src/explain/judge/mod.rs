@@ -84,5 +84,6 @@ pub(crate) fn plan<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Plan<
         global: facts.global.as_ref(),
         now: facts.now,
         health_threshold: facts.health_threshold,
+        partial_since: None,
     })
 }

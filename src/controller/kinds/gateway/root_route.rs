@@ -244,6 +244,11 @@ macro_rules! route_kind {
                 Some(address.clone())
             }
 
+            /// A route's cluster reports its parents' verdicts.
+            fn has_reported(leaf: &Self) -> bool {
+                !Route::parents(leaf).is_empty()
+            }
+
             fn root_status(
                 root: &Self,
                 leaves: &[LeafView<Self>],
