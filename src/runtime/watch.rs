@@ -27,7 +27,7 @@ use super::readiness::Readiness;
 use tokio_util::sync::CancellationToken;
 
 /// A change seen by a watch, handed over after the store has taken it in.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Change<K> {
     /// An object was added or modified; `old` is what the store held before.
     Applied { old: Option<Arc<K>>, new: K },

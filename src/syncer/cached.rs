@@ -1,0 +1,154 @@
+//! How the syncer's caches keep an object of a type known only at run
+//! time: its metadata typed (what routing, ownership and finalizers read),
+//! everything else as one compact JSON text, parsed back into a
+//! [`DynamicObject`] only when a worker syncs the object.
+//!
+//! A `DynamicObject` keeps its content as a `serde_json::Value` tree, in
+//! which every JSON object is a map with nodes of its own: about fifteen
+//! times the object's JSON size for an Ingress. A syncer caches two
+//! objects per placed object (the one upstream and its copy), so that tree
+//! is most of a push-mode controller's memory; the text is about its JSON
+//! size.
+
+use std::borrow::Cow;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Resource;
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
+use kube::core::DynamicResourceScope;
+use serde::{Deserialize, Deserializer};
+
+/// An object as the syncer caches it (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cached {
+    pub types: Option<TypeMeta>,
+    pub metadata: ObjectMeta,
+    /// Every top-level field but `apiVersion`, `kind` and `metadata`, as
+    /// compact JSON (an object).
+    body: Box<str>,
+}
+
+impl Cached {
+    /// The object as the API server sent it (less what the watch dropped).
+    pub fn to_dynamic(&self) -> DynamicObject {
+        // The text is serde_json's own output of a value it parsed: it
+        // parses back (an empty object is the fallback that cannot happen).
+        let data = serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new()));
+        DynamicObject {
+            types: self.types.clone(),
+            metadata: self.metadata.clone(),
+            data,
+        }
+    }
+}
+
+impl From<DynamicObject> for Cached {
+    fn from(object: DynamicObject) -> Self {
+        let DynamicObject {
+            types,
+            metadata,
+            data,
+        } = object;
+        Self {
+            types,
+            metadata,
+            body: data.to_string().into_boxed_str(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Cached {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        DynamicObject::deserialize(deserializer).map(Self::from)
+    }
+}
+
+impl Resource for Cached {
+    type DynamicType = ApiResource;
+    type Scope = DynamicResourceScope;
+
+    fn group(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::group(dt)
+    }
+
+    fn version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::version(dt)
+    }
+
+    fn kind(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::kind(dt)
+    }
+
+    fn api_version(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::api_version(dt)
+    }
+
+    fn plural(dt: &ApiResource) -> Cow<'_, str> {
+        DynamicObject::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn ingress() -> serde_json::Value {
+        json!({
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "Ingress",
+            "metadata": {
+                "name": "web--east",
+                "namespace": "kcp-ingress-cluster-east",
+                "labels": {"kcp-ingress.dev/root": "web"},
+                "finalizers": ["syncer.kcp-ingress.dev/east"],
+                "resourceVersion": "42"
+            },
+            "spec": {"rules": [{"host": "web.example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"number": 80}}}}
+            ]}}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.1"}]}}
+        })
+    }
+
+    #[test]
+    fn an_object_comes_back_as_it_was_read() {
+        let cached: Cached = serde_json::from_value(ingress()).unwrap();
+        assert_eq!(cached.metadata.name.as_deref(), Some("web--east"));
+        assert_eq!(
+            cached.meta().finalizers.as_deref(),
+            Some(&["syncer.kcp-ingress.dev/east".to_string()][..])
+        );
+        let back = serde_json::to_value(cached.to_dynamic()).unwrap();
+        assert_eq!(back, ingress());
+    }
+
+    #[test]
+    fn an_object_of_a_list_has_no_type_and_keeps_its_content() {
+        let mut item = ingress();
+        let fields = item.as_object_mut().unwrap();
+        fields.remove("apiVersion");
+        fields.remove("kind");
+        let cached: Cached = serde_json::from_value(item.clone()).unwrap();
+        assert_eq!(cached.types, None);
+        assert_eq!(serde_json::to_value(cached.to_dynamic()).unwrap(), item);
+    }
+
+    #[test]
+    fn the_body_is_the_compact_text_of_the_rest() {
+        let cached: Cached = serde_json::from_value(ingress()).unwrap();
+        let spec_and_status = json!({"spec": ingress()["spec"], "status": ingress()["status"]});
+        assert_eq!(cached.body.len(), spec_and_status.to_string().len());
+    }
+}
