@@ -24,6 +24,7 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 use super::readiness::Readiness;
+use crate::labels;
 use tokio_util::sync::CancellationToken;
 
 /// A change seen by a watch, handed over after the store has taken it in.
@@ -84,8 +85,10 @@ where
         self
     }
 
-    /// Drops managedFields before an object is stored or handed over: about
-    /// half a typical object's size, for a consumer that never reads them.
+    /// Drops managedFields, and kubectl's last-applied record (a second copy
+    /// of the object, never copied anywhere), before an object is stored or
+    /// handed over: about half a typical object's size, for a consumer that
+    /// never reads them.
     pub fn without_managed_fields(mut self) -> Self {
         self.keep_managed_fields = false;
         self
@@ -145,7 +148,11 @@ where
         let events = watcher(api, config)
             .modify(move |o: &mut K| {
                 if !keep_managed_fields {
-                    o.meta_mut().managed_fields = None;
+                    let meta = o.meta_mut();
+                    meta.managed_fields = None;
+                    if let Some(annotations) = meta.annotations.as_mut() {
+                        annotations.remove(labels::KUBECTL_LAST_APPLIED_ANNOTATION);
+                    }
                 }
             })
             .default_backoff()
