@@ -51,6 +51,8 @@ pub struct Watch<K: Resource> {
     config: watcher::Config,
     dyntype: K::DynamicType,
     keep_managed_fields: bool,
+    /// What else to drop (or fold) before an object is stored.
+    slim: Option<fn(&mut K)>,
 }
 
 impl<K> Watch<K>
@@ -76,6 +78,7 @@ where
             config: watcher::Config::default(),
             dyntype,
             keep_managed_fields: true,
+            slim: None,
         }
     }
 
@@ -91,6 +94,13 @@ where
     /// never reads them.
     pub fn without_managed_fields(mut self) -> Self {
         self.keep_managed_fields = false;
+        self
+    }
+
+    /// Applies `slim` to every object after the watch has read it (its
+    /// resourceVersion included) and before it is stored or handed over.
+    pub fn slim(mut self, slim: fn(&mut K)) -> Self {
+        self.slim = Some(slim);
         self
     }
 
@@ -140,6 +150,7 @@ where
             config,
             dyntype,
             keep_managed_fields,
+            slim,
         } = self;
         let mut writer = Writer::new(dyntype.clone());
         let reader = writer.as_reader();
@@ -153,6 +164,9 @@ where
                     if let Some(annotations) = meta.annotations.as_mut() {
                         annotations.remove(labels::KUBECTL_LAST_APPLIED_ANNOTATION);
                     }
+                }
+                if let Some(slim) = slim {
+                    slim(o);
                 }
             })
             .default_backoff()

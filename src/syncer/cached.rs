@@ -1,5 +1,5 @@
 //! How the syncer's caches keep an object of a type known only at run
-//! time: its metadata typed (what routing, ownership and finalizers read),
+//! time: what routing reads typed (name, namespace, deletion timestamp),
 //! everything else as one compact JSON text, parsed back into a
 //! [`DynamicObject`] only when a worker syncs the object.
 //!
@@ -22,9 +22,11 @@ use serde::{Deserialize, Deserializer};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cached {
     pub types: Option<TypeMeta>,
+    /// All of the metadata as read; after [`Cached::slim`], only the name,
+    /// namespace and deletion timestamp (the rest is in `body`).
     pub metadata: ObjectMeta,
-    /// Every top-level field but `apiVersion`, `kind` and `metadata`, as
-    /// compact JSON (an object).
+    /// Every top-level field but `apiVersion`, `kind` and (until
+    /// [`Cached::slim`]) `metadata`, as compact JSON (an object).
     body: Box<str>,
 }
 
@@ -33,13 +35,41 @@ impl Cached {
     pub fn to_dynamic(&self) -> DynamicObject {
         // The text is serde_json's own output of a value it parsed: it
         // parses back (an empty object is the fallback that cannot happen).
-        let data = serde_json::from_str(&self.body)
+        let mut data = serde_json::from_str(&self.body)
             .unwrap_or_else(|_| serde_json::Value::Object(serde_json::Map::new()));
+        let metadata = match data.as_object_mut().and_then(|o| o.remove("metadata")) {
+            Some(folded) => {
+                serde_json::from_value(folded).unwrap_or_else(|_| self.metadata.clone())
+            }
+            None => self.metadata.clone(),
+        };
         DynamicObject {
             types: self.types.clone(),
-            metadata: self.metadata.clone(),
+            metadata,
             data,
         }
+    }
+
+    /// Folds the metadata into the text, but for what routing reads: for
+    /// a watch to apply once it has read the object's resourceVersion.
+    pub fn slim(&mut self) {
+        if self.body.starts_with("{\"metadata\"") {
+            return;
+        }
+        let kept = ObjectMeta {
+            name: self.metadata.name.clone(),
+            namespace: self.metadata.namespace.clone(),
+            deletion_timestamp: self.metadata.deletion_timestamp.clone(),
+            ..ObjectMeta::default()
+        };
+        let metadata = std::mem::replace(&mut self.metadata, kept);
+        // `metadata` first, so that a folded body is known by its start.
+        let Ok(metadata) = serde_json::to_string(&metadata) else {
+            return;
+        };
+        let rest = self.body.strip_prefix('{').unwrap_or("}");
+        let separator = if rest == "}" { "" } else { "," };
+        self.body = format!("{{\"metadata\":{metadata}{separator}{rest}").into_boxed_str();
     }
 }
 
@@ -143,6 +173,38 @@ mod tests {
         let cached: Cached = serde_json::from_value(item.clone()).unwrap();
         assert_eq!(cached.types, None);
         assert_eq!(serde_json::to_value(cached.to_dynamic()).unwrap(), item);
+    }
+
+    #[test]
+    fn a_slim_object_keeps_what_routing_reads_and_comes_back_whole() {
+        let mut deleting = ingress();
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        for object in [ingress(), deleting] {
+            let mut cached: Cached = serde_json::from_value(object.clone()).unwrap();
+            cached.slim();
+            cached.slim();
+            assert_eq!(cached.metadata.name.as_deref(), Some("web--east"));
+            assert_eq!(
+                cached.metadata.namespace.as_deref(),
+                Some("kcp-ingress-cluster-east")
+            );
+            assert_eq!(
+                cached.metadata.deletion_timestamp.is_some(),
+                object["metadata"].get("deletionTimestamp").is_some()
+            );
+            assert_eq!(cached.metadata.labels, None);
+            assert_eq!(cached.metadata.resource_version, None);
+            assert_eq!(serde_json::to_value(cached.to_dynamic()).unwrap(), object);
+        }
+    }
+
+    #[test]
+    fn an_object_with_metadata_only_slims_too() {
+        let object = json!({"metadata": {"name": "a", "namespace": "b", "uid": "u"}});
+        let mut cached: Cached = serde_json::from_value(object.clone()).unwrap();
+        cached.slim();
+        assert_eq!(cached.metadata.uid, None);
+        assert_eq!(serde_json::to_value(cached.to_dynamic()).unwrap(), object);
     }
 
     #[test]

@@ -85,6 +85,7 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 )
                 .config(config)
                 .without_managed_fields()
+                .slim(Cached::slim)
                 .changes(&readiness, &cancel);
                 let (down, down_changes) = Watch::with_dyntype(
                     format!("{} copies in {cluster}", ty.spec),
@@ -93,6 +94,7 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 )
                 .config(watcher::Config::default().labels(&naming::ours_selector(&cluster)))
                 .without_managed_fields()
+                .slim(Cached::slim)
                 .changes(&readiness, &cancel);
                 reports.push(TypeReport {
                     resource: ty.spec.to_string(),
