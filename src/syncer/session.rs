@@ -80,8 +80,12 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 // Both caches keep objects as compact text ([`Cached`]).
                 let (up, up_changes) = Watch::with_dyntype(
                     format!("{what} in {}", ctx.namespace),
-                    Api::<Cached>::namespaced_with(ctx.upstream.clone(), &ctx.namespace, &up_ar),
-                    up_ar.clone(),
+                    Api::<Cached>::namespaced_with(
+                        ctx.upstream.clone(),
+                        &ctx.namespace,
+                        &Arc::new(up_ar.clone()),
+                    ),
+                    Arc::new(up_ar.clone()),
                 )
                 .config(config)
                 .without_managed_fields()
@@ -89,8 +93,8 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 .changes(&readiness, &cancel);
                 let (down, down_changes) = Watch::with_dyntype(
                     format!("{} copies in {cluster}", ty.spec),
-                    Api::<Cached>::all_with(downstream.clone(), &ar),
-                    ar.clone(),
+                    Api::<Cached>::all_with(downstream.clone(), &Arc::new(ar.clone())),
+                    Arc::new(ar.clone()),
                 )
                 .config(watcher::Config::default().labels(&naming::ours_selector(&cluster)))
                 .without_managed_fields()

@@ -94,13 +94,13 @@ impl Key {
     /// The cache reference of the upstream object, in `cluster_namespace`.
     pub fn upstream_ref(&self, cluster_namespace: &str) -> Option<ObjectRef<Cached>> {
         let name = self.place.upstream()?;
-        Some(ObjectRef::new_with(name, self.ty.up_ar.clone()).within(cluster_namespace))
+        Some(ObjectRef::new_with(name, Arc::new(self.ty.up_ar.clone())).within(cluster_namespace))
     }
 
     /// The cache reference of the downstream copy.
     pub fn downstream_ref(&self) -> Option<ObjectRef<Cached>> {
         let t = self.place.target()?;
-        Some(ObjectRef::new_with(&t.name, self.ty.ty.ar.clone()).within(&t.namespace))
+        Some(ObjectRef::new_with(&t.name, Arc::new(self.ty.ty.ar.clone())).within(&t.namespace))
     }
 }
 
@@ -244,7 +244,7 @@ mod tests {
             kind: "Thing".into(),
             plural: resource.into(),
         };
-        let store = || Writer::<Cached>::new(ar.clone()).as_reader();
+        let store = || Writer::<Cached>::new(Arc::new(ar.clone())).as_reader();
         let spec = ResourceSpec {
             resource: resource.into(),
             group: group.into(),
