@@ -7,9 +7,10 @@
 //! The pipeline is generic over the kind of root ([`kind::RootKind`]):
 //! Ingress ([`kinds::ingress`]) and, where their CRDs are served, the
 //! Gateway API roots ([`kinds::gateway`]: Gateway, HTTPRoute, GRPCRoute),
-//! each with its own watches, controller and memory; one set of workers
+//! each with its own root watch, controller and memory; one set of workers
 //! places every kind's dependencies. One watch
-//! per type ([`routes`]) feeds a cache and the [`index`], and routes changes
+//! per type ([`routes`]; every kind shares all but its own) feeds a cache
+//! and each kind's [`index`], and routes changes
 //! to the roots, dependencies and cluster namespaces they affect. Roots are
 //! reconciled by a kube-runtime controller ([`reconcile`]), as are orphan
 //! GlobalIngresses ([`delete_orphan`]); dependencies ([`place_dependency`],
@@ -49,7 +50,7 @@ use futures::channel::mpsc;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{error, info};
 
 use self::context::{Context, Dependents, Peers, Triggers};
@@ -145,6 +146,18 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
             None
         }
     };
+    // One set of the watches every kind reads besides its own objects.
+    let mut kinds: Vec<Arc<dyn routes::KindRoutes>> = vec![ingress.router()];
+    if let Some((gateways, http, grpc, ..)) = &gateway_api {
+        kinds.extend([gateways.router(), http.router(), grpc.router()]);
+    }
+    let caches = routes::start_shared(
+        &client,
+        start.gateway_api,
+        &kinds.into(),
+        &readiness,
+        &shutdown,
+    );
     // A standby keeps its caches warm and waits for the Lease.
     let Some(work) = component.ready_then_lead(&readiness, &shutdown).await else {
         component.stopped(None).await?;
@@ -171,12 +184,12 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         peers: peers.clone(),
         token: token.clone(),
     };
-    let (ingress_ctx, ingress_run) = ingress.run(&shared, true);
+    let (ingress_ctx, ingress_run) = ingress.run(&shared, &caches, true);
     let mut all_peers: Vec<Arc<dyn Dependents>> = vec![ingress_ctx];
     let gateway_runs = gateway_api.map(|(gateways, http, grpc, world, class_rx)| {
-        let (gw_ctx, gw_run) = gateways.run(&shared, false);
-        let (http_ctx, http_run) = http.run(&shared, false);
-        let (grpc_ctx, grpc_run) = grpc.run(&shared, false);
+        let (gw_ctx, gw_run) = gateways.run(&shared, &caches, false);
+        let (http_ctx, http_run) = http.run(&shared, &caches, false);
+        let (grpc_ctx, grpc_run) = grpc.run(&shared, &caches, false);
         all_peers.extend([gw_ctx as Arc<dyn Dependents>, http_ctx, grpc_ctx]);
         let classes = gateway::class::accept_classes(
             client.clone(),
@@ -218,7 +231,7 @@ struct Shared {
 /// A kind of root's watches and triggers, started before leadership.
 struct Kind<K: RootKind> {
     routing: Routing<K>,
-    caches: context::Caches<K>,
+    roots: Store<K>,
     world: Arc<K::World>,
     roots_rx: mpsc::UnboundedReceiver<ObjectRef<K>>,
     globals_rx: mpsc::UnboundedReceiver<ObjectRef<GlobalIngress>>,
@@ -257,20 +270,22 @@ impl<K: RootKind> Kind<K> {
             memory: Arc::new(Memory::default()),
             triggers: Triggers::new(roots_tx, globals_tx, start.dependencies.clone()),
         };
-        let caches = routes::start(
-            start.client,
-            start.gateway_api,
-            &routing,
-            start.readiness,
-            start.shutdown,
-        );
+        let roots = routes::start_roots(start.client, &routing, start.readiness, start.shutdown);
         Self {
             routing,
-            caches,
+            roots,
             world,
             roots_rx,
             globals_rx,
         }
+    }
+
+    /// Its routing of the shared watches' changes.
+    fn router(&self) -> Arc<dyn routes::KindRoutes> {
+        Arc::new(routes::KindRouter {
+            routing: self.routing.clone(),
+            roots: self.roots.clone(),
+        })
     }
 
     /// Its context, and its work until the shared token ends: the roots'
@@ -280,11 +295,12 @@ impl<K: RootKind> Kind<K> {
     fn run(
         self,
         shared: &Shared,
+        caches: &routes::Shared,
         dependencies: bool,
     ) -> (Arc<Context<K>>, impl std::future::Future<Output = ()>) {
         let ctx = Arc::new(Context {
             client: shared.client.clone(),
-            caches: self.caches,
+            caches: caches.with_roots(self.roots),
             world: self.world,
             peers: shared.peers.clone(),
             index: self.routing.index,

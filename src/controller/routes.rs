@@ -1,6 +1,9 @@
 //! The controller's watches, through [`runtime::Watch`]: one per type,
 //! each feeding a cache and routing its changes to the roots, dependencies
-//! and cluster namespaces they affect; and the cluster-health tick.
+//! and cluster namespaces they affect; and the cluster-health tick. Each
+//! root kind watches its own objects; the other watches are shared by
+//! every kind ([`start_shared`]): one cache each, every change handed to
+//! every kind's routing.
 //!
 //! API calls (list/watch, all namespaces): the root kind (roots and
 //! leaves), clusters, globalingresses, placedobjects; the metadata only of
@@ -55,14 +58,14 @@ impl<K: RootKind> Clone for Routing<K> {
     }
 }
 
-/// Starts every watch, registered with `readiness`; each runs until `shutdown`.
-pub fn start<K: RootKind>(
+/// Starts the watch of the root kind `K` (roots and leaves), registered
+/// with `readiness`, until `shutdown`.
+pub fn start_roots<K: RootKind>(
     client: &kube::Client,
-    gateway_api: bool,
     routing: &Routing<K>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
-) -> Caches<K> {
+) -> Store<K> {
     // Nothing the controller does with roots and GlobalIngresses reads their
     // managedFields (unlike the Services' and Secrets', whose label
     // ownership it checks): dropping them keeps those caches at about half
@@ -77,45 +80,128 @@ pub fn start<K: RootKind>(
             futures::future::ready(())
         }));
     }
+    roots
+}
+
+/// The caches every root kind reads besides its own objects: one watch
+/// each, whatever the number of kinds.
+#[derive(Clone)]
+pub struct Shared {
+    pub clusters: Store<Cluster>,
+    pub services: Store<PartialObjectMeta<Service>>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+    pub configmaps: Store<PartialObjectMeta<ConfigMap>>,
+    pub placed: Store<PlacedObject>,
+    pub globals: Store<GlobalIngress>,
+    pub grants: Option<Store<PartialObjectMeta<ReferenceGrant>>>,
+}
+
+impl Shared {
+    /// A kind's caches: the shared ones and its `roots`.
+    pub fn with_roots<K: RootKind>(&self, roots: Store<K>) -> Caches<K> {
+        Caches {
+            roots,
+            clusters: self.clusters.clone(),
+            services: self.services.clone(),
+            secrets: self.secrets.clone(),
+            configmaps: self.configmaps.clone(),
+            placed: self.placed.clone(),
+            globals: self.globals.clone(),
+            grants: self.grants.clone(),
+        }
+    }
+}
+
+/// One root kind's routing of the changes the shared watches see.
+pub trait KindRoutes: Send + Sync {
+    fn cluster(&self, change: Change<Cluster>, clusters: &Store<Cluster>);
+    fn object(&self, kind: DepKind, meta: &kube::core::ObjectMeta, present: bool);
+    fn relisted(&self, kind: DepKind);
+    fn placed(&self, change: Change<PlacedObject>, store: &Store<PlacedObject>);
+    fn global(&self, change: Change<GlobalIngress>, store: &Store<GlobalIngress>);
+}
+
+/// A kind's routing with its roots' cache.
+pub struct KindRouter<K: RootKind> {
+    pub routing: Routing<K>,
+    pub roots: Store<K>,
+}
+
+impl<K: RootKind> KindRoutes for KindRouter<K> {
+    fn cluster(&self, change: Change<Cluster>, clusters: &Store<Cluster>) {
+        on_cluster(change, &self.routing, &self.roots, clusters);
+    }
+
+    fn object(&self, kind: DepKind, meta: &kube::core::ObjectMeta, present: bool) {
+        route_object(kind, meta, present, &self.routing);
+    }
+
+    fn relisted(&self, kind: DepKind) {
+        relisted(kind, &self.routing);
+    }
+
+    fn placed(&self, change: Change<PlacedObject>, store: &Store<PlacedObject>) {
+        on_placed(change, &self.routing, store);
+    }
+
+    fn global(&self, change: Change<GlobalIngress>, store: &Store<GlobalIngress>) {
+        on_global(change, &self.routing.triggers, &self.roots, store);
+    }
+}
+
+/// Every kind's routing of the shared watches' changes.
+pub type Kinds = Arc<[Arc<dyn KindRoutes>]>;
+
+/// Starts the shared watches, registered with `readiness`; each runs until
+/// `shutdown` and hands every change to every kind.
+pub fn start_shared(
+    client: &kube::Client,
+    gateway_api: bool,
+    kinds: &Kinds,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> Shared {
     let (clusters, changes) =
         Watch::new("clusters", Api::<Cluster>::all(client.clone())).changes(readiness, shutdown);
     {
-        let (routing, roots, store) = (routing.clone(), roots.clone(), clusters.clone());
+        let (kinds, store) = (kinds.clone(), clusters.clone());
         tokio::spawn(changes.for_each(move |change| {
-            on_cluster(change, &routing, &roots, &store);
+            for k in kinds.iter() {
+                k.cluster(change.clone(), &store);
+            }
             futures::future::ready(())
         }));
     }
-    let services = watch_metadata::<Service, K>(
+    let services = watch_metadata::<Service>(
         client,
         "services",
         DepKind::Service,
-        routing,
+        kinds,
         readiness,
         shutdown,
     );
-    let secrets = watch_metadata::<Secret, K>(
+    let secrets = watch_metadata::<Secret>(
         client,
         "secrets",
         DepKind::Secret,
-        routing,
+        kinds,
         readiness,
         shutdown,
     );
-    let configmaps = watch_metadata::<ConfigMap, K>(
+    let configmaps = watch_metadata::<ConfigMap>(
         client,
         "configmaps",
         DepKind::ConfigMap,
-        routing,
+        kinds,
         readiness,
         shutdown,
     );
     let grants = gateway_api.then(|| {
-        watch_metadata::<ReferenceGrant, K>(
+        watch_metadata::<ReferenceGrant>(
             client,
             "referencegrants (metadata)",
             DepKind::ReferenceGrant,
-            routing,
+            kinds,
             readiness,
             shutdown,
         )
@@ -124,9 +210,11 @@ pub fn start<K: RootKind>(
         .without_managed_fields()
         .changes(readiness, shutdown);
     {
-        let (routing, store) = (routing.clone(), placed.clone());
+        let (kinds, store) = (kinds.clone(), placed.clone());
         tokio::spawn(changes.for_each(move |change| {
-            on_placed(change, &routing, &store);
+            for k in kinds.iter() {
+                k.placed(change.clone(), &store);
+            }
             futures::future::ready(())
         }));
     }
@@ -135,14 +223,15 @@ pub fn start<K: RootKind>(
             .without_managed_fields()
             .changes(readiness, shutdown);
     {
-        let (triggers, roots, store) = (routing.triggers.clone(), roots.clone(), globals.clone());
+        let (kinds, store) = (kinds.clone(), globals.clone());
         tokio::spawn(changes.for_each(move |change| {
-            on_global(change, &triggers, &roots, &store);
+            for k in kinds.iter() {
+                k.global(change.clone(), &store);
+            }
             futures::future::ready(())
         }));
     }
-    Caches {
-        roots,
+    Shared {
         clusters,
         services,
         secrets,
@@ -336,11 +425,11 @@ fn route_object<K: RootKind>(
 }
 
 /// The metadata watch of a kind of dependency (users' objects and copies, all namespaces).
-fn watch_metadata<D, K>(
+fn watch_metadata<D>(
     client: &kube::Client,
     what: &str,
     kind: DepKind,
-    routing: &Routing<K>,
+    kinds: &Kinds,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Store<PartialObjectMeta<D>>
@@ -352,28 +441,35 @@ where
         + Send
         + Sync
         + 'static,
-    K: RootKind,
 {
     let (store, changes) = Watch::new(what, Api::<PartialObjectMeta<D>>::all(client.clone()))
         .changes(readiness, shutdown);
-    let (routing, reader) = (routing.clone(), store.clone());
+    let (kinds, reader) = (kinds.clone(), store.clone());
     tokio::spawn(changes.for_each(move |change| {
-        on_dependency(change, kind, &routing, &reader);
+        on_dependency(change, kind, &kinds, &reader);
         futures::future::ready(())
     }));
     store
 }
 
 /// A Service, Secret or ConfigMap changed (a user's or a copy).
-fn on_dependency<D: Resource<DynamicType = ()> + Clone, K: RootKind>(
+fn on_dependency<D: Resource<DynamicType = ()> + Clone>(
     change: Change<PartialObjectMeta<D>>,
     kind: DepKind,
-    routing: &Routing<K>,
+    kinds: &Kinds,
     store: &Store<PartialObjectMeta<D>>,
 ) {
     match change {
-        Change::Applied { new, .. } => route_object(kind, &new.metadata, true, routing),
-        Change::Deleted(object) => route_object(kind, &object.metadata, false, routing),
+        Change::Applied { new, .. } => {
+            for k in kinds.iter() {
+                k.object(kind, &new.metadata, true);
+            }
+        }
+        Change::Deleted(object) => {
+            for k in kinds.iter() {
+                k.object(kind, &object.metadata, false);
+            }
+        }
         Change::Relisted => {
             for object in store.state() {
                 let meta = &object.metadata;
@@ -381,10 +477,14 @@ fn on_dependency<D: Resource<DynamicType = ()> + Clone, K: RootKind>(
                 if naming::is_cluster_namespace(ns)
                     || !copies::hand_placed_clusters(meta).is_empty()
                 {
-                    route_object(kind, meta, true, routing);
+                    for k in kinds.iter() {
+                        k.object(kind, meta, true);
+                    }
                 }
             }
-            relisted(kind, routing);
+            for k in kinds.iter() {
+                k.relisted(kind);
+            }
         }
         Change::Failed(_) | Change::Restored => {}
     }

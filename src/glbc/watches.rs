@@ -1,6 +1,7 @@
 //! The glbc's caches: GlobalIngresses and root Ingresses and Gateways
-//! (metadata only; of one namespace, or all) and Clusters, watched through
-//! [`runtime::Watch`]; every change wakes the apply loop.
+//! (metadata only, leaves left out; of one namespace, or all) and
+//! Clusters, watched through [`runtime::Watch`]; every change wakes the
+//! apply loop.
 //!
 //! Gateways are watched only when the control plane serves them
 //! ([`gateways_served`], asked once at start): without the Gateway API, no
@@ -12,6 +13,7 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
 use tokio::sync::Notify;
 
 use tracing::{info, warn};
@@ -94,6 +96,7 @@ pub fn watch(
         None => Api::all(client.clone()),
     };
     let roots = runtime::Watch::new("ingresses", roots_api)
+        .config(roots_only())
         .without_managed_fields()
         .spawn(readiness, shutdown, wake(notify));
     let gateways = gateways_served.then(|| {
@@ -102,6 +105,7 @@ pub fn watch(
             None => Api::all(client.clone()),
         };
         runtime::Watch::new("gateways", api)
+            .config(roots_only())
             .without_managed_fields()
             .spawn(readiness, shutdown, wake(notify))
     });
@@ -111,6 +115,12 @@ pub fn watch(
         roots,
         gateways,
     }
+}
+
+/// Roots only: a leaf (labelled with its root) never controls a
+/// GlobalIngress, and there are as many leaves as placements.
+fn roots_only() -> watcher::Config {
+    watcher::Config::default().labels(&format!("!{}", labels::ROOT_LABEL))
 }
 
 /// Signals `notify` on every change of a cache's content (not on a watch

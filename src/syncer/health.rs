@@ -4,11 +4,11 @@
 
 use std::sync::Mutex;
 
-use kube::api::DynamicObject;
 use kube::runtime::reflector::Store;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use super::cached::Cached;
 use super::heartbeat::Reachability;
 use crate::apis::SyncedResource;
 
@@ -26,7 +26,7 @@ pub struct TypeReport {
     pub served: bool,
     pub message: Option<String>,
     /// The downstream copies, while a session runs.
-    pub copies: Option<Store<DynamicObject>>,
+    pub copies: Option<Store<Cached>>,
 }
 
 impl Health {

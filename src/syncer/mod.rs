@@ -20,7 +20,7 @@
 //!   the caches and the work queue, the workers, the [`probe`];
 //! - [`reconcile`]: one object, level-based;
 //! - what they share: [`state`] (the session's types, caches, keys and
-//!   queue), [`upstream`] and [`downstream`] (writes to either side),
+//!   queue; [`cached`]: how a cache keeps an object), [`upstream`] and [`downstream`] (writes to either side),
 //!   [`context`] and [`health`] (one cluster's syncer), [`tracked`] (one
 //!   object followed by name), [`queue`], [`discovery`], [`settings`],
 //!   [`error`];
@@ -29,6 +29,7 @@
 //!   (upstream object → downstream object), [`status`] (leaf status up),
 //!   [`heartbeat`] (Cluster conditions).
 
+pub mod cached;
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;

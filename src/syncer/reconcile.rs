@@ -64,7 +64,7 @@ pub async fn reconcile(s: &Session, key: &Key) -> Result<Outcome, ReconcileError
     let upstream = match key.upstream_ref(&s.ctx.namespace) {
         None => None,
         Some(oref) => match t.up.get(&oref) {
-            Some(o) => Some(o),
+            Some(o) => Some(Arc::new(o.to_dynamic())),
             None => up_api
                 .get_opt(&oref.name)
                 .await
@@ -254,7 +254,7 @@ async fn read_copy(
     down_api: &Api<DynamicObject>,
 ) -> Result<Option<Arc<DynamicObject>>, ReconcileError> {
     if let Some(o) = key.downstream_ref().and_then(|r| key.ty.down.get(&r)) {
-        return Ok(Some(o));
+        return Ok(Some(Arc::new(o.to_dynamic())));
     }
     Ok(down_api
         .get_opt(&target.name)

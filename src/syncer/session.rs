@@ -17,6 +17,7 @@ use kube::runtime::watcher;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+use super::cached::Cached;
 use super::context::ClusterCtx;
 use super::discovery::{self, Resolved};
 use super::health::TypeReport;
@@ -76,21 +77,28 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 if let Some(selector) = carrier.selector() {
                     config = config.labels(&selector);
                 }
+                // Both caches keep objects as compact text ([`Cached`]).
                 let (up, up_changes) = Watch::with_dyntype(
                     format!("{what} in {}", ctx.namespace),
-                    Api::namespaced_with(ctx.upstream.clone(), &ctx.namespace, &up_ar),
-                    up_ar.clone(),
+                    Api::<Cached>::namespaced_with(
+                        ctx.upstream.clone(),
+                        &ctx.namespace,
+                        &Arc::new(up_ar.clone()),
+                    ),
+                    Arc::new(up_ar.clone()),
                 )
                 .config(config)
                 .without_managed_fields()
+                .slim(Cached::slim)
                 .changes(&readiness, &cancel);
                 let (down, down_changes) = Watch::with_dyntype(
                     format!("{} copies in {cluster}", ty.spec),
-                    Api::all_with(downstream.clone(), &ar),
-                    ar.clone(),
+                    Api::<Cached>::all_with(downstream.clone(), &Arc::new(ar.clone())),
+                    Arc::new(ar.clone()),
                 )
                 .config(watcher::Config::default().labels(&naming::ours_selector(&cluster)))
                 .without_managed_fields()
+                .slim(Cached::slim)
                 .changes(&readiness, &cancel);
                 reports.push(TypeReport {
                     resource: ty.spec.to_string(),
@@ -214,7 +222,7 @@ enum Side {
 }
 
 impl Side {
-    fn key(self, ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Key> {
+    fn key(self, ty: &Arc<TypeState>, object: &Cached) -> Option<Key> {
         match self {
             Side::Upstream => Key::of_upstream(ty, object),
             Side::Downstream => Key::of_downstream(ty, object),
@@ -236,7 +244,7 @@ impl Router {
     /// during a watch gap leaves its store without an event, but its
     /// counterpart on the other side is there. A failing downstream watch
     /// asks for a probe of the cluster.
-    async fn route(self, side: Side, changes: impl Stream<Item = Change<DynamicObject>>) {
+    async fn route(self, side: Side, changes: impl Stream<Item = Change<Cached>>) {
         let mut changes = pin!(changes);
         while let Some(change) = changes.next().await {
             match change {
@@ -256,7 +264,7 @@ impl Router {
         }
     }
 
-    fn add(&self, side: Side, object: &DynamicObject) {
+    fn add(&self, side: Side, object: &Cached) {
         if let Some(key) = side.key(&self.ty, object) {
             self.queue.add(key);
         }

@@ -15,10 +15,11 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
+use super::cached::Cached;
 use super::context::ClusterCtx;
 use super::discovery::SyncType;
 use super::layout::{Carrier, Place};
@@ -34,9 +35,9 @@ pub struct TypeState {
     pub up_ar: ApiResource,
     /// Upstream objects in the cluster namespace (of the type, or the
     /// `PlacedObject`s carrying it).
-    pub up: Store<DynamicObject>,
+    pub up: Store<Cached>,
     /// Downstream copies managed by this syncer.
-    pub down: Store<DynamicObject>,
+    pub down: Store<Cached>,
 }
 
 impl TypeState {
@@ -71,7 +72,7 @@ pub struct Key {
 impl Key {
     /// The key of the upstream `object` (in the cluster namespace); `None`
     /// for an object without a name.
-    pub fn of_upstream(ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Self> {
+    pub fn of_upstream(ty: &Arc<TypeState>, object: &impl Resource) -> Option<Self> {
         let name = object.meta().name.as_deref()?;
         Some(Self {
             ty: ty.clone(),
@@ -81,7 +82,7 @@ impl Key {
 
     /// The key of the downstream `object`; `None` for an object without a
     /// namespace or name (the syncer syncs namespaced objects only).
-    pub fn of_downstream(ty: &Arc<TypeState>, object: &DynamicObject) -> Option<Self> {
+    pub fn of_downstream(ty: &Arc<TypeState>, object: &impl Resource) -> Option<Self> {
         let namespace = object.namespace()?;
         let name = object.meta().name.as_deref()?;
         Some(Self {
@@ -91,15 +92,15 @@ impl Key {
     }
 
     /// The cache reference of the upstream object, in `cluster_namespace`.
-    pub fn upstream_ref(&self, cluster_namespace: &str) -> Option<ObjectRef<DynamicObject>> {
+    pub fn upstream_ref(&self, cluster_namespace: &str) -> Option<ObjectRef<Cached>> {
         let name = self.place.upstream()?;
-        Some(ObjectRef::new_with(name, self.ty.up_ar.clone()).within(cluster_namespace))
+        Some(ObjectRef::new_with(name, Arc::new(self.ty.up_ar.clone())).within(cluster_namespace))
     }
 
     /// The cache reference of the downstream copy.
-    pub fn downstream_ref(&self) -> Option<ObjectRef<DynamicObject>> {
+    pub fn downstream_ref(&self) -> Option<ObjectRef<Cached>> {
         let t = self.place.target()?;
-        Some(ObjectRef::new_with(&t.name, self.ty.ty.ar.clone()).within(&t.namespace))
+        Some(ObjectRef::new_with(&t.name, Arc::new(self.ty.ty.ar.clone())).within(&t.namespace))
     }
 }
 
@@ -225,7 +226,7 @@ impl Session {
 mod tests {
     use std::collections::HashSet;
 
-    use kube::api::ApiResource;
+    use kube::api::{ApiResource, DynamicObject};
     use kube::runtime::reflector::store::Writer;
 
     use super::*;
@@ -243,7 +244,7 @@ mod tests {
             kind: "Thing".into(),
             plural: resource.into(),
         };
-        let store = || Writer::<DynamicObject>::new(ar.clone()).as_reader();
+        let store = || Writer::<Cached>::new(Arc::new(ar.clone())).as_reader();
         let spec = ResourceSpec {
             resource: resource.into(),
             group: group.into(),
