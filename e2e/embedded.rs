@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use crate::env::{Process, TestEnv};
-use crate::support::eventually;
+use crate::support::{eventually, kubectl};
 
 /// Heartbeat threshold the tests' glbc uses.
 const THRESHOLD: Duration = Duration::from_secs(3);
@@ -462,6 +462,30 @@ fn key(env: &TestEnv, secret: &str) -> anyhow::Result<TsigKey> {
     )?)
 }
 
+/// A zone transfer from `server` signed with the environment's key holds
+/// an A record of `ip`.
+async fn signed_transfer_has(
+    env: &TestEnv,
+    server: SocketAddr,
+    zone: &str,
+    ip: &str,
+) -> anyhow::Result<()> {
+    let client = Rfc2136Client::new(
+        server,
+        zone,
+        &key(env, env.dns("DNS_TSIG_SECRET"))?,
+        DNS_TIMEOUT,
+    )?;
+    let records = client.transfer_zone().await?;
+    ensure!(
+        records
+            .iter()
+            .any(|r| r.record_type() == RecordType::A && data_text(r) == ip),
+        "the signed AXFR lacks A {ip}: {records:?}"
+    );
+    Ok(())
+}
+
 /// Weights 3 and 1: over 10,000 queries the first answer is the weight-3
 /// cluster's within ±3 % of 75 %; a cluster of weight 0 is never answered.
 pub async fn weights_share_the_first_answer(env: &TestEnv) -> anyhow::Result<()> {
@@ -724,19 +748,9 @@ pub async fn a_bind_secondary_serves_the_zone(env: &TestEnv) -> anyhow::Result<(
         wrong.transfer_zone().await.is_err(),
         "an AXFR signed with a wrong key went through"
     );
-    let right = Rfc2136Client::new(
-        primary,
-        zone,
-        &key(env, env.dns("DNS_TSIG_SECRET"))?,
-        DNS_TIMEOUT,
-    )?;
-    let records = right.transfer_zone().await?;
-    ensure!(
-        records
-            .iter()
-            .any(|r| r.record_type() == RecordType::A && data_text(r) == "127.0.6.2"),
-        "the signed AXFR lacks {www}: {records:?}"
-    );
+    signed_transfer_has(env, primary, zone, "127.0.6.2")
+        .await
+        .with_context(|| www.clone())?;
 
     // Outside the zone: REFUSED, the parent zone included.
     for outside in ["www.example.org", env.dns("DNS_ZONE")] {
@@ -750,31 +764,6 @@ pub async fn a_bind_secondary_serves_the_zone(env: &TestEnv) -> anyhow::Result<(
     let (rcode, _) = ask(primary, &world.host("nothing"), RecordType::A).await?;
     ensure!(rcode == ResponseCode::NXDomain, "{rcode}, not NXDOMAIN");
     Ok(())
-}
-
-/// `kubectl ARGS` with `input` on stdin: its stdout.
-fn kubectl(args: &[&str], input: &str) -> anyhow::Result<String> {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running kubectl (it must be on PATH: `make e2e` puts it there)")?;
-    let mut stdin = child.stdin.take().context("kubectl's stdin")?;
-    stdin.write_all(input.as_bytes())?;
-    drop(stdin);
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "kubectl {} failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
 }
 
 /// The objects of config/glbc with the component config/glbc/embedded,
@@ -970,18 +959,8 @@ pub async fn the_embedded_component_serves_as_rendered(env: &TestEnv) -> anyhow:
         .await?;
     // The key of the rendered Secret signs transfers.
     let zone = env.dns("DNS_EMBEDDED_ZONE");
-    let right = Rfc2136Client::new(
-        dns,
-        zone,
-        &key(env, env.dns("DNS_TSIG_SECRET"))?,
-        DNS_TIMEOUT,
-    )?;
-    let records = right.transfer_zone().await?;
-    ensure!(
-        records
-            .iter()
-            .any(|r| r.record_type() == RecordType::A && data_text(r) == "127.0.7.1"),
-        "the signed AXFR lacks {www}: {records:?}"
-    );
+    signed_transfer_has(env, dns, zone, "127.0.7.1")
+        .await
+        .with_context(|| www.clone())?;
     Ok(())
 }

@@ -55,7 +55,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::env::{Process, TestEnv};
-use crate::support::eventually;
+use crate::support::{eventually, kubectl};
 
 /// The namespace of kcp-ingress in every apiserver (config/).
 const SYSTEM: &str = "kcp-ingress-system";
@@ -86,30 +86,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `kubectl ARGS` (stdin: `input`); its stdout.
-fn kubectl(args: &[&str], input: Option<&str>) -> anyhow::Result<String> {
-    use std::io::Write;
-    let mut child = Command::new("kubectl")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running kubectl (it must be on PATH: the rbac group renders config/ with `kubectl kustomize`)")?;
-    let mut stdin = child.stdin.take().context("kubectl's stdin")?;
-    stdin.write_all(input.unwrap_or_default().as_bytes())?;
-    drop(stdin);
-    let out = child.wait_with_output()?;
-    ensure!(
-        out.status.success(),
-        "kubectl {} failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
-
 /// Blocking work (kubectl, files) off the async workers.
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
@@ -119,7 +95,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The objects `kubectl kustomize DIR` renders.
 fn render(dir: &Path) -> anyhow::Result<Vec<Value>> {
-    let text = kubectl(&["kustomize", &dir.to_string_lossy()], None)
+    let text = kubectl(&["kustomize", &dir.to_string_lossy()], "")
         .with_context(|| format!("rendering {}", dir.display()))?;
     let mut objects = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -190,7 +166,7 @@ async fn apply(env: &TestEnv, server: &str, objects: &[Value]) -> anyhow::Result
                 "-f",
                 "-",
             ],
-            Some(&yaml),
+            &yaml,
         )
         .with_context(|| format!("applying to {server}"))?;
         Ok(())

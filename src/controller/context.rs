@@ -97,13 +97,12 @@ impl<K: RootKind> Triggers<K> {
     }
 }
 
-/// The caches a reconcile reads. Services, Secrets and ConfigMaps are
-/// metadata only (users' objects and the copies in cluster namespaces);
-/// a copy's content is read with a `get` when it is written.
+/// The caches every root kind reads besides its own objects: one watch
+/// each, whatever the number of kinds. Services, Secrets and ConfigMaps
+/// are metadata only (users' objects and the copies in cluster
+/// namespaces); a copy's content is read with a `get` when it is written.
 #[derive(Clone)]
-pub struct Caches<K: RootKind> {
-    /// Roots and leaves.
-    pub roots: Store<K>,
+pub struct Shared {
     pub clusters: Store<Cluster>,
     pub services: Store<PartialObjectMeta<Service>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
@@ -112,6 +111,33 @@ pub struct Caches<K: RootKind> {
     pub globals: Store<GlobalIngress>,
     /// ReferenceGrants (metadata), where the Gateway API is served.
     pub grants: Option<Store<PartialObjectMeta<ReferenceGrant>>>,
+}
+
+impl Shared {
+    /// A kind's caches: the shared ones and its `roots`.
+    pub fn with_roots<K: RootKind>(&self, roots: Store<K>) -> Caches<K> {
+        Caches {
+            roots,
+            shared: self.clone(),
+        }
+    }
+}
+
+/// The caches a reconcile reads: its kind's roots and leaves, and the
+/// shared ones (reached through `Deref`, as `caches.clusters`).
+#[derive(Clone)]
+pub struct Caches<K: RootKind> {
+    /// Roots and leaves.
+    pub roots: Store<K>,
+    pub shared: Shared,
+}
+
+impl<K: RootKind> std::ops::Deref for Caches<K> {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.shared
+    }
 }
 
 impl<K: RootKind> Caches<K> {

@@ -295,7 +295,7 @@ impl<K: RootKind> Kind<K> {
     fn run(
         self,
         shared: &Shared,
-        caches: &routes::Shared,
+        caches: &context::Shared,
         dependencies: bool,
     ) -> (Arc<Context<K>>, impl std::future::Future<Output = ()>) {
         let ctx = Arc::new(Context {

@@ -23,7 +23,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use tracing::debug;
 
-use super::context::{Caches, Triggers};
+use super::context::{Shared, Triggers};
 use super::copies;
 use super::dependencies::{DepKey, DepKind};
 use super::index::Index;
@@ -81,35 +81,6 @@ pub fn start_roots<K: RootKind>(
         }));
     }
     roots
-}
-
-/// The caches every root kind reads besides its own objects: one watch
-/// each, whatever the number of kinds.
-#[derive(Clone)]
-pub struct Shared {
-    pub clusters: Store<Cluster>,
-    pub services: Store<PartialObjectMeta<Service>>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
-    pub configmaps: Store<PartialObjectMeta<ConfigMap>>,
-    pub placed: Store<PlacedObject>,
-    pub globals: Store<GlobalIngress>,
-    pub grants: Option<Store<PartialObjectMeta<ReferenceGrant>>>,
-}
-
-impl Shared {
-    /// A kind's caches: the shared ones and its `roots`.
-    pub fn with_roots<K: RootKind>(&self, roots: Store<K>) -> Caches<K> {
-        Caches {
-            roots,
-            clusters: self.clusters.clone(),
-            services: self.services.clone(),
-            secrets: self.secrets.clone(),
-            configmaps: self.configmaps.clone(),
-            placed: self.placed.clone(),
-            globals: self.globals.clone(),
-            grants: self.grants.clone(),
-        }
-    }
 }
 
 /// One root kind's routing of the changes the shared watches see.
