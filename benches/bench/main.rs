@@ -285,8 +285,9 @@ async fn run_peers(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
         "external-dns".into(),
         peer_version("external-dns", "external-dns"),
     ));
-    let kcp_deadline = Duration::from_secs((n as u64 / 8).max(300));
-    let peer_deadline = Duration::from_secs((n as u64 * 6 / 10).max(600));
+    // One deadline for both systems: a run that passes it is invalid, and
+    // the time allowed must not favour either side.
+    let deadline = Duration::from_secs((n as u64 * 6 / 10).max(600));
     for run in 0..plan.bulk_runs {
         for stack in [Stack::KcpIngress, Stack::Karmada { tuned: true }] {
             if !part(if stack == Stack::KcpIngress {
@@ -296,11 +297,6 @@ async fn run_peers(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
             }) {
                 continue;
             }
-            let deadline = if stack == Stack::KcpIngress {
-                kcp_deadline
-            } else {
-                peer_deadline
-            };
             let tag = format!(
                 "peers-{}-{run}",
                 if stack == Stack::KcpIngress {
