@@ -24,10 +24,10 @@ pub mod report;
 
 use k8s_openapi::api::networking::v1::Ingress;
 
-use self::report::{Report, RootRef};
-use crate::cli::ExplainArgs;
 use self::gather::GatherWorld;
 use self::judge::kinds::Explained;
+use self::report::{Report, RootRef};
+use crate::cli::ExplainArgs;
 use crate::gateway_api::gateway::Gateway;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
@@ -170,13 +170,26 @@ mod tests {
             ("gateway/web", RootKindName::Gateway),
             ("Gateways/web", RootKindName::Gateway),
             ("gtw/web", RootKindName::Gateway),
-            ("gateway.gateway.networking.k8s.io/web", RootKindName::Gateway),
+            (
+                "gateway.gateway.networking.k8s.io/web",
+                RootKindName::Gateway,
+            ),
             ("httproute/web", RootKindName::HttpRoute),
-            ("HTTPRoutes.gateway.networking.k8s.io/web", RootKindName::HttpRoute),
+            (
+                "HTTPRoutes.gateway.networking.k8s.io/web",
+                RootKindName::HttpRoute,
+            ),
             ("grpcroute/web", RootKindName::GrpcRoute),
-            ("grpcroutes.gateway.networking.k8s.io/web", RootKindName::GrpcRoute),
+            (
+                "grpcroutes.gateway.networking.k8s.io/web",
+                RootKindName::GrpcRoute,
+            ),
         ] {
-            assert_eq!(parse_root(text).unwrap(), (kind, "web".to_string()), "{text}");
+            assert_eq!(
+                parse_root(text).unwrap(),
+                (kind, "web".to_string()),
+                "{text}"
+            );
         }
         assert!(parse_root("ingress/").is_err());
         assert!(parse_root("gateway.networking.k8s.io/web").is_err());

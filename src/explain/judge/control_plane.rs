@@ -7,8 +7,8 @@ use super::common::{addresses_of, condition_text, list, targets};
 use crate::controller::decide::Plan;
 use crate::controller::dependencies::{DepKey, DepKind};
 use crate::controller::kind::{self, RootKind};
-use crate::controller::naming;
 use crate::controller::kinds::gateway::checks::NO_CLASS;
+use crate::controller::naming;
 use crate::explain::facts::Facts;
 use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::labels::{self, conditions};
@@ -269,11 +269,7 @@ pub(super) fn dependencies_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) ->
     }
 }
 
-pub(super) fn root_status_hop<K: RootKind>(
-    root: &K,
-    kind: &str,
-    plan: &Plan<K>,
-) -> Hop {
+pub(super) fn root_status_hop<K: RootKind>(root: &K, kind: &str, plan: &Plan<K>) -> Hop {
     let (ns, name) = (root.namespace().unwrap_or_default(), root.name_any());
     let subject = format!("{kind} {ns}/{name} status");
     let hint = format!("kubectl get {} -n {ns} {name} -o yaml", K::plural(&()));
@@ -350,10 +346,7 @@ pub(super) fn global_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
 }
 
 /// The addresses of `root` with the `status` the controller would apply.
-fn merged_addresses<K: RootKind>(
-    root: &K,
-    status: &serde_json::Value,
-) -> Vec<K::Address> {
+fn merged_addresses<K: RootKind>(root: &K, status: &serde_json::Value) -> Vec<K::Address> {
     let mut object = serde_json::to_value(root).unwrap_or_default();
     object["status"] = status.clone();
     serde_json::from_value::<K>(object)

@@ -45,7 +45,14 @@ fn cluster(name: &str, class: bool) -> Arc<Cluster> {
     }
     c.metadata.labels = Some(labels);
     c.status = Some(ClusterStatus {
-        conditions: vec![condition(&[], conditions::READY, true, "Up", "", Time(now()))],
+        conditions: vec![condition(
+            &[],
+            conditions::READY,
+            true,
+            "Up",
+            "",
+            Time(now()),
+        )],
         last_heartbeat_time: Some(Time(now())),
         synced_resources: vec![],
         drain_complete_time: None,
@@ -134,7 +141,10 @@ fn converged_gateway() -> Facts<Gateway> {
     let mut facts = facts("gw", gateway(), world(route("gw")));
     let root = facts.root.clone().unwrap();
     for (name, ip) in [("east", "127.0.1.1"), ("west", "127.0.1.2")] {
-        let placed = facts.clusters.iter().find(|c| c.metadata.name.as_deref() == Some(name));
+        let placed = facts
+            .clusters
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some(name));
         let mut leaf = decide::leaf_for(&root, placed.unwrap(), &facts.world).unwrap();
         leaf_status(&mut leaf, ip, true);
         let key = naming::leaf_key("shop", "gw", name);
@@ -223,7 +233,9 @@ fn a_converged_gateway_holds_at_every_hop() {
     let clusters = &report.hops[5];
     assert_eq!(clusters.name, hop::CLUSTERS);
     assert!(
-        clusters.items[0].message.contains("Programmed; address 127.0.1.1"),
+        clusters.items[0]
+            .message
+            .contains("Programmed; address 127.0.1.1"),
         "{clusters:?}"
     );
     let global = &report.hops[7];
@@ -261,7 +273,12 @@ fn a_route_to_no_gateway_stops_at_placement() {
         copies: BTreeMap::new(),
     }];
     let lost_report = report(&lost_facts);
-    assert_eq!(lost_report.hops[0].verdict, Verdict::Pass, "{:?}", lost_report.hops[0]);
+    assert_eq!(
+        lost_report.hops[0].verdict,
+        Verdict::Pass,
+        "{:?}",
+        lost_report.hops[0]
+    );
     let first = lost_report.first_failure.clone().expect("a failing hop");
     assert_eq!(first.hop, hop::PLACEMENT);
     assert!(

@@ -5,7 +5,6 @@
 //! through its parent Gateways' GlobalIngresses), and, for routes, the
 //! hops that read their parents instead of a selector and an address.
 
-use k8s_openapi::api::networking::v1::Ingress;
 use super::common::{address_text, condition_text, find};
 use super::control_plane;
 use super::route;
@@ -19,6 +18,7 @@ use crate::gateway_api::gateway::Gateway;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::labels::gateway_api as gw;
+use k8s_openapi::api::networking::v1::Ingress;
 
 /// A root kind as `explain` judges it; the defaults are an Ingress's.
 pub trait Explained: RootKind {

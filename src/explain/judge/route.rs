@@ -135,7 +135,8 @@ where
         };
         // The controller's own report of this parentRef, if it has one.
         let problem = plan.problems.iter().find(|p| {
-            p.reason == gw::NO_MATCHING_PARENT && p.message.contains(&format!("{}/{}", key.0, key.1))
+            p.reason == gw::NO_MATCHING_PARENT
+                && p.message.contains(&format!("{}/{}", key.0, key.1))
         });
         let item = match world.gateway(&key) {
             None => Item::fail(
@@ -226,7 +227,10 @@ where
     } else if ours.is_empty() {
         Item::fail(
             &subject,
-            format!("no entry of {} (the controller writes them)", gw::CONTROLLER_NAME),
+            format!(
+                "no entry of {} (the controller writes them)",
+                gw::CONTROLLER_NAME
+            ),
         )
     } else {
         match parents_report(&ours) {
