@@ -197,10 +197,7 @@ where
     }
     Hop::of_items(
         hop::PLACEMENT,
-        format!(
-            "where its parent Gateways are: {}",
-            list(&on.iter().cloned().collect::<Vec<_>>())
-        ),
+        format!("where its parent Gateways are: {}", list(on)),
         items,
     )
     .hint(format!("kubectl get gateways -n {ns} -o wide"))
