@@ -9,7 +9,12 @@
 //! - an invalid placement selector: `placement`;
 //! - a missing backend Service: `dependencies`;
 //! - a DNS name owned by someone else (a foreign ownership TXT record): `dns-records`;
-//! - a placed cluster whose API server is stopped: `downstream`.
+//! - a placed cluster whose API server is stopped: `downstream`;
+//! - Gateway API roots (the stand-ins are each cluster's implementation,
+//!   GatewayClass `standin`; the Clusters carry the class label): a
+//!   converged Gateway and HTTPRoute (exit 0); a Gateway whose leaf in one
+//!   cluster is not Programmed: `clusters`; an HTTPRoute whose parentRef
+//!   names no Gateway: `placement` (the controller's `NoMatchingParent`).
 //!
 //! The group is serial: each test runs its own processes against the same
 //! Clusters, and one stops a cluster's API server.
@@ -25,6 +30,9 @@ use hickory_proto::rr::{RData, RecordType};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::networking::v1::Ingress;
 use kcp_ingress::apis::Cluster;
+use kcp_ingress::gateway_api::gateway::Gateway;
+use kcp_ingress::gateway_api::gateway_class::GatewayClass;
+use kcp_ingress::gateway_api::http_route::HttpRoute;
 use kcp_ingress::glbc::dns::TsigKey;
 use kcp_ingress::glbc::dns::rfc2136::{Rfc2136Client, RrsetChange, fqdn};
 use kcp_ingress::labels;
@@ -44,6 +52,8 @@ const LB: [&str; 3] = ["127.0.10.1", "127.0.10.2", "127.0.10.3"];
 const NAME_LABEL: &str = "kcp-ingress.e2e/name";
 /// The glbc's owner id.
 const OWNER: &str = "e2e-explain";
+/// The root GatewayClass (kcp-ingress's).
+const ROOT_CLASS: &str = "kcp-ingress";
 /// Health threshold of the controller, the glbc and explain; the push
 /// syncers heartbeat every second.
 const THRESHOLD: &str = "10s";
@@ -84,10 +94,17 @@ fn path(p: &std::path::Path) -> anyhow::Result<String> {
 }
 
 impl Fleet {
-    /// Registers the three Clusters with kubeconfig Secrets (again: the
-    /// same content each time), makes the test's namespace `explain-<tag>`
-    /// and starts the controller, the stand-ins and a glbc for that namespace.
     async fn start(env: &TestEnv, tag: &str) -> anyhow::Result<Self> {
+        Self::start_with(env, tag, &[]).await
+    }
+
+    /// Registers the three Clusters with kubeconfig Secrets (again: the
+    /// same content each time) and the Gateway class label, the root
+    /// GatewayClass `kcp-ingress`, makes the test's namespace
+    /// `explain-<tag>` and starts the controller, the stand-ins (those of
+    /// `not_programmed` report their Gateways not Programmed) and a glbc
+    /// for that namespace.
+    async fn start_with(env: &TestEnv, tag: &str, not_programmed: &[&str]) -> anyhow::Result<Self> {
         let cp = env.client("control-plane").await?;
         let params = PatchParams::apply(MANAGER).force();
         let ns = format!("explain-{tag}");
@@ -124,13 +141,28 @@ impl Fleet {
                     &Patch::Apply(json!({
                         "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
                         "kind": "Cluster",
-                        "metadata": {"name": cluster, "labels": {NAME_LABEL: cluster}},
+                        "metadata": {"name": cluster, "labels": {
+                            NAME_LABEL: cluster,
+                            labels::gateway_api::CLASS_LABEL: "standin",
+                        }},
                         "spec": {"kubeconfigSecretRef": {"namespace": SYSTEM, "name": secret}},
                     })),
                 )
                 .await
                 .with_context(|| format!("registering Cluster {cluster}"))?;
         }
+        Api::<GatewayClass>::all(cp.clone())
+            .patch(
+                ROOT_CLASS,
+                &params,
+                &Patch::Apply(json!({
+                    "apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+                    "metadata": {"name": ROOT_CLASS},
+                    "spec": {"controllerName": labels::gateway_api::CONTROLLER_NAME},
+                })),
+            )
+            .await
+            .context("creating GatewayClass kcp-ingress")?;
         let kubeconfig = path(&env.kubeconfig("control-plane"))?;
         let controller = env.spawn_kcp_ingress(
             &format!("explain-controller-{tag}"),
@@ -190,6 +222,11 @@ impl Fleet {
                 .arg("--kubeconfig")
                 .arg(env.kubeconfig(cluster))
                 .args(["--cluster", cluster, "--address", address, "--port", "0"])
+                .args(
+                    not_programmed
+                        .contains(cluster)
+                        .then_some("--gateways-not-programmed"),
+                )
                 .stdin(Stdio::null())
                 .stdout(log.try_clone()?)
                 .stderr(log)
@@ -333,16 +370,42 @@ impl Fleet {
     /// Runs `explain web -o json` until its first failing hop is `hop`
     /// (`None`: until every hop holds); returns the report.
     async fn explain_until(&self, env: &TestEnv, hop: Option<&str>) -> anyhow::Result<Value> {
+        self.explain_root_until(env, "web", hop).await
+    }
+
+    /// [`Fleet::explain_until`] for `root` (`KIND/NAME`).
+    async fn explain_root_until(
+        &self,
+        env: &TestEnv,
+        root: &str,
+        hop: Option<&str>,
+    ) -> anyhow::Result<Value> {
+        self.explain_root_until_says(env, root, hop, "").await
+    }
+
+    /// [`Fleet::explain_root_until`], until the first failure's message
+    /// also contains `says` (another hop may fail there for a moment first).
+    async fn explain_root_until_says(
+        &self,
+        env: &TestEnv,
+        root: &str,
+        hop: Option<&str>,
+        says: &str,
+    ) -> anyhow::Result<Value> {
         eventually(
-            &format!("explain {}/web names {hop:?} first", self.ns),
+            &format!("explain {}/{root} names {hop:?} first ({says:?})", self.ns),
             CONVERGE,
             || async {
-                let (code, stdout) = self.explain(env, "web", "json").await?;
+                let (code, stdout) = self.explain(env, root, "json").await?;
                 let report: Value = serde_json::from_str(&stdout)
                     .with_context(|| format!("explain -o json printed {stdout}"))?;
                 let first = report.pointer("/firstFailure/hop").and_then(Value::as_str);
                 let want_code = if hop.is_some() { 1 } else { 0 };
-                if first == hop && code == want_code && report["holds"] == json!(hop.is_none()) {
+                if first == hop
+                    && code == want_code
+                    && report["holds"] == json!(hop.is_none())
+                    && first_message(&report).contains(says)
+                {
                     return Ok(Some(report));
                 }
                 bail!(
@@ -350,6 +413,68 @@ impl Fleet {
                     report.get("firstFailure").unwrap_or(&Value::Null)
                 )
             },
+        )
+        .await
+    }
+}
+
+/// Applies `object` (whole, with apiVersion and kind) in the test's namespace.
+async fn apply<K>(fleet: &Fleet, object: Value) -> anyhow::Result<()>
+where
+    K: kube::Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    let name = object["metadata"]["name"]
+        .as_str()
+        .context("the object has no name")?
+        .to_string();
+    Api::<K>::namespaced(fleet.cp.clone(), &fleet.ns)
+        .patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&object),
+        )
+        .await
+        .with_context(|| format!("applying {} {name}", object["kind"]))?;
+    Ok(())
+}
+
+impl Fleet {
+    /// The Service `web`, the root Gateway `web` (class kcp-ingress, every
+    /// Cluster with a class; one HTTP listener for `*.<host>`) and the
+    /// HTTPRoute `shop` on the Gateway named `parent`, for `www.<host>`.
+    async fn gateway_and_route(&self, parent: &str) -> anyhow::Result<()> {
+        apply::<Service>(
+            self,
+            json!({
+                "apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+                "spec": {"ports": [{"port": 80, "targetPort": 8080}]},
+            }),
+        )
+        .await?;
+        apply::<Gateway>(
+            self,
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+                "metadata": {"name": "web"},
+                "spec": {"gatewayClassName": ROOT_CLASS, "listeners": [
+                    {"name": "http", "port": 80, "protocol": "HTTP",
+                     "hostname": format!("*.{}", self.host)}
+                ]},
+            }),
+        )
+        .await?;
+        apply::<HttpRoute>(
+            self,
+            json!({
+                "apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": "shop"},
+                "spec": {"parentRefs": [{"name": parent}],
+                         "hostnames": [format!("www.{}", self.host)],
+                         "rules": [{"backendRefs": [{"name": "web", "port": 80}]}]},
+            }),
         )
         .await
     }
@@ -537,5 +662,113 @@ pub async fn a_stopped_cluster_stops_at_downstream(env: &TestEnv) -> anyhow::Res
     result?;
     // Back: every hop holds again.
     fleet.explain_until(env, None).await?;
+    Ok(())
+}
+
+pub async fn a_converged_gateway_and_route_hold_at_every_hop(env: &TestEnv) -> anyhow::Result<()> {
+    let fleet = Fleet::start(env, "gateway").await?;
+    fleet.gateway_and_route("web").await?;
+    let www = format!("www.{}", fleet.host);
+    let report = fleet.explain_root_until(env, "gateway/web", None).await?;
+    ensure!(
+        report["root"] == json!({"kind": "Gateway", "namespace": fleet.ns, "name": "web"}),
+        "{report}"
+    );
+    for name in HOPS {
+        let h = hop(&report, name)?;
+        ensure!(h["verdict"] == "pass", "hop {name} does not pass: {h}");
+    }
+    let downstream = hop(&report, "downstream")?["items"].to_string();
+    let clusters = hop(&report, "clusters")?["items"].to_string();
+    for cluster in CLUSTERS {
+        ensure!(
+            downstream.contains(&format!("{cluster}: Gateway {}/web--{cluster}", fleet.ns)),
+            "the copies in {cluster}: {downstream}"
+        );
+        ensure!(clusters.contains("Programmed"), "clusters: {clusters}");
+    }
+    let global = hop(&report, "global-ingress")?.to_string();
+    ensure!(global.contains("web.gateway"), "global-ingress: {global}");
+    let answers = hop(&report, "dns-answers")?["items"].to_string();
+    ensure!(answers.contains(&www), "the DNS answers: {answers}");
+    for address in LB {
+        ensure!(answers.contains(address), "the DNS answers: {answers}");
+    }
+
+    let report = fleet
+        .explain_root_until(env, "httproute/shop", None)
+        .await?;
+    ensure!(
+        report["root"] == json!({"kind": "HTTPRoute", "namespace": fleet.ns, "name": "shop"}),
+        "{report}"
+    );
+    for name in HOPS {
+        let h = hop(&report, name)?;
+        ensure!(h["verdict"] == "pass", "hop {name} does not pass: {h}");
+    }
+    let downstream = hop(&report, "downstream")?["items"].to_string();
+    ensure!(
+        downstream.contains(&format!("HTTPRoute {}/shop--cluster-1", fleet.ns))
+            && downstream.contains(&format!("Service {}/web", fleet.ns)),
+        "the route's copies: {downstream}"
+    );
+    let global = hop(&report, "global-ingress")?.to_string();
+    ensure!(
+        global.contains("not applicable") && global.contains("web.gateway"),
+        "global-ingress: {global}"
+    );
+    let answers = hop(&report, "dns-answers")?["items"].to_string();
+    ensure!(answers.contains(&www), "the route's DNS answers: {answers}");
+    let (code, tree) = fleet
+        .explain(env, "httproutes.gateway.networking.k8s.io/shop", "tree")
+        .await?;
+    ensure!(
+        code == 0 && tree.contains("every hop holds"),
+        "the tree: {tree}"
+    );
+    Ok(())
+}
+
+pub async fn a_gateway_not_programmed_in_one_cluster_stops_at_clusters(
+    env: &TestEnv,
+) -> anyhow::Result<()> {
+    let fleet = Fleet::start_with(env, "notprogrammed", &["cluster-2"]).await?;
+    fleet.gateway_and_route("web").await?;
+    // The stand-ins of cluster-1 and cluster-3 program their leaves (the
+    // first report, Programmed=Unknown, may fail the hop for a moment);
+    // cluster-2's stays not Programmed.
+    let report = fleet
+        .explain_root_until_says(env, "gateway/web", Some("clusters"), "Cluster cluster-2")
+        .await?;
+    let message = first_message(&report);
+    ensure!(
+        message.contains("cluster-2") && message.contains("not Programmed: Programmed=False"),
+        "the clusters hop says: {message}"
+    );
+    for name in ["root", "placement", "leaves", "dependencies", "downstream"] {
+        ensure!(
+            hop(&report, name)?["verdict"] == "pass",
+            "hop {name}: {report}"
+        );
+    }
+    ensure!(
+        report.pointer("/firstFailure/hint").is_some(),
+        "no command to look further: {report}"
+    );
+    Ok(())
+}
+
+pub async fn an_httproute_to_no_gateway_stops_at_placement(env: &TestEnv) -> anyhow::Result<()> {
+    let fleet = Fleet::start(env, "noparent").await?;
+    fleet.gateway_and_route("nothing").await?;
+    let report = fleet
+        .explain_root_until(env, "httproute/shop", Some("placement"))
+        .await?;
+    let message = first_message(&report);
+    ensure!(
+        message.contains("NoMatchingParent") && message.contains(&format!("{}/nothing", fleet.ns)),
+        "the placement hop says: {message}"
+    );
+    ensure!(hop(&report, "root")?["verdict"] == "pass", "{report}");
     Ok(())
 }

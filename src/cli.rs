@@ -82,6 +82,14 @@ pub enum Command {
     /// global-ingress, dns-records, dns-answers. The first hop that does not
     /// hold is named, with why and a command to look further.
     ///
+    /// Roots: an Ingress (NAME or ingress/NAME), a Gateway (gateway/NAME:
+    /// placed on the selected Clusters that have the gateway.kcp-ingress.dev/class
+    /// label; clusters: each leaf Gateway Programmed, with an address;
+    /// global-ingress: NAME.gateway), an HTTPRoute or GRPCRoute
+    /// (httproute/NAME, grpcroute/NAME: placed where its parent Gateways are;
+    /// clusters and root-status: status.parents Accepted and ResolvedRefs;
+    /// its names are checked in its parent Gateways' GlobalIngresses and DNS).
+    ///
     /// Exit status: 0 when every hop holds, 1 when one does not, 2 when explain
     /// itself cannot run (bad flags, the control plane does not answer).
     /// Secrets are never printed: kubeconfig Secrets are used, not shown; TLS
@@ -323,10 +331,13 @@ pub struct GlbcArgs {
 #[command(after_help = "Examples:
   kcp-ingress explain -n shop web
   kcp-ingress explain -n shop ingress/web -o json
+  kcp-ingress explain -n shop gateway/web
+  kcp-ingress explain -n shop httproute/shop -o yaml
   kcp-ingress explain -n shop web --dns-server 127.0.0.1 --dns-port 5353 \\
       --zone example.test --owner-id kcp-ingress")]
 pub struct ExplainArgs {
-    /// The root: NAME or ingress/NAME (Gateway API roots: not yet).
+    /// The root: NAME or ingress/NAME (an Ingress), gateway/NAME,
+    /// httproute/NAME or grpcroute/NAME (also plural, gtw, or KIND.GROUP).
     #[arg(value_name = "ROOT")]
     pub root: String,
     /// Namespace of the root (default: the kubeconfig context's, else default).

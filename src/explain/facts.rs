@@ -14,7 +14,7 @@ use crate::controller::dependencies::DepKey;
 use crate::controller::kind::RootKind;
 
 /// Everything known about one root.
-pub struct Facts<K: RootKind<World = ()>> {
+pub struct Facts<K: RootKind> {
     pub namespace: String,
     pub name: String,
     /// The root, when it exists.
@@ -34,6 +34,30 @@ pub struct Facts<K: RootKind<World = ()>> {
     pub dns: Option<DnsFacts>,
     pub now: Timestamp,
     pub health_threshold: Duration,
+    /// The other objects the kind reads (Gateway API roots: the Gateways,
+    /// routes, ReferenceGrants and GatewayClasses), listed once.
+    pub world: K::World,
+    /// A route's parent Gateways of ours and their GlobalIngresses (a
+    /// route has none of its own: its names are published through them).
+    pub parents: Vec<ParentGlobal>,
+}
+
+/// One DNS name a root publishes, and the GlobalIngress that publishes it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Published {
+    pub host: String,
+    /// `(namespace, name)` of the GlobalIngress.
+    pub global: (String, String),
+}
+
+/// A parent Gateway of a route and the GlobalIngress that publishes its names.
+#[derive(Debug, Clone)]
+pub struct ParentGlobal {
+    /// `(namespace, name)` of the Gateway.
+    pub gateway: (String, String),
+    /// The name of its GlobalIngress (in the Gateway's namespace).
+    pub global_name: String,
+    pub global: Option<GlobalIngress>,
 }
 
 /// A dependency in the control plane and its copies in the cluster namespaces.

@@ -13,16 +13,26 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ListParams};
 use kube::core::ObjectMeta;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
-use super::facts::{CopyState, Dependency, Downstream, DownstreamCopy, Facts, PlacedCopy};
+use super::facts::{
+    CopyState, Dependency, Downstream, DownstreamCopy, Facts, ParentGlobal, PlacedCopy,
+};
+use super::judge::kinds::Explained;
 use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::controller::copies;
 use crate::controller::decide;
 use crate::controller::dependencies::{DepKey, DepKind};
 use crate::controller::kind::RootKind;
+use crate::controller::kinds::gateway::GatewayWorld;
 use crate::controller::naming;
+use crate::gateway_api::gateway::Gateway;
+use crate::gateway_api::gateway_class::GatewayClass;
+use crate::gateway_api::grpc_route::GrpcRoute;
+use crate::gateway_api::http_route::HttpRoute;
 use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
@@ -45,10 +55,63 @@ fn failed(what: impl Into<String>) -> impl FnOnce(kube::Error) -> GatherError {
     move |source| GatherError { what, source }
 }
 
+/// The other objects a root kind reads ([`RootKind::World`]), listed once
+/// from the control plane as the controller's caches hold them.
+pub trait GatherWorld: Sized + Send + Sync {
+    fn gather(client: &Client) -> impl Future<Output = Result<Self, GatherError>> + Send;
+}
+
+/// An Ingress reads nothing else.
+impl GatherWorld for () {
+    async fn gather(_client: &Client) -> Result<Self, GatherError> {
+        Ok(())
+    }
+}
+
+/// The Gateway API roots read the Gateways, HTTPRoutes, GRPCRoutes,
+/// ReferenceGrants (all namespaces) and GatewayClasses.
+impl GatherWorld for GatewayWorld {
+    async fn gather(client: &Client) -> Result<Self, GatherError> {
+        Ok(GatewayWorld {
+            gateways: store::<Gateway>(client, "Gateways").await?,
+            http_routes: store::<HttpRoute>(client, "HTTPRoutes").await?,
+            grpc_routes: store::<GrpcRoute>(client, "GRPCRoutes").await?,
+            grants: store::<ReferenceGrant>(client, "ReferenceGrants").await?,
+            classes: store::<GatewayClass>(client, "GatewayClasses").await?,
+        })
+    }
+}
+
+/// A reflector store filled from one list of every object of kind `K`.
+async fn store<K>(client: &Client, what: &str) -> Result<Store<K>, GatherError>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    let objects = Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(failed(what))?;
+    let (reader, mut writer) = reflector::store::<K>();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for object in objects.items {
+        writer.apply_watcher_event(&watcher::Event::InitApply(object));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    Ok(reader)
+}
+
 /// Everything the control plane and the placed clusters show of the root
-/// `namespace/name` of kind `K` (DNS facts are added by the caller).
-pub async fn facts<K: RootKind<World = ()>>(
+/// `namespace/name` of kind `K` (DNS facts are added by the caller), with
+/// `world` the kind's other objects ([`GatherWorld`]).
+pub async fn facts<K: Explained>(
     client: &Client,
+    world: K::World,
     namespace: &str,
     name: &str,
     health_threshold: Duration,
@@ -80,6 +143,8 @@ pub async fn facts<K: RootKind<World = ()>>(
         dns: None,
         now: Timestamp::now(),
         health_threshold,
+        world,
+        parents: Vec::new(),
     };
     let Some(root) = root else {
         return Ok(facts);
@@ -100,7 +165,7 @@ pub async fn facts<K: RootKind<World = ()>>(
         facts.labelled_leaves.insert(key.clone());
         facts.objects.insert(key, Arc::new(leaf));
     }
-    let targets: Vec<String> = decide::targets_of(&root, &facts.clusters, &())
+    let targets: Vec<String> = decide::targets_of(&root, &facts.clusters, &facts.world)
         .map(|p| p.targets)
         .unwrap_or_default();
     for cluster in &targets {
@@ -117,7 +182,7 @@ pub async fn facts<K: RootKind<World = ()>>(
         }
     }
 
-    for dep in K::dependencies(&root, &()) {
+    for dep in K::dependencies(&root, &facts.world) {
         facts
             .dependencies
             .push(dependency(client, dep, &targets).await?);
@@ -127,6 +192,20 @@ pub async fn facts<K: RootKind<World = ()>>(
             .get_opt(&global)
             .await
             .map_err(failed(format!("GlobalIngress {namespace}/{global}")))?;
+    }
+    for gateway in K::parent_gateways(&root, &facts.world) {
+        let Some(global_name) = <Gateway as RootKind>::global_name(&gateway.1) else {
+            continue;
+        };
+        let global = Api::<GlobalIngress>::namespaced(client.clone(), &gateway.0)
+            .get_opt(&global_name)
+            .await
+            .map_err(failed(format!("GlobalIngress {}/{global_name}", gateway.0)))?;
+        facts.parents.push(ParentGlobal {
+            gateway,
+            global_name,
+            global,
+        });
     }
 
     let looks = targets.iter().map(|cluster| {
@@ -257,7 +336,7 @@ async fn cluster_client(client: &Client, cluster: &Cluster) -> Result<Option<Cli
         .map_err(|e| e.to_string())
 }
 
-async fn downstream<K: RootKind<World = ()>>(
+async fn downstream<K: RootKind>(
     client: &Client,
     facts: &Facts<K>,
     root: &K,
@@ -305,7 +384,7 @@ async fn downstream<K: RootKind<World = ()>>(
             state: state_of(actual, desired.as_ref(), cluster),
         });
     }
-    for dep in K::dependencies(root, &()) {
+    for dep in K::dependencies(root, &facts.world) {
         copies.push(dependency_downstream(client, &down, &dep, cluster, timeout).await);
     }
     Downstream::Reached(copies)

@@ -59,8 +59,8 @@ impl Item {
     }
 }
 
-/// The hops of a root's chain, in order. A Gateway root will use the same
-/// hops (its routes join `leaves` and `downstream`).
+/// The hops of a root's chain, in order, the same for every kind of root
+/// (a route's `global-ingress` is its parent Gateways').
 pub mod hop {
     /// The root exists, is a root, and is valid.
     pub const ROOT: &str = "root";
@@ -149,7 +149,7 @@ impl Hop {
 /// The root a report is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RootRef {
-    /// `Ingress` today; `Gateway`, `HTTPRoute` once they are roots.
+    /// `Ingress`, `Gateway`, `HTTPRoute` or `GRPCRoute`.
     pub kind: String,
     pub namespace: String,
     pub name: String,

@@ -4,7 +4,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::common::{address_text, condition_text, targets};
+use super::common::{condition_text, targets};
+use super::kinds::Explained;
 use crate::apis::Cluster;
 use crate::controller::decide::Plan;
 use crate::controller::kind::RootKind;
@@ -13,7 +14,7 @@ use crate::explain::facts::{CopyState, Downstream, Facts};
 use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::labels::{self, conditions};
 
-pub(super) fn downstream_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn downstream_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let mut items = Vec::new();
     let mut hint = None;
@@ -129,7 +130,7 @@ fn health_text(cluster: &Cluster, facts_now: k8s_openapi::jiff::Timestamp) -> St
     format!("{ready}; {beat}")
 }
 
-pub(super) fn clusters_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn clusters_hop<K: Explained>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let mut items = Vec::new();
     let mut hint = None;
@@ -137,15 +138,7 @@ pub(super) fn clusters_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Pla
         let Some(c) = facts.clusters.iter().find(|c| c.name_any() == *cluster) else {
             continue;
         };
-        let addresses: Vec<String> = facts
-            .objects
-            .get(&naming::leaf_key(ns, name, cluster))
-            .map(|leaf| K::addresses(leaf))
-            .unwrap_or_default()
-            .iter()
-            .filter_map(K::global_address)
-            .map(|a| address_text(&a))
-            .collect();
+        let leaf = facts.objects.get(&naming::leaf_key(ns, name, cluster));
         let subject = format!("Cluster {cluster}");
         if !c.is_healthy(facts.now, facts.health_threshold) {
             items.push(Item::fail(
@@ -153,11 +146,11 @@ pub(super) fn clusters_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Pla
                 format!("not healthy: {}", health_text(c, facts.now)),
             ));
             hint.get_or_insert_with(|| format!("kubectl get cluster {cluster} -o yaml"));
-        } else if addresses.is_empty() {
-            items.push(Item::fail(
-                subject,
-                "healthy, but its load balancer gave the leaf no address (yet)",
-            ));
+        } else if let Some(why) = match leaf {
+            None => Some("there is no leaf (yet)".to_string()),
+            Some(leaf) => K::leaf_report(leaf).err(),
+        } {
+            items.push(Item::fail(subject, format!("healthy, but {why}")));
             hint.get_or_insert_with(|| {
                 let (leaf_ns, leaf_name) = naming::leaf_key(ns, name, cluster);
                 format!(
@@ -166,9 +159,10 @@ pub(super) fn clusters_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Pla
                 )
             });
         } else {
+            let shown = leaf.map(|l| K::leaf_report(l)).and_then(Result::ok);
             items.push(Item::pass(
                 subject,
-                format!("healthy; address {}", addresses.join(", ")),
+                format!("healthy; {}", shown.unwrap_or_default()),
             ));
         }
     }

@@ -9,10 +9,15 @@ use crate::apis::LoadBalancerAddress;
 use crate::controller::decide::Plan;
 use crate::controller::kind::RootKind;
 
-pub(super) fn targets<K: RootKind<World = ()>>(plan: &Plan<K>) -> &[String] {
+pub(super) fn targets<K: RootKind>(plan: &Plan<K>) -> &[String] {
     plan.placement
         .as_ref()
         .map_or(&[], |p| p.targets.as_slice())
+}
+
+/// The condition `type_` among `conditions`.
+pub(super) fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
 }
 
 pub(super) fn condition_text(c: &Condition) -> String {
@@ -29,7 +34,7 @@ pub(super) fn address_text(a: &LoadBalancerAddress) -> String {
         .unwrap_or_default()
 }
 
-pub(super) fn addresses_of<K: RootKind<World = ()>>(addresses: &[K::Address]) -> Vec<String> {
+pub(super) fn addresses_of<K: RootKind>(addresses: &[K::Address]) -> Vec<String> {
     addresses
         .iter()
         .filter_map(K::global_address)

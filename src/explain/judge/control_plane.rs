@@ -1,22 +1,20 @@
 //! The hops read in the control plane (pure): root, placement, leaves,
 //! dependencies, the root's merged status and its GlobalIngress.
 
-use std::sync::Arc;
-
 use kube::ResourceExt;
 
 use super::common::{addresses_of, condition_text, list, targets};
 use crate::controller::decide::Plan;
 use crate::controller::dependencies::{DepKey, DepKind};
 use crate::controller::kind::{self, RootKind};
+use crate::controller::kinds::gateway::checks::NO_CLASS;
 use crate::controller::naming;
-use crate::controller::placement;
 use crate::explain::facts::Facts;
 use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::labels::{self, conditions};
 use crate::mailbox;
 
-pub(super) fn root_hop<K: RootKind<World = ()>>(root: &K, kind: &str) -> Hop {
+pub(super) fn root_hop<K: RootKind>(root: &K, kind: &str, world: &K::World) -> Hop {
     let (ns, name) = (root.namespace().unwrap_or_default(), root.name_any());
     let subject = format!("{kind} {ns}/{name}");
     let mut items = Vec::new();
@@ -30,13 +28,23 @@ pub(super) fn root_hop<K: RootKind<World = ()>>(root: &K, kind: &str) -> Hop {
             ),
         ));
     }
+    if K::is_root(root) && !K::is_ours(root, world) {
+        items.push(Item::fail(
+            &subject,
+            format!(
+                "not kcp-ingress's: a Gateway of a GatewayClass whose controllerName is not {}, \
+                 or a route none of whose parentRefs names a Gateway of kcp-ingress's (or none)",
+                labels::gateway_api::CONTROLLER_NAME
+            ),
+        ));
+    }
     for problem in K::validate(root) {
         items.push(Item::fail(
             &subject,
             format!("{}: {}", problem.reason, problem.message),
         ));
     }
-    let hosts = K::hosts(root, &());
+    let hosts = K::hosts(root, world);
     if items.is_empty() {
         items.push(Item::pass(
             &subject,
@@ -49,7 +57,7 @@ pub(super) fn root_hop<K: RootKind<World = ()>>(root: &K, kind: &str) -> Hop {
     ))
 }
 
-pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
+pub(super) fn placement_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
     let text = kind::selector_text(root);
     let shown = if text.is_empty() {
         "(none: every schedulable Cluster)".to_string()
@@ -57,15 +65,15 @@ pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>)
         format!("{text:?}")
     };
     let hint = "kubectl get clusters --show-labels".to_string();
-    let selector = match placement::parse_selector(text) {
-        Ok(selector) => selector,
-        Err(err) => {
+    let mut placed = match K::targets(root, &facts.clusters, &facts.world) {
+        Ok(placed) => placed,
+        Err(problem) => {
             return Hop::of_items(
                 hop::PLACEMENT,
                 "",
                 vec![Item::fail(
                     format!("annotation {}", labels::PLACEMENT_ANNOTATION),
-                    err.to_string(),
+                    problem.message,
                 )],
             )
             .hint(format!(
@@ -77,7 +85,6 @@ pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>)
             ));
         }
     };
-    let mut placed = placement::place(&selector, facts.clusters.iter().map(Arc::as_ref));
     // A draining cluster keeps its leaves until its drain completes.
     placed.keep_draining(facts.now);
     let mut items: Vec<Item> = facts
@@ -90,6 +97,15 @@ pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>)
                 return Item::pass(subject, "matched");
             }
             if let Some((_, why)) = placed.unusable.iter().find(|(n, _)| *n == cluster) {
+                if why.contains(NO_CLASS) {
+                    return Item::skip(
+                        subject,
+                        format!(
+                            "matched, but skipped: no class (no {} label)",
+                            labels::gateway_api::CLASS_LABEL
+                        ),
+                    );
+                }
                 return Item::skip(subject, format!("matched, but skipped: {why}"));
             }
             let why = if c.spec.unschedulable {
@@ -107,10 +123,18 @@ pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>)
             0,
             Item::fail(
                 format!("selector {shown}"),
-                format!(
-                    "matches no schedulable Cluster ({} Clusters exist)",
-                    facts.clusters.len()
-                ),
+                if placed.unusable.is_empty() {
+                    format!(
+                        "matches no schedulable Cluster ({} Clusters exist)",
+                        facts.clusters.len()
+                    )
+                } else {
+                    format!(
+                        "matches no usable Cluster: those it matches are skipped ({} Clusters \
+                         exist)",
+                        facts.clusters.len()
+                    )
+                },
             ),
         );
     }
@@ -122,7 +146,7 @@ pub(super) fn placement_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>)
     .hint(hint)
 }
 
-pub(super) fn leaves_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn leaves_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let (ns, name) = (&facts.namespace, &facts.name);
     let hint = format!(
         "kubectl get {} -A -l {}={},{}={ns}",
@@ -171,7 +195,7 @@ pub(super) fn dep_plural(kind: DepKind) -> &'static str {
     crate::controller::copies::resource(kind).0
 }
 
-pub(super) fn dependencies_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
+pub(super) fn dependencies_hop<K: RootKind>(facts: &Facts<K>, plan: &Plan<K>) -> Hop {
     let mut items = Vec::new();
     let mut hint = None;
     for dep in &facts.dependencies {
@@ -245,11 +269,7 @@ pub(super) fn dependencies_hop<K: RootKind<World = ()>>(facts: &Facts<K>, plan: 
     }
 }
 
-pub(super) fn root_status_hop<K: RootKind<World = ()>>(
-    root: &K,
-    kind: &str,
-    plan: &Plan<K>,
-) -> Hop {
+pub(super) fn root_status_hop<K: RootKind>(root: &K, kind: &str, plan: &Plan<K>) -> Hop {
     let (ns, name) = (root.namespace().unwrap_or_default(), root.name_any());
     let subject = format!("{kind} {ns}/{name} status");
     let hint = format!("kubectl get {} -n {ns} {name} -o yaml", K::plural(&()));
@@ -280,8 +300,9 @@ pub(super) fn root_status_hop<K: RootKind<World = ()>>(
     .hint(hint)
 }
 
-pub(super) fn global_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
-    let (ns, name) = (&facts.namespace, &facts.name);
+pub(super) fn global_hop<K: RootKind>(root: &K, facts: &Facts<K>) -> Hop {
+    let ns = &facts.namespace;
+    let name = K::global_name(&facts.name).unwrap_or_else(|| facts.name.clone());
     let subject = format!("GlobalIngress {ns}/{name}");
     let hint = format!("kubectl get globalingress -n {ns} {name} -o yaml");
     let Some(global) = &facts.global else {
@@ -296,7 +317,7 @@ pub(super) fn global_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) ->
         .hint(hint);
     };
     let mut items = Vec::new();
-    let hosts = K::hosts(root, &());
+    let hosts = K::hosts(root, &facts.world);
     if global.spec.hosts == hosts {
         items.push(Item::pass("spec.hosts", list(&hosts)));
     } else {
@@ -325,10 +346,7 @@ pub(super) fn global_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) ->
 }
 
 /// The addresses of `root` with the `status` the controller would apply.
-fn merged_addresses<K: RootKind<World = ()>>(
-    root: &K,
-    status: &serde_json::Value,
-) -> Vec<K::Address> {
+fn merged_addresses<K: RootKind>(root: &K, status: &serde_json::Value) -> Vec<K::Address> {
     let mut object = serde_json::to_value(root).unwrap_or_default();
     object["status"] = status.clone();
     serde_json::from_value::<K>(object)

@@ -4,18 +4,19 @@
 use std::collections::BTreeSet;
 
 use super::common::{condition_text, dns_host, join};
-use crate::controller::kind::RootKind;
-use crate::explain::facts::Facts;
+use super::kinds::{Explained, global_of, globals};
+use crate::explain::facts::{Facts, Published};
 use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::glbc::records::{DnsName, ownership};
 use crate::glbc::status::state;
 use crate::labels::conditions;
 
-pub(super) fn dns_records_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
-    let (ns, name) = (&facts.namespace, &facts.name);
-    let root_ref = format!("{ns}/{name}");
+pub(super) fn dns_records_hop<K: Explained>(root: &K, facts: &Facts<K>) -> Hop {
+    let globals = globals(facts);
     let mut items = Vec::new();
-    let mut hint = Some(format!("kubectl get globalingress -n {ns} {name} -o yaml"));
+    let mut hint = globals
+        .first()
+        .map(|(ns, name)| format!("kubectl get globalingress -n {ns} {name} -o yaml"));
     match &facts.dns {
         None => items.push(Item::skip(
             "DNS server",
@@ -33,7 +34,9 @@ pub(super) fn dns_records_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K
                 .iter()
                 .filter_map(|z| DnsName::parse_host(z).ok())
                 .collect();
-            for host in K::hosts(root, &()) {
+            for Published { host, global } in K::published(root, facts) {
+                // The glbc's ownership records name the GlobalIngress.
+                let root_ref = format!("{}/{}", global.0, global.1);
                 let Ok(parsed) = DnsName::parse_host(&host) else {
                     items.push(Item::fail(host.as_str(), "not a valid DNS name"));
                     continue;
@@ -112,23 +115,28 @@ pub(super) fn dns_records_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K
             }
         }
     }
-    let published = facts
-        .global
-        .as_ref()
-        .and_then(|g| g.status.as_ref())
-        .and_then(|s| {
-            s.conditions
-                .iter()
-                .find(|c| c.type_ == conditions::DNS_PUBLISHED)
+    for key in &globals {
+        let published = global_of(facts, key)
+            .and_then(|g| g.status.as_ref())
+            .and_then(|s| {
+                s.conditions
+                    .iter()
+                    .find(|c| c.type_ == conditions::DNS_PUBLISHED)
+            });
+        let subject = if globals.len() > 1 {
+            format!("{} ({}/{})", conditions::DNS_PUBLISHED, key.0, key.1)
+        } else {
+            conditions::DNS_PUBLISHED.to_string()
+        };
+        items.push(match published {
+            None => Item::fail(
+                subject,
+                "not reported (is the glbc running, and for this namespace?)",
+            ),
+            Some(c) if c.status == "True" => Item::pass(subject, condition_text(c)),
+            Some(c) => Item::fail(subject, condition_text(c)),
         });
-    items.push(match published {
-        None => Item::fail(
-            conditions::DNS_PUBLISHED,
-            "not reported (is the glbc running, and for this namespace?)",
-        ),
-        Some(c) if c.status == "True" => Item::pass(conditions::DNS_PUBLISHED, condition_text(c)),
-        Some(c) => Item::fail(conditions::DNS_PUBLISHED, condition_text(c)),
-    });
+    }
     let hop = Hop::of_items(hop::DNS_RECORDS, "published, every name ours", items);
     match hint {
         Some(hint) => hop.hint(hint),
@@ -136,7 +144,7 @@ pub(super) fn dns_records_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K
     }
 }
 
-pub(super) fn dns_answers_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Hop {
+pub(super) fn dns_answers_hop<K: Explained>(root: &K, facts: &Facts<K>) -> Hop {
     let Some(dns) = &facts.dns else {
         return Hop::single(
             hop::DNS_ANSWERS,
@@ -144,15 +152,13 @@ pub(super) fn dns_answers_hop<K: RootKind<World = ()>>(root: &K, facts: &Facts<K
             "not queried: give --dns-server",
         );
     };
-    let records = facts
-        .global
-        .as_ref()
-        .and_then(|g| g.status.as_ref())
-        .map(|s| s.dns_records.clone())
-        .unwrap_or_default();
     let mut items = Vec::new();
     let mut hint = None;
-    for host in K::hosts(root, &()) {
+    for Published { host, global } in K::published(root, facts) {
+        let records = global_of(facts, &global)
+            .and_then(|g| g.status.as_ref())
+            .map(|s| s.dns_records.clone())
+            .unwrap_or_default();
         if host.starts_with("*.") {
             items.push(Item::skip(
                 host.as_str(),

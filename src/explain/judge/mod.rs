@@ -8,13 +8,16 @@ mod common;
 mod control_plane;
 mod dns;
 #[cfg(test)]
+mod gateway_tests;
+pub mod kinds;
+mod route;
+#[cfg(test)]
 mod tests;
 
 use self::clusters::{clusters_hop, downstream_hop};
-use self::control_plane::{
-    dependencies_hop, global_hop, leaves_hop, placement_hop, root_hop, root_status_hop,
-};
+use self::control_plane::{dependencies_hop, leaves_hop, root_hop};
 use self::dns::{dns_answers_hop, dns_records_hop};
+use self::kinds::Explained;
 use super::facts::Facts;
 use super::report::{Hop, Item, hop};
 use crate::controller::decide::{self, Observed, Plan};
@@ -23,7 +26,7 @@ use crate::controller::kind::RootKind;
 
 /// The hops of `facts`' root, in order. A root that does not exist has
 /// only the first.
-pub fn hops<K: RootKind<World = ()>>(facts: &Facts<K>) -> Vec<Hop> {
+pub fn hops<K: Explained>(facts: &Facts<K>) -> Vec<Hop> {
     let kind = K::kind(&()).to_string();
     let (ns, name) = (&facts.namespace, &facts.name);
     let Some(root) = facts.root.as_ref() else {
@@ -41,21 +44,21 @@ pub fn hops<K: RootKind<World = ()>>(facts: &Facts<K>) -> Vec<Hop> {
     };
     let plan = plan(root, facts);
     vec![
-        root_hop(root, &kind),
-        placement_hop(root, facts),
+        root_hop(root, &kind, &facts.world),
+        K::placement_hop(root, facts, &plan),
         leaves_hop(facts, &plan),
         dependencies_hop(facts, &plan),
         downstream_hop(facts, &plan),
         clusters_hop(facts, &plan),
-        root_status_hop(root, &kind, &plan),
-        global_hop(root, facts),
+        K::root_status_hop(root, &plan),
+        K::global_hop(root, facts),
         dns_records_hop(root, facts),
         dns_answers_hop(root, facts),
     ]
 }
 
 /// What the controller would decide now, from the same facts.
-pub(crate) fn plan<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Plan<K> {
+pub(crate) fn plan<K: RootKind>(root: &K, facts: &Facts<K>) -> Plan<K> {
     let object = |ns: &str, name: &str| {
         facts
             .objects
@@ -76,7 +79,7 @@ pub(crate) fn plan<K: RootKind<World = ()>>(root: &K, facts: &Facts<K>) -> Plan<
     decide::decide(&Observed {
         root,
         clusters: &facts.clusters,
-        world: &(),
+        world: &facts.world,
         object: &object,
         leaves: &facts.labelled_leaves,
         exists: &exists,

@@ -97,6 +97,8 @@ fn converged() -> Facts<Ingress> {
         dns: None,
         now: now(),
         health_threshold: Duration::from_secs(30),
+        world: (),
+        parents: Vec::new(),
     };
     let root = facts.root.clone().unwrap();
     for (cluster, ip) in [("east", "127.0.1.1"), ("west", "127.0.1.2")] {

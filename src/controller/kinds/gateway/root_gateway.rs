@@ -59,7 +59,11 @@ fn is_true(
 
 /// The DNS names of the root route `route` on the Gateway `gateway`, when
 /// our entry of its status says a parentRef to it is accepted.
-fn route_names<R: Route>(route: &R, gateway: &Gateway, key: &(String, String)) -> BTreeSet<String> {
+pub fn route_names<R: Route>(
+    route: &R,
+    gateway: &Gateway,
+    key: &(String, String),
+) -> BTreeSet<String> {
     let ns = route.meta().namespace.clone().unwrap_or_default();
     let accepted = route.parents().iter().any(|p| {
         p.controller_name == gw::CONTROLLER_NAME
