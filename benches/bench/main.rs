@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::env::{CLUSTERS, DataPlane, Env, Stack};
+use crate::env::{DataPlane, Env, Stack};
 use crate::observe::{median, percentile};
 use crate::scenarios::{Bulk, Floor};
 
@@ -553,7 +553,7 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 floor.dns,
                 bulk.dns / floor.total
             );
-            let minimal = scenarios::minimal_writes(n as u64, CLUSTERS as u64);
+            let minimal = scenarios::minimal_writes(n as u64, env.n_clusters as u64);
             let min = scenarios::floor(&env, &format!("m{run}"), &minimal, n).await?;
             eprintln!(
                 "bench: minimal floor {n}: {} writes, {:.1}s (API {:.1}s, DNS {:.1}s); bulk/minimal floor {:.2}",

@@ -14,7 +14,7 @@ use kcp_ingress::glbc::dns::rfc2136::RrsetChange;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::env::{BACKEND, CLUSTERS, Env, NS, lb_address};
+use crate::env::{BACKEND, Env, NS, lb_address};
 use crate::observe::{self, Dns, Observers, Writes};
 use kcp_ingress::labels;
 
@@ -142,8 +142,10 @@ fn rule(host: &str, path: &str) -> serde_json::Value {
     })
 }
 
-fn all_addresses() -> Vec<IpAddr> {
-    (1..=CLUSTERS).map(|k| IpAddr::V4(lb_address(k))).collect()
+fn all_addresses(env: &Env) -> Vec<IpAddr> {
+    (1..=env.n_clusters)
+        .map(|k| IpAddr::V4(lb_address(k)))
+        .collect()
 }
 
 fn secs(d: Duration) -> f64 {
@@ -161,7 +163,7 @@ pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<V
     let obs = Observers::start(env);
     let dns = Dns::of(env)?;
     let api: Api<Ingress> = Api::namespaced(env.cp.clone(), NS);
-    let want = all_addresses();
+    let want = all_addresses(env);
     let mut out = Vec::new();
     for i in 0..n {
         let name = format!("s{i}");
@@ -221,17 +223,17 @@ pub async fn failover(
     deadline: Duration,
 ) -> anyhow::Result<Vec<Failover>> {
     let dns = Dns::of(env)?;
-    let want = all_addresses();
+    let want = all_addresses(env);
     let probe = hosts.first().context("failover needs a host")?;
     let mut out = Vec::new();
     for run in 0..runs {
-        let k = run % CLUSTERS + 1;
+        let k = run % env.n_clusters + 1;
         let server = format!("cluster-{k}");
         let dead = IpAddr::V4(lb_address(k));
         wait_answers(&dns, hosts, |a| a == want.as_slice(), deadline)
             .await
             .context("DNS before the failover")?;
-        for j in 1..=CLUSTERS {
+        for j in 1..=env.n_clusters {
             wait_served(env, j, probe, deadline)
                 .await
                 .context("the data plane before the failover")?;
@@ -684,7 +686,9 @@ pub async fn floor(
                         name: Name::from_ascii(&host).expect("a valid name"),
                         record_type: RecordType::A,
                         ttl: 60,
-                        data: (1..=CLUSTERS).map(|k| RData::A(A(lb_address(k)))).collect(),
+                        data: (1..=env.n_clusters)
+                            .map(|k| RData::A(A(lb_address(k))))
+                            .collect(),
                     },
                     RrsetChange {
                         name: Name::from_ascii(&owner).expect("a valid name"),
