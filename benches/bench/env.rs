@@ -380,8 +380,9 @@ impl Env {
         clusters: usize,
     ) -> anyhow::Result<Self> {
         let n_clusters = clusters;
-        // Twenty kube-apiservers take a while to start on two busy cores.
-        let start_timeout = (n_clusters as u64 * 20).max(120);
+        // Twenty kube-apiservers (each taking the Gateway API CRDs) take
+        // minutes to start on two busy cores.
+        let start_timeout = (n_clusters as u64 * 60).max(120);
         let dir =
             std::env::temp_dir().join(format!("kcp-ingress-bench-{}-{tag}", std::process::id()));
         if dir.exists() {
