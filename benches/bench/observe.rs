@@ -432,11 +432,28 @@ pub fn delta(before: &Writes, after: &Writes) -> Writes {
 
 /// Write counters of every apiserver: control plane first, then the clusters.
 pub async fn all_writes(env: &Env) -> anyhow::Result<Vec<Writes>> {
-    let mut out = vec![writes(&env.cp).await?];
+    let mut out = vec![writes_retried(&env.cp).await?];
     for c in &env.clusters {
-        out.push(writes(c).await?);
+        out.push(writes_retried(c).await?);
     }
     Ok(out)
+}
+
+/// [`writes`], asked up to 5 times: a starved apiserver (twenty of them on
+/// two busy cores) may cut its /metrics answer short.
+async fn writes_retried(client: &kube::Client) -> anyhow::Result<Writes> {
+    let mut attempt = 1;
+    loop {
+        match writes(client).await {
+            Ok(w) => return Ok(w),
+            Err(err) if attempt < 5 => {
+                eprintln!("bench: reading /metrics (attempt {attempt}): {err:#}");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => return Err(err.context("reading an apiserver's /metrics")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- statistics
