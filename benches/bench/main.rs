@@ -289,7 +289,12 @@ fn unit_tests() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_iter(
         std::env::args().filter(|a| a != "--unit-tests" && a != "--bench"),
     );
-    let trials = model::tests::all()
+    let mut tests = model::tests::all();
+    tests.push((
+        "many::render_fits_the_three_runs",
+        many::tests::render_fits_the_three_runs,
+    ));
+    let trials = tests
         .into_iter()
         .map(|(name, test)| libtest_mimic::Trial::test(name, move || Ok(test()?)))
         .collect();

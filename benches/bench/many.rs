@@ -474,3 +474,107 @@ fn render_model(r: &ManyResults, target: &Target) -> String {
     }
     t
 }
+
+/// Unit tests of the rendering, run by `cargo test --bench bench -- --unit-tests`.
+pub mod tests {
+    use super::*;
+    use crate::observe::Writes;
+
+    /// A run of `roots_total` roots on `clusters` clusters whose processes'
+    /// peak RSS follows a known plane.
+    fn leg(clusters: usize, roots: usize, roots_total: usize) -> Leg {
+        let mib = |base: f64, per_root: f64, per_cluster: f64| {
+            ((base + per_root * roots_total as f64 + per_cluster * clusters as f64) * 1024.0) as u64
+        };
+        let mut usage = vec![
+            ("controller".to_string(), mib(30.0, 0.05, 2.5)),
+            ("glbc".to_string(), mib(20.0, 0.01, 0.1)),
+            ("control-plane apiserver".to_string(), mib(300.0, 0.1, 1.0)),
+            ("etcd".to_string(), mib(100.0, 0.05, 0.5)),
+        ];
+        let copies = roots_total * 3 / clusters;
+        for k in 1..=clusters {
+            usage.push((
+                format!("cluster-{k} apiserver"),
+                ((200.0 + 0.02 * copies as f64) * 1024.0) as u64,
+            ));
+            usage.push((format!("standin-lb-{k}"), 10 * 1024));
+        }
+        let writes: Vec<Writes> =
+            std::iter::once(Writes::from([("POST ingresses".into(), roots as u64)]))
+                .chain((0..clusters).map(|_| {
+                    Writes::from([("POST ingresses".into(), (roots * 3 / clusters) as u64)])
+                }))
+                .collect();
+        Leg {
+            what: "synthetic".into(),
+            clusters,
+            per_root: 3,
+            roots,
+            roots_total,
+            bulk: Bulk {
+                dns: 10.0,
+                writes,
+                usage: usage
+                    .into_iter()
+                    .map(|(name, kib)| Usage {
+                        name,
+                        cpu: 1.0,
+                        hwm_kib: kib,
+                        rss_kib: kib,
+                    })
+                    .collect(),
+                ..Bulk::default()
+            },
+            idle: Vec::new(),
+        }
+    }
+
+    pub fn render_fits_the_three_runs() -> Result<(), String> {
+        let r = ManyResults {
+            legs: vec![leg(20, 2000, 2000), leg(20, 2000, 4000), leg(3, 2000, 2000)],
+        };
+        let inputs = inputs(&r).ok_or("no model inputs")?;
+        let near = |a: f64, b: f64| (a - b).abs() < 0.01;
+        if !(near(inputs.controller.per_root, 0.05)
+            && near(inputs.controller.per_cluster, 2.5)
+            && near(inputs.cluster_apiserver.slope, 0.02))
+        {
+            return Err(format!("inputs {inputs:?}"));
+        }
+        let text = render(
+            &r,
+            &Target {
+                roots: 10_000.0,
+                clusters: 100.0,
+                placements: 3.0,
+            },
+        );
+        for want in [
+            "First limit",
+            "20 cluster apiservers, summed",
+            "20 stand-ins, summed",
+            "| 1. synthetic | 2000 × 20 (3) |",
+        ] {
+            if !text.contains(want) {
+                return Err(format!("no {want:?} in:\n{text}"));
+            }
+        }
+        // Without the third run there is no model, and it says so.
+        let partial = ManyResults {
+            legs: vec![leg(20, 2000, 2000)],
+        };
+        let text = render(
+            &partial,
+            &Target {
+                roots: 10_000.0,
+                clusters: 100.0,
+                placements: 3.0,
+            },
+        );
+        if !text.contains("No model") {
+            return Err(format!("a model from one run:\n{text}"));
+        }
+        Ok(())
+    }
+}
