@@ -341,8 +341,11 @@ pub mod tests {
         }
     }
 
+    /// A unit test: `Err` says what went wrong.
+    pub type Test = fn() -> Result<(), String>;
+
     /// Every test, by name.
-    pub fn all() -> Vec<(&'static str, fn() -> Result<(), String>)> {
+    pub fn all() -> Vec<(&'static str, Test)> {
         vec![
             ("model::fit_recovers_a_plane", fit_recovers_a_plane),
             (
