@@ -439,6 +439,7 @@ fn render_model(r: &ManyResults, target: &Target) -> String {
     for row in &rows {
         let limit = match (row.limit, row.roots_at_limit()) {
             (None, _) => "–".to_string(),
+            (Some(_), Some(n)) if n <= 0.0 => "0: its fixed cost is above".to_string(),
             (Some(_), Some(n)) => format!("{n:.0}"),
             (Some(_), None) => "never".to_string(),
         };
@@ -456,7 +457,7 @@ fn render_model(r: &ManyResults, target: &Target) -> String {
     if let Some((row, roots)) = model::first_limit(&rows) {
         let _ = writeln!(
             t,
-            "\nFirst limit: **{}** reaches 150 MB at {roots:.0} roots on {} clusters.",
+            "\nFirst limit: **{}** reaches 150 MB at {roots:.0} roots on {} clusters (at 0: with no root).",
             row.process, target.clusters
         );
     }
