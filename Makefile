@@ -72,8 +72,9 @@ e2e: deps tools tools-kcp tools-traefik ## end-to-end tests against real etcd, k
 test: fmt-check clippy crd-check gateway-types-check lint-scripts lint-imports unit e2e ## everything CI checks
 
 PEERS ?= 0
-bench: deps tools $(if $(filter traefik,$(DATA_PLANE)),tools-traefik) $(if $(filter-out 0,$(PEERS)),tools-peers) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin; PEERS=1: side by side with Karmada + external-dns)
-	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick) $(if $(filter-out 0,$(PEERS)),--peers)
+MANY ?= 0
+bench: deps tools $(if $(and $(filter traefik,$(DATA_PLANE)),$(filter 0,$(MANY))),tools-traefik) $(if $(filter-out 0,$(PEERS)),tools-peers) ## benchmarks against the real servers, table into docs/BENCHMARKS.md (QUICK=1: a smoke run under 4 min; DATA_PLANE=traefik|standin; PEERS=1: side by side with Karmada + external-dns; MANY=1: 2,000 roots on 20 clusters alone, stand-in data plane, and the 100 x 10,000 model)
+	$(CARGO) bench --bench bench -- --data-plane $(DATA_PLANE) $(if $(filter-out 0,$(QUICK)),--quick) $(if $(filter-out 0,$(PEERS)),--peers) $(if $(filter-out 0,$(MANY)),--many-clusters)
 
 local-setup: deps tools ## run it all locally: control plane, clusters, DNS, kcp-ingress (PROVIDER=auto|process|kind, CONTROL_PLANE=kube|kcp, DATA_PLANE=traefik|standin, DNS=bind|embedded)
 	hack/local-setup.sh up --provider $(PROVIDER) --control-plane $(CONTROL_PLANE) --data-plane $(DATA_PLANE) --dns $(DNS)

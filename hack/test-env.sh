@@ -208,11 +208,14 @@ server_port() {
 }
 
 # curl as the admin against one apiserver: kcurl NAME PATH [curl args...]
+# Each request may take 5 s; more with many clusters (up applies the large
+# Gateway API CRDs to every apiserver at once, and twenty of them share the
+# machine).
 kcurl() {
   local n=$1 path=$2
   shift 2
   [[ -n ${api_port[$n]:-} ]] || api_port[$n]=$(server_port "$n")
-  curl -sS --max-time 5 --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
+  curl -sS --max-time $((clusters > 4 ? 5 + 2 * clusters : 5)) --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "$@" "https://127.0.0.1:${api_port[$n]}$path"
 }
 

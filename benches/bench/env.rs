@@ -23,7 +23,8 @@ use serde_json::json;
 pub const NS: &str = "bench";
 /// The one Service every benchmark root references.
 pub const BACKEND: &str = "backend";
-/// Physical clusters.
+/// Physical clusters of every scenario but the many-clusters one
+/// (`Env::n_clusters` is an environment's own count).
 pub const CLUSTERS: usize = 3;
 
 fn repo() -> PathBuf {
@@ -182,15 +183,7 @@ impl Proc {
 
     /// Peak and current resident set size (VmHWM, VmRSS), in KiB.
     pub fn memory_kib(&self) -> Option<(u64, u64)> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).ok()?;
-        let field = |key: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        };
-        Some((field("VmHWM:")?, field("VmRSS:")?))
+        memory_kib(self.pid())
     }
 
     /// CPU time used so far (user + system).
@@ -203,6 +196,19 @@ impl Drop for Proc {
     fn drop(&mut self) {
         self.terminate(Duration::from_secs(10));
     }
+}
+
+/// Peak and current resident set size (VmHWM, VmRSS) of a process, in KiB.
+pub fn memory_kib(pid: u32) -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
 /// CPU time a process used so far (user + system), from /proc/PID/stat.
@@ -334,6 +340,9 @@ pub struct Env {
     pub vars: BTreeMap<String, String>,
     pub cp: kube::Client,
     pub clusters: Vec<kube::Client>,
+    /// Physical clusters (`cluster-1` ..): [`CLUSTERS`] but in the
+    /// many-clusters scenario.
+    pub n_clusters: usize,
     pub data_plane: DataPlane,
     /// DataPlane::Standin: the stand-ins, per cluster.
     pub standins: Vec<Option<Proc>>,
@@ -360,6 +369,20 @@ impl Env {
 
     /// As [`Env::up`], with `stack` running on the servers instead of kcp-ingress.
     pub async fn up_with(tag: &str, data_plane: DataPlane, stack: Stack) -> anyhow::Result<Self> {
+        Self::up_sized(tag, data_plane, stack, CLUSTERS).await
+    }
+
+    /// As [`Env::up_with`], with `clusters` physical clusters.
+    pub async fn up_sized(
+        tag: &str,
+        data_plane: DataPlane,
+        stack: Stack,
+        clusters: usize,
+    ) -> anyhow::Result<Self> {
+        let n_clusters = clusters;
+        // Twenty kube-apiservers (each taking the Gateway API CRDs) take
+        // minutes to start on two busy cores.
+        let start_timeout = (n_clusters as u64 * 60).max(120);
         let dir =
             std::env::temp_dir().join(format!("kcp-ingress-bench-{}-{tag}", std::process::id()));
         if dir.exists() {
@@ -367,7 +390,8 @@ impl Env {
         }
         let dir_s = dir.to_string_lossy().to_string();
         let owner = std::process::id().to_string();
-        let clusters = CLUSTERS.to_string();
+        let clusters = n_clusters.to_string();
+        let timeout = start_timeout.to_string();
         let up = tokio::task::spawn_blocking({
             let dir_s = dir_s.clone();
             move || {
@@ -381,9 +405,9 @@ impl Env {
                         "--owner-pid",
                         &owner,
                         "--timeout",
-                        "120",
+                        &timeout,
                     ],
-                    Duration::from_secs(180),
+                    Duration::from_secs(start_timeout + 60),
                 )
             }
         })
@@ -405,6 +429,7 @@ impl Env {
             vars: BTreeMap::new(),
             cp,
             clusters: Vec::new(),
+            n_clusters,
             data_plane,
             standins: Vec::new(),
             traefik_running: false,
@@ -418,7 +443,7 @@ impl Env {
             stopped: false,
         };
         env.vars = read_env_file(&dir.join("env"))?;
-        for k in 1..=CLUSTERS {
+        for k in 1..=n_clusters {
             env.clusters
                 .push(client_from(&dir.join(format!("cluster-{k}.kubeconfig"))).await?);
         }
@@ -427,7 +452,7 @@ impl Env {
             Stack::KcpIngress | Stack::ControllerOnly => {
                 env.prepare().await?;
                 env.start_kcp_ingress()?;
-                env.wait_ready(Duration::from_secs(120)).await?;
+                env.wait_ready(Duration::from_secs(start_timeout)).await?;
             }
             Stack::Karmada { tuned } => {
                 env.prepare_namespace().await?;
@@ -476,9 +501,11 @@ impl Env {
     async fn start_data_plane(&mut self) -> anyhow::Result<()> {
         match self.data_plane {
             DataPlane::Standin => {
-                let addrs: Vec<IpAddr> = (1..=CLUSTERS).map(|k| lb_address(k).into()).collect();
+                let addrs: Vec<IpAddr> = (1..=self.n_clusters)
+                    .map(|k| lb_address(k).into())
+                    .collect();
                 self.lb_port = free_port(&addrs)?;
-                for k in 1..=CLUSTERS {
+                for k in 1..=self.n_clusters {
                     let p = self.spawn_standin(k)?;
                     self.standins.push(Some(p));
                 }
@@ -503,7 +530,7 @@ impl Env {
                 self.traefik_running = true;
                 let env_dir = self.dir.to_string_lossy().to_string();
                 let service = format!("{NS}/{BACKEND}");
-                let clusters = CLUSTERS.to_string();
+                let clusters = self.n_clusters.to_string();
                 tokio::task::spawn_blocking(move || {
                     traefik_env(
                         &[
@@ -610,7 +637,7 @@ impl Env {
             DataPlane::Standin => self.standins.iter().flatten().map(Proc::pid).collect(),
             DataPlane::Traefik => {
                 let dir = self.traefik_dir();
-                (1..=CLUSTERS)
+                (1..=self.n_clusters)
                     .filter_map(|k| recorded_pid(&dir.join("run"), &format!("traefik-{k}"), &dir))
                     .collect()
             }
@@ -681,7 +708,7 @@ impl Env {
         let pp = PatchParams::apply("kcp-ingress-bench").force();
         let secrets: Api<Secret> = Api::namespaced(self.cp.clone(), "kcp-ingress-system");
         let clusters: Api<Cluster> = Api::all(self.cp.clone());
-        for k in 1..=CLUSTERS {
+        for k in 1..=self.n_clusters {
             let kubeconfig =
                 std::fs::read_to_string(self.dir.join(format!("cluster-{k}.kubeconfig")))?;
             secrets
@@ -809,12 +836,13 @@ impl Env {
                     })
                 })
                 .count();
-            if ready == CLUSTERS {
+            if ready == self.n_clusters {
                 return Ok(());
             }
             if Instant::now() > until {
                 bail!(
-                    "only {ready} of {CLUSTERS} Clusters Ready after {deadline:?}; see {}",
+                    "only {ready} of {} Clusters Ready after {deadline:?}; see {}",
+                    self.n_clusters,
                     self.log("controller").display()
                 );
             }
@@ -837,7 +865,7 @@ impl Env {
                 .and_then(cpu_seconds)
                 .unwrap_or(0.0)
         };
-        let clusters: f64 = (1..=CLUSTERS)
+        let clusters: f64 = (1..=self.n_clusters)
             .map(|k| var(&format!("CLUSTER_{k}_PID")))
             .sum();
         let data_plane: f64 = self
@@ -869,6 +897,44 @@ impl Env {
             "benchmark".to_string(),
             cpu_seconds(std::process::id()).unwrap_or(0.0),
         ));
+        out
+    }
+
+    /// Every process of the environment, by name, with its pid: the
+    /// control-plane apiserver, each cluster's apiserver, etcd, BIND,
+    /// kcp-ingress's (or the peer's) and the data plane's.
+    pub fn processes(&self) -> Vec<(String, u32)> {
+        let var = |k: &str| self.var(k).parse::<u32>().ok();
+        let mut out = Vec::new();
+        let mut server = |name: String, key: &str| {
+            if let Some(pid) = var(key) {
+                out.push((name, pid));
+            }
+        };
+        server("control-plane apiserver".into(), "CONTROL_PLANE_PID");
+        for k in 1..=self.n_clusters {
+            server(
+                format!("cluster-{k} apiserver"),
+                &format!("CLUSTER_{k}_PID"),
+            );
+        }
+        server("etcd".into(), "ETCD_PID");
+        server("BIND".into(), "NAMED_PID");
+        for p in self.components() {
+            out.push((p.name.clone(), p.pid()));
+        }
+        match self.data_plane {
+            DataPlane::Standin => {
+                for p in self.standins.iter().flatten() {
+                    out.push((p.name.clone(), p.pid()));
+                }
+            }
+            DataPlane::Traefik => {
+                for (i, pid) in self.data_plane_pids().into_iter().enumerate() {
+                    out.push((format!("traefik-{}", i + 1), pid));
+                }
+            }
+        }
         out
     }
 

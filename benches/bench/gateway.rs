@@ -14,7 +14,7 @@ use kcp_ingress::labels;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::env::{BACKEND, CLUSTERS, Env, NS, lb_address};
+use crate::env::{BACKEND, Env, NS, lb_address};
 use crate::observe::Dns;
 
 /// The control plane's GatewayClass whose Gateways are roots.
@@ -43,7 +43,7 @@ pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<V
         .context("creating the root GatewayClass")?;
     let gateways: Api<Gateway> = Api::namespaced(env.cp.clone(), NS);
     let routes: Api<HttpRoute> = Api::namespaced(env.cp.clone(), NS);
-    let want: Vec<std::net::IpAddr> = (1..=CLUSTERS)
+    let want: Vec<std::net::IpAddr> = (1..=env.n_clusters)
         .map(|k| std::net::IpAddr::V4(lb_address(k)))
         .collect();
     let want_text: BTreeSet<String> = want.iter().map(ToString::to_string).collect();

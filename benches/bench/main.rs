@@ -14,6 +14,8 @@
 mod dns_qps;
 mod env;
 mod gateway;
+mod many;
+mod model;
 mod observe;
 mod peers;
 mod scenarios;
@@ -24,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::env::{CLUSTERS, DataPlane, Env, Stack};
+use crate::env::{DataPlane, Env, Stack};
 use crate::observe::{median, percentile};
 use crate::scenarios::{Bulk, Floor};
 
@@ -49,6 +51,9 @@ struct Plan {
     peers: bool,
     /// `--peer-defaults-runs N`: bulk runs of Karmada at its defaults.
     peer_default_runs: usize,
+    /// `--many-clusters` (`make bench MANY=1`): the many-clusters scenario
+    /// alone (with the stand-in data plane).
+    many: Option<many::ManyPlan>,
     /// Give up (and stop everything) after this long.
     deadline: Duration,
 }
@@ -62,6 +67,14 @@ impl Plan {
         let mut overrides: Vec<(String, String)> = Vec::new();
         let mut write_doc = true;
         let mut peers = std::env::var("PEERS").is_ok_and(|v| !v.is_empty() && v != "0");
+        let mut many = std::env::var("MANY").is_ok_and(|v| !v.is_empty() && v != "0");
+        let mut many_plan = many::ManyPlan {
+            roots: 2_000,
+            clusters: 20,
+            per_root: 3,
+            small_clusters: env::CLUSTERS,
+            slopes: true,
+        };
         let mut data_plane = match std::env::var("DATA_PLANE") {
             Ok(v) if !v.is_empty() => DataPlane::parse(&v).context("DATA_PLANE")?,
             _ => DataPlane::Traefik,
@@ -73,6 +86,22 @@ impl Plan {
                 "--quick" => quick = true,
                 "--no-doc" => write_doc = false,
                 "--peers" => peers = true,
+                "--many-clusters" => many = true,
+                "--many-clusters-one-run" => many_plan.slopes = false,
+                "--many-clusters-roots" | "--many-clusters-count" | "--many-clusters-per-root" => {
+                    let value = args
+                        .next()
+                        .with_context(|| format!("{arg} needs a value"))?;
+                    let n: usize = value.parse().with_context(|| format!("{arg} {value}"))?;
+                    if n == 0 {
+                        anyhow::bail!("{arg} must be at least 1");
+                    }
+                    match arg.as_str() {
+                        "--many-clusters-roots" => many_plan.roots = n,
+                        "--many-clusters-count" => many_plan.clusters = n,
+                        _ => many_plan.per_root = n,
+                    }
+                }
                 "--data-plane" => {
                     let value = args.next().context("--data-plane needs a value")?;
                     data_plane = DataPlane::parse(&value)?;
@@ -94,7 +123,12 @@ impl Plan {
                     println!(
                         "usage: cargo bench --bench bench -- [--quick] [--no-doc] [--peers [--peer-default-runs N]] [--data-plane traefik|standin] \
                          [--single N] [--failover-runs N] [--bulk N,N] [--bulk-runs N] [--big-runs N] [--churn-seconds S] [--deadline-seconds S]\n\
+                         \x20      cargo bench --bench bench -- --many-clusters [--many-clusters-roots N] [--many-clusters-count C] [--many-clusters-per-root P] [--many-clusters-one-run]\n\
+                         \x20      cargo test --bench bench -- --unit-tests [FILTER]   (the bench's own unit tests)\n\
                          \n\
+                         --many-clusters  (make bench MANY=1) alone: N roots (2000) on C clusters (20), each on P (3) by a\n\
+                         \x20             `region in (...)` selector, stand-in data plane; then N more, then N on 3 clusters (the\n\
+                         \x20             model's slopes; --many-clusters-one-run: the first run only); a model of 100 x 10,000\n\
                          --data-plane  what plays each cluster's ingress controller: traefik (default, or $DATA_PLANE;\n\
                          \x20             hack/traefik-env.sh, needs root and `make tools-traefik`) or standin (standin-lb)"
                     );
@@ -119,6 +153,21 @@ impl Plan {
         }
         plan.write_doc = write_doc;
         plan.data_plane = data_plane;
+        if many {
+            if peers {
+                anyhow::bail!("--many-clusters and --peers are separate runs");
+            }
+            if many_plan.clusters < many_plan.per_root || many_plan.clusters > 200 {
+                anyhow::bail!(
+                    "--many-clusters-count must be from the clusters per root ({}) to 200",
+                    many_plan.per_root
+                );
+            }
+            // 20 Traefiks are not the point: the stand-in plays every data plane.
+            plan.data_plane = DataPlane::Standin;
+            plan.deadline = Duration::from_secs(180 * 60);
+            plan.many = Some(many_plan);
+        }
         for (flag, value) in overrides {
             let n = || {
                 value
@@ -161,6 +210,7 @@ impl Plan {
             data_plane: DataPlane::Traefik,
             peers: false,
             peer_default_runs: 0,
+            many: None,
             deadline: Duration::from_secs(150 * 60),
         }
     }
@@ -181,6 +231,7 @@ impl Plan {
             data_plane: DataPlane::Traefik,
             peers: false,
             peer_default_runs: 0,
+            many: None,
             // Traefik's set-up (RBAC, Gateway API CRDs, network namespaces)
             // adds about 15 s per environment.
             deadline: Duration::from_secs(230),
@@ -193,6 +244,25 @@ impl Plan {
             DataPlane::Traefik => "",
             DataPlane::Standin => " DATA_PLANE=standin",
         };
+        if let Some(m) = &self.many {
+            // `make bench MANY=1` at the defaults, with the release profile.
+            return format!(
+                "cargo bench{} --bench bench -- --many-clusters --many-clusters-roots {} --many-clusters-count {} --many-clusters-per-root {}{}",
+                if cfg!(debug_assertions) {
+                    " --profile dev"
+                } else {
+                    ""
+                },
+                m.roots,
+                m.clusters,
+                m.per_root,
+                if m.slopes {
+                    ""
+                } else {
+                    " --many-clusters-one-run"
+                }
+            );
+        }
         let peers = if self.peers { " PEERS=1" } else { "" };
         format!("make bench{peers}{quick}{data_plane}")
     }
@@ -210,10 +280,32 @@ struct Results {
     dns_qps: Option<dns_qps::Qps>,
     versions: Vec<(String, String)>,
     peers: peers::PeerResults,
+    many: many::ManyResults,
+}
+
+/// `cargo test --bench bench -- --unit-tests [FILTER]`: the bench's unit
+/// tests (the scale model's arithmetic), through libtest-mimic.
+fn unit_tests() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_iter(
+        std::env::args().filter(|a| a != "--unit-tests" && a != "--bench"),
+    );
+    let mut tests = model::tests::all();
+    tests.push((
+        "many::render_fits_the_three_runs",
+        many::tests::render_fits_the_three_runs,
+    ));
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| libtest_mimic::Trial::test(name, move || Ok(test()?)))
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
+    if std::env::args().any(|a| a == "--unit-tests") {
+        return unit_tests();
+    }
     let plan = match Plan::from_args() {
         Ok(plan) => plan,
         Err(err) => {
@@ -241,7 +333,9 @@ async fn main() -> std::process::ExitCode {
     };
     let failure = tokio::select! {
         outcome = tokio::time::timeout(plan.deadline, async {
-            if plan.peers { run_peers(&plan, &mut results).await } else { run(&plan, &mut results).await }
+            if let Some(many) = &plan.many {
+                many::run(many, plan.data_plane, &mut results.many, &mut results.versions).await
+            } else if plan.peers { run_peers(&plan, &mut results).await } else { run(&plan, &mut results).await }
         }) => match outcome {
             Ok(Ok(())) => None,
             Ok(Err(err)) => Some(format!("{err:#}")),
@@ -460,7 +554,7 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 floor.dns,
                 bulk.dns / floor.total
             );
-            let minimal = scenarios::minimal_writes(n as u64, CLUSTERS as u64);
+            let minimal = scenarios::minimal_writes(n as u64, env.n_clusters as u64);
             let min = scenarios::floor(&env, &format!("m{run}"), &minimal, n).await?;
             eprintln!(
                 "bench: minimal floor {n}: {} writes, {:.1}s (API {:.1}s, DNS {:.1}s); bulk/minimal floor {:.2}",
@@ -590,7 +684,16 @@ fn mib(kib: u64) -> String {
 
 fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> String {
     let mut t = String::new();
-    if plan.peers {
+    if plan.many.is_some() {
+        t.push_str(&many::render(
+            &r.many,
+            &model::Target {
+                roots: 10_000.0,
+                clusters: 100.0,
+                placements: 3.0,
+            },
+        ));
+    } else if plan.peers {
         t.push_str(&peers::render(
             plan.bulk.first().copied().unwrap_or(0),
             &r.peers,
@@ -837,6 +940,7 @@ fn verdict(ok: bool) -> &'static str {
 fn write_doc(plan: &Plan, table: &str) -> anyhow::Result<()> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/BENCHMARKS.md");
     let which = match (plan.peers, plan.quick) {
+        _ if plan.many.is_some() => "many",
         (true, true) => "peers-quick",
         (true, false) => "peers",
         (false, true) => "quick",

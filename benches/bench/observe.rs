@@ -21,7 +21,7 @@ use kube::runtime::watcher::{self, watcher};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::task::JoinHandle;
 
-use crate::env::{CLUSTERS, Env, NS};
+use crate::env::{Env, NS};
 
 /// What one watch saw, with the instant it saw it.
 #[derive(Default)]
@@ -51,8 +51,9 @@ fn first_path(i: &Ingress) -> Option<String> {
 }
 
 /// Watches the Ingresses of the benchmark namespace through `client` into
-/// a [`Seen`]; the task ends when aborted.
-pub fn observe(client: kube::Client) -> (SeenRef, JoinHandle<()>) {
+/// a [`Seen`]; an Ingress is merged once its status holds `addresses`
+/// load-balancer entries. The task ends when aborted.
+pub fn observe(client: kube::Client, addresses: usize) -> (SeenRef, JoinHandle<()>) {
     let seen: SeenRef = Arc::default();
     let sink = seen.clone();
     let task = tokio::spawn(async move {
@@ -73,7 +74,7 @@ pub fn observe(client: kube::Client) -> (SeenRef, JoinHandle<()>) {
                 .as_ref()
                 .and_then(|s| s.load_balancer.as_ref())
                 .and_then(|lb| lb.ingress.as_ref())
-                .is_some_and(|e| e.len() >= CLUSTERS);
+                .is_some_and(|e| e.len() >= addresses);
             let path = first_path(&ingress);
             let mut seen = sink.lock().unwrap_or_else(|p| p.into_inner());
             seen.first.entry(name.clone()).or_insert(now);
@@ -112,17 +113,23 @@ pub struct Observers {
 
 impl Observers {
     pub fn start(env: &Env) -> Self {
+        Self::start_placed(env, env.n_clusters)
+    }
+
+    /// As [`Observers::start`], for roots placed on `per_root` clusters
+    /// each (a root is merged once its status holds that many addresses).
+    pub fn start_placed(env: &Env, per_root: usize) -> Self {
         let mut tasks = Vec::new();
         let clusters = env
             .clusters
             .iter()
             .map(|c| {
-                let (seen, task) = observe(c.clone());
+                let (seen, task) = observe(c.clone(), 1);
                 tasks.push(task);
                 seen
             })
             .collect();
-        let (control, task) = observe(env.cp.clone());
+        let (control, task) = observe(env.cp.clone(), per_root);
         tasks.push(task);
         let copy = match env.stack {
             crate::env::Stack::Karmada { .. } => karmada_copy_name,
@@ -138,10 +145,18 @@ impl Observers {
 
     /// When the copies of `root` were first seen in every cluster, if they were.
     pub fn downstream(&self, root: &str) -> Option<Instant> {
+        let all: Vec<usize> = (1..=self.clusters.len()).collect();
+        self.downstream_on(root, &all)
+    }
+
+    /// When the copies of `root` were first seen in each of the clusters
+    /// `on` (1-based), if they were.
+    pub fn downstream_on(&self, root: &str, on: &[usize]) -> Option<Instant> {
         let mut last: Option<Instant> = None;
-        for (k, seen) in self.clusters.iter().enumerate() {
+        for &k in on {
+            let seen = self.clusters.get(k.checked_sub(1)?)?;
             let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let at = *seen.first.get(&(self.copy)(root, k + 1))?;
+            let at = *seen.first.get(&(self.copy)(root, k))?;
             last = Some(last.map_or(at, |l| l.max(at)));
         }
         last
@@ -168,9 +183,20 @@ impl Observers {
     /// How many of `roots` are complete downstream / merged, and when the
     /// last of them became so.
     pub fn progress(&self, roots: &[String]) -> (usize, Option<Instant>, usize, Option<Instant>) {
+        let all: Vec<usize> = (1..=self.clusters.len()).collect();
+        self.progress_on(roots, |_| all.clone())
+    }
+
+    /// As [`Observers::progress`], with the copies of the `i`th root
+    /// looked for in the clusters `on(i)` only.
+    pub fn progress_on(
+        &self,
+        roots: &[String],
+        on: impl Fn(usize) -> Vec<usize>,
+    ) -> (usize, Option<Instant>, usize, Option<Instant>) {
         let (mut down, mut down_at, mut merged, mut merged_at) = (0, None, 0, None);
-        for r in roots {
-            if let Some(at) = self.downstream(r) {
+        for (i, r) in roots.iter().enumerate() {
+            if let Some(at) = self.downstream_on(r, &on(i)) {
                 down += 1;
                 down_at = Some(down_at.map_or(at, |l: Instant| l.max(at)));
             }
@@ -406,11 +432,28 @@ pub fn delta(before: &Writes, after: &Writes) -> Writes {
 
 /// Write counters of every apiserver: control plane first, then the clusters.
 pub async fn all_writes(env: &Env) -> anyhow::Result<Vec<Writes>> {
-    let mut out = vec![writes(&env.cp).await?];
+    let mut out = vec![writes_retried(&env.cp).await?];
     for c in &env.clusters {
-        out.push(writes(c).await?);
+        out.push(writes_retried(c).await?);
     }
     Ok(out)
+}
+
+/// [`writes`], asked up to 5 times: a starved apiserver (twenty of them on
+/// two busy cores) may cut its /metrics answer short.
+async fn writes_retried(client: &kube::Client) -> anyhow::Result<Writes> {
+    let mut attempt = 1;
+    loop {
+        match writes(client).await {
+            Ok(w) => return Ok(w),
+            Err(err) if attempt < 5 => {
+                eprintln!("bench: reading /metrics (attempt {attempt}): {err:#}");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(err) => return Err(err.context("reading an apiserver's /metrics")),
+        }
+    }
 }
 
 // ---------------------------------------------------------------- statistics

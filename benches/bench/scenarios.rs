@@ -14,21 +14,121 @@ use kcp_ingress::glbc::dns::rfc2136::RrsetChange;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::env::{BACKEND, CLUSTERS, Env, NS, lb_address};
+use crate::env::{BACKEND, Env, NS, lb_address};
 use crate::observe::{self, Dns, Observers, Writes};
+use kcp_ingress::labels;
 
 /// The label every root carries (external-dns publishes only what has it).
 pub const ROOT_LABEL: &str = "bench.kcp-ingress.dev/root";
 
 /// A root Ingress: one host, one path, the shared backend Service.
 pub fn root(name: &str, host: &str, path: &str) -> Ingress {
+    placed_root(name, host, path, None)
+}
+
+/// As [`root`], with a `kcp-ingress.dev/placement` selector if given.
+pub fn placed_root(name: &str, host: &str, path: &str, placement: Option<&str>) -> Ingress {
+    let mut metadata = json!({"name": name, "namespace": NS, "labels": {ROOT_LABEL: "true"}});
+    if let Some(selector) = placement {
+        metadata["annotations"] = json!({ (labels::PLACEMENT_ANNOTATION): selector });
+    }
     serde_json::from_value(json!({
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
-        "metadata": {"name": name, "namespace": NS, "labels": {ROOT_LABEL: "true"}},
+        "metadata": metadata,
         "spec": {"rules": [rule(host, path)]},
     }))
     .expect("a valid Ingress")
+}
+
+/// Where the roots of a bulk run go: `per_root` of the `clusters` clusters
+/// each, consecutive ones (root `i` on clusters `i+1`, `i+2`, ... modulo
+/// `clusters`), so that every cluster gets the same share. Each Cluster
+/// carries `region=local-K`, so a root's placement is what a user would
+/// write to pick regions: `region in (local-4,local-5,local-6)`. With
+/// `per_root == clusters`, no placement annotation (every cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Spread {
+    pub clusters: usize,
+    pub per_root: usize,
+}
+
+impl Spread {
+    /// Every root on every cluster (the bulk scenario).
+    pub fn everywhere(clusters: usize) -> Self {
+        Self {
+            clusters,
+            per_root: clusters,
+        }
+    }
+
+    /// The clusters (1-based) root `i` is placed on.
+    pub fn clusters_of(&self, i: usize) -> Vec<usize> {
+        if self.per_root >= self.clusters {
+            return (1..=self.clusters).collect();
+        }
+        let mut on: Vec<usize> = (0..self.per_root)
+            .map(|j| (i + j) % self.clusters + 1)
+            .collect();
+        on.sort_unstable();
+        on
+    }
+
+    /// Root `i`'s placement selector (none: every cluster).
+    pub fn selector(&self, i: usize) -> Option<String> {
+        (self.per_root < self.clusters).then(|| {
+            let regions: Vec<String> = self
+                .clusters_of(i)
+                .iter()
+                .map(|k| format!("local-{k}"))
+                .collect();
+            format!("region in ({})", regions.join(","))
+        })
+    }
+
+    /// The DNS answer root `i` should get: its clusters' addresses, sorted.
+    pub fn addresses_of(&self, i: usize) -> Vec<IpAddr> {
+        let mut out: Vec<IpAddr> = self
+            .clusters_of(i)
+            .into_iter()
+            .map(|k| IpAddr::V4(lb_address(k)))
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// The roots of a bulk run: `n` roots named `<prefix><i>`, with hosts
+/// `<prefix><i>.<subdomain>.<zone>`, placed by `spread`.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub n: usize,
+    pub prefix: String,
+    pub subdomain: String,
+    pub spread: Spread,
+}
+
+impl Batch {
+    /// The bulk scenario's: `b<i>.bulk.<zone>` on every cluster of `env`.
+    pub fn bulk(env: &Env, n: usize) -> Self {
+        Self {
+            n,
+            prefix: "b".into(),
+            subdomain: "bulk".into(),
+            spread: Spread::everywhere(env.n_clusters),
+        }
+    }
+}
+
+/// What one process of the environment used during a run.
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub name: String,
+    /// CPU seconds during the run.
+    pub cpu: f64,
+    /// Peak RSS (VmHWM) since the process started, and RSS at the end (KiB).
+    pub hwm_kib: u64,
+    pub rss_kib: u64,
 }
 
 fn rule(host: &str, path: &str) -> serde_json::Value {
@@ -42,8 +142,10 @@ fn rule(host: &str, path: &str) -> serde_json::Value {
     })
 }
 
-fn all_addresses() -> Vec<IpAddr> {
-    (1..=CLUSTERS).map(|k| IpAddr::V4(lb_address(k))).collect()
+fn all_addresses(env: &Env) -> Vec<IpAddr> {
+    (1..=env.n_clusters)
+        .map(|k| IpAddr::V4(lb_address(k)))
+        .collect()
 }
 
 fn secs(d: Duration) -> f64 {
@@ -61,7 +163,7 @@ pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<V
     let obs = Observers::start(env);
     let dns = Dns::of(env)?;
     let api: Api<Ingress> = Api::namespaced(env.cp.clone(), NS);
-    let want = all_addresses();
+    let want = all_addresses(env);
     let mut out = Vec::new();
     for i in 0..n {
         let name = format!("s{i}");
@@ -121,17 +223,17 @@ pub async fn failover(
     deadline: Duration,
 ) -> anyhow::Result<Vec<Failover>> {
     let dns = Dns::of(env)?;
-    let want = all_addresses();
+    let want = all_addresses(env);
     let probe = hosts.first().context("failover needs a host")?;
     let mut out = Vec::new();
     for run in 0..runs {
-        let k = run % CLUSTERS + 1;
+        let k = run % env.n_clusters + 1;
         let server = format!("cluster-{k}");
         let dead = IpAddr::V4(lb_address(k));
         wait_answers(&dns, hosts, |a| a == want.as_slice(), deadline)
             .await
             .context("DNS before the failover")?;
-        for j in 1..=CLUSTERS {
+        for j in 1..=env.n_clusters {
             wait_served(env, j, probe, deadline)
                 .await
                 .context("the data plane before the failover")?;
@@ -256,6 +358,9 @@ pub struct Bulk {
     pub cpu: Vec<(String, f64)>,
     /// Peak RSS (KiB) of every process of what ran on the servers, by name.
     pub rss: Vec<(String, u64)>,
+    /// Every process of the environment (servers included): CPU during the
+    /// run, peak and final RSS.
+    pub usage: Vec<Usage>,
     /// What was checked once DNS was complete (or the deadline passed):
     /// roots with a copy in every cluster, roots whose status holds every
     /// cluster's address, hosts published with every address (zone
@@ -271,21 +376,40 @@ pub struct Bulk {
 /// Creates `n` roots at once (32 requests in flight) and waits until every
 /// host is published with every cluster's address (zone transfers).
 pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bulk, Observers)> {
-    let obs = Observers::start(env);
+    bulk_of(env, &Batch::bulk(env, n), deadline).await
+}
+
+/// As [`bulk`], for the roots of `batch` (each placed as its spread says;
+/// complete once on its own clusters and answered with their addresses).
+pub async fn bulk_of(
+    env: &Env,
+    batch: &Batch,
+    deadline: Duration,
+) -> anyhow::Result<(Bulk, Observers)> {
+    let n = batch.n;
+    let spread = batch.spread;
+    let obs = Observers::start_placed(env, spread.per_root);
     let dns = Dns::of(env)?;
-    let suffix = format!("bulk.{}", dns.zone);
-    let names: Vec<String> = (0..n).map(|i| format!("b{i}")).collect();
+    let suffix = format!("{}.{}", batch.subdomain, dns.zone);
+    let names: Vec<String> = (0..n).map(|i| format!("{}{i}", batch.prefix)).collect();
     let before = observe::all_writes(env).await?;
     let updates_before = dns.stat("UpdateDone").await?;
     let cpu_before = env.cpu();
+    let processes = env.processes();
+    let usage_before: Vec<f64> = processes
+        .iter()
+        .map(|(_, pid)| crate::env::cpu_seconds(*pid).unwrap_or(0.0))
+        .collect();
     let api: Api<Ingress> = Api::namespaced(env.cp.clone(), NS);
     let t0 = Instant::now();
-    let results: Vec<anyhow::Result<()>> = futures::stream::iter(names.iter().cloned())
-        .map(|name| {
+    let results: Vec<anyhow::Result<()>> = futures::stream::iter(names.iter().cloned().enumerate())
+        .map(|(i, name)| {
             let api = api.clone();
             let host = format!("{name}.{suffix}");
+            let placement = spread.selector(i);
             async move {
-                api.create(&PostParams::default(), &root(&name, &host, "/"))
+                let object = placed_root(&name, &host, "/", placement.as_deref());
+                api.create(&PostParams::default(), &object)
                     .await
                     .with_context(|| format!("creating {name}"))?;
                 Ok(())
@@ -303,12 +427,12 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
     let mut timed_out = false;
     let (dns_done, published) = loop {
         let (hosts, _) = dns.published(&suffix).await?;
-        let complete = hosts.values().filter(|c| **c == CLUSTERS).count();
+        let complete = hosts.values().filter(|c| **c == spread.per_root).count();
         if complete == n {
             break (t0.elapsed(), complete);
         }
         if t0.elapsed() > deadline {
-            let (down, _, merged, _) = obs.progress(&names);
+            let (down, _, merged, _) = obs.progress_on(&names, |i| spread.clusters_of(i));
             eprintln!(
                 "bench: bulk {n}: not converged within {deadline:?} ({down} downstream, {merged} merged, {complete} in DNS)"
             );
@@ -316,7 +440,7 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
             break (t0.elapsed(), complete);
         }
         if last_report.elapsed() > Duration::from_secs(15) {
-            let (down, _, merged, _) = obs.progress(&names);
+            let (down, _, merged, _) = obs.progress_on(&names, |i| spread.clusters_of(i));
             eprintln!(
                 "bench: bulk {n}: {:.0}s: {down} downstream, {merged} merged, {complete} in DNS",
                 t0.elapsed().as_secs_f64()
@@ -330,7 +454,7 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
     // The watches saw everything before DNS did (or within a moment).
     let mut waited = Duration::ZERO;
     let (copies, down_at, merged_count, merged_at) = loop {
-        let (down, down_at, merged, merged_at) = obs.progress(&names);
+        let (down, down_at, merged, merged_at) = obs.progress_on(&names, |i| spread.clusters_of(i));
         if (down == n && merged == n) || waited > Duration::from_secs(30) || timed_out {
             break (down, down_at, merged, merged_at);
         }
@@ -338,12 +462,11 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
         waited += Duration::from_millis(100);
     };
     // Every host asked of BIND (plain queries, as a resolver would).
-    let want = all_addresses();
-    let answered = futures::stream::iter(names.iter())
-        .map(|name| {
+    let answered = futures::stream::iter(names.iter().enumerate())
+        .map(|(i, name)| {
             let dns = dns.clone();
             let host = format!("{name}.{suffix}");
-            let want = want.clone();
+            let want = spread.addresses_of(i);
             async move { dns.addresses(&host).await.is_ok_and(|a| a == want) }
         })
         .buffer_unordered(32)
@@ -385,6 +508,19 @@ pub async fn bulk(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<(Bu
             .components()
             .into_iter()
             .map(|p| (p.name.clone(), p.memory_kib().map_or(0, |m| m.0)))
+            .collect(),
+        usage: processes
+            .iter()
+            .zip(usage_before)
+            .map(|((name, pid), before)| {
+                let (hwm_kib, rss_kib) = crate::env::memory_kib(*pid).unwrap_or((0, 0));
+                Usage {
+                    name: name.clone(),
+                    cpu: crate::env::cpu_seconds(*pid).map_or(0.0, |after| after - before),
+                    hwm_kib,
+                    rss_kib,
+                }
+            })
             .collect(),
         copies,
         merged_count,
@@ -550,7 +686,9 @@ pub async fn floor(
                         name: Name::from_ascii(&host).expect("a valid name"),
                         record_type: RecordType::A,
                         ttl: 60,
-                        data: (1..=CLUSTERS).map(|k| RData::A(A(lb_address(k)))).collect(),
+                        data: (1..=env.n_clusters)
+                            .map(|k| RData::A(A(lb_address(k))))
+                            .collect(),
                     },
                     RrsetChange {
                         name: Name::from_ascii(&owner).expect("a valid name"),
