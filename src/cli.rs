@@ -459,11 +459,14 @@ mod tests {
         let Command::Syncer(args) = cli.command else {
             panic!("not syncer")
         };
-        assert_eq!(args.resources.len(), 9);
-        assert!(
-            args.resources
-                .contains(&"httproutes.gateway.networking.k8s.io".to_string())
-        );
+        assert_eq!(args.resources.len(), 12);
+        for kind in ["httproutes", "tlsroutes", "tcproutes", "udproutes"] {
+            assert!(
+                args.resources
+                    .contains(&format!("{kind}.gateway.networking.k8s.io")),
+                "{kind}"
+            );
+        }
         assert_eq!(args.heartbeat_interval, Duration::from_secs(10));
         assert!(Cli::try_parse_from(["kcp-ingress", "syncer"]).is_err());
     }

@@ -393,4 +393,41 @@ mod tests {
         let dep = (DepKind::Service, "other".to_string(), "web".to_string());
         assert!(!<HttpRoute as RootKind>::permits(&there, &dep, &world));
     }
+
+    #[test]
+    fn a_tls_route_on_an_http_listener_is_refused_and_placed_alike() {
+        let world = world();
+        let clusters = [cluster("east", Some("standin"))];
+        let tls: TlsRoute = serde_json::from_value(json!({
+            "metadata": {"name": "t", "namespace": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}, {"name": "theirs"}],
+                     "hostnames": ["db.example.com"],
+                     "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]}
+        }))
+        .unwrap();
+        // gw has only an HTTP listener: no TLSRoute there. "theirs" is
+        // another implementation's, not ours to judge.
+        let refused: Vec<String> = world
+            .refused_parents(&tls)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(refused, ["gw"]);
+        let http = route(json!([{"name": "gw"}]), None);
+        assert!(world.refused_parents(&http).is_empty());
+        // It is still ours, placed with its Gateway, its backend followed.
+        assert!(<TlsRoute as RootKind>::is_ours(&tls, &world));
+        assert_eq!(targets(&tls, &clusters, &world).unwrap().targets, ["east"]);
+        assert_eq!(
+            <TlsRoute as RootKind>::dependencies(&tls, &world),
+            [(DepKind::Service, "shop".to_string(), "db".to_string())]
+        );
+        let tcp: TcpRoute = serde_json::from_value(json!({
+            "metadata": {"name": "t", "namespace": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]}
+        }))
+        .unwrap();
+        assert!(tcp.hostnames().is_empty());
+        assert_eq!(world.refused_parents(&tcp).len(), 1);
+    }
 }
