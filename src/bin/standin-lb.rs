@@ -497,9 +497,9 @@ mod gateway_api {
     }
 
     /// Every object of `store`, with its JSON.
-    fn with_json<R: Serialize + Clone>(store: &Store<R>) -> Vec<(Arc<R>, Value)>
+    fn with_json<R>(store: &Store<R>) -> Vec<(Arc<R>, Value)>
     where
-        R: Resource<DynamicType = ()>,
+        R: Resource<DynamicType = ()> + Serialize + Clone,
     {
         store
             .state()
