@@ -18,6 +18,8 @@ use kcp_ingress::gateway_api::gateway_class::GatewayClass;
 use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
 use kcp_ingress::gateway_api::http_route::HttpRoute;
 use kcp_ingress::gateway_api::reference_grant::ReferenceGrant;
+use kcp_ingress::gateway_api::tcp_route::TcpRoute;
+use kcp_ingress::gateway_api::tls_route::TlsRoute;
 use kcp_ingress::labels::{self, gateway_api as gw};
 use kcp_ingress::mailbox;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
@@ -281,7 +283,7 @@ impl World {
                 ],
             }))
             .collect();
-        let body = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": K::kind(&()), "status": {"parents": parents}});
+        let body = json!({"apiVersion": K::api_version(&()), "kind": K::kind(&()), "status": {"parents": parents}});
         api.patch_status(
             &name,
             &PatchParams::apply("e2e-syncer").force(),
@@ -670,6 +672,195 @@ pub async fn gateway_and_routes_split_merge_and_clean_up(env: &TestEnv) -> anyho
             && grant.is_none()
             && root.is_none())
         .then_some(()))
+    })
+    .await?;
+    Ok(())
+}
+
+/// Our entry (kcp-ingress's controllerName) of a root route's
+/// `status.parents` for the parentRef named `section`: its `type_` condition.
+async fn our_parent_condition<K>(
+    world: &World,
+    route: &str,
+    section: &str,
+    type_: &str,
+) -> anyhow::Result<Option<(String, String, String)>>
+where
+    K: Resource<Scope = kube::core::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug,
+{
+    let r = serde_json::to_value(world.api::<K>().get(route).await?)?;
+    Ok(r["status"]["parents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| {
+            p["controllerName"] == gw::CONTROLLER_NAME && p["parentRef"]["sectionName"] == section
+        })
+        .and_then(|p| condition(&p["conditions"], type_)))
+}
+
+/// The experimental route kinds through the same path: a TLSRoute and a
+/// TCPRoute on a Gateway with TLS and TCP listeners split into leaves per
+/// cluster with translated parentRefs, their status.parents merged, the
+/// TLSRoute's hostname (∩ the listener's) in the GlobalIngress hosts and
+/// the TCPRoute adding none; a TLSRoute on an HTTP listener is reported
+/// `NotAllowedByListeners` with an Event.
+pub async fn tls_and_tcp_routes_split_and_merge(env: &TestEnv) -> anyhow::Result<()> {
+    let world = World::new(env, "xr").await?;
+    let c1 = world.add_cluster(1, Some("standin")).await?;
+    let c2 = world.add_cluster(2, Some("other")).await?;
+    let both = vec![c1.clone(), c2.clone()];
+    world.service("db").await?;
+    world
+        .gateway(
+            "edge",
+            json!([
+                {"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.edge.kcp-ingress.test"},
+                {"name": "tls", "port": 8443, "protocol": "TLS", "hostname": "*.edge.kcp-ingress.test",
+                 "tls": {"mode": "Passthrough"}},
+                {"name": "tcp", "port": 9000, "protocol": "TCP"},
+            ]),
+        )
+        .await?;
+    let v1alpha2 = "gateway.networking.k8s.io/v1alpha2";
+    world
+        .apply::<TlsRoute>(json!({
+            "apiVersion": v1alpha2, "kind": "TLSRoute",
+            "metadata": {"name": "secure"},
+            "spec": {"parentRefs": [{"name": "edge", "sectionName": "tls"}],
+                     "hostnames": ["db.edge.kcp-ingress.test", "db.elsewhere.test"],
+                     "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]},
+        }))
+        .await?;
+    world
+        .apply::<TcpRoute>(json!({
+            "apiVersion": v1alpha2, "kind": "TCPRoute",
+            "metadata": {"name": "raw"},
+            "spec": {"parentRefs": [{"name": "edge", "sectionName": "tcp"}],
+                     "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]},
+        }))
+        .await?;
+    world
+        .apply::<TlsRoute>(json!({
+            "apiVersion": v1alpha2, "kind": "TLSRoute",
+            "metadata": {"name": "misplaced"},
+            "spec": {"parentRefs": [{"name": "edge", "sectionName": "http"}],
+                     "hostnames": ["wrong.edge.kcp-ingress.test"],
+                     "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]},
+        }))
+        .await?;
+
+    eventually("TLSRoute and TCPRoute leaves", CONVERGE, || async {
+        let gws = world.leaves::<Gateway>("edge", &both).await?;
+        let tls = world.leaves::<TlsRoute>("secure", &both).await?;
+        let tcp = world.leaves::<TcpRoute>("raw", &both).await?;
+        Ok((gws == both && tls == both && tcp == both).then_some(()))
+    })
+    .await?;
+    for cluster in &both {
+        let tls = world
+            .in_cluster_ns::<TlsRoute>(cluster)
+            .get(&world.leaf_name("secure", cluster))
+            .await?;
+        let p = &tls.spec.parent_refs.as_ref().context("tls parents")?[0];
+        ensure!(
+            p.name == format!("edge--{cluster}") && p.section_name.as_deref() == Some("tls"),
+            "TLSRoute parentRef in {cluster}: {p:?}"
+        );
+        ensure!(
+            tls.labels().get(labels::ROOT_LABEL).map(String::as_str) == Some("secure"),
+            "root label"
+        );
+        let tcp = world
+            .in_cluster_ns::<TcpRoute>(cluster)
+            .get(&world.leaf_name("raw", cluster))
+            .await?;
+        let p = &tcp.spec.parent_refs.as_ref().context("tcp parents")?[0];
+        ensure!(
+            p.name == format!("edge--{cluster}") && p.section_name.as_deref() == Some("tcp"),
+            "TCPRoute parentRef in {cluster}: {p:?}"
+        );
+    }
+
+    // The implementations report.
+    world
+        .set_leaf_gateway("edge", &c1, "127.0.1.1", true)
+        .await?;
+    world
+        .set_leaf_gateway("edge", &c2, "127.0.1.2", true)
+        .await?;
+    for c in &both {
+        world.set_leaf_route::<TlsRoute>("secure", c).await?;
+        world.set_leaf_route::<TcpRoute>("raw", c).await?;
+    }
+    eventually("merged TLSRoute and TCPRoute parents", CONVERGE, || async {
+        let mut got = Vec::new();
+        for (route, section) in [("secure", "tls"), ("raw", "tcp")] {
+            for t in ["Accepted", "ResolvedRefs"] {
+                let c = if route == "secure" {
+                    our_parent_condition::<TlsRoute>(&world, route, section, t).await?
+                } else {
+                    our_parent_condition::<TcpRoute>(&world, route, section, t).await?
+                };
+                got.push(c.map(|c| c.0));
+            }
+        }
+        let yes = Some("True".to_string());
+        if got != [yes.clone(), yes.clone(), yes.clone(), yes] {
+            bail!("Accepted/ResolvedRefs of secure, raw: {got:?}");
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    eventually("the TLSRoute's hostname in the hosts", CONVERGE, || async {
+        let g = world.api::<GlobalIngress>().get_opt("edge.gateway").await?;
+        let hosts = g.map(|g| g.spec.hosts).unwrap_or_default();
+        if hosts != ["db.edge.kcp-ingress.test"] {
+            bail!("hosts {hosts:?}");
+        }
+        Ok(Some(()))
+    })
+    .await?;
+    eventually(
+        "a TLSRoute on an HTTP listener: NotAllowedByListeners",
+        CONVERGE,
+        || async {
+            let c =
+                our_parent_condition::<TlsRoute>(&world, "misplaced", "http", "Accepted").await?;
+            let events = world.warning_reasons().await?;
+            Ok(c.filter(|c| {
+                c.0 == "False"
+                    && c.1 == gw::NOT_ALLOWED_BY_LISTENERS
+                    && events.contains(gw::NOT_ALLOWED_BY_LISTENERS)
+            }))
+        },
+    )
+    .await?;
+
+    // Deletion cleans the leaves.
+    for name in ["secure", "misplaced"] {
+        world
+            .api::<TlsRoute>()
+            .delete(name, &DeleteParams::default())
+            .await?;
+    }
+    world
+        .api::<TcpRoute>()
+        .delete("raw", &DeleteParams::default())
+        .await?;
+    eventually("TLSRoute and TCPRoute leaves gone", CONVERGE, || async {
+        let tls = world.leaves::<TlsRoute>("secure", &both).await?;
+        let tcp = world.leaves::<TcpRoute>("raw", &both).await?;
+        let misplaced = world.leaves::<TlsRoute>("misplaced", &both).await?;
+        let root = world.api::<TlsRoute>().get_opt("secure").await?;
+        Ok(
+            (tls.is_empty() && tcp.is_empty() && misplaced.is_empty() && root.is_none())
+                .then_some(()),
+        )
     })
     .await?;
     Ok(())

@@ -26,6 +26,7 @@ use kcp_ingress::gateway_api::gateway::Gateway;
 use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
 use kcp_ingress::gateway_api::http_route::HttpRoute;
 use kcp_ingress::gateway_api::reference_grant::ReferenceGrant;
+use kcp_ingress::gateway_api::tls_route::TlsRoute;
 use kcp_ingress::glbc::dns::rfc2136::{fqdn, query};
 use kcp_ingress::labels;
 use kcp_ingress::mailbox::{cluster_namespace, copy_name};
@@ -804,6 +805,80 @@ pub async fn clusters_without_a_class_get_no_leaves(env: &TestEnv) -> anyhow::Re
         .await?;
     w.api::<HttpRoute>()
         .delete("shop", &DeleteParams::default())
+        .await?;
+    Ok(())
+}
+
+/// A TLSRoute (experimental channel) through the whole flow: its leaf goes
+/// down with the Gateway's, the stand-in accepts it on the TLS listener,
+/// the status comes up and merges, and its hostname answers in DNS with
+/// the cluster's address.
+pub async fn a_tls_route_hostname_answers_in_dns(env: &TestEnv) -> anyhow::Result<()> {
+    let w = World::new(env, "tls", &[Some("standin")], &[]).await?;
+    w.wait_ready().await?;
+    w.apply::<Service>(json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "db", "namespace": w.ns},
+        "spec": {"ports": [{"port": 5432}]},
+    }))
+    .await?;
+    w.apply::<Gateway>(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "edge", "namespace": w.ns,
+                     "annotations": {labels::PLACEMENT_ANNOTATION: format!("{FLOW_LABEL}={}", w.tag)}},
+        "spec": {"gatewayClassName": ROOT_CLASS, "listeners": [
+            {"name": "tls", "port": 8443, "protocol": "TLS",
+             "hostname": format!("*.{}", w.domain), "tls": {"mode": "Passthrough"}}
+        ]},
+    }))
+    .await?;
+    let db = w.host("db");
+    w.apply::<TlsRoute>(json!({
+        "apiVersion": "gateway.networking.k8s.io/v1alpha2", "kind": "TLSRoute",
+        "metadata": {"name": "db", "namespace": w.ns},
+        "spec": {"parentRefs": [{"name": "edge"}], "hostnames": [db],
+                 "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]},
+    }))
+    .await?;
+    let down = wait_for(
+        "the TLSRoute copy in cluster-1",
+        &w.down::<TlsRoute>(1),
+        &w.leaf("db", 1),
+        |r| {
+            r.status.iter().flat_map(|s| &s.parents).any(|p| {
+                p.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Accepted" && c.status == "True")
+            })
+        },
+    )
+    .await?;
+    let parent = &down.spec.parent_refs.as_ref().context("parentRefs")?[0];
+    ensure!(
+        parent.name == w.leaf("edge", 1),
+        "parentRef downstream: {parent:?}"
+    );
+    wait_for(
+        "the root TLSRoute accepted under kcp-ingress's controllerName",
+        &w.api::<TlsRoute>(),
+        "db",
+        |r| {
+            r.status.iter().flat_map(|s| &s.parents).any(|p| {
+                p.controller_name == labels::gateway_api::CONTROLLER_NAME
+                    && p.conditions
+                        .iter()
+                        .any(|c| c.type_ == "Accepted" && c.status == "True")
+            })
+        },
+    )
+    .await?;
+    w.wait_answer(&db, &[lb(1)]).await?;
+    w.api::<TlsRoute>()
+        .delete("db", &DeleteParams::default())
+        .await?;
+    w.wait_nxdomain(&db).await?;
+    w.api::<Gateway>()
+        .delete("edge", &DeleteParams::default())
         .await?;
     Ok(())
 }

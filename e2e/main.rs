@@ -108,6 +108,7 @@ fn groups() -> Vec<Group> {
             tests: tests![
                 gateway::gateway_and_routes_split_merge_and_clean_up,
                 gateway::bad_gateway_api_input_is_reported,
+                gateway::tls_and_tcp_routes_split_and_merge,
             ],
         },
         Group {
@@ -176,6 +177,7 @@ fn groups() -> Vec<Group> {
             tests: tests![
                 gateway_flow::gateway_and_routes_flow_to_dns,
                 gateway_flow::clusters_without_a_class_get_no_leaves,
+                gateway_flow::a_tls_route_hostname_answers_in_dns,
             ],
         },
         Group {

@@ -17,7 +17,9 @@
 # (Ingress, Service and Deployment: a kcp workspace serves none of them), in
 # the CRD directory (the project's Cluster and GlobalIngress) and the Gateway
 # API CRDs (standard channel of the release the data plane speaks, from the
-# Go module cache: gateway_api_crd_dir in hack/lib/tools.sh), and waits
+# Go module cache: gateway_api_crd_dir in hack/lib/tools.sh; and TLSRoute,
+# TCPRoute, UDPRoute from its experimental channel: gateway_api_stage_crds),
+# and waits
 # until each is Established and listed by discovery. It returns once all of
 # that is ready; kcp keeps running in the background until "down". If
 # anything fails, up stops what it started, prints the end of the relevant
@@ -157,7 +159,7 @@ ws_path=root:$workspace
 ws_url=$base_url/clusters/$ws_path
 
 # Start from a clean slate (only what up itself makes).
-rm -rf -- "$KCP_ROOT" "$PKI" "$DIR/setup" "$RUN_DIR" "$LOG_DIR"
+rm -rf -- "$KCP_ROOT" "$PKI" "$DIR/setup" "$DIR/gateway-api-crds" "$RUN_DIR" "$LOG_DIR"
 rm -f -- "$DIR/control-plane.kubeconfig" "$DIR/env"
 : >"$DIR/$MARKER"
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$KCP_ROOT" "$PKI" "$DIR/setup"
@@ -316,7 +318,8 @@ apply_crd_dir() { # DIR PREFIX
 }
 apply_crd_dir "$kcp_config_dir" kcp
 [[ -z $crd_dir ]] || apply_crd_dir "$crd_dir" crd
-apply_crd_dir "$gateway_api_crds" gateway-api
+gateway_api_stage_crds "$DIR/gateway-api-crds" || die "cannot stage the Gateway API CRDs from $gateway_api_crds"
+apply_crd_dir "$DIR/gateway-api-crds" gateway-api
 
 # wait until each CRD is Established and discovery lists each served version
 for c in ${crds[@]+"${crds[@]}"}; do

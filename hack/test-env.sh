@@ -26,8 +26,9 @@
 #     here): it transfers the zone with the same TSIG key, on NOTIFY;
 # then applies every CRD under the CRD directory to the control plane, and
 # the Gateway API CRDs (standard channel of the release the data plane
-# speaks, from the Go module cache: gateway_api_crd_dir in hack/lib/tools.sh)
-# to the control plane and every cluster, and waits until the CRDs are
+# speaks, from the Go module cache: gateway_api_crd_dir in hack/lib/tools.sh;
+# plus TLSRoute, TCPRoute and UDPRoute from its experimental channel:
+# gateway_api_stage_crds) to the control plane and every cluster, and waits until the CRDs are
 # Established and their resources are discoverable.
 # It returns once everything is ready; the servers keep running in the
 # background until "down". If anything fails, up stops what it started,
@@ -467,7 +468,7 @@ embedded_port=${ports[$((${#names[@]} + 5))]}
 embedded_port_2=${ports[$((${#names[@]} + 6))]}
 
 # Start from a clean slate (only what up itself makes).
-rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/named-secondary" "$DIR/apiservers" "$DIR/crds" "$RUN_DIR" "$LOG_DIR"
+rm -rf -- "$DIR/etcd" "$DIR/pki" "$DIR/named" "$DIR/named-secondary" "$DIR/apiservers" "$DIR/crds" "$DIR/gateway-api-crds" "$RUN_DIR" "$LOG_DIR"
 rm -f -- "$DIR"/control-plane.kubeconfig "$DIR"/cluster-*.kubeconfig "$DIR/dns.env" "$DIR/env"
 : >"$DIR/$MARKER"
 mkdir -p "$RUN_DIR" "$LOG_DIR" "$DIR/pki" "$DIR/named" "$DIR/named-secondary" "$DIR/apiservers" "$DIR/crds"
@@ -850,9 +851,12 @@ apply_crds() {
 if [[ -n $crd_dir ]]; then
   apply_crds "$crd_dir" doc control-plane
 fi
-# The Gateway API (the data plane's release, standard channel) everywhere:
-# roots in the control plane, leaves and their implementation in clusters.
-apply_crds "$gateway_api_crds" gateway-api "${names[@]}"
+# The Gateway API (the data plane's release, standard channel, and the
+# experimental channel's TLSRoute, TCPRoute, UDPRoute: distinct kinds, the
+# standard CRDs stay as they are) everywhere: roots in the control plane,
+# leaves and their implementation in clusters.
+gateway_api_stage_crds "$DIR/gateway-api-crds" || die "cannot stage the Gateway API CRDs from $gateway_api_crds"
+apply_crds "$DIR/gateway-api-crds" gateway-api "${names[@]}"
 
 # GatewayClass `standin` in every physical cluster: its implementation is
 # standin-lb (controllerName kcp-ingress.dev/standin, labels::standin),

@@ -40,6 +40,12 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Split root Ingresses into per-cluster leaves and merge their status back.
+    ///
+    /// Gateway API roots (Gateway, HTTPRoute, GRPCRoute) are handled when
+    /// their CRDs are served at start-up; TLSRoute, TCPRoute and UDPRoute
+    /// (experimental channel, v1alpha2) when theirs are too. Discovery
+    /// decides once, at start-up (the log names the route kinds handled):
+    /// CRDs installed later are handled after a restart.
     Controller(ControllerArgs),
     /// Copy the objects placed on one physical cluster down, and their status up.
     Syncer(SyncerArgs),
@@ -174,13 +180,16 @@ pub struct ControllerArgs {
 }
 
 /// The resource types a syncer copies by default.
-/// The Gateway API leaves (gateways, httproutes, grpcroutes) and the
+/// The Gateway API leaves (gateways, httproutes, grpcroutes, and the
+/// experimental channel's tlsroutes, tcproutes, udproutes) and the
 /// ReferenceGrants that follow them are among them: a syncer whose control
 /// plane or cluster does not serve them reports so in its Cluster's
 /// `status.syncedResources` and syncs the rest.
 pub const DEFAULT_RESOURCES: &str = "ingresses.networking.k8s.io,services,secrets,configmaps,\
      deployments.apps,gateways.gateway.networking.k8s.io,httproutes.gateway.networking.k8s.io,\
-     grpcroutes.gateway.networking.k8s.io,referencegrants.gateway.networking.k8s.io";
+     grpcroutes.gateway.networking.k8s.io,tlsroutes.gateway.networking.k8s.io,\
+     tcproutes.gateway.networking.k8s.io,udproutes.gateway.networking.k8s.io,\
+     referencegrants.gateway.networking.k8s.io";
 
 #[derive(Debug, Clone, Args)]
 pub struct SyncerArgs {
@@ -461,11 +470,14 @@ mod tests {
         let Command::Syncer(args) = cli.command else {
             panic!("not syncer")
         };
-        assert_eq!(args.resources.len(), 9);
-        assert!(
-            args.resources
-                .contains(&"httproutes.gateway.networking.k8s.io".to_string())
-        );
+        assert_eq!(args.resources.len(), 12);
+        for kind in ["httproutes", "tlsroutes", "tcproutes", "udproutes"] {
+            assert!(
+                args.resources
+                    .contains(&format!("{kind}.gateway.networking.k8s.io")),
+                "{kind}"
+            );
+        }
         assert_eq!(args.heartbeat_interval, Duration::from_secs(10));
         assert!(Cli::try_parse_from(["kcp-ingress", "syncer"]).is_err());
     }

@@ -211,6 +211,11 @@ pub mod gateway_api {
     pub const GATEWAY: &str = "Gateway";
     pub const HTTP_ROUTE: &str = "HTTPRoute";
     pub const GRPC_ROUTE: &str = "GRPCRoute";
+    /// The route kinds of the experimental channel, handled where their
+    /// CRDs are served.
+    pub const TLS_ROUTE: &str = "TLSRoute";
+    pub const TCP_ROUTE: &str = "TCPRoute";
+    pub const UDP_ROUTE: &str = "UDPRoute";
     /// Condition types (Gateway, listener, route parent).
     pub const ACCEPTED: &str = "Accepted";
     pub const PROGRAMMED: &str = "Programmed";
@@ -233,6 +238,8 @@ pub mod gateway_api {
     pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
     pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
     pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    /// Route parent `Accepted=False`: no listener it selects takes its kind.
+    pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
     /// Root Gateway `Accepted=False`/`Programmed=False`: no placed cluster
     /// offers a GatewayClass (the `gateway.kcp-ingress.dev/class` label).
     pub const NO_RESOURCES: &str = "NoResources";

@@ -202,7 +202,7 @@ pub fn stored_natively(plural: &str, group: &str) -> bool {
             | ("networking.k8s.io", "ingresses")
             | (
                 labels::gateway_api::GROUP,
-                "gateways" | "httproutes" | "grpcroutes"
+                "gateways" | "httproutes" | "grpcroutes" | "tlsroutes" | "tcproutes" | "udproutes"
             )
     )
 }
@@ -281,7 +281,14 @@ mod tests {
             stored_natively("secrets", "") && stored_natively("ingresses", "networking.k8s.io")
         );
         assert!(!stored_natively("services", "") && !stored_natively("deployments", "apps"));
-        for leaf in ["gateways", "httproutes", "grpcroutes"] {
+        for leaf in [
+            "gateways",
+            "httproutes",
+            "grpcroutes",
+            "tlsroutes",
+            "tcproutes",
+            "udproutes",
+        ] {
             assert!(stored_natively(leaf, "gateway.networking.k8s.io"), "{leaf}");
         }
         // ReferenceGrants and GatewayClasses are not leaves.

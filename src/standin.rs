@@ -12,7 +12,8 @@
 //!   one listener status per listener: supported kinds, attached routes
 //!   (attachment as [`crate::gateway::attach`] decides), `Accepted`,
 //!   `Programmed`, `ResolvedRefs`, `Conflicted=False`.
-//! - HTTPRoute, GRPCRoute: one `status.parents` entry under the stand-in's
+//! - HTTPRoute, GRPCRoute, and TLSRoute, TCPRoute, UDPRoute where the
+//!   cluster serves them: one `status.parents` entry under the stand-in's
 //!   controllerName per parentRef to a Gateway of such a class:
 //!   `Accepted` (or `False` with the attachment's reason) and
 //!   `ResolvedRefs` (`False`, `BackendNotFound`, when a backend Service is
@@ -95,12 +96,9 @@ pub fn class_status(class: &Value, now: &str) -> Value {
         "accepted by standin-lb", generation, previous, now)]})
 }
 
-/// The route kinds a listener of `protocol` supports by default.
+/// The route kinds a listener of `protocol` supports (and takes by default).
 fn protocol_kinds(protocol: &str) -> &'static [&'static str] {
-    match protocol {
-        "HTTP" | "HTTPS" => &[gw::HTTP_ROUTE, gw::GRPC_ROUTE],
-        _ => &[],
-    }
+    attach::compatible_kinds(protocol)
 }
 
 /// The status of one of the stand-in's Gateways. `attached` counts, per
@@ -179,7 +177,7 @@ pub fn gateway_status(
 /// A route, as the stand-in sees it (from the generated types or JSON).
 #[derive(Clone, Debug)]
 pub struct RouteInput<'a> {
-    /// `HTTPRoute` or `GRPCRoute`.
+    /// `HTTPRoute`, `GRPCRoute`, `TLSRoute`, `TCPRoute` or `UDPRoute`.
     pub kind: &'a str,
     /// The whole route, as JSON.
     pub object: &'a Value,

@@ -60,3 +60,30 @@ gateway_api_crd_dir() {
   [[ -d $moddir/config/crd/standard ]] || { echo "no config/crd/standard in the module sigs.k8s.io/gateway-api@$v" >&2; return 1; }
   echo "$moddir/config/crd/standard"
 }
+
+# gateway_api_experimental_routes: the route kinds kcp-ingress takes from
+# the experimental channel of that release (plurals): TLSRoute, TCPRoute and
+# UDPRoute have no standard-channel CRD. They are distinct kinds, so serving
+# them beside the standard CRDs leaves those as they are.
+gateway_api_experimental_routes() {
+  echo tlsroutes tcproutes udproutes
+}
+
+# gateway_api_stage_crds DEST: copy the CRDs the test environments apply into
+# the (new) directory DEST: the standard channel (gateway_api_crd_dir, less
+# its kustomization.yaml) and the experimental route kinds
+# (gateway_api_experimental_routes).
+gateway_api_stage_crds() {
+  local dest=$1 std p f
+  std=$(gateway_api_crd_dir) || return 1
+  mkdir -p "$dest" || return 1
+  for f in "$std"/*.yaml; do
+    [[ ${f##*/} == kustomization.yaml ]] || cp "$f" "$dest/" || return 1
+  done
+  for p in $(gateway_api_experimental_routes); do
+    f=${std%/standard}/experimental/gateway.networking.k8s.io_$p.yaml
+    [[ -f $f ]] || { echo "no $f" >&2; return 1; }
+    cp "$f" "$dest/" || return 1
+  done
+  chmod u+w "$dest"/*.yaml
+}

@@ -14,7 +14,9 @@
 //! ResolvedRefs, as `kcp_ingress::standin` computes them.
 //! `--gateways-not-programmed` makes it report its Gateways
 //! `Programmed=False` (address still reported). A cluster that does not
-//! serve the Gateway API only logs the failing watches.
+//! serve the Gateway API only logs the failing watches. The experimental
+//! route kinds (TLSRoute, TCPRoute, UDPRoute) are watched only when the
+//! cluster serves them at start-up.
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -181,6 +183,10 @@ mod gateway_api {
     use kcp_ingress::gateway_api::gateway_class::GatewayClass;
     use kcp_ingress::gateway_api::grpc_route::GrpcRoute;
     use kcp_ingress::gateway_api::http_route::HttpRoute;
+    use kcp_ingress::gateway_api::tcp_route::TcpRoute;
+    use kcp_ingress::gateway_api::tls_route::TlsRoute;
+    use kcp_ingress::gateway_api::udp_route::UdpRoute;
+    use kcp_ingress::labels::gateway_api as gw;
     use kcp_ingress::runtime::{self, CancellationToken, Readiness};
     use kcp_ingress::standin::{self, Address, RouteInput};
     use kube::api::{Api, Patch, PatchParams};
@@ -195,7 +201,8 @@ mod gateway_api {
 
     use super::MANAGER;
 
-    /// Watches GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes and
+    /// Watches GatewayClasses, Gateways, HTTPRoutes, GRPCRoutes, the
+    /// TLSRoutes, TCPRoutes and UDPRoutes the cluster serves, and
     /// Services; after every change, one pass over all of them.
     pub async fn implement(
         client: kube::Client,
@@ -230,6 +237,33 @@ mod gateway_api {
                     }
                 })
         }
+        /// The watch of a kind the cluster may not serve: an empty store
+        /// when it does not.
+        async fn optional<K>(
+            client: &kube::Client,
+            what: &str,
+            wake: &Arc<Notify>,
+            readiness: &Readiness,
+            shutdown: &CancellationToken,
+        ) -> Store<K>
+        where
+            K: Resource<DynamicType = ()>
+                + Clone
+                + DeserializeOwned
+                + std::fmt::Debug
+                + Send
+                + Sync
+                + 'static,
+        {
+            if runtime::require_served::<K>(client).await.is_err() {
+                info!(
+                    kind = what,
+                    "not served by this cluster; not implemented here"
+                );
+                return kube::runtime::reflector::store::<K>().0;
+            }
+            watch(what, Api::all(client.clone()), wake, readiness, shutdown)
+        }
         let stores = Stores {
             classes: watch(
                 "gatewayclasses",
@@ -259,6 +293,9 @@ mod gateway_api {
                 &readiness,
                 &shutdown,
             ),
+            tls: optional(&client, "tlsroutes", &wake, &readiness, &shutdown).await,
+            tcp: optional(&client, "tcproutes", &wake, &readiness, &shutdown).await,
+            udp: optional(&client, "udproutes", &wake, &readiness, &shutdown).await,
             services: watch(
                 "services",
                 Api::all(client.clone()),
@@ -304,6 +341,9 @@ mod gateway_api {
         gateways: Store<Gateway>,
         http: Store<HttpRoute>,
         grpc: Store<GrpcRoute>,
+        tls: Store<TlsRoute>,
+        tcp: Store<TcpRoute>,
+        udp: Store<UdpRoute>,
         services: Store<Service>,
     }
 
@@ -357,28 +397,21 @@ mod gateway_api {
             .filter(|g| ours.contains(&g.spec.gateway_class_name))
             .map(|g| ((g.namespace().unwrap_or_default(), g.name_any()), g))
             .collect();
-        let http: Vec<(Arc<HttpRoute>, Value)> = stores
-            .http
-            .state()
-            .into_iter()
-            .map(|r| {
-                let json = to_json(&*r);
-                (r, json)
-            })
-            .collect();
-        let grpc: Vec<(Arc<GrpcRoute>, Value)> = stores
-            .grpc
-            .state()
-            .into_iter()
-            .map(|r| {
-                let json = to_json(&*r);
-                (r, json)
-            })
-            .collect();
+        let http = with_json(&stores.http);
+        let grpc = with_json(&stores.grpc);
+        let tls = with_json(&stores.tls);
+        let tcp = with_json(&stores.tcp);
+        let udp = with_json(&stores.udp);
         let routes: Vec<RouteInput> = http
             .iter()
-            .map(|(r, j)| route_input("HTTPRoute", &**r, j))
-            .chain(grpc.iter().map(|(r, j)| route_input("GRPCRoute", &**r, j)))
+            .map(|(r, j)| route_input(gw::HTTP_ROUTE, &**r, j))
+            .chain(
+                grpc.iter()
+                    .map(|(r, j)| route_input(gw::GRPC_ROUTE, &**r, j)),
+            )
+            .chain(tls.iter().map(|(r, j)| route_input(gw::TLS_ROUTE, &**r, j)))
+            .chain(tcp.iter().map(|(r, j)| route_input(gw::TCP_ROUTE, &**r, j)))
+            .chain(udp.iter().map(|(r, j)| route_input(gw::UDP_ROUTE, &**r, j)))
             .collect();
         let services: BTreeSet<(String, String)> = stores
             .services
@@ -437,14 +470,45 @@ mod gateway_api {
                 .and_then(|m| serde_json::from_value(m).ok())
                 .unwrap_or_default();
             let seen = Written::seen(&meta);
-            if route.kind == "HTTPRoute" {
-                let api: Api<HttpRoute> = Api::namespaced(client.clone(), ns);
-                write(&api, route.kind, name, wanted, seen, written).await;
-            } else {
-                let api: Api<GrpcRoute> = Api::namespaced(client.clone(), ns);
-                write(&api, route.kind, name, wanted, seen, written).await;
+            let c = client.clone();
+            match route.kind {
+                gw::HTTP_ROUTE => {
+                    let api: Api<HttpRoute> = Api::namespaced(c, ns);
+                    write(&api, route.kind, name, wanted, seen, written).await;
+                }
+                gw::GRPC_ROUTE => {
+                    let api: Api<GrpcRoute> = Api::namespaced(c, ns);
+                    write(&api, route.kind, name, wanted, seen, written).await;
+                }
+                gw::TLS_ROUTE => {
+                    let api: Api<TlsRoute> = Api::namespaced(c, ns);
+                    write(&api, route.kind, name, wanted, seen, written).await;
+                }
+                gw::TCP_ROUTE => {
+                    let api: Api<TcpRoute> = Api::namespaced(c, ns);
+                    write(&api, route.kind, name, wanted, seen, written).await;
+                }
+                _ => {
+                    let api: Api<UdpRoute> = Api::namespaced(c, ns);
+                    write(&api, route.kind, name, wanted, seen, written).await;
+                }
             }
         }
+    }
+
+    /// Every object of `store`, with its JSON.
+    fn with_json<R>(store: &Store<R>) -> Vec<(Arc<R>, Value)>
+    where
+        R: Resource<DynamicType = ()> + Serialize + Clone,
+    {
+        store
+            .state()
+            .into_iter()
+            .map(|r| {
+                let json = to_json(&*r);
+                (r, json)
+            })
+            .collect()
     }
 
     fn to_json<T: Serialize>(object: &T) -> Value {

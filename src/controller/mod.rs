@@ -6,7 +6,9 @@
 //!
 //! The pipeline is generic over the kind of root ([`kind::RootKind`]):
 //! Ingress ([`kinds::ingress`]) and, where their CRDs are served, the
-//! Gateway API roots ([`kinds::gateway`]: Gateway, HTTPRoute, GRPCRoute),
+//! Gateway API roots ([`kinds::gateway`]: Gateway, HTTPRoute, GRPCRoute, and
+//! TLSRoute, TCPRoute, UDPRoute where those experimental CRDs are served;
+//! discovery decides at start-up, CRDs installed later need a restart),
 //! each with its own root watch, controller and memory; one set of workers
 //! places every kind's dependencies. One watch
 //! per type ([`routes`]; every kind shares all but its own) feeds a cache
@@ -66,6 +68,9 @@ use crate::gateway_api::gateway_class::GatewayClass;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::gateway_api::reference_grant::ReferenceGrant;
+use crate::gateway_api::tcp_route::TcpRoute;
+use crate::gateway_api::tls_route::TlsRoute;
+use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
 use crate::syncer::queue::WorkQueue;
@@ -120,26 +125,14 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     let ingress = Kind::<Ingress>::start(&start, Arc::new(()));
     let gateway_api = match served {
         Ok(()) => {
-            let (gw_tx, gw_rx) = mpsc::unbounded();
-            let (http_tx, http_rx) = mpsc::unbounded();
-            let (grpc_tx, grpc_rx) = mpsc::unbounded();
-            let (class_tx, class_rx) = mpsc::unbounded();
-            let triggers = gateway::watch::KindTriggers {
-                gateways: gw_tx.clone(),
-                http_routes: http_tx.clone(),
-                grpc_routes: grpc_tx.clone(),
-                classes: class_tx,
-            };
-            let world = Arc::new(gateway::watch::start(
-                &client, &triggers, &readiness, &shutdown,
-            ));
-            Some((
-                Kind::<Gateway>::start_with(&start, world.clone(), (gw_tx, gw_rx)),
-                Kind::<HttpRoute>::start_with(&start, world.clone(), (http_tx, http_rx)),
-                Kind::<GrpcRoute>::start_with(&start, world.clone(), (grpc_tx, grpc_rx)),
-                world,
-                class_rx,
-            ))
+            let routes = served_routes(&client).await;
+            info!(
+                route_kinds = %routes.kinds().join(", "),
+                "Gateway API roots are on: Gateway and these route kinds (the experimental \
+                 TLSRoute, TCPRoute, UDPRoute where their CRDs are served now; CRDs installed \
+                 later need a restart)"
+            );
+            Some(GatewayKinds::start(&start, routes))
         }
         Err(err) => {
             info!(%err, "Gateway API roots are off: their CRDs are not served");
@@ -148,8 +141,8 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     };
     // One set of the watches every kind reads besides its own objects.
     let mut kinds: Vec<Arc<dyn routes::KindRoutes>> = vec![ingress.router()];
-    if let Some((gateways, http, grpc, ..)) = &gateway_api {
-        kinds.extend([gateways.router(), http.router(), grpc.router()]);
+    if let Some(g) = &gateway_api {
+        kinds.extend(g.routers());
     }
     let caches = routes::start_shared(
         &client,
@@ -186,21 +179,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     };
     let (ingress_ctx, ingress_run) = ingress.run(&shared, &caches, true);
     let mut all_peers: Vec<Arc<dyn Dependents>> = vec![ingress_ctx];
-    let gateway_runs = gateway_api.map(|(gateways, http, grpc, world, class_rx)| {
-        let (gw_ctx, gw_run) = gateways.run(&shared, &caches, false);
-        let (http_ctx, http_run) = http.run(&shared, &caches, false);
-        let (grpc_ctx, grpc_run) = grpc.run(&shared, &caches, false);
-        all_peers.extend([gw_ctx as Arc<dyn Dependents>, http_ctx, grpc_ctx]);
-        let classes = gateway::class::accept_classes(
-            client.clone(),
-            world.classes.clone(),
-            class_rx,
-            token.clone(),
-        );
-        async move {
-            tokio::join!(gw_run, http_run, grpc_run, classes);
-        }
-    });
+    let gateway_runs = gateway_api.map(|g| g.run(&shared, &caches, &mut all_peers));
     let _ = peers.set(all_peers);
     tokio::join!(ingress_run, async move {
         if let Some(run) = gateway_runs {
@@ -216,6 +195,128 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     }
     component.stopped(Some(work)).await?;
     Ok(())
+}
+
+/// Which experimental route kinds the control plane serves now.
+async fn served_routes(client: &kube::Client) -> gateway::ServedRoutes {
+    gateway::ServedRoutes {
+        tls: runtime::require_served::<TlsRoute>(client).await.is_ok(),
+        tcp: runtime::require_served::<TcpRoute>(client).await.is_ok(),
+        udp: runtime::require_served::<UdpRoute>(client).await.is_ok(),
+    }
+}
+
+/// The Gateway API kinds, started before leadership: Gateway, HTTPRoute,
+/// GRPCRoute, and the experimental route kinds that are served.
+struct GatewayKinds {
+    gateways: Kind<Gateway>,
+    http: Kind<HttpRoute>,
+    grpc: Kind<GrpcRoute>,
+    tls: Option<Kind<TlsRoute>>,
+    tcp: Option<Kind<TcpRoute>>,
+    udp: Option<Kind<UdpRoute>>,
+    world: Arc<gateway::GatewayWorld>,
+    class_rx: mpsc::UnboundedReceiver<String>,
+}
+
+impl GatewayKinds {
+    fn start(start: &Start<'_>, routes: gateway::ServedRoutes) -> Self {
+        let (gw_tx, gw_rx) = mpsc::unbounded();
+        let (http_tx, http_rx) = mpsc::unbounded();
+        let (grpc_tx, grpc_rx) = mpsc::unbounded();
+        let (tls_tx, tls_rx) = mpsc::unbounded();
+        let (tcp_tx, tcp_rx) = mpsc::unbounded();
+        let (udp_tx, udp_rx) = mpsc::unbounded();
+        let (class_tx, class_rx) = mpsc::unbounded();
+        let triggers = gateway::watch::KindTriggers {
+            gateways: gw_tx.clone(),
+            http_routes: http_tx.clone(),
+            grpc_routes: grpc_tx.clone(),
+            tls_routes: tls_tx.clone(),
+            tcp_routes: tcp_tx.clone(),
+            udp_routes: udp_tx.clone(),
+            classes: class_tx,
+        };
+        let world = Arc::new(gateway::watch::start(
+            start.client,
+            routes,
+            &triggers,
+            start.readiness,
+            start.shutdown,
+        ));
+        Self {
+            gateways: Kind::start_with(start, world.clone(), (gw_tx, gw_rx)),
+            http: Kind::start_with(start, world.clone(), (http_tx, http_rx)),
+            grpc: Kind::start_with(start, world.clone(), (grpc_tx, grpc_rx)),
+            tls: routes
+                .tls
+                .then(|| Kind::start_with(start, world.clone(), (tls_tx, tls_rx))),
+            tcp: routes
+                .tcp
+                .then(|| Kind::start_with(start, world.clone(), (tcp_tx, tcp_rx))),
+            udp: routes
+                .udp
+                .then(|| Kind::start_with(start, world.clone(), (udp_tx, udp_rx))),
+            world,
+            class_rx,
+        }
+    }
+
+    fn routers(&self) -> Vec<Arc<dyn routes::KindRoutes>> {
+        let mut out = vec![
+            self.gateways.router(),
+            self.http.router(),
+            self.grpc.router(),
+        ];
+        out.extend(self.tls.as_ref().map(Kind::router));
+        out.extend(self.tcp.as_ref().map(Kind::router));
+        out.extend(self.udp.as_ref().map(Kind::router));
+        out
+    }
+
+    /// Their work once leading (their contexts join `peers`).
+    fn run<'a>(
+        self,
+        shared: &'a Shared,
+        caches: &'a context::Shared,
+        peers: &mut Vec<Arc<dyn Dependents>>,
+    ) -> impl std::future::Future<Output = ()> + use<'a> {
+        let (gw_ctx, gw_run) = self.gateways.run(shared, caches, false);
+        let (http_ctx, http_run) = self.http.run(shared, caches, false);
+        let (grpc_ctx, grpc_run) = self.grpc.run(shared, caches, false);
+        peers.extend([gw_ctx as Arc<dyn Dependents>, http_ctx, grpc_ctx]);
+        let mut optional: Vec<futures::future::BoxFuture<'a, ()>> = Vec::new();
+        if let Some(kind) = self.tls {
+            let (ctx, run) = kind.run(shared, caches, false);
+            peers.push(ctx);
+            optional.push(Box::pin(run));
+        }
+        if let Some(kind) = self.tcp {
+            let (ctx, run) = kind.run(shared, caches, false);
+            peers.push(ctx);
+            optional.push(Box::pin(run));
+        }
+        if let Some(kind) = self.udp {
+            let (ctx, run) = kind.run(shared, caches, false);
+            peers.push(ctx);
+            optional.push(Box::pin(run));
+        }
+        let classes = gateway::class::accept_classes(
+            shared.client.clone(),
+            self.world.classes.clone(),
+            self.class_rx,
+            shared.token.clone(),
+        );
+        async move {
+            tokio::join!(
+                gw_run,
+                http_run,
+                grpc_run,
+                classes,
+                futures::future::join_all(optional)
+            );
+        }
+    }
 }
 
 /// What every kind's pipeline shares once the controller leads.

@@ -34,6 +34,9 @@ use crate::gateway_api::gateway_class::GatewayClass;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::gateway_api::reference_grant::ReferenceGrant;
+use crate::gateway_api::tcp_route::TcpRoute;
+use crate::gateway_api::tls_route::TlsRoute;
+use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime;
@@ -68,14 +71,18 @@ impl GatherWorld for () {
     }
 }
 
-/// The Gateway API roots read the Gateways, HTTPRoutes, GRPCRoutes,
-/// ReferenceGrants (all namespaces) and GatewayClasses.
+/// The Gateway API roots read the Gateways, every route kind (the
+/// experimental ones where served), ReferenceGrants (all namespaces) and
+/// GatewayClasses.
 impl GatherWorld for GatewayWorld {
     async fn gather(client: &Client) -> Result<Self, GatherError> {
         Ok(GatewayWorld {
             gateways: store::<Gateway>(client, "Gateways").await?,
             http_routes: store::<HttpRoute>(client, "HTTPRoutes").await?,
             grpc_routes: store::<GrpcRoute>(client, "GRPCRoutes").await?,
+            tls_routes: store_if_served::<TlsRoute>(client, "TLSRoutes").await?,
+            tcp_routes: store_if_served::<TcpRoute>(client, "TCPRoutes").await?,
+            udp_routes: store_if_served::<UdpRoute>(client, "UDPRoutes").await?,
             grants: store::<ReferenceGrant>(client, "ReferenceGrants").await?,
             classes: store::<GatewayClass>(client, "GatewayClasses").await?,
         })
@@ -83,27 +90,58 @@ impl GatherWorld for GatewayWorld {
 }
 
 /// A reflector store filled from one list of every object of kind `K`.
-async fn store<K>(client: &Client, what: &str) -> Result<Store<K>, GatherError>
-where
+async fn store<K: Listed>(client: &Client, what: &str) -> Result<Store<K>, GatherError> {
+    let objects = Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .map_err(failed(what))?;
+    Ok(filled(objects.items))
+}
+
+/// As [`store`], for a kind of the experimental channel: empty where the
+/// control plane does not serve it (the controller does not handle it there).
+async fn store_if_served<K: Listed>(client: &Client, what: &str) -> Result<Store<K>, GatherError> {
+    match Api::<K>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+    {
+        Ok(objects) => Ok(filled(objects.items)),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(filled(Vec::new())),
+        Err(source) => Err(failed(what)(source)),
+    }
+}
+
+/// What [`store`] lists.
+trait Listed:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> Listed for K where
     K: kube::Resource<DynamicType = ()>
         + Clone
         + std::fmt::Debug
         + serde::de::DeserializeOwned
         + Send
         + Sync
-        + 'static,
+        + 'static
 {
-    let objects = Api::<K>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(failed(what))?;
+}
+
+fn filled<K: Listed>(objects: Vec<K>) -> Store<K> {
     let (reader, mut writer) = reflector::store::<K>();
     writer.apply_watcher_event(&watcher::Event::Init);
-    for object in objects.items {
+    for object in objects {
         writer.apply_watcher_event(&watcher::Event::InitApply(object));
     }
     writer.apply_watcher_event(&watcher::Event::InitDone);
-    Ok(reader)
+    reader
 }
 
 /// Everything the control plane and the placed clusters show of the root

@@ -3,8 +3,13 @@
 //!
 //! - a parentRef's `sectionName` and `port`, when set, select the
 //!   listeners of that name and port; none selected: `NoMatchingParent`;
-//! - a listener admits the route's kind (`allowedRoutes.kinds`, else the
-//!   kinds of its protocol: HTTP and HTTPS take HTTPRoute and GRPCRoute) and
+//! - a listener admits the route's kind when its protocol is compatible
+//!   (HTTP and HTTPS take HTTPRoute and GRPCRoute, TLS takes TLSRoute, TCP
+//!   TCPRoute, UDP UDPRoute; an HTTPS listener terminates TLS, so it takes
+//!   no TLSRoute, passthrough being the TLS protocol's) and
+//!   `allowedRoutes.kinds`, when set, lists it (a listed kind the protocol
+//!   cannot carry is what the spec calls `InvalidRouteKinds`: it admits
+//!   nothing); and the route's
 //!   namespace (`allowedRoutes.namespaces.from`: `Same`, the default, `All`,
 //!   or `Selector` over the route namespace's labels); none admits it:
 //!   `NotAllowedByListeners`;
@@ -38,7 +43,7 @@ impl NotAttached {
     pub fn reason(self) -> &'static str {
         match self {
             NotAttached::NoMatchingParent => gw::NO_MATCHING_PARENT,
-            NotAttached::NotAllowedByListeners => "NotAllowedByListeners",
+            NotAttached::NotAllowedByListeners => gw::NOT_ALLOWED_BY_LISTENERS,
             NotAttached::NoMatchingListenerHostname => "NoMatchingListenerHostname",
         }
     }
@@ -95,6 +100,21 @@ pub fn attach(
     Ok(served)
 }
 
+/// Whether the listeners `parent` selects on `gateway` exist but none can
+/// take a route of `kind` (its protocol, or `allowedRoutes.kinds`): the
+/// route is `NotAllowedByListeners` there whatever its namespace and
+/// hostnames. What a control plane can tell without the namespaces' labels.
+pub fn kind_refused(gateway: &Gateway, parent: &ParentRef, kind: &str) -> bool {
+    let mut selected = gateway
+        .spec
+        .listeners
+        .iter()
+        .filter(|l| parent.section_name.as_ref().is_none_or(|s| *s == l.name))
+        .filter(|l| parent.port.is_none_or(|p| p == l.port))
+        .peekable();
+    selected.peek().is_some() && selected.all(|l| !admits_kind(l, kind))
+}
+
 /// The DNS names to publish for `route` on `gateway`: the names it serves
 /// through every listener it attaches to by any of `parents` that refers
 /// to this Gateway (sorted, unique). Listeners that serve any host
@@ -123,35 +143,36 @@ pub fn dns_names(
 }
 
 /// Whether a listener of `protocol` matches on hostnames (TCP and UDP
-/// listeners have none).
+/// listeners have none; TCPRoute and UDPRoute have none either, so they
+/// attach as a route "for any host" and add no DNS name).
 fn uses_hostname(protocol: &str) -> bool {
     matches!(protocol, "HTTP" | "HTTPS" | "TLS")
 }
 
-/// The route kinds a listener of `protocol` takes when `allowedRoutes.kinds`
-/// is unset.
-fn default_kinds(protocol: &str) -> &'static [&'static str] {
+/// The route kinds a listener of `protocol` can carry (and takes when
+/// `allowedRoutes.kinds` is unset).
+pub fn compatible_kinds(protocol: &str) -> &'static [&'static str] {
     match protocol {
         "HTTP" | "HTTPS" => &[gw::HTTP_ROUTE, gw::GRPC_ROUTE],
-        "TLS" => &["TLSRoute"],
-        "TCP" => &["TCPRoute"],
-        "UDP" => &["UDPRoute"],
+        "TLS" => &[gw::TLS_ROUTE],
+        "TCP" => &[gw::TCP_ROUTE],
+        "UDP" => &[gw::UDP_ROUTE],
         _ => &[],
     }
 }
 
 fn admits_kind(listener: &GatewayListeners, kind: &str) -> bool {
-    match listener
-        .allowed_routes
-        .as_ref()
-        .and_then(|a| a.kinds.as_ref())
-        .filter(|k| !k.is_empty())
-    {
-        Some(kinds) => kinds
-            .iter()
-            .any(|k| k.group.as_deref().unwrap_or(gw::GROUP) == gw::GROUP && k.kind == kind),
-        None => default_kinds(&listener.protocol).contains(&kind),
-    }
+    compatible_kinds(&listener.protocol).contains(&kind)
+        && listener
+            .allowed_routes
+            .as_ref()
+            .and_then(|a| a.kinds.as_ref())
+            .filter(|k| !k.is_empty())
+            .is_none_or(|kinds| {
+                kinds
+                    .iter()
+                    .any(|k| k.group.as_deref().unwrap_or(gw::GROUP) == gw::GROUP && k.kind == kind)
+            })
 }
 
 fn admits_namespace(
@@ -370,5 +391,129 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    /// A Gateway with a listener of each protocol, every one open to all
+    /// namespaces.
+    fn by_protocol() -> Gateway {
+        let open = serde_json::json!({"namespaces": {"from": "All"}});
+        gateway(serde_json::json!([
+            {"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": open},
+            {"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "*.example.com",
+             "allowedRoutes": open},
+            {"name": "tls", "port": 8443, "protocol": "TLS", "hostname": "*.example.com",
+             "tls": {"mode": "Passthrough"}, "allowedRoutes": open},
+            {"name": "tcp", "port": 9000, "protocol": "TCP", "allowedRoutes": open},
+            {"name": "udp", "port": 5353, "protocol": "UDP", "allowedRoutes": open},
+            {"name": "tls-any", "port": 9443, "protocol": "TLS",
+             "tls": {"mode": "Passthrough"}, "allowedRoutes": open}
+        ]))
+    }
+
+    #[test]
+    fn each_route_kind_attaches_to_the_listeners_of_its_protocol() {
+        let gw = by_protocol();
+        let no_labels = BTreeMap::new();
+        let hosts = vec!["db.example.com".to_string()];
+        let route = |kind| RouteView {
+            kind,
+            namespace: "shop",
+            namespace_labels: &no_labels,
+            hostnames: if kind == "TLSRoute" || kind == "HTTPRoute" {
+                &hosts
+            } else {
+                &[]
+            },
+        };
+        let listeners_of = |kind| -> Vec<String> {
+            attach(&gw, "infra", &parent(None, None), &route(kind))
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(l, _)| l)
+                .collect()
+        };
+        assert_eq!(listeners_of("HTTPRoute"), ["http", "https"]);
+        // HTTPS terminates TLS: a TLSRoute needs a TLS listener.
+        assert_eq!(listeners_of("TLSRoute"), ["tls", "tls-any"]);
+        assert_eq!(listeners_of("TCPRoute"), ["tcp"]);
+        assert_eq!(listeners_of("UDPRoute"), ["udp"]);
+        // Through a listener of another protocol: NotAllowedByListeners.
+        for (kind, section) in [
+            ("TLSRoute", "http"),
+            ("TLSRoute", "https"),
+            ("TCPRoute", "tls"),
+            ("TCPRoute", "udp"),
+            ("UDPRoute", "tcp"),
+            ("HTTPRoute", "tls"),
+        ] {
+            assert_eq!(
+                attach(&gw, "infra", &parent(Some(section), None), &route(kind)),
+                Err(NotAttached::NotAllowedByListeners),
+                "{kind} on {section}"
+            );
+        }
+        assert!(kind_refused(&gw, &parent(Some("http"), None), "TLSRoute"));
+        assert!(!kind_refused(&gw, &parent(None, None), "TLSRoute"));
+        assert!(!kind_refused(&gw, &parent(Some("nope"), None), "TLSRoute"));
+        assert!(kind_refused(&gw, &parent(None, Some(9000)), "UDPRoute"));
+        // Listing a kind its protocol cannot carry does not make it so.
+        let listed = gateway(serde_json::json!([
+            {"name": "web", "port": 443, "protocol": "HTTPS",
+             "allowedRoutes": {"kinds": [{"kind": "TLSRoute"}], "namespaces": {"from": "All"}}}
+        ]));
+        assert_eq!(
+            attach(&listed, "infra", &parent(None, None), &route("TLSRoute")),
+            Err(NotAttached::NotAllowedByListeners)
+        );
+    }
+
+    #[test]
+    fn a_tls_route_serves_its_hostnames_within_the_listeners() {
+        let gw = by_protocol();
+        let no_labels = BTreeMap::new();
+        let hosts = vec![
+            "db.example.com".to_string(),
+            "*.example.com".into(),
+            "db.other.org".into(),
+        ];
+        let tls = RouteView {
+            kind: "TLSRoute",
+            namespace: "shop",
+            namespace_labels: &no_labels,
+            hostnames: &hosts,
+        };
+        // `tls` (*.example.com) narrows to the names within it; `tls-any`
+        // (no hostname) serves the route's own, wildcard included.
+        assert_eq!(
+            dns_names(&gw, "infra", "gw", &[parent(Some("tls"), None)], &tls),
+            names(&["*.example.com", "db.example.com"])
+        );
+        assert_eq!(
+            dns_names(&gw, "infra", "gw", &[parent(None, None)], &tls),
+            names(&["*.example.com", "db.example.com", "db.other.org"])
+        );
+        // A hostname outside the listener's: NoMatchingListenerHostname.
+        let other = vec!["db.other.org".to_string()];
+        assert_eq!(
+            attach(
+                &gw,
+                "infra",
+                &parent(Some("tls"), None),
+                &RouteView {
+                    hostnames: &other,
+                    ..tls
+                }
+            ),
+            Err(NotAttached::NoMatchingListenerHostname)
+        );
+        // TCP and UDP routes have no hostnames and add no name.
+        for kind in ["TCPRoute", "UDPRoute"] {
+            let route = RouteView {
+                kind,
+                hostnames: &[],
+                ..tls
+            };
+            assert!(dns_names(&gw, "infra", "gw", &[parent(None, None)], &route).is_empty());
+        }
     }
 }

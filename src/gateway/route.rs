@@ -1,5 +1,6 @@
-//! What HTTPRoute and GRPCRoute have in common (pure): hostnames,
-//! parentRefs and `status.parents`, in one form. The generated types give
+//! What the route kinds (HTTPRoute, GRPCRoute; TLSRoute, TCPRoute and
+//! UDPRoute of the experimental channel) have in common (pure): hostnames,
+//! parentRefs, backendRefs and `status.parents`, in one form. The generated types give
 //! every CRD its own structs; the conversions here are the only place that
 //! knows them.
 
@@ -7,12 +8,24 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::core::ObjectMeta;
 
 use crate::gateway_api::grpc_route::{
-    GrpcRoute, GrpcRouteParentRefs, GrpcRouteStatus, GrpcRouteStatusParents,
+    GrpcRoute, GrpcRouteParentRefs, GrpcRouteSpec, GrpcRouteStatus, GrpcRouteStatusParents,
     GrpcRouteStatusParentsParentRef,
 };
 use crate::gateway_api::http_route::{
-    HttpRoute, HttpRouteParentRefs, HttpRouteStatus, HttpRouteStatusParents,
+    HttpRoute, HttpRouteParentRefs, HttpRouteSpec, HttpRouteStatus, HttpRouteStatusParents,
     HttpRouteStatusParentsParentRef,
+};
+use crate::gateway_api::tcp_route::{
+    TcpRoute, TcpRouteParentRefs, TcpRouteSpec, TcpRouteStatus, TcpRouteStatusParents,
+    TcpRouteStatusParentsParentRef,
+};
+use crate::gateway_api::tls_route::{
+    TlsRoute, TlsRouteParentRefs, TlsRouteSpec, TlsRouteStatus, TlsRouteStatusParents,
+    TlsRouteStatusParentsParentRef,
+};
+use crate::gateway_api::udp_route::{
+    UdpRoute, UdpRouteParentRefs, UdpRouteSpec, UdpRouteStatus, UdpRouteStatusParents,
+    UdpRouteStatusParentsParentRef,
 };
 use crate::labels::gateway_api as gw;
 
@@ -137,12 +150,34 @@ parent_ref_conversions!(
     HttpRouteParentRefs,
     HttpRouteStatusParentsParentRef,
     GrpcRouteParentRefs,
-    GrpcRouteStatusParentsParentRef
+    GrpcRouteStatusParentsParentRef,
+    TlsRouteParentRefs,
+    TlsRouteStatusParentsParentRef,
+    TcpRouteParentRefs,
+    TcpRouteStatusParentsParentRef,
+    UdpRouteParentRefs,
+    UdpRouteStatusParentsParentRef
 );
 
-/// [`Route`] for a generated route kind.
+/// A generated backendRef (every one has these four fields) in the common
+/// form.
+macro_rules! backend_ref {
+    ($b:expr) => {
+        BackendRef {
+            group: $b.group.clone(),
+            kind: $b.kind.clone(),
+            namespace: $b.namespace.clone(),
+            name: $b.name.clone(),
+        }
+    };
+}
+
+/// [`Route`] for a generated route kind; `$hostnames` and `$backends`
+/// read them from its spec (the kinds differ in which are optional, and
+/// TCPRoute and UDPRoute have no hostnames).
 macro_rules! route_impl {
-    ($route:ty, $kind:expr, $status:ident, $parents:ident, $parent_ref:ident) => {
+    ($route:ty, $kind:expr, $status:ident, $parents:ident, $parent_ref:ident,
+     hostnames: $hostnames:expr, backends: $backends:expr) => {
         impl Route for $route {
             const KIND: &'static str = $kind;
 
@@ -155,7 +190,7 @@ macro_rules! route_impl {
             }
 
             fn hostnames(&self) -> Vec<String> {
-                self.spec.hostnames.clone().unwrap_or_default()
+                ($hostnames)(&self.spec)
             }
 
             fn parent_refs(&self) -> Vec<ParentRef> {
@@ -168,19 +203,9 @@ macro_rules! route_impl {
             }
 
             fn backend_refs(&self) -> Vec<BackendRef> {
-                self.spec
-                    .rules
-                    .iter()
-                    .flatten()
-                    .flat_map(|r| r.backend_refs.iter().flatten())
-                    .map(|b| BackendRef {
-                        group: b.group.clone(),
-                        kind: b.kind.clone(),
-                        namespace: b.namespace.clone(),
-                        name: b.name.clone(),
-                    })
-                    .collect()
+                ($backends)(&self.spec)
             }
+
             fn set_parent_refs(&mut self, refs: Vec<ParentRef>) {
                 self.spec.parent_refs = Some(refs.iter().map(Into::into).collect());
             }
@@ -222,14 +247,72 @@ route_impl!(
     gw::HTTP_ROUTE,
     HttpRouteStatus,
     HttpRouteStatusParents,
-    HttpRouteStatusParentsParentRef
+    HttpRouteStatusParentsParentRef,
+    hostnames: |s: &HttpRouteSpec| s.hostnames.clone().unwrap_or_default(),
+    backends: |s: &HttpRouteSpec| s
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.backend_refs.iter().flatten())
+        .map(|b| backend_ref!(b))
+        .collect()
 );
 route_impl!(
     GrpcRoute,
     gw::GRPC_ROUTE,
     GrpcRouteStatus,
     GrpcRouteStatusParents,
-    GrpcRouteStatusParentsParentRef
+    GrpcRouteStatusParentsParentRef,
+    hostnames: |s: &GrpcRouteSpec| s.hostnames.clone().unwrap_or_default(),
+    backends: |s: &GrpcRouteSpec| s
+        .rules
+        .iter()
+        .flatten()
+        .flat_map(|r| r.backend_refs.iter().flatten())
+        .map(|b| backend_ref!(b))
+        .collect()
+);
+route_impl!(
+    TlsRoute,
+    gw::TLS_ROUTE,
+    TlsRouteStatus,
+    TlsRouteStatusParents,
+    TlsRouteStatusParentsParentRef,
+    hostnames: |s: &TlsRouteSpec| s.hostnames.clone().unwrap_or_default(),
+    backends: |s: &TlsRouteSpec| s
+        .rules
+        .iter()
+        .flat_map(|r| &r.backend_refs)
+        .map(|b| backend_ref!(b))
+        .collect()
+);
+route_impl!(
+    TcpRoute,
+    gw::TCP_ROUTE,
+    TcpRouteStatus,
+    TcpRouteStatusParents,
+    TcpRouteStatusParentsParentRef,
+    hostnames: |_: &TcpRouteSpec| Vec::new(),
+    backends: |s: &TcpRouteSpec| s
+        .rules
+        .iter()
+        .flat_map(|r| &r.backend_refs)
+        .map(|b| backend_ref!(b))
+        .collect()
+);
+route_impl!(
+    UdpRoute,
+    gw::UDP_ROUTE,
+    UdpRouteStatus,
+    UdpRouteStatusParents,
+    UdpRouteStatusParentsParentRef,
+    hostnames: |_: &UdpRouteSpec| Vec::new(),
+    backends: |s: &UdpRouteSpec| s
+        .rules
+        .iter()
+        .flat_map(|r| &r.backend_refs)
+        .map(|b| backend_ref!(b))
+        .collect()
 );
 
 #[cfg(test)]

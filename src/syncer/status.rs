@@ -1,8 +1,9 @@
 //! Status up (pure): what of a leaf's downstream status its upstream leaf
 //! should show, and whether a write is needed (only when they differ).
 //!
-//! An Ingress leaf shows its copy's `status.loadBalancer`; a Gateway,
-//! HTTPRoute or GRPCRoute leaf its copy's whole `status`, unchanged (the
+//! An Ingress leaf shows its copy's `status.loadBalancer`; a Gateway or
+//! route (HTTPRoute, GRPCRoute, TLSRoute, TCPRoute, UDPRoute) leaf its
+//! copy's whole `status`, unchanged (the
 //! conditions keep the downstream object's `observedGeneration`: the
 //! controller's merge ignores it).
 
@@ -27,7 +28,15 @@ impl Shape {
         use labels::gateway_api as gw;
         match (group, kind) {
             ("networking.k8s.io", "Ingress") => Some(Shape::LoadBalancer),
-            (gw::GROUP, gw::GATEWAY | gw::HTTP_ROUTE | gw::GRPC_ROUTE) => Some(Shape::Whole),
+            (
+                gw::GROUP,
+                gw::GATEWAY
+                | gw::HTTP_ROUTE
+                | gw::GRPC_ROUTE
+                | gw::TLS_ROUTE
+                | gw::TCP_ROUTE
+                | gw::UDP_ROUTE,
+            ) => Some(Shape::Whole),
             _ => None,
         }
     }

@@ -19,7 +19,7 @@ use crate::controller::dependencies::{DepKey, DepKind};
 use crate::controller::kind::Problem;
 use crate::controller::placement::Placement;
 use crate::gateway::hostnames::normalize;
-use crate::gateway::route::ParentStatus;
+use crate::gateway::route::{ParentRef, ParentStatus};
 use crate::gateway_api::gateway::{Gateway, GatewayStatus};
 use crate::labels::gateway_api as gw;
 
@@ -278,6 +278,40 @@ pub fn overlay_gateway(
                 now,
             );
         }
+    }
+}
+
+/// Our entries of a route's merged `status.parents` for the parentRefs in
+/// `refused` (whose listeners take no route of its kind) reported
+/// `Accepted=False`, `NotAllowedByListeners`, whatever the clusters say.
+pub fn overlay_not_allowed(
+    parents: &mut [ParentStatus],
+    refused: &[ParentRef],
+    kind: &str,
+    previous: &[ParentStatus],
+    generation: Option<i64>,
+    now: &Time,
+) {
+    for entry in parents
+        .iter_mut()
+        .filter(|p| p.controller_name == gw::CONTROLLER_NAME && refused.contains(&p.parent_ref))
+    {
+        let empty = Vec::new();
+        let prev = previous
+            .iter()
+            .find(|p| p.controller_name == gw::CONTROLLER_NAME && p.parent_ref == entry.parent_ref)
+            .map_or(&empty, |p| &p.conditions);
+        let message = format!("no listener selected by this parentRef takes a {kind}");
+        set_condition(
+            &mut entry.conditions,
+            prev,
+            gw::ACCEPTED,
+            false,
+            gw::NOT_ALLOWED_BY_LISTENERS,
+            message,
+            generation,
+            now,
+        );
     }
 }
 

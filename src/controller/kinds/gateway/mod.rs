@@ -1,5 +1,7 @@
 //! Gateway API roots (`gateway.networking.k8s.io/v1` Gateway, HTTPRoute,
-//! GRPCRoute) as root kinds, on the pure core of [`crate::gateway`]:
+//! GRPCRoute; and `v1alpha2` TLSRoute, TCPRoute, UDPRoute of the
+//! experimental channel, where their CRDs are served: [`ServedRoutes`]) as
+//! root kinds, on the pure core of [`crate::gateway`]:
 //!
 //! - a root Gateway is one of a GatewayClass whose `controllerName` is
 //!   kcp-ingress's; it is placed by its placement annotation on the
@@ -8,7 +10,9 @@
 //!   its GlobalIngress is `<gateway>.gateway`, its hosts its attached,
 //!   accepted routes' hostnames ∩ its listeners';
 //! - a route is placed where its parent Gateways are; its leaves'
-//!   parentRefs name the leaf Gateways; it has no GlobalIngress.
+//!   parentRefs name the leaf Gateways; it has no GlobalIngress; a
+//!   parentRef whose listeners take no route of its kind is reported
+//!   `NotAllowedByListeners`.
 //!
 //! [`GatewayWorld`] is what these kinds read besides their own objects,
 //! and [`watch`] keeps it, routing changes across kinds (a Gateway change
@@ -36,14 +40,48 @@ use crate::gateway_api::gateway_class::GatewayClass;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::gateway_api::reference_grant::ReferenceGrant;
+use crate::gateway_api::tcp_route::TcpRoute;
+use crate::gateway_api::tls_route::TlsRoute;
+use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels::gateway_api as gw;
 
+/// Which route kinds of the experimental channel the control plane serves,
+/// as discovery found them at start-up (CRDs installed later are not
+/// noticed: restart the controller).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServedRoutes {
+    pub tls: bool,
+    pub tcp: bool,
+    pub udp: bool,
+}
+
+impl ServedRoutes {
+    /// Every route kind handled, standard ones first.
+    pub fn kinds(&self) -> Vec<&'static str> {
+        let mut out = vec![gw::HTTP_ROUTE, gw::GRPC_ROUTE];
+        for (served, kind) in [
+            (self.tls, gw::TLS_ROUTE),
+            (self.tcp, gw::TCP_ROUTE),
+            (self.udp, gw::UDP_ROUTE),
+        ] {
+            if served {
+                out.push(kind);
+            }
+        }
+        out
+    }
+}
+
 /// The Gateway API objects the Gateway API root kinds read (all namespaces).
+/// The stores of route kinds that are not served stay empty.
 #[derive(Clone)]
 pub struct GatewayWorld {
     pub gateways: Store<Gateway>,
     pub http_routes: Store<HttpRoute>,
     pub grpc_routes: Store<GrpcRoute>,
+    pub tls_routes: Store<TlsRoute>,
+    pub tcp_routes: Store<TcpRoute>,
+    pub udp_routes: Store<UdpRoute>,
     pub grants: Store<ReferenceGrant>,
     pub classes: Store<GatewayClass>,
 }
@@ -103,7 +141,26 @@ impl GatewayWorld {
         out
     }
 
-    /// The root routes (both kinds) with a parentRef naming the Gateway
+    /// The parentRefs of `route` to Gateways of ours whose selected
+    /// listeners take no route of its kind (`NotAllowedByListeners`).
+    pub fn refused_parents<R: Route>(&self, route: &R) -> Vec<ParentRef> {
+        let ns = route.meta().namespace.clone().unwrap_or_default();
+        route
+            .parent_refs()
+            .into_iter()
+            .filter(|p| {
+                p.gateway(&ns)
+                    .and_then(|key| self.gateway(&key))
+                    .is_some_and(|g| {
+                        <Gateway as RootKind>::is_root(&g)
+                            && self.class_is_ours(&g.spec.gateway_class_name)
+                            && crate::gateway::attach::kind_refused(&g, p, R::KIND)
+                    })
+            })
+            .collect()
+    }
+
+    /// The root routes (every kind) with a parentRef naming the Gateway
     /// `(namespace, name)`, as `(kind, namespace, name)`.
     pub fn routes_of(&self, key: &(String, String)) -> Vec<(&'static str, String, String)> {
         fn names<R: Route + kube::Resource<DynamicType = ()> + Clone>(
@@ -136,6 +193,9 @@ impl GatewayWorld {
         }
         let mut out = names(&self.http_routes, key);
         out.extend(names(&self.grpc_routes, key));
+        out.extend(names(&self.tls_routes, key));
+        out.extend(names(&self.tcp_routes, key));
+        out.extend(names(&self.udp_routes, key));
         out
     }
 

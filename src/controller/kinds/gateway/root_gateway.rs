@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::GatewayWorld;
 use super::checks::{self, GatewayFindings};
@@ -23,8 +23,6 @@ use crate::gateway::merge::{LeafGateway, gateway_status};
 use crate::gateway::route::Route;
 use crate::gateway::translate::leaf_gateway;
 use crate::gateway_api::gateway::{Gateway, GatewayStatusAddresses};
-use crate::gateway_api::grpc_route::GrpcRoute;
-use crate::gateway_api::http_route::HttpRoute;
 use crate::labels::{self, gateway_api as gw};
 
 /// The class the leaf Gateways in `cluster` get (its label), if it offers one.
@@ -55,6 +53,25 @@ fn is_true(
         .into_iter()
         .flatten()
         .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// The DNS names of the root route `ns`/`name` in `store` on the Gateway
+/// `gateway` (see [`route_names`]).
+fn names_in<R>(
+    store: &Store<R>,
+    ns: &str,
+    name: &str,
+    gateway: &Gateway,
+    key: &(String, String),
+) -> BTreeSet<String>
+where
+    R: Route + RootKind + kube::Resource<DynamicType = ()>,
+{
+    store
+        .get(&ObjectRef::new(name).within(ns))
+        .filter(|r| <R as RootKind>::is_root(r))
+        .map(|r| route_names(r.as_ref(), gateway, key))
+        .unwrap_or_default()
 }
 
 /// The DNS names of the root route `route` on the Gateway `gateway`, when
@@ -194,20 +211,14 @@ impl RootKind for Gateway {
         let key = (root.namespace().unwrap_or_default(), root.name_any());
         let mut hosts = BTreeSet::new();
         for (kind, ns, name) in world.routes_of(&key) {
-            let at = ObjectRef::new(&name).within(&ns);
-            if kind == gw::HTTP_ROUTE {
-                if let Some(r) = world
-                    .http_routes
-                    .get(&ObjectRef::<HttpRoute>::new(&name).within(&ns))
-                    && <HttpRoute as RootKind>::is_root(&r)
-                {
-                    hosts.extend(route_names(r.as_ref(), root, &key));
-                }
-            } else if let Some(r) = world.grpc_routes.get(&at)
-                && <GrpcRoute as RootKind>::is_root(&r)
-            {
-                hosts.extend(route_names(r.as_ref(), root, &key));
-            }
+            let names = match kind {
+                gw::HTTP_ROUTE => names_in(&world.http_routes, &ns, &name, root, &key),
+                gw::GRPC_ROUTE => names_in(&world.grpc_routes, &ns, &name, root, &key),
+                gw::TLS_ROUTE => names_in(&world.tls_routes, &ns, &name, root, &key),
+                // TCPRoute and UDPRoute have no hostnames.
+                _ => BTreeSet::new(),
+            };
+            hosts.extend(names);
         }
         hosts.into_iter().collect()
     }

@@ -1,10 +1,13 @@
-//! HTTPRoute and GRPCRoute as root kinds, through one generic
+//! HTTPRoute and GRPCRoute, and where served TLSRoute, TCPRoute and
+//! UDPRoute, as root kinds, through one generic
 //! implementation over `gateway::route::Route`: a route is placed where
 //! its parent Gateways (root Gateways of ours) are; its leaf for a cluster
 //! is `gateway::translate::leaf_route` (parentRefs renamed to the leaf
 //! Gateways placed there); its dependencies are its backend Services (any
 //! namespace; another namespace's only with a ReferenceGrant); its status
-//! is `gateway::merge::route_parents` with refused references reported;
+//! is `gateway::merge::route_parents` with refused references and
+//! parentRefs whose listeners take no route of its kind
+//! (`NotAllowedByListeners`, [`GatewayWorld::refused_parents`]) reported;
 //! it has no GlobalIngress (its hostnames are its Gateways').
 
 use std::collections::BTreeSet;
@@ -25,6 +28,9 @@ use crate::gateway::route::{ParentRef, ParentStatus, Route};
 use crate::gateway::translate::leaf_route;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
+use crate::gateway_api::tcp_route::TcpRoute;
+use crate::gateway_api::tls_route::TlsRoute;
+use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels::{self, gateway_api as gw};
 
 /// Whether `route` is a root (not a leaf, in a placeable namespace).
@@ -144,6 +150,14 @@ where
         generation,
         seen.now,
     );
+    checks::overlay_not_allowed(
+        &mut parents,
+        &seen.world.refused_parents(route),
+        R::KIND,
+        &existing,
+        generation,
+        seen.now,
+    );
     (parents != existing).then_some(parents)
 }
 
@@ -162,6 +176,21 @@ where
             message: format!("parentRef: no Gateway {gw_ns}/{name} is placed on any cluster"),
         })
         .collect();
+    for p in seen.world.refused_parents(route) {
+        let (gw_ns, name) = p.gateway(&ns).unwrap_or_default();
+        let through = p
+            .section_name
+            .as_ref()
+            .map(|s| format!(" (sectionName {s})"))
+            .unwrap_or_default();
+        out.push(Problem {
+            reason: gw::NOT_ALLOWED_BY_LISTENERS,
+            message: format!(
+                "parentRef: no listener of Gateway {gw_ns}/{name}{through} takes a {}",
+                R::KIND
+            ),
+        });
+    }
     let refused = not_permitted(route, seen.world);
     if !refused.is_empty() {
         let names: Vec<String> = refused
@@ -269,6 +298,9 @@ macro_rules! route_kind {
 
 route_kind!(HttpRoute);
 route_kind!(GrpcRoute);
+route_kind!(TlsRoute);
+route_kind!(TcpRoute);
+route_kind!(UdpRoute);
 
 #[cfg(test)]
 mod tests {
@@ -360,5 +392,42 @@ mod tests {
         );
         let dep = (DepKind::Service, "other".to_string(), "web".to_string());
         assert!(!<HttpRoute as RootKind>::permits(&there, &dep, &world));
+    }
+
+    #[test]
+    fn a_tls_route_on_an_http_listener_is_refused_and_placed_alike() {
+        let world = world();
+        let clusters = [cluster("east", Some("standin"))];
+        let tls: TlsRoute = serde_json::from_value(json!({
+            "metadata": {"name": "t", "namespace": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}, {"name": "theirs"}],
+                     "hostnames": ["db.example.com"],
+                     "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]}
+        }))
+        .unwrap();
+        // gw has only an HTTP listener: no TLSRoute there. "theirs" is
+        // another implementation's, not ours to judge.
+        let refused: Vec<String> = world
+            .refused_parents(&tls)
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(refused, ["gw"]);
+        let http = route(json!([{"name": "gw"}]), None);
+        assert!(world.refused_parents(&http).is_empty());
+        // It is still ours, placed with its Gateway, its backend followed.
+        assert!(<TlsRoute as RootKind>::is_ours(&tls, &world));
+        assert_eq!(targets(&tls, &clusters, &world).unwrap().targets, ["east"]);
+        assert_eq!(
+            <TlsRoute as RootKind>::dependencies(&tls, &world),
+            [(DepKind::Service, "shop".to_string(), "db".to_string())]
+        );
+        let tcp: TcpRoute = serde_json::from_value(json!({
+            "metadata": {"name": "t", "namespace": "shop"},
+            "spec": {"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "db", "port": 5432}]}]}
+        }))
+        .unwrap();
+        assert!(tcp.hostnames().is_empty());
+        assert_eq!(world.refused_parents(&tcp).len(), 1);
     }
 }

@@ -6,21 +6,26 @@
 //! and route (grants are few and rarely change).
 //!
 //! API calls (list/watch, all namespaces): gateways, httproutes,
-//! grpcroutes, referencegrants; gatewayclasses (cluster-scoped).
+//! grpcroutes, and tlsroutes, tcproutes, udproutes where served
+//! ([`ServedRoutes`]), referencegrants; gatewayclasses (cluster-scoped).
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
+use futures::stream::BoxStream;
 use kube::api::Api;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
-use super::GatewayWorld;
+use super::{GatewayWorld, ServedRoutes};
 use crate::gateway::route::Route;
 use crate::gateway_api::gateway::Gateway;
 use crate::gateway_api::gateway_class::GatewayClass;
 use crate::gateway_api::grpc_route::GrpcRoute;
 use crate::gateway_api::http_route::HttpRoute;
 use crate::gateway_api::reference_grant::ReferenceGrant;
+use crate::gateway_api::tcp_route::TcpRoute;
+use crate::gateway_api::tls_route::TlsRoute;
+use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels::gateway_api as gw;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
 
@@ -30,6 +35,9 @@ pub struct KindTriggers {
     pub gateways: UnboundedSender<ObjectRef<Gateway>>,
     pub http_routes: UnboundedSender<ObjectRef<HttpRoute>>,
     pub grpc_routes: UnboundedSender<ObjectRef<GrpcRoute>>,
+    pub tls_routes: UnboundedSender<ObjectRef<TlsRoute>>,
+    pub tcp_routes: UnboundedSender<ObjectRef<TcpRoute>>,
+    pub udp_routes: UnboundedSender<ObjectRef<UdpRoute>>,
     /// GatewayClasses to accept.
     pub classes: UnboundedSender<String>,
 }
@@ -41,18 +49,37 @@ impl KindTriggers {
             .unbounded_send(ObjectRef::new(name).within(ns));
     }
 
+    /// The route of `kind` at `ns`/`name`.
+    fn route(&self, kind: &str, ns: &str, name: &str) {
+        let _ = match kind {
+            gw::HTTP_ROUTE => self
+                .http_routes
+                .unbounded_send(ObjectRef::new(name).within(ns))
+                .is_ok(),
+            gw::GRPC_ROUTE => self
+                .grpc_routes
+                .unbounded_send(ObjectRef::new(name).within(ns))
+                .is_ok(),
+            gw::TLS_ROUTE => self
+                .tls_routes
+                .unbounded_send(ObjectRef::new(name).within(ns))
+                .is_ok(),
+            gw::TCP_ROUTE => self
+                .tcp_routes
+                .unbounded_send(ObjectRef::new(name).within(ns))
+                .is_ok(),
+            gw::UDP_ROUTE => self
+                .udp_routes
+                .unbounded_send(ObjectRef::new(name).within(ns))
+                .is_ok(),
+            _ => false,
+        };
+    }
+
     /// The routes that name the Gateway `key`.
     fn routes_of(&self, world: &GatewayWorld, key: &(String, String)) {
         for (kind, ns, name) in world.routes_of(key) {
-            if kind == gw::HTTP_ROUTE {
-                let _ = self
-                    .http_routes
-                    .unbounded_send(ObjectRef::new(&name).within(&ns));
-            } else {
-                let _ = self
-                    .grpc_routes
-                    .unbounded_send(ObjectRef::new(&name).within(&ns));
-            }
+            self.route(kind, &ns, &name);
         }
     }
 
@@ -71,6 +98,21 @@ impl KindTriggers {
                 .grpc_routes
                 .unbounded_send(ObjectRef::from_obj(r.as_ref()));
         }
+        for r in world.tls_routes.state() {
+            let _ = self
+                .tls_routes
+                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
+        }
+        for r in world.tcp_routes.state() {
+            let _ = self
+                .tcp_routes
+                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
+        }
+        for r in world.udp_routes.state() {
+            let _ = self
+                .udp_routes
+                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
+        }
     }
 }
 
@@ -79,9 +121,10 @@ fn key<K: Resource>(object: &K) -> (String, String) {
 }
 
 /// Starts the watches of the world (registered with `readiness`), each
-/// until `shutdown`.
+/// until `shutdown`; of the experimental route kinds, only those `served`.
 pub fn start(
     client: &kube::Client,
+    served: ServedRoutes,
     triggers: &KindTriggers,
     readiness: &Readiness,
     shutdown: &CancellationToken,
@@ -98,6 +141,27 @@ pub fn start(
         Watch::new("grpcroutes (world)", Api::<GrpcRoute>::all(client.clone()))
             .without_managed_fields()
             .changes(readiness, shutdown);
+    let (tls_routes, tls_changes) = optional_route_watch::<TlsRoute>(
+        served.tls,
+        "tlsroutes (world)",
+        client,
+        readiness,
+        shutdown,
+    );
+    let (tcp_routes, tcp_changes) = optional_route_watch::<TcpRoute>(
+        served.tcp,
+        "tcproutes (world)",
+        client,
+        readiness,
+        shutdown,
+    );
+    let (udp_routes, udp_changes) = optional_route_watch::<UdpRoute>(
+        served.udp,
+        "udproutes (world)",
+        client,
+        readiness,
+        shutdown,
+    );
     let (grants, grant_changes) = Watch::new(
         "referencegrants",
         Api::<ReferenceGrant>::all(client.clone()),
@@ -112,6 +176,9 @@ pub fn start(
         gateways,
         http_routes,
         grpc_routes,
+        tls_routes,
+        tcp_routes,
+        udp_routes,
         grants,
         classes,
     };
@@ -129,6 +196,15 @@ pub fn start(
     }
     spawn_route_changes(http_changes, &world, triggers);
     spawn_route_changes(grpc_changes, &world, triggers);
+    if let Some(changes) = tls_changes {
+        spawn_route_changes(changes, &world, triggers);
+    }
+    if let Some(changes) = tcp_changes {
+        spawn_route_changes(changes, &world, triggers);
+    }
+    if let Some(changes) = udp_changes {
+        spawn_route_changes(changes, &world, triggers);
+    }
     {
         let (world, t) = (world.clone(), triggers.clone());
         tokio::spawn(grant_changes.for_each(move |change| {
@@ -164,6 +240,33 @@ pub fn start(
         }));
     }
     world
+}
+
+/// The watch of a route kind that may not be served: without it, an empty
+/// store and no changes.
+fn optional_route_watch<R>(
+    served: bool,
+    what: &str,
+    client: &kube::Client,
+    readiness: &Readiness,
+    shutdown: &CancellationToken,
+) -> (Store<R>, Option<BoxStream<'static, Change<R>>>)
+where
+    R: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    if !served {
+        return (kube::runtime::reflector::store::<R>().0, None);
+    }
+    let (store, changes) = Watch::new(what, Api::<R>::all(client.clone()))
+        .without_managed_fields()
+        .changes(readiness, shutdown);
+    (store, Some(changes.boxed()))
 }
 
 /// A route changed: the Gateways it names, before and after, requeue.
@@ -226,6 +329,9 @@ pub fn stores_from(
         gateways: store(gateways),
         http_routes: store(http_routes),
         grpc_routes: store(Vec::new()),
+        tls_routes: store(Vec::new()),
+        tcp_routes: store(Vec::new()),
+        udp_routes: store(Vec::new()),
         grants: store(Vec::new()),
         classes: store(classes),
     }
