@@ -62,8 +62,9 @@ lint-scripts: deps ## shellcheck every script
 lint-imports: deps ## fail when two files under src/ import each other, directly or in a circle
 	hack/check-imports.py src
 
-unit: ## unit and property tests of the pure core
+unit: ## unit and property tests of the pure core (and the bench's own: its model and tables)
 	$(CARGO) test --lib --bins
+	$(CARGO) test --bench bench -- --unit-tests
 
 e2e: deps tools tools-kcp tools-traefik ## end-to-end tests against real etcd, kube-apiservers and BIND 9
 	$(CARGO) test --test e2e

@@ -77,36 +77,41 @@ impl GatherWorld for () {
 impl GatherWorld for GatewayWorld {
     async fn gather(client: &Client) -> Result<Self, GatherError> {
         Ok(GatewayWorld {
-            gateways: store::<Gateway>(client, "Gateways").await?,
-            http_routes: store::<HttpRoute>(client, "HTTPRoutes").await?,
-            grpc_routes: store::<GrpcRoute>(client, "GRPCRoutes").await?,
-            tls_routes: store_if_served::<TlsRoute>(client, "TLSRoutes").await?,
-            tcp_routes: store_if_served::<TcpRoute>(client, "TCPRoutes").await?,
-            udp_routes: store_if_served::<UdpRoute>(client, "UDPRoutes").await?,
-            grants: store::<ReferenceGrant>(client, "ReferenceGrants").await?,
-            classes: store::<GatewayClass>(client, "GatewayClasses").await?,
+            gateways: store::<Gateway>(client, "Gateways", Served::Always).await?,
+            http_routes: store::<HttpRoute>(client, "HTTPRoutes", Served::Always).await?,
+            grpc_routes: store::<GrpcRoute>(client, "GRPCRoutes", Served::Always).await?,
+            tls_routes: store::<TlsRoute>(client, "TLSRoutes", Served::IfInstalled).await?,
+            tcp_routes: store::<TcpRoute>(client, "TCPRoutes", Served::IfInstalled).await?,
+            udp_routes: store::<UdpRoute>(client, "UDPRoutes", Served::IfInstalled).await?,
+            grants: store::<ReferenceGrant>(client, "ReferenceGrants", Served::Always).await?,
+            classes: store::<GatewayClass>(client, "GatewayClasses", Served::Always).await?,
         })
     }
 }
 
-/// A reflector store filled from one list of every object of kind `K`.
-async fn store<K: Listed>(client: &Client, what: &str) -> Result<Store<K>, GatherError> {
-    let objects = Api::<K>::all(client.clone())
-        .list(&ListParams::default())
-        .await
-        .map_err(failed(what))?;
-    Ok(filled(objects.items))
+/// Whether a kind must be served by the control plane.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Always,
+    /// A kind of the experimental channel: where the control plane does
+    /// not serve it, an empty store (the controller does not handle it there).
+    IfInstalled,
 }
 
-/// As [`store`], for a kind of the experimental channel: empty where the
-/// control plane does not serve it (the controller does not handle it there).
-async fn store_if_served<K: Listed>(client: &Client, what: &str) -> Result<Store<K>, GatherError> {
+/// A reflector store filled from one list of every object of kind `K`.
+async fn store<K: Listed>(
+    client: &Client,
+    what: &str,
+    served: Served,
+) -> Result<Store<K>, GatherError> {
     match Api::<K>::all(client.clone())
         .list(&ListParams::default())
         .await
     {
         Ok(objects) => Ok(filled(objects.items)),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(filled(Vec::new())),
+        Err(kube::Error::Api(status)) if served == Served::IfInstalled && status.code == 404 => {
+            Ok(filled(Vec::new()))
+        }
         Err(source) => Err(failed(what)(source)),
     }
 }

@@ -5,7 +5,7 @@
 //! through its parent Gateways' GlobalIngresses), and, for routes, the
 //! hops that read their parents instead of a selector and an address.
 
-use super::common::{address_text, condition_text, find};
+use super::common::{addresses_of, condition_text, find};
 use super::control_plane;
 use super::route;
 use crate::apis::GlobalIngress;
@@ -25,11 +25,7 @@ pub trait Explained: RootKind {
     /// How the leaf shows that its cluster serves it: `Ok` what it shows,
     /// `Err` why not (the default: the addresses its load balancer gave).
     fn leaf_report(leaf: &Self) -> Result<String, String> {
-        let addresses: Vec<String> = Self::addresses(leaf)
-            .iter()
-            .filter_map(Self::global_address)
-            .map(|a| address_text(&a))
-            .collect();
+        let addresses = addresses_of::<Self>(&Self::addresses(leaf));
         if addresses.is_empty() {
             Err("its load balancer gave the leaf no address (yet)".to_string())
         } else {
@@ -129,11 +125,7 @@ impl Explained for Gateway {
             }
             Some(_) => {}
         }
-        let addresses: Vec<String> = Self::addresses(leaf)
-            .iter()
-            .filter_map(Self::global_address)
-            .map(|a| address_text(&a))
-            .collect();
+        let addresses = addresses_of::<Self>(&Self::addresses(leaf));
         if addresses.is_empty() {
             Err("the leaf Gateway is Programmed but has no address".to_string())
         } else {
