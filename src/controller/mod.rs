@@ -286,21 +286,9 @@ impl GatewayKinds {
         let (grpc_ctx, grpc_run) = self.grpc.run(shared, caches, false);
         peers.extend([gw_ctx as Arc<dyn Dependents>, http_ctx, grpc_ctx]);
         let mut optional: Vec<futures::future::BoxFuture<'a, ()>> = Vec::new();
-        if let Some(kind) = self.tls {
-            let (ctx, run) = kind.run(shared, caches, false);
-            peers.push(ctx);
-            optional.push(Box::pin(run));
-        }
-        if let Some(kind) = self.tcp {
-            let (ctx, run) = kind.run(shared, caches, false);
-            peers.push(ctx);
-            optional.push(Box::pin(run));
-        }
-        if let Some(kind) = self.udp {
-            let (ctx, run) = kind.run(shared, caches, false);
-            peers.push(ctx);
-            optional.push(Box::pin(run));
-        }
+        run_if_served(self.tls, shared, caches, peers, &mut optional);
+        run_if_served(self.tcp, shared, caches, peers, &mut optional);
+        run_if_served(self.udp, shared, caches, peers, &mut optional);
         let classes = gateway::class::accept_classes(
             shared.client.clone(),
             self.world.classes.clone(),
@@ -316,6 +304,22 @@ impl GatewayKinds {
                 futures::future::join_all(optional)
             );
         }
+    }
+}
+
+/// The work of an experimental route kind once leading, when it is served:
+/// its context joins `peers`, its run joins `runs`.
+fn run_if_served<'a, K: RootKind>(
+    kind: Option<Kind<K>>,
+    shared: &'a Shared,
+    caches: &'a context::Shared,
+    peers: &mut Vec<Arc<dyn Dependents>>,
+    runs: &mut Vec<futures::future::BoxFuture<'a, ()>>,
+) {
+    if let Some(kind) = kind {
+        let (ctx, run) = kind.run(shared, caches, false);
+        peers.push(ctx);
+        runs.push(Box::pin(run));
     }
 }
 

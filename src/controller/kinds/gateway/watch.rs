@@ -51,29 +51,14 @@ impl KindTriggers {
 
     /// The route of `kind` at `ns`/`name`.
     fn route(&self, kind: &str, ns: &str, name: &str) {
-        let _ = match kind {
-            gw::HTTP_ROUTE => self
-                .http_routes
-                .unbounded_send(ObjectRef::new(name).within(ns))
-                .is_ok(),
-            gw::GRPC_ROUTE => self
-                .grpc_routes
-                .unbounded_send(ObjectRef::new(name).within(ns))
-                .is_ok(),
-            gw::TLS_ROUTE => self
-                .tls_routes
-                .unbounded_send(ObjectRef::new(name).within(ns))
-                .is_ok(),
-            gw::TCP_ROUTE => self
-                .tcp_routes
-                .unbounded_send(ObjectRef::new(name).within(ns))
-                .is_ok(),
-            gw::UDP_ROUTE => self
-                .udp_routes
-                .unbounded_send(ObjectRef::new(name).within(ns))
-                .is_ok(),
-            _ => false,
-        };
+        match kind {
+            gw::HTTP_ROUTE => send(&self.http_routes, ns, name),
+            gw::GRPC_ROUTE => send(&self.grpc_routes, ns, name),
+            gw::TLS_ROUTE => send(&self.tls_routes, ns, name),
+            gw::TCP_ROUTE => send(&self.tcp_routes, ns, name),
+            gw::UDP_ROUTE => send(&self.udp_routes, ns, name),
+            _ => {}
+        }
     }
 
     /// The routes that name the Gateway `key`.
@@ -88,31 +73,11 @@ impl KindTriggers {
         for g in world.gateways.state() {
             self.gateway(&key(g.as_ref()));
         }
-        for r in world.http_routes.state() {
-            let _ = self
-                .http_routes
-                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
-        }
-        for r in world.grpc_routes.state() {
-            let _ = self
-                .grpc_routes
-                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
-        }
-        for r in world.tls_routes.state() {
-            let _ = self
-                .tls_routes
-                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
-        }
-        for r in world.tcp_routes.state() {
-            let _ = self
-                .tcp_routes
-                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
-        }
-        for r in world.udp_routes.state() {
-            let _ = self
-                .udp_routes
-                .unbounded_send(ObjectRef::from_obj(r.as_ref()));
-        }
+        send_all(&self.http_routes, &world.http_routes);
+        send_all(&self.grpc_routes, &world.grpc_routes);
+        send_all(&self.tls_routes, &world.tls_routes);
+        send_all(&self.tcp_routes, &world.tcp_routes);
+        send_all(&self.udp_routes, &world.udp_routes);
     }
 }
 
@@ -334,5 +299,21 @@ pub fn stores_from(
         udp_routes: store(Vec::new()),
         grants: store(Vec::new()),
         classes: store(classes),
+    }
+}
+
+/// Requeues the object `ns`/`name` of one kind (a closed channel: the
+/// kind is not running, nothing to do).
+fn send<K: Resource<DynamicType = ()>>(tx: &UnboundedSender<ObjectRef<K>>, ns: &str, name: &str) {
+    let _ = tx.unbounded_send(ObjectRef::new(name).within(ns));
+}
+
+/// Requeues every cached object of one kind.
+fn send_all<K: Resource<DynamicType = ()> + Clone>(
+    tx: &UnboundedSender<ObjectRef<K>>,
+    store: &Store<K>,
+) {
+    for object in store.state() {
+        let _ = tx.unbounded_send(ObjectRef::from_obj(object.as_ref()));
     }
 }
