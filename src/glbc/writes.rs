@@ -199,14 +199,7 @@ impl RootWriter {
         ledger: &mut Ledger,
         now: &Time,
     ) -> StatusWrites {
-        let (todo, more) = due_statuses(
-            globals,
-            plan,
-            zones,
-            ledger,
-            now,
-            STATUS_WRITES_PER_PASS,
-        );
+        let (todo, more) = due_statuses(globals, plan, zones, ledger, now, STATUS_WRITES_PER_PASS);
         let client = &self.client;
         let recorder = &self.recorder;
         let results: Vec<(RootKey, String, Option<String>)> = futures::stream::iter(todo)
@@ -630,8 +623,12 @@ mod tests {
             plan.roots
                 .insert(RootKey::new("ns", &format!("r{i}")), Default::default());
         }
-        let (zones, known, problems, refused) =
-            ([name("z.test")], BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+        let (zones, known, problems, refused) = (
+            [name("z.test")],
+            BTreeMap::new(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
         let view = ZoneView {
             zones: &zones,
             known: &known,

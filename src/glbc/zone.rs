@@ -90,9 +90,7 @@ impl Zone {
     /// Whether a transfer is due: never read (`read` false), to be read
     /// again after an error, or the periodic re-read (drift repair) is due.
     fn transfer_due(&self, read: bool, now: Instant, resync: Duration) -> bool {
-        !read
-            || self.needs_transfer
-            || self.transferred_at.is_some_and(|at| at + resync <= now)
+        !read || self.needs_transfer || self.transferred_at.is_some_and(|at| at + resync <= now)
     }
 
     /// Reads the zone from the server into `known` (every zone's content);
