@@ -210,11 +210,12 @@ impl Reconciler {
                 healthy: &healthy,
                 traffic: &traffic,
                 resolved: &resolved,
-                known: &self.zones.known(),
+                known: self.zones.known(),
             },
         );
 
         let mut writes_ok = true;
+        let mut more_statuses = false;
         if writes {
             writes_ok &= self.writer.add_finalizers(&globals).await;
             let drains: Vec<_> = clusters
@@ -244,14 +245,19 @@ impl Reconciler {
             );
             let view = ZoneView {
                 zones: &settings.plan.zones,
-                known: &known,
+                known,
                 problems: &problems,
                 refused: &refused,
             };
-            writes_ok &= self
+            let statuses = self
                 .writer
                 .write_statuses(&globals, &plan, &view, &mut self.ledger, &now_time)
                 .await;
+            writes_ok &= statuses.ok;
+            // More statuses than one pass writes: the next pass starts at
+            // once (publishing what changed meanwhile, new roots first
+            // among them, before the next batch).
+            more_statuses = statuses.more;
             writes_ok &= self
                 .writer
                 .release(&globals, &view, &settings.plan.owner)
@@ -275,6 +281,8 @@ impl Reconciler {
         }
         if let Some(retry) = self.ledger.writes_done(writes_ok) {
             wake.at(now + retry);
+        } else if more_statuses {
+            wake.at(Instant::now());
         }
         if self.zones.in_sync() && !self.in_sync_logged {
             self.in_sync_logged = true;

@@ -124,12 +124,15 @@ impl Publisher {
         let now = Instant::now();
         let mut published = Published::default();
         let empty = BTreeMap::new();
-        for zone in zones.iter_mut() {
+        for index in 0..zones.len() {
+            let Some((zone, known_zones)) = zones.zone_mut(index) else {
+                continue;
+            };
             if zone.in_backoff(now) {
                 continue;
             }
             // Put back below, whatever happens.
-            let Some(mut known) = zone.known.take() else {
+            let Some(mut known) = known_zones.remove(&zone.name) else {
                 continue;
             };
             let desired = plan.zones.get(&zone.name).unwrap_or(&empty);
@@ -140,7 +143,7 @@ impl Publisher {
             changes.extend(plan.edits.get(&zone.name).into_iter().flatten().cloned());
             changes.retain(|c| refusals.allows(&ownership::unit_of(&c.name), now));
             if changes.is_empty() {
-                zone.known = Some(known);
+                known_zones.insert(zone.name.clone(), known);
                 continue;
             }
             let outcome = send(
@@ -195,7 +198,7 @@ impl Publisher {
                 count_update(metrics, "failed");
                 zone.failed(&err, now);
             }
-            zone.known = Some(known);
+            known_zones.insert(zone.name.clone(), known);
         }
         published
     }

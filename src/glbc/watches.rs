@@ -87,6 +87,7 @@ pub fn watch(
     };
     let globals = runtime::Watch::new("globalingresses", globals_api)
         .without_managed_fields()
+        .slim(slim_global)
         .spawn(readiness, shutdown, wake(notify));
     let clusters = runtime::Watch::new("clusters", Api::<Cluster>::all(client.clone()))
         .without_managed_fields()
@@ -98,6 +99,7 @@ pub fn watch(
     let roots = runtime::Watch::new("ingresses", roots_api)
         .config(roots_only())
         .without_managed_fields()
+        .slim(slim_root::<Ingress>)
         .spawn(readiness, shutdown, wake(notify));
     let gateways = gateways_served.then(|| {
         let api: Api<PartialObjectMeta<Gateway>> = match namespace {
@@ -107,6 +109,7 @@ pub fn watch(
         runtime::Watch::new("gateways", api)
             .config(roots_only())
             .without_managed_fields()
+            .slim(slim_root::<Gateway>)
             .spawn(readiness, shutdown, wake(notify))
     });
     Caches {
@@ -114,6 +117,52 @@ pub fn watch(
         clusters,
         roots,
         gateways,
+    }
+}
+
+/// Drops what the glbc never reads of a GlobalIngress before it is stored:
+/// labels, annotations, owner references other than the controller's, the
+/// generations and the messages of conditions other than the glbc's own
+/// (it reads only which the controller set, and compares its own).
+fn slim_global(g: &mut GlobalIngress) {
+    let meta = &mut g.metadata;
+    meta.labels = None;
+    meta.annotations = None;
+    meta.generation = None;
+    if let Some(owners) = meta.owner_references.as_mut() {
+        owners.retain(|o| o.controller == Some(true));
+    }
+    if let Some(status) = g.status.as_mut() {
+        status.observed_generation = None;
+        for c in &mut status.conditions {
+            if !GLBC_CONDITIONS.contains(&c.type_.as_str()) {
+                c.message = String::new();
+            }
+        }
+    }
+}
+
+/// The conditions the glbc writes (and compares with what it would write).
+const GLBC_CONDITIONS: [&str; 2] = [
+    labels::conditions::DNS_PUBLISHED,
+    labels::conditions::DEGRADED,
+];
+
+/// Keeps of a root's metadata what the glbc reads: its name, namespace and
+/// uid (whether it still controls a GlobalIngress) and its health-check
+/// annotation.
+fn slim_root<K>(root: &mut PartialObjectMeta<K>) {
+    let meta = &mut root.metadata;
+    meta.labels = None;
+    meta.owner_references = None;
+    meta.finalizers = None;
+    meta.generation = None;
+    meta.creation_timestamp = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.retain(|k, _| k == labels::HEALTH_CHECK_ANNOTATION);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
     }
 }
 
@@ -130,5 +179,103 @@ fn wake<K>(notify: &Arc<Notify>) -> impl FnMut(Change<K>) + Send + 'static {
     move |change| match change {
         Change::Applied { .. } | Change::Deleted(_) | Change::Relisted => notify.notify_one(),
         Change::Failed(_) | Change::Restored => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        Condition, ObjectMeta, OwnerReference, Time,
+    };
+    use k8s_openapi::jiff::Timestamp;
+
+    use super::*;
+    use crate::apis::GlobalIngressStatus;
+
+    fn condition(type_: &str, message: &str) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: "True".into(),
+            reason: "Test".into(),
+            message: message.into(),
+            last_transition_time: Time(Timestamp::UNIX_EPOCH),
+            observed_generation: None,
+        }
+    }
+
+    #[test]
+    fn a_root_keeps_its_uid_and_health_check_only() {
+        let mut root = PartialObjectMeta::<Ingress> {
+            types: None,
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("ns".into()),
+                uid: Some("u-1".into()),
+                labels: Some(BTreeMap::from([("a".into(), "b".into())])),
+                annotations: Some(BTreeMap::from([
+                    (labels::HEALTH_CHECK_ANNOTATION.into(), "{}".into()),
+                    ("other".into(), "x".repeat(100)),
+                ])),
+                finalizers: Some(vec!["f".into()]),
+                ..ObjectMeta::default()
+            },
+            _phantom: Default::default(),
+        };
+        slim_root(&mut root);
+        let meta = &root.metadata;
+        assert_eq!(meta.uid.as_deref(), Some("u-1"));
+        assert_eq!(
+            meta.annotations,
+            Some(BTreeMap::from([(
+                labels::HEALTH_CHECK_ANNOTATION.into(),
+                "{}".into()
+            )]))
+        );
+        assert!(meta.labels.is_none() && meta.finalizers.is_none());
+        root.metadata.annotations = Some(BTreeMap::from([("other".into(), "x".into())]));
+        slim_root(&mut root);
+        assert!(root.metadata.annotations.is_none());
+    }
+
+    #[test]
+    fn a_global_ingress_keeps_what_the_glbc_plans_and_compares_from() {
+        let owner = |name: &str, controller| OwnerReference {
+            api_version: "networking.k8s.io/v1".into(),
+            kind: "Ingress".into(),
+            name: name.into(),
+            uid: "u".into(),
+            controller: Some(controller),
+            block_owner_deletion: None,
+        };
+        let mut g = GlobalIngress::new("web", Default::default());
+        g.metadata.finalizers = Some(vec![labels::DNS_FINALIZER.into()]);
+        g.metadata.labels = Some(BTreeMap::from([("a".into(), "b".into())]));
+        g.metadata.owner_references = Some(vec![owner("web", true), owner("x", false)]);
+        g.status = Some(GlobalIngressStatus {
+            observed_generation: Some(3),
+            conditions: vec![
+                condition(labels::conditions::READY, "placed on 3 clusters"),
+                condition(labels::conditions::DNS_PUBLISHED, "published"),
+                condition(labels::conditions::DEGRADED, "degraded"),
+            ],
+            ..GlobalIngressStatus::default()
+        });
+        slim_global(&mut g);
+        assert_eq!(
+            g.metadata.finalizers,
+            Some(vec![labels::DNS_FINALIZER.to_string()])
+        );
+        assert_eq!(g.metadata.owner_references, Some(vec![owner("web", true)]));
+        assert!(g.metadata.labels.is_none());
+        let status = g.status.unwrap();
+        let messages: Vec<&str> = status
+            .conditions
+            .iter()
+            .map(|c| c.message.as_str())
+            .collect();
+        assert_eq!(messages, ["", "published", "degraded"]);
+        assert_eq!(status.observed_generation, None);
     }
 }

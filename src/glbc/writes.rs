@@ -24,6 +24,21 @@ use crate::labels;
 /// Status and finalizer writes in flight at once.
 const WRITE_CONCURRENCY: usize = 16;
 
+/// Status writes in one pass at most: a pass with more to write ends after
+/// these and the next one starts at once, so that roots created meanwhile
+/// are published between batches (a cold start with thousands of roots to
+/// report on does not hold a new root back until all are written).
+pub const STATUS_WRITES_PER_PASS: usize = 100;
+
+/// What a pass's status writes did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusWrites {
+    /// Every write went through.
+    pub ok: bool,
+    /// More statuses are due than one pass writes.
+    pub more: bool,
+}
+
 /// What the zones show, for statuses and releases.
 pub struct ZoneView<'a> {
     /// The zones the glbc publishes in.
@@ -172,9 +187,10 @@ impl RootWriter {
         results.iter().all(|ok| *ok)
     }
 
-    /// Applies the glbc's part of the status of every live root where it
-    /// differs from what the object shows, with an Event when the
-    /// `DNSPublished` verdict changes; whether every write went through.
+    /// Applies the glbc's part of the status of live roots where it differs
+    /// from what the object shows (at most [`STATUS_WRITES_PER_PASS`]),
+    /// with an Event when the `DNSPublished` verdict changes; whether every
+    /// write went through and whether more are due.
     pub async fn write_statuses(
         &self,
         globals: &[Arc<GlobalIngress>],
@@ -182,46 +198,8 @@ impl RootWriter {
         zones: &ZoneView<'_>,
         ledger: &mut Ledger,
         now: &Time,
-    ) -> bool {
-        let mut todo = Vec::new();
-        for g in globals {
-            if g.metadata.deletion_timestamp.is_some() {
-                continue;
-            }
-            let Some(namespace) = g.namespace() else {
-                continue;
-            };
-            let key = RootKey::new(&namespace, &g.name_any());
-            let Some(root_plan) = plan.roots.get(&key) else {
-                continue;
-            };
-            let rv = g.resource_version().unwrap_or_default();
-            if ledger.awaits_cache(&key, &rv) {
-                // Our last write has not reached the cache yet.
-                continue;
-            }
-            let previous = g.status.clone().unwrap_or_default();
-            let desired = status::root_status(
-                root_plan,
-                StatusInput {
-                    known: zones.known,
-                    zone_problems: zones.problems,
-                    refused: zones.refused,
-                    previous: &previous,
-                    last_sent: ledger.last_sent(&key),
-                    now,
-                },
-            );
-            if desired.is_shown_in(&previous) || waits_for_controller(&previous, &desired) {
-                continue;
-            }
-            let before = previous
-                .conditions
-                .iter()
-                .find(|c| c.type_ == labels::conditions::DNS_PUBLISHED)
-                .cloned();
-            todo.push((g, key, rv, desired, before));
-        }
+    ) -> StatusWrites {
+        let (todo, more) = due_statuses(globals, plan, zones, ledger, now, STATUS_WRITES_PER_PASS);
         let client = &self.client;
         let recorder = &self.recorder;
         let results: Vec<(RootKey, String, Option<String>)> = futures::stream::iter(todo)
@@ -235,16 +213,84 @@ impl RootWriter {
             .buffer_unordered(WRITE_CONCURRENCY)
             .collect()
             .await;
-        let mut all_ok = true;
+        let mut ok = true;
         for (key, rv, written) in results {
             match written {
                 // Skip this root until the cache shows the write.
                 Some(new_rv) => ledger.wrote(key, rv, &new_rv),
-                None => all_ok = false,
+                None => ok = false,
             }
         }
-        all_ok
+        StatusWrites { ok, more }
     }
+}
+
+/// A status write a pass makes: the GlobalIngress, its key, the
+/// resourceVersion it is written over, the glbc's status and the
+/// `DNSPublished` condition the object showed.
+type DueStatus<'g> = (
+    &'g Arc<GlobalIngress>,
+    RootKey,
+    String,
+    GlbcStatus,
+    Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+);
+
+/// The live roots whose status differs from the glbc's part, at most
+/// `limit` of them, in the order of `globals`; and whether more are due.
+/// Roots whose last write the cache does not show yet are left out.
+fn due_statuses<'g>(
+    globals: &'g [Arc<GlobalIngress>],
+    plan: &Plan,
+    zones: &ZoneView<'_>,
+    ledger: &mut Ledger,
+    now: &Time,
+    limit: usize,
+) -> (Vec<DueStatus<'g>>, bool) {
+    let mut todo = Vec::new();
+    let empty = GlobalIngressStatus::default();
+    for g in globals {
+        if g.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(namespace) = g.metadata.namespace.as_deref() else {
+            continue;
+        };
+        let key = RootKey::new(namespace, &g.name_any());
+        let Some(root_plan) = plan.roots.get(&key) else {
+            continue;
+        };
+        let rv = g.resource_version().unwrap_or_default();
+        if ledger.awaits_cache(&key, &rv) {
+            // Our last write has not reached the cache yet.
+            continue;
+        }
+        let previous = g.status.as_ref().unwrap_or(&empty);
+        let desired = status::root_status(
+            root_plan,
+            StatusInput {
+                known: zones.known,
+                zone_problems: zones.problems,
+                refused: zones.refused,
+                previous,
+                last_sent: ledger.last_sent(&key),
+                now,
+            },
+        );
+        if desired.is_shown_in(previous) || waits_for_controller(previous, &desired) {
+            continue;
+        }
+        if todo.len() == limit {
+            return (todo, true);
+        }
+        let before = previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == labels::conditions::DNS_PUBLISHED)
+            .cloned();
+        todo.push((g, key, rv, desired, before));
+    }
+    (todo, false)
 }
 
 /// Whether the glbc's status of a GlobalIngress waits for the controller's:
@@ -545,5 +591,70 @@ mod tests {
         let empty = BTreeMap::from([(name("z.test"), ZoneRecords::new(name("z.test")))]);
         assert_eq!(check(&deleted(&["a.z.test"], &["x"]), &empty), None);
         assert_eq!(check(&g, &empty), Some(1));
+    }
+
+    #[test]
+    fn a_pass_writes_a_bounded_batch_of_statuses_and_says_more_are_due() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+        let at = Time(Timestamp::UNIX_EPOCH);
+        // Five live roots the controller reported on, none with the glbc's
+        // part of the status yet.
+        let globals: Vec<Arc<GlobalIngress>> = (0..5)
+            .map(|i| {
+                let mut g = GlobalIngress::new(&format!("r{i}"), GlobalIngressSpec::default());
+                g.metadata.namespace = Some("ns".into());
+                g.metadata.resource_version = Some("1".into());
+                g.status = Some(GlobalIngressStatus {
+                    conditions: vec![Condition {
+                        type_: labels::conditions::READY.into(),
+                        status: "True".into(),
+                        reason: "Test".into(),
+                        message: String::new(),
+                        last_transition_time: at.clone(),
+                        observed_generation: None,
+                    }],
+                    ..GlobalIngressStatus::default()
+                });
+                Arc::new(g)
+            })
+            .collect();
+        let mut plan = Plan::default();
+        for i in 0..5 {
+            plan.roots
+                .insert(RootKey::new("ns", &format!("r{i}")), Default::default());
+        }
+        let (zones, known, problems, refused) = (
+            [name("z.test")],
+            BTreeMap::new(),
+            BTreeMap::new(),
+            BTreeMap::new(),
+        );
+        let view = ZoneView {
+            zones: &zones,
+            known: &known,
+            problems: &problems,
+            refused: &refused,
+        };
+        let mut ledger = Ledger::default();
+        let names = |todo: &[DueStatus<'_>]| -> Vec<String> {
+            todo.iter().map(|t| t.1.name.clone()).collect()
+        };
+
+        let (todo, more) = due_statuses(&globals, &plan, &view, &mut ledger, &at, 2);
+        assert_eq!((names(&todo), more), (vec!["r0".into(), "r1".into()], true));
+        for (_, key, rv, _, _) in todo {
+            ledger.wrote(key, rv, "2");
+        }
+        // The next pass takes the next batch: the written ones wait for
+        // the cache.
+        let (todo, more) = due_statuses(&globals, &plan, &view, &mut ledger, &at, 2);
+        assert_eq!((names(&todo), more), (vec!["r2".into(), "r3".into()], true));
+        let (todo, more) = due_statuses(&globals, &plan, &view, &mut ledger, &at, 2);
+        assert_eq!((names(&todo), more), (vec!["r2".into(), "r3".into()], true));
+        let (todo, more) = due_statuses(&globals, &plan, &view, &mut ledger, &at, 3);
+        assert_eq!(
+            (names(&todo), more),
+            (vec!["r2".into(), "r3".into(), "r4".into()], false)
+        );
     }
 }

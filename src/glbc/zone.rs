@@ -19,13 +19,11 @@ pub const RETRY_CAP: Duration = Duration::from_secs(10);
 /// Longest retry delay of a zone whose server rejected the TSIG key.
 pub const TSIG_RETRY_CAP: Duration = Duration::from_secs(30);
 
-/// One zone: its provider and what it is known to hold.
+/// One zone: its provider, transfers and failures (what it is known to
+/// hold is kept by [`Zones`], for all zones in one map that passes borrow).
 pub struct Zone {
     pub name: DnsName,
     pub provider: Box<dyn DnsProvider>,
-    /// What the server holds, as of the last transfer plus every update it
-    /// confirmed since; `None` until the first transfer.
-    pub known: Option<ZoneRecords>,
     /// Read the zone again before the next update (after an error).
     needs_transfer: bool,
     transferred_at: Option<Instant>,
@@ -39,7 +37,6 @@ impl Zone {
         Self {
             name,
             provider,
-            known: None,
             needs_transfer: true,
             transferred_at: None,
             failures: 0,
@@ -90,21 +87,24 @@ impl Zone {
         self.problem = None;
     }
 
-    /// Whether a transfer is due: never read, to be read again after an
-    /// error, or the periodic re-read (drift repair) is due.
-    fn transfer_due(&self, now: Instant, resync: Duration) -> bool {
-        self.known.is_none()
-            || self.needs_transfer
-            || self.transferred_at.is_some_and(|at| at + resync <= now)
+    /// Whether a transfer is due: never read (`read` false), to be read
+    /// again after an error, or the periodic re-read (drift repair) is due.
+    fn transfer_due(&self, read: bool, now: Instant, resync: Duration) -> bool {
+        !read || self.needs_transfer || self.transferred_at.is_some_and(|at| at + resync <= now)
     }
 
-    /// Reads the zone from the server; `owner` only counts our names for
-    /// the log.
-    async fn transfer(&mut self, now: Instant, owner: &str) {
+    /// Reads the zone from the server into `known` (every zone's content);
+    /// `owner` only counts our names for the log.
+    async fn transfer(
+        &mut self,
+        known: &mut BTreeMap<DnsName, ZoneRecords>,
+        now: Instant,
+        owner: &str,
+    ) {
         match self.provider.transfer_zone().await {
             Ok(records) => {
                 let state = ZoneRecords::from_records(self.name.clone(), &records);
-                if self.known.as_ref() != Some(&state) {
+                if known.get(&self.name) != Some(&state) {
                     info!(
                         zone = self.name.without_dot(),
                         names = state.names.len(),
@@ -112,7 +112,7 @@ impl Zone {
                         "read the zone from the DNS server"
                     );
                 }
-                self.known = Some(state);
+                known.insert(self.name.clone(), state);
                 self.needs_transfer = false;
                 self.transferred_at = Some(now);
                 self.succeeded();
@@ -145,9 +145,14 @@ fn owned_names(state: &ZoneRecords, owner: &str) -> usize {
         .count()
 }
 
-/// Every zone, and the key their providers are built with.
+/// Every zone, what each one read so far holds, and the key their
+/// providers are built with.
 pub struct Zones {
     zones: Vec<Zone>,
+    /// What the server of each zone read so far holds, as of its last
+    /// transfer plus every update it confirmed since (one copy, lent to
+    /// every pass).
+    known: BTreeMap<DnsName, ZoneRecords>,
     keys: Keys,
 }
 
@@ -158,7 +163,11 @@ impl Zones {
         for name in names {
             zones.push(Zone::new(name.clone(), keys.provider(name)?));
         }
-        Ok(Self { zones, keys })
+        Ok(Self {
+            zones,
+            known: BTreeMap::new(),
+            keys,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -169,8 +178,12 @@ impl Zones {
         self.zones.is_empty()
     }
 
-    pub fn iter_mut(&mut self) -> impl Iterator<Item = &mut Zone> {
-        self.zones.iter_mut()
+    /// The zone at `index`, and what every zone is known to hold.
+    pub fn zone_mut(
+        &mut self,
+        index: usize,
+    ) -> Option<(&mut Zone, &mut BTreeMap<DnsName, ZoneRecords>)> {
+        Some((self.zones.get_mut(index)?, &mut self.known))
     }
 
     /// Transfers the zones whose transfer is due and not in backoff; reads
@@ -184,8 +197,9 @@ impl Zones {
             self.reload_key().await;
         }
         for zone in &mut self.zones {
-            if zone.transfer_due(now, resync) && !zone.in_backoff(now) {
-                zone.transfer(now, owner).await;
+            let read = self.known.contains_key(&zone.name);
+            if zone.transfer_due(read, now, resync) && !zone.in_backoff(now) {
+                zone.transfer(&mut self.known, now, owner).await;
             }
         }
     }
@@ -201,12 +215,10 @@ impl Zones {
         }
     }
 
-    /// What every zone read so far holds.
-    pub fn known(&self) -> BTreeMap<DnsName, ZoneRecords> {
-        self.zones
-            .iter()
-            .filter_map(|z| Some((z.name.clone(), z.known.clone()?)))
-            .collect()
+    /// What every zone read so far holds (borrowed: a pass copies none
+    /// of it).
+    pub fn known(&self) -> &BTreeMap<DnsName, ZoneRecords> {
+        &self.known
     }
 
     /// The zones with a problem, and what it is.
@@ -221,7 +233,7 @@ impl Zones {
     pub fn in_sync(&self) -> bool {
         self.zones
             .iter()
-            .all(|z| z.known.is_some() && z.problem.is_none())
+            .all(|z| self.known.contains_key(&z.name) && z.problem.is_none())
     }
 
     /// When the zones want the next pass at the latest.
@@ -325,19 +337,21 @@ mod tests {
     async fn a_zone_is_read_first_after_an_error_and_when_the_resync_is_due() {
         let (now, resync) = (Instant::now(), Duration::from_secs(600));
         let mut z = zone(false);
-        assert!(z.transfer_due(now, resync));
-        z.transfer(now, "me").await;
-        assert_eq!(z.known.as_ref().map(|k| k.names.len()), Some(0));
-        assert!(!z.transfer_due(now, resync));
-        assert!(z.transfer_due(now + resync, resync));
+        let mut known = BTreeMap::new();
+        assert!(z.transfer_due(false, now, resync));
+        z.transfer(&mut known, now, "me").await;
+        assert_eq!(known.get(&z.name).map(|k| k.names.len()), Some(0));
+        assert!(!z.transfer_due(true, now, resync));
+        assert!(z.transfer_due(true, now + resync, resync));
         assert_eq!(z.next_wake(resync), Some(now + resync));
         z.failed(&refused(), now);
-        assert!(z.transfer_due(now, resync));
+        assert!(z.transfer_due(true, now, resync));
         assert_eq!(z.next_wake(resync), Some(now + runtime::backoff::BASE));
 
         let mut down = zone(true);
-        down.transfer(now, "me").await;
-        assert!(down.known.is_none() && down.in_backoff(now));
+        let mut known = BTreeMap::new();
+        down.transfer(&mut known, now, "me").await;
+        assert!(known.is_empty() && down.in_backoff(now));
         assert!(matches!(down.problem, Some(ZoneProblem::Unavailable(_))));
     }
 }
