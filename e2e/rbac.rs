@@ -564,6 +564,7 @@ secretGenerator:
         let at = |ns: &str, name: &str| Some((ns.to_string(), name.to_string()));
         let lease = at(SYSTEM, labels::CONTROLLER_MANAGER);
         let glbc_lease = at(SYSTEM, labels::GLBC_MANAGER);
+        let glbc_presence = at(SYSTEM, labels::GLBC_PRESENCE_LEASE);
         let mut checks: Vec<(Client, &str, Option<Object>)> = vec![
             (
                 as_controller.clone(),
@@ -584,6 +585,11 @@ secretGenerator:
                 as_glbc.clone(),
                 "update leases.coordination.k8s.io",
                 glbc_lease,
+            ),
+            (
+                as_glbc.clone(),
+                "update leases.coordination.k8s.io",
+                glbc_presence,
             ),
             (
                 as_glbc.clone(),
@@ -1203,8 +1209,13 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
     let (ns, root, host) = ("rbac-flow", "web", "web.flow.kcp-ingress.test");
     let clusters: Api<Cluster> = Api::all(cp.clone());
 
-    // Leader election through the Leases of config/controller and config/glbc.
-    for lease in [labels::CONTROLLER_MANAGER, labels::GLBC_MANAGER] {
+    // Leader election through the Leases of config/controller and config/glbc;
+    // the glbc's presence Lease.
+    for lease in [
+        labels::CONTROLLER_MANAGER,
+        labels::GLBC_MANAGER,
+        labels::GLBC_PRESENCE_LEASE,
+    ] {
         eventually(&format!("Lease {lease} held"), CONVERGE, || async {
             let held = Api::<Lease>::namespaced(cp.clone(), SYSTEM)
                 .get_opt(lease)
@@ -1270,6 +1281,33 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
         }
     })
     .await?;
+    // The glbc was live when the root came: the controller created the
+    // GlobalIngress with the glbc's DNS finalizer (its apply owns it), and
+    // the glbc did not add it (no other write touched the finalizers).
+    let global = Api::<GlobalIngress>::namespaced(cp.clone(), ns)
+        .get(root)
+        .await?;
+    let finalizer_writers: Vec<(String, String)> = global
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.to_string().contains(labels::DNS_FINALIZER))
+        })
+        .map(|m| {
+            (
+                m.manager.clone().unwrap_or_default(),
+                m.operation.clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    ensure!(
+        finalizer_writers == [(labels::CONTROLLER_MANAGER.to_string(), "Apply".to_string())],
+        "the DNS finalizer was written by {finalizer_writers:?}, not created with the GlobalIngress"
+    );
     // Events from the controller and the glbc (events.k8s.io create).
     eventually(
         "Events of the controller and the glbc",

@@ -70,6 +70,16 @@ pub const KUBECTL_LAST_APPLIED_ANNOTATION: &str =
 /// Finalizer the glbc puts on a GlobalIngress: held until the DNS server
 /// confirms that the root's records and ownership records are gone.
 pub const DNS_FINALIZER: &str = "kcp-ingress.dev/dns";
+/// The Lease a working glbc holds to say it is there
+/// (`runtime::presence`): in the namespace it publishes, or in its Lease
+/// namespace labelled [`GLBC_SCOPE_LABEL`]`=`[`GLBC_SCOPE_ALL`] when it
+/// publishes every namespace. The controller watches it by name and puts
+/// [`DNS_FINALIZER`] on the GlobalIngresses it creates while it is live.
+pub const GLBC_PRESENCE_LEASE: &str = "kcp-ingress-glbc-presence";
+/// Label on a glbc presence Lease: which namespaces that glbc publishes.
+pub const GLBC_SCOPE_LABEL: &str = "kcp-ingress.dev/glbc-scope";
+/// [`GLBC_SCOPE_LABEL`]: every namespace.
+pub const GLBC_SCOPE_ALL: &str = "all";
 /// Label on a Cluster: its DNS priority group, an integer (lower is
 /// preferred; absent: 0). A host is answered only from the best group that
 /// has a healthy cluster; the others take over when it has none.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::runtime::events::Recorder;
 use futures::channel::mpsc::UnboundedSender;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, PartialObjectMeta, PatchParams, Preconditions};
@@ -111,6 +112,8 @@ pub struct Shared {
     pub globals: Store<GlobalIngress>,
     /// ReferenceGrants (metadata), where the Gateway API is served.
     pub grants: Option<Store<PartialObjectMeta<ReferenceGrant>>>,
+    /// The glbcs' presence Leases (`runtime::presence`), by name.
+    pub presence: Store<Lease>,
 }
 
 impl Shared {

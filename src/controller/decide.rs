@@ -42,6 +42,11 @@ pub struct Observed<'a, K: RootKind> {
     /// When some of the root's clusters were first seen reported and
     /// others not (the controller's memory; `None`: not yet).
     pub partial_since: Option<Timestamp>,
+    /// Whether a live glbc publishes the root's namespace (its presence
+    /// Lease: `runtime::presence`).
+    pub glbc_live: bool,
+    /// How long the statuses wait for clusters to report ([`report_windows`]).
+    pub windows: ReportWindows,
 }
 
 /// A leaf to apply.
@@ -59,6 +64,8 @@ pub struct GlobalSpec {
     pub hosts: Vec<String>,
     pub root: RootRef,
     pub owner: Option<OwnerReference>,
+    /// The finalizers the apply carries ([`global_finalizers`]).
+    pub finalizers: Option<Vec<String>>,
 }
 
 /// What a root's reconcile decided; the shell performs it in this order.
@@ -112,6 +119,46 @@ pub const REPORT_WINDOW: Duration = Duration::from_secs(10);
 /// for the others (within [`REPORT_WINDOW`]).
 pub const REPORT_SPREAD: Duration = Duration::from_secs(2);
 
+/// The longest [`ReportWindows::window`], however slow recent roots were.
+pub const MAX_REPORT_WINDOW: Duration = Duration::from_secs(60);
+
+/// The longest [`ReportWindows::spread`].
+pub const MAX_REPORT_SPREAD: Duration = Duration::from_secs(30);
+
+/// How long the merged statuses wait for a root's clusters to report: from
+/// a leaf's creation (`window`), and once one cluster reported (`spread`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReportWindows {
+    pub window: Duration,
+    pub spread: Duration,
+}
+
+impl Default for ReportWindows {
+    fn default() -> Self {
+        Self {
+            window: REPORT_WINDOW,
+            spread: REPORT_SPREAD,
+        }
+    }
+}
+
+/// The windows after how long recent new roots took until every cluster
+/// reported (`recent`; `None`: none lately): at least [`REPORT_WINDOW`] and
+/// [`REPORT_SPREAD`] (a quiet system: one root's clusters report within
+/// moments), longer when the system is busy (a bulk of new roots: the
+/// clusters' pipelines lag behind each other by seconds, and a window that
+/// ends before the clusters report costs a status write per cluster
+/// instead of one) — one and a half times that and half of it, at most
+/// [`MAX_REPORT_WINDOW`] and [`MAX_REPORT_SPREAD`]. Only a healthy cluster
+/// that does not report makes anything wait that long.
+pub fn report_windows(recent: Option<Duration>) -> ReportWindows {
+    let recent = recent.unwrap_or_default();
+    ReportWindows {
+        window: (recent * 3 / 2).clamp(REPORT_WINDOW, MAX_REPORT_WINDOW),
+        spread: (recent / 2).clamp(REPORT_SPREAD, MAX_REPORT_SPREAD),
+    }
+}
+
 /// Until when the statuses are held, and whether some clusters reported
 /// while others are awaited: the earliest end of the report window of a
 /// healthy target's leaf that has not reported ([`RootKind::has_reported`];
@@ -122,6 +169,7 @@ fn held_until<K: RootKind>(
     leaves: &[LeafView<K>],
     now: Timestamp,
     partial_since: Option<Timestamp>,
+    windows: ReportWindows,
 ) -> (Option<Timestamp>, bool) {
     let after = |t: Timestamp, d: Duration| {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
@@ -136,7 +184,7 @@ fn held_until<K: RootKind>(
                 Some(leaf) if K::has_reported(leaf) => return None,
                 Some(leaf) => leaf.meta().creation_timestamp.as_ref().map(|t| t.0)?,
             };
-            after(created, REPORT_WINDOW)
+            after(created, windows.window)
         })
         .filter(|end| *end > now)
         .min();
@@ -145,7 +193,7 @@ fn held_until<K: RootKind>(
         .any(|l| l.leaf.as_deref().is_some_and(K::has_reported));
     let partial = awaited.is_some() && reported;
     let spread = partial
-        .then(|| after(partial_since.unwrap_or(now), REPORT_SPREAD))
+        .then(|| after(partial_since.unwrap_or(now), windows.spread))
         .flatten();
     let end = awaited
         .into_iter()
@@ -212,6 +260,29 @@ pub fn leaf_finalizers(
         Some(meta) => meta.finalizers.iter().flatten().any(|f| *f == ours),
     };
     keep.then(|| vec![ours])
+}
+
+/// The finalizers the controller's apply of a GlobalIngress carries: the
+/// glbc's DNS finalizer on a new one when a live glbc publishes its
+/// namespace (`glbc_live`: the glbc would add it before publishing, a
+/// write saved), and on an existing one as long as it has it (the
+/// controller co-owns it once it applied it; an apply without it would
+/// remove it). Never added to an existing GlobalIngress (the glbc does
+/// that), never any other finalizer. Without a live glbc nothing would
+/// remove it, and a deleted root's GlobalIngress must go.
+pub fn global_finalizers(
+    current: Option<&kube::api::ObjectMeta>,
+    glbc_live: bool,
+) -> Option<Vec<String>> {
+    let keep = match current {
+        None => glbc_live,
+        Some(meta) => meta
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == labels::DNS_FINALIZER),
+    };
+    keep.then(|| vec![labels::DNS_FINALIZER.to_string()])
 }
 
 /// Whether `cluster`'s syncer reports that it copies objects of the kind
@@ -343,7 +414,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             message,
         });
     }
-    let (held, partial) = held_until(&leaves, seen.now, seen.partial_since);
+    let (held, partial) = held_until(&leaves, seen.now, seen.partial_since, seen.windows);
     let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();
     let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
 
@@ -374,10 +445,11 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
                     .iter()
                     .all(|o| g.owner_references().iter().any(|c| c.uid == o.uid))
         });
-        global_spec = (!spec_current).then_some(GlobalSpec {
+        global_spec = (!spec_current).then(|| GlobalSpec {
             hosts,
             root: root_ref,
             owner,
+            finalizers: global_finalizers(global.map(|g| &g.metadata), seen.glbc_live),
         });
 
         let status = global.and_then(|g| g.status.clone()).unwrap_or_default();
@@ -654,6 +726,7 @@ mod tests {
         conflicts: HashMap<DepKey, Vec<String>>,
         global: Option<GlobalIngress>,
         partial_since: Option<Timestamp>,
+        glbc_live: bool,
     }
 
     impl World {
@@ -666,6 +739,7 @@ mod tests {
                 conflicts: HashMap::new(),
                 global: None,
                 partial_since: None,
+                glbc_live: false,
             }
         }
 
@@ -693,6 +767,8 @@ mod tests {
                 now: now(),
                 health_threshold: THRESHOLD,
                 partial_since: self.partial_since,
+                glbc_live: self.glbc_live,
+                windows: ReportWindows::default(),
             })
         }
     }
@@ -972,6 +1048,49 @@ mod tests {
         );
         let lacks = test_leaf(&r, "east");
         assert_eq!(leaf_finalizers(Some(&lacks.metadata), "east", true), None);
+    }
+
+    #[test]
+    fn the_report_windows_grow_with_how_long_recent_roots_took() {
+        let secs = Duration::from_secs;
+        assert_eq!(report_windows(None), ReportWindows::default());
+        assert_eq!(report_windows(Some(secs(1))), ReportWindows::default());
+        assert_eq!(
+            report_windows(Some(secs(20))),
+            ReportWindows {
+                window: secs(30),
+                spread: secs(10)
+            }
+        );
+        assert_eq!(
+            report_windows(Some(secs(3600))),
+            ReportWindows {
+                window: MAX_REPORT_WINDOW,
+                spread: MAX_REPORT_SPREAD
+            }
+        );
+    }
+
+    #[test]
+    fn a_new_global_ingress_carries_the_dns_finalizer_when_a_glbc_is_live() {
+        let r = root("");
+        let mut world = World::new(vec![cluster("east", "us", true)]);
+        let finalizers = |world: &World| world.decide(&r).global_spec.unwrap().finalizers;
+        assert_eq!(finalizers(&world), None, "no glbc: nothing would remove it");
+        world.glbc_live = true;
+        let dns = Some(vec![labels::DNS_FINALIZER.to_string()]);
+        assert_eq!(finalizers(&world), dns);
+        // An existing one keeps it while it has it, and never gets it from
+        // the controller (the glbc adds it); other finalizers are not ours.
+        let plan = world.decide(&r);
+        let mut created = applied(&plan, None);
+        created.metadata.finalizers = Some(vec![labels::DNS_FINALIZER.into(), "other".into()]);
+        assert_eq!(global_finalizers(Some(&created.metadata), false), dns);
+        created.metadata.finalizers = Some(vec!["other".into()]);
+        assert_eq!(global_finalizers(Some(&created.metadata), true), None);
+        // A spec that is current is not applied again for the finalizer.
+        world.global = Some(applied(&plan, None));
+        assert_eq!(world.decide(&r).global_spec, None);
     }
 
     #[test]

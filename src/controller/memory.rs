@@ -52,6 +52,49 @@ pub struct Memory {
     refused: Mutex<HashMap<String, String>>,
     /// By written object (and part): the hash of the body last written and when.
     written: Mutex<HashMap<String, (u64, std::time::Instant)>>,
+    /// How long recent new roots took until every cluster reported.
+    slowest: Mutex<Slowest>,
+}
+
+/// How long [`Slowest`] remembers: between one and two of these.
+const RECENT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The longest of the durations observed over the last one to two
+/// [`RECENT`] periods (two buckets: the current one and the one before).
+#[derive(Default)]
+struct Slowest {
+    start: Option<std::time::Instant>,
+    current: std::time::Duration,
+    previous: std::time::Duration,
+}
+
+impl Slowest {
+    fn roll(&mut self, at: std::time::Instant) {
+        let Some(start) = self.start else {
+            self.start = Some(at);
+            return;
+        };
+        let age = at.saturating_duration_since(start);
+        if age >= RECENT {
+            self.previous = if age >= 2 * RECENT {
+                std::time::Duration::ZERO
+            } else {
+                self.current
+            };
+            self.current = std::time::Duration::ZERO;
+            self.start = Some(at);
+        }
+    }
+
+    fn observe(&mut self, at: std::time::Instant, took: std::time::Duration) {
+        self.roll(at);
+        self.current = self.current.max(took);
+    }
+
+    fn get(&mut self, at: std::time::Instant) -> Option<std::time::Duration> {
+        self.roll(at);
+        Some(self.current.max(self.previous)).filter(|d| !d.is_zero())
+    }
 }
 
 /// How long a write is remembered: an identical one meanwhile is not sent
@@ -115,6 +158,17 @@ impl Memory {
         let mut roots = lock(&self.roots);
         let memory = roots.entry(uid.to_string()).or_default();
         !std::mem::replace(&mut memory.converged, true)
+    }
+
+    /// A new root took `took` until every cluster reported.
+    pub fn converged_after(&self, took: std::time::Duration) {
+        lock(&self.slowest).observe(std::time::Instant::now(), took);
+    }
+
+    /// The longest a new root took until every cluster reported, lately
+    /// (`decide::report_windows`).
+    pub fn slowest_recent(&self) -> Option<std::time::Duration> {
+        lock(&self.slowest).get(std::time::Instant::now())
     }
 
     /// When root `uid` was first seen with some clusters reported and
@@ -266,6 +320,22 @@ impl Memory {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_slowest_recent_convergence_is_remembered_for_one_to_two_periods() {
+        use std::time::{Duration, Instant};
+        let (t0, secs) = (Instant::now(), Duration::from_secs);
+        let mut slowest = super::Slowest::default();
+        assert_eq!(slowest.get(t0), None);
+        slowest.observe(t0, secs(20));
+        slowest.observe(t0 + secs(1), secs(5));
+        assert_eq!(slowest.get(t0 + secs(29)), Some(secs(20)));
+        // The next period still sees it, the one after does not.
+        assert_eq!(slowest.get(t0 + secs(31)), Some(secs(20)));
+        slowest.observe(t0 + secs(40), secs(3));
+        assert_eq!(slowest.get(t0 + secs(62)), Some(secs(3)));
+        assert_eq!(slowest.get(t0 + secs(200)), None);
+    }
+
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
     use k8s_openapi::jiff::Timestamp;
 

@@ -85,6 +85,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     for dropped in ctx.index.upsert(root, &ctx.world) {
         ctx.triggers.dependency(&dropped);
     }
+    started();
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
     let global =
@@ -98,6 +99,8 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let partial_since = root
         .uid()
         .and_then(|uid| ctx.memory.partial_since(&uid, false, now));
+    let glbc_live = runtime::presence::covers(&ctx.caches.presence.state(), &ns, now);
+    let windows = decide::report_windows(ctx.memory.slowest_recent());
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
@@ -110,6 +113,8 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         now,
         health_threshold: ctx.health_threshold,
         partial_since,
+        glbc_live,
+        windows,
     });
     if plan.partial
         && partial_since.is_none()
@@ -266,15 +271,30 @@ async fn apply_plan<K: RootKind>(
 }
 
 /// Observes, once per root, the time from its creation until every target
-/// cluster reported an address.
+/// cluster reported an address; for a root created since the controller
+/// started, also for the report windows (`decide::report_windows`).
 fn record_convergence<K: RootKind>(root: &K, ctx: &Context<K>) {
     let (Some(uid), Some(created)) = (root.uid(), root.creation_timestamp()) else {
         return;
     };
     if ctx.memory.first_convergence(&uid) {
-        let seconds = Timestamp::now().duration_since(created.0).as_secs_f64();
-        ctx.metrics.root_convergence.observe(seconds.max(0.0));
+        let took = Timestamp::now().duration_since(created.0);
+        ctx.metrics
+            .root_convergence
+            .observe(took.as_secs_f64().max(0.0));
+        if created.0 >= started() {
+            ctx.memory
+                .converged_after(took.unsigned_abs().min(decide::MAX_REPORT_WINDOW));
+        }
     }
+}
+
+/// When this process first reconciled a root: roots created before it
+/// (converged long ago, seen converged only now) say nothing of how long
+/// clusters take to report.
+fn started() -> Timestamp {
+    static STARTED: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(Timestamp::now)
 }
 
 async fn publish<K: RootKind>(
@@ -535,14 +555,18 @@ async fn write_global<K: RootKind>(
         hosts,
         root: root_ref,
         owner,
+        finalizers,
     }) = spec
     {
-        let body = json!({
+        let mut body = json!({
             "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
             "kind": "GlobalIngress",
             "metadata": {"name": name, "namespace": ns, "ownerReferences": owner.iter().collect::<Vec<_>>()},
             "spec": {"hosts": hosts, "root": root_ref},
         });
+        if let Some(finalizers) = finalizers {
+            body["metadata"]["finalizers"] = json!(finalizers);
+        }
         let key = format!("GlobalIngress {ns}/{name}");
         if !repeats.repeated(ctx, &key, &body) {
             api.patch(&name, &apply_params(), &Patch::Apply(&body))

@@ -8,18 +8,21 @@
 //! API calls (list/watch, all namespaces): the root kind (roots and
 //! leaves), clusters, globalingresses, placedobjects; the metadata only of
 //! services, secrets and configmaps (users' objects and the copies in
-//! cluster namespaces).
+//! cluster namespaces); and leases named `kcp-ingress-glbc-presence`
+//! (field selector on the name: the glbcs' presence).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, PartialObjectMeta};
 use kube::core::SelectorExt;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use tracing::debug;
 
@@ -202,6 +205,16 @@ pub fn start_shared(
             futures::future::ready(())
         }));
     }
+    // Whether a glbc is live decides only how new GlobalIngresses are
+    // created (with its finalizer or not): nothing waits for this watch,
+    // and a change triggers nothing.
+    let presence = Watch::new("glbc presence leases", Api::<Lease>::all(client.clone()))
+        .config(
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", labels::GLBC_PRESENCE_LEASE)),
+        )
+        .without_managed_fields()
+        .spawn(&Readiness::default(), shutdown, |_| {});
     Shared {
         clusters,
         services,
@@ -210,6 +223,7 @@ pub fn start_shared(
         placed,
         globals,
         grants,
+        presence,
     }
 }
 

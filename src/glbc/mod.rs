@@ -66,6 +66,7 @@ use self::zone::Zones;
 use crate::apis::{Cluster, GlobalIngress};
 use crate::cli::{DnsProviderKind, GlbcArgs};
 use crate::labels;
+use crate::runtime::presence::Presence;
 use crate::runtime::{self, CancellationToken, ClientError};
 
 /// Errors that stop the glbc.
@@ -223,6 +224,17 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         dry_run = args.dry_run,
         "starting the glbc"
     );
+    // Not in a dry run: it writes nothing, so it removes no finalizer.
+    let presence = (!args.dry_run).then(|| Presence {
+        client: client.clone(),
+        namespace: args.namespace.clone(),
+        lease_namespace: args.election.lease_namespace.clone(),
+        identity: args
+            .election
+            .identity
+            .clone()
+            .unwrap_or_else(runtime::component::default_identity),
+    });
     let notify = Arc::new(Notify::new());
     let readiness = runtime::Readiness::default();
     let gateways_served = watches::gateways_served(&client, &shutdown).await;
@@ -264,7 +276,15 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         serving,
     );
     if embedded.is_some() {
-        return serve_everywhere(component, reconciler, notify, readiness, leading, shutdown).await;
+        let glbc = Glbc {
+            component,
+            reconciler,
+            notify,
+            readiness,
+            leading,
+            presence,
+        };
+        return serve_everywhere(glbc, shutdown).await;
     }
     // Caches filled → ready (leader or standby alike) → the Lease; a
     // standby keeps its caches warm meanwhile.
@@ -272,23 +292,40 @@ pub async fn run(args: GlbcArgs, shutdown: CancellationToken) -> Result<(), Glbc
         component.stopped(None).await?;
         return Ok(());
     };
+    // While it works, the controller creates GlobalIngresses with its
+    // finalizer (released at once when the work stops).
+    let present = presence.map(|p| p.spawn(work.token.clone()));
     reconcile::run(reconciler, notify, work.token.clone()).await;
+    if let Some(present) = present {
+        let _ = present.await;
+    }
     info!("glbc stopped");
     component.stopped(Some(work)).await?;
     Ok(())
 }
 
-/// With the embedded server every replica runs passes (it answers from
-/// them) once its caches are filled; the Lease only decides who writes
-/// finalizers, statuses and Events.
-async fn serve_everywhere(
+/// A glbc with the embedded server, ready to run.
+struct Glbc {
     component: runtime::Component,
     reconciler: Reconciler,
     notify: Arc<Notify>,
     readiness: runtime::Readiness,
     leading: Arc<AtomicBool>,
-    shutdown: CancellationToken,
-) -> Result<(), GlbcError> {
+    presence: Option<Presence>,
+}
+
+/// With the embedded server every replica runs passes (it answers from
+/// them) once its caches are filled; the Lease only decides who writes
+/// finalizers, statuses and Events (and holds the presence Lease).
+async fn serve_everywhere(glbc: Glbc, shutdown: CancellationToken) -> Result<(), GlbcError> {
+    let Glbc {
+        component,
+        reconciler,
+        notify,
+        readiness,
+        leading,
+        presence,
+    } = glbc;
     // One task (the pass future is not Send): passes until shutdown, or
     // until the Lease is lost (the glbc then exits, as without embedded).
     let passes_token = shutdown.child_token();
@@ -303,8 +340,12 @@ async fn serve_everywhere(
             info!("leading: this replica writes statuses too");
             leading.store(true, Ordering::SeqCst);
             notify.notify_one();
+            let present = presence.as_ref().map(|p| p.spawn(work.token.clone()));
             work.token.cancelled().await;
             leading.store(false, Ordering::SeqCst);
+            if let Some(present) = present {
+                let _ = present.await;
+            }
         }
         passes_token.cancel();
         work

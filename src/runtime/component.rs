@@ -148,7 +148,7 @@ impl Component {
 }
 
 /// `hostname-pid`: unique per replica and readable in the Lease.
-fn default_identity() -> String {
+pub fn default_identity() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
         .ok()

@@ -5,6 +5,7 @@
 //! and writes with the resourceVersion it read, so that of two candidates
 //! racing for an expired Lease exactly one wins.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
@@ -72,6 +73,8 @@ pub struct Elector {
     name: String,
     identity: String,
     duration: Duration,
+    /// Labels the Lease carries (set on every write).
+    labels: BTreeMap<String, String>,
 }
 
 impl Elector {
@@ -88,7 +91,14 @@ impl Elector {
             name: name.to_string(),
             identity: identity.to_string(),
             duration,
+            labels: BTreeMap::new(),
         }
+    }
+
+    /// Labels the Lease carries, put on with every write.
+    pub fn with_labels(mut self, labels: BTreeMap<String, String>) -> Self {
+        self.labels = labels;
+        self
     }
 
     fn error(&self, source: kube::Error) -> LeaseError {
@@ -151,6 +161,7 @@ impl Elector {
                             metadata: ObjectMeta {
                                 name: Some(self.name.clone()),
                                 namespace: Some(self.namespace.clone()),
+                                labels: (!self.labels.is_empty()).then(|| self.labels.clone()),
                                 ..Default::default()
                             },
                             spec: Some(spec),
@@ -161,6 +172,13 @@ impl Elector {
                         // Keeps the resourceVersion read above: a concurrent
                         // writer makes this fail with 409 instead of both winning.
                         lease.spec = Some(spec);
+                        if !self.labels.is_empty() {
+                            lease
+                                .metadata
+                                .labels
+                                .get_or_insert_with(Default::default)
+                                .extend(self.labels.clone());
+                        }
                         self.api
                             .replace(&self.name, &PostParams::default(), &lease)
                             .await

@@ -10,6 +10,7 @@ pub mod events;
 pub mod lease;
 pub mod list;
 pub mod metrics;
+pub mod presence;
 pub mod readiness;
 pub mod tracked;
 pub mod watch;

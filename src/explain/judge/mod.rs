@@ -88,5 +88,9 @@ pub(crate) fn plan<K: RootKind>(root: &K, facts: &Facts<K>) -> Plan<K> {
         now: facts.now,
         health_threshold: facts.health_threshold,
         partial_since: None,
+        // Only how a GlobalIngress is created depends on it: explain
+        // judges existing objects.
+        glbc_live: false,
+        windows: decide::ReportWindows::default(),
     })
 }
