@@ -317,9 +317,11 @@ async fn publish<K: RootKind>(
     }
 }
 
-/// Applies the leaves the plan writes, until one fails; the leaves it
-/// created (`cluster C as ns/name`, for one Event per reconcile, not one
-/// per leaf) and whether all went through.
+/// Applies the leaves the plan writes, all at once (a root's clusters do
+/// not wait for each other: one round trip per reconcile, not one per
+/// cluster); the leaves it created (`cluster C as ns/name`, in the plan's
+/// order, for one Event per reconcile, not one per leaf) and the first
+/// failure, if any.
 async fn write_leaves<K: RootKind>(
     root: &K,
     plan: &Plan<K>,
@@ -328,36 +330,43 @@ async fn write_leaves<K: RootKind>(
 ) -> (Vec<String>, Result<(), ReconcileError>) {
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
+    let writes = plan.leaf_writes.iter().map(|write| {
+        let (ns, name) = (&ns, &name);
+        async move {
+            let (cluster, leaf_name) = (&write.cluster, write.leaf.name_any());
+            let leaf_ns = write.leaf.namespace().unwrap_or_default();
+            let api: Api<K> = Api::namespaced(ctx.client.clone(), &leaf_ns);
+            let mut body = serde_json::to_value(&write.leaf)?;
+            body["apiVersion"] = json!(K::api_version(&()));
+            body["kind"] = json!(K::kind(&()));
+            let key = format!("{} {leaf_ns}/{leaf_name}", K::kind(&()));
+            if repeats.repeated(ctx, &key, &body) {
+                return Ok(None);
+            }
+            api.patch(&leaf_name, &apply_params(), &Patch::Apply(&body))
+                .await?;
+            Repeats::sent(ctx, key, &body);
+            if write.create {
+                info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "created leaf");
+                Ok(Some(format!("cluster {cluster} as {leaf_ns}/{leaf_name}")))
+            } else {
+                info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "updated leaf");
+                Ok(None)
+            }
+        }
+    });
+    let results: Vec<Result<Option<String>, ReconcileError>> =
+        futures::future::join_all(writes).await;
     let mut created = Vec::new();
-    for write in &plan.leaf_writes {
-        let (cluster, leaf_name) = (&write.cluster, write.leaf.name_any());
-        let leaf_ns = write.leaf.namespace().unwrap_or_default();
-        let api: Api<K> = Api::namespaced(ctx.client.clone(), &leaf_ns);
-        let mut body = match serde_json::to_value(&write.leaf) {
-            Ok(body) => body,
-            Err(err) => return (created, Err(err.into())),
-        };
-        body["apiVersion"] = json!(K::api_version(&()));
-        body["kind"] = json!(K::kind(&()));
-        let key = format!("{} {leaf_ns}/{leaf_name}", K::kind(&()));
-        if repeats.repeated(ctx, &key, &body) {
-            continue;
-        }
-        if let Err(err) = api
-            .patch(&leaf_name, &apply_params(), &Patch::Apply(&body))
-            .await
-        {
-            return (created, Err(err.into()));
-        }
-        Repeats::sent(ctx, key, &body);
-        if write.create {
-            info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "created leaf");
-            created.push(format!("cluster {cluster} as {leaf_ns}/{leaf_name}"));
-        } else {
-            info!(root = %name, namespace = %ns, leaf = %leaf_name, %cluster, "updated leaf");
+    let mut outcome = Ok(());
+    for result in results {
+        match result {
+            Ok(leaf) => created.extend(leaf),
+            Err(err) if outcome.is_ok() => outcome = Err(err),
+            Err(_) => {}
         }
     }
-    (created, Ok(()))
+    (created, outcome)
 }
 
 /// Deletes a leaf of `root` (only one labelled as the root's), once.
