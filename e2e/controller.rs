@@ -406,6 +406,51 @@ impl World {
             .collect())
     }
 
+    /// The Events about the root `root`: `(reason, note, times sent)` (a
+    /// repeat of an Event of the same reason within six minutes is counted
+    /// in its series, its note not kept).
+    async fn events_about(&self, root: &str) -> anyhow::Result<Vec<(String, String, i32)>> {
+        let events: Api<k8s_openapi::api::events::v1::Event> =
+            Api::namespaced(self.client.clone(), &self.ns);
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(root))
+            .map(|e| {
+                (
+                    e.reason.unwrap_or_default(),
+                    e.note.unwrap_or_default(),
+                    e.series.map_or(1, |s| s.count),
+                )
+            })
+            .collect())
+    }
+
+    /// Waits until the GlobalIngress `root` shows `Ready` with `status`
+    /// and `message`.
+    async fn ready_shown(&self, root: &str, status: &str, message: &str) -> anyhow::Result<()> {
+        eventually(
+            &format!("Ready={status} {message:?} on the GlobalIngress {root}"),
+            CONVERGE,
+            || async {
+                let global = self.globals().get_opt(root).await?;
+                let ready = global
+                    .and_then(|g| g.status)
+                    .unwrap_or_default()
+                    .conditions
+                    .into_iter()
+                    .find(|c| c.type_ == labels::conditions::READY);
+                match ready {
+                    Some(c) if c.status == status && c.message == message => Ok(Some(())),
+                    other => bail!("Ready is {other:?}"),
+                }
+            },
+        )
+        .await
+    }
+
     /// Deletes this test's Clusters (so later tests do not see them).
     async fn remove_clusters(&self) -> anyhow::Result<()> {
         let selector = format!("e2e-test={}", self.tag);
@@ -499,7 +544,9 @@ pub async fn root_lands_as_leaves_with_its_dependencies_copied(
 
 /// Editing the root's spec updates all leaves; a selector matching one
 /// cluster deletes two leaves and the copies of the Service and Secret
-/// follow; a new matching Cluster adds a leaf.
+/// follow; a new matching Cluster adds a leaf. The root's first `Ready`
+/// (placed) gets no Event, only its condition and a log line naming the
+/// leaves created; each later change of `Ready` gets a `Placed` Event.
 pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result<()> {
     let world = World::new(env, "edits").await?;
     let mut clusters = Vec::new();
@@ -511,16 +558,33 @@ pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result
     world.create_root("shop", None).await?;
     world.leaves_converge("shop", &clusters).await?;
 
-    // A spec edit reaches every leaf (leaves_converge compares specs).
-    let edit = json!({"spec": {"rules": [{"host": "shop.kcp-ingress.test", "http": {"paths": [{
-        "path": "/v2", "pathType": "Prefix",
-        "backend": {"service": {"name": "web", "port": {"number": 8080}}},
-    }]}}]}});
+    // The first verdict: shown on the GlobalIngress (after the report
+    // window: no cluster reports here), logged with the leaves created,
+    // not announced. Events are sent before the status that carries the
+    // verdict, so none is coming.
     world
-        .ingresses()
-        .patch("shop", &PatchParams::default(), &Patch::Merge(&edit))
+        .ready_shown("shop", "True", "placed on 3 cluster(s)")
         .await?;
-    world.leaves_converge("shop", &clusters).await?;
+    let first = world.events_about("shop").await?;
+    ensure!(
+        !first
+            .iter()
+            .any(|(reason, _, _)| reason == labels::reasons::PLACED
+                || reason == labels::reasons::LEAF_CREATED),
+        "the first Ready verdict was announced: {first:?}"
+    );
+    let log = world.controller.log();
+    let quiet = log
+        .lines()
+        .find(|l| l.contains("the first verdict: no Event") && l.contains("shop"))
+        .context("no log line of the first Ready verdict")?;
+    for cluster in &clusters {
+        let leaf = world.leaf_name("shop", cluster);
+        ensure!(
+            quiet.contains(&leaf),
+            "the log line does not name {leaf}: {quiet}"
+        );
+    }
 
     // Narrow the placement to the one cluster in eu.
     let narrow = json!({"metadata": {"annotations": {labels::PLACEMENT_ANNOTATION: format!("e2e-test={},region=eu", world.tag)}}});
@@ -532,12 +596,46 @@ pub async fn edits_and_placement_changes_follow(env: &TestEnv) -> anyhow::Result
     world.leaves_converge("shop", &eu).await?;
     world.copies_converge("Service", "web", &eu).await?;
     world.copies_converge("Secret", "tls", &eu).await?;
+    // Each later change of Ready is announced: a Placed Event, then its
+    // repeat (a series on the first: its note is the first's).
+    let placed_sent = |times: i32| {
+        let world = &world;
+        async move {
+            eventually(
+                &format!("Placed announced {times} time(s)"),
+                CONVERGE,
+                || async {
+                    let events = world.events_about("shop").await?;
+                    let placed: Vec<_> = events
+                        .iter()
+                        .filter(|(reason, _, _)| reason == labels::reasons::PLACED)
+                        .collect();
+                    let sent: i32 = placed.iter().map(|(_, _, n)| n).sum();
+                    ensure!(sent <= times, "Placed sent {sent} times: {placed:?}");
+                    if sent < times {
+                        bail!("Placed sent {sent} times: {placed:?}");
+                    }
+                    Ok(Some(placed.into_iter().cloned().collect::<Vec<_>>()))
+                },
+            )
+            .await
+        }
+    };
+    let placed = placed_sent(1).await?;
+    ensure!(
+        placed
+            .iter()
+            .all(|(_, note, _)| note.starts_with("placed on 1 cluster(s)")),
+        "the Placed Event: {placed:?}"
+    );
 
     // A new cluster in eu gets a leaf, and the dependencies follow it.
     let fourth = world.add_cluster(4, &[("region", "eu")]).await?;
     let eu = vec![clusters[0].clone(), fourth];
     world.leaves_converge("shop", &eu).await?;
     world.copies_converge("Service", "web", &eu).await?;
+    // Announced (the first verdict never was: 2 in all).
+    placed_sent(2).await?;
 
     // An unschedulable cluster loses its leaf once its drain is complete
     // (the glbc says when; here the test says it, in the past).

@@ -338,6 +338,38 @@ impl World {
         .await
     }
 
+    /// The Events about GlobalIngress `name`: `(type, reason)`.
+    async fn events_about(&self, name: &str) -> anyhow::Result<Vec<(String, String)>> {
+        let events: Api<Event> = Api::namespaced(self.client.clone(), &self.ns);
+        Ok(events
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| (e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect())
+    }
+
+    /// Waits until there is an Event of `type_` and `reason` about
+    /// GlobalIngress `name`.
+    async fn wait_event(&self, name: &str, type_: &str, reason: &str) -> anyhow::Result<()> {
+        eventually(
+            &format!("a {type_} {reason} Event about {name}"),
+            CONVERGE,
+            || async {
+                let events = self.events_about(name).await?;
+                let want = (type_.to_string(), reason.to_string());
+                if events.contains(&want) {
+                    Ok(Some(()))
+                } else {
+                    bail!("Events so far: {events:?}")
+                }
+            },
+        )
+        .await
+    }
+
     /// Waits until GlobalIngress `name` has condition `type_` with `status`
     /// (and `reason`, if given); returns it.
     async fn wait_condition(
@@ -494,13 +526,15 @@ const IN_SYNC: &str = "initial reconciliation done";
 /// addresses with the configured TTL, IPv6 as AAAA, a wildcard host as a
 /// wildcard; a lone hostname target is a CNAME, a hostname beside an
 /// address is resolved; a host outside the zone is reported; the status
-/// lists the records.
+/// lists the records. A root's first `DNSPublished` verdict gets an Event
+/// when it is a problem, not when it is published (a log line); a later
+/// change gets one.
 pub async fn publishes_the_healthy_clusters_of_every_host(env: &TestEnv) -> anyhow::Result<()> {
     let w = World::new(env, "publish").await?;
     w.clusters(3).await?;
     // c3 heartbeats but is not Ready: not healthy.
     w.beat(3, Some(false));
-    let _glbc = w.glbc(env, Key::Env, &[])?;
+    let glbc = w.glbc(env, Key::Env, &[])?;
     let (a, b, wildcard) = (w.host("a"), w.host("b"), format!("*.{}", w.host("w")));
     let start = Instant::now();
     w.root(
@@ -614,6 +648,7 @@ pub async fn publishes_the_healthy_clusters_of_every_host(env: &TestEnv) -> anyh
         )
         .await?;
     ensure!(c.message.contains("3 host(s)"), "{}", c.message);
+    let web_published_at = c.last_transition_time.clone();
     w.wait_condition("web", labels::conditions::DEGRADED, "False", None, CONVERGE)
         .await?;
     let status = w.globals().get("web").await?.status.unwrap_or_default();
@@ -659,6 +694,52 @@ pub async fn publishes_the_healthy_clusters_of_every_host(env: &TestEnv) -> anyh
         g.finalizers().iter().any(|f| f == labels::DNS_FINALIZER),
         "no DNS finalizer: {:?}",
         g.finalizers()
+    );
+
+    // Events. A first verdict that is a problem is announced: outside's.
+    w.wait_event("outside", "Warning", "HostNotPublishable")
+        .await?;
+    // A later change is announced: outside without its bad host is published.
+    let only_in = json!({"spec": {"hosts": [w.host("in")]}});
+    w.globals()
+        .patch("outside", &PatchParams::default(), &Patch::Merge(&only_in))
+        .await?;
+    w.wait_condition(
+        "outside",
+        labels::conditions::DNS_PUBLISHED,
+        "True",
+        Some("Published"),
+        CONVERGE,
+    )
+    .await?;
+    w.wait_event("outside", "Normal", "Published").await?;
+    // The first verdict on the happy path is not: web's is logged, and has
+    // no Event (outside's, sent passes later, is there). Unless a late
+    // heartbeat made web's verdict change meanwhile (its transition time
+    // moved): then a Published Event is due, and this cannot tell.
+    let now = w
+        .wait_condition(
+            "web",
+            labels::conditions::DNS_PUBLISHED,
+            "True",
+            None,
+            CONVERGE,
+        )
+        .await?;
+    let events = w.events_about("web").await?;
+    if now.last_transition_time == web_published_at {
+        ensure!(
+            !events.iter().any(|(_, reason)| reason == "Published"),
+            "web's first DNSPublished verdict was announced: {events:?}"
+        );
+    } else {
+        println!("glbc: web's DNSPublished changed meanwhile; its first verdict not checked");
+    }
+    ensure!(
+        glbc.log()
+            .lines()
+            .any(|l| l.contains("the first verdict: no Event") && l.contains("web")),
+        "no log line of web's first DNSPublished verdict"
     );
     Ok(())
 }

@@ -37,6 +37,18 @@ pub fn condition(
     }
 }
 
+/// Whether `new`, a verdict about to be written, is a first verdict on the
+/// happy path, which gets no Event: the object shows no verdict of its
+/// type yet (`shown` is `None`) and `new` is True with one of the `happy`
+/// reasons. The condition itself, with its `lastTransitionTime`, shows it
+/// (and the component logs it at info): one Event less per new root and
+/// component (issue #16). Every later change (`shown` is `Some`) and a first
+/// verdict that is not the happy one keep their Events. Read from the
+/// object, not from memory: a restarted component decides the same.
+pub fn quiet_first_verdict(shown: Option<&Condition>, new: &Condition, happy: &[&str]) -> bool {
+    shown.is_none() && new.status == "True" && happy.contains(&new.reason.as_str())
+}
+
 /// The `Degraded` condition of a GlobalIngress: true when the root is placed
 /// on no cluster, or on clusters none of which is healthy.
 pub fn degraded(previous: &[Condition], placed: usize, healthy: usize, now: Time) -> Condition {
@@ -95,6 +107,34 @@ mod tests {
             (flipped.status.as_str(), flipped.last_transition_time),
             ("False", at(300))
         );
+    }
+
+    #[test]
+    fn only_a_happy_first_verdict_is_quiet() {
+        let ready = |status: bool, reason: &str| {
+            condition(
+                &[],
+                "Ready",
+                status,
+                reason,
+                "placed on 3 cluster(s)",
+                at(1),
+            )
+        };
+        let happy = [reasons::PLACED];
+        let placed = ready(true, reasons::PLACED);
+        // The first verdict, the happy one: no Event.
+        assert!(quiet_first_verdict(None, &placed, &happy));
+        // A first verdict that is not the happy one: announced.
+        let invalid = ready(false, reasons::INVALID_PLACEMENT);
+        assert!(!quiet_first_verdict(None, &invalid, &happy));
+        let other = ready(true, reasons::NO_CLUSTER_PLACED);
+        assert!(!quiet_first_verdict(None, &other, &happy));
+        // Any later verdict: announced (whether it changed is the caller's).
+        assert!(!quiet_first_verdict(Some(&invalid), &placed, &happy));
+        let mut fewer = placed.clone();
+        fewer.message = "placed on 1 cluster(s)".into();
+        assert!(!quiet_first_verdict(Some(&placed), &fewer, &happy));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::kind::{LeafView, Lookups, Problem, RootKind};
 use super::merge::{self, ClusterView};
 use super::naming;
 use super::placement::Placement;
-use crate::apis::condition::{condition, degraded};
+use crate::apis::condition::{condition, degraded, quiet_first_verdict};
 use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus, RootRef};
 use crate::labels::{self, conditions, reasons};
 
@@ -75,6 +75,12 @@ pub struct Plan<K: RootKind> {
     /// GlobalIngress shows (an Event is then due, once).
     pub ready: Condition,
     pub ready_changed: bool,
+    /// Whether `ready` is the root's first verdict on the happy path
+    /// (`Placed`, and the root's own GlobalIngress shows no `Ready` yet:
+    /// [`quiet_first_verdict`]): no Event then, an info log. A root
+    /// without a GlobalIngress of its own (a route; a name taken) has
+    /// nowhere to show it, and keeps the Event.
+    pub ready_quiet: bool,
     /// Where the root goes; none when it is invalid (its leaves then stay).
     pub placement: Option<Placement>,
     /// Leaves to apply (those that are not current), then the root's
@@ -330,6 +336,13 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
 
     let (placement, ready) = place(root, seen.clusters, seen.world, &previous, &now);
     let ready_changed = changed(&previous, &ready);
+    let ready_quiet = global_name.is_some()
+        && taken.is_none()
+        && quiet_first_verdict(
+            previous.iter().find(|c| c.type_ == conditions::READY),
+            &ready,
+            &[reasons::PLACED],
+        );
 
     let mut plan_leaves = Vec::new();
     let mut stale_leaves = Vec::new();
@@ -490,6 +503,7 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
     Plan {
         ready,
         ready_changed,
+        ready_quiet,
         placement,
         leaf_writes: plan_leaves,
         stale_leaves,
@@ -922,6 +936,45 @@ mod tests {
         );
         // The transition time is kept.
         assert_eq!(again.ready, plan.ready);
+    }
+
+    #[test]
+    fn only_the_first_happy_ready_verdict_of_a_root_goes_unannounced() {
+        let r = root("region=us");
+        let world = World::new(vec![cluster("east", "us", true)]);
+        // The first verdict, Placed, while its GlobalIngress shows no Ready
+        // (not created yet, or its status held): no Event.
+        let first = world.decide(&r);
+        assert!(first.ready_changed && first.ready_quiet);
+        let mut world = world.with_leaf(reported(&r, "east", &["127.0.1.1"]));
+        world.global = Some(GlobalIngress::new("shop", Default::default()));
+        let first = world.decide(&r);
+        assert!(first.ready_changed && first.ready_quiet);
+        // Once the GlobalIngress shows it, a change is announced.
+        world.global = Some(applied(&first, None));
+        world.clusters.push(cluster("west", "us", true));
+        let later = world.decide(&r);
+        assert_eq!(later.ready.message, "placed on 2 cluster(s)");
+        assert!(later.ready_changed && !later.ready_quiet);
+        // A first verdict that is not the happy one is announced.
+        let nowhere = World::new(vec![cluster("east", "us", true)]).decide(&root("region=eu"));
+        assert_eq!(nowhere.ready.reason, reasons::NO_MATCHING_CLUSTER);
+        assert!(nowhere.ready_changed && !nowhere.ready_quiet);
+        // Another root's GlobalIngress of the name: this root's Ready is
+        // shown nowhere, so it keeps its Event.
+        let mut taken = World::new(vec![cluster("east", "us", true)]);
+        let mut other = GlobalIngress::new("shop", Default::default());
+        other.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "networking.k8s.io/v1".into(),
+            kind: "Ingress".into(),
+            name: "shop".into(),
+            uid: "u-other".into(),
+            controller: Some(true),
+            block_owner_deletion: None,
+        }]);
+        taken.global = Some(other);
+        let plan = taken.decide(&r);
+        assert!(plan.ready_changed && !plan.ready_quiet);
     }
 
     #[test]

@@ -179,14 +179,26 @@ async fn apply_plan<K: RootKind>(
 ) -> Result<(), ReconcileError> {
     // The leaves first: the Event of a `Ready` change names the leaves
     // created with it (one Event, not two); one created without it gets
-    // its own.
+    // its own. The root's first verdict on the happy path gets none: its
+    // GlobalIngress's `Ready` shows it, and the log says it, with the
+    // leaves created.
     let (created, written) = if plan.placement.is_some() {
         write_leaves(root, &plan, ctx, repeats).await
     } else {
         (Vec::new(), Ok(()))
     };
     let created = (!created.is_empty()).then(|| created.join(", "));
-    if plan.ready_changed && announce(root, &plan.ready, ctx) {
+    let announced = plan.ready_changed && announce(root, &plan.ready, ctx);
+    if announced && plan.ready_quiet {
+        info!(
+            root = %root.name_any(),
+            namespace = %root.namespace().unwrap_or_default(),
+            reason = %plan.ready.reason,
+            leaves_created = created.as_deref().unwrap_or("none"),
+            "{} (the first verdict: no Event, the GlobalIngress's Ready condition shows it)",
+            plan.ready.message
+        );
+    } else if announced {
         let type_ = if plan.ready.status == "True" {
             EventType::Normal
         } else {

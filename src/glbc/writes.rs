@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::runtime::events::{Event as KubeEvent, EventType, Recorder};
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
@@ -18,6 +18,7 @@ use super::plan::{self, Plan, RootKey};
 use super::records::{DnsName, ZoneRecords};
 use super::status::{self, GlbcStatus, StatusInput, ZoneProblem, reason};
 use super::traffic::INVALID_PRIORITY;
+use crate::apis::condition::quiet_first_verdict;
 use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus};
 use crate::labels;
 
@@ -452,32 +453,29 @@ async fn write_status(client: &Client, g: &GlobalIngress, desired: &GlbcStatus) 
     }
 }
 
-/// An Event when the `DNSPublished` verdict changes: a warning for a
-/// problem (not for "pending" or "no addresses yet", which pass by themselves),
-/// a normal one when the records get published.
+/// An Event when the `DNSPublished` verdict changes ([`announcement`]).
 async fn announce(
     recorder: &Recorder,
     g: &GlobalIngress,
-    before: Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    before: Option<&Condition>,
     desired: &GlbcStatus,
 ) {
     let Some(after) = desired.dns_published() else {
         return;
     };
-    let changed = before.is_none_or(|b| {
-        b.status != after.status || b.reason != after.reason || b.message != after.message
-    });
-    // Pending and NoAddresses are the normal life of a new root: no Event.
-    if !changed || after.reason == reason::PENDING || after.reason == reason::NO_ADDRESSES {
-        return;
-    }
-    let type_ = if after.status == "True" {
-        if before.is_some_and(|b| b.status == "True") {
+    let type_ = match announcement(before, g.status.as_ref(), after) {
+        Announcement::Nothing => return,
+        Announcement::Log => {
+            info!(
+                namespace = g.namespace().unwrap_or_default(),
+                name = g.name_any(),
+                reason = %after.reason,
+                "{} (the first verdict: no Event, the DNSPublished condition shows it)",
+                after.message
+            );
             return;
         }
-        EventType::Normal
-    } else {
-        EventType::Warning
+        Announcement::Event(type_) => type_,
     };
     let event = KubeEvent {
         type_,
@@ -489,6 +487,64 @@ async fn announce(
     if let Err(err) = recorder.publish(&event, &g.object_ref(&())).await {
         warn!(name = g.name_any(), %err, "cannot publish an Event");
     }
+}
+
+/// What a `DNSPublished` verdict gets when it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Announcement {
+    /// No Event: it did not change, or it passes by itself.
+    Nothing,
+    /// The root's first verdict, the happy one: a log line at info, no
+    /// Event (the condition shows it).
+    Log,
+    /// An Event of this type.
+    Event(EventType),
+}
+
+/// What the verdict `after` gets, over the condition the object showed
+/// (`before`) and its status: a warning for a problem (not for "pending"
+/// or "no addresses yet", which pass by themselves), a normal Event when
+/// the records get published (not again for a change among published
+/// verdicts) — but only a log line for the root's first verdict when it is
+/// the happy one ([`quiet_first_verdict`] over [`first_verdict_shown`]).
+fn announcement(
+    before: Option<&Condition>,
+    status: Option<&GlobalIngressStatus>,
+    after: &Condition,
+) -> Announcement {
+    let changed = before.is_none_or(|b| {
+        b.status != after.status || b.reason != after.reason || b.message != after.message
+    });
+    // Pending and NoAddresses are the normal life of a new root: no Event.
+    if !changed || after.reason == reason::PENDING || after.reason == reason::NO_ADDRESSES {
+        return Announcement::Nothing;
+    }
+    let shown = first_verdict_shown(before, status);
+    if quiet_first_verdict(shown, after, &[reason::PUBLISHED, reason::NO_HOSTS]) {
+        return Announcement::Log;
+    }
+    if after.status != "True" {
+        Announcement::Event(EventType::Warning)
+    } else if before.is_some_and(|b| b.status == "True") {
+        Announcement::Nothing
+    } else {
+        Announcement::Event(EventType::Normal)
+    }
+}
+
+/// The verdict a GlobalIngress shows before a status write, for
+/// [`quiet_first_verdict`]: its `DNSPublished` condition (`before`), except
+/// "pending" and "no addresses yet" on a root never published (no
+/// `lastPublishedTime`), which are no verdict: they never get an Event, and
+/// a new root passes through them (e.g. while the glbc reads its zones).
+fn first_verdict_shown<'c>(
+    before: Option<&'c Condition>,
+    status: Option<&GlobalIngressStatus>,
+) -> Option<&'c Condition> {
+    let published_before = status.is_some_and(|s| s.last_published_time.is_some());
+    before.filter(|b| {
+        published_before || (b.reason != reason::PENDING && b.reason != reason::NO_ADDRESSES)
+    })
 }
 
 #[cfg(test)]
@@ -534,6 +590,72 @@ mod tests {
             },
         );
         zone
+    }
+
+    #[test]
+    fn a_first_happy_dns_verdict_is_logged_later_changes_get_events() {
+        let verdict = |status: bool, why: &str, message: &str| {
+            crate::apis::condition::condition(
+                &[],
+                labels::conditions::DNS_PUBLISHED,
+                status,
+                why,
+                message,
+                Time(Timestamp::UNIX_EPOCH),
+            )
+        };
+        let published = verdict(true, reason::PUBLISHED, "3 host(s) published");
+        let pending = verdict(false, reason::PENDING, "reading zone z.test");
+        let no_addresses = verdict(false, reason::NO_ADDRESSES, "h not published");
+        let conflict = verdict(false, reason::CONFLICT, "h: someone else's; not published");
+        let never = GlobalIngressStatus::default();
+        let once = GlobalIngressStatus {
+            last_published_time: Some(Time(Timestamp::UNIX_EPOCH)),
+            ..GlobalIngressStatus::default()
+        };
+        let warning = Announcement::Event(EventType::Warning);
+        let normal = Announcement::Event(EventType::Normal);
+        // The first verdict, the happy one: a log line, no Event; also
+        // after "pending" or "no addresses" on a root never published.
+        for status in [None, Some(&never)] {
+            assert_eq!(announcement(None, status, &published), Announcement::Log);
+            assert_eq!(
+                announcement(Some(&pending), status, &published),
+                Announcement::Log
+            );
+            assert_eq!(
+                announcement(Some(&no_addresses), status, &published),
+                Announcement::Log
+            );
+        }
+        let no_hosts = verdict(true, reason::NO_HOSTS, "the Ingress has no hosts");
+        assert_eq!(announcement(None, None, &no_hosts), Announcement::Log);
+        // A first verdict that is a problem: a warning.
+        assert_eq!(announcement(None, None, &conflict), warning);
+        assert_eq!(announcement(Some(&pending), None, &conflict), warning);
+        // Later changes keep their Events: published again after a
+        // problem, or after "no addresses" on a root published before.
+        assert_eq!(announcement(Some(&conflict), None, &published), normal);
+        assert_eq!(
+            announcement(Some(&no_addresses), Some(&once), &published),
+            normal
+        );
+        assert_eq!(announcement(Some(&published), None, &conflict), warning);
+        // Unchanged, passing states, and changes among published verdicts:
+        // nothing, as before.
+        assert_eq!(
+            announcement(Some(&published), None, &published),
+            Announcement::Nothing
+        );
+        assert_eq!(
+            announcement(Some(&published), Some(&once), &pending),
+            Announcement::Nothing
+        );
+        let more = verdict(true, reason::PUBLISHED, "4 host(s) published");
+        assert_eq!(
+            announcement(Some(&published), Some(&once), &more),
+            Announcement::Nothing
+        );
     }
 
     #[test]
