@@ -40,6 +40,7 @@ use crate::labels;
 use crate::mailbox;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
+use crate::syncer::shared::Feed;
 
 /// What the routing of changes updates and where it sends work.
 pub struct Routing<K: RootKind> {
@@ -62,10 +63,12 @@ impl<K: RootKind> Clone for Routing<K> {
 }
 
 /// Starts the watch of the root kind `K` (roots and leaves), registered
-/// with `readiness`, until `shutdown`.
+/// with `readiness`, until `shutdown`; each change also goes to `feed`
+/// (the push-mode syncers), when given.
 pub fn start_roots<K: RootKind>(
     client: &kube::Client,
     routing: &Routing<K>,
+    feed: Option<Arc<Feed<K>>>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Store<K> {
@@ -78,7 +81,13 @@ pub fn start_roots<K: RootKind>(
         .changes(readiness, shutdown);
     {
         let (routing, store) = (routing.clone(), roots.clone());
+        if let Some(feed) = &feed {
+            feed.set_store(roots.clone());
+        }
         tokio::spawn(changes.for_each(move |change| {
+            if let Some(feed) = &feed {
+                feed.publish(&change);
+            }
             on_root_kind(change, &routing, &store);
             futures::future::ready(())
         }));
