@@ -43,6 +43,7 @@ pub mod place_dependency;
 pub mod placement;
 pub mod reconcile;
 mod routes;
+pub mod slim;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;

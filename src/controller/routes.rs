@@ -34,6 +34,7 @@ use super::kind::{self, RootKind};
 use super::memory::Memory;
 use super::naming;
 use super::placement;
+use super::slim;
 use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
@@ -204,6 +205,7 @@ pub fn start_shared(
     let (globals, changes) =
         Watch::new("globalingresses", Api::<GlobalIngress>::all(client.clone()))
             .without_managed_fields()
+            .slim(slim::global_ingress)
             .changes(readiness, shutdown);
     {
         let (kinds, store) = (kinds.clone(), globals.clone());

@@ -1,9 +1,11 @@
 //! A sync session (I/O): one downstream client, from discovery until the
 //! session is cancelled. Per synced type it watches the placed objects
 //! upstream — everything of the type in the cluster namespace, or the
-//! `PlacedObject`s there labelled for it ([`Carrier`]) — and the copies
-//! downstream (each feeding a cache), routes every change to the work
-//! queue as a [`Key`] (either side's name gives the same key), and runs
+//! `PlacedObject`s there labelled for it ([`Carrier`]); in push mode, for
+//! the leaves, the controller's cache of them instead ([`super::shared`])
+//! — and the copies downstream (each feeding a cache), routes every change
+//! to the work queue as a [`Key`] (either side's name gives the same key),
+//! and runs
 //! the workers that [`reconcile`] each key; a prober keeps the cluster's
 //! reachability current.
 
