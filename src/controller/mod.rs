@@ -43,6 +43,7 @@ pub mod place_dependency;
 pub mod placement;
 pub mod reconcile;
 mod routes;
+pub mod slim;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
@@ -73,7 +74,9 @@ use crate::gateway_api::tls_route::TlsRoute;
 use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
+use crate::syncer::naming::ResourceSpec;
 use crate::syncer::queue::WorkQueue;
+use crate::syncer::shared::{Feed, SharedCaches};
 
 /// Errors that stop the controller.
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +125,12 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         shutdown: &shutdown,
         gateway_api: served.is_ok(),
     };
-    let ingress = Kind::<Ingress>::start(&start, Arc::new(()));
+    // With push-mode syncers, they read the leaf Ingresses from this
+    // watch's cache instead of watching them again, once per cluster.
+    let ingress_feed = args
+        .push_syncers
+        .then(|| Arc::new(Feed::<Ingress>::default()));
+    let ingress = Kind::<Ingress>::start(&start, Arc::new(()), ingress_feed.clone());
     let gateway_api = match served {
         Ok(()) => {
             let routes = served_routes(&client).await;
@@ -159,12 +167,23 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     let token = work.token.clone();
     info!("caches synced and leading; reconciling");
     let push = args.push_syncers.then(|| {
+        let mut shared = SharedCaches::default();
+        if let Some(feed) = ingress_feed {
+            shared = shared.with(
+                ResourceSpec {
+                    resource: "ingresses".into(),
+                    group: "networking.k8s.io".into(),
+                },
+                feed,
+            );
+        }
         tokio::spawn(crate::syncer::push::run(
             client.clone(),
             args.resources.clone(),
             args.heartbeat_interval,
             args.namespace_grace,
             Some(component.metrics.clone()),
+            shared,
             token.clone(),
         ))
     });
@@ -245,18 +264,18 @@ impl GatewayKinds {
             start.shutdown,
         ));
         Self {
-            gateways: Kind::start_with(start, world.clone(), (gw_tx, gw_rx)),
-            http: Kind::start_with(start, world.clone(), (http_tx, http_rx)),
-            grpc: Kind::start_with(start, world.clone(), (grpc_tx, grpc_rx)),
+            gateways: Kind::start_with(start, world.clone(), (gw_tx, gw_rx), None),
+            http: Kind::start_with(start, world.clone(), (http_tx, http_rx), None),
+            grpc: Kind::start_with(start, world.clone(), (grpc_tx, grpc_rx), None),
             tls: routes
                 .tls
-                .then(|| Kind::start_with(start, world.clone(), (tls_tx, tls_rx))),
+                .then(|| Kind::start_with(start, world.clone(), (tls_tx, tls_rx), None)),
             tcp: routes
                 .tcp
-                .then(|| Kind::start_with(start, world.clone(), (tcp_tx, tcp_rx))),
+                .then(|| Kind::start_with(start, world.clone(), (tcp_tx, tcp_rx), None)),
             udp: routes
                 .udp
-                .then(|| Kind::start_with(start, world.clone(), (udp_tx, udp_rx))),
+                .then(|| Kind::start_with(start, world.clone(), (udp_tx, udp_rx), None)),
             world,
             class_rx,
         }
@@ -354,8 +373,10 @@ struct Start<'a> {
 }
 
 impl<K: RootKind> Kind<K> {
-    fn start(start: &Start<'_>, world: Arc<K::World>) -> Self {
-        Self::start_with(start, world, mpsc::unbounded())
+    /// Starts with a channel of its own; its watch's changes also go to
+    /// `feed` when given.
+    fn start(start: &Start<'_>, world: Arc<K::World>, feed: Option<Arc<Feed<K>>>) -> Self {
+        Self::start_with(start, world, mpsc::unbounded(), feed)
     }
 
     /// Starts with the channel of its roots' triggers (other kinds' watches
@@ -367,6 +388,7 @@ impl<K: RootKind> Kind<K> {
             mpsc::UnboundedSender<ObjectRef<K>>,
             mpsc::UnboundedReceiver<ObjectRef<K>>,
         ),
+        feed: Option<Arc<Feed<K>>>,
     ) -> Self {
         let (globals_tx, globals_rx) = mpsc::unbounded();
         let routing = Routing::<K> {
@@ -375,7 +397,13 @@ impl<K: RootKind> Kind<K> {
             memory: Arc::new(Memory::default()),
             triggers: Triggers::new(roots_tx, globals_tx, start.dependencies.clone()),
         };
-        let roots = routes::start_roots(start.client, &routing, start.readiness, start.shutdown);
+        let roots = routes::start_roots(
+            start.client,
+            &routing,
+            feed,
+            start.readiness,
+            start.shutdown,
+        );
         Self {
             routing,
             roots,

@@ -34,12 +34,14 @@ use super::kind::{self, RootKind};
 use super::memory::Memory;
 use super::naming;
 use super::placement;
+use super::slim;
 use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
+use crate::syncer::shared::Feed;
 
 /// What the routing of changes updates and where it sends work.
 pub struct Routing<K: RootKind> {
@@ -62,10 +64,12 @@ impl<K: RootKind> Clone for Routing<K> {
 }
 
 /// Starts the watch of the root kind `K` (roots and leaves), registered
-/// with `readiness`, until `shutdown`.
+/// with `readiness`, until `shutdown`; each change also goes to `feed`
+/// (the push-mode syncers), when given.
 pub fn start_roots<K: RootKind>(
     client: &kube::Client,
     routing: &Routing<K>,
+    feed: Option<Arc<Feed<K>>>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
 ) -> Store<K> {
@@ -78,7 +82,13 @@ pub fn start_roots<K: RootKind>(
         .changes(readiness, shutdown);
     {
         let (routing, store) = (routing.clone(), roots.clone());
+        if let Some(feed) = &feed {
+            feed.set_store(roots.clone());
+        }
         tokio::spawn(changes.for_each(move |change| {
+            if let Some(feed) = &feed {
+                feed.publish(&change);
+            }
             on_root_kind(change, &routing, &store);
             futures::future::ready(())
         }));
@@ -195,6 +205,7 @@ pub fn start_shared(
     let (globals, changes) =
         Watch::new("globalingresses", Api::<GlobalIngress>::all(client.clone()))
             .without_managed_fields()
+            .slim(slim::global_ingress)
             .changes(readiness, shutdown);
     {
         let (kinds, store) = (kinds.clone(), globals.clone());

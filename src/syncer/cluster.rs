@@ -40,6 +40,7 @@ pub async fn run(
         heartbeat_interval,
         namespace_grace,
         metrics,
+        shared,
     } = settings;
     let ctx = Arc::new(ClusterCtx {
         recorder,
@@ -52,6 +53,7 @@ pub async fn run(
         namespace_grace,
         manager: labels::syncer_manager(&cluster),
         metrics,
+        shared,
     });
     let mut tasks = JoinSet::new();
     let pull_mode = !matches!(source, DownstreamSource::Secret(_));

@@ -8,6 +8,7 @@ use crate::runtime::events::Recorder;
 
 use super::health::Health;
 use super::naming::ResourceSpec;
+use super::shared::SharedCaches;
 use crate::runtime::metrics::Metrics;
 
 /// What every part of one cluster's syncer shares.
@@ -31,4 +32,6 @@ pub struct ClusterCtx {
     pub manager: String,
     /// Where the count of synced objects goes, when the process serves metrics.
     pub metrics: Option<Arc<Metrics>>,
+    /// The controller's caches read instead of watching (push mode).
+    pub shared: SharedCaches,
 }

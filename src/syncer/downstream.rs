@@ -73,7 +73,10 @@ pub async fn delete_namespace_if_unused(
     namespace: &str,
 ) -> Result<Option<Duration>, ReconcileError> {
     let cluster = &s.ctx.cluster;
-    if s.types.iter().any(|t| t.maps_into(namespace)) {
+    if s.types
+        .iter()
+        .any(|t| t.maps_into(&s.ctx.namespace, namespace))
+    {
         s.namespace_used(namespace);
         return Ok(None);
     }

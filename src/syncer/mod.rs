@@ -20,7 +20,9 @@
 //!   the caches and the work queue, the workers, the [`probe`];
 //! - [`reconcile`]: one object, level-based;
 //! - what they share: [`state`] (the session's types, caches, keys and
-//!   queue; [`cached`]: how a cache keeps an object), [`upstream`] and [`downstream`] (writes to either side),
+//!   queue; [`cached`]: how a cache keeps an object; [`shared`]: in push
+//!   mode, the controller's cache of the leaves, read instead of a watch),
+//!   [`upstream`] and [`downstream`] (writes to either side),
 //!   [`context`] and [`health`] (one cluster's syncer), [`tracked`] (one
 //!   object followed by name), [`queue`], [`discovery`], [`settings`],
 //!   [`error`];
@@ -48,6 +50,7 @@ pub mod queue;
 pub mod reconcile;
 pub mod session;
 pub mod settings;
+pub mod shared;
 pub mod source;
 pub mod spec;
 pub mod state;
@@ -61,6 +64,7 @@ use tracing::info;
 
 use self::naming::ResourceSpec;
 use self::settings::{Settings, check_cluster_name, check_interval};
+use self::shared::SharedCaches;
 use self::source::DownstreamSource;
 use crate::apis::Cluster;
 use crate::cli::SyncerArgs;
@@ -129,6 +133,7 @@ pub async fn run(args: SyncerArgs, shutdown: CancellationToken) -> Result<(), Sy
         heartbeat_interval: args.heartbeat_interval,
         namespace_grace: args.namespace_grace,
         metrics: Some(component.metrics.clone()),
+        shared: SharedCaches::default(),
     };
     cluster::run(
         upstream,

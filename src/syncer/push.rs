@@ -23,6 +23,7 @@ use super::error::SyncerError;
 use super::naming::ResourceSpec;
 use super::queue::RETRY_CAP;
 use super::settings::{Settings, check_interval};
+use super::shared::SharedCaches;
 use super::source::DownstreamSource;
 use super::upstream::release_finalizers;
 use crate::apis::{Cluster, KubeconfigSecretRef};
@@ -37,13 +38,15 @@ struct Running {
 }
 
 /// Runs a syncer for every Cluster with a kubeconfig Secret, starting and
-/// stopping them as such Clusters come and go, until `shutdown`.
+/// stopping them as such Clusters come and go, until `shutdown`; they read
+/// the types of `shared` from the controller's caches.
 pub async fn run(
     upstream: kube::Client,
     resources: Vec<String>,
     heartbeat_interval: Duration,
     namespace_grace: Duration,
     metrics: Option<Arc<Metrics>>,
+    shared: SharedCaches,
     shutdown: CancellationToken,
 ) -> Result<(), SyncerError> {
     let checked = ResourceSpec::parse_all(&resources)
@@ -65,6 +68,7 @@ pub async fn run(
         heartbeat_interval,
         namespace_grace,
         metrics,
+        shared,
     };
     let (store, changes) = Watch::new("Clusters", Api::<Cluster>::all(upstream.clone()))
         .without_managed_fields()

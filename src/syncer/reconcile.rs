@@ -61,12 +61,12 @@ pub async fn reconcile(s: &Session, key: &Key) -> Result<Outcome, ReconcileError
     let t = &key.ty;
     let up_api: Api<DynamicObject> =
         Api::namespaced_with(s.ctx.upstream.clone(), &s.ctx.namespace, &t.up_ar);
-    let upstream = match key.upstream_ref(&s.ctx.namespace) {
+    let upstream = match key.place.upstream() {
         None => None,
-        Some(oref) => match t.up.get(&oref) {
-            Some(o) => Some(Arc::new(o.to_dynamic())),
+        Some(name) => match t.up.get(&t.up_ar, &s.ctx.namespace, name) {
+            Some(o) => Some(Arc::new(o)),
             None => up_api
-                .get_opt(&oref.name)
+                .get_opt(name)
                 .await
                 .map_err(up_err("reading the object"))?
                 .map(Arc::new),

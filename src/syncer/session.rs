@@ -1,9 +1,11 @@
 //! A sync session (I/O): one downstream client, from discovery until the
 //! session is cancelled. Per synced type it watches the placed objects
 //! upstream — everything of the type in the cluster namespace, or the
-//! `PlacedObject`s there labelled for it ([`Carrier`]) — and the copies
-//! downstream (each feeding a cache), routes every change to the work
-//! queue as a [`Key`] (either side's name gives the same key), and runs
+//! `PlacedObject`s there labelled for it ([`Carrier`]); in push mode, for
+//! the leaves, the controller's cache of them instead ([`super::shared`])
+//! — and the copies downstream (each feeding a cache), routes every change
+//! to the work queue as a [`Key`] (either side's name gives the same key),
+//! and runs
 //! the workers that [`reconcile`] each key; a prober keeps the cluster's
 //! reachability current.
 
@@ -27,7 +29,8 @@ use super::naming;
 use super::probe::probe;
 use super::queue::{RETRY_CAP, WorkQueue};
 use super::reconcile::{self, Outcome};
-use super::state::{Key, Session, TypeState};
+use super::shared::UpChange;
+use super::state::{Key, Session, TypeState, Upstream};
 use crate::apis::PlacedObject;
 use crate::runtime::{self, CancellationToken, Change, Readiness, Watch, list};
 
@@ -77,20 +80,41 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 if let Some(selector) = carrier.selector() {
                     config = config.labels(&selector);
                 }
-                // Both caches keep objects as compact text ([`Cached`]).
-                let (up, up_changes) = Watch::with_dyntype(
-                    format!("{what} in {}", ctx.namespace),
-                    Api::<Cached>::namespaced_with(
-                        ctx.upstream.clone(),
-                        &ctx.namespace,
-                        &Arc::new(up_ar.clone()),
-                    ),
-                    Arc::new(up_ar.clone()),
-                )
-                .config(config)
-                .without_managed_fields()
-                .slim(Cached::slim)
-                .changes(&readiness, &cancel);
+                // In push mode, the leaves are read from the controller's
+                // own cache; else both caches keep objects as compact text
+                // ([`Cached`]).
+                let shared = match carrier {
+                    Carrier::Native => ctx.shared.of(&ty.spec, &ar),
+                    Carrier::Wrapped { .. } => None,
+                };
+                let (up, up_changes): (Upstream, UpChanges) = match shared {
+                    Some(cache) => {
+                        let changes = cache.subscribe(&ctx.namespace);
+                        let changes = futures::stream::unfold(changes, |mut rx| async move {
+                            rx.recv().await.map(|c| (c, rx))
+                        });
+                        let changes = changes.take_until(cancel.clone().cancelled_owned());
+                        (Upstream::Shared(cache), Box::pin(changes))
+                    }
+                    None => {
+                        let (store, changes) = Watch::with_dyntype(
+                            format!("{what} in {}", ctx.namespace),
+                            Api::<Cached>::namespaced_with(
+                                ctx.upstream.clone(),
+                                &ctx.namespace,
+                                &Arc::new(up_ar.clone()),
+                            ),
+                            Arc::new(up_ar.clone()),
+                        )
+                        .config(config)
+                        .without_managed_fields()
+                        .slim(Cached::slim)
+                        .changes(&readiness, &cancel);
+                        let changes =
+                            changes.filter_map(|c| futures::future::ready(UpChange::of(&c)));
+                        (Upstream::Own(store), Box::pin(changes))
+                    }
+                };
                 let (down, down_changes) = Watch::with_dyntype(
                     format!("{} copies in {cluster}", ty.spec),
                     Api::<Cached>::all_with(downstream.clone(), &Arc::new(ar.clone())),
@@ -118,8 +142,8 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                     queue: queue.clone(),
                     ctx: ctx.clone(),
                 };
-                tasks.spawn(router.clone().route(Side::Upstream, up_changes));
-                tasks.spawn(router.route(Side::Downstream, down_changes));
+                tasks.spawn(router.clone().route_upstream(up_changes));
+                tasks.spawn(router.route_downstream(down_changes));
                 types.push(state);
             }
         }
@@ -215,19 +239,23 @@ async fn discover(
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Side {
-    Upstream,
-    Downstream,
-}
+/// The changes of a type's upstream objects, from either source.
+type UpChanges = std::pin::Pin<Box<dyn Stream<Item = UpChange> + Send>>;
 
-impl Side {
-    fn key(self, ty: &Arc<TypeState>, object: &Cached) -> Option<Key> {
-        match self {
-            Side::Upstream => Key::of_upstream(ty, object),
-            Side::Downstream => Key::of_downstream(ty, object),
+/// Queues every key of `ty`'s caches (both sides); how many.
+fn queue_all(ty: &Arc<TypeState>, queue: &WorkQueue<Key>, cluster_namespace: &str) -> usize {
+    let mut queued = 0;
+    for (name, _) in ty.up.names(cluster_namespace) {
+        queue.add(Key::of_upstream(ty, &name));
+        queued += 1;
+    }
+    for o in ty.down.state() {
+        if let Some(key) = Key::of_downstream(ty, &*o) {
+            queue.add(key);
+            queued += 1;
         }
     }
+    queued
 }
 
 /// Turns the changes of one type's watches into keys on the work queue.
@@ -239,35 +267,42 @@ struct Router {
 }
 
 impl Router {
-    /// Queues the key of every object that changes on `side`. After a
-    /// (re)list it queues every key of both stores: an object that vanished
+    /// Queues the key of every upstream object that changes. After a
+    /// (re)list it queues every key of both sides: an object that vanished
     /// during a watch gap leaves its store without an event, but its
-    /// counterpart on the other side is there. A failing downstream watch
-    /// asks for a probe of the cluster.
-    async fn route(self, side: Side, changes: impl Stream<Item = Change<Cached>>) {
-        let mut changes = pin!(changes);
+    /// counterpart on the other side is there.
+    async fn route_upstream(self, changes: UpChanges) {
+        let mut changes = changes;
         while let Some(change) = changes.next().await {
             match change {
-                Change::Applied { new: o, .. } | Change::Deleted(o) => self.add(side, &o),
-                Change::Relisted => {
-                    for o in self.ty.up.state() {
-                        self.add(Side::Upstream, &o);
-                    }
-                    for o in self.ty.down.state() {
-                        self.add(Side::Downstream, &o);
-                    }
-                    debug!(cluster = self.ctx.cluster, ?side, "watch (re)listed");
-                }
-                Change::Failed(_) if side == Side::Downstream => self.ctx.health.probe_now(),
-                Change::Failed(_) | Change::Restored => {}
+                UpChange::Object(name) => self.queue.add(Key::of_upstream(&self.ty, &name)),
+                UpChange::Relisted => self.relisted("upstream"),
             }
         }
     }
 
-    fn add(&self, side: Side, object: &Cached) {
-        if let Some(key) = side.key(&self.ty, object) {
-            self.queue.add(key);
+    /// Queues the key of every copy that changes, and all keys after a
+    /// (re)list; a failing downstream watch asks for a probe of the
+    /// cluster.
+    async fn route_downstream(self, changes: impl Stream<Item = Change<Cached>>) {
+        let mut changes = pin!(changes);
+        while let Some(change) = changes.next().await {
+            match change {
+                Change::Applied { new: o, .. } | Change::Deleted(o) => {
+                    if let Some(key) = Key::of_downstream(&self.ty, &o) {
+                        self.queue.add(key);
+                    }
+                }
+                Change::Relisted => self.relisted("downstream"),
+                Change::Failed(_) => self.ctx.health.probe_now(),
+                Change::Restored => {}
+            }
         }
+    }
+
+    fn relisted(&self, side: &str) {
+        queue_all(&self.ty, &self.queue, &self.ctx.namespace);
+        debug!(cluster = self.ctx.cluster, side, "watch (re)listed");
     }
 }
 
@@ -324,17 +359,11 @@ async fn requeue_on_recovery(session: Arc<Session>) {
         }
         let reachable = matches!(*reach.borrow_and_update(), Reachability::Reachable);
         if reachable && !was_reachable {
-            let mut queued = 0;
-            for t in &session.types {
-                let up = t.up.state().into_iter().map(|o| (Side::Upstream, o));
-                for (side, o) in up.chain(t.down.state().into_iter().map(|o| (Side::Downstream, o)))
-                {
-                    if let Some(key) = side.key(t, &o) {
-                        session.queue.add(key);
-                        queued += 1;
-                    }
-                }
-            }
+            let queued: usize = session
+                .types
+                .iter()
+                .map(|t| queue_all(t, &session.queue, &session.ctx.namespace))
+                .sum();
             info!(
                 cluster = session.ctx.cluster,
                 queued, "cluster reachable again; re-checking every object"

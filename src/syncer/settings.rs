@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::error::SyncerError;
 use super::naming::ResourceSpec;
+use super::shared::SharedCaches;
 use crate::runtime::metrics::Metrics;
 
 /// How a syncer runs, the same for every cluster of a process.
@@ -17,6 +18,9 @@ pub struct Settings {
     pub namespace_grace: Duration,
     /// Where the count of synced objects goes, when the process serves metrics.
     pub metrics: Option<Arc<Metrics>>,
+    /// The controller's caches a push-mode syncer reads instead of
+    /// watching (none in pull mode).
+    pub shared: SharedCaches,
 }
 
 /// A Cluster name must fit in a label value and a label key's name part.

@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kube::api::ApiResource;
+use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 
@@ -24,6 +24,7 @@ use super::context::ClusterCtx;
 use super::discovery::SyncType;
 use super::layout::{Carrier, Place};
 use super::queue::WorkQueue;
+use super::shared::SharedType;
 use crate::runtime::CancellationToken;
 
 /// One synced type with its caches.
@@ -35,22 +36,79 @@ pub struct TypeState {
     pub up_ar: ApiResource,
     /// Upstream objects in the cluster namespace (of the type, or the
     /// `PlacedObject`s carrying it).
-    pub up: Store<Cached>,
+    pub up: Upstream,
     /// Downstream copies managed by this syncer.
     pub down: Store<Cached>,
 }
 
-impl TypeState {
-    /// Whether the cached upstream objects (not being deleted) or this
-    /// syncer's cached copies have one in the downstream `namespace`.
-    pub fn maps_into(&self, namespace: &str) -> bool {
-        let up = self.up.state().into_iter().any(|o| {
-            o.metadata.deletion_timestamp.is_none()
-                && o.meta().name.as_deref().is_some_and(|name| {
-                    Place::of_upstream(&self.ty.spec, name)
-                        .target()
-                        .is_some_and(|t| t.namespace == namespace)
+/// Where a session reads the upstream objects of a type.
+pub enum Upstream {
+    /// Its own watch of the cluster namespace (pull mode; push mode for a
+    /// type the controller does not cache whole).
+    Own(Store<Cached>),
+    /// The controller's cache of the type (push mode), read for the
+    /// cluster namespace ([`super::shared`]).
+    Shared(Arc<dyn SharedType>),
+}
+
+impl Upstream {
+    /// The object `name` in `cluster_namespace`, as the API server sent it.
+    pub fn get(
+        &self,
+        ar: &ApiResource,
+        cluster_namespace: &str,
+        name: &str,
+    ) -> Option<DynamicObject> {
+        match self {
+            Upstream::Own(store) => store
+                .get(&ObjectRef::new_with(name, Arc::new(ar.clone())).within(cluster_namespace))
+                .map(|o| o.to_dynamic()),
+            Upstream::Shared(cache) => cache.get(cluster_namespace, name),
+        }
+    }
+
+    /// The names of the objects in `cluster_namespace`, each with whether
+    /// it is being deleted.
+    pub fn names(&self, cluster_namespace: &str) -> Vec<(String, bool)> {
+        match self {
+            Upstream::Own(store) => store
+                .state()
+                .iter()
+                .filter_map(|o| {
+                    Some((
+                        o.meta().name.clone()?,
+                        o.metadata.deletion_timestamp.is_some(),
+                    ))
                 })
+                .collect(),
+            Upstream::Shared(cache) => cache.names(cluster_namespace),
+        }
+    }
+
+    /// Whether an object in `cluster_namespace`, not being deleted, has a
+    /// name for which `wanted` holds.
+    fn any_live(&self, cluster_namespace: &str, wanted: &dyn Fn(&str) -> bool) -> bool {
+        match self {
+            Upstream::Own(store) => store
+                .find(|o| {
+                    o.metadata.deletion_timestamp.is_none()
+                        && o.meta().name.as_deref().is_some_and(wanted)
+                })
+                .is_some(),
+            Upstream::Shared(cache) => cache.any_live(cluster_namespace, wanted),
+        }
+    }
+}
+
+impl TypeState {
+    /// Whether the upstream objects (not being deleted) in
+    /// `cluster_namespace` or this syncer's cached copies have one in the
+    /// downstream `namespace`.
+    pub fn maps_into(&self, cluster_namespace: &str, namespace: &str) -> bool {
+        let up = self.up.any_live(cluster_namespace, &|name| {
+            Place::of_upstream(&self.ty.spec, name)
+                .target()
+                .is_some_and(|t| t.namespace == namespace)
         });
         up || self
             .down
@@ -70,14 +128,12 @@ pub struct Key {
 }
 
 impl Key {
-    /// The key of the upstream `object` (in the cluster namespace); `None`
-    /// for an object without a name.
-    pub fn of_upstream(ty: &Arc<TypeState>, object: &impl Resource) -> Option<Self> {
-        let name = object.meta().name.as_deref()?;
-        Some(Self {
+    /// The key of the upstream object `name` (in the cluster namespace).
+    pub fn of_upstream(ty: &Arc<TypeState>, name: &str) -> Self {
+        Self {
             ty: ty.clone(),
             place: Place::of_upstream(&ty.ty.spec, name),
-        })
+        }
     }
 
     /// The key of the downstream `object`; `None` for an object without a
@@ -89,12 +145,6 @@ impl Key {
             ty: ty.clone(),
             place: Place::of_downstream(&ty.ty.spec, &namespace, name),
         })
-    }
-
-    /// The cache reference of the upstream object, in `cluster_namespace`.
-    pub fn upstream_ref(&self, cluster_namespace: &str) -> Option<ObjectRef<Cached>> {
-        let name = self.place.upstream()?;
-        Some(ObjectRef::new_with(name, Arc::new(self.ty.up_ar.clone())).within(cluster_namespace))
     }
 
     /// The cache reference of the downstream copy.
@@ -257,7 +307,7 @@ mod tests {
                 status_up: false,
             },
             up_ar: ar.clone(),
-            up: store(),
+            up: Upstream::Own(store()),
             down: store(),
         })
     }
@@ -308,14 +358,11 @@ mod tests {
         assert!(Key::of_downstream(&services, &down).is_none());
         down.metadata.namespace = Some("shop".into());
         let (u, d) = (
-            Key::of_upstream(&services, &up).unwrap(),
+            Key::of_upstream(&services, &up.metadata.name.clone().unwrap()),
             Key::of_downstream(&services, &down).unwrap(),
         );
         assert!(u == d);
-        assert_eq!(
-            u.upstream_ref("kcp-ingress-cluster-east").map(|r| r.name),
-            Some("shop.web.services".to_string())
-        );
+        assert_eq!(u.place.upstream(), Some("shop.web.services"));
         assert_eq!(
             d.downstream_ref().and_then(|r| r.namespace),
             Some("shop".to_string())
