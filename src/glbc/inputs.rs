@@ -1,14 +1,17 @@
 //! The plan's inputs read from the caches: each GlobalIngress as a root,
-//! and the clusters that are healthy now (and until when).
+//! the clusters that are healthy now (and until when), and what of the
+//! Clusters changes DNS ([`ClusterView`]).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::drain;
 use super::plan::{RootInput, RootKey};
+use super::traffic::{self, Traffic};
 use crate::apis::{Cluster, GlobalIngress};
 use crate::labels;
 
@@ -98,6 +101,35 @@ pub fn health(
         }
     }
     (healthy, expiry)
+}
+
+/// What the plan reads of the Clusters at a time: which are healthy,
+/// which are draining, and their weights and priorities. Two views that
+/// are equal give the same DNS records (a heartbeat alone changes none of
+/// it until it is missed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    pub healthy: BTreeSet<String>,
+    pub draining: BTreeSet<String>,
+    pub traffic: BTreeMap<String, Traffic>,
+}
+
+impl ClusterView {
+    /// The view at `now`, and when the first healthy cluster's heartbeat
+    /// expires (milliseconds since the epoch; see [`health`]).
+    pub fn of(
+        clusters: &[Arc<Cluster>],
+        now: Timestamp,
+        threshold: Duration,
+    ) -> (Self, Option<i64>) {
+        let (healthy, expiry) = health(clusters, now, threshold);
+        let view = Self {
+            healthy,
+            draining: drain::draining(clusters),
+            traffic: traffic::traffic_of(clusters).0,
+        };
+        (view, expiry)
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +235,49 @@ mod tests {
         let (healthy, expiry) = health(&clusters, now, Duration::from_secs(3));
         assert_eq!(healthy, BTreeSet::from(["a".to_string(), "b".to_string()]));
         assert_eq!(expiry, Some(11_000));
+    }
+
+    #[test]
+    fn the_cluster_view_changes_with_health_drains_and_weights_not_with_heartbeats() {
+        let threshold = Duration::from_secs(3);
+        let now = Timestamp::from_millisecond(10_000).unwrap();
+        let view =
+            |clusters: &[Arc<Cluster>], at: Timestamp| ClusterView::of(clusters, at, threshold).0;
+        let before = view(&[cluster("a", true, 9_000), cluster("b", true, 9_500)], now);
+        // A heartbeat: the same view.
+        assert_eq!(
+            view(&[cluster("a", true, 9_800), cluster("b", true, 9_500)], now),
+            before
+        );
+        // Ready=False: another view.
+        assert_ne!(
+            view(
+                &[cluster("a", false, 9_800), cluster("b", true, 9_500)],
+                now
+            ),
+            before
+        );
+        // A heartbeat missed: another view at the same objects, later.
+        let later = Timestamp::from_millisecond(12_100).unwrap();
+        assert_ne!(
+            view(
+                &[cluster("a", true, 9_000), cluster("b", true, 9_500)],
+                later
+            ),
+            before
+        );
+        // Unschedulable (draining), or another weight: another view.
+        let mut drained = (*cluster("a", true, 9_000)).clone();
+        drained.spec.unschedulable = true;
+        assert_ne!(
+            view(&[Arc::new(drained), cluster("b", true, 9_500)], now),
+            before
+        );
+        let mut weighted = (*cluster("a", true, 9_000)).clone();
+        weighted.spec.weight = Some(5);
+        assert_ne!(
+            view(&[Arc::new(weighted), cluster("b", true, 9_500)], now),
+            before
+        );
     }
 }
