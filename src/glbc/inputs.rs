@@ -2,6 +2,7 @@
 //! the clusters that are healthy now (and until when), and what of the
 //! Clusters changes DNS ([`ClusterView`]).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,18 +57,14 @@ pub fn controlled_by_live_root(
 
 /// A GlobalIngress as the plan sees it; `None` without a namespace.
 /// `live`: whether a live root controls it.
-pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput> {
+pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput<'_>> {
     Some(RootInput {
         key: RootKey::new(&g.namespace()?, &g.name_any()),
         created: g.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: g.metadata.deletion_timestamp.is_some(),
         orphan: !live,
-        hosts: g.spec.hosts.clone(),
-        clusters: g
-            .status
-            .as_ref()
-            .map(|s| s.clusters.clone())
-            .unwrap_or_default(),
+        hosts: Cow::Borrowed(&g.spec.hosts),
+        clusters: Cow::Borrowed(g.status.as_ref().map_or(&[][..], |s| &s.clusters)),
         withdrawn: Default::default(),
         failing: Default::default(),
         withdrawn_addresses: Default::default(),

@@ -186,7 +186,7 @@ impl Reconciler {
         }
         if let Some(embedded) = &self.serving.embedded {
             embedded.set_weights(traffic::address_weights(
-                roots.iter().map(|r| r.clusters.as_slice()),
+                roots.iter().map(|r| &*r.clusters),
                 traffic,
             ));
         }
@@ -204,7 +204,7 @@ impl Reconciler {
         if let Some(at) = refresh {
             wake.at(at);
         }
-        let plan = plan::plan(
+        let mut plan = plan::plan(
             &settings.plan,
             PlanInput {
                 roots: &roots,
@@ -229,12 +229,20 @@ impl Reconciler {
                 .collect();
             writes_ok &= self.writer.write_drains(&drains).await;
         }
+        // The plan's inputs are not needed any more: freed before the
+        // UPDATEs and the status writes (part of a pass's peak).
+        drop(roots);
+        drop(resolved);
         if let Some(at) = drain::next_completion(&clusters, now_ts) {
             let wait = u64::try_from(at.as_millisecond().saturating_sub(now_ts.as_millisecond()))
                 .unwrap_or(0);
             wake.at(now + Duration::from_millis(wait + 1));
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
+        // Statuses and the ledger read only the roots' part of the plan.
+        plan.zones = Default::default();
+        plan.publishers = Default::default();
+        plan.edits = Default::default();
         for root in published.roots {
             self.ledger.sent(root, &now_time);
         }
@@ -355,7 +363,7 @@ async fn clusters_change(
 /// stops the probes accordingly.
 fn withdraw(
     prober: &mut Prober,
-    roots: &mut [RootInput],
+    roots: &mut [RootInput<'_>],
     checks: Vec<Option<Result<ProbeSpec, String>>>,
     draining: &BTreeSet<String>,
 ) {
@@ -377,7 +385,7 @@ fn withdraw(
                 continue;
             }
         };
-        for cluster in &root.clusters {
+        for cluster in root.clusters.iter() {
             for ip in cluster.addresses.iter().filter_map(|a| a.ip.as_deref()) {
                 let Ok(ip) = ip.trim().parse::<IpAddr>() else {
                     continue;
@@ -417,7 +425,7 @@ fn withdraw(
 
 /// The live roots that `cluster` is the last to serve: no other healthy
 /// cluster of theirs is not withdrawn.
-fn last_serving(roots: &[RootInput], healthy: &BTreeSet<String>, cluster: &str) -> Vec<String> {
+fn last_serving(roots: &[RootInput<'_>], healthy: &BTreeSet<String>, cluster: &str) -> Vec<String> {
     roots
         .iter()
         .filter(|r| !r.orphan && !r.deleting && r.clusters.iter().any(|c| c.cluster == cluster))
