@@ -34,6 +34,7 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::env::{Process, TestEnv};
 use crate::support::eventually;
@@ -139,6 +140,17 @@ impl World {
 
     /// Starts a glbc for this test's namespace with `key`, owner id `e2e-<tag>`.
     fn glbc(&self, env: &TestEnv, key: Key<'_>, extra: &[&str]) -> anyhow::Result<Process> {
+        self.glbc_via(env, &env.kubeconfig("control-plane"), key, extra)
+    }
+
+    /// [`World::glbc`], reaching the control plane through `kubeconfig`.
+    fn glbc_via(
+        &self,
+        env: &TestEnv,
+        kubeconfig: &std::path::Path,
+        key: Key<'_>,
+        extra: &[&str],
+    ) -> anyhow::Result<Process> {
         let secret_file = &self.secret_file;
         let (secret_flag, secret_value) = match key {
             Key::SecretRef(reference) => ("--tsig-secret-ref", reference.to_string()),
@@ -148,7 +160,6 @@ impl World {
                 ("--tsig-secret-file", path.to_string())
             }
         };
-        let kubeconfig = env.kubeconfig("control-plane");
         let threshold = format!("{}s", THRESHOLD.as_secs());
         let ttl = TTL.to_string();
         let owner = format!("e2e-{}", self.tag);
@@ -1762,4 +1773,197 @@ pub async fn gateway_roots_are_published(env: &TestEnv) -> anyhow::Result<()> {
     ensure!(c.message.contains("Gateway"), "{}", c.message);
     w.wait_nxdomain(&host, RecordType::A).await?;
     Ok(())
+}
+
+/// A TCP proxy to `upstream` that holds every byte a client sends for
+/// `delay` (answers come back at once): an API server that takes `delay`
+/// over each request, as a loaded one does. Watches opened through it get
+/// their events without delay.
+async fn slow_proxy(
+    upstream: SocketAddr,
+    delay: Duration,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Ok(server) = TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let (tx, mut rx) =
+                    tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+                let read = async move {
+                    let mut buf = vec![0; 16 * 1024];
+                    while let Ok(n @ 1..) = client_read.read(&mut buf).await {
+                        let at = tokio::time::Instant::now() + delay;
+                        if tx.send((at, buf[..n].to_vec())).is_err() {
+                            break;
+                        }
+                    }
+                };
+                let write = async move {
+                    while let Some((at, bytes)) = rx.recv().await {
+                        tokio::time::sleep_until(at).await;
+                        if server_write.write_all(&bytes).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = server_write.shutdown().await;
+                };
+                let back = async move {
+                    let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+                    let _ = client_write.shutdown().await;
+                };
+                tokio::join!(read, write, back);
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
+/// The control plane's API server address, from its kubeconfig.
+fn api_server(env: &TestEnv) -> anyhow::Result<SocketAddr> {
+    let config = kube::config::Kubeconfig::read_from(env.kubeconfig("control-plane"))?;
+    let cluster = config
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.as_ref())
+        .context("no cluster in the kubeconfig")?;
+    let server: http::Uri = cluster.server.as_deref().context("no server")?.parse()?;
+    let host = server.host().context("no server host")?;
+    Ok(format!("{host}:{}", server.port_u16().unwrap_or(443)).parse()?)
+}
+
+/// Writes to `path` a copy of the control plane's kubeconfig whose server
+/// is `proxy`.
+fn kubeconfig_via(env: &TestEnv, proxy: SocketAddr, path: &std::path::Path) -> anyhow::Result<()> {
+    let mut config = kube::config::Kubeconfig::read_from(env.kubeconfig("control-plane"))?;
+    for named in &mut config.clusters {
+        if let Some(cluster) = named.cluster.as_mut() {
+            cluster.server = Some(format!("https://{proxy}"));
+        }
+    }
+    std::fs::write(path, serde_json::to_vec(&config)?)?;
+    Ok(())
+}
+
+/// The A targets the status of `g` lists for its hosts.
+fn status_targets(g: &GlobalIngress) -> BTreeSet<String> {
+    g.status
+        .iter()
+        .flat_map(|s| s.dns_records.iter())
+        .filter(|r| r.record_type == "A")
+        .flat_map(|r| r.targets.iter().cloned())
+        .collect()
+}
+
+/// How many GlobalIngresses of `w` have a status whose A targets are not
+/// `expected`.
+async fn statuses_behind(w: &World, expected: &[&str]) -> anyhow::Result<usize> {
+    let expected: BTreeSet<String> = expected.iter().map(|s| s.to_string()).collect();
+    let list = w.globals().list(&ListParams::default()).await?;
+    Ok(list
+        .items
+        .iter()
+        .filter(|g| status_targets(g) != expected)
+        .count())
+}
+
+/// While the glbc writes a batch of statuses through a slow API server, a
+/// second cluster failing is published at once, before the rest of the
+/// batch: the glbc's status writes do not hold back its UPDATEs. Every
+/// status is written in the end.
+pub async fn a_health_change_overtakes_pending_status_writes(env: &TestEnv) -> anyhow::Result<()> {
+    const ROOTS: usize = 100;
+    const DELAY: Duration = Duration::from_secs(1);
+    let w = World::new(env, "overtake").await?;
+    w.clusters(3).await?;
+    let slow_kubeconfig = std::env::temp_dir().join(format!(
+        "kcp-ingress-e2e-{}-slow.kubeconfig",
+        std::process::id()
+    ));
+    let (proxy, proxy_task) = slow_proxy(api_server(env)?, DELAY).await?;
+    kubeconfig_via(env, proxy, &slow_kubeconfig)?;
+    let _cleanup = scopeguard_file(slow_kubeconfig.clone(), proxy_task);
+    let _glbc = w.glbc_via(env, &slow_kubeconfig, Key::Env, &[])?;
+    println!("glbc: API requests through {proxy}, each held {DELAY:?}");
+
+    let all: [&str; 3] = ["127.0.1.1", "127.0.1.2", "127.0.1.3"];
+    let hosts: Vec<String> = (0..ROOTS).map(|i| w.host(&format!("h{i:03}"))).collect();
+    for (i, host) in hosts.iter().enumerate() {
+        w.root(
+            &format!("r{i:03}"),
+            std::slice::from_ref(host),
+            &[(1, &all[0..1]), (2, &all[1..2]), (3, &all[2..3])],
+        )
+        .await?;
+    }
+    eventually(
+        "every status lists the 3 addresses",
+        Duration::from_secs(120),
+        || async {
+            let behind = statuses_behind(&w, &["127.0.1.1", "127.0.1.2", "127.0.1.3"]).await?;
+            if behind == 0 {
+                Ok(Some(()))
+            } else {
+                bail!("{behind} statuses behind")
+            }
+        },
+    )
+    .await?;
+    w.wait_answer(&hosts[0], RecordType::A, &all, CONVERGE)
+        .await?;
+
+    // Cluster 3 fails: every status is due again, a batch of ROOTS writes
+    // through the slow API server.
+    w.beat(3, Some(false));
+    w.wait_answer(&hosts[0], RecordType::A, &all[0..2], CONVERGE)
+        .await?;
+    // Cluster 2 fails while that batch is being written.
+    let start = Instant::now();
+    w.beat(2, Some(false));
+    w.wait_answer(&hosts[0], RecordType::A, &all[0..1], CONVERGE)
+        .await?;
+    let gone = start.elapsed();
+    // The statuses the first failure's batch had not written yet.
+    let pending = ROOTS - statuses_behind(&w, &all).await?;
+    println!(
+        "glbc: second cluster gone from DNS in {gone:?} (heartbeat every {BEAT:?}); \
+         {pending} of {ROOTS} statuses still showed the records from before the first failure"
+    );
+    ensure!(
+        pending > 0,
+        "the second failure was published only after every status of the first was written \
+         (in {gone:?})"
+    );
+    // Nothing is lost: every status catches up.
+    eventually(
+        "every status lists the last address",
+        Duration::from_secs(120),
+        || async {
+            let behind = statuses_behind(&w, &["127.0.1.1"]).await?;
+            if behind == 0 {
+                Ok(Some(()))
+            } else {
+                bail!("{behind} statuses behind")
+            }
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes `file` and stops `task` when dropped.
+fn scopeguard_file(file: std::path::PathBuf, task: tokio::task::JoinHandle<()>) -> impl Drop {
+    struct Guard(std::path::PathBuf, tokio::task::JoinHandle<()>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.1.abort();
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+    Guard(file, task)
 }

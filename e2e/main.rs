@@ -119,6 +119,7 @@ fn groups() -> Vec<Group> {
             tests: tests![
                 glbc::publishes_the_healthy_clusters_of_every_host,
                 glbc::heartbeat_loss_and_return_move_the_answers,
+                glbc::a_health_change_overtakes_pending_status_writes,
                 glbc::all_clusters_unhealthy_keeps_the_answers,
                 glbc::deleting_the_root_removes_its_records,
                 glbc::foreign_records_are_never_touched,

@@ -1,14 +1,18 @@
 //! The plan's inputs read from the caches: each GlobalIngress as a root,
-//! and the clusters that are healthy now (and until when).
+//! the clusters that are healthy now (and until when), and what of the
+//! Clusters changes DNS ([`ClusterView`]).
 
-use std::collections::BTreeSet;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 
+use super::drain;
 use super::plan::{RootInput, RootKey};
+use super::traffic::{self, Traffic};
 use crate::apis::{Cluster, GlobalIngress};
 use crate::labels;
 
@@ -53,18 +57,14 @@ pub fn controlled_by_live_root(
 
 /// A GlobalIngress as the plan sees it; `None` without a namespace.
 /// `live`: whether a live root controls it.
-pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput> {
+pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput<'_>> {
     Some(RootInput {
         key: RootKey::new(&g.namespace()?, &g.name_any()),
         created: g.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: g.metadata.deletion_timestamp.is_some(),
         orphan: !live,
-        hosts: g.spec.hosts.clone(),
-        clusters: g
-            .status
-            .as_ref()
-            .map(|s| s.clusters.clone())
-            .unwrap_or_default(),
+        hosts: Cow::Borrowed(&g.spec.hosts),
+        clusters: Cow::Borrowed(g.status.as_ref().map_or(&[][..], |s| &s.clusters)),
         withdrawn: Default::default(),
         failing: Default::default(),
         withdrawn_addresses: Default::default(),
@@ -98,6 +98,35 @@ pub fn health(
         }
     }
     (healthy, expiry)
+}
+
+/// What the plan reads of the Clusters at a time: which are healthy,
+/// which are draining, and their weights and priorities. Two views that
+/// are equal give the same DNS records (a heartbeat alone changes none of
+/// it until it is missed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterView {
+    pub healthy: BTreeSet<String>,
+    pub draining: BTreeSet<String>,
+    pub traffic: BTreeMap<String, Traffic>,
+}
+
+impl ClusterView {
+    /// The view at `now`, and when the first healthy cluster's heartbeat
+    /// expires (milliseconds since the epoch; see [`health`]).
+    pub fn of(
+        clusters: &[Arc<Cluster>],
+        now: Timestamp,
+        threshold: Duration,
+    ) -> (Self, Option<i64>) {
+        let (healthy, expiry) = health(clusters, now, threshold);
+        let view = Self {
+            healthy,
+            draining: drain::draining(clusters),
+            traffic: traffic::traffic_of(clusters).0,
+        };
+        (view, expiry)
+    }
 }
 
 #[cfg(test)]
@@ -203,5 +232,49 @@ mod tests {
         let (healthy, expiry) = health(&clusters, now, Duration::from_secs(3));
         assert_eq!(healthy, BTreeSet::from(["a".to_string(), "b".to_string()]));
         assert_eq!(expiry, Some(11_000));
+    }
+
+    #[test]
+    fn the_cluster_view_changes_with_health_drains_and_weights_not_with_heartbeats() {
+        let threshold = Duration::from_secs(3);
+        let now = Timestamp::from_millisecond(10_000).unwrap();
+        let view =
+            |clusters: &[Arc<Cluster>], at: Timestamp| ClusterView::of(clusters, at, threshold).0;
+        let before = view(&[cluster("a", true, 9_000), cluster("b", true, 9_500)], now);
+        // A heartbeat: the same view.
+        assert_eq!(
+            view(&[cluster("a", true, 9_800), cluster("b", true, 9_500)], now),
+            before
+        );
+        // Ready=False: another view.
+        assert_ne!(
+            view(
+                &[cluster("a", false, 9_800), cluster("b", true, 9_500)],
+                now
+            ),
+            before
+        );
+        // A heartbeat missed: another view at the same objects, later.
+        let later = Timestamp::from_millisecond(12_100).unwrap();
+        assert_ne!(
+            view(
+                &[cluster("a", true, 9_000), cluster("b", true, 9_500)],
+                later
+            ),
+            before
+        );
+        // Unschedulable (draining), or another weight: another view.
+        let mut drained = (*cluster("a", true, 9_000)).clone();
+        drained.spec.unschedulable = true;
+        assert_ne!(
+            view(&[Arc::new(drained), cluster("b", true, 9_500)], now),
+            before
+        );
+        let mut weighted = (*cluster("a", true, 9_000)).clone();
+        weighted.spec.weight = Some(5);
+        assert_ne!(
+            view(&[Arc::new(weighted), cluster("b", true, 9_500)], now),
+            before
+        );
     }
 }

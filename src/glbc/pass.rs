@@ -15,11 +15,12 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use kube::ResourceExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::Notify;
 
 use super::drain;
 use super::embedded::Embedded;
-use super::inputs::{RootKind, controlled_by_live_root, health, root_input};
+use super::inputs::{ClusterView, RootKind, controlled_by_live_root, root_input};
 use super::ledger::Ledger;
 use super::plan::{self, PlanConfig, PlanInput, RootInput};
 use super::probe::{self, ProbeSpec};
@@ -30,7 +31,7 @@ use super::traffic;
 use super::watches::Caches;
 use super::writes::{RootWriter, ZoneView};
 use super::zone::Zones;
-use crate::apis::ProbeStatus;
+use crate::apis::{Cluster, ProbeStatus};
 use crate::labels;
 use crate::runtime::metrics::Metrics;
 
@@ -158,15 +159,15 @@ impl Reconciler {
                 Some(input)
             })
             .collect();
-        let (healthy, expiry) = health(
-            &self.inputs.caches.clusters.state(),
-            now_ts,
-            settings.health_threshold,
-        );
         let clusters = self.inputs.caches.clusters.state();
-        let draining = drain::draining(&clusters);
-        withdraw(&mut self.inputs.prober, &mut roots, checks, &draining);
-        let (traffic, problems) = traffic::traffic_of(&clusters);
+        let (view, expiry) = ClusterView::of(&clusters, now_ts, settings.health_threshold);
+        let ClusterView {
+            healthy,
+            draining,
+            traffic,
+        } = &view;
+        withdraw(&mut self.inputs.prober, &mut roots, checks, draining);
+        let (_, problems) = traffic::traffic_of(&clusters);
         if problems != self.serving.logged {
             for (cluster, problem) in &problems {
                 warn!(cluster, %problem, "cluster priority label");
@@ -185,8 +186,8 @@ impl Reconciler {
         }
         if let Some(embedded) = &self.serving.embedded {
             embedded.set_weights(traffic::address_weights(
-                roots.iter().map(|r| r.clusters.as_slice()),
-                &traffic,
+                roots.iter().map(|r| &*r.clusters),
+                traffic,
             ));
         }
         if let Some(ms) = expiry {
@@ -198,17 +199,17 @@ impl Reconciler {
             .read(now, settings.resync_interval, &settings.plan.owner)
             .await;
 
-        let wanted = plan::hostnames_to_resolve(&roots, &healthy, &traffic, &settings.plan);
+        let wanted = plan::hostnames_to_resolve(&roots, healthy, traffic, &settings.plan);
         let (resolved, refresh) = self.inputs.resolver.answers(&wanted);
         if let Some(at) = refresh {
             wake.at(at);
         }
-        let plan = plan::plan(
+        let mut plan = plan::plan(
             &settings.plan,
             PlanInput {
                 roots: &roots,
-                healthy: &healthy,
-                traffic: &traffic,
+                healthy,
+                traffic,
                 resolved: &resolved,
                 known: self.zones.known(),
             },
@@ -222,18 +223,26 @@ impl Reconciler {
                 .iter()
                 .filter_map(|c| {
                     let name = c.name_any();
-                    let last_for = last_serving(&roots, &healthy, &name);
+                    let last_for = last_serving(&roots, healthy, &name);
                     drain::desired(c, &now_time, settings.plan.ttl, &last_for).map(|d| (name, d))
                 })
                 .collect();
             writes_ok &= self.writer.write_drains(&drains).await;
         }
+        // The plan's inputs are not needed any more: freed before the
+        // UPDATEs and the status writes (part of a pass's peak).
+        drop(roots);
+        drop(resolved);
         if let Some(at) = drain::next_completion(&clusters, now_ts) {
             let wait = u64::try_from(at.as_millisecond().saturating_sub(now_ts.as_millisecond()))
                 .unwrap_or(0);
             wake.at(now + Duration::from_millis(wait + 1));
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
+        // Statuses and the ledger read only the roots' part of the plan.
+        plan.zones = Default::default();
+        plan.publishers = Default::default();
+        plan.edits = Default::default();
         for root in published.roots {
             self.ledger.sent(root, &now_time);
         }
@@ -243,24 +252,41 @@ impl Reconciler {
                 self.zones.problems(),
                 self.publisher.refusals().messages(),
             );
-            let view = ZoneView {
+            let zone_view = ZoneView {
                 zones: &settings.plan.zones,
                 known,
                 problems: &problems,
                 refused: &refused,
             };
+            // A Cluster change that changes DNS (one turning unhealthy or
+            // back, a heartbeat missed, a drain, a weight) stops the batch:
+            // the next pass publishes it first.
+            let stop = clusters_change(
+                &self.inputs.caches.clusters,
+                &self.inputs.caches.cluster_changes,
+                &view,
+                settings.health_threshold,
+                expiry,
+            );
             let statuses = self
                 .writer
-                .write_statuses(&globals, &plan, &view, &mut self.ledger, &now_time)
+                .write_statuses(
+                    &globals,
+                    &plan,
+                    &zone_view,
+                    &mut self.ledger,
+                    &now_time,
+                    stop,
+                )
                 .await;
             writes_ok &= statuses.ok;
-            // More statuses than one pass writes: the next pass starts at
+            // More statuses than this pass wrote: the next pass starts at
             // once (publishing what changed meanwhile, new roots first
             // among them, before the next batch).
             more_statuses = statuses.more;
             writes_ok &= self
                 .writer
-                .release(&globals, &view, &settings.plan.owner)
+                .release(&globals, &zone_view, &settings.plan.owner)
                 .await;
         }
 
@@ -298,12 +324,46 @@ impl Reconciler {
     }
 }
 
+/// Resolves once the Clusters show another [`ClusterView`] than `start`:
+/// looked at on each Cluster change (`signal`) and when the first
+/// heartbeat of a healthy cluster expires (`expiry`, milliseconds since
+/// the epoch). A heartbeat alone does not resolve it.
+async fn clusters_change(
+    store: &Store<Cluster>,
+    signal: &Notify,
+    start: &ClusterView,
+    threshold: Duration,
+    mut expiry: Option<i64>,
+) {
+    loop {
+        let expires = async {
+            match expiry {
+                Some(ms) => {
+                    let wait = ms.saturating_sub(Timestamp::now().as_millisecond());
+                    let wait = u64::try_from(wait).unwrap_or(0);
+                    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = signal.notified() => {}
+            () = expires => {}
+        }
+        let (now, next) = ClusterView::of(&store.state(), Timestamp::now(), threshold);
+        if now != *start {
+            return;
+        }
+        expiry = next;
+    }
+}
+
 /// Fills each root's withdrawals: the draining clusters, and what its
 /// health check (`checks`, in the order of `roots`) fails; starts and
 /// stops the probes accordingly.
 fn withdraw(
     prober: &mut Prober,
-    roots: &mut [RootInput],
+    roots: &mut [RootInput<'_>],
     checks: Vec<Option<Result<ProbeSpec, String>>>,
     draining: &BTreeSet<String>,
 ) {
@@ -325,7 +385,7 @@ fn withdraw(
                 continue;
             }
         };
-        for cluster in &root.clusters {
+        for cluster in root.clusters.iter() {
             for ip in cluster.addresses.iter().filter_map(|a| a.ip.as_deref()) {
                 let Ok(ip) = ip.trim().parse::<IpAddr>() else {
                     continue;
@@ -365,7 +425,7 @@ fn withdraw(
 
 /// The live roots that `cluster` is the last to serve: no other healthy
 /// cluster of theirs is not withdrawn.
-fn last_serving(roots: &[RootInput], healthy: &BTreeSet<String>, cluster: &str) -> Vec<String> {
+fn last_serving(roots: &[RootInput<'_>], healthy: &BTreeSet<String>, cluster: &str) -> Vec<String> {
     roots
         .iter()
         .filter(|r| !r.orphan && !r.deleting && r.clusters.iter().any(|c| c.cluster == cluster))

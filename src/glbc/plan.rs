@@ -22,6 +22,7 @@
 //! - a name our ownership record claims but no live root wants (the root was
 //!   deleted, or dropped the host) is emptied, ownership record included.
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -62,9 +63,11 @@ impl fmt::Display for RootKey {
     }
 }
 
-/// One GlobalIngress, as the plan needs it.
+/// One GlobalIngress, as the plan needs it. Its hosts and clusters are
+/// borrowed from the cached object in a pass (not copied for every root
+/// on every pass).
 #[derive(Clone, Debug, PartialEq)]
-pub struct RootInput {
+pub struct RootInput<'a> {
     pub key: RootKey,
     /// When it was created: the older root wins a host two roots want.
     pub created: Option<Timestamp>,
@@ -74,9 +77,9 @@ pub struct RootInput {
     /// its names are released.
     pub orphan: bool,
     /// spec.hosts.
-    pub hosts: Vec<String>,
+    pub hosts: Cow<'a, [String]>,
     /// status.clusters: where the root is placed and the addresses there.
-    pub clusters: Vec<ClusterIngressStatus>,
+    pub clusters: Cow<'a, [ClusterIngressStatus]>,
     /// Clusters whose addresses are withdrawn for this root although they
     /// may be healthy: draining, or failing the root's health check.
     pub withdrawn: BTreeSet<String>,
@@ -117,7 +120,7 @@ impl PlanConfig {
 /// Everything the plan reads.
 #[derive(Clone, Copy, Debug)]
 pub struct PlanInput<'a> {
-    pub roots: &'a [RootInput],
+    pub roots: &'a [RootInput<'a>],
     /// Names of the Clusters that are healthy now.
     pub healthy: &'a BTreeSet<String>,
     /// Each Cluster's weight and priority (absent: the defaults).
@@ -262,7 +265,7 @@ struct Targets {
 }
 
 fn targets(
-    root: &RootInput,
+    root: &RootInput<'_>,
     healthy: &BTreeSet<String>,
     traffic: &BTreeMap<String, Traffic>,
 ) -> Targets {
@@ -308,7 +311,7 @@ fn targets(
 /// roots whose healthy targets are more than one hostname, or a hostname
 /// beside addresses.
 pub fn hostnames_to_resolve(
-    roots: &[RootInput],
+    roots: &[RootInput<'_>],
     healthy: &BTreeSet<String>,
     traffic: &BTreeMap<String, Traffic>,
     config: &PlanConfig,
@@ -365,13 +368,13 @@ fn rrsets_for(
     (out, unresolved)
 }
 
-fn by_age(a: &RootInput, b: &RootInput) -> Ordering {
+fn by_age(a: &RootInput<'_>, b: &RootInput<'_>) -> Ordering {
     (a.created, &a.key).cmp(&(b.created, &b.key))
 }
 
 /// A claim of a root on a host name.
 struct Claim<'a> {
-    root: &'a RootInput,
+    root: &'a RootInput<'a>,
     /// Index of the host in the root's plan.
     index: usize,
 }
@@ -392,7 +395,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             },
         );
     }
-    let mut live: Vec<&RootInput> = input
+    let mut live: Vec<&RootInput<'_>> = input
         .roots
         .iter()
         .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
@@ -424,7 +427,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             probes: root.probes.clone(),
         };
         let mut seen = BTreeSet::new();
-        for host in &root.hosts {
+        for host in root.hosts.iter() {
             let outcome = match DnsName::parse_host(host) {
                 Err(reason) => HostOutcome::Invalid(reason),
                 Ok(name) if !seen.insert(name.clone()) => continue,

@@ -1,7 +1,9 @@
 //! The glbc's caches: GlobalIngresses and root Ingresses and Gateways
 //! (metadata only, leaves left out; of one namespace, or all) and
 //! Clusters, watched through [`runtime::Watch`]; every change wakes the
-//! apply loop.
+//! apply loop, and a Cluster's change also signals
+//! [`Caches::cluster_changes`] (a pass's status writes stop taking new
+//! ones when it changes DNS).
 //!
 //! Gateways are watched only when the control plane serves them
 //! ([`gateways_served`], asked once at start): without the Gateway API, no
@@ -33,6 +35,9 @@ pub struct Caches {
     pub roots: Store<PartialObjectMeta<Ingress>>,
     /// Root Gateways, metadata only, when the control plane serves them.
     pub gateways: Option<Store<PartialObjectMeta<Gateway>>>,
+    /// Signalled on every change of a Cluster (besides the apply loop's
+    /// signal, which the glbc's own status writes fire too).
+    pub cluster_changes: Arc<Notify>,
 }
 
 /// Whether the control plane serves Gateways (asked until it answers, or
@@ -89,9 +94,14 @@ pub fn watch(
         .without_managed_fields()
         .slim(slim_global)
         .spawn(readiness, shutdown, wake(notify));
+    let cluster_changes = Arc::new(Notify::new());
     let clusters = runtime::Watch::new("clusters", Api::<Cluster>::all(client.clone()))
         .without_managed_fields()
-        .spawn(readiness, shutdown, wake(notify));
+        .spawn(
+            readiness,
+            shutdown,
+            wake_all(vec![notify.clone(), cluster_changes.clone()]),
+        );
     let roots_api: Api<PartialObjectMeta<Ingress>> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
         None => Api::all(client.clone()),
@@ -117,6 +127,7 @@ pub fn watch(
         clusters,
         roots,
         gateways,
+        cluster_changes,
     }
 }
 
@@ -175,9 +186,15 @@ fn roots_only() -> watcher::Config {
 /// Signals `notify` on every change of a cache's content (not on a watch
 /// failing or coming back, which changes nothing).
 fn wake<K>(notify: &Arc<Notify>) -> impl FnMut(Change<K>) + Send + 'static {
-    let notify = notify.clone();
+    wake_all(vec![notify.clone()])
+}
+
+/// Signals each of `notifies` as [`wake`] does.
+fn wake_all<K>(notifies: Vec<Arc<Notify>>) -> impl FnMut(Change<K>) + Send + 'static {
     move |change| match change {
-        Change::Applied { .. } | Change::Deleted(_) | Change::Relisted => notify.notify_one(),
+        Change::Applied { .. } | Change::Deleted(_) | Change::Relisted => {
+            notifies.iter().for_each(|n| n.notify_one())
+        }
         Change::Failed(_) | Change::Restored => {}
     }
 }

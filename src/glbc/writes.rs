@@ -3,6 +3,7 @@
 //! status, with an Event when the `DNSPublished` verdict changes.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::Arc;
 
 use crate::runtime::events::{Event as KubeEvent, EventType, Recorder};
@@ -36,7 +37,8 @@ pub const STATUS_WRITES_PER_PASS: usize = 100;
 pub struct StatusWrites {
     /// Every write went through.
     pub ok: bool,
-    /// More statuses are due than one pass writes.
+    /// More statuses are due than this pass wrote (more than one pass
+    /// writes, or the batch was stopped).
     pub more: bool,
 }
 
@@ -191,7 +193,9 @@ impl RootWriter {
     /// Applies the glbc's part of the status of live roots where it differs
     /// from what the object shows (at most [`STATUS_WRITES_PER_PASS`]),
     /// with an Event when the `DNSPublished` verdict changes; whether every
-    /// write went through and whether more are due.
+    /// write went through and whether more are due. Once `stop` resolves
+    /// (something changed DNS meanwhile) no further write starts: those
+    /// in flight finish and are recorded, the rest are due in a later pass.
     pub async fn write_statuses(
         &self,
         globals: &[Arc<GlobalIngress>],
@@ -199,21 +203,34 @@ impl RootWriter {
         zones: &ZoneView<'_>,
         ledger: &mut Ledger,
         now: &Time,
+        stop: impl Future<Output = ()>,
     ) -> StatusWrites {
         let (todo, more) = due_statuses(globals, plan, zones, ledger, now, STATUS_WRITES_PER_PASS);
+        let due = todo.len();
         let client = &self.client;
         let recorder = &self.recorder;
-        let results: Vec<(RootKey, String, Option<String>)> = futures::stream::iter(todo)
-            .map(|(g, key, rv, desired, before)| async move {
+        let results: Vec<(RootKey, String, Option<String>)> = until_stopped(
+            todo,
+            WRITE_CONCURRENCY,
+            stop,
+            |(g, key, rv, desired, before)| async move {
                 let written = write_status(client, g, &desired).await;
                 if written.is_some() {
                     announce(recorder, g, before.as_ref(), &desired).await;
                 }
                 (key, rv, written)
-            })
-            .buffer_unordered(WRITE_CONCURRENCY)
-            .collect()
-            .await;
+            },
+        )
+        .await;
+        let stopped = results.len() < due;
+        if stopped {
+            debug!(
+                written = results.len(),
+                left = due - results.len(),
+                "DNS changed: status writes stopped, the next pass publishes first"
+            );
+        }
+        let more = more || stopped;
         let mut ok = true;
         for (key, rv, written) in results {
             match written {
@@ -224,6 +241,26 @@ impl RootWriter {
         }
         StatusWrites { ok, more }
     }
+}
+
+/// Runs `work` on `items`, `concurrency` at once, in their order, until
+/// `stop` resolves: from then on none starts, and those started finish.
+/// The outputs of those that ran, in the order they finished.
+async fn until_stopped<T, O, F>(
+    items: Vec<T>,
+    concurrency: usize,
+    stop: impl Future<Output = ()>,
+    work: impl FnMut(T) -> F,
+) -> Vec<O>
+where
+    F: Future<Output = O>,
+{
+    futures::stream::iter(items)
+        .take_until(stop)
+        .map(work)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await
 }
 
 /// A status write a pass makes: the GlobalIngress, its key, the
@@ -713,6 +750,49 @@ mod tests {
         let empty = BTreeMap::from([(name("z.test"), ZoneRecords::new(name("z.test")))]);
         assert_eq!(check(&deleted(&["a.z.test"], &["x"]), &empty), None);
         assert_eq!(check(&g, &empty), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_stopped_batch_starts_nothing_more_and_finishes_what_started() {
+        use std::cell::RefCell;
+        let started = RefCell::new(Vec::new());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let tx = RefCell::new(Some(tx));
+        let stop = async {
+            let _ = rx.await;
+        };
+        // Item 0 stops the batch as it runs (a cluster changed meanwhile):
+        // 0 and 1 were started (2 at once) and finish; 2.. never start.
+        let done = until_stopped((0..10).collect(), 2, stop, |i: u32| {
+            started.borrow_mut().push(i);
+            let tx = &tx;
+            async move {
+                if i == 0 {
+                    let _ = tx.borrow_mut().take().map(|tx| tx.send(()));
+                }
+                tokio::task::yield_now().await;
+                i
+            }
+        })
+        .await;
+        let mut done = done;
+        done.sort();
+        assert_eq!(done, [0, 1]);
+        assert_eq!(*started.borrow(), [0, 1]);
+
+        // Not stopped: all of them, each once.
+        let mut all = until_stopped(
+            (0..10).collect(),
+            3,
+            std::future::pending(),
+            |i: u32| async move { i },
+        )
+        .await;
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        // Stopped before it starts: none.
+        let none = until_stopped((0..10).collect(), 3, async {}, |i: u32| async move { i }).await;
+        assert!(none.is_empty());
     }
 
     #[test]

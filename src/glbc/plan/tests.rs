@@ -48,14 +48,19 @@ fn placed(cluster: &str, addresses: Vec<LoadBalancerAddress>) -> ClusterIngressS
     }
 }
 
-fn root(ns: &str, n: &str, hosts: &[&str], clusters: Vec<ClusterIngressStatus>) -> RootInput {
+fn root(
+    ns: &str,
+    n: &str,
+    hosts: &[&str],
+    clusters: Vec<ClusterIngressStatus>,
+) -> RootInput<'static> {
     RootInput {
         key: RootKey::new(ns, n),
         created: None,
         deleting: false,
         orphan: false,
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
-        clusters,
+        clusters: clusters.into(),
         withdrawn: Default::default(),
         failing: Default::default(),
         withdrawn_addresses: Default::default(),
@@ -77,7 +82,7 @@ fn rrset(ttl: u32, data: &[&str]) -> Rrset {
 }
 
 fn run(
-    roots: &[RootInput],
+    roots: &[RootInput<'_>],
     healthy: &BTreeSet<String>,
     known: &BTreeMap<DnsName, ZoneRecords>,
 ) -> Plan {
@@ -468,7 +473,7 @@ fn names_of_others_are_never_touched() {
 
 #[test]
 fn the_current_publisher_keeps_a_shared_host_else_the_oldest_wins() {
-    let older = |mut r: RootInput, second: i64| {
+    let older = |mut r: RootInput<'static>, second: i64| {
         r.created = Some(Timestamp::from_second(second).unwrap());
         r
     };
@@ -605,7 +610,7 @@ fn arb_address() -> impl Strategy<Value = LoadBalancerAddress> {
     ]
 }
 
-fn arb_root(index: usize) -> impl Strategy<Value = RootInput> {
+fn arb_root(index: usize) -> impl Strategy<Value = RootInput<'static>> {
     (
         prop::sample::subsequence(HOSTS.to_vec(), 0..3),
         prop::sample::subsequence(CLUSTERS.to_vec(), 0..4),
@@ -630,7 +635,7 @@ fn arb_root(index: usize) -> impl Strategy<Value = RootInput> {
         })
 }
 
-fn arb_roots() -> impl Strategy<Value = Vec<RootInput>> {
+fn arb_roots() -> impl Strategy<Value = Vec<RootInput<'static>>> {
     (0usize..4).prop_flat_map(|n| (0..n).map(arb_root).collect::<Vec<_>>())
 }
 
@@ -697,7 +702,7 @@ fn resolved() -> BTreeMap<DnsName, Vec<IpAddr>> {
 }
 
 fn plan_of(
-    roots: &[RootInput],
+    roots: &[RootInput<'_>],
     healthy: &BTreeSet<String>,
     known: &BTreeMap<DnsName, ZoneRecords>,
 ) -> Plan {
@@ -781,7 +786,7 @@ proptest! {
         // Every name that a live root published and still wants keeps its
         // records, whatever the placement says.
         for root in roots.iter().filter(|r| !r.deleting) {
-            for host in &root.hosts {
+            for host in root.hosts.iter() {
                 let Ok(host) = DnsName::parse_host(host) else { continue };
                 let Some(txt) = ownership::name_of(&host).and_then(|n| zone.rrset(&n, RecordKind::Txt)) else { continue };
                 let published_by_root = txt.data.len() == 1 && txt.data.iter()
@@ -809,7 +814,7 @@ fn sharing(owner: &str) -> PlanConfig {
 
 fn run_with(
     config: &PlanConfig,
-    roots: &[RootInput],
+    roots: &[RootInput<'_>],
     healthy: &BTreeSet<String>,
     known: &BTreeMap<DnsName, ZoneRecords>,
 ) -> Plan {
