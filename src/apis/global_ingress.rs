@@ -51,7 +51,8 @@ pub struct RootRef {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GlobalIngressStatus {
-    /// The root's generation this status was computed from.
+    /// The generation of this GlobalIngress (its hosts) the status was
+    /// computed from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// One entry per cluster the root is placed on, sorted by cluster name.

@@ -482,8 +482,15 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             ),
             dependencies.clone(),
         ];
-        let generation = root.meta().generation;
-        let status_current = status.clusters == clusters
+        // The GlobalIngress's own generation (its spec: the hosts) the
+        // status was computed from, not the root's: an edit of the root
+        // that changes neither the hosts nor what the clusters report
+        // (a path, a backend) writes no GlobalIngress status. A spec about
+        // to change takes the status with it; its generation comes from
+        // the spec write's answer (`reconcile::write_global`).
+        let generation = global.and_then(|g| g.metadata.generation);
+        let status_current = global_spec.is_none()
+            && status.clusters == clusters
             && status.observed_generation == generation
             && mine.iter().all(|c| status.conditions.contains(c));
         global_status = (!status_current).then(|| GlobalIngressStatus {
@@ -880,7 +887,9 @@ mod tests {
         .decide(&root("region=us"));
         assert_eq!(plan.held, None);
         let status = plan.global_status.clone().unwrap();
-        assert_eq!(status.observed_generation, Some(2));
+        // The GlobalIngress is created in the same reconcile: its
+        // generation comes from that write's answer, not from the root.
+        assert_eq!(status.observed_generation, None);
         let clusters: Vec<(&str, bool)> = status
             .clusters
             .iter()
@@ -936,6 +945,18 @@ mod tests {
         );
         // The transition time is kept.
         assert_eq!(again.ready, plan.ready);
+        // A new generation of the root whose hosts and reports are the
+        // same (a path edited) writes no GlobalIngress, spec or status.
+        let mut edited = converged.clone();
+        edited.metadata.generation = Some(3);
+        let after_edit = world.decide(&edited);
+        assert_eq!(
+            (
+                after_edit.global_spec.is_some(),
+                after_edit.global_status.is_some()
+            ),
+            (false, false)
+        );
     }
 
     #[test]

@@ -572,6 +572,8 @@ async fn write_global<K: RootKind>(
         return Ok(());
     };
     let api: Api<GlobalIngress> = Api::namespaced(ctx.client.clone(), &ns);
+    // The generation of the spec just written, for the status.
+    let mut generation = None;
     if let Some(GlobalSpec {
         hosts,
         root: root_ref,
@@ -590,12 +592,17 @@ async fn write_global<K: RootKind>(
         }
         let key = format!("GlobalIngress {ns}/{name}");
         if !repeats.repeated(ctx, &key, &body) {
-            api.patch(&name, &apply_params(), &Patch::Apply(&body))
+            let written = api
+                .patch(&name, &apply_params(), &Patch::Apply(&body))
                 .await?;
             Repeats::sent(ctx, key, &body);
+            generation = written.metadata.generation;
         }
     }
-    if let Some(status) = status {
+    if let Some(mut status) = status {
+        if generation.is_some() {
+            status.observed_generation = generation;
+        }
         let body = json!({
             "apiVersion": format!("{}/{}", labels::GROUP, labels::VERSION),
             "kind": "GlobalIngress",
