@@ -1308,7 +1308,20 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
         finalizer_writers == [(labels::CONTROLLER_MANAGER.to_string(), "Apply".to_string())],
         "the DNS finalizer was written by {finalizer_writers:?}, not created with the GlobalIngress"
     );
-    // Events from the controller and the glbc (events.k8s.io create).
+    // Events from the controller and the glbc (events.k8s.io create). A
+    // root's first verdicts on the happy path have none, so two roots with
+    // something to report: a placement that does not parse (the
+    // controller's Warning) and a host outside the glbc's zones (the
+    // glbc's Warning).
+    create_root_on(
+        cp,
+        ns,
+        "misplaced",
+        "misplaced.flow.kcp-ingress.test",
+        Some("region in ((("),
+    )
+    .await?;
+    create_root(cp, ns, "elsewhere", "elsewhere.outside-every-zone.test").await?;
     eventually(
         "Events of the controller and the glbc",
         CONVERGE,
@@ -1327,10 +1340,12 @@ pub async fn the_whole_flow_works_with_service_account_tokens(env: &TestEnv) -> 
     )
     .await?;
 
-    // Deleting the root: leaves, copies, GlobalIngress and records go.
-    Api::<Ingress>::namespaced(cp.clone(), ns)
-        .delete(root, &DeleteParams::default())
-        .await?;
+    // Deleting the roots: leaves, copies, GlobalIngress and records go.
+    for name in ["misplaced", "elsewhere", root] {
+        Api::<Ingress>::namespaced(cp.clone(), ns)
+            .delete(name, &DeleteParams::default())
+            .await?;
+    }
     eventually("everything of the root is gone", CONVERGE, || async {
         let ingresses = Api::<Ingress>::namespaced(cp.clone(), ns)
             .list(&ListParams::default())
@@ -1694,8 +1709,10 @@ pub async fn denied_controller_and_glbc_requests_are_reported(env: &TestEnv) -> 
         &fleet.as_glbc,
     )
     .await?;
+    // Hosts outside the glbc's zones: a Warning is due at once (a first
+    // verdict on the happy path has no Event).
     let from = fleet.glbc.log().len();
-    create_root(cp, ns, "quiet", "quiet.control.kcp-ingress.test").await?;
+    create_root(cp, ns, "quiet", "quiet.outside-every-zone.test").await?;
     wait_logged(
         &fleet.glbc,
         from,
@@ -1703,7 +1720,7 @@ pub async fn denied_controller_and_glbc_requests_are_reported(env: &TestEnv) -> 
     )
     .await?;
     restore(env, &fleet, "create events.events.k8s.io", &fleet.as_glbc).await?;
-    create_root(cp, ns, "loud", "loud.control.kcp-ingress.test").await?;
+    create_root(cp, ns, "loud", "loud.outside-every-zone.test").await?;
     eventually("the glbc records Events again", CONVERGE, || async {
         let events = Api::<Event>::namespaced(cp.clone(), ns)
             .list(&ListParams::default())
