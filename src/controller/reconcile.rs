@@ -615,7 +615,12 @@ async fn write_global<K: RootKind>(
         api.patch_status(&name, &apply_params(), &Patch::Apply(&body))
             .await?;
         Repeats::sent(ctx, key, &body);
-        debug!(root = %name, namespace = %ns, "wrote GlobalIngress status");
+        let reported = status
+            .clusters
+            .iter()
+            .filter(|c| !c.addresses.is_empty())
+            .count();
+        debug!(root = %name, namespace = %ns, clusters = status.clusters.len(), reported, "wrote GlobalIngress status");
     }
     Ok(())
 }

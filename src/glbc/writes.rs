@@ -331,19 +331,40 @@ fn due_statuses<'g>(
     (todo, false)
 }
 
-/// Whether the glbc's status of a GlobalIngress waits for the controller's:
-/// the controller has not reported on it yet (no `Ready` condition) and all
-/// the glbc would say is that no cluster reports an address, which is so by
-/// definition then. Its first status comes with something to say (one
-/// write less per new root).
+/// Whether the glbc's status of a GlobalIngress waits for the controller's
+/// and its clusters: all the glbc would say is that no cluster reports an
+/// address (`NoAddresses`), the root shows no `DNSPublished` verdict and was
+/// never published, and either the controller has not reported on it yet
+/// (no `Ready` condition), or it has and none of the clusters it lists
+/// reports an address while one of them is healthy — they have not
+/// reported yet, which is so by definition for a new root. Its first status
+/// comes with something to say: one write less per new root, and one more
+/// saved when the controller's report window ended before any cluster
+/// reported (a bulk of new roots: the clusters report seconds later, and
+/// the glbc then writes `Published` once, not `NoAddresses` first). A root
+/// placed on no cluster, or on no healthy one, gets its verdict at once.
 fn waits_for_controller(previous: &GlobalIngressStatus, desired: &GlbcStatus) -> bool {
-    !previous
+    let no_addresses = desired
+        .dns_published()
+        .is_some_and(|c| c.reason == reason::NO_ADDRESSES);
+    if !no_addresses {
+        return false;
+    }
+    let reported_on = previous
         .conditions
         .iter()
-        .any(|c| c.type_ == labels::conditions::READY)
-        && desired
-            .dns_published()
-            .is_some_and(|c| c.reason == reason::NO_ADDRESSES)
+        .any(|c| c.type_ == labels::conditions::READY);
+    if !reported_on {
+        return true;
+    }
+    let verdict_shown = previous.last_published_time.is_some()
+        || previous
+            .conditions
+            .iter()
+            .any(|c| c.type_ == labels::conditions::DNS_PUBLISHED);
+    !verdict_shown
+        && previous.clusters.iter().any(|c| c.healthy)
+        && previous.clusters.iter().all(|c| c.addresses.is_empty())
 }
 
 /// The index of the DNS finalizer of a deleted GlobalIngress, if it may be
@@ -479,7 +500,19 @@ async fn write_status(client: &Client, g: &GlobalIngress, desired: &GlbcStatus) 
         .await
     {
         Ok(updated) => {
-            debug!(%namespace, %name, "wrote GlobalIngress status");
+            debug!(
+                %namespace,
+                %name,
+                reason = desired.dns_published().map_or("", |c| c.reason.as_str()),
+                records = desired.dns_records.len(),
+                targets = desired
+                    .dns_records
+                    .iter()
+                    .filter(|r| r.record_type != "TXT")
+                    .map(|r| r.targets.len())
+                    .sum::<usize>(),
+                "wrote GlobalIngress status"
+            );
             Some(updated.resource_version().unwrap_or_default())
         }
         Err(kube::Error::Api(status)) if status.code == 404 => None,
@@ -627,6 +660,80 @@ mod tests {
             },
         );
         zone
+    }
+
+    #[test]
+    fn a_new_root_s_first_dns_verdict_waits_until_a_cluster_reports() {
+        use crate::apis::{ClusterIngressStatus, LoadBalancerAddress};
+        let at = Time(Timestamp::UNIX_EPOCH);
+        let verdict = |why: &str| {
+            crate::apis::condition::condition(
+                &[],
+                labels::conditions::DNS_PUBLISHED,
+                why == reason::PUBLISHED,
+                why,
+                "h",
+                at.clone(),
+            )
+        };
+        let glbc = |why: &str| GlbcStatus {
+            conditions: vec![verdict(why)],
+            ..GlbcStatus::default()
+        };
+        let cluster = |name: &str, healthy: bool, address: Option<&str>| ClusterIngressStatus {
+            cluster: name.into(),
+            addresses: address
+                .map(|ip| LoadBalancerAddress {
+                    ip: Some(ip.into()),
+                    ..LoadBalancerAddress::default()
+                })
+                .into_iter()
+                .collect(),
+            healthy,
+            last_change_time: None,
+        };
+        let ready = crate::apis::condition::condition(
+            &[],
+            labels::conditions::READY,
+            true,
+            labels::reasons::PLACED,
+            "placed on 2 cluster(s)",
+            at.clone(),
+        );
+        let reported_on = |clusters: Vec<ClusterIngressStatus>| GlobalIngressStatus {
+            clusters,
+            conditions: vec![ready.clone()],
+            ..GlobalIngressStatus::default()
+        };
+        let no_addresses = glbc(reason::NO_ADDRESSES);
+        // The controller has not reported on it: nothing to say yet.
+        assert!(waits_for_controller(
+            &GlobalIngressStatus::default(),
+            &no_addresses
+        ));
+        // It has (its report window ended) and no cluster reported yet:
+        // the glbc's first verdict waits for an address.
+        let awaited = reported_on(vec![cluster("a", true, None), cluster("b", true, None)]);
+        assert!(waits_for_controller(&awaited, &no_addresses));
+        // Anything else is written at once.
+        assert!(!waits_for_controller(&awaited, &glbc(reason::PUBLISHED)));
+        assert!(!waits_for_controller(&awaited, &glbc(reason::PENDING)));
+        // No healthy cluster, or none placed: a problem to show.
+        let unhealthy = reported_on(vec![cluster("a", false, None)]);
+        assert!(!waits_for_controller(&unhealthy, &no_addresses));
+        assert!(!waits_for_controller(&reported_on(vec![]), &no_addresses));
+        // A cluster reports an address the glbc cannot use: shown.
+        let reported = reported_on(vec![cluster("a", true, Some("127.0.1.1"))]);
+        assert!(!waits_for_controller(&reported, &no_addresses));
+        // A root published before, or showing a verdict: its change is shown.
+        let published_once = GlobalIngressStatus {
+            last_published_time: Some(at.clone()),
+            ..awaited.clone()
+        };
+        assert!(!waits_for_controller(&published_once, &no_addresses));
+        let mut shown = awaited.clone();
+        shown.conditions.push(verdict(reason::PENDING));
+        assert!(!waits_for_controller(&shown, &no_addresses));
     }
 
     #[test]

@@ -116,19 +116,28 @@ pub(super) fn dns_records_hop<K: Explained>(root: &K, facts: &Facts<K>) -> Hop {
         }
     }
     for key in &globals {
-        let published = global_of(facts, key)
-            .and_then(|g| g.status.as_ref())
-            .and_then(|s| {
-                s.conditions
-                    .iter()
-                    .find(|c| c.type_ == conditions::DNS_PUBLISHED)
-            });
+        let status = global_of(facts, key).and_then(|g| g.status.as_ref());
+        let published = status.and_then(|s| {
+            s.conditions
+                .iter()
+                .find(|c| c.type_ == conditions::DNS_PUBLISHED)
+        });
+        // The glbc's first verdict on a new root waits for an address.
+        let awaited = status.is_some_and(|s| {
+            s.clusters.iter().any(|c| c.healthy)
+                && s.clusters.iter().all(|c| c.addresses.is_empty())
+        });
         let subject = if globals.len() > 1 {
             format!("{} ({}/{})", conditions::DNS_PUBLISHED, key.0, key.1)
         } else {
             conditions::DNS_PUBLISHED.to_string()
         };
         items.push(match published {
+            None if awaited => Item::fail(
+                subject,
+                "not reported yet: no cluster reports a load-balancer address (the glbc's \
+                 first verdict waits for one)",
+            ),
             None => Item::fail(
                 subject,
                 "not reported (is the glbc running, and for this namespace?)",

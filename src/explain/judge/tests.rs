@@ -341,3 +341,37 @@ fn answers_that_differ_from_the_published_records_stop_at_dns_answers() {
     assert!(report.holds);
     assert_eq!(report.hops[9].verdict, Verdict::Skip);
 }
+
+#[test]
+fn a_dns_verdict_not_written_yet_says_whether_the_glbc_waits_for_an_address() {
+    let dns_published = |facts: &Facts<Ingress>| {
+        let report = report(facts);
+        let hop = report
+            .hops
+            .iter()
+            .find(|h| h.name == hop::DNS_RECORDS)
+            .expect("the DNS records hop");
+        hop.items
+            .iter()
+            .find(|i| i.subject == conditions::DNS_PUBLISHED)
+            .map(|i| (i.verdict, i.message.clone()))
+            .expect("the DNSPublished item")
+    };
+    let mut facts = converged();
+    let status = facts.global.as_mut().unwrap().status.as_mut().unwrap();
+    status
+        .conditions
+        .retain(|c| c.type_ != conditions::DNS_PUBLISHED);
+    // The clusters report addresses and no verdict: the glbc is missing.
+    let (verdict, message) = dns_published(&facts);
+    assert_eq!(verdict, Verdict::Fail);
+    assert!(message.contains("is the glbc running"), "{message}");
+    // No cluster reports an address yet: the glbc waits for one.
+    let status = facts.global.as_mut().unwrap().status.as_mut().unwrap();
+    for cluster in &mut status.clusters {
+        cluster.addresses.clear();
+    }
+    let (verdict, message) = dns_published(&facts);
+    assert_eq!(verdict, Verdict::Fail);
+    assert!(message.contains("waits for one"), "{message}");
+}
