@@ -144,6 +144,25 @@ fn guard_wire_len(guard: &[Guard]) -> usize {
         .sum()
 }
 
+/// Whether `known` holds something else at `name` than `want` (of that
+/// kind; `None` or no data: no RRset).
+fn kind_differs(
+    known: &ZoneRecords,
+    name: &DnsName,
+    kind: RecordKind,
+    want: Option<&Rrset>,
+) -> bool {
+    let want = want.filter(|r| !r.data.is_empty());
+    want != known.rrset(name, kind)
+}
+
+/// Whether [`diff`] would change `name` to make it hold `kinds`.
+pub fn differs(name: &DnsName, kinds: &DesiredName, known: &ZoneRecords) -> bool {
+    kinds
+        .iter()
+        .any(|(kind, want)| kind_differs(known, name, *kind, want.as_ref()))
+}
+
 /// The changes that turn `known` into `desired`: one entry per name that
 /// differs, holding only the kinds that differ (content or TTL).
 pub fn diff(desired: &BTreeMap<DnsName, DesiredName>, known: &ZoneRecords) -> Vec<NameChange> {
@@ -152,10 +171,7 @@ pub fn diff(desired: &BTreeMap<DnsName, DesiredName>, known: &ZoneRecords) -> Ve
         .filter_map(|(name, kinds)| {
             let rrsets: BTreeMap<RecordKind, Option<Rrset>> = kinds
                 .iter()
-                .filter(|(kind, want)| {
-                    let want = want.as_ref().filter(|r| !r.data.is_empty());
-                    want != known.rrset(name, **kind)
-                })
+                .filter(|(kind, want)| kind_differs(known, name, **kind, want.as_ref()))
                 .map(|(kind, want)| (*kind, want.clone().filter(|r| !r.data.is_empty())))
                 .collect();
             (!rrsets.is_empty()).then(|| NameChange {

@@ -119,13 +119,26 @@ impl ClusterView {
         now: Timestamp,
         threshold: Duration,
     ) -> (Self, Option<i64>) {
+        let (view, expiry, _) = Self::with_problems(clusters, now, threshold);
+        (view, expiry)
+    }
+
+    /// [`Self::of`], and the clusters whose priority label does not parse
+    /// (`(cluster, message)`, as [`traffic::traffic_of`] gives them): the
+    /// traffic settings are read once for both.
+    pub fn with_problems(
+        clusters: &[Arc<Cluster>],
+        now: Timestamp,
+        threshold: Duration,
+    ) -> (Self, Option<i64>, Vec<(String, String)>) {
         let (healthy, expiry) = health(clusters, now, threshold);
+        let (traffic, problems) = traffic::traffic_of(clusters);
         let view = Self {
             healthy,
             draining: drain::draining(clusters),
-            traffic: traffic::traffic_of(clusters).0,
+            traffic,
         };
-        (view, expiry)
+        (view, expiry, problems)
     }
 }
 

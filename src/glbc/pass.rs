@@ -160,14 +160,14 @@ impl Reconciler {
             })
             .collect();
         let clusters = self.inputs.caches.clusters.state();
-        let (view, expiry) = ClusterView::of(&clusters, now_ts, settings.health_threshold);
+        let (view, expiry, problems) =
+            ClusterView::with_problems(&clusters, now_ts, settings.health_threshold);
         let ClusterView {
             healthy,
             draining,
             traffic,
         } = &view;
         withdraw(&mut self.inputs.prober, &mut roots, checks, draining);
-        let (_, problems) = traffic::traffic_of(&clusters);
         if problems != self.serving.logged {
             for (cluster, problem) in &problems {
                 warn!(cluster, %problem, "cluster priority label");
@@ -191,8 +191,7 @@ impl Reconciler {
             ));
         }
         if let Some(ms) = expiry {
-            let wait = u64::try_from(ms.saturating_sub(now_ts.as_millisecond())).unwrap_or(0);
-            wake.at(now + Duration::from_millis(wait + 1));
+            wake.at(just_after(ms, now, now_ts));
         }
 
         self.zones
@@ -234,9 +233,7 @@ impl Reconciler {
         drop(roots);
         drop(resolved);
         if let Some(at) = drain::next_completion(&clusters, now_ts) {
-            let wait = u64::try_from(at.as_millisecond().saturating_sub(now_ts.as_millisecond()))
-                .unwrap_or(0);
-            wake.at(now + Duration::from_millis(wait + 1));
+            wake.at(just_after(at.as_millisecond(), now, now_ts));
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
         // Statuses and the ledger read only the roots' part of the plan.
@@ -339,9 +336,8 @@ async fn clusters_change(
         let expires = async {
             match expiry {
                 Some(ms) => {
-                    let wait = ms.saturating_sub(Timestamp::now().as_millisecond());
-                    let wait = u64::try_from(wait).unwrap_or(0);
-                    tokio::time::sleep(Duration::from_millis(wait + 1)).await;
+                    tokio::time::sleep_until(just_after(ms, Instant::now(), Timestamp::now()))
+                        .await;
                 }
                 None => std::future::pending().await,
             }
@@ -440,6 +436,14 @@ fn last_serving(roots: &[RootInput<'_>], healthy: &BTreeSet<String>, cluster: &s
         .collect()
 }
 
+/// The instant just after the wall-clock time `ms` (milliseconds since the
+/// epoch), given that `now` is `now_ts` on the wall clock: a deadline that
+/// is already past is `now` plus one millisecond.
+fn just_after(ms: i64, now: Instant, now_ts: Timestamp) -> Instant {
+    let wait = u64::try_from(ms.saturating_sub(now_ts.as_millisecond())).unwrap_or(0);
+    now + Duration::from_millis(wait + 1)
+}
+
 /// The earliest of several wake-up times.
 #[derive(Default)]
 struct Wake(Option<Instant>);
@@ -463,5 +467,20 @@ mod tests {
         wake.at(now + Duration::from_secs(1));
         wake.at(now + Duration::from_secs(3));
         assert_eq!(wake.0, Some(now + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_wall_clock_deadline_becomes_the_instant_just_after_it() {
+        let now = Instant::now();
+        let now_ts = Timestamp::from_millisecond(10_000).unwrap();
+        assert_eq!(
+            just_after(12_500, now, now_ts),
+            now + Duration::from_millis(2_501)
+        );
+        // Past: at once (one millisecond on).
+        assert_eq!(
+            just_after(9_000, now, now_ts),
+            now + Duration::from_millis(1)
+        );
     }
 }

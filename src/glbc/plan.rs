@@ -134,9 +134,11 @@ pub struct PlanInput<'a> {
 /// The outcome of the plan.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
-    /// Per zone: every name the glbc may write, and what it should hold.
+    /// Per zone: the names the glbc may write whose records differ from
+    /// what the zone holds, and what they should hold (a name that holds
+    /// what it should is left out: no UPDATE needs it).
     pub zones: BTreeMap<DnsName, BTreeMap<DnsName, DesiredName>>,
-    /// Per zone: the root that publishes each host (unit) the plan writes.
+    /// Per zone: the root that publishes each host (unit) the plan changes.
     pub publishers: BTreeMap<DnsName, BTreeMap<DnsName, RootKey>>,
     /// Per zone: record-level changes of shared names, computed against
     /// the known zone and guarded by exactly its ownership TXT RRset (or,
@@ -539,10 +541,6 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
                     for (kind, rrset) in &rrsets {
                         desired.insert(*kind, Some(rrset.clone()));
                     }
-                    out.publishers
-                        .entry(zone_name.clone())
-                        .or_default()
-                        .insert(host.clone(), claim.root.key.clone());
                     HostOutcome::Publish {
                         zone: zone_name.clone(),
                         name: host.clone(),
@@ -595,9 +593,21 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             .collect();
         let publishes = txt.is_some();
         if publishes || matches!(held, Holder::Ours(_)) {
-            let zone_out = out.zones.entry(zone_name.clone()).or_default();
-            zone_out.insert(host.clone(), host_kinds);
-            zone_out.insert(owner_name, DesiredName::from([(RecordKind::Txt, txt)]));
+            let owner_kinds = DesiredName::from([(RecordKind::Txt, txt)]);
+            let changes = desire(
+                &mut out,
+                zone_name,
+                zone,
+                [(host.clone(), host_kinds), (owner_name, owner_kinds)],
+            );
+            // Only the hosts with changes: the publisher of a host is read
+            // when an UPDATE of it is accepted.
+            if publishes && changes {
+                out.publishers
+                    .entry(zone_name.clone())
+                    .or_default()
+                    .insert(host.clone(), winner.clone());
+            }
         }
     }
 
@@ -632,15 +642,45 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             if !ours {
                 continue;
             }
-            let zone_out = out.zones.entry(zone_name.clone()).or_default();
-            zone_out.insert(
-                host.clone(),
-                RecordKind::HOST.into_iter().map(|k| (k, None)).collect(),
+            desire(
+                &mut out,
+                zone_name,
+                zone,
+                [
+                    (
+                        host.clone(),
+                        RecordKind::HOST.into_iter().map(|k| (k, None)).collect(),
+                    ),
+                    (name.clone(), DesiredName::from([(RecordKind::Txt, None)])),
+                ],
             );
-            zone_out.insert(name.clone(), DesiredName::from([(RecordKind::Txt, None)]));
         }
     }
     out
+}
+
+/// Puts the names of one unit (a host and its ownership name) in the plan
+/// of `zone_name`, each only if the zone holds something else there: what
+/// already holds what it should needs no UPDATE, and the plan (and the
+/// diff made from it) stays the size of what changed, not of the zone.
+/// Whether any went in.
+fn desire(
+    out: &mut Plan,
+    zone_name: &DnsName,
+    zone: &ZoneRecords,
+    names: [(DnsName, DesiredName); 2],
+) -> bool {
+    let mut changes = false;
+    for (name, kinds) in names {
+        if diff::differs(&name, &kinds, zone) {
+            changes = true;
+            out.zones
+                .entry(zone_name.clone())
+                .or_default()
+                .insert(name, kinds);
+        }
+    }
+    changes
 }
 
 /// A name that is free or shared, as a sharing glbc claims it.
@@ -814,11 +854,13 @@ fn share(
                 .entry(zone_name.clone())
                 .or_default()
                 .extend(changes);
+            // Only the hosts with changes (the publisher of a host is read
+            // when an UPDATE of it is accepted).
+            out.publishers
+                .entry(zone_name.clone())
+                .or_default()
+                .insert(host.clone(), winner.root.key.clone());
         }
-        out.publishers
-            .entry(zone_name.clone())
-            .or_default()
-            .insert(host.clone(), winner.root.key.clone());
         HostOutcome::Publish {
             zone: zone_name.clone(),
             name: host.clone(),

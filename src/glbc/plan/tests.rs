@@ -107,9 +107,15 @@ fn outcome<'p>(plan: &'p Plan, ns: &str, n: &str, host: &str) -> &'p HostOutcome
         .outcome
 }
 
+/// What the plan wants changed in z.test (nothing: the plan leaves the
+/// zone out).
+fn desired(plan: &Plan) -> BTreeMap<DnsName, DesiredName> {
+    plan.zones.get(&name("z.test")).cloned().unwrap_or_default()
+}
+
 fn zone_after(plan: &Plan, known: &BTreeMap<DnsName, ZoneRecords>) -> ZoneRecords {
     let mut zone = known[&name("z.test")].clone();
-    let changes = diff(&plan.zones[&name("z.test")], &zone);
+    let changes = diff(&desired(plan), &zone);
     apply(&mut zone, &changes);
     zone
 }
@@ -307,7 +313,7 @@ fn no_healthy_cluster_keeps_what_is_published() {
     )];
     let plan = run(&roots, &healthy(&[]), &known);
     assert!(
-        diff(&plan.zones[&name("z.test")], &known[&name("z.test")]).is_empty(),
+        diff(&desired(&plan), &known[&name("z.test")]).is_empty(),
         "{plan:?}"
     );
     match outcome(&plan, "ns", "r", "a.z.test") {
@@ -389,7 +395,7 @@ fn a_root_placed_nowhere_keeps_its_names_until_it_drops_them() {
     let known = published("a.z.test", &["127.0.1.1"], OWNER, "ns/r");
     let roots = [root("ns", "r", &["a.z.test"], vec![])];
     let plan = run(&roots, &healthy(&[]), &known);
-    assert!(diff(&plan.zones[&name("z.test")], &known[&name("z.test")]).is_empty());
+    assert!(diff(&desired(&plan), &known[&name("z.test")]).is_empty());
     assert!(matches!(
         outcome(&plan, "ns", "r", "a.z.test"),
         HostOutcome::Publish { retained: true, .. }
@@ -399,6 +405,42 @@ fn a_root_placed_nowhere_keeps_its_names_until_it_drops_them() {
     let plan = run(&roots, &healthy(&[]), &known);
     let zone = zone_after(&plan, &known);
     assert!(zone.names.is_empty(), "{zone:?}");
+}
+
+#[test]
+fn a_name_that_holds_what_it_should_is_left_out_of_the_plan() {
+    let known = published("a.z.test", &["127.0.1.1"], OWNER, "ns/r");
+    let roots = [root(
+        "ns",
+        "r",
+        &["a.z.test", "b.z.test"],
+        vec![placed("c1", vec![ip("127.0.1.1")])],
+    )];
+    let plan = run(&roots, &healthy(&["c1"]), &known);
+    // The root's verdict is the same; only b.z.test (new) is to change.
+    assert!(matches!(
+        outcome(&plan, "ns", "r", "a.z.test"),
+        HostOutcome::Publish {
+            retained: false,
+            ..
+        }
+    ));
+    assert_eq!(
+        desired(&plan).keys().collect::<Vec<_>>(),
+        vec![&name("_kcp-ingress.b.z.test"), &name("b.z.test")]
+    );
+    assert_eq!(
+        plan.publishers[&name("z.test")].keys().collect::<Vec<_>>(),
+        vec![&name("b.z.test")]
+    );
+    // Once b.z.test is published too, the plan changes nothing.
+    let mut after = known.clone();
+    after.insert(name("z.test"), zone_after(&plan, &known));
+    let plan = run(&roots, &healthy(&["c1"]), &after);
+    assert!(
+        plan.zones.is_empty() && plan.publishers.is_empty(),
+        "{plan:?}"
+    );
 }
 
 #[test]
@@ -513,7 +555,7 @@ fn the_current_publisher_keeps_a_shared_host_else_the_oldest_wins() {
         outcome(&plan, "ns", "b", "h.z.test"),
         HostOutcome::Publish { .. }
     ));
-    assert!(diff(&plan.zones[&name("z.test")], &known[&name("z.test")]).is_empty());
+    assert!(diff(&desired(&plan), &known[&name("z.test")]).is_empty());
 }
 
 #[test]
@@ -756,6 +798,8 @@ proptest! {
         for (zone, desired) in &second.zones {
             prop_assert!(diff(desired, &after[zone]).is_empty(), "{:?}", desired);
         }
+        // The plan holds only what differs: nothing, once applied.
+        prop_assert!(second.zones.is_empty(), "{:?}", second.zones);
     }
 
     #[test]
