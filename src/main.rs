@@ -89,12 +89,16 @@ where
     F: FnOnce(runtime::CancellationToken) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
+    // Freed memory back to the system (a long-running process's resident
+    // memory, not its speed: `runtime::malloc`).
+    runtime::malloc::tune();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(async {
         let shutdown = runtime::shutdown_on_signals();
+        tokio::spawn(runtime::malloc::trim_periodically(shutdown.clone()));
         component(shutdown).await
     })?;
     Ok(ExitCode::SUCCESS)

@@ -14,9 +14,12 @@ use super::naming;
 #[derive(Default)]
 struct Inner {
     /// (root namespace, root label value) → (namespace, name) of its leaves.
-    leaves: HashMap<(String, String), BTreeSet<(String, String)>>,
-    /// (namespace, root label value) → the roots of that label value.
-    roots: HashMap<(String, String), BTreeSet<String>>,
+    /// A root has a few (one per cluster), so a sorted vector: a B-tree
+    /// node holds eleven entries whatever the count (about 0.5 KB per root).
+    leaves: HashMap<(String, String), SmallSet<(String, String)>>,
+    /// (namespace, root label value) → the roots of that label value (one,
+    /// unless something is wrong).
+    roots: HashMap<(String, String), SmallSet<String>>,
     /// A user's object → the cluster namespaces that hold a copy of it.
     copies: HashMap<DepKey, BTreeSet<String>>,
     /// dependency → `(namespace, name)` of the roots that reference it.
@@ -73,10 +76,10 @@ impl Index {
         let name = meta.name.clone().unwrap_or_default();
         let mut inner = self.inner();
         if let Some(key) = naming::root_of_leaf(meta) {
-            remove_from(&mut inner.leaves, &key, &(ns.clone(), name.clone()));
+            remove_small(&mut inner.leaves, &key, &(ns.clone(), name.clone()));
         }
         let label = (ns.clone(), naming::root_label_value(&name));
-        remove_from(&mut inner.roots, &label, &name);
+        remove_small(&mut inner.roots, &label, &name);
         inner.replace_references(ns, name, Vec::new())
     }
 
@@ -103,7 +106,7 @@ impl Index {
         self.inner()
             .leaves
             .get(&(namespace.to_string(), naming::root_label_value(root)))
-            .cloned()
+            .map(SmallSet::to_set)
             .unwrap_or_default()
     }
 
@@ -113,7 +116,7 @@ impl Index {
         self.inner()
             .roots
             .get(&(namespace.to_string(), label.to_string()))
-            .cloned()
+            .map(SmallSet::to_set)
             .unwrap_or_default()
     }
 
@@ -183,6 +186,50 @@ impl Inner {
             self.references.insert((ns, root), new);
         }
         dropped
+    }
+}
+
+/// A set of a few values, as a sorted vector.
+#[derive(Debug)]
+struct SmallSet<V>(Vec<V>);
+
+impl<V> Default for SmallSet<V> {
+    fn default() -> Self {
+        Self(Vec::new())
+    }
+}
+
+impl<V: Ord + Clone> SmallSet<V> {
+    fn insert(&mut self, value: V) {
+        if let Err(at) = self.0.binary_search(&value) {
+            self.0.insert(at, value);
+            self.0.shrink_to_fit();
+        }
+    }
+
+    fn remove(&mut self, value: &V) {
+        if let Ok(at) = self.0.binary_search(value) {
+            self.0.remove(at);
+            self.0.shrink_to_fit();
+        }
+    }
+
+    fn to_set(&self) -> BTreeSet<V> {
+        self.0.iter().cloned().collect()
+    }
+}
+
+/// Removes `value` from the small set at `key`, and the set when it empties.
+fn remove_small<K: std::hash::Hash + Eq, V: Ord + Clone>(
+    map: &mut HashMap<K, SmallSet<V>>,
+    key: &K,
+    value: &V,
+) {
+    if let Some(set) = map.get_mut(key) {
+        set.remove(value);
+        if set.0.is_empty() {
+            map.remove(key);
+        }
     }
 }
 

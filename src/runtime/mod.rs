@@ -9,6 +9,7 @@ pub mod component;
 pub mod events;
 pub mod lease;
 pub mod list;
+pub mod malloc;
 pub mod metrics;
 pub mod presence;
 pub mod readiness;

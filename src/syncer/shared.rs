@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -150,10 +150,22 @@ where
         // A typed object serializes to what it was read from, less fields
         // its type does not know (none for the leaves the controller
         // writes); a failure, which cannot happen, reads as "not cached"
-        // (the worker then reads it from the API server).
-        serde_json::to_value(&*object)
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
+        // (the worker then reads it from the API server). The metadata is
+        // cloned as it is, the rest becomes the object's content: no round
+        // trip of the whole object through a JSON tree and back.
+        let mut data = serde_json::to_value(&*object).ok()?;
+        let fields = data.as_object_mut()?;
+        for typed in ["apiVersion", "kind", "metadata"] {
+            fields.remove(typed);
+        }
+        Some(DynamicObject {
+            types: Some(TypeMeta {
+                api_version: K::api_version(&()).into_owned(),
+                kind: K::kind(&()).into_owned(),
+            }),
+            metadata: object.meta().clone(),
+            data,
+        })
     }
 
     fn names(&self, namespace: &str) -> Vec<(String, bool)> {
