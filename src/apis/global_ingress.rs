@@ -98,6 +98,15 @@ impl GlobalIngressStatus {
     pub fn probes_fail(&self, cluster: &str) -> bool {
         probes_fail(&self.probes, cluster)
     }
+
+    /// Whether the clusters listed have not reported yet: one of them is
+    /// healthy and none reports an address. The glbc's first `DNSPublished`
+    /// verdict on a new root waits while this holds (one rule for the glbc
+    /// and `explain`).
+    pub fn awaits_first_address(&self) -> bool {
+        self.clusters.iter().any(|c| c.healthy)
+            && self.clusters.iter().all(|c| c.addresses.is_empty())
+    }
 }
 
 /// See [`GlobalIngressStatus::probes_fail`].

@@ -362,9 +362,7 @@ fn waits_for_controller(previous: &GlobalIngressStatus, desired: &GlbcStatus) ->
             .conditions
             .iter()
             .any(|c| c.type_ == labels::conditions::DNS_PUBLISHED);
-    !verdict_shown
-        && previous.clusters.iter().any(|c| c.healthy)
-        && previous.clusters.iter().all(|c| c.addresses.is_empty())
+    !verdict_shown && previous.awaits_first_address()
 }
 
 /// The index of the DNS finalizer of a deleted GlobalIngress, if it may be

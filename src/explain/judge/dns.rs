@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 
 use super::common::{condition_text, dns_host, join};
 use super::kinds::{Explained, global_of, globals};
+use crate::apis::GlobalIngressStatus;
 use crate::explain::facts::{Facts, Published};
 use crate::explain::report::{Hop, Item, Verdict, hop};
 use crate::glbc::records::{DnsName, ownership};
@@ -123,10 +124,7 @@ pub(super) fn dns_records_hop<K: Explained>(root: &K, facts: &Facts<K>) -> Hop {
                 .find(|c| c.type_ == conditions::DNS_PUBLISHED)
         });
         // The glbc's first verdict on a new root waits for an address.
-        let awaited = status.is_some_and(|s| {
-            s.clusters.iter().any(|c| c.healthy)
-                && s.clusters.iter().all(|c| c.addresses.is_empty())
-        });
+        let awaited = status.is_some_and(GlobalIngressStatus::awaits_first_address);
         let subject = if globals.len() > 1 {
             format!("{} ({}/{})", conditions::DNS_PUBLISHED, key.0, key.1)
         } else {
