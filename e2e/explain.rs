@@ -373,6 +373,19 @@ impl Fleet {
         self.explain_root_until(env, "web", hop).await
     }
 
+    /// [`Fleet::explain_until`], until the first failure's message also
+    /// contains `says`: a hop can fail for a passing reason first (a cluster
+    /// that has not reported yet), and the test asserts the lasting one.
+    async fn explain_until_says(
+        &self,
+        env: &TestEnv,
+        hop: &str,
+        says: &str,
+    ) -> anyhow::Result<Value> {
+        self.explain_root_until_says(env, "web", Some(hop), says)
+            .await
+    }
+
     /// [`Fleet::explain_until`] for `root` (`KIND/NAME`).
     async fn explain_root_until(
         &self,
@@ -564,7 +577,9 @@ pub async fn a_converged_root_holds_at_every_hop(env: &TestEnv) -> anyhow::Resul
 pub async fn an_invalid_placement_selector_stops_at_placement(env: &TestEnv) -> anyhow::Result<()> {
     let fleet = Fleet::start(env, "selector").await?;
     fleet.root("backend", false, Some("region in eu")).await?;
-    let report = fleet.explain_until(env, Some("placement")).await?;
+    let report = fleet
+        .explain_until_says(env, "placement", "invalid placement selector")
+        .await?;
     let message = first_message(&report);
     ensure!(
         message.contains("invalid placement selector") && message.contains("region in eu"),
@@ -577,7 +592,9 @@ pub async fn an_invalid_placement_selector_stops_at_placement(env: &TestEnv) -> 
 pub async fn a_missing_backend_service_stops_at_dependencies(env: &TestEnv) -> anyhow::Result<()> {
     let fleet = Fleet::start(env, "service").await?;
     fleet.root("missing", true, None).await?;
-    let report = fleet.explain_until(env, Some("dependencies")).await?;
+    let report = fleet
+        .explain_until_says(env, "dependencies", "does not exist")
+        .await?;
     let message = first_message(&report);
     ensure!(
         message.contains(&format!("Service {}/missing", fleet.ns))
@@ -624,7 +641,9 @@ pub async fn a_name_owned_by_someone_else_stops_at_dns_records(
         .await
         .context("writing someone else's records")?;
     fleet.root("backend", false, None).await?;
-    let report = fleet.explain_until(env, Some("dns-records")).await?;
+    let report = fleet
+        .explain_until_says(env, "dns-records", "someone-else")
+        .await?;
     let message = first_message(&report);
     ensure!(
         message.contains(&fleet.host) && message.contains("someone-else"),
@@ -645,7 +664,9 @@ pub async fn a_stopped_cluster_stops_at_downstream(env: &TestEnv) -> anyhow::Res
     fleet.explain_until(env, None).await?;
     env.server("stop", "cluster-3")?;
     let result = async {
-        let report = fleet.explain_until(env, Some("downstream")).await?;
+        let report = fleet
+            .explain_until_says(env, "downstream", "does not answer")
+            .await?;
         let message = first_message(&report);
         ensure!(
             message.contains("cluster-3") && message.contains("does not answer"),
@@ -734,11 +755,17 @@ pub async fn a_gateway_not_programmed_in_one_cluster_stops_at_clusters(
 ) -> anyhow::Result<()> {
     let fleet = Fleet::start_with(env, "notprogrammed", &["cluster-2"]).await?;
     fleet.gateway_and_route("web").await?;
-    // The stand-ins of cluster-1 and cluster-3 program their leaves (the
-    // first report, Programmed=Unknown, may fail the hop for a moment);
-    // cluster-2's stays not Programmed.
+    // The stand-ins of cluster-1 and cluster-3 program their leaves;
+    // cluster-2's reports Programmed=False. Every leaf starts at the CRD's
+    // default, Programmed=Unknown (Pending), which fails the same hop with
+    // another message until the stand-in reports: wait for the lasting one.
     let report = fleet
-        .explain_root_until_says(env, "gateway/web", Some("clusters"), "Cluster cluster-2")
+        .explain_root_until_says(
+            env,
+            "gateway/web",
+            Some("clusters"),
+            "Cluster cluster-2: healthy, but the leaf Gateway is not Programmed: Programmed=False",
+        )
         .await?;
     let message = first_message(&report);
     ensure!(
@@ -762,7 +789,7 @@ pub async fn an_httproute_to_no_gateway_stops_at_placement(env: &TestEnv) -> any
     let fleet = Fleet::start(env, "noparent").await?;
     fleet.gateway_and_route("nothing").await?;
     let report = fleet
-        .explain_root_until(env, "httproute/shop", Some("placement"))
+        .explain_root_until_says(env, "httproute/shop", Some("placement"), "NoMatchingParent")
         .await?;
     let message = first_message(&report);
     ensure!(
