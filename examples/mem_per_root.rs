@@ -236,6 +236,27 @@ fn main() {
             mem.first_convergence(&uid);
         },
     );
+    // What a structural change would give: the same objects kept as
+    // compact text with their name, namespace and deletion timestamp
+    // typed (what `Cached` does for the syncers), for comparison.
+    let mut lw: Writer<Cached> = Writer::new(ar.clone());
+    let _ = measure("leaf as compact text (Cached::slim) in a store", |i| {
+        let mut c: Cached = serde_json::from_value(leaves[i].clone()).unwrap();
+        c.slim();
+        lw.apply_watcher_event(&Event::Apply(c));
+    });
+    let gar = Arc::new(ApiResource::erase::<GlobalIngress>(&()));
+    let mut gcw: Writer<Cached> = Writer::new(gar);
+    let _ = measure(
+        "GlobalIngress as compact text (Cached::slim) in a store",
+        |i| {
+            let mut g: GlobalIngress = serde_json::from_value(globals[i].clone()).unwrap();
+            kcp_ingress::controller::slim::global_ingress(&mut g);
+            let mut c: Cached = serde_json::from_value(serde_json::to_value(g).unwrap()).unwrap();
+            c.slim();
+            gcw.apply_watcher_event(&Event::Apply(c));
+        },
+    );
     let index = kcp_ingress::controller::index::Index::default();
     let typed_roots: Vec<Ingress> = (0..N)
         .map(|i| serde_json::from_value(srcs[i].clone()).unwrap())
