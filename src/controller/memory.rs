@@ -7,32 +7,41 @@
 //! controller saw go. A root is forgotten in one call, [`Memory::forget`],
 //! when it goes.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 use super::dependencies::DepKey;
 
-/// A condition's status, reason and message, as an Event announced them.
-pub type Announced = (String, String, String);
-
-/// What is remembered of one root.
+/// What is remembered of one root: hashes and flags, not copies of the
+/// strings they stand for. A controller keeps one per root for as long as
+/// the root lives (10,000 roots: 10,000 of these), and all it ever asks is
+/// "the same as last time?"; a 64-bit hash answers that, and a B-tree of
+/// three strings per condition (its first node alone room for eleven
+/// entries) cost about 1 KiB per root.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RootMemory {
-    /// By condition type: the state last announced by an Event. Until the
-    /// cache shows our GlobalIngress status write, every reconcile would
-    /// announce the same change again.
-    pub announced: BTreeMap<String, Announced>,
-    /// The clusters it was placed on at its last reconcile.
-    pub placed: Option<Vec<String>>,
+    /// By condition type: the hash of the state (status, reason, message)
+    /// last announced by an Event. Until the cache shows our GlobalIngress
+    /// status write, every reconcile would announce the same change again.
+    announced: Vec<(Box<str>, u64)>,
+    /// The hash of the clusters it was placed on at its last reconcile.
+    placed: Option<u64>,
     /// Whether its convergence time was recorded.
-    pub converged: bool,
+    converged: bool,
     /// Consecutive failed reconciles.
-    pub failures: u32,
+    failures: u32,
     /// When a reconcile first saw some of its clusters report and others
     /// not yet (`decide::REPORT_WINDOW`).
-    pub partial_since: Option<k8s_openapi::jiff::Timestamp>,
+    partial_since: Option<k8s_openapi::jiff::Timestamp>,
+}
+
+/// A 64-bit hash of `value` (std's SipHash with fixed keys: stable within
+/// the process, which is all a memory of "the same as last time" needs).
+fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault};
+    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(value)
 }
 
 /// The controller's memory; every method takes a lock briefly.
@@ -118,17 +127,20 @@ impl Memory {
     /// Whether `condition` of root `uid` differs from what was last
     /// announced for it, remembering it: an Event is due only then.
     pub fn announce(&self, uid: &str, condition: &Condition) -> bool {
-        let state = (
-            condition.status.clone(),
-            condition.reason.clone(),
-            condition.message.clone(),
-        );
-        lock(&self.roots)
-            .entry(uid.to_string())
-            .or_default()
-            .announced
-            .insert(condition.type_.clone(), state.clone())
-            != Some(state)
+        let state = hash_of(&(
+            condition.status.as_str(),
+            condition.reason.as_str(),
+            condition.message.as_str(),
+        ));
+        let mut roots = lock(&self.roots);
+        let announced = &mut roots.entry(uid.to_string()).or_default().announced;
+        match announced.iter_mut().find(|(t, _)| **t == *condition.type_) {
+            Some((_, h)) => std::mem::replace(h, state) != state,
+            None => {
+                announced.push((condition.type_.as_str().into(), state));
+                true
+            }
+        }
     }
 
     /// Forgets what was announced for root `uid` under condition types
@@ -136,9 +148,9 @@ impl Memory {
     /// comes back, it is announced again).
     pub fn retain_announced(&self, uid: &str, prefix: &str, keep: &[String]) {
         if let Some(memory) = lock(&self.roots).get_mut(uid) {
-            memory
-                .announced
-                .retain(|type_, _| !type_.starts_with(prefix) || keep.contains(type_));
+            memory.announced.retain(|(type_, _)| {
+                !type_.starts_with(prefix) || keep.iter().any(|k| **k == **type_)
+            });
         }
     }
 
@@ -149,8 +161,8 @@ impl Memory {
             .entry(uid.to_string())
             .or_default()
             .placed
-            .replace(targets.to_vec())
-            .is_some_and(|before| before != targets)
+            .replace(hash_of(targets))
+            .is_some_and(|before| before != hash_of(targets))
     }
 
     /// Records that root `uid` converged; true only the first time.
@@ -379,6 +391,15 @@ mod tests {
         assert_eq!((memory.root_failed("u"), memory.root_failed("u")), (1, 2));
         memory.root_succeeded("u");
         assert_eq!(memory.root_failed("u"), 1);
+        let mut problem = ready("True", "Missing");
+        problem.type_ = "DependencyMissing".into();
+        assert!(memory.announce("u", &problem));
+        problem.message = "now with a message".into();
+        assert!(memory.announce("u", &problem));
+        assert!(!memory.announce("u", &problem));
+        memory.retain_announced("u", "Dependency", &[]);
+        assert!(memory.announce("u", &problem));
+        assert!(!memory.announce("u", &ready("False", "NoMatchingCluster")));
         memory.forget("u");
         assert_eq!(memory.root("u"), None);
         assert!(memory.announce("u", &ready("False", "NoMatchingCluster")));

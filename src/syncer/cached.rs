@@ -74,6 +74,28 @@ impl Cached {
     }
 }
 
+impl Cached {
+    /// [`Cached::slim`] for a syncer's own copies downstream, less also what
+    /// the syncer never reads of them: their type (the cache's type says
+    /// it), resourceVersion, creation timestamp and generation. What it
+    /// reads is left: the name, namespace, uid (the precondition of a
+    /// delete), labels (whose copy it is), annotations (the applied hash),
+    /// finalizers and owner references, the spec (compared with what it
+    /// would apply) and the status (copied up). A syncer caches one copy
+    /// per root and cluster: the fields dropped are about 130 bytes of it.
+    pub fn slim_copy(&mut self) {
+        if !self.body.starts_with("{\"metadata\"") {
+            self.types = None;
+            let meta = &mut self.metadata;
+            meta.resource_version = None;
+            meta.creation_timestamp = None;
+            meta.generation = None;
+            meta.self_link = None;
+        }
+        self.slim();
+    }
+}
+
 impl From<DynamicObject> for Cached {
     fn from(object: DynamicObject) -> Self {
         let DynamicObject {
@@ -198,6 +220,30 @@ mod tests {
             assert_eq!(cached.metadata.resource_version, None);
             assert_eq!(serde_json::to_value(cached.to_dynamic()).unwrap(), object);
         }
+    }
+
+    #[test]
+    fn a_slim_copy_keeps_what_the_syncer_reads_of_its_copies() {
+        let mut object = ingress();
+        object["metadata"]["uid"] = json!("u-1");
+        object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
+        object["metadata"]["generation"] = json!(3);
+        object["metadata"]["annotations"] = json!({"kcp-ingress.dev/applied-hash": "h"});
+        let mut cached: Cached = serde_json::from_value(object.clone()).unwrap();
+        cached.slim_copy();
+        cached.slim_copy();
+        let back = serde_json::to_value(cached.to_dynamic()).unwrap();
+        let mut expected = object;
+        let fields = expected.as_object_mut().unwrap();
+        fields.remove("apiVersion");
+        fields.remove("kind");
+        let meta = fields["metadata"].as_object_mut().unwrap();
+        for dropped in ["resourceVersion", "creationTimestamp", "generation"] {
+            meta.remove(dropped);
+        }
+        assert_eq!(back, expected);
+        assert_eq!(cached.metadata.name.as_deref(), Some("web--east"));
+        assert_eq!(cached.to_dynamic().metadata.uid.as_deref(), Some("u-1"));
     }
 
     #[test]

@@ -122,7 +122,7 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 )
                 .config(watcher::Config::default().labels(&naming::ours_selector(&cluster)))
                 .without_managed_fields()
-                .slim(Cached::slim)
+                .slim(Cached::slim_copy)
                 .changes(&readiness, &cancel);
                 reports.push(TypeReport {
                     resource: ty.spec.to_string(),

@@ -1,0 +1,283 @@
+//! What one root costs the controller process, object by object, as it
+//! stores it (issue #16): a counting global allocator, 1,000 objects of
+//! each kind built the way the bulk scenario's are (one host, the shared
+//! backend Service, 3 clusters), bytes requested and live allocations per
+//! object. `cargo run --example mem_per_root`; docs/BENCHMARKS.md
+//! ("Memory model") has the figures. Heap only: glibc adds about 16 bytes
+//! per allocation (counted in the last column), fragmentation is not.
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{ApiResource, DynamicObject};
+use kube::runtime::reflector::store::Writer;
+use kube::runtime::watcher::Event;
+use serde_json::{Value, json};
+
+use kcp_ingress::apis::GlobalIngress;
+use kcp_ingress::syncer::cached::Cached;
+
+struct Counting;
+static BYTES: AtomicIsize = AtomicIsize::new(0);
+static COUNT: AtomicIsize = AtomicIsize::new(0);
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+        BYTES.fetch_add(l.size() as isize, Relaxed);
+        COUNT.fetch_add(1, Relaxed);
+        unsafe { System.alloc(l) }
+    }
+    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        BYTES.fetch_sub(l.size() as isize, Relaxed);
+        COUNT.fetch_sub(1, Relaxed);
+        unsafe { System.dealloc(p, l) }
+    }
+    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
+        BYTES.fetch_add(n as isize - l.size() as isize, Relaxed);
+        unsafe { System.realloc(p, l, n) }
+    }
+}
+#[global_allocator]
+static A: Counting = Counting;
+
+const N: usize = 1000;
+
+fn measure<T>(what: &str, make: impl FnMut(usize) -> T) -> Vec<T> {
+    let (b0, c0) = (BYTES.load(Relaxed), COUNT.load(Relaxed));
+    let kept: Vec<T> = (0..N).map(make).collect();
+    let (b1, c1) = (BYTES.load(Relaxed), COUNT.load(Relaxed));
+    let vec = (N * std::mem::size_of::<T>()) as isize;
+    let (b, c) = ((b1 - b0 - vec) / N as isize, (c1 - c0 - 1) / N as isize);
+    // glibc: 8 bytes of header per chunk, sizes rounded up to 16 (min 32).
+    println!(
+        "{what:<58} {b:>6} B requested, {c:>3} allocs (~{:>6} B with malloc overhead)",
+        b + c * 16
+    );
+    kept
+}
+
+fn root(i: usize) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+      "metadata": {"name": format!("bulk-{i:05}"), "namespace": "bench",
+        "uid": format!("0c9d3f5e-1b7a-4c8e-9a2f-{i:012}"), "resourceVersion": format!("{}", 1000000 + i),
+        "generation": 1, "creationTimestamp": "2026-11-27T15:00:00Z",
+        "labels": {"bench": "bulk"},
+        "finalizers": ["kcp-ingress.dev/cleanup"]},
+      "spec": {"rules": [{"host": format!("bulk-{i:05}.bench.example.test"), "http": {"paths": [
+        {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]},
+      "status": {"loadBalancer": {"ingress": [{"ip": "127.0.1.1"}, {"ip": "127.0.1.2"}, {"ip": "127.0.1.3"}]}}})
+}
+
+fn leaf(i: usize, c: usize) -> Value {
+    let mut v = root(i);
+    let m = &mut v["metadata"];
+    m["name"] = json!(format!("bulk-{i:05}--bench"));
+    m["namespace"] = json!(format!("kcp-ingress-cluster-cluster-{c}"));
+    m["uid"] = json!(format!("1c9d3f5e-1b7a-4c8e-9a2f-{i:012}"));
+    m["labels"] = json!({"bench": "bulk", "kcp-ingress.dev/root": format!("bulk-{i:05}"),
+        "kcp-ingress.dev/root-namespace": "bench"});
+    m["finalizers"] = json!([format!("kcp-ingress.dev/syncer-cluster-{c}")]);
+    v["status"] = json!({"loadBalancer": {"ingress": [{"ip": format!("127.0.1.{c}")}]}});
+    v
+}
+
+fn copy(i: usize, c: usize) -> Value {
+    let mut v = leaf(i, c);
+    let m = &mut v["metadata"];
+    m["namespace"] = json!("bench");
+    m["name"] = json!(format!("bulk-{i:05}"));
+    m["labels"] = json!({"bench": "bulk", "kcp-ingress.dev/syncer": format!("cluster-{c}")});
+    m["annotations"] = json!({"kcp-ingress.dev/applied-hash": "0123456789abcdef0123",
+        "kcp-ingress.dev/origin": "kcp-ingress-cluster-cluster-1/bulk-00001--bench"});
+    m.as_object_mut().unwrap().remove("finalizers");
+    v
+}
+
+fn global(i: usize) -> Value {
+    json!({"apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+      "metadata": {"name": format!("bulk-{i:05}"), "namespace": "bench",
+        "uid": format!("2c9d3f5e-1b7a-4c8e-9a2f-{i:012}"), "resourceVersion": format!("{}", 1000000 + i),
+        "generation": 1, "creationTimestamp": "2026-11-27T15:00:00Z",
+        "finalizers": ["kcp-ingress.dev/dns"],
+        "ownerReferences": [{"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "name": format!("bulk-{i:05}"),
+           "uid": format!("0c9d3f5e-1b7a-4c8e-9a2f-{i:012}"), "controller": true, "blockOwnerDeletion": true}]},
+      "spec": {"hosts": [format!("bulk-{i:05}.bench.example.test")],
+               "root": {"group": "networking.k8s.io", "kind": "Ingress", "name": format!("bulk-{i:05}")}},
+      "status": {"observedGeneration": 1,
+        "clusters": (1..=3).map(|c| json!({"cluster": format!("cluster-{c}"), "healthy": true,
+            "addresses": [{"ip": format!("127.0.1.{c}")}], "lastChangeTime": "2026-11-27T15:00:01Z"})).collect::<Vec<_>>(),
+        "conditions": [
+          {"type": "Ready", "status": "True", "reason": "Placed", "message": "placed on 3 clusters: cluster-1, cluster-2, cluster-3", "lastTransitionTime": "2026-11-27T15:00:00Z", "observedGeneration": 1},
+          {"type": "Degraded", "status": "False", "reason": "AllClustersHealthy", "message": "", "lastTransitionTime": "2026-11-27T15:00:00Z", "observedGeneration": 1}]}})
+}
+
+fn main() {
+    let json_len = |v: &Value| v.to_string().len();
+    println!(
+        "JSON sizes: root {} B, leaf {} B, copy {} B, GlobalIngress {} B",
+        json_len(&root(1)),
+        json_len(&leaf(1, 1)),
+        json_len(&copy(1, 1)),
+        json_len(&global(1))
+    );
+    let srcs: Vec<Value> = (0..N).map(root).collect();
+    let _r = measure("typed root Ingress (alone)", |i| {
+        serde_json::from_value::<Ingress>(srcs[i].clone()).unwrap()
+    });
+    let leaves: Vec<Value> = (0..N).map(|i| leaf(i, 1)).collect();
+    let _l = measure("typed leaf Ingress (alone)", |i| {
+        serde_json::from_value::<Ingress>(leaves[i].clone()).unwrap()
+    });
+    let mut w: Writer<Ingress> = Writer::new(());
+    let _ = measure(
+        "typed leaf in a reflector store (object + key + slot)",
+        |i| {
+            w.apply_watcher_event(&Event::Apply(
+                serde_json::from_value::<Ingress>(leaves[i].clone()).unwrap(),
+            ));
+        },
+    );
+    let mut w2: Writer<Ingress> = Writer::new(());
+    let _ = measure(
+        "typed root in a reflector store (object + key + slot)",
+        |i| {
+            w2.apply_watcher_event(&Event::Apply(
+                serde_json::from_value::<Ingress>(srcs[i].clone()).unwrap(),
+            ));
+        },
+    );
+    println!(
+        "size_of: Ingress {} ObjectMeta {} GlobalIngress {} Cached {}",
+        std::mem::size_of::<Ingress>(),
+        std::mem::size_of::<kube::api::ObjectMeta>(),
+        std::mem::size_of::<GlobalIngress>(),
+        std::mem::size_of::<Cached>()
+    );
+    let globals: Vec<Value> = (0..N).map(global).collect();
+    let mut gw: Writer<GlobalIngress> = Writer::new(());
+    let _ = measure("typed GlobalIngress, slimmed, in a store", |i| {
+        let mut g: GlobalIngress = serde_json::from_value(globals[i].clone()).unwrap();
+        kcp_ingress::controller::slim::global_ingress(&mut g);
+        gw.apply_watcher_event(&Event::Apply(g));
+    });
+    let copies: Vec<Value> = (0..N).map(|i| copy(i, 1)).collect();
+    let ar = Arc::new(ApiResource::erase::<Ingress>(&()));
+    let mut cw: Writer<Cached> = Writer::new(ar.clone());
+    let mut cw2: Writer<Cached> = Writer::new(ar.clone());
+    let _ = measure("Cached copy (slim_copy) in a store", |i| {
+        let mut c: Cached = serde_json::from_value(copies[i].clone()).unwrap();
+        c.slim_copy();
+        cw2.apply_watcher_event(&Event::Apply(c));
+    });
+    let _ = measure("Cached copy (session 9: slim) in a store", |i| {
+        let mut c: Cached = serde_json::from_value(copies[i].clone()).unwrap();
+        c.slim();
+        cw.apply_watcher_event(&Event::Apply(c));
+    });
+    let mem = kcp_ingress::controller::memory::Memory::default();
+    let cond = |t: &str, s: &str, r: &str, m: &str| {
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+            type_: t.into(),
+            status: s.into(),
+            reason: r.into(),
+            message: m.into(),
+            last_transition_time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::UNIX_EPOCH,
+            ),
+            observed_generation: None,
+        }
+    };
+    let targets: Vec<String> = vec!["cluster-1".into(), "cluster-2".into(), "cluster-3".into()];
+    // Session 9's `RootMemory` (the strings themselves), for comparison.
+    #[derive(Default)]
+    #[allow(dead_code)]
+    struct OldRootMemory {
+        announced: std::collections::BTreeMap<String, (String, String, String)>,
+        placed: Option<Vec<String>>,
+        converged: bool,
+        failures: u32,
+        partial_since: Option<k8s_openapi::jiff::Timestamp>,
+    }
+    let mut old: std::collections::HashMap<String, OldRootMemory> = Default::default();
+    let _ = measure("session 9 RootMemory per root (same content)", |i| {
+        let m = old
+            .entry(format!("0c9d3f5e-1b7a-4c8e-9a2f-{i:012}"))
+            .or_default();
+        m.announced.insert(
+            "Ready".into(),
+            (
+                "True".into(),
+                "Placed".into(),
+                "placed on 3 clusters: cluster-1, cluster-2, cluster-3".into(),
+            ),
+        );
+        m.announced.insert(
+            "Degraded".into(),
+            ("False".into(), "AllClustersHealthy".into(), String::new()),
+        );
+        m.placed = Some(targets.clone());
+        m.converged = true;
+    });
+    let _ = measure(
+        "controller Memory per root (2 announced, placed, converged)",
+        |i| {
+            let uid = format!("0c9d3f5e-1b7a-4c8e-9a2f-{i:012}");
+            mem.announce(
+                &uid,
+                &cond(
+                    "Ready",
+                    "True",
+                    "Placed",
+                    "placed on 3 clusters: cluster-1, cluster-2, cluster-3",
+                ),
+            );
+            mem.announce(&uid, &cond("Degraded", "False", "AllClustersHealthy", ""));
+            mem.moved(&uid, &targets);
+            mem.first_convergence(&uid);
+        },
+    );
+    // What a structural change would give: the same objects kept as
+    // compact text with their name, namespace and deletion timestamp
+    // typed (what `Cached` does for the syncers), for comparison.
+    let mut lw: Writer<Cached> = Writer::new(ar.clone());
+    let _ = measure("leaf as compact text (Cached::slim) in a store", |i| {
+        let mut c: Cached = serde_json::from_value(leaves[i].clone()).unwrap();
+        c.slim();
+        lw.apply_watcher_event(&Event::Apply(c));
+    });
+    let gar = Arc::new(ApiResource::erase::<GlobalIngress>(&()));
+    let mut gcw: Writer<Cached> = Writer::new(gar);
+    let _ = measure(
+        "GlobalIngress as compact text (Cached::slim) in a store",
+        |i| {
+            let mut g: GlobalIngress = serde_json::from_value(globals[i].clone()).unwrap();
+            kcp_ingress::controller::slim::global_ingress(&mut g);
+            let mut c: Cached = serde_json::from_value(serde_json::to_value(g).unwrap()).unwrap();
+            c.slim();
+            gcw.apply_watcher_event(&Event::Apply(c));
+        },
+    );
+    let index = kcp_ingress::controller::index::Index::default();
+    let typed_roots: Vec<Ingress> = (0..N)
+        .map(|i| serde_json::from_value(srcs[i].clone()).unwrap())
+        .collect();
+    let typed_leaves: Vec<Vec<Ingress>> = (0..N)
+        .map(|i| {
+            (1..=3)
+                .map(|c| serde_json::from_value(leaf(i, c)).unwrap())
+                .collect()
+        })
+        .collect();
+    let _ = measure(
+        "controller Index per root (root + 3 leaves, 1 shared Service)",
+        |i| {
+            index.upsert(&typed_roots[i], &());
+            for l in &typed_leaves[i] {
+                index.upsert(l, &());
+            }
+        },
+    );
+    let _d = measure("DynamicObject copy (for comparison)", |i| {
+        serde_json::from_value::<DynamicObject>(copies[i].clone()).unwrap()
+    });
+}
