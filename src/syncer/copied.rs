@@ -100,9 +100,9 @@ impl Copies {
         }
     }
 
-    /// A syncer synced the leaf `uid` at `now`, creating its copy
-    /// (`copied`) or not; only its first sync counts. Wakes whoever waits
-    /// for it.
+    /// A syncer synced the leaf `uid` at `now` (a sync that ended without
+    /// an error), creating its copy (`copied`) or not; only its first sync
+    /// counts. Wakes whoever waits for it.
     pub fn synced(&self, uid: &str, copied: bool, now: Timestamp) {
         let k = key(uid);
         let wake = {

@@ -97,8 +97,11 @@ pub async fn reconcile(s: &Session, key: &Key) -> Result<Outcome, ReconcileError
             let mut copied = false;
             let outcome = sync(s, key, target, &up_api, up, &mut copied).await;
             // A leaf's first sync, for the controller beside (push mode):
-            // its cluster has had its chance to report since.
-            if let (Some(uid), Some(copies)) = (leaf_uid, s.ctx.shared.copies()) {
+            // its cluster has had its chance to report since. A failed
+            // sync is retried; until one ends, the leaf is still pending.
+            if outcome.is_ok()
+                && let (Some(uid), Some(copies)) = (leaf_uid, s.ctx.shared.copies())
+            {
                 copies.synced(&uid, copied, Timestamp::now());
             }
             outcome
