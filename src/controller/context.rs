@@ -27,6 +27,7 @@ use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime::{self, metrics::Metrics};
+use crate::syncer::copied::Copies;
 use crate::syncer::queue::WorkQueue;
 
 /// Errors of one reconcile; the object is retried with backoff.
@@ -223,6 +224,9 @@ pub struct Context<K: RootKind> {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub health_threshold: Duration,
+    /// What the push-mode syncers in this process did with the leaves
+    /// (`None`: no push-mode syncers): the report windows start from it.
+    pub copies: Option<Arc<Copies>>,
 }
 
 impl<K: RootKind> Dependents for Context<K> {

@@ -19,6 +19,7 @@ use super::placement::Placement;
 use crate::apis::condition::{condition, degraded, quiet_first_verdict};
 use crate::apis::{Cluster, GlobalIngress, GlobalIngressStatus, RootRef};
 use crate::labels::{self, conditions, reasons};
+use crate::syncer::copied::CopyEvidence;
 
 /// What a root's reconcile reads (dereferenced from the caches).
 pub struct Observed<'a, K: RootKind> {
@@ -47,6 +48,10 @@ pub struct Observed<'a, K: RootKind> {
     pub glbc_live: bool,
     /// How long the statuses wait for clusters to report ([`report_windows`]).
     pub windows: ReportWindows,
+    /// What the syncers in this process did with a cluster's leaf (`None`:
+    /// a leaf about to be created) ([`CopyEvidence::Unknown`] without
+    /// push-mode syncers).
+    pub copies: &'a dyn Fn(&str, Option<&K>) -> CopyEvidence,
 }
 
 /// A leaf to apply.
@@ -131,6 +136,18 @@ pub const MAX_REPORT_WINDOW: Duration = Duration::from_secs(60);
 /// The longest [`ReportWindows::spread`].
 pub const MAX_REPORT_SPREAD: Duration = Duration::from_secs(30);
 
+/// The longest the merged statuses wait for a healthy cluster's in-process
+/// syncer to sync a new leaf ([`CopyEvidence::Pending`]), from the leaf's
+/// creation: a syncer working through the backlog of a bulk has not given
+/// its cluster a chance to report, however long ago the leaf was created,
+/// but one that never gets to it (a queue that keeps growing) must not
+/// hold the statuses for ever. A syncer that finishes no sync at all
+/// (stalled) gives no such evidence (`copied::STALLED_AFTER`), and an
+/// unhealthy cluster is not waited for at all. Once synced, the leaf's
+/// window counts from its copy: at most this and [`MAX_REPORT_WINDOW`]
+/// after its creation.
+pub const MAX_COPY_WAIT: Duration = Duration::from_secs(120);
+
 /// How long the merged statuses wait for a root's clusters to report: from
 /// a leaf's creation (`window`), and once one cluster reported (`spread`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,41 +186,62 @@ pub fn report_windows(recent: Option<Duration>) -> ReportWindows {
 /// while others are awaited: the earliest end of the report window of a
 /// healthy target's leaf that has not reported ([`RootKind::has_reported`];
 /// a leaf about to be created: from `now`), and once another leaf
-/// reported, at most [`REPORT_SPREAD`] after `partial_since` (`now` when
-/// not known). `None`: nothing to wait for.
+/// reported, at most the spread after `partial_since` (`now` when not
+/// known). `None`: nothing to wait for.
+///
+/// Where the cluster's syncer runs in this process, its evidence
+/// (`copies`) moves a leaf's window: from its copy (and the spread from
+/// the copy, if later), not from its creation; a leaf not synced yet by a
+/// syncer that works through its queue is waited for up to
+/// [`MAX_COPY_WAIT`] from its creation (the reconcile is woken when it is
+/// synced).
 fn held_until<K: RootKind>(
     leaves: &[LeafView<K>],
     now: Timestamp,
     partial_since: Option<Timestamp>,
     windows: ReportWindows,
+    copies: &dyn Fn(&str, Option<&K>) -> CopyEvidence,
 ) -> (Option<Timestamp>, bool) {
     let after = |t: Timestamp, d: Duration| {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         Timestamp::from_millisecond(t.as_millisecond().saturating_add(ms)).ok()
     };
-    let awaited = leaves
+    // Per awaited leaf: the end of its window, and from when its spread
+    // counts (`None`: no spread, it waits for its copy).
+    let awaited: Vec<(Timestamp, Option<Timestamp>)> = leaves
         .iter()
         .filter(|l| l.view.healthy)
         .filter_map(|l| {
-            let created = match l.leaf.as_deref() {
+            let leaf = l.leaf.as_deref();
+            let created = match leaf {
                 None => now,
                 Some(leaf) if K::has_reported(leaf) => return None,
                 Some(leaf) => leaf.meta().creation_timestamp.as_ref().map(|t| t.0)?,
             };
-            after(created, windows.window)
+            match copies(&l.view.cluster, leaf) {
+                CopyEvidence::Unknown => {
+                    Some((after(created, windows.window)?, Some(Timestamp::MIN)))
+                }
+                CopyEvidence::Pending => Some((after(created, MAX_COPY_WAIT)?, None)),
+                CopyEvidence::CopiedAt(at) => {
+                    let start = at.max(created);
+                    Some((after(start, windows.window)?, Some(start)))
+                }
+            }
         })
-        .filter(|end| *end > now)
-        .min();
+        .filter(|(end, _)| *end > now)
+        .collect();
     let reported = leaves
         .iter()
         .any(|l| l.leaf.as_deref().is_some_and(K::has_reported));
-    let partial = awaited.is_some() && reported;
-    let spread = partial
-        .then(|| after(partial_since.unwrap_or(now), windows.spread))
-        .flatten();
+    let partial = !awaited.is_empty() && reported;
+    let since = partial_since.unwrap_or(now);
     let end = awaited
         .into_iter()
-        .chain(spread)
+        .filter_map(|(end, spread_from)| match spread_from {
+            Some(from) if partial => after(from.max(since), windows.spread).map(|s| s.min(end)),
+            _ => Some(end),
+        })
         .min()
         .filter(|end| *end > now);
     (end, partial)
@@ -427,7 +465,13 @@ pub fn decide<K: RootKind>(seen: &Observed<'_, K>) -> Plan<K> {
             message,
         });
     }
-    let (held, partial) = held_until(&leaves, seen.now, seen.partial_since, seen.windows);
+    let (held, partial) = held_until(
+        &leaves,
+        seen.now,
+        seen.partial_since,
+        seen.windows,
+        seen.copies,
+    );
     let views: Vec<ClusterView<K::Address>> = leaves.into_iter().map(|l| l.view).collect();
     let converged = !views.is_empty() && views.iter().all(|v| !v.entries.is_empty());
 
@@ -790,6 +834,7 @@ mod tests {
                 partial_since: self.partial_since,
                 glbc_live: self.glbc_live,
                 windows: ReportWindows::default(),
+                copies: &|_, _| CopyEvidence::Unknown,
             })
         }
     }
@@ -1122,6 +1167,90 @@ mod tests {
         );
         let lacks = test_leaf(&r, "east");
         assert_eq!(leaf_finalizers(Some(&lacks.metadata), "east", true), None);
+    }
+
+    #[test]
+    fn the_syncers_evidence_moves_the_report_windows() {
+        use CopyEvidence::{CopiedAt, Pending, Unknown};
+        let r = root("");
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap();
+        let (window, spread, cap) = (ms(REPORT_WINDOW), ms(REPORT_SPREAD), ms(MAX_COPY_WAIT));
+        // `ago(-x)`: x ms from now.
+        let ago = |ms: i64| Timestamp::from_millisecond(now().as_millisecond() - ms).unwrap();
+        let leaf = |cluster: &str, created_ago: i64| {
+            let mut l = test_leaf(&r, cluster);
+            l.metadata.creation_timestamp = Some(Time(ago(created_ago)));
+            Arc::new(l)
+        };
+        let view = |cluster: &str, healthy: bool, leaf: Arc<Ingress>| LeafView {
+            view: ClusterView {
+                cluster: cluster.into(),
+                healthy,
+                entries: Vec::new(),
+            },
+            leaf: Some(leaf),
+        };
+        let held = |leaves: &[LeafView<Ingress>], since: Option<Timestamp>, e: CopyEvidence| {
+            held_until(leaves, now(), since, ReportWindows::default(), &|_, _| e)
+        };
+        // West's leaf was created longer ago than its window.
+        let old = leaf("west", window + 5_000);
+        let alone = [view("west", true, old.clone())];
+        // Without evidence (pull mode; a stalled syncer): its window ended.
+        assert_eq!(held(&alone, None, Unknown), (None, false));
+        // Copied a second ago: its window counts from the copy.
+        assert_eq!(
+            held(&alone, None, CopiedAt(ago(1_000))),
+            (Some(ago(1_000 - window)), false)
+        );
+        // A copy older than the leaf (another leaf of its uid cannot be):
+        // from the creation.
+        assert_eq!(held(&alone, None, CopiedAt(ago(window * 9))), (None, false));
+        // Not synced yet by a syncer that works through its queue: held
+        // up to the cap from the leaf's creation ...
+        assert_eq!(
+            held(&alone, None, Pending),
+            (Some(ago(window + 5_000 - cap)), false)
+        );
+        // ... and no longer.
+        let ancient = [view("west", true, leaf("west", cap + 1))];
+        assert_eq!(held(&ancient, None, Pending), (None, false));
+        // An unhealthy cluster is not waited for, whatever its syncer does.
+        let sick = [view("west", false, old.clone())];
+        assert_eq!(held(&sick, None, Pending), (None, false));
+        // East reported 10 s ago, longer than the spread: a pending leaf
+        // still holds (up to the cap), a copied one for the spread from
+        // its copy, one without evidence not at all.
+        let both = [
+            view("east", true, reported(&r, "east", &["127.0.1.1"])),
+            view("west", true, old.clone()),
+        ];
+        let since = Some(ago(10_000));
+        assert_eq!(held(&both, since, Unknown), (None, false));
+        assert_eq!(
+            held(&both, since, Pending),
+            (Some(ago(window + 5_000 - cap)), true)
+        );
+        assert_eq!(
+            held(&both, since, CopiedAt(ago(1_000))),
+            (Some(ago(1_000 - spread)), true)
+        );
+        // A young leaf copied before east reported: the spread from then.
+        let young = [
+            view("east", true, reported(&r, "east", &["127.0.1.1"])),
+            view("west", true, leaf("west", 1_500)),
+        ];
+        let since = Some(ago(1_000));
+        assert_eq!(
+            held(&young, since, CopiedAt(ago(1_400))),
+            (Some(ago(1_000 - spread)), true)
+        );
+        assert_eq!(
+            held(&young, since, Unknown),
+            (Some(ago(1_000 - spread)), true)
+        );
+        // The syncers remember a first sync longer than it can matter.
+        assert!(crate::syncer::copied::RETAIN >= MAX_COPY_WAIT + MAX_REPORT_WINDOW);
     }
 
     #[test]

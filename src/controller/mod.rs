@@ -74,6 +74,7 @@ use crate::gateway_api::tls_route::TlsRoute;
 use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
+use crate::syncer::copied::Copies;
 use crate::syncer::naming::ResourceSpec;
 use crate::syncer::queue::WorkQueue;
 use crate::syncer::shared::{Feed, SharedCaches};
@@ -166,8 +167,9 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     };
     let token = work.token.clone();
     info!("caches synced and leading; reconciling");
-    let push = args.push_syncers.then(|| {
-        let mut shared = SharedCaches::default();
+    let copies = args.push_syncers.then(|| Arc::new(Copies::default()));
+    let push = copies.clone().map(|copies| {
+        let mut shared = SharedCaches::default().with_copies(copies);
         if let Some(feed) = ingress_feed {
             shared = shared.with(
                 ResourceSpec {
@@ -195,6 +197,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
         health_threshold: args.health.health_threshold,
         peers: peers.clone(),
         token: token.clone(),
+        copies,
     };
     let (ingress_ctx, ingress_run) = ingress.run(&shared, &caches, true);
     let mut all_peers: Vec<Arc<dyn Dependents>> = vec![ingress_ctx];
@@ -350,6 +353,7 @@ struct Shared {
     health_threshold: std::time::Duration,
     peers: Peers,
     token: CancellationToken,
+    copies: Option<Arc<Copies>>,
 }
 
 /// A kind of root's watches and triggers, started before leadership.
@@ -442,6 +446,7 @@ impl<K: RootKind> Kind<K> {
             recorder: shared.recorder.clone(),
             metrics: shared.metrics.clone(),
             health_threshold: shared.health_threshold,
+            copies: shared.copies.clone(),
         });
         let token = shared.token.clone();
         let health = routes::follow_cluster_health(

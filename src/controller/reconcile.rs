@@ -39,6 +39,7 @@ use crate::apis::{GlobalIngress, GlobalIngressStatus};
 use crate::labels::{self, reasons};
 use crate::mailbox;
 use crate::runtime;
+use crate::syncer::copied::CopyEvidence;
 
 /// The prefix of the condition types under which a root's problems are
 /// remembered as announced (one Event per problem, again if it comes back).
@@ -101,6 +102,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         .and_then(|uid| ctx.memory.partial_since(&uid, false, now));
     let glbc_live = runtime::presence::covers(&ctx.caches.presence.state(), &ns, now);
     let windows = decide::report_windows(ctx.memory.slowest_recent());
+    let copies = |cluster: &str, leaf: Option<&K>| copy_evidence(root, ctx, cluster, leaf, now);
     let plan = decide::decide(&Observed {
         root,
         clusters: &clusters,
@@ -115,6 +117,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         partial_since,
         glbc_live,
         windows,
+        copies: &copies,
     });
     if plan.partial
         && partial_since.is_none()
@@ -141,6 +144,37 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         wait = wait.min(WRITTEN_MEMORY + Duration::from_millis(100));
     }
     Ok(Action::requeue(wait))
+}
+
+/// What the push-mode syncer of `cluster` in this process did with the
+/// root's `leaf` (`decide::held_until`); a leaf it has not synced yet
+/// wakes the root's reconcile when it is.
+fn copy_evidence<K: RootKind>(
+    root: &K,
+    ctx: &Context<K>,
+    cluster: &str,
+    leaf: Option<&K>,
+    now: Timestamp,
+) -> CopyEvidence {
+    let Some(copies) = ctx.copies.as_deref() else {
+        return CopyEvidence::Unknown;
+    };
+    let uid = leaf.and_then(|l| l.meta().uid.as_deref());
+    let evidence = copies.evidence(cluster, uid, now);
+    if evidence == CopyEvidence::Pending
+        && let Some(uid) = uid
+    {
+        let roots = ctx.triggers.roots.clone();
+        let key = ObjectRef::new(&root.name_any()).within(&root.namespace().unwrap_or_default());
+        copies.wake_when_synced(
+            uid,
+            now,
+            Box::new(move || {
+                let _ = roots.unbounded_send(key);
+            }),
+        );
+    }
+    evidence
 }
 
 /// Writes that repeat one sent moments ago, not sent again: a reconcile

@@ -35,6 +35,7 @@ pub mod cached;
 pub mod cluster;
 pub mod cluster_status;
 pub mod context;
+pub mod copied;
 pub mod departure;
 pub mod discovery;
 pub mod downstream;

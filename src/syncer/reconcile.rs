@@ -23,6 +23,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
@@ -88,7 +89,22 @@ pub async fn reconcile(s: &Session, key: &Key) -> Result<Outcome, ReconcileError
             Ok(Outcome::Done)
         }
         (Place::Mapped { target, .. }, Some(up)) if placed => {
-            sync(s, key, target, &up_api, up).await
+            let leaf_uid = up
+                .labels()
+                .contains_key(labels::ROOT_LABEL)
+                .then(|| up.uid())
+                .flatten();
+            let mut copied = false;
+            let outcome = sync(s, key, target, &up_api, up, &mut copied).await;
+            // A leaf's first sync, for the controller beside (push mode):
+            // its cluster has had its chance to report since. A failed
+            // sync is retried; until one ends, the leaf is still pending.
+            if outcome.is_ok()
+                && let (Some(uid), Some(copies)) = (leaf_uid, s.ctx.shared.copies())
+            {
+                copies.synced(&uid, copied, Timestamp::now());
+            }
+            outcome
         }
         (Place::Mapped { target, .. } | Place::Orphan(target), up) => {
             cleanup(s, key, target, &up_api, up).await
@@ -117,6 +133,7 @@ async fn sync(
     target: &Target,
     up_api: &Api<DynamicObject>,
     mut up: Arc<DynamicObject>,
+    copied: &mut bool,
 ) -> Result<Outcome, ReconcileError> {
     let cluster = &s.ctx.cluster;
     let t = &key.ty;
@@ -205,6 +222,7 @@ async fn sync(
                     if copy.is_some() {
                         info!(cluster, "updated the copy of {what}");
                     } else {
+                        *copied = true;
                         info!(cluster, "created the copy of {what}");
                     }
                     Some(serde_json::to_value(&applied)?)

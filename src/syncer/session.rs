@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::runtime::watcher;
 use tokio::task::JoinSet;
@@ -381,6 +382,11 @@ async fn worker(session: Arc<Session>) {
             () = session.cancel.cancelled() => return,
         };
         let result = reconcile::reconcile(&session, &key).await;
+        if result.is_ok()
+            && let Some(copies) = session.ctx.shared.copies()
+        {
+            copies.progressed(cluster, Timestamp::now());
+        }
         let what = key.to_string();
         match result {
             Ok(Outcome::Done) => {

@@ -21,6 +21,7 @@ use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use super::copied::Copies;
 use super::naming::ResourceSpec;
 use crate::runtime::Change;
 
@@ -193,10 +194,12 @@ where
     }
 }
 
-/// The controller's caches its push-mode syncers read, by type.
+/// The controller's caches its push-mode syncers read, by type, and the
+/// record of their syncs the controller reads.
 #[derive(Clone, Default)]
 pub struct SharedCaches {
     types: Vec<(ResourceSpec, Arc<dyn SharedType>)>,
+    copies: Option<Arc<Copies>>,
 }
 
 impl SharedCaches {
@@ -204,6 +207,17 @@ impl SharedCaches {
     pub fn with(mut self, spec: ResourceSpec, cache: Arc<dyn SharedType>) -> Self {
         self.types.push((spec, cache));
         self
+    }
+
+    /// Where the syncers record their syncs of leaves for the controller.
+    pub fn with_copies(mut self, copies: Arc<Copies>) -> Self {
+        self.copies = Some(copies);
+        self
+    }
+
+    /// The record of the syncs of leaves (push mode only).
+    pub fn copies(&self) -> Option<&Copies> {
+        self.copies.as_deref()
     }
 
     /// The shared cache of `spec` in the version `ar` (as discovery

@@ -92,5 +92,7 @@ pub(crate) fn plan<K: RootKind>(root: &K, facts: &Facts<K>) -> Plan<K> {
         // judges existing objects.
         glbc_live: false,
         windows: decide::ReportWindows::default(),
+        // Explain runs beside no syncer.
+        copies: &|_, _| crate::syncer::copied::CopyEvidence::Unknown,
     })
 }
