@@ -7,7 +7,6 @@
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
 use hickory_net::client::{Client, ClientHandle};
 use hickory_net::runtime::TokioRuntimeProvider;
 use hickory_net::tcp::TcpClientStream;
@@ -327,28 +326,93 @@ impl Rfc2136Client {
         }
     }
 
-    /// Every record of the zone, by a signed AXFR (the apex SOA once).
+    /// The whole zone, by a signed AXFR (RFC 5936) on its own TCP
+    /// connection, without the closing SOA; within the client's timeout.
+    ///
+    /// Read here rather than through hickory's multiplexer, which hands
+    /// each answer of a request to its consumer through a channel of eight
+    /// and drops what does not fit (hickory-net 0.26): a zone of more than
+    /// about 3,000 records comes in more messages than that, often at once
+    /// on loopback, and a dropped message — the last one holds the closing
+    /// SOA — left the transfer waiting for the whole timeout and then
+    /// ending without error, with the zone incomplete. Here every message
+    /// is read in turn, its TSIG verified, and the transfer ends at the
+    /// closing SOA ([`transfer_complete`]); a connection closed before it
+    /// is an error, never a shorter zone.
     pub async fn transfer_zone(&self) -> Result<Vec<Record>, DnsError> {
-        let mut client = self.connect(true).await?;
-        let mut stream = client.zone_transfer(self.zone.clone(), None);
+        let mut records = tokio::time::timeout(self.timeout, self.transfer())
+            .await
+            .map_err(|_| DnsError::Exchange {
+                server: self.server,
+                source: Box::new(NetError::Timeout),
+            })??;
+        records.pop();
+        Ok(records)
+    }
+
+    /// [`Rfc2136Client::transfer_zone`] without its timeout, with the
+    /// closing SOA.
+    async fn transfer(&self) -> Result<Vec<Record>, DnsError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let exchange = |e: std::io::Error| DnsError::Exchange {
+            server: self.server,
+            source: Box::new(NetError::from(e)),
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut request = hickory_proto::op::update_message::zone_transfer(self.zone.clone(), None);
+        // One request per connection: any id will do; vary it anyway.
+        request.metadata.id = (now.subsec_nanos() & 0xffff) as u16;
+        let mut verifier = request
+            .finalize(&self.signer, now.as_secs())
+            .map_err(|e| DnsError::InvalidSecret(e.to_string()))?
+            .ok_or_else(|| DnsError::InvalidSecret("the signer gave no verifier".into()))?;
+        let bytes = request
+            .to_vec()
+            .map_err(|e| DnsError::InvalidSecret(e.to_string()))?;
+        let mut socket = tokio::net::TcpStream::connect(self.server)
+            .await
+            .map_err(|e| DnsError::Unreachable {
+                server: self.server,
+                source: Box::new(NetError::from(e)),
+            })?;
+        // A DNS message over TCP: its length in two bytes, then the message.
+        let length = u16::try_from(bytes.len())
+            .map_err(|_| exchange(std::io::Error::other("the AXFR request is over 64 KiB")))?;
+        let mut framed = length.to_be_bytes().to_vec();
+        framed.extend_from_slice(&bytes);
+        socket.write_all(&framed).await.map_err(exchange)?;
         let mut records: Vec<Record> = Vec::new();
-        while let Some(response) = stream.next().await {
-            let response = match response {
+        while !transfer_complete(&records) {
+            let mut length = [0u8; 2];
+            socket.read_exact(&mut length).await.map_err(|e| {
+                exchange(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "the zone transfer ended after {} records, before its closing SOA: {e}",
+                        records.len()
+                    ),
+                ))
+            })?;
+            let mut message = vec![0u8; usize::from(u16::from_be_bytes(length))];
+            socket.read_exact(&mut message).await.map_err(exchange)?;
+            let response = match verifier.verify(&message) {
                 Ok(response) => response,
-                Err(NetError::Proto(_)) => return Err(self.diagnose_signature().await),
-                Err(source) => {
-                    return Err(DnsError::Exchange {
-                        server: self.server,
-                        source: Box::new(source),
-                    });
-                }
+                Err(_) => return Err(self.diagnose_signature().await),
             };
             self.expect_no_error(&response, "zone transfer")?;
+            if records.is_empty()
+                && response
+                    .answers
+                    .first()
+                    .is_some_and(|r| r.record_type() != RecordType::SOA)
+            {
+                return Err(exchange(std::io::Error::other(
+                    "the zone transfer did not start with the zone's SOA",
+                )));
+            }
             records.extend(response.answers.iter().cloned());
-        }
-        // A transfer ends with the SOA it began with.
-        if records.len() >= 2 && records.last().map(Record::record_type) == Some(RecordType::SOA) {
-            records.pop();
         }
         Ok(records)
     }
@@ -424,6 +488,15 @@ impl Rfc2136Client {
     }
 }
 
+/// Whether the records of an AXFR so far are the whole transfer: the
+/// zone's SOA first and again last (RFC 5936 §2.2; a zone holds one SOA,
+/// so a second one closes the transfer).
+pub fn transfer_complete(records: &[Record]) -> bool {
+    records.len() >= 2
+        && records.first().map(Record::record_type) == Some(RecordType::SOA)
+        && records.last().map(Record::record_type) == Some(RecordType::SOA)
+}
+
 /// An unsigned query over UDP, as any resolver would send it: the answer's
 /// response code and records.
 pub async fn query(
@@ -454,6 +527,33 @@ mod tests {
     use hickory_proto::rr::rdata::A;
 
     use super::*;
+
+    #[test]
+    fn a_transfer_is_complete_at_its_second_soa() {
+        let zone = fqdn("example.test").unwrap();
+        let soa = Record::from_rdata(
+            zone.clone(),
+            60,
+            RData::SOA(hickory_proto::rr::rdata::SOA::new(
+                zone.clone(),
+                zone.clone(),
+                7,
+                60,
+                60,
+                60,
+                60,
+            )),
+        );
+        let host = Record::from_rdata(fqdn("www.example.test").unwrap(), 60, a([10, 0, 0, 1]));
+        assert!(!transfer_complete(&[]));
+        assert!(!transfer_complete(std::slice::from_ref(&soa)));
+        assert!(!transfer_complete(&[soa.clone(), host.clone()]));
+        assert!(transfer_complete(&[soa.clone(), host.clone(), soa.clone()]));
+        // An empty zone: its SOA twice.
+        assert!(transfer_complete(&[soa.clone(), soa.clone()]));
+        // Not an AXFR answer.
+        assert!(!transfer_complete(&[host, soa]));
+    }
 
     fn a(ip: [u8; 4]) -> RData {
         RData::A(A(Ipv4Addr::from(ip)))
