@@ -130,6 +130,7 @@ fn groups() -> Vec<Group> {
                 glbc::dns_outage_during_a_change_converges,
                 glbc::a_wrong_tsig_secret_is_reported,
                 glbc::many_hosts_go_in_one_update,
+                glbc::a_large_zone_transfers_whole,
                 glbc::dry_run_changes_nothing,
                 glbc::gateway_roots_are_published,
             ],
