@@ -9,6 +9,7 @@ pub mod explain;
 pub mod gateway;
 pub mod gateway_api;
 pub mod glbc;
+pub mod hash;
 pub mod labels;
 pub mod mailbox;
 pub mod runtime;

@@ -37,13 +37,6 @@ pub struct RootMemory {
     partial_since: Option<k8s_openapi::jiff::Timestamp>,
 }
 
-/// A 64-bit hash of `value` (std's SipHash with fixed keys: stable within
-/// the process, which is all a memory of "the same as last time" needs).
-fn hash_of<T: std::hash::Hash + ?Sized>(value: &T) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(value)
-}
-
 /// The controller's memory; every method takes a lock briefly.
 #[derive(Default)]
 pub struct Memory {
@@ -112,10 +105,7 @@ pub const WRITTEN_MEMORY: std::time::Duration = std::time::Duration::from_secs(5
 
 /// The hash of a write's body.
 pub fn body_hash(body: &serde_json::Value) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    body.to_string().hash(&mut hasher);
-    hasher.finish()
+    crate::hash::of(&body.to_string())
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -127,7 +117,7 @@ impl Memory {
     /// Whether `condition` of root `uid` differs from what was last
     /// announced for it, remembering it: an Event is due only then.
     pub fn announce(&self, uid: &str, condition: &Condition) -> bool {
-        let state = hash_of(&(
+        let state = crate::hash::of(&(
             condition.status.as_str(),
             condition.reason.as_str(),
             condition.message.as_str(),
@@ -161,8 +151,8 @@ impl Memory {
             .entry(uid.to_string())
             .or_default()
             .placed
-            .replace(hash_of(targets))
-            .is_some_and(|before| before != hash_of(targets))
+            .replace(crate::hash::of(targets))
+            .is_some_and(|before| before != crate::hash::of(targets))
     }
 
     /// Records that root `uid` converged; true only the first time.

@@ -13,8 +13,6 @@
 //! nothing, and their clusters keep the windows counted from creation.
 
 use std::collections::HashMap;
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -74,9 +72,7 @@ struct Inner {
 const PRUNE_EVERY: usize = 4096;
 
 fn key(uid: &str) -> u64 {
-    let mut h = DefaultHasher::new();
-    uid.hash(&mut h);
-    h.finish()
+    crate::hash::of(uid)
 }
 
 fn older_than(t: Timestamp, now: Timestamp, d: Duration) -> bool {
