@@ -284,7 +284,8 @@ struct Results {
 }
 
 /// `cargo test --bench bench -- --unit-tests [FILTER]`: the bench's unit
-/// tests (the scale model's arithmetic), through libtest-mimic.
+/// tests (the scale model's arithmetic, the floor's replay), through
+/// libtest-mimic.
 fn unit_tests() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_iter(
         std::env::args().filter(|a| a != "--unit-tests" && a != "--bench"),
@@ -293,6 +294,10 @@ fn unit_tests() -> std::process::ExitCode {
     tests.push((
         "many::render_fits_the_three_runs",
         many::tests::render_fits_the_three_runs,
+    ));
+    tests.push((
+        "scenarios::a_replay_creates_what_the_run_created",
+        scenarios::tests::a_replay_creates_what_the_run_created,
     ));
     let trials = tests
         .into_iter()
