@@ -21,8 +21,9 @@ use kube::{Resource, ResourceExt};
 
 use super::cached::Cached;
 use super::context::ClusterCtx;
+use super::copy_record::CopyRecord;
 use super::discovery::SyncType;
-use super::layout::{Carrier, Place};
+use super::layout::{Carrier, Place, Target};
 use super::queue::WorkQueue;
 use super::shared::SharedType;
 use crate::runtime::CancellationToken;
@@ -37,8 +38,13 @@ pub struct TypeState {
     /// Upstream objects in the cluster namespace (of the type, or the
     /// `PlacedObject`s carrying it).
     pub up: Upstream,
-    /// Downstream copies managed by this syncer.
-    pub down: Store<Cached>,
+    /// Downstream copies managed by this syncer, as what it compares of
+    /// them ([`CopyRecord`]).
+    pub down: Store<CopyRecord>,
+    /// The copies a sync applied whose new version the watch has not
+    /// brought yet: by place, the digest of the version applied and the
+    /// mark it was applied with ([`TypeState::applied`]).
+    pub just_applied: Mutex<HashMap<Target, (u64, u64)>>,
 }
 
 /// Where a session reads the upstream objects of a type.
@@ -101,6 +107,82 @@ impl Upstream {
 }
 
 impl TypeState {
+    /// A state with no copy applied yet.
+    pub fn new(
+        ty: SyncType,
+        carrier: Carrier,
+        up_ar: ApiResource,
+        up: Upstream,
+        down: Store<CopyRecord>,
+    ) -> Self {
+        Self {
+            ty,
+            carrier,
+            up_ar,
+            up,
+            down,
+            just_applied: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached copy at `target`.
+    pub fn stored_copy(&self, target: &Target) -> Option<Arc<CopyRecord>> {
+        self.down.get(
+            &ObjectRef::new_with(&target.name, Arc::new(self.ty.ar.clone()))
+                .within(&target.namespace),
+        )
+    }
+
+    /// A sync applied the desired object marked `mark` at `target`, and the
+    /// cluster answered `applied`: that version of the copy is up to date,
+    /// with no need to compare it when the watch brings it (or has brought
+    /// it already).
+    pub fn applied(&self, target: &Target, applied: &CopyRecord, mark: u64) {
+        let mut pending = self.just_applied.lock().unwrap_or_else(|p| p.into_inner());
+        match self.stored_copy(target) {
+            Some(stored) if stored.digest() == applied.digest() => {
+                pending.remove(target);
+                stored.verify(mark);
+            }
+            _ => {
+                pending.insert(target.clone(), (applied.digest(), mark));
+            }
+        }
+    }
+
+    /// The watch stored a new version of the copy at `target` (`old`: the
+    /// version before): verified without a comparison when it is the one a
+    /// sync applied, or when it differs from a verified `old` in nothing
+    /// the syncer compares (a status update, say).
+    pub fn copy_changed(&self, target: &Target, old: Option<&CopyRecord>) {
+        let mut pending = self.just_applied.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(stored) = self.stored_copy(target) else {
+            return;
+        };
+        let digest = stored.digest();
+        let mark = match pending.get(target) {
+            Some(&(applied, mark)) if applied == digest => {
+                pending.remove(target);
+                Some(mark)
+            }
+            _ => old
+                .filter(|o| o.digest() == digest && o.verified() != 0)
+                .map(CopyRecord::verified),
+        };
+        drop(pending);
+        if let Some(mark) = mark {
+            stored.verify(mark);
+        }
+    }
+
+    /// The copy at `target` is gone: nothing applied there is pending.
+    pub fn copy_deleted(&self, target: &Target) {
+        self.just_applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target);
+    }
+
     /// Whether the upstream objects (not being deleted) in
     /// `cluster_namespace` or this syncer's cached copies have one in the
     /// downstream `namespace`.
@@ -148,7 +230,7 @@ impl Key {
     }
 
     /// The cache reference of the downstream copy.
-    pub fn downstream_ref(&self) -> Option<ObjectRef<Cached>> {
+    pub fn downstream_ref(&self) -> Option<ObjectRef<CopyRecord>> {
         let t = self.place.target()?;
         Some(ObjectRef::new_with(&t.name, Arc::new(self.ty.ty.ar.clone())).within(&t.namespace))
     }
@@ -294,22 +376,21 @@ mod tests {
             kind: "Thing".into(),
             plural: resource.into(),
         };
-        let store = || Writer::<Cached>::new(Arc::new(ar.clone())).as_reader();
         let spec = ResourceSpec {
             resource: resource.into(),
             group: group.into(),
         };
-        Arc::new(TypeState {
-            carrier: Carrier::of(&spec),
-            ty: SyncType {
-                spec,
+        Arc::new(TypeState::new(
+            SyncType {
+                spec: spec.clone(),
                 ar: ar.clone(),
                 status_up: false,
             },
-            up_ar: ar.clone(),
-            up: Upstream::Own(store()),
-            down: store(),
-        })
+            Carrier::of(&spec),
+            ar.clone(),
+            Upstream::Own(Writer::<Cached>::new(Arc::new(ar.clone())).as_reader()),
+            Writer::<CopyRecord>::new(Arc::new(ar.clone())).as_reader(),
+        ))
     }
 
     fn key(ty: &Arc<TypeState>, upstream: &str) -> Key {
