@@ -198,8 +198,14 @@ async fn sync(
         None => None,
     };
     // The copy's status (`{"status": ...}`), once it is what it should be.
+    let known = current.as_deref().map(CopyRecord::verified);
     let copy = match current.as_deref() {
-        Some(copy) if copy.is_up_to_date(&desired) => Some(copy.status_object()),
+        Some(copy) if copy.is_up_to_date(&desired) => {
+            if known != Some(copy.verified()) {
+                debug!(cluster, "the copy of {what} is up to date (compared)");
+            }
+            Some(copy.status_object())
+        }
         _ => {
             if current.is_none()
                 && !fresh

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use tracing::debug;
 
 use super::cached::Cached;
 use super::context::ClusterCtx;
@@ -143,6 +144,7 @@ impl TypeState {
             Some(stored) if stored.digest() == applied.digest() => {
                 pending.remove(target);
                 stored.verify(mark);
+                debug!(copy = %target, "copy verified from the apply's answer");
             }
             _ => {
                 pending.insert(target.clone(), (applied.digest(), mark));
@@ -160,18 +162,21 @@ impl TypeState {
             return;
         };
         let digest = stored.digest();
-        let mark = match pending.get(target) {
+        let (mark, how) = match pending.get(target) {
             Some(&(applied, mark)) if applied == digest => {
                 pending.remove(target);
-                Some(mark)
+                (Some(mark), "the version applied")
             }
-            _ => old
-                .filter(|o| o.digest() == digest && o.verified() != 0)
-                .map(CopyRecord::verified),
+            _ => (
+                old.filter(|o| o.digest() == digest && o.verified() != 0)
+                    .map(CopyRecord::verified),
+                "unchanged but for status or bookkeeping",
+            ),
         };
         drop(pending);
         if let Some(mark) = mark {
             stored.verify(mark);
+            debug!(copy = %target, "copy verified as stored: {how}");
         }
     }
 
@@ -360,11 +365,17 @@ mod tests {
 
     use kube::api::{ApiResource, DynamicObject};
     use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
 
     use super::*;
     use crate::syncer::naming::ResourceSpec;
 
     fn type_state(resource: &str, group: &str) -> Arc<TypeState> {
+        type_state_with_copies(resource, group).0
+    }
+
+    /// A type state and the writer of its copies' store.
+    fn type_state_with_copies(resource: &str, group: &str) -> (Arc<TypeState>, Writer<CopyRecord>) {
         let ar = ApiResource {
             group: group.into(),
             version: "v1".into(),
@@ -380,7 +391,8 @@ mod tests {
             resource: resource.into(),
             group: group.into(),
         };
-        Arc::new(TypeState::new(
+        let copies = Writer::<CopyRecord>::new(Arc::new(ar.clone()));
+        let state = Arc::new(TypeState::new(
             SyncType {
                 spec: spec.clone(),
                 ar: ar.clone(),
@@ -389,8 +401,72 @@ mod tests {
             Carrier::of(&spec),
             ar.clone(),
             Upstream::Own(Writer::<Cached>::new(Arc::new(ar.clone())).as_reader()),
-            Writer::<CopyRecord>::new(Arc::new(ar.clone())).as_reader(),
-        ))
+            copies.as_reader(),
+        ));
+        (state, copies)
+    }
+
+    fn copy(host: &str, ip: &str) -> CopyRecord {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "d-1",
+                         "annotations": {"kcp-ingress.dev/applied-hash": "h"}},
+            "spec": {"rules": [{"host": host}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+        }))
+        .unwrap()
+    }
+
+    fn shop_web() -> Target {
+        Target {
+            namespace: "shop".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn the_version_a_sync_applied_is_verified_whenever_the_watch_brings_it() {
+        let (ty, mut copies) = type_state_with_copies("ingresses", "networking.k8s.io");
+        let target = shop_web();
+        // The watch brings the applied version after the apply's answer.
+        ty.applied(&target, &copy("a", "1"), 7);
+        copies.apply_watcher_event(&Event::Apply(copy("a", "1")));
+        ty.copy_changed(&target, None);
+        let stored = ty.stored_copy(&target).unwrap();
+        assert_eq!((stored.verified(), stored.has_body()), (7, false));
+        assert!(ty.just_applied.lock().unwrap().is_empty());
+        // ... or before it.
+        copies.apply_watcher_event(&Event::Apply(copy("b", "1")));
+        ty.copy_changed(&target, Some(&stored));
+        assert_eq!(ty.stored_copy(&target).unwrap().verified(), 0);
+        ty.applied(&target, &copy("b", "1"), 8);
+        assert_eq!(ty.stored_copy(&target).unwrap().verified(), 8);
+        assert!(ty.just_applied.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_status_change_keeps_the_verification_an_edit_does_not() {
+        let (ty, mut copies) = type_state_with_copies("ingresses", "networking.k8s.io");
+        let target = shop_web();
+        copies.apply_watcher_event(&Event::Apply(copy("a", "1")));
+        let verified = ty.stored_copy(&target).unwrap();
+        verified.verify(7);
+        copies.apply_watcher_event(&Event::Apply(copy("a", "2")));
+        ty.copy_changed(&target, Some(&verified));
+        let status_changed = ty.stored_copy(&target).unwrap();
+        assert_eq!(
+            (status_changed.verified(), status_changed.has_body()),
+            (7, false)
+        );
+        copies.apply_watcher_event(&Event::Apply(copy("hijacked", "2")));
+        ty.copy_changed(&target, Some(&status_changed));
+        let edited = ty.stored_copy(&target).unwrap();
+        assert_eq!((edited.verified(), edited.has_body()), (0, true));
+        // An applied version the watch has not brought yet stays pending
+        // until it does, or the copy goes.
+        ty.applied(&target, &copy("a", "2"), 9);
+        assert_eq!(ty.just_applied.lock().unwrap().len(), 1);
+        ty.copy_deleted(&target);
+        assert!(ty.just_applied.lock().unwrap().is_empty());
     }
 
     fn key(ty: &Arc<TypeState>, upstream: &str) -> Key {
