@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use kcp_ingress::apis::GlobalIngress;
 use kcp_ingress::syncer::cached::Cached;
+use kcp_ingress::syncer::copy_record::CopyRecord;
 
 struct Counting;
 static BYTES: AtomicIsize = AtomicIsize::new(0);
@@ -147,11 +148,12 @@ fn main() {
         },
     );
     println!(
-        "size_of: Ingress {} ObjectMeta {} GlobalIngress {} Cached {}",
+        "size_of: Ingress {} ObjectMeta {} GlobalIngress {} Cached {} CopyRecord {}",
         std::mem::size_of::<Ingress>(),
         std::mem::size_of::<kube::api::ObjectMeta>(),
         std::mem::size_of::<GlobalIngress>(),
-        std::mem::size_of::<Cached>()
+        std::mem::size_of::<Cached>(),
+        std::mem::size_of::<CopyRecord>()
     );
     let globals: Vec<Value> = (0..N).map(global).collect();
     let mut gw: Writer<GlobalIngress> = Writer::new(());
@@ -164,10 +166,38 @@ fn main() {
     let ar = Arc::new(ApiResource::erase::<Ingress>(&()));
     let mut cw: Writer<Cached> = Writer::new(ar.clone());
     let mut cw2: Writer<Cached> = Writer::new(ar.clone());
-    let _ = measure("Cached copy (slim_copy) in a store", |i| {
+    // Session 10's `Cached::slim_copy` (removed since): `slim`, less the
+    // type, resourceVersion, creation timestamp and generation.
+    let _ = measure("Cached copy (session 10: slim_copy) in a store", |i| {
         let mut c: Cached = serde_json::from_value(copies[i].clone()).unwrap();
-        c.slim_copy();
+        c.types = None;
+        c.metadata.resource_version = None;
+        c.metadata.creation_timestamp = None;
+        c.metadata.generation = None;
+        c.slim();
         cw2.apply_watcher_event(&Event::Apply(c));
+    });
+    // Since session 11: a `CopyRecord`, as listed (with its text, until a
+    // sync compares it) and once verified (the steady state).
+    let mut rw: Writer<CopyRecord> = Writer::new(ar.clone());
+    let _ = measure("CopyRecord as listed (text kept) in a store", |i| {
+        let mut c: CopyRecord = serde_json::from_value(copies[i].clone()).unwrap();
+        c.forget_version();
+        rw.apply_watcher_event(&Event::Apply(c));
+    });
+    drop(rw);
+    let mut vw: Writer<CopyRecord> = Writer::new(ar.clone());
+    let reader = vw.as_reader();
+    let _ = measure("CopyRecord verified (steady state) in a store", |i| {
+        let mut c: CopyRecord = serde_json::from_value(copies[i].clone()).unwrap();
+        c.forget_version();
+        vw.apply_watcher_event(&Event::Apply(c.clone()));
+        if let Some(stored) = reader.get(&kube::runtime::reflector::ObjectRef::from_obj_with(
+            &c,
+            ar.clone(),
+        )) {
+            stored.verify(1);
+        }
     });
     let _ = measure("Cached copy (session 9: slim) in a store", |i| {
         let mut c: Cached = serde_json::from_value(copies[i].clone()).unwrap();

@@ -5,10 +5,9 @@
 //!
 //! A `DynamicObject` keeps its content as a `serde_json::Value` tree, in
 //! which every JSON object is a map with nodes of its own: about fifteen
-//! times the object's JSON size for an Ingress. A syncer caches two
-//! objects per placed object (the one upstream and its copy), so that tree
-//! is most of a push-mode controller's memory; the text is about its JSON
-//! size.
+//! times the object's JSON size for an Ingress; the text is about its JSON
+//! size. The syncer's own upstream watches keep objects so; its copies
+//! downstream keep less ([`super::copy_record`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -71,28 +70,6 @@ impl Cached {
         let rest = self.body.strip_prefix('{').unwrap_or("}");
         let separator = if rest == "}" { "" } else { "," };
         self.body = format!("{{\"metadata\":{metadata}{separator}{rest}").into_boxed_str();
-    }
-}
-
-impl Cached {
-    /// [`Cached::slim`] for a syncer's own copies downstream, less also what
-    /// the syncer never reads of them: their type (the cache's type says
-    /// it), resourceVersion, creation timestamp and generation. What it
-    /// reads is left: the name, namespace, uid (the precondition of a
-    /// delete), labels (whose copy it is), annotations (the applied hash),
-    /// finalizers and owner references, the spec (compared with what it
-    /// would apply) and the status (copied up). A syncer caches one copy
-    /// per root and cluster: the fields dropped are about 130 bytes of it.
-    pub fn slim_copy(&mut self) {
-        if !self.body.starts_with("{\"metadata\"") {
-            self.types = None;
-            let meta = &mut self.metadata;
-            meta.resource_version = None;
-            meta.creation_timestamp = None;
-            meta.generation = None;
-            meta.self_link = None;
-        }
-        self.slim();
     }
 }
 
@@ -220,30 +197,6 @@ mod tests {
             assert_eq!(cached.metadata.resource_version, None);
             assert_eq!(serde_json::to_value(cached.to_dynamic()).unwrap(), object);
         }
-    }
-
-    #[test]
-    fn a_slim_copy_keeps_what_the_syncer_reads_of_its_copies() {
-        let mut object = ingress();
-        object["metadata"]["uid"] = json!("u-1");
-        object["metadata"]["creationTimestamp"] = json!("2026-01-01T00:00:00Z");
-        object["metadata"]["generation"] = json!(3);
-        object["metadata"]["annotations"] = json!({"kcp-ingress.dev/applied-hash": "h"});
-        let mut cached: Cached = serde_json::from_value(object.clone()).unwrap();
-        cached.slim_copy();
-        cached.slim_copy();
-        let back = serde_json::to_value(cached.to_dynamic()).unwrap();
-        let mut expected = object;
-        let fields = expected.as_object_mut().unwrap();
-        fields.remove("apiVersion");
-        fields.remove("kind");
-        let meta = fields["metadata"].as_object_mut().unwrap();
-        for dropped in ["resourceVersion", "creationTimestamp", "generation"] {
-            meta.remove(dropped);
-        }
-        assert_eq!(back, expected);
-        assert_eq!(cached.metadata.name.as_deref(), Some("web--east"));
-        assert_eq!(cached.to_dynamic().metadata.uid.as_deref(), Some("u-1"));
     }
 
     #[test]

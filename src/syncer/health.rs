@@ -8,7 +8,7 @@ use kube::runtime::reflector::Store;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
-use super::cached::Cached;
+use super::copy_record::CopyRecord;
 use super::heartbeat::Reachability;
 use crate::apis::SyncedResource;
 
@@ -26,7 +26,7 @@ pub struct TypeReport {
     pub served: bool,
     pub message: Option<String>,
     /// The downstream copies, while a session runs.
-    pub copies: Option<Store<Cached>>,
+    pub copies: Option<Store<CopyRecord>>,
 }
 
 impl Health {

@@ -20,7 +20,8 @@
 //!   the caches and the work queue, the workers, the [`probe`];
 //! - [`reconcile`]: one object, level-based;
 //! - what they share: [`state`] (the session's types, caches, keys and
-//!   queue; [`cached`]: how a cache keeps an object; [`shared`]: in push
+//!   queue; [`cached`]: how a cache keeps an object; [`copy_record`]: what
+//!   it keeps of a copy downstream; [`shared`]: in push
 //!   mode, the controller's cache of the leaves, read instead of a watch),
 //!   [`upstream`] and [`downstream`] (writes to either side),
 //!   [`context`] and [`health`] (one cluster's syncer), [`tracked`] (one
@@ -36,6 +37,7 @@ pub mod cluster;
 pub mod cluster_status;
 pub mod context;
 pub mod copied;
+pub mod copy_record;
 pub mod departure;
 pub mod discovery;
 pub mod downstream;

@@ -24,12 +24,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::{
     Api, DeleteParams, DynamicObject, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
-use kube::{Resource, ResourceExt};
 use tracing::{debug, info};
 
+use super::copy_record::{CopyRecord, applied_mark};
 use super::downstream::{delete_namespace_if_unused, ensure_namespace};
 use super::error::{ReconcileError, api_code, down_err, up_err};
 use super::layout::{self, Carrier, Place, Target};
@@ -181,27 +182,32 @@ async fn sync(
     // 3. The copy.
     let down_api: Api<DynamicObject> =
         Api::namespaced_with(s.downstream.clone(), &target.namespace, ar);
-    let current = read_copy(key, target, &down_api).await?;
-    if let Some(other) = current.as_deref()
-        && !naming::is_ours(other.labels(), cluster)
-    {
-        let message = naming::conflict_message(&ar.kind, &target.namespace, &target.name, cluster);
-        report(
-            &s.ctx,
-            &reported(key, up_api, &up),
-            Report::Conflict(message),
-        )
-        .await?;
-        return Ok(Outcome::RecheckAfter(CONFLICT_RECHECK));
-    }
-    let copy = match current.as_deref() {
-        Some(copy) => Some(serde_json::to_value(copy)?),
+    let current = match read_copy(s, key, target, &down_api).await? {
+        Some(Found::Foreign) => {
+            let message =
+                naming::conflict_message(&ar.kind, &target.namespace, &target.name, cluster);
+            report(
+                &s.ctx,
+                &reported(key, up_api, &up),
+                Report::Conflict(message),
+            )
+            .await?;
+            return Ok(Outcome::RecheckAfter(CONFLICT_RECHECK));
+        }
+        Some(Found::Ours(copy)) => Some(copy),
         None => None,
     };
-    let copy = match copy {
-        Some(copy) if spec::is_up_to_date(&desired, &copy) => Some(copy),
+    // The copy's status (`{"status": ...}`), once it is what it should be.
+    let known = current.as_deref().map(CopyRecord::verified);
+    let copy = match current.as_deref() {
+        Some(copy) if copy.is_up_to_date(&desired) => {
+            if known != Some(copy.verified()) {
+                debug!(cluster, "the copy of {what} is up to date (compared)");
+            }
+            Some(copy.status_object())
+        }
         _ => {
-            if copy.is_none()
+            if current.is_none()
                 && !fresh
                 && !still_placed(up_api, &up_name, |o| is_placed(carrier, o)).await?
             {
@@ -219,13 +225,17 @@ async fn sync(
                 .await
             {
                 Ok(applied) => {
-                    if copy.is_some() {
+                    if current.is_some() {
                         info!(cluster, "updated the copy of {what}");
                     } else {
                         *copied = true;
                         info!(cluster, "created the copy of {what}");
                     }
-                    Some(serde_json::to_value(&applied)?)
+                    let applied = CopyRecord::from(applied);
+                    if let Some(mark) = applied_mark(&desired) {
+                        t.applied(target, &applied, mark);
+                    }
+                    Some(applied.status_object())
                 }
                 Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
                     let message = format!(
@@ -265,20 +275,36 @@ async fn sync(
     Ok(Outcome::Done)
 }
 
-/// The downstream copy `target`, from the cache or, on a miss, read.
+/// The downstream object where a copy goes.
+enum Found {
+    /// This syncer's copy.
+    Ours(Arc<CopyRecord>),
+    /// Someone else's object, never modified or deleted.
+    Foreign,
+}
+
+/// The downstream object at `target`, from the cache (which holds this
+/// syncer's copies only) or, on a miss, read.
 async fn read_copy(
+    s: &Session,
     key: &Key,
     target: &Target,
     down_api: &Api<DynamicObject>,
-) -> Result<Option<Arc<DynamicObject>>, ReconcileError> {
-    if let Some(o) = key.downstream_ref().and_then(|r| key.ty.down.get(&r)) {
-        return Ok(Some(Arc::new(o.to_dynamic())));
+) -> Result<Option<Found>, ReconcileError> {
+    if let Some(copy) = key.ty.stored_copy(target) {
+        return Ok(Some(Found::Ours(copy)));
     }
     Ok(down_api
         .get_opt(&target.name)
         .await
         .map_err(down_err("reading the copy"))?
-        .map(Arc::new))
+        .map(|o| {
+            if naming::is_ours(o.labels(), &s.ctx.cluster) {
+                Found::Ours(Arc::new(CopyRecord::from(o)))
+            } else {
+                Found::Foreign
+            }
+        }))
 }
 
 /// Removes this syncer's finalizer and reports from the upstream object,
@@ -318,14 +344,12 @@ async fn cleanup(
     let what = key.to_string();
     let down_api: Api<DynamicObject> =
         Api::namespaced_with(s.downstream.clone(), &target.namespace, ar);
-    let current = read_copy(key, target, &down_api).await?;
-    if let Some(copy) = current.as_deref()
-        && naming::is_ours(copy.labels(), cluster)
-    {
+    let current = read_copy(s, key, target, &down_api).await?;
+    if let Some(Found::Ours(copy)) = &current {
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),
-            preconditions: copy.meta().uid.clone().map(|uid| Preconditions {
-                uid: Some(uid),
+            preconditions: copy.uid().map(|uid| Preconditions {
+                uid: Some(uid.to_string()),
                 resource_version: None,
             }),
             ..DeleteParams::default()

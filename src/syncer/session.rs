@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::cached::Cached;
 use super::context::ClusterCtx;
+use super::copy_record::CopyRecord;
 use super::discovery::{self, Resolved};
 use super::health::TypeReport;
 use super::heartbeat::Reachability;
@@ -82,8 +83,9 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                     config = config.labels(&selector);
                 }
                 // In push mode, the leaves are read from the controller's
-                // own cache; else both caches keep objects as compact text
-                // ([`Cached`]).
+                // own cache; else the upstream cache keeps objects as
+                // compact text ([`Cached`]). The copies downstream are kept
+                // as what the syncer compares of them ([`CopyRecord`]).
                 let shared = match carrier {
                     Carrier::Native => ctx.shared.of(&ty.spec, &ar),
                     Carrier::Wrapped { .. } => None,
@@ -118,12 +120,12 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                 };
                 let (down, down_changes) = Watch::with_dyntype(
                     format!("{} copies in {cluster}", ty.spec),
-                    Api::<Cached>::all_with(downstream.clone(), &Arc::new(ar.clone())),
+                    Api::<CopyRecord>::all_with(downstream.clone(), &Arc::new(ar.clone())),
                     Arc::new(ar.clone()),
                 )
                 .config(watcher::Config::default().labels(&naming::ours_selector(&cluster)))
                 .without_managed_fields()
-                .slim(Cached::slim_copy)
+                .slim(CopyRecord::forget_version)
                 .changes(&readiness, &cancel);
                 reports.push(TypeReport {
                     resource: ty.spec.to_string(),
@@ -131,13 +133,7 @@ pub async fn run(ctx: Arc<ClusterCtx>, downstream: kube::Client, cancel: Cancell
                     message: None,
                     copies: Some(down.clone()),
                 });
-                let state = Arc::new(TypeState {
-                    ty,
-                    carrier,
-                    up_ar,
-                    up,
-                    down,
-                });
+                let state = Arc::new(TypeState::new(ty, carrier, up_ar, up, down));
                 let router = Router {
                     ty: state.clone(),
                     queue: queue.clone(),
@@ -285,12 +281,25 @@ impl Router {
     /// Queues the key of every copy that changes, and all keys after a
     /// (re)list; a failing downstream watch asks for a probe of the
     /// cluster.
-    async fn route_downstream(self, changes: impl Stream<Item = Change<Cached>>) {
+    /// A new version of a copy first keeps what the syncer already knows
+    /// of it ([`TypeState::copy_changed`]).
+    async fn route_downstream(self, changes: impl Stream<Item = Change<CopyRecord>>) {
         let mut changes = pin!(changes);
         while let Some(change) = changes.next().await {
             match change {
-                Change::Applied { new: o, .. } | Change::Deleted(o) => {
+                Change::Applied { old, new: o } => {
                     if let Some(key) = Key::of_downstream(&self.ty, &o) {
+                        if let Some(target) = key.place.target() {
+                            self.ty.copy_changed(target, old.as_deref());
+                        }
+                        self.queue.add(key);
+                    }
+                }
+                Change::Deleted(o) => {
+                    if let Some(key) = Key::of_downstream(&self.ty, &o) {
+                        if let Some(target) = key.place.target() {
+                            self.ty.copy_deleted(target);
+                        }
                         self.queue.add(key);
                     }
                 }

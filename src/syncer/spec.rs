@@ -117,12 +117,6 @@ pub fn downstream_object(
 /// nobody edited or removed them downstream). Fields only `actual` has
 /// (defaults, fields of other managers) do not matter.
 pub fn is_up_to_date(desired: &Value, actual: &Value) -> bool {
-    let hash = |v: &Value| {
-        v.pointer("/metadata/annotations")
-            .and_then(|a| a.get(labels::APPLIED_HASH_ANNOTATION))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
     let Some(fields) = desired.as_object() else {
         return false;
     };
@@ -134,7 +128,17 @@ pub fn is_up_to_date(desired: &Value, actual: &Value) -> bool {
             Some(av) => contains(dv, av),
             None => is_empty(dv),
         });
-    hash(desired).is_some() && hash(desired) == hash(actual) && content_matches
+    applied_hash(desired).is_some()
+        && applied_hash(desired) == applied_hash(actual)
+        && content_matches
+}
+
+/// The applied-hash annotation of `object` (an object as JSON), if any.
+pub fn applied_hash(object: &Value) -> Option<&str> {
+    object
+        .pointer("/metadata/annotations")
+        .and_then(|a| a.get(labels::APPLIED_HASH_ANNOTATION))
+        .and_then(Value::as_str)
 }
 
 /// Whether `actual` holds every field of `desired` with the same value

@@ -18,11 +18,13 @@ use std::time::{Duration, Instant};
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
+use tracing::debug;
 
 use super::cached::Cached;
 use super::context::ClusterCtx;
+use super::copy_record::CopyRecord;
 use super::discovery::SyncType;
-use super::layout::{Carrier, Place};
+use super::layout::{Carrier, Place, Target};
 use super::queue::WorkQueue;
 use super::shared::SharedType;
 use crate::runtime::CancellationToken;
@@ -37,8 +39,13 @@ pub struct TypeState {
     /// Upstream objects in the cluster namespace (of the type, or the
     /// `PlacedObject`s carrying it).
     pub up: Upstream,
-    /// Downstream copies managed by this syncer.
-    pub down: Store<Cached>,
+    /// Downstream copies managed by this syncer, as what it compares of
+    /// them ([`CopyRecord`]).
+    pub down: Store<CopyRecord>,
+    /// The copies a sync applied whose new version the watch has not
+    /// brought yet: by place, the digest of the version applied and the
+    /// mark it was applied with ([`TypeState::applied`]).
+    pub just_applied: Mutex<HashMap<Target, (u64, u64)>>,
 }
 
 /// Where a session reads the upstream objects of a type.
@@ -101,6 +108,86 @@ impl Upstream {
 }
 
 impl TypeState {
+    /// A state with no copy applied yet.
+    pub fn new(
+        ty: SyncType,
+        carrier: Carrier,
+        up_ar: ApiResource,
+        up: Upstream,
+        down: Store<CopyRecord>,
+    ) -> Self {
+        Self {
+            ty,
+            carrier,
+            up_ar,
+            up,
+            down,
+            just_applied: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached copy at `target`.
+    pub fn stored_copy(&self, target: &Target) -> Option<Arc<CopyRecord>> {
+        self.down.get(
+            &ObjectRef::new_with(&target.name, Arc::new(self.ty.ar.clone()))
+                .within(&target.namespace),
+        )
+    }
+
+    /// A sync applied the desired object marked `mark` at `target`, and the
+    /// cluster answered `applied`: that version of the copy is up to date,
+    /// with no need to compare it when the watch brings it (or has brought
+    /// it already).
+    pub fn applied(&self, target: &Target, applied: &CopyRecord, mark: u64) {
+        let mut pending = self.just_applied.lock().unwrap_or_else(|p| p.into_inner());
+        match self.stored_copy(target) {
+            Some(stored) if stored.digest() == applied.digest() => {
+                pending.remove(target);
+                stored.verify(mark);
+                debug!(copy = %target, "copy verified from the apply's answer");
+            }
+            _ => {
+                pending.insert(target.clone(), (applied.digest(), mark));
+            }
+        }
+    }
+
+    /// The watch stored a new version of the copy at `target` (`old`: the
+    /// version before): verified without a comparison when it is the one a
+    /// sync applied, or when it differs from a verified `old` in nothing
+    /// the syncer compares (a status update, say).
+    pub fn copy_changed(&self, target: &Target, old: Option<&CopyRecord>) {
+        let mut pending = self.just_applied.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(stored) = self.stored_copy(target) else {
+            return;
+        };
+        let digest = stored.digest();
+        let (mark, how) = match pending.get(target) {
+            Some(&(applied, mark)) if applied == digest => {
+                pending.remove(target);
+                (Some(mark), "the version applied")
+            }
+            _ => (
+                old.filter(|o| o.digest() == digest && o.verified() != 0)
+                    .map(CopyRecord::verified),
+                "unchanged but for status or bookkeeping",
+            ),
+        };
+        drop(pending);
+        if let Some(mark) = mark {
+            stored.verify(mark);
+            debug!(copy = %target, "copy verified as stored: {how}");
+        }
+    }
+
+    /// The copy at `target` is gone: nothing applied there is pending.
+    pub fn copy_deleted(&self, target: &Target) {
+        self.just_applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target);
+    }
+
     /// Whether the upstream objects (not being deleted) in
     /// `cluster_namespace` or this syncer's cached copies have one in the
     /// downstream `namespace`.
@@ -148,7 +235,7 @@ impl Key {
     }
 
     /// The cache reference of the downstream copy.
-    pub fn downstream_ref(&self) -> Option<ObjectRef<Cached>> {
+    pub fn downstream_ref(&self) -> Option<ObjectRef<CopyRecord>> {
         let t = self.place.target()?;
         Some(ObjectRef::new_with(&t.name, Arc::new(self.ty.ty.ar.clone())).within(&t.namespace))
     }
@@ -278,11 +365,17 @@ mod tests {
 
     use kube::api::{ApiResource, DynamicObject};
     use kube::runtime::reflector::store::Writer;
+    use kube::runtime::watcher::Event;
 
     use super::*;
     use crate::syncer::naming::ResourceSpec;
 
     fn type_state(resource: &str, group: &str) -> Arc<TypeState> {
+        type_state_with_copies(resource, group).0
+    }
+
+    /// A type state and the writer of its copies' store.
+    fn type_state_with_copies(resource: &str, group: &str) -> (Arc<TypeState>, Writer<CopyRecord>) {
         let ar = ApiResource {
             group: group.into(),
             version: "v1".into(),
@@ -294,22 +387,86 @@ mod tests {
             kind: "Thing".into(),
             plural: resource.into(),
         };
-        let store = || Writer::<Cached>::new(Arc::new(ar.clone())).as_reader();
         let spec = ResourceSpec {
             resource: resource.into(),
             group: group.into(),
         };
-        Arc::new(TypeState {
-            carrier: Carrier::of(&spec),
-            ty: SyncType {
-                spec,
+        let copies = Writer::<CopyRecord>::new(Arc::new(ar.clone()));
+        let state = Arc::new(TypeState::new(
+            SyncType {
+                spec: spec.clone(),
                 ar: ar.clone(),
                 status_up: false,
             },
-            up_ar: ar.clone(),
-            up: Upstream::Own(store()),
-            down: store(),
-        })
+            Carrier::of(&spec),
+            ar.clone(),
+            Upstream::Own(Writer::<Cached>::new(Arc::new(ar.clone())).as_reader()),
+            copies.as_reader(),
+        ));
+        (state, copies)
+    }
+
+    fn copy(host: &str, ip: &str) -> CopyRecord {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "shop", "uid": "d-1",
+                         "annotations": {"kcp-ingress.dev/applied-hash": "h"}},
+            "spec": {"rules": [{"host": host}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+        }))
+        .unwrap()
+    }
+
+    fn shop_web() -> Target {
+        Target {
+            namespace: "shop".into(),
+            name: "web".into(),
+        }
+    }
+
+    #[test]
+    fn the_version_a_sync_applied_is_verified_whenever_the_watch_brings_it() {
+        let (ty, mut copies) = type_state_with_copies("ingresses", "networking.k8s.io");
+        let target = shop_web();
+        // The watch brings the applied version after the apply's answer.
+        ty.applied(&target, &copy("a", "1"), 7);
+        copies.apply_watcher_event(&Event::Apply(copy("a", "1")));
+        ty.copy_changed(&target, None);
+        let stored = ty.stored_copy(&target).unwrap();
+        assert_eq!((stored.verified(), stored.has_body()), (7, false));
+        assert!(ty.just_applied.lock().unwrap().is_empty());
+        // ... or before it.
+        copies.apply_watcher_event(&Event::Apply(copy("b", "1")));
+        ty.copy_changed(&target, Some(&stored));
+        assert_eq!(ty.stored_copy(&target).unwrap().verified(), 0);
+        ty.applied(&target, &copy("b", "1"), 8);
+        assert_eq!(ty.stored_copy(&target).unwrap().verified(), 8);
+        assert!(ty.just_applied.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_status_change_keeps_the_verification_an_edit_does_not() {
+        let (ty, mut copies) = type_state_with_copies("ingresses", "networking.k8s.io");
+        let target = shop_web();
+        copies.apply_watcher_event(&Event::Apply(copy("a", "1")));
+        let verified = ty.stored_copy(&target).unwrap();
+        verified.verify(7);
+        copies.apply_watcher_event(&Event::Apply(copy("a", "2")));
+        ty.copy_changed(&target, Some(&verified));
+        let status_changed = ty.stored_copy(&target).unwrap();
+        assert_eq!(
+            (status_changed.verified(), status_changed.has_body()),
+            (7, false)
+        );
+        copies.apply_watcher_event(&Event::Apply(copy("hijacked", "2")));
+        ty.copy_changed(&target, Some(&status_changed));
+        let edited = ty.stored_copy(&target).unwrap();
+        assert_eq!((edited.verified(), edited.has_body()), (0, true));
+        // An applied version the watch has not brought yet stays pending
+        // until it does, or the copy goes.
+        ty.applied(&target, &copy("a", "2"), 9);
+        assert_eq!(ty.just_applied.lock().unwrap().len(), 1);
+        ty.copy_deleted(&target);
+        assert!(ty.just_applied.lock().unwrap().is_empty());
     }
 
     fn key(ty: &Arc<TypeState>, upstream: &str) -> Key {
