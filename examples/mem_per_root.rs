@@ -3,8 +3,11 @@
 //! each kind built the way the bulk scenario's are (one host, the shared
 //! backend Service, 3 clusters), bytes requested and live allocations per
 //! object. `cargo run --example mem_per_root`; docs/BENCHMARKS.md
-//! ("Memory model") has the figures. Heap only: glibc adds about 16 bytes
-//! per allocation (counted in the last column), fragmentation is not.
+//! ("Memory model") has the figures; since session 11 also the
+//! `Compact` form the controller keeps its GlobalIngresses in (and, for
+//! comparison, roots and leaves in that form). Heap only: glibc adds
+//! about 16 bytes per allocation (counted in the last column),
+//! fragmentation is not.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};

@@ -42,7 +42,7 @@ pub enum ReconcileError {
     ClusterObjectsRemain(usize),
     #[error("cannot copy an object: {0}")]
     Copy(String),
-    #[error("cannot encode an object: {0}")]
+    #[error("cannot encode or decode an object: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
