@@ -1,7 +1,6 @@
 //! A typed object kept compactly in a watch's store (issue #16, memory):
-//! what the store's key and the routing read typed (name, namespace, uid,
-//! resourceVersion and deletion timestamp), everything else as one compact
-//! JSON text, parsed back into the typed object ([`Compact::typed`]) only
+//! what the store's key and the routing read typed (name, namespace and
+//! deletion timestamp), everything else as one compact JSON text, parsed back into the typed object ([`Compact::typed`]) only
 //! where a reconcile reads it, never in a loop over the store.
 //!
 //! A typed k8s-openapi object is a large struct (an `ObjectMeta` alone is
@@ -13,6 +12,12 @@
 //!
 //! Unlike the syncer's `Cached` (a type known only at run time), the type
 //! is known here: the text parses straight into `K`.
+//!
+//! The uid and resourceVersion stay in the text: the store's key would
+//! copy them (kube-runtime's `ObjectRef` keeps both, though it neither
+//! hashes nor compares them), two strings each per object, and what
+//! reads them (a delete's preconditions, a status compared) reads the
+//! typed object anyway.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,8 +29,8 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 /// An object of type `K` as a store keeps it compactly (see the module
-/// docs). Its metadata holds only the name, namespace, uid,
-/// resourceVersion and deletion timestamp; read the rest with
+/// docs). Its metadata holds only the name, namespace and deletion
+/// timestamp; read the rest (uid and resourceVersion included) with
 /// [`Compact::typed`].
 pub struct Compact<K> {
     metadata: ObjectMeta,
@@ -67,8 +72,6 @@ where
         let metadata = ObjectMeta {
             name: meta.name.take(),
             namespace: meta.namespace.take(),
-            uid: meta.uid.take(),
-            resource_version: meta.resource_version.take(),
             deletion_timestamp: meta.deletion_timestamp.take(),
             ..ObjectMeta::default()
         };
@@ -99,9 +102,6 @@ where
         let meta = object.meta_mut();
         meta.name.clone_from(&self.metadata.name);
         meta.namespace.clone_from(&self.metadata.namespace);
-        meta.uid.clone_from(&self.metadata.uid);
-        meta.resource_version
-            .clone_from(&self.metadata.resource_version);
         meta.deletion_timestamp
             .clone_from(&self.metadata.deletion_timestamp);
         Ok(object)
@@ -224,10 +224,10 @@ mod tests {
         // What the store's key and the routing read is typed.
         assert_eq!(compact.name_any(), "web");
         assert_eq!(compact.namespace().as_deref(), Some("shop"));
-        assert_eq!(compact.uid().as_deref(), Some("u-1"));
-        assert_eq!(compact.resource_version().as_deref(), Some("42"));
         assert!(compact.meta().deletion_timestamp.is_some());
         // The rest only in the text, without the type's name and group.
+        assert_eq!(compact.uid(), None);
+        assert_eq!(compact.resource_version(), None);
         assert!(compact.owner_references().is_empty());
         assert!(compact.labels().is_empty());
         assert!(!compact.body.contains("apiVersion\":\"kcp-ingress"));
