@@ -3,8 +3,11 @@
 //! each kind built the way the bulk scenario's are (one host, the shared
 //! backend Service, 3 clusters), bytes requested and live allocations per
 //! object. `cargo run --example mem_per_root`; docs/BENCHMARKS.md
-//! ("Memory model") has the figures. Heap only: glibc adds about 16 bytes
-//! per allocation (counted in the last column), fragmentation is not.
+//! ("Memory model") has the figures; since session 11 also the
+//! `Compact` form the controller keeps its GlobalIngresses in (and, for
+//! comparison, roots and leaves in that form). Heap only: glibc adds
+//! about 16 bytes per allocation (counted in the last column),
+//! fragmentation is not.
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
@@ -16,6 +19,7 @@ use kube::runtime::watcher::Event;
 use serde_json::{Value, json};
 
 use kcp_ingress::apis::GlobalIngress;
+use kcp_ingress::runtime::compact::Compact;
 use kcp_ingress::syncer::cached::Cached;
 use kcp_ingress::syncer::copy_record::CopyRecord;
 
@@ -148,12 +152,13 @@ fn main() {
         },
     );
     println!(
-        "size_of: Ingress {} ObjectMeta {} GlobalIngress {} Cached {} CopyRecord {}",
+        "size_of: Ingress {} ObjectMeta {} GlobalIngress {} Cached {} CopyRecord {} Compact {}",
         std::mem::size_of::<Ingress>(),
         std::mem::size_of::<kube::api::ObjectMeta>(),
         std::mem::size_of::<GlobalIngress>(),
         std::mem::size_of::<Cached>(),
-        std::mem::size_of::<CopyRecord>()
+        std::mem::size_of::<CopyRecord>(),
+        std::mem::size_of::<Compact<GlobalIngress>>()
     );
     let globals: Vec<Value> = (0..N).map(global).collect();
     let mut gw: Writer<GlobalIngress> = Writer::new(());
@@ -287,6 +292,26 @@ fn main() {
             gcw.apply_watcher_event(&Event::Apply(c));
         },
     );
+    // Session 11: the controller's GlobalIngresses as it stores them now
+    // (`Compact`: name, namespace, uid, resourceVersion and deletion
+    // timestamp typed, the rest as compact JSON without apiVersion and
+    // kind), and the same form for the roots and leaves, for comparison.
+    let mut kw: Writer<Compact<GlobalIngress>> = Writer::new(());
+    let _ = measure("GlobalIngress, slimmed, Compact in a store", |i| {
+        let mut g: GlobalIngress = serde_json::from_value(globals[i].clone()).unwrap();
+        kcp_ingress::controller::slim::global_ingress(&mut g);
+        kw.apply_watcher_event(&Event::Apply(Compact::new(&g)));
+    });
+    let mut klw: Writer<Compact<Ingress>> = Writer::new(());
+    let _ = measure("leaf Ingress, Compact in a store", |i| {
+        let l: Ingress = serde_json::from_value(leaves[i].clone()).unwrap();
+        klw.apply_watcher_event(&Event::Apply(Compact::new(&l)));
+    });
+    let mut krw: Writer<Compact<Ingress>> = Writer::new(());
+    let _ = measure("root Ingress, Compact in a store", |i| {
+        let r: Ingress = serde_json::from_value(srcs[i].clone()).unwrap();
+        krw.apply_watcher_event(&Event::Apply(Compact::new(&r)));
+    });
     let index = kcp_ingress::controller::index::Index::default();
     let typed_roots: Vec<Ingress> = (0..N)
         .map(|i| serde_json::from_value(srcs[i].clone()).unwrap())

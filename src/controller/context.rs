@@ -26,6 +26,7 @@ use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
+use crate::runtime::compact::Compact;
 use crate::runtime::{self, metrics::Metrics};
 use crate::syncer::copied::Copies;
 use crate::syncer::queue::WorkQueue;
@@ -41,7 +42,7 @@ pub enum ReconcileError {
     ClusterObjectsRemain(usize),
     #[error("cannot copy an object: {0}")]
     Copy(String),
-    #[error("cannot encode an object: {0}")]
+    #[error("cannot encode or decode an object: {0}")]
     Encode(#[from] serde_json::Error),
 }
 
@@ -59,7 +60,7 @@ pub struct Triggers<K: RootKind> {
     /// Cluster namespaces to ensure (a Cluster is there) or to empty (it is gone).
     pub cluster_namespaces: Arc<WorkQueue<String>>,
     /// GlobalIngresses to check for being orphans.
-    pub globals: UnboundedSender<ObjectRef<GlobalIngress>>,
+    pub globals: UnboundedSender<ObjectRef<Compact<GlobalIngress>>>,
 }
 
 impl<K: RootKind> Triggers<K> {
@@ -67,7 +68,7 @@ impl<K: RootKind> Triggers<K> {
     /// kind shares (one set of workers places dependencies for all).
     pub fn new(
         roots: UnboundedSender<ObjectRef<K>>,
-        globals: UnboundedSender<ObjectRef<GlobalIngress>>,
+        globals: UnboundedSender<ObjectRef<Compact<GlobalIngress>>>,
         dependencies: Arc<WorkQueue<DepKey>>,
     ) -> Self {
         Self {
@@ -110,7 +111,9 @@ pub struct Shared {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     pub configmaps: Store<PartialObjectMeta<ConfigMap>>,
     pub placed: Store<PlacedObject>,
-    pub globals: Store<GlobalIngress>,
+    /// Compact (parsed where a reconcile reads one): the controller reads
+    /// a GlobalIngress only when it reconciles its root or judges it.
+    pub globals: Store<Compact<GlobalIngress>>,
     /// ReferenceGrants (metadata), where the Gateway API is served.
     pub grants: Option<Store<PartialObjectMeta<ReferenceGrant>>>,
     /// The glbcs' presence Leases (`runtime::presence`), by name.

@@ -17,12 +17,14 @@ use super::context::{Context, ReconcileError, retry};
 use super::kind::RootKind;
 use super::orphan::orphan_reason;
 use crate::apis::GlobalIngress;
+use crate::runtime::compact::Compact;
 
 /// Deletes `global` when it is an orphan.
 pub async fn reconcile_global<K: RootKind>(
-    global: Arc<GlobalIngress>,
+    global: Arc<Compact<GlobalIngress>>,
     ctx: Arc<Context<K>>,
 ) -> Result<Action, ReconcileError> {
+    let global = global.typed()?;
     let ns = global.namespace().unwrap_or_default();
     let name = global.name_any();
     let root = |n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(&ns));
@@ -54,7 +56,7 @@ pub async fn reconcile_global<K: RootKind>(
 
 /// Retries a GlobalIngress with the one backoff schedule.
 pub fn retry_global<K: RootKind>(
-    global: &GlobalIngress,
+    global: &Compact<GlobalIngress>,
     err: &ReconcileError,
     ctx: &Context<K>,
 ) -> Action {

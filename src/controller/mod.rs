@@ -73,6 +73,7 @@ use crate::gateway_api::tcp_route::TcpRoute;
 use crate::gateway_api::tls_route::TlsRoute;
 use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels;
+use crate::runtime::compact::Compact;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
 use crate::syncer::copied::Copies;
 use crate::syncer::naming::ResourceSpec;
@@ -362,7 +363,7 @@ struct Kind<K: RootKind> {
     roots: Store<K>,
     world: Arc<K::World>,
     roots_rx: mpsc::UnboundedReceiver<ObjectRef<K>>,
-    globals_rx: mpsc::UnboundedReceiver<ObjectRef<GlobalIngress>>,
+    globals_rx: mpsc::UnboundedReceiver<ObjectRef<Compact<GlobalIngress>>>,
 }
 
 /// What every kind's watches start with.
@@ -519,12 +520,12 @@ fn root_controller<K: RootKind>(
 /// The controller that deletes orphan GlobalIngresses (no live root
 /// controls them): a bare kube-apiserver has no garbage collector.
 fn orphan_controller<K: RootKind>(
-    trigger: mpsc::UnboundedReceiver<ObjectRef<GlobalIngress>>,
+    trigger: mpsc::UnboundedReceiver<ObjectRef<Compact<GlobalIngress>>>,
     config: &controller::Config,
     work: &CancellationToken,
     ctx: Arc<Context<K>>,
 ) -> impl std::future::Future<Output = ()> {
-    let key = |g: &GlobalIngress| (g.namespace().unwrap_or_default(), g.name_any());
+    let key = |g: &Compact<GlobalIngress>| (g.namespace().unwrap_or_default(), g.name_any());
     Controller::for_stream(futures::stream::pending(), ctx.caches.globals.clone())
         .with_config(config.clone())
         .reconcile_on(trigger)

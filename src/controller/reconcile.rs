@@ -20,11 +20,11 @@ use std::time::Duration;
 use crate::runtime::events::{Event, EventType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::Timestamp;
-use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{self, finalizer};
 use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
@@ -39,6 +39,7 @@ use crate::apis::{GlobalIngress, GlobalIngressStatus};
 use crate::labels::{self, reasons};
 use crate::mailbox;
 use crate::runtime;
+use crate::runtime::compact::Compact;
 use crate::syncer::copied::CopyEvidence;
 
 /// The prefix of the condition types under which a root's problems are
@@ -89,8 +90,9 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     started();
     let ns = root.namespace().unwrap_or_default();
     let name = root.name_any();
-    let global =
-        K::global_name(&name).and_then(|g| ctx.caches.globals.get(&ObjectRef::new(&g).within(&ns)));
+    let global = K::global_name(&name)
+        .and_then(|g| ctx.caches.globals.get(&ObjectRef::new(&g).within(&ns)))
+        .and_then(|g| typed_global(&g));
     let clusters = ctx.caches.clusters.state();
     let leaves = ctx.index.leaves(&ns, &name);
     let object = |leaf_ns: &str, n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(leaf_ns));
@@ -111,7 +113,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         leaves: &leaves,
         exists: &exists,
         conflicts: &conflicts,
-        global: global.as_deref(),
+        global: global.as_ref(),
         now,
         health_threshold: ctx.health_threshold,
         partial_since,
@@ -675,7 +677,8 @@ async fn cleanup_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action,
             .caches
             .globals
             .get(&ObjectRef::new(&global_name).within(&ns))
-        && global.metadata.deletion_timestamp.is_none()
+        && global.meta().deletion_timestamp.is_none()
+        && let Some(global) = typed_global(&global)
         && !global
             .owner_references()
             .iter()
@@ -763,4 +766,22 @@ fn dependencies_to_place<K: RootKind>(
                 .all(|c| copies.contains(&mailbox::cluster_namespace(c)))
         })
         .collect()
+}
+
+/// The typed form of a cached GlobalIngress. Its text is serde_json's own
+/// output of a typed object, so it parses back; were it not to, the
+/// reconcile goes on as if the cache did not hold it (an apply writes what
+/// the root wants either way) and says so.
+fn typed_global(global: &Compact<GlobalIngress>) -> Option<GlobalIngress> {
+    global
+        .typed()
+        .inspect_err(|err| {
+            warn!(
+                namespace = global.meta().namespace.as_deref().unwrap_or_default(),
+                global_ingress = global.meta().name.as_deref().unwrap_or_default(),
+                %err,
+                "cannot read a cached GlobalIngress"
+            );
+        })
+        .ok()
 }

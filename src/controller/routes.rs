@@ -39,6 +39,7 @@ use crate::apis::{Cluster, GlobalIngress, PlacedObject};
 use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
+use crate::runtime::compact::Compact;
 use crate::runtime::metrics::Metrics;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
 use crate::syncer::shared::Feed;
@@ -96,13 +97,16 @@ pub fn start_roots<K: RootKind>(
     roots
 }
 
+/// A change of a GlobalIngress: the object as read, its store's compact form.
+pub type Globals = Change<GlobalIngress, Compact<GlobalIngress>>;
+
 /// One root kind's routing of the changes the shared watches see.
 pub trait KindRoutes: Send + Sync {
     fn cluster(&self, change: Change<Cluster>, clusters: &Store<Cluster>);
     fn object(&self, kind: DepKind, meta: &kube::core::ObjectMeta, present: bool);
     fn relisted(&self, kind: DepKind);
     fn placed(&self, change: Change<PlacedObject>, store: &Store<PlacedObject>);
-    fn global(&self, change: Change<GlobalIngress>, store: &Store<GlobalIngress>);
+    fn global(&self, change: Globals, store: &Store<Compact<GlobalIngress>>);
 }
 
 /// A kind's routing with its roots' cache.
@@ -128,7 +132,7 @@ impl<K: RootKind> KindRoutes for KindRouter<K> {
         on_placed(change, &self.routing, store);
     }
 
-    fn global(&self, change: Change<GlobalIngress>, store: &Store<GlobalIngress>) {
+    fn global(&self, change: Globals, store: &Store<Compact<GlobalIngress>>) {
         on_global(change, &self.routing.triggers, &self.roots, store);
     }
 }
@@ -206,7 +210,7 @@ pub fn start_shared(
         Watch::new("globalingresses", Api::<GlobalIngress>::all(client.clone()))
             .without_managed_fields()
             .slim(slim::global_ingress)
-            .changes(readiness, shutdown);
+            .compact_changes(readiness, shutdown);
     {
         let (kinds, store) = (kinds.clone(), globals.clone());
         tokio::spawn(changes.for_each(move |change| {
@@ -547,10 +551,10 @@ fn on_placed<K: RootKind>(
 /// what it owns there), and the GlobalIngress is checked for being an
 /// orphan (after a re-list, every one is).
 fn on_global<K: RootKind>(
-    change: Change<GlobalIngress>,
+    change: Globals,
     triggers: &Triggers<K>,
     roots: &Store<K>,
-    globals: &Store<GlobalIngress>,
+    globals: &Store<Compact<GlobalIngress>>,
 ) {
     let (global, applied) = match change {
         Change::Applied { new, .. } => (new, true),

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod backoff;
+pub mod compact;
 pub mod component;
 pub mod events;
 pub mod lease;

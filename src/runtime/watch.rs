@@ -15,23 +15,26 @@ use std::pin::pin;
 use std::sync::Arc;
 
 use futures::{Stream, StreamExt};
-use kube::Resource;
 use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{ObjectRef, Store, store::Writer};
 use kube::runtime::watcher::{self, Event, watcher};
+use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
+use super::compact::Compact;
 use super::readiness::Readiness;
 use crate::labels;
 use tokio_util::sync::CancellationToken;
 
-/// A change seen by a watch, handed over after the store has taken it in.
+/// A change seen by a watch, handed over after the store has taken it in;
+/// `S` is what the store keeps of an object (the object itself, or its
+/// [`Compact`] form).
 #[derive(Debug, Clone)]
-pub enum Change<K> {
+pub enum Change<K, S = K> {
     /// An object was added or modified; `old` is what the store held before.
-    Applied { old: Option<Arc<K>>, new: K },
+    Applied { old: Option<Arc<S>>, new: K },
     /// An object was deleted.
     Deleted(K),
     /// A full (re)list replaced the store: objects that went away while the
@@ -144,6 +147,23 @@ where
         readiness: &Readiness,
         shutdown: &CancellationToken,
     ) -> (Store<K>, impl Stream<Item = Change<K>> + Send + 'static) {
+        self.changes_as(readiness, shutdown, |writer, event| {
+            writer.apply_watcher_event(event)
+        })
+    }
+
+    /// Like [`Watch::changes`], with a store of `S` that `feed` feeds
+    /// with each event (the object itself, or a form of it); the changes
+    /// still carry the objects as read.
+    fn changes_as<S>(
+        self,
+        readiness: &Readiness,
+        shutdown: &CancellationToken,
+        feed: fn(&mut Writer<S>, &Event<K>),
+    ) -> (Store<S>, impl Stream<Item = Change<K, S>> + Send + 'static)
+    where
+        S: Resource<DynamicType = K::DynamicType> + Clone + Send + Sync + 'static,
+    {
         let Watch {
             what,
             api,
@@ -194,11 +214,15 @@ where
                 }
                 let old = match &event {
                     Event::Apply(obj) => {
-                        reader.get(&ObjectRef::from_obj_with(obj, dyntype.clone()))
+                        let key = ObjectRef::<S>::new_with(&obj.name_any(), dyntype.clone());
+                        reader.get(&match obj.meta().namespace.as_deref() {
+                            Some(ns) => key.within(ns),
+                            None => key,
+                        })
                     }
                     _ => None,
                 };
-                writer.apply_watcher_event(&event);
+                feed(&mut writer, &event);
                 match event {
                     Event::Apply(new) => changes.push(Change::Applied { old, new }),
                     Event::Delete(obj) => changes.push(Change::Deleted(obj)),
@@ -215,5 +239,47 @@ where
             })
             .flat_map(futures::stream::iter);
         (store, changes)
+    }
+}
+
+impl<K> Watch<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    /// Like [`Watch::changes`], with a store that keeps each object in its
+    /// [`Compact`] form (compacted after `slim`); the changes still carry
+    /// the objects as read.
+    pub fn compact_changes(
+        self,
+        readiness: &Readiness,
+        shutdown: &CancellationToken,
+    ) -> (
+        Store<Compact<K>>,
+        impl Stream<Item = Change<K, Compact<K>>> + Send + 'static,
+    ) {
+        self.changes_as(readiness, shutdown, |writer, event| {
+            writer.apply_watcher_event(&compact_event(event))
+        })
+    }
+}
+
+/// `event` with its objects compacted.
+fn compact_event<K>(event: &Event<K>) -> Event<Compact<K>>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::Serialize + DeserializeOwned,
+{
+    match event {
+        Event::Apply(o) => Event::Apply(Compact::new(o)),
+        Event::Delete(o) => Event::Delete(Compact::new(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(Compact::new(o)),
+        Event::InitDone => Event::InitDone,
     }
 }

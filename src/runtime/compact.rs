@@ -1,0 +1,277 @@
+//! A typed object kept compactly in a watch's store (issue #16, memory):
+//! what the store's key and the routing read typed (name, namespace and
+//! deletion timestamp), everything else as one compact JSON text, parsed back into the typed object ([`Compact::typed`]) only
+//! where a reconcile reads it, never in a loop over the store.
+//!
+//! A typed k8s-openapi object is a large struct (an `ObjectMeta` alone is
+//! 360 bytes inline) with 20 to 40 allocations, every `BTreeMap` of labels
+//! or annotations a node with room for eleven entries whatever its count;
+//! its JSON text is one allocation of about its size on the wire. The
+//! `apiVersion` and `kind`, the same for every object of the store, are
+//! left out of the text and put back when it is parsed.
+//!
+//! Unlike the syncer's `Cached` (a type known only at run time), the type
+//! is known here: the text parses straight into `K`.
+//!
+//! The uid and resourceVersion stay in the text: the store's key would
+//! copy them (kube-runtime's `ObjectRef` keeps both, though it neither
+//! hashes nor compares them), two strings each per object, and what
+//! reads them (a delete's preconditions, a status compared) reads the
+//! typed object anyway.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+
+use kube::Resource;
+use kube::core::ObjectMeta;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An object of type `K` as a store keeps it compactly (see the module
+/// docs). Its metadata holds only the name, namespace and deletion
+/// timestamp; read the rest (uid and resourceVersion included) with
+/// [`Compact::typed`].
+pub struct Compact<K> {
+    metadata: ObjectMeta,
+    /// The object without the metadata fields above, as compact JSON (an
+    /// object), without its `apiVersion` and `kind` when they led it.
+    body: Box<str>,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for Compact<K> {
+    fn clone(&self) -> Self {
+        Self {
+            metadata: self.metadata.clone(),
+            body: self.body.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<K> fmt::Debug for Compact<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Compact")
+            .field("metadata", &self.metadata)
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
+impl<K> Compact<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned,
+{
+    /// `object`, compacted. A text that cannot be written (it cannot
+    /// happen for the API's types: every map key is a string) leaves an
+    /// empty body, which [`Compact::typed`] reports as an error.
+    pub fn new(object: &K) -> Self {
+        let mut rest = object.clone();
+        let meta = rest.meta_mut();
+        let metadata = ObjectMeta {
+            name: meta.name.take(),
+            namespace: meta.namespace.take(),
+            deletion_timestamp: meta.deletion_timestamp.take(),
+            ..ObjectMeta::default()
+        };
+        let body = match serde_json::to_string(&rest) {
+            Ok(text) => match text.strip_prefix(type_prefix::<K>().as_str()) {
+                Some(tail) => format!("{{{tail}"),
+                None => text,
+            },
+            Err(_) => String::new(),
+        };
+        Self {
+            metadata,
+            body: body.into_boxed_str(),
+            kind: PhantomData,
+        }
+    }
+
+    /// The typed object, parsed from the text (one allocation tree per
+    /// call: read it where a reconcile needs it, not over the whole store).
+    pub fn typed(&self) -> Result<K, serde_json::Error> {
+        let text: Cow<'_, str> = match self.body.strip_prefix('{') {
+            Some(tail) if !self.body.starts_with("{\"apiVersion\"") => {
+                Cow::Owned(format!("{}{tail}", type_prefix::<K>()))
+            }
+            _ => Cow::Borrowed(&self.body),
+        };
+        let mut object: K = serde_json::from_str(&text)?;
+        let meta = object.meta_mut();
+        meta.name.clone_from(&self.metadata.name);
+        meta.namespace.clone_from(&self.metadata.namespace);
+        meta.deletion_timestamp
+            .clone_from(&self.metadata.deletion_timestamp);
+        Ok(object)
+    }
+}
+
+/// How serde_json writes the start of an object of `K` (its `apiVersion`
+/// and `kind` come first, then a comma: the text always has a metadata).
+fn type_prefix<K: Resource<DynamicType = ()>>() -> String {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    format!(
+        "{{\"apiVersion\":{},\"kind\":{},",
+        quoted(&K::api_version(&())),
+        quoted(&K::kind(&()))
+    )
+}
+
+impl<K: Resource> Resource for Compact<K> {
+    type DynamicType = K::DynamicType;
+    type Scope = K::Scope;
+
+    fn kind(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::kind(dt)
+    }
+
+    fn group(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::version(dt)
+    }
+
+    fn api_version(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::api_version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> Cow<'_, str> {
+        K::plural(dt)
+    }
+
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+/// Reads `K` and compacts it (kube-runtime's controller asks its objects
+/// to be deserializable; the stores are fed by a watch, not by this).
+impl<'de, K> Deserialize<'de> for Compact<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + DeserializeOwned,
+{
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        K::deserialize(deserializer).map(|object| Self::new(&object))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::networking::v1::Ingress;
+    use kube::ResourceExt;
+    use serde_json::json;
+
+    use super::*;
+    use crate::apis::GlobalIngress;
+
+    fn global() -> GlobalIngress {
+        let mut global: GlobalIngress = serde_json::from_value(json!({
+            "apiVersion": "kcp-ingress.dev/v1alpha1",
+            "kind": "GlobalIngress",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u-1",
+                         "resourceVersion": "42", "generation": 3,
+                         "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "deletionTimestamp": "2026-01-02T00:00:00Z",
+                         "labels": {"a": "b"}, "finalizers": ["kcp-ingress.dev/dns"],
+                         "ownerReferences": [{"apiVersion": "networking.k8s.io/v1",
+                             "kind": "Ingress", "name": "web", "uid": "u-0",
+                             "controller": true}]},
+            "spec": {"hosts": ["web.example.com"],
+                     "root": {"group": "networking.k8s.io", "kind": "Ingress", "name": "web"}},
+            "status": {
+                "observedGeneration": 2,
+                "clusters": [{"cluster": "east", "healthy": true,
+                              "addresses": [{"ip": "10.0.0.1"}],
+                              "lastChangeTime": "2026-01-01T00:00:01Z"}],
+                "dnsRecords": [{"name": "web.example.com.", "recordType": "A", "ttl": 60,
+                                "targets": ["10.0.0.1"], "state": "Published"}],
+                "lastPublishedTime": "2026-01-01T00:00:00Z",
+                "probes": [{"cluster": "east", "address": "10.0.0.1", "passing": false}],
+                "conditions": [
+                    {"type": "Ready", "status": "True", "reason": "Placed", "message": "m",
+                     "lastTransitionTime": "2026-01-01T00:00:00Z"},
+                    {"type": "DNSPublished", "status": "True", "reason": "Published",
+                     "message": "long", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                ]
+            }
+        }))
+        .unwrap();
+        crate::controller::slim::global_ingress(&mut global);
+        global
+    }
+
+    /// The derive gives a GlobalIngress no `PartialEq`: its parts have one.
+    fn assert_same(a: &GlobalIngress, b: &GlobalIngress) {
+        assert_eq!(a.metadata, b.metadata);
+        assert_eq!(a.spec, b.spec);
+        assert_eq!(a.status, b.status);
+    }
+
+    #[test]
+    fn a_global_ingress_reads_back_as_it_was_stored() {
+        let global = global();
+        let compact = Compact::new(&global);
+        assert_same(&compact.typed().unwrap(), &global);
+        assert!(global.status.is_some() && global.metadata.owner_references.is_some());
+        // What the store's key and the routing read is typed.
+        assert_eq!(compact.name_any(), "web");
+        assert_eq!(compact.namespace().as_deref(), Some("shop"));
+        assert!(compact.meta().deletion_timestamp.is_some());
+        // The rest only in the text, without the type's name and group.
+        assert_eq!(compact.uid(), None);
+        assert_eq!(compact.resource_version(), None);
+        assert!(compact.owner_references().is_empty());
+        assert!(compact.labels().is_empty());
+        assert!(!compact.body.contains("apiVersion\":\"kcp-ingress"));
+    }
+
+    #[test]
+    fn an_ingress_reads_back_as_it_was_stored() {
+        let ingress: Ingress = serde_json::from_value(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": "web", "namespace": "shop", "uid": "u-1",
+                         "resourceVersion": "7", "labels": {"kcp-ingress.dev/root": "web"},
+                         "annotations": {"x": "y"}, "finalizers": ["f"]},
+            "spec": {"rules": [{"host": "a.example.test", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]},
+            "status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}
+        }))
+        .unwrap();
+        let compact = Compact::new(&ingress);
+        assert!(
+            compact.body.starts_with("{\"metadata\""),
+            "{}",
+            compact.body
+        );
+        assert_eq!(compact.typed().unwrap(), ingress);
+        // A bare object (no metadata fields left) reads back too.
+        let bare = Ingress::default();
+        assert_eq!(Compact::new(&bare).typed().unwrap(), bare);
+    }
+
+    #[test]
+    fn a_text_that_does_not_parse_is_an_error_not_a_panic() {
+        let mut compact = Compact::new(&global());
+        compact.body = "".into();
+        assert!(compact.typed().is_err());
+        compact.body = "{\"spec\":7}".into();
+        assert!(compact.typed().is_err());
+    }
+
+    #[test]
+    fn it_deserializes_from_the_objects_json() {
+        let global = global();
+        let text = serde_json::to_string(&global).unwrap();
+        let compact: Compact<GlobalIngress> = serde_json::from_str(&text).unwrap();
+        assert_same(&compact.typed().unwrap(), &global);
+    }
+}
