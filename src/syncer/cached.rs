@@ -9,14 +9,52 @@
 //! size. The syncer's own upstream watches keep objects so; its copies
 //! downstream keep less ([`super::copy_record`]).
 
-use std::borrow::Cow;
-use std::sync::Arc;
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use kube::api::{ApiResource, DynamicObject, TypeMeta};
-use kube::core::DynamicResourceScope;
+use kube::api::{DynamicObject, TypeMeta};
 use serde::{Deserialize, Deserializer};
+
+/// `Resource` for a type of the syncer's caches that stands for a
+/// `DynamicObject` of the API resource its store is for, with its
+/// `ObjectMeta` in a field `metadata`: group, version, kind and plural
+/// come from the resource (the type is shared: every key of a store holds
+/// a copy of it).
+macro_rules! dynamic_resource {
+    ($t:ty) => {
+        impl kube::Resource for $t {
+            type DynamicType = std::sync::Arc<kube::api::ApiResource>;
+            type Scope = kube::core::DynamicResourceScope;
+
+            fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+                kube::api::DynamicObject::group(dt)
+            }
+
+            fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+                kube::api::DynamicObject::version(dt)
+            }
+
+            fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+                kube::api::DynamicObject::kind(dt)
+            }
+
+            fn api_version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+                kube::api::DynamicObject::api_version(dt)
+            }
+
+            fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+                kube::api::DynamicObject::plural(dt)
+            }
+
+            fn meta(&self) -> &kube::api::ObjectMeta {
+                &self.metadata
+            }
+
+            fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
+                &mut self.metadata
+            }
+        }
+    };
+}
+pub(crate) use dynamic_resource;
 
 /// An object as the syncer caches it (see the module docs).
 #[derive(Clone, Debug, PartialEq)]
@@ -94,43 +132,13 @@ impl<'de> Deserialize<'de> for Cached {
     }
 }
 
-// The type is shared: every key of a store holds a copy of it.
-impl Resource for Cached {
-    type DynamicType = Arc<ApiResource>;
-    type Scope = DynamicResourceScope;
-
-    fn group(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::group(dt)
-    }
-
-    fn version(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::version(dt)
-    }
-
-    fn kind(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::kind(dt)
-    }
-
-    fn api_version(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::api_version(dt)
-    }
-
-    fn plural(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::plural(dt)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+dynamic_resource!(Cached);
 
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+
+    use kube::Resource;
 
     use super::*;
 

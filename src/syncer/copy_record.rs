@@ -24,14 +24,11 @@
 //! unverified): the resync that follows compares each copy once, from the
 //! text, without a read.
 
-use std::borrow::Cow;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use kube::Resource;
-use kube::api::{ApiResource, DynamicObject};
-use kube::core::DynamicResourceScope;
+use kube::api::DynamicObject;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -206,39 +203,7 @@ impl Clone for CopyRecord {
     }
 }
 
-// The type is shared: every key of a store holds a copy of it.
-impl Resource for CopyRecord {
-    type DynamicType = Arc<ApiResource>;
-    type Scope = DynamicResourceScope;
-
-    fn group(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::group(dt)
-    }
-
-    fn version(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::version(dt)
-    }
-
-    fn kind(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::kind(dt)
-    }
-
-    fn api_version(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::api_version(dt)
-    }
-
-    fn plural(dt: &Arc<ApiResource>) -> Cow<'_, str> {
-        DynamicObject::plural(dt)
-    }
-
-    fn meta(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+super::cached::dynamic_resource!(CopyRecord);
 
 #[cfg(test)]
 mod tests {
