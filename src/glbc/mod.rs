@@ -23,6 +23,7 @@
 //! - [`dns`]: the DNS providers (RFC 2136 with TSIG, dry run);
 //!   [`embedded`]: the authoritative server inside every replica.
 
+pub mod batch;
 pub mod diff;
 pub mod dns;
 pub mod drain;

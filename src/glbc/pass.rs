@@ -348,6 +348,7 @@ async fn clusters_change(
         }
         let (now, next) = ClusterView::of(&store.state(), Timestamp::now(), threshold);
         if now != *start {
+            debug!("a Cluster change changes DNS");
             return;
         }
         expiry = next;

@@ -12,13 +12,13 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::Client;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::reflector::Store;
 use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
 use tokio::sync::Notify;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::apis::{Cluster, GlobalIngress};
 use crate::gateway_api::gateway::Gateway;
@@ -100,7 +100,7 @@ pub fn watch(
         .spawn(
             readiness,
             shutdown,
-            wake_all(vec![notify.clone(), cluster_changes.clone()]),
+            logged(wake_all(vec![notify.clone(), cluster_changes.clone()])),
         );
     let roots_api: Api<PartialObjectMeta<Ingress>> = match namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -196,6 +196,23 @@ fn wake_all<K>(notifies: Vec<Arc<Notify>>) -> impl FnMut(Change<K>) + Send + 'st
             notifies.iter().for_each(|n| n.notify_one())
         }
         Change::Failed(_) | Change::Restored => {}
+    }
+}
+
+/// Logs each Cluster change the watch delivers (debug), before `then`:
+/// the moment the glbc sees a cluster's verdict, when timing a failover.
+fn logged(
+    mut then: impl FnMut(Change<Cluster>) + Send + 'static,
+) -> impl FnMut(Change<Cluster>) + Send + 'static {
+    move |change| {
+        if let Change::Applied { new, .. } = &change {
+            debug!(
+                cluster = new.name_any(),
+                rv = new.resource_version(),
+                "Cluster changed"
+            );
+        }
+        then(change)
     }
 }
 

@@ -14,6 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 use tracing::{debug, info, warn};
 
+use super::batch::Batch;
 use super::ledger::Ledger;
 use super::plan::{self, Plan, RootKey};
 use super::records::{DnsName, ZoneRecords};
@@ -58,6 +59,8 @@ pub struct RootWriter {
     client: Client,
     recorder: Recorder,
     namespace: Option<String>,
+    /// Status writes a stopped pass left running.
+    statuses: Batch<StatusWrite>,
 }
 
 impl RootWriter {
@@ -122,6 +125,7 @@ impl RootWriter {
             client,
             recorder,
             namespace,
+            statuses: Batch::default(),
         }
     }
 
@@ -194,10 +198,11 @@ impl RootWriter {
     /// from what the object shows (at most [`STATUS_WRITES_PER_PASS`]),
     /// with an Event when the `DNSPublished` verdict changes; whether every
     /// write went through and whether more are due. Once `stop` resolves
-    /// (something changed DNS meanwhile) no further write starts: those
-    /// in flight finish and are recorded, the rest are due in a later pass.
+    /// (something changed DNS meanwhile) no further write starts and it
+    /// returns at once: those in flight run on ([`Batch`]) and are
+    /// recorded by the next call, before it looks for what is due.
     pub async fn write_statuses(
-        &self,
+        &mut self,
         globals: &[Arc<GlobalIngress>],
         plan: &Plan,
         zones: &ZoneView<'_>,
@@ -205,63 +210,61 @@ impl RootWriter {
         now: &Time,
         stop: impl Future<Output = ()>,
     ) -> StatusWrites {
+        let mut ok = record(ledger, self.statuses.collect().await);
         let (todo, more) = due_statuses(globals, plan, zones, ledger, now, STATUS_WRITES_PER_PASS);
         let due = todo.len();
-        let client = &self.client;
-        let recorder = &self.recorder;
-        let results: Vec<(RootKey, String, Option<String>)> = until_stopped(
-            todo,
-            WRITE_CONCURRENCY,
-            stop,
-            |(g, key, rv, desired, before)| async move {
-                let written = write_status(client, g, &desired).await;
-                if written.is_some() {
-                    announce(recorder, g, before.as_ref(), &desired).await;
-                }
-                (key, rv, written)
-            },
-        )
-        .await;
-        let stopped = results.len() < due;
+        let (client, recorder) = (self.client.clone(), self.recorder.clone());
+        let ran = self
+            .statuses
+            .run(
+                todo,
+                WRITE_CONCURRENCY,
+                stop,
+                |(g, key, rv, desired, before)| {
+                    let (g, client, recorder) = (g.clone(), client.clone(), recorder.clone());
+                    async move {
+                        let written = write_status(&client, &g, &desired).await;
+                        if written.is_some() {
+                            announce(&recorder, &g, before.as_ref(), &desired).await;
+                        }
+                        (key, rv, written)
+                    }
+                },
+            )
+            .await;
+        let stopped = ran.unfinished > 0;
         if stopped {
             debug!(
-                written = results.len(),
-                left = due - results.len(),
+                written = due - ran.unfinished,
+                in_flight = self.statuses.running(),
+                left = ran.unfinished,
                 "DNS changed: status writes stopped, the next pass publishes first"
             );
         }
-        let more = more || stopped;
-        let mut ok = true;
-        for (key, rv, written) in results {
-            match written {
-                // Skip this root until the cache shows the write.
-                Some(new_rv) => ledger.wrote(key, rv, &new_rv),
-                None => ok = false,
-            }
+        ok &= record(ledger, ran.done);
+        StatusWrites {
+            ok,
+            more: more || stopped,
         }
-        StatusWrites { ok, more }
     }
 }
 
-/// Runs `work` on `items`, `concurrency` at once, in their order, until
-/// `stop` resolves: from then on none starts, and those started finish.
-/// The outputs of those that ran, in the order they finished.
-async fn until_stopped<T, O, F>(
-    items: Vec<T>,
-    concurrency: usize,
-    stop: impl Future<Output = ()>,
-    work: impl FnMut(T) -> F,
-) -> Vec<O>
-where
-    F: Future<Output = O>,
-{
-    futures::stream::iter(items)
-        .take_until(stop)
-        .map(work)
-        .buffer_unordered(concurrency)
-        .collect()
-        .await
+/// Records finished status writes in the ledger; whether all went through.
+fn record(ledger: &mut Ledger, results: Vec<StatusWrite>) -> bool {
+    let mut ok = true;
+    for (key, rv, written) in results {
+        match written {
+            // Skip this root until the cache shows the write.
+            Some(new_rv) => ledger.wrote(key, rv, &new_rv),
+            None => ok = false,
+        }
+    }
+    ok
 }
+
+/// A finished status write: the root, the resourceVersion it was written
+/// over and, if it went through, the one it made.
+type StatusWrite = (RootKey, String, Option<String>);
 
 /// A status write a pass makes: the GlobalIngress, its key, the
 /// resourceVersion it is written over, the glbc's status and the
@@ -855,49 +858,6 @@ mod tests {
         let empty = BTreeMap::from([(name("z.test"), ZoneRecords::new(name("z.test")))]);
         assert_eq!(check(&deleted(&["a.z.test"], &["x"]), &empty), None);
         assert_eq!(check(&g, &empty), Some(1));
-    }
-
-    #[tokio::test]
-    async fn a_stopped_batch_starts_nothing_more_and_finishes_what_started() {
-        use std::cell::RefCell;
-        let started = RefCell::new(Vec::new());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let tx = RefCell::new(Some(tx));
-        let stop = async {
-            let _ = rx.await;
-        };
-        // Item 0 stops the batch as it runs (a cluster changed meanwhile):
-        // 0 and 1 were started (2 at once) and finish; 2.. never start.
-        let done = until_stopped((0..10).collect(), 2, stop, |i: u32| {
-            started.borrow_mut().push(i);
-            let tx = &tx;
-            async move {
-                if i == 0 {
-                    let _ = tx.borrow_mut().take().map(|tx| tx.send(()));
-                }
-                tokio::task::yield_now().await;
-                i
-            }
-        })
-        .await;
-        let mut done = done;
-        done.sort();
-        assert_eq!(done, [0, 1]);
-        assert_eq!(*started.borrow(), [0, 1]);
-
-        // Not stopped: all of them, each once.
-        let mut all = until_stopped(
-            (0..10).collect(),
-            3,
-            std::future::pending(),
-            |i: u32| async move { i },
-        )
-        .await;
-        all.sort();
-        assert_eq!(all, (0..10).collect::<Vec<_>>());
-        // Stopped before it starts: none.
-        let none = until_stopped((0..10).collect(), 3, async {}, |i: u32| async move { i }).await;
-        assert!(none.is_empty());
     }
 
     #[test]

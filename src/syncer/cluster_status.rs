@@ -3,7 +3,7 @@
 //! on the Cluster when reachability changes class.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::events::{Event, EventType};
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 use tokio::sync::watch;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use super::context::ClusterCtx;
 use super::heartbeat::{self, Reachability};
@@ -40,11 +40,20 @@ pub async fn heartbeats(
     let cluster = &ctx.cluster;
     let mut announced = None;
     let mut failures = 0u32;
+    // The reachability the Cluster shows (as far as this loop wrote it):
+    // a write that changes it is logged when sent and when acknowledged,
+    // as it is what takes a dead cluster out of DNS.
+    let mut written: Option<Reachability> = None;
+    // A change of reachability came while a routine heartbeat was in
+    // flight: it is written at once.
+    let mut due_now = false;
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            changed = reach.changed() => if changed.is_err() { return },
-            () = shutdown.cancelled() => return,
+        if !std::mem::take(&mut due_now) {
+            tokio::select! {
+                _ = tick.tick() => {}
+                changed = reach.changed() => if changed.is_err() { return },
+                () = shutdown.cancelled() => return,
+            }
         }
         let seen = reach.borrow_and_update().clone();
         let previous = match presence.borrow().active() {
@@ -75,14 +84,42 @@ pub async fn heartbeats(
             "kind": "Cluster",
             "status": status,
         });
-        match api
-            .patch_status(cluster, &params, &Patch::Apply(&body))
-            .await
-        {
-            Ok(written) => {
+        let verdict = written.as_ref() != Some(&seen);
+        let sent = Instant::now();
+        if verdict {
+            info!(cluster, reachable = ?seen, "writing the cluster's reachability to its status");
+        }
+        let patch = Patch::Apply(&body);
+        let write = api.patch_status(cluster, &params, &patch);
+        let result = if verdict {
+            write.await
+        } else {
+            // A routine heartbeat gives way to a verdict: on a busy control
+            // plane it may take a second to come back, and the verdict
+            // (the next write, with a fresh heartbeat time) is what takes
+            // a dead cluster out of DNS.
+            tokio::select! {
+                result = write => result,
+                changed = reach.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    debug!(cluster, "a heartbeat in flight gave way to a change of reachability");
+                    due_now = true;
+                    continue;
+                }
+            }
+        };
+        match result {
+            Ok(object) => {
                 failures = 0;
-                debug!(cluster, reachable = ?seen, "heartbeat written");
-                announce(&ctx, &written, &seen, &mut announced).await;
+                if verdict {
+                    info!(cluster, took = ?sent.elapsed(), "the cluster's reachability is written");
+                } else {
+                    debug!(cluster, reachable = ?seen, "heartbeat written");
+                }
+                written = Some(seen.clone());
+                announce(&ctx, &object, &seen, &mut announced).await;
             }
             Err(kube::Error::Api(e)) if e.code == 404 => {
                 failures = 0;
