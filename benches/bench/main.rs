@@ -299,6 +299,10 @@ fn unit_tests() -> std::process::ExitCode {
         "scenarios::a_replay_creates_what_the_run_created",
         scenarios::tests::a_replay_creates_what_the_run_created,
     ));
+    tests.push((
+        "scenarios::settled_means_every_cluster_everywhere",
+        scenarios::tests::settled_means_every_cluster_everywhere,
+    ));
     let trials = tests
         .into_iter()
         .map(|(name, test)| libtest_mimic::Trial::test(name, move || Ok(test()?)))
@@ -879,6 +883,7 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
         let gone: Vec<f64> = r.failover.iter().map(|f| f.0).collect();
         let back: Vec<f64> = r.failover.iter().map(|f| f.1).collect();
         let served: Vec<f64> = r.failover.iter().map(|f| f.2).collect();
+        let settled: Vec<f64> = r.failover.iter().map(|f| f.3).collect();
         let max = gone.iter().copied().fold(0.0, f64::max);
         let _ = writeln!(
             t,
@@ -891,13 +896,14 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
         );
         let _ = writeln!(
             t,
-            "| | after restart: back in DNS / served by the cluster's {} again, p50 | {} / {} | |",
+            "| | after restart: back in DNS / served by the cluster's {} again / every GlobalIngress settled, p50 | {} / {} / {} | |",
             match plan.data_plane {
                 DataPlane::Traefik => "backend through Traefik",
                 DataPlane::Standin => "stand-in",
             },
             ms(median(&back)),
-            ms(median(&served))
+            ms(median(&served)),
+            ms(median(&settled))
         );
     }
     if let Some(q) = &r.dns_qps {

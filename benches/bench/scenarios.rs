@@ -10,6 +10,7 @@ use hickory_proto::rr::rdata::{A, TXT};
 use hickory_proto::rr::{Name, RData, RecordType};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::Ingress;
+use kcp_ingress::apis::GlobalIngress;
 use kcp_ingress::glbc::dns::rfc2136::RrsetChange;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
@@ -202,15 +203,21 @@ pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<V
 
 /// One failover, in seconds: until the dead cluster's address left every
 /// watched host's answer; from the restart until all answers held it again;
-/// from the restart until its data plane served a host again.
-pub type Failover = (f64, f64, f64);
+/// from the restart until its data plane served a host again; from the
+/// restart until every GlobalIngress of the namespace showed it again
+/// (settled, [`settled`]).
+pub type Failover = (f64, f64, f64, f64);
 
 /// Kills cluster K's apiserver and its data plane (Traefik or the stand-in)
 /// at once (SIGKILL), measures until its address leaves the DNS answers of
 /// `hosts`, restarts both and measures until the address is back in DNS and
 /// until a request that follows it is answered by cluster K's backend again;
 /// `runs` times, K rotating. Before each run every cluster serves the first
-/// host through its address.
+/// host through its address, and the system has settled from the run before
+/// ([`settled`]): a cluster dies in a system at rest, not while every status
+/// is still being rewritten for the previous restart (which, with 200 roots,
+/// takes longer than DNS does to hold the address again, and which the
+/// cluster's verdict then queues behind in the control plane).
 ///
 /// What takes the address out of DNS is the apiserver's death (the syncer
 /// loses its watches, marks the Cluster not Ready, the glbc drops it): the
@@ -233,6 +240,9 @@ pub async fn failover(
         wait_answers(&dns, hosts, |a| a == want.as_slice(), deadline)
             .await
             .context("DNS before the failover")?;
+        wait_settled(env, deadline)
+            .await
+            .context("settled before the failover")?;
         for j in 1..=env.n_clusters {
             wait_served(env, j, probe, deadline)
                 .await
@@ -284,12 +294,57 @@ pub async fn failover(
             }
         );
         let (back, served) = (back?, served?);
+        wait_settled(env, deadline)
+            .await
+            .with_context(|| format!("settling after {server}'s restart"))?;
+        let settled = secs(t1.elapsed());
         eprintln!(
-            "bench: failover run {run}: {server} gone from DNS in {gone:.3}s; after restart back in DNS in {back:.1}s, served again in {served:.1}s"
+            "bench: failover run {run}: {server} gone from DNS in {gone:.3}s; after restart back in DNS in {back:.1}s, served again in {served:.1}s, settled in {settled:.1}s"
         );
-        out.push((gone, back, served));
+        out.push((gone, back, served, settled));
     }
     Ok(out)
+}
+
+/// Whether every GlobalIngress shows each of `clusters` clusters healthy
+/// with an address, and each of its A records published with `clusters`
+/// targets: the controller and the glbc have both written what a system
+/// at rest with every cluster up shows.
+pub fn is_settled(globals: &[GlobalIngress], clusters: usize) -> bool {
+    globals.iter().all(|g| {
+        g.status.as_ref().is_some_and(|s| {
+            s.clusters.len() == clusters
+                && s.clusters
+                    .iter()
+                    .all(|c| c.healthy && !c.addresses.is_empty())
+                && s.dns_records.iter().any(|r| r.record_type == "A")
+                && s.dns_records
+                    .iter()
+                    .filter(|r| r.record_type == "A")
+                    .all(|r| r.state == "Published" && r.targets.len() == clusters)
+        })
+    })
+}
+
+/// Polls (every 200 ms, a list of the namespace's GlobalIngresses) until
+/// [`is_settled`].
+async fn wait_settled(env: &Env, deadline: Duration) -> anyhow::Result<()> {
+    let api: Api<GlobalIngress> = Api::namespaced(env.cp.clone(), NS);
+    let t0 = Instant::now();
+    loop {
+        let globals = api.list(&Default::default()).await?.items;
+        if is_settled(&globals, env.n_clusters) {
+            return Ok(());
+        }
+        if t0.elapsed() > deadline {
+            let open = globals
+                .iter()
+                .filter(|g| !is_settled(std::slice::from_ref(g), env.n_clusters))
+                .count();
+            bail!("{open} GlobalIngresses not settled within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Polls until a request for `host` to cluster `k`'s data plane is answered
@@ -847,6 +902,46 @@ pub fn per_root(writes: &[Writes], roots: usize) -> String {
 
 pub mod tests {
     use super::*;
+
+    /// Settled: every cluster healthy with an address, every A record
+    /// published with every cluster's target.
+    pub fn settled_means_every_cluster_everywhere() -> Result<(), String> {
+        let global = |healthy: [bool; 2], targets: usize| -> GlobalIngress {
+            let targets = ["127.0.1.1", "127.0.1.2"][..targets].to_vec();
+            serde_json::from_value(json!({
+                "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+                "metadata": {"name": "g", "namespace": "n"},
+                "spec": {"hosts": ["a.test"]},
+                "status": {
+                    "clusters": [
+                        {"cluster": "c1", "healthy": healthy[0], "addresses": [{"ip": "127.0.1.1"}]},
+                        {"cluster": "c2", "healthy": healthy[1], "addresses": [{"ip": "127.0.1.2"}]},
+                    ],
+                    "dnsRecords": [
+                        {"name": "a.test", "recordType": "A", "ttl": 60, "state": "Published",
+                         "targets": targets},
+                        {"name": "_kcp-ingress.a.test", "recordType": "TXT", "ttl": 60,
+                         "state": "Published", "targets": ["x"]},
+                    ],
+                },
+            }))
+            .expect("a valid GlobalIngress")
+        };
+        let cases = [
+            (global([true, true], 2), true),
+            (global([true, false], 2), false),
+            (global([true, true], 1), false),
+        ];
+        for (i, (g, want)) in cases.iter().enumerate() {
+            if is_settled(std::slice::from_ref(g), 2) != *want {
+                return Err(format!("case {i}: want settled={want}"));
+            }
+        }
+        if is_settled(&[cases[0].0.clone(), cases[2].0.clone()], 2) {
+            return Err("one unsettled GlobalIngress of two: settled".into());
+        }
+        Ok(())
+    }
 
     /// A floor replays a run's writes over as many objects as the run made.
     pub fn a_replay_creates_what_the_run_created() -> Result<(), String> {
