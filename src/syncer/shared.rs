@@ -12,6 +12,7 @@
 //! keep their own watch: they have no controller beside them.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,6 +25,7 @@ use tokio::sync::mpsc;
 use super::copied::Copies;
 use super::naming::ResourceSpec;
 use crate::runtime::Change;
+use crate::runtime::stored::Stored;
 
 /// What a syncer's upstream routing sees: an object of its namespace that
 /// changed (or went), by name, or a (re)list of the whole cache.
@@ -35,7 +37,7 @@ pub enum UpChange {
 
 impl UpChange {
     /// What a watch's change means to the routing (`None`: nothing).
-    pub fn of<K: Resource>(change: &Change<K>) -> Option<Self> {
+    pub fn of<K: Resource, S>(change: &Change<K, S>) -> Option<Self> {
         match change {
             Change::Applied { new: o, .. } | Change::Deleted(o) => {
                 o.meta().name.clone().map(UpChange::Object)
@@ -65,35 +67,39 @@ pub trait SharedType: Send + Sync {
     fn any_live(&self, namespace: &str, wanted: &dyn Fn(&str) -> bool) -> bool;
 }
 
-/// The controller's watch of `K`, fanned out to the syncers by namespace.
-pub struct Feed<K: Resource<DynamicType = ()> + 'static> {
-    store: OnceLock<Store<K>>,
+/// The controller's watch of `K`, fanned out to the syncers by namespace;
+/// its store keeps the objects in the form `S` (see `runtime::stored`).
+pub struct Feed<K: Resource<DynamicType = ()> + 'static, S: Stored<K> = K> {
+    store: OnceLock<Store<S>>,
     subscribers: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<UpChange>>>>,
     listed: AtomicBool,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Resource<DynamicType = ()> + 'static> Default for Feed<K> {
+impl<K: Resource<DynamicType = ()> + 'static, S: Stored<K>> Default for Feed<K, S> {
     fn default() -> Self {
         Self {
             store: OnceLock::new(),
             subscribers: Mutex::new(HashMap::new()),
             listed: AtomicBool::new(false),
+            kind: PhantomData,
         }
     }
 }
 
-impl<K> Feed<K>
+impl<K, S> Feed<K, S>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
+    S: Stored<K>,
 {
     /// The store of the watch whose changes are [`Feed::publish`]ed.
-    pub fn set_store(&self, store: Store<K>) {
+    pub fn set_store(&self, store: Store<S>) {
         let _ = self.store.set(store);
     }
 
     /// Hands `change` (after the store has taken it in) to the subscribers
     /// of its namespace; a (re)list to every subscriber.
-    pub fn publish(&self, change: &Change<K>) {
+    pub fn publish(&self, change: &Change<K, S>) {
         let Some(up) = UpChange::of(change) else {
             return;
         };
@@ -118,14 +124,15 @@ where
         }
     }
 
-    fn store(&self) -> Option<&Store<K>> {
+    fn store(&self) -> Option<&Store<S>> {
         self.store.get()
     }
 }
 
-impl<K> SharedType for Feed<K>
+impl<K, S> SharedType for Feed<K, S>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
+    S: Stored<K>,
 {
     fn api_resource(&self) -> ApiResource {
         ApiResource::erase::<K>(&())
@@ -145,9 +152,11 @@ where
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<DynamicObject> {
-        let object = self
+        let stored = self
             .store()?
-            .get(&ObjectRef::<K>::new(name).within(namespace))?;
+            .get(&ObjectRef::<S>::new(name).within(namespace))?;
+        // One parse per sync when the store is compact.
+        let object = S::typed(&stored)?;
         // A typed object serializes to what it was read from, less fields
         // its type does not know (none for the leaves the controller
         // writes); a failure, which cannot happen, reads as "not cached"
