@@ -1,12 +1,13 @@
 //! Push mode: the controller's own upstream caches, read by the syncers it
 //! hosts instead of a watch and a cache of their own (issue #16, memory).
 //!
-//! The controller watches the leaves of a root kind in every namespace,
-//! typed, for itself. A push-mode syncer needs the same objects in its
+//! The controller watches the leaves of a root kind in every namespace
+//! for itself (Ingresses kept compact: `runtime::stored`). A push-mode syncer needs the same objects in its
 //! cluster namespace: a [`Feed`] hands each change of the controller's
 //! watch, after its store has taken it in, to the syncers subscribed to the
 //! object's namespace (by name only), and the syncer reads the object from
-//! the controller's store when a worker syncs it. So each leaf is cached
+//! the controller's store when a worker syncs it (parsed then, from a
+//! compact store). So each leaf is cached
 //! once in the process, not once more per syncer, and no syncer opens an
 //! upstream watch for the type. Pull-mode syncers (one process per cluster)
 //! keep their own watch: they have no controller beside them.
@@ -296,8 +297,14 @@ mod tests {
 
     #[test]
     fn a_syncer_reads_the_object_as_the_api_server_sent_it() {
-        let mut writer = Writer::<Ingress>::new(());
-        let feed = Feed::<Ingress>::default();
+        reads_as_sent::<Ingress>();
+        // As the controller stores its Ingresses: parsed per read.
+        reads_as_sent::<crate::runtime::compact::Compact<Ingress>>();
+    }
+
+    fn reads_as_sent<S: Stored<Ingress>>() {
+        let mut writer = Writer::<S>::new(());
+        let feed = Feed::<Ingress, S>::default();
         assert!(feed.get("ns", "a").is_none());
         feed.set_store(writer.as_reader());
         let leaf = ingress("kcp-ingress-cluster-east", "shop.web--east");
@@ -307,7 +314,7 @@ mod tests {
                 "2026-01-01T00:00:00Z".parse().unwrap(),
             ));
         for o in [leaf.clone(), deleting, ingress("shop", "web")] {
-            writer.apply_watcher_event(&Event::Apply(o));
+            writer.apply_watcher_event(&Event::Apply(S::store(&o)));
         }
         let read = feed
             .get("kcp-ingress-cluster-east", "shop.web--east")
