@@ -311,16 +311,19 @@ fn on_root_kind<K: RootKind>(
         }
         Change::Relisted => {
             let all = store.state();
-            // One parse per object (a compact store): the index reads
-            // what the objects reference, the memory their uids.
-            let typed: Vec<Arc<K>> = all.iter().filter_map(K::Stored::typed).collect();
-            index.rebuild(typed.iter().map(|o| o.as_ref()), world);
-            let live: HashSet<String> = typed
-                .iter()
-                .filter(|o| K::is_root(o))
-                .filter_map(|o| o.uid())
-                .collect();
-            drop(typed);
+            // One parse per object (a compact store), one object at a
+            // time (all of them typed at once would be the memory the
+            // compact store saves): the index reads what each references,
+            // the memory the live roots' uids.
+            let mut live: HashSet<String> = HashSet::new();
+            index.rebuild::<K>(
+                all.iter().filter_map(K::Stored::typed).inspect(|o| {
+                    if let Some(uid) = o.uid().filter(|_| K::is_root(o)) {
+                        live.insert(uid);
+                    }
+                }),
+                world,
+            );
             memory.retain(&live);
             for object in &all {
                 route(Routed::stored::<K>(object));
