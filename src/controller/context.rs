@@ -243,6 +243,9 @@ pub struct Context<K: RootKind> {
 impl<K: RootKind> Dependents for Context<K> {
     fn clusters_needing(&self, dep: &DepKey, clusters: &[Arc<Cluster>]) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
+        if clusters.is_empty() {
+            return out;
+        }
         for (root_ns, root_name) in self.index.dependents(dep) {
             let Some(root) = self.caches.root(&root_ns, &root_name) else {
                 continue;
@@ -255,6 +258,12 @@ impl<K: RootKind> Dependents for Context<K> {
             }
             if let Some(p) = decide::targets_of(&*root, clusters, &self.world) {
                 out.extend(p.targets);
+            }
+            // No root can add a cluster then: the rest are not read (each
+            // read is a parse of a compact root; a Service shared by every
+            // root of a bulk is placed often).
+            if clusters.iter().all(|c| out.contains(&c.name_any())) {
+                break;
             }
         }
         out
