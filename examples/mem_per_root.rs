@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 
 use kcp_ingress::apis::GlobalIngress;
 use kcp_ingress::runtime::compact::Compact;
+use kcp_ingress::runtime::stored::Stored;
 use kcp_ingress::syncer::cached::Cached;
 use kcp_ingress::syncer::copy_record::CopyRecord;
 
@@ -311,6 +312,23 @@ fn main() {
     let _ = measure("root Ingress, Compact in a store", |i| {
         let r: Ingress = serde_json::from_value(srcs[i].clone()).unwrap();
         krw.apply_watcher_event(&Event::Apply(Compact::new(&r)));
+    });
+    // As the controller stores its roots and leaves since session 11
+    // (`RootKind::Stored`): compact, with the root labels and the
+    // placement annotation kept typed beside the text.
+    let mut slw: Writer<Compact<Ingress>> = Writer::new(());
+    let _ = measure("leaf Ingress, as the controller stores it", |i| {
+        let l: Ingress = serde_json::from_value(leaves[i].clone()).unwrap();
+        slw.apply_watcher_event(&Event::Apply(<Compact<Ingress> as Stored<Ingress>>::store(
+            &l,
+        )));
+    });
+    let mut srw: Writer<Compact<Ingress>> = Writer::new(());
+    let _ = measure("root Ingress, as the controller stores it", |i| {
+        let r: Ingress = serde_json::from_value(srcs[i].clone()).unwrap();
+        srw.apply_watcher_event(&Event::Apply(<Compact<Ingress> as Stored<Ingress>>::store(
+            &r,
+        )));
     });
     let index = kcp_ingress::controller::index::Index::default();
     let typed_roots: Vec<Ingress> = (0..N)

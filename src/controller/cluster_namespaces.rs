@@ -33,12 +33,13 @@ use tracing::{info, warn};
 use super::context::{Context, ReconcileError, apply_params, delete_with_uid as delete};
 use super::copies;
 use super::dependencies::{DepKey, DepKind};
-use super::kind::RootKind;
+use super::kind::{self, RootKind};
 use super::naming;
 use crate::apis::{Cluster, PlacedObject};
 use crate::labels::{self, reasons};
 use crate::mailbox;
 use crate::runtime::events::{Event, EventType};
+use crate::runtime::stored::Stored;
 
 /// How long after its deletion a syncer finalizer of a gone Cluster is left
 /// to its syncer (its teardown gives up after a minute).
@@ -186,11 +187,16 @@ fn objects_in<K: RootKind>(ns: &str, ctx: &Context<K>) -> Vec<(What, ObjectMeta)
     let in_ns = |m: &ObjectMeta| m.namespace.as_deref() == Some(ns);
     let leaf = |m: &ObjectMeta| in_ns(m) && naming::root_of_leaf(m).is_some();
     let mut out: Vec<(What, ObjectMeta)> = Vec::new();
+    // The namespace's leaves, found by what the store keeps typed, then
+    // read typed (parsed from a compact store: one namespace's leaves).
     out.extend(
         ctx.caches
             .roots
-            .state()
+            .state_filter(|o| {
+                o.meta().namespace.as_deref() == Some(ns) && kind::root_of_leaf::<K>(o).is_some()
+            })
             .iter()
+            .filter_map(K::Stored::typed)
             .filter(|o| leaf(o.meta()))
             .map(|o| (What::Leaf, o.meta().clone())),
     );

@@ -27,6 +27,7 @@ use crate::gateway_api::reference_grant::ReferenceGrant;
 use crate::labels;
 use crate::mailbox;
 use crate::runtime::compact::Compact;
+use crate::runtime::stored::Stored;
 use crate::runtime::{self, metrics::Metrics};
 use crate::syncer::copied::Copies;
 use crate::syncer::queue::WorkQueue;
@@ -52,7 +53,7 @@ const MAX_RETRY: Duration = Duration::from_secs(300);
 /// Where reconciles and watches send follow-up work.
 #[derive(Clone)]
 pub struct Triggers<K: RootKind> {
-    pub roots: UnboundedSender<ObjectRef<K>>,
+    pub roots: UnboundedSender<ObjectRef<K::Stored>>,
     /// Users' Services, Secrets and ConfigMaps whose copies may need to
     /// change (a queue, not a kube-runtime controller: a deleted object's
     /// copies must go too).
@@ -67,7 +68,7 @@ impl<K: RootKind> Triggers<K> {
     /// The triggers of a kind of root; `dependencies` is the queue every
     /// kind shares (one set of workers places dependencies for all).
     pub fn new(
-        roots: UnboundedSender<ObjectRef<K>>,
+        roots: UnboundedSender<ObjectRef<K::Stored>>,
         globals: UnboundedSender<ObjectRef<Compact<GlobalIngress>>>,
         dependencies: Arc<WorkQueue<DepKey>>,
     ) -> Self {
@@ -122,7 +123,7 @@ pub struct Shared {
 
 impl Shared {
     /// A kind's caches: the shared ones and its `roots`.
-    pub fn with_roots<K: RootKind>(&self, roots: Store<K>) -> Caches<K> {
+    pub fn with_roots<K: RootKind>(&self, roots: Store<K::Stored>) -> Caches<K> {
         Caches {
             roots,
             shared: self.clone(),
@@ -134,8 +135,9 @@ impl Shared {
 /// shared ones (reached through `Deref`, as `caches.clusters`).
 #[derive(Clone)]
 pub struct Caches<K: RootKind> {
-    /// Roots and leaves.
-    pub roots: Store<K>,
+    /// Roots and leaves, as the kind stores them (`RootKind::Stored`):
+    /// read one with [`Caches::root`].
+    pub roots: Store<K::Stored>,
     pub shared: Shared,
 }
 
@@ -148,6 +150,12 @@ impl<K: RootKind> std::ops::Deref for Caches<K> {
 }
 
 impl<K: RootKind> Caches<K> {
+    /// The root or leaf `ns`/`name`, typed (parsed from a compact store).
+    pub fn root(&self, ns: &str, name: &str) -> Option<Arc<K>> {
+        let stored = self.roots.get(&ObjectRef::new(name).within(ns))?;
+        K::Stored::typed(&stored)
+    }
+
     /// `read` applied to the metadata of a user's object, if it exists.
     pub fn dependency<T>(
         &self,
@@ -235,12 +243,11 @@ pub struct Context<K: RootKind> {
 impl<K: RootKind> Dependents for Context<K> {
     fn clusters_needing(&self, dep: &DepKey, clusters: &[Arc<Cluster>]) -> BTreeSet<String> {
         let mut out = BTreeSet::new();
+        if clusters.is_empty() {
+            return out;
+        }
         for (root_ns, root_name) in self.index.dependents(dep) {
-            let Some(root) = self
-                .caches
-                .roots
-                .get(&ObjectRef::new(&root_name).within(&root_ns))
-            else {
+            let Some(root) = self.caches.root(&root_ns, &root_name) else {
                 continue;
             };
             if root.meta().deletion_timestamp.is_some() || !K::is_ours(&root, &self.world) {
@@ -251,6 +258,12 @@ impl<K: RootKind> Dependents for Context<K> {
             }
             if let Some(p) = decide::targets_of(&*root, clusters, &self.world) {
                 out.extend(p.targets);
+            }
+            // No root can add a cluster then: the rest are not read (each
+            // read is a parse of a compact root; a Service shared by every
+            // root of a bulk is placed often).
+            if clusters.iter().all(|c| out.contains(&c.name_any())) {
+                break;
             }
         }
         out

@@ -10,7 +10,6 @@ use std::sync::Arc;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Preconditions};
 use kube::runtime::controller::Action;
-use kube::runtime::reflector::ObjectRef;
 use tracing::{debug, info};
 
 use super::context::{Context, ReconcileError, retry};
@@ -27,7 +26,7 @@ pub async fn reconcile_global<K: RootKind>(
     let global = global.typed()?;
     let ns = global.namespace().unwrap_or_default();
     let name = global.name_any();
-    let root = |n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(&ns));
+    let root = |n: &str| ctx.caches.root(&ns, n);
     let Some(why) = orphan_reason::<K>(&global, &root) else {
         return Ok(Action::await_change());
     };

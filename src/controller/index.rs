@@ -85,9 +85,9 @@ impl Index {
 
     /// Rebuilds the roots' and leaves' indexes from a full list (after a
     /// watch re-list).
-    pub fn rebuild<'a, K: RootKind>(
+    pub fn rebuild<K: RootKind>(
         &self,
-        objects: impl IntoIterator<Item = &'a K>,
+        objects: impl IntoIterator<Item = impl std::borrow::Borrow<K>>,
         world: &K::World,
     ) {
         {
@@ -97,7 +97,7 @@ impl Index {
             inner.copies = copies;
         }
         for object in objects {
-            self.upsert(object, world);
+            self.upsert(object.borrow(), world);
         }
     }
 
@@ -310,7 +310,7 @@ mod tests {
         );
         assert!(index.dependents(&api).is_empty());
         index.set_copy(&web, "kcp-ingress-cluster-east", true);
-        index.rebuild([&ingress("ns", "shop", &[], &["web"])], &());
+        index.rebuild::<Ingress>([&ingress("ns", "shop", &[], &["web"])], &());
         assert_eq!(
             index.copies(&web).len(),
             1,

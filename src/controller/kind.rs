@@ -22,9 +22,11 @@ use serde::de::DeserializeOwned;
 
 use super::dependencies::DepKey;
 use super::merge::ClusterView;
+use super::naming;
 use super::placement::{self, Placement};
 use crate::apis::{Cluster, LoadBalancerAddress};
 use crate::labels::{self, reasons};
+use crate::runtime::stored::Stored;
 
 /// Something wrong with a root: it stops it from being placed when
 /// [`RootKind::validate`] says so; it is reported (an Event, and the
@@ -75,6 +77,12 @@ pub trait RootKind:
 
     /// The other cached objects the kind reads (`()`: none).
     type World: Send + Sync + 'static;
+
+    /// What the kind's store keeps of each root and leaf: the object, or
+    /// its compact form (Ingress: issue #16, memory). Whole-store loops
+    /// read it with [`is_root`], [`root_of_leaf`] and [`stored_selector`]; one
+    /// object is read typed ([`Stored::typed`]).
+    type Stored: Stored<Self>;
 
     /// Whether the kind adopts a GlobalIngress of a root's name that has no
     /// controller at all (GlobalIngresses written before owner references
@@ -160,6 +168,30 @@ pub trait RootKind:
     }
 }
 
+/// Whether the stored `object` is a root: [`RootKind::is_root`]'s rule
+/// (every kind's: a placeable namespace, no root label), read from what
+/// the store keeps typed.
+pub fn is_root<K: RootKind>(object: &K::Stored) -> bool {
+    naming::is_placeable_namespace(object.meta().namespace.as_deref().unwrap_or_default())
+        && object.label(labels::ROOT_LABEL).is_none()
+}
+
+/// The root of the stored leaf `object`, from its labels:
+/// `naming::root_of_leaf` of what the store keeps typed.
+pub fn root_of_leaf<K: RootKind>(object: &K::Stored) -> Option<(String, String)> {
+    Some((
+        object.label(labels::ROOT_NAMESPACE_LABEL)?.to_string(),
+        object.label(labels::ROOT_LABEL)?.to_string(),
+    ))
+}
+
+/// The placement selector of the stored root `object` ([`selector_text`]).
+pub fn stored_selector<K: RootKind>(object: &K::Stored) -> &str {
+    object
+        .annotation(labels::PLACEMENT_ANNOTATION)
+        .unwrap_or("")
+}
+
 /// The clusters the placement annotation of `root` selects.
 pub fn placed_by_annotation<K: Resource>(
     root: &K,
@@ -180,4 +212,44 @@ pub fn selector_text<K: Resource>(root: &K) -> &str {
     root.annotations()
         .get(labels::PLACEMENT_ANNOTATION)
         .map_or("", String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::networking::v1::Ingress;
+    use serde_json::json;
+
+    use super::*;
+
+    fn ingress(ns: &str, labels: serde_json::Value) -> Ingress {
+        serde_json::from_value(json!({
+            "metadata": {"name": "web", "namespace": ns, "labels": labels,
+                         "annotations": {"kcp-ingress.dev/placement": "region=eu"}},
+            "spec": {"rules": [{"host": "a.example.test"}]}
+        }))
+        .unwrap()
+    }
+
+    /// The whole-store loops read the stored form; a reconcile reads the
+    /// typed object: both must tell roots, leaves and their roots alike.
+    #[test]
+    fn the_stored_form_is_read_as_the_typed_object() {
+        let cases = [
+            ingress("shop", json!({"app": "web"})),
+            ingress(
+                "kcp-ingress-cluster-east",
+                json!({"kcp-ingress.dev/root": "web", "kcp-ingress.dev/root-namespace": "shop"}),
+            ),
+            ingress("kube-system", json!({})),
+        ];
+        for object in cases {
+            let stored = <Ingress as RootKind>::Stored::store(&object);
+            assert_eq!(is_root::<Ingress>(&stored), Ingress::is_root(&object));
+            assert_eq!(
+                root_of_leaf::<Ingress>(&stored),
+                naming::root_of_leaf(&object.metadata)
+            );
+            assert_eq!(stored_selector::<Ingress>(&stored), selector_text(&object));
+        }
+    }
 }

@@ -74,6 +74,7 @@ use crate::gateway_api::tls_route::TlsRoute;
 use crate::gateway_api::udp_route::UdpRoute;
 use crate::labels;
 use crate::runtime::compact::Compact;
+use crate::runtime::stored::Stored;
 use crate::runtime::{self, CancellationToken, ClientError, Readiness};
 use crate::syncer::copied::Copies;
 use crate::syncer::naming::ResourceSpec;
@@ -131,7 +132,7 @@ pub async fn run(args: ControllerArgs, shutdown: CancellationToken) -> Result<()
     // watch's cache instead of watching them again, once per cluster.
     let ingress_feed = args
         .push_syncers
-        .then(|| Arc::new(Feed::<Ingress>::default()));
+        .then(|| Arc::new(Feed::<Ingress, Compact<Ingress>>::default()));
     let ingress = Kind::<Ingress>::start(&start, Arc::new(()), ingress_feed.clone());
     let gateway_api = match served {
         Ok(()) => {
@@ -360,11 +361,17 @@ struct Shared {
 /// A kind of root's watches and triggers, started before leadership.
 struct Kind<K: RootKind> {
     routing: Routing<K>,
-    roots: Store<K>,
+    roots: Store<K::Stored>,
     world: Arc<K::World>,
-    roots_rx: mpsc::UnboundedReceiver<ObjectRef<K>>,
+    roots_rx: mpsc::UnboundedReceiver<ObjectRef<K::Stored>>,
     globals_rx: mpsc::UnboundedReceiver<ObjectRef<Compact<GlobalIngress>>>,
 }
+
+/// The channel of a kind's roots' triggers.
+type RootsChannel<K> = (
+    mpsc::UnboundedSender<ObjectRef<<K as RootKind>::Stored>>,
+    mpsc::UnboundedReceiver<ObjectRef<<K as RootKind>::Stored>>,
+);
 
 /// What every kind's watches start with.
 struct Start<'a> {
@@ -380,7 +387,11 @@ struct Start<'a> {
 impl<K: RootKind> Kind<K> {
     /// Starts with a channel of its own; its watch's changes also go to
     /// `feed` when given.
-    fn start(start: &Start<'_>, world: Arc<K::World>, feed: Option<Arc<Feed<K>>>) -> Self {
+    fn start(
+        start: &Start<'_>,
+        world: Arc<K::World>,
+        feed: Option<Arc<Feed<K, K::Stored>>>,
+    ) -> Self {
         Self::start_with(start, world, mpsc::unbounded(), feed)
     }
 
@@ -389,11 +400,8 @@ impl<K: RootKind> Kind<K> {
     fn start_with(
         start: &Start<'_>,
         world: Arc<K::World>,
-        (roots_tx, roots_rx): (
-            mpsc::UnboundedSender<ObjectRef<K>>,
-            mpsc::UnboundedReceiver<ObjectRef<K>>,
-        ),
-        feed: Option<Arc<Feed<K>>>,
+        (roots_tx, roots_rx): RootsChannel<K>,
+        feed: Option<Arc<Feed<K, K::Stored>>>,
     ) -> Self {
         let (globals_tx, globals_rx) = mpsc::unbounded();
         let routing = Routing::<K> {
@@ -494,7 +502,7 @@ async fn gateway_api_served(client: &kube::Client) -> Result<(), runtime::NotSer
 /// The controller of the roots of kind `K`: a thin reconcile wrapped in the
 /// cleanup finalizer, retried with the one backoff schedule.
 fn root_controller<K: RootKind>(
-    trigger: mpsc::UnboundedReceiver<ObjectRef<K>>,
+    trigger: mpsc::UnboundedReceiver<ObjectRef<K::Stored>>,
     config: &controller::Config,
     work: &CancellationToken,
     ctx: Arc<Context<K>>,
@@ -504,14 +512,22 @@ fn root_controller<K: RootKind>(
         .reconcile_on(trigger)
         .graceful_shutdown_on(work.clone().cancelled_owned())
         .run(
-            |root, ctx| async move {
+            |stored, ctx| async move {
+                // Parsed once per reconcile (a compact store); a text that
+                // does not parse was logged, and reads as absent.
+                let Some(root) = K::Stored::typed(&stored) else {
+                    return Ok(controller::Action::await_change());
+                };
                 let started = Instant::now();
                 let result = reconcile::reconcile_root(root.clone(), ctx.clone()).await;
                 let failed = matches!(&result, Err(e) if !reconcile::leaves_remain(e));
                 ctx.root_finished(&root, started, result.is_ok(), failed);
                 result
             },
-            |root, err, ctx| reconcile::retry_root(root.as_ref(), err, &ctx),
+            |stored, err, ctx| match K::Stored::typed(&stored) {
+                Some(root) => reconcile::retry_root(root.as_ref(), err, &ctx),
+                None => controller::Action::await_change(),
+            },
             ctx,
         )
         .for_each(|_| async {})

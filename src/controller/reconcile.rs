@@ -32,7 +32,7 @@ use super::cluster_namespaces;
 use super::context::{Context, ReconcileError, apply_params, object_key, retry};
 use super::decide::{self, GlobalSpec, Observed, Plan};
 use super::dependencies::DepKey;
-use super::kind::RootKind;
+use super::kind::{self, RootKind};
 use super::memory::{WRITTEN_MEMORY, body_hash};
 use super::naming;
 use crate::apis::{GlobalIngress, GlobalIngressStatus};
@@ -95,7 +95,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
         .and_then(|g| typed_global(&g));
     let clusters = ctx.caches.clusters.state();
     let leaves = ctx.index.leaves(&ns, &name);
-    let object = |leaf_ns: &str, n: &str| ctx.caches.roots.get(&ObjectRef::new(n).within(leaf_ns));
+    let object = |leaf_ns: &str, n: &str| ctx.caches.root(leaf_ns, n);
     let exists = |dep: &DepKey| ctx.caches.exists(dep);
     let conflicts = |dep: &DepKey| ctx.conflicts(dep);
     let now = Timestamp::now();
@@ -424,11 +424,7 @@ async fn delete_leaf<K: RootKind>(
     ctx: &Context<K>,
 ) -> Result<(), ReconcileError> {
     let ns = root.namespace().unwrap_or_default();
-    let Some(leaf) = ctx
-        .caches
-        .roots
-        .get(&ObjectRef::new(leaf_name).within(leaf_ns))
-    else {
+    let Some(leaf) = ctx.caches.root(leaf_ns, leaf_name) else {
         return Ok(());
     };
     if !owned_by(&*leaf, root) || leaf.meta().deletion_timestamp.is_some() {
@@ -474,6 +470,15 @@ async fn delete_leaf<K: RootKind>(
 /// namespace and, possibly shortened with a hash, its name).
 fn owned_by<K: RootKind>(leaf: &K, root: &K) -> bool {
     naming::root_of_leaf(leaf.meta())
+        == Some((
+            root.namespace().unwrap_or_default(),
+            naming::root_label_value(&root.name_any()),
+        ))
+}
+
+/// [`owned_by`] of a leaf as the store keeps it.
+fn stored_owned_by<K: RootKind>(leaf: &K::Stored, root: &K) -> bool {
+    kind::root_of_leaf::<K>(leaf)
         == Some((
             root.namespace().unwrap_or_default(),
             naming::root_label_value(&root.name_any()),
@@ -699,10 +704,11 @@ async fn cleanup_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action,
         .leaves(&ns, &name)
         .iter()
         .filter(|(leaf_ns, l)| {
+            // The root labels are kept typed: no parse of a compact store.
             ctx.caches
                 .roots
                 .get(&ObjectRef::new(l.as_str()).within(leaf_ns))
-                .is_some_and(|leaf| owned_by(&*leaf, root))
+                .is_some_and(|leaf| stored_owned_by::<K>(&leaf, root))
         })
         .count();
     if remaining > 0 {

@@ -41,6 +41,7 @@ use crate::labels;
 use crate::mailbox;
 use crate::runtime::compact::Compact;
 use crate::runtime::metrics::Metrics;
+use crate::runtime::stored::Stored;
 use crate::runtime::{CancellationToken, Change, Readiness, Watch};
 use crate::syncer::shared::Feed;
 
@@ -70,17 +71,17 @@ impl<K: RootKind> Clone for Routing<K> {
 pub fn start_roots<K: RootKind>(
     client: &kube::Client,
     routing: &Routing<K>,
-    feed: Option<Arc<Feed<K>>>,
+    feed: Option<Arc<Feed<K, K::Stored>>>,
     readiness: &Readiness,
     shutdown: &CancellationToken,
-) -> Store<K> {
+) -> Store<K::Stored> {
     // Nothing the controller does with roots and GlobalIngresses reads their
     // managedFields (unlike the Services' and Secrets', whose label
     // ownership it checks): dropping them keeps those caches at about half
     // the memory.
     let (roots, changes) = Watch::new(K::plural(&()).into_owned(), Api::<K>::all(client.clone()))
         .without_managed_fields()
-        .changes(readiness, shutdown);
+        .stored_changes::<K::Stored>(readiness, shutdown);
     {
         let (routing, store) = (routing.clone(), roots.clone());
         if let Some(feed) = &feed {
@@ -112,7 +113,7 @@ pub trait KindRoutes: Send + Sync {
 /// A kind's routing with its roots' cache.
 pub struct KindRouter<K: RootKind> {
     pub routing: Routing<K>,
-    pub roots: Store<K>,
+    pub roots: Store<K::Stored>,
 }
 
 impl<K: RootKind> KindRoutes for KindRouter<K> {
@@ -245,7 +246,11 @@ pub fn start_shared(
 /// A root or leaf changed: its root reconciles; the index follows, and the
 /// dependencies it stopped referencing are re-placed. A root that goes is
 /// forgotten.
-fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &Store<K>) {
+fn on_root_kind<K: RootKind>(
+    change: Change<K, K::Stored>,
+    routing: &Routing<K>,
+    store: &Store<K::Stored>,
+) {
     let Routing {
         index,
         memory,
@@ -254,16 +259,21 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
     } = routing;
     // A leaf reconciles its root, or itself when it has none (an orphan,
     // deleted then); a gone Cluster's namespace is emptied.
-    let route = |object: &K| {
-        let ns = object.namespace().unwrap_or_default();
-        if K::is_root(object) {
-            triggers.root(&ns, &object.name_any());
+    let route = |object: Routed| {
+        let Routed {
+            namespace: ns,
+            name,
+            is_root,
+            root_of_leaf,
+        } = object;
+        if is_root {
+            triggers.root(&ns, &name);
             return;
         }
         if naming::is_cluster_namespace(&ns) {
             triggers.cluster_namespace(&ns);
         }
-        let roots = naming::root_of_leaf(object.meta())
+        let roots = root_of_leaf
             .map(|(root_ns, label)| (index.roots_labelled(&root_ns, &label), root_ns))
             .filter(|(roots, _)| !roots.is_empty());
         match roots {
@@ -272,7 +282,7 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
                     triggers.root(&root_ns, &root);
                 }
             }
-            None => triggers.root(&ns, &object.name_any()),
+            None => triggers.root(&ns, &name),
         }
     };
     match change {
@@ -281,10 +291,10 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
                 triggers.dependency(&dropped);
             }
             // A root that became a leaf (or back) must also reconcile as what it was.
-            if let Some(old) = old.filter(|o| K::is_root(o) != K::is_root(&new)) {
-                route(&old);
+            if let Some(old) = old.filter(|o| kind::is_root::<K>(o) != K::is_root(&new)) {
+                route(Routed::stored::<K>(&old));
             }
-            route(&new);
+            route(Routed::typed(&new));
         }
         Change::Deleted(object) => {
             for dropped in index.remove(&object) {
@@ -297,19 +307,26 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
                 // Its GlobalIngress, if one is left, is now an orphan.
                 triggers.global(&object.namespace().unwrap_or_default(), &object.name_any());
             }
-            route(&object);
+            route(Routed::typed(&object));
         }
         Change::Relisted => {
             let all = store.state();
-            index.rebuild(all.iter().map(|o| o.as_ref()), world);
-            let live: HashSet<String> = all
-                .iter()
-                .filter(|o| K::is_root(o))
-                .filter_map(|o| o.uid())
-                .collect();
+            // One parse per object (a compact store), one object at a
+            // time (all of them typed at once would be the memory the
+            // compact store saves): the index reads what each references,
+            // the memory the live roots' uids.
+            let mut live: HashSet<String> = HashSet::new();
+            index.rebuild::<K>(
+                all.iter().filter_map(K::Stored::typed).inspect(|o| {
+                    if let Some(uid) = o.uid().filter(|_| K::is_root(o)) {
+                        live.insert(uid);
+                    }
+                }),
+                world,
+            );
             memory.retain(&live);
             for object in &all {
-                route(object);
+                route(Routed::stored::<K>(object));
             }
             for dep in index.all_dependencies() {
                 triggers.dependency(&dep);
@@ -319,14 +336,44 @@ fn on_root_kind<K: RootKind>(change: Change<K>, routing: &Routing<K>, store: &St
     }
 }
 
-/// The roots whose placement selector matches any of `label_sets`.
+/// What routing a root or leaf reads of it: the same of a typed object
+/// and of its stored form.
+struct Routed {
+    namespace: String,
+    name: String,
+    is_root: bool,
+    root_of_leaf: Option<(String, String)>,
+}
+
+impl Routed {
+    fn typed<K: RootKind>(object: &K) -> Self {
+        Self {
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+            is_root: K::is_root(object),
+            root_of_leaf: naming::root_of_leaf(object.meta()),
+        }
+    }
+
+    fn stored<K: RootKind>(object: &K::Stored) -> Self {
+        Self {
+            namespace: object.namespace().unwrap_or_default(),
+            name: object.name_any(),
+            is_root: kind::is_root::<K>(object),
+            root_of_leaf: kind::root_of_leaf::<K>(object),
+        }
+    }
+}
+
+/// The roots whose placement selector matches any of `label_sets` (no
+/// parse of a compact store: the selector is kept typed).
 fn roots_matching<K: RootKind>(
-    roots: &Store<K>,
+    roots: &Store<K::Stored>,
     label_sets: &[&BTreeMap<String, String>],
     triggers: &Triggers<K>,
 ) {
-    for root in roots.state().iter().filter(|o| K::is_root(o)) {
-        let Ok(selector) = placement::parse_selector(kind::selector_text(root.as_ref())) else {
+    for root in roots.state().iter().filter(|o| kind::is_root::<K>(o)) {
+        let Ok(selector) = placement::parse_selector(kind::stored_selector::<K>(root)) else {
             continue;
         };
         if label_sets.iter().any(|l| selector.matches(l)) {
@@ -341,7 +388,7 @@ fn roots_matching<K: RootKind>(
 fn on_cluster<K: RootKind>(
     change: Change<Cluster>,
     routing: &Routing<K>,
-    roots: &Store<K>,
+    roots: &Store<K::Stored>,
     clusters: &Store<Cluster>,
 ) {
     let Routing {
@@ -377,7 +424,7 @@ fn on_cluster<K: RootKind>(
             for cluster in clusters.state() {
                 triggers.cluster_namespace(&namespace(&cluster));
             }
-            for root in roots.state().iter().filter(|o| K::is_root(o)) {
+            for root in roots.state().iter().filter(|o| kind::is_root::<K>(o)) {
                 triggers.root(&root.namespace().unwrap_or_default(), &root.name_any());
             }
         }
@@ -553,7 +600,7 @@ fn on_placed<K: RootKind>(
 fn on_global<K: RootKind>(
     change: Globals,
     triggers: &Triggers<K>,
-    roots: &Store<K>,
+    roots: &Store<K::Stored>,
     globals: &Store<Compact<GlobalIngress>>,
 ) {
     let (global, applied) = match change {
@@ -603,7 +650,7 @@ const HEALTH_TICK: Duration = Duration::from_millis(500);
 /// status change or by its heartbeat growing too old, until `work` ends.
 pub async fn follow_cluster_health<K: RootKind>(
     clusters: Store<Cluster>,
-    roots: Store<K>,
+    roots: Store<K::Stored>,
     triggers: Triggers<K>,
     threshold: Duration,
     metrics: Arc<Metrics>,

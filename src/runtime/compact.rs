@@ -28,6 +28,8 @@ use kube::core::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::labels;
+
 /// An object of type `K` as a store keeps it compactly (see the module
 /// docs). Its metadata holds only the name, namespace and deletion
 /// timestamp; read the rest (uid and resourceVersion included) with
@@ -37,14 +39,36 @@ pub struct Compact<K> {
     /// The object without the metadata fields above, as compact JSON (an
     /// object), without its `apiVersion` and `kind` when they led it.
     body: Box<str>,
+    /// The values of the labels and annotations of [`KEPT`] the object
+    /// has (also in the text): what whole-store loops read, as a boxed
+    /// slice (nothing allocated when there is none), not as maps (a
+    /// `BTreeMap` node is about 540 bytes, whatever its count).
+    kept: Box<[(Kept, Box<str>)]>,
     kind: PhantomData<fn() -> K>,
 }
+
+/// A label or annotation a compact object keeps typed beside its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Label(&'static str),
+    Annotation(&'static str),
+}
+
+/// What the routing reads of every root and leaf in a store, on every
+/// Cluster change and health flip: whether an object is a leaf and whose
+/// (its root labels), and a root's placement selector.
+pub const KEPT: [Kept; 3] = [
+    Kept::Label(labels::ROOT_LABEL),
+    Kept::Label(labels::ROOT_NAMESPACE_LABEL),
+    Kept::Annotation(labels::PLACEMENT_ANNOTATION),
+];
 
 impl<K> Clone for Compact<K> {
     fn clone(&self) -> Self {
         Self {
             metadata: self.metadata.clone(),
             body: self.body.clone(),
+            kept: self.kept.clone(),
             kind: PhantomData,
         }
     }
@@ -55,6 +79,7 @@ impl<K> fmt::Debug for Compact<K> {
         f.debug_struct("Compact")
             .field("metadata", &self.metadata)
             .field("body", &self.body)
+            .field("kept", &self.kept)
             .finish()
     }
 }
@@ -85,7 +110,28 @@ where
         Self {
             metadata,
             body: body.into_boxed_str(),
+            kept: Box::default(),
             kind: PhantomData,
+        }
+    }
+
+    /// Like [`Compact::new`], keeping the labels and annotations of
+    /// `kept` the object has typed beside the text ([`Compact::kept`]).
+    pub fn keeping(object: &K, kept: &[Kept]) -> Self {
+        let meta = object.meta();
+        let values: Vec<(Kept, Box<str>)> = kept
+            .iter()
+            .filter_map(|k| {
+                let value = match k {
+                    Kept::Label(key) => meta.labels.as_ref()?.get(*key)?,
+                    Kept::Annotation(key) => meta.annotations.as_ref()?.get(*key)?,
+                };
+                Some((*k, value.as_str().into()))
+            })
+            .collect();
+        Self {
+            kept: values.into_boxed_slice(),
+            ..Self::new(object)
         }
     }
 
@@ -105,6 +151,24 @@ where
         meta.deletion_timestamp
             .clone_from(&self.metadata.deletion_timestamp);
         Ok(object)
+    }
+}
+
+impl<K> Compact<K> {
+    /// The same, with the text `body` (a test's broken text).
+    #[cfg(test)]
+    pub(crate) fn with_body(mut self, body: &str) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The value of the label or annotation `which`, when it was kept
+    /// ([`Compact::keeping`]) and the object has it.
+    pub fn kept(&self, which: Kept) -> Option<&str> {
+        self.kept
+            .iter()
+            .find(|(k, _)| *k == which)
+            .map(|(_, v)| &**v)
     }
 }
 

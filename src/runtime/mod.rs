@@ -14,6 +14,7 @@ pub mod malloc;
 pub mod metrics;
 pub mod presence;
 pub mod readiness;
+pub mod stored;
 pub mod tracked;
 pub mod watch;
 

@@ -25,6 +25,7 @@ use tracing::{debug, info, warn};
 
 use super::compact::Compact;
 use super::readiness::Readiness;
+use super::stored::Stored;
 use crate::labels;
 use tokio_util::sync::CancellationToken;
 
@@ -267,6 +268,30 @@ where
         self.changes_as(readiness, shutdown, |writer, event| {
             writer.apply_watcher_event(&compact_event(event))
         })
+    }
+
+    /// Like [`Watch::changes`], with a store that keeps each object in the
+    /// form `S` (made after `slim`); the changes still carry the objects
+    /// as read.
+    pub fn stored_changes<S: Stored<K>>(
+        self,
+        readiness: &Readiness,
+        shutdown: &CancellationToken,
+    ) -> (Store<S>, impl Stream<Item = Change<K, S>> + Send + 'static) {
+        self.changes_as(readiness, shutdown, |writer, event| {
+            writer.apply_watcher_event(&stored_event(event))
+        })
+    }
+}
+
+/// `event` with its objects in the form `S`.
+fn stored_event<K, S: Stored<K>>(event: &Event<K>) -> Event<S> {
+    match event {
+        Event::Apply(o) => Event::Apply(S::store(o)),
+        Event::Delete(o) => Event::Delete(S::store(o)),
+        Event::Init => Event::Init,
+        Event::InitApply(o) => Event::InitApply(S::store(o)),
+        Event::InitDone => Event::InitDone,
     }
 }
 

@@ -1,17 +1,19 @@
 //! Push mode: the controller's own upstream caches, read by the syncers it
 //! hosts instead of a watch and a cache of their own (issue #16, memory).
 //!
-//! The controller watches the leaves of a root kind in every namespace,
-//! typed, for itself. A push-mode syncer needs the same objects in its
+//! The controller watches the leaves of a root kind in every namespace
+//! for itself (Ingresses kept compact: `runtime::stored`). A push-mode syncer needs the same objects in its
 //! cluster namespace: a [`Feed`] hands each change of the controller's
 //! watch, after its store has taken it in, to the syncers subscribed to the
 //! object's namespace (by name only), and the syncer reads the object from
-//! the controller's store when a worker syncs it. So each leaf is cached
+//! the controller's store when a worker syncs it (parsed then, from a
+//! compact store). So each leaf is cached
 //! once in the process, not once more per syncer, and no syncer opens an
 //! upstream watch for the type. Pull-mode syncers (one process per cluster)
 //! keep their own watch: they have no controller beside them.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -24,6 +26,7 @@ use tokio::sync::mpsc;
 use super::copied::Copies;
 use super::naming::ResourceSpec;
 use crate::runtime::Change;
+use crate::runtime::stored::Stored;
 
 /// What a syncer's upstream routing sees: an object of its namespace that
 /// changed (or went), by name, or a (re)list of the whole cache.
@@ -35,7 +38,7 @@ pub enum UpChange {
 
 impl UpChange {
     /// What a watch's change means to the routing (`None`: nothing).
-    pub fn of<K: Resource>(change: &Change<K>) -> Option<Self> {
+    pub fn of<K: Resource, S>(change: &Change<K, S>) -> Option<Self> {
         match change {
             Change::Applied { new: o, .. } | Change::Deleted(o) => {
                 o.meta().name.clone().map(UpChange::Object)
@@ -65,35 +68,39 @@ pub trait SharedType: Send + Sync {
     fn any_live(&self, namespace: &str, wanted: &dyn Fn(&str) -> bool) -> bool;
 }
 
-/// The controller's watch of `K`, fanned out to the syncers by namespace.
-pub struct Feed<K: Resource<DynamicType = ()> + 'static> {
-    store: OnceLock<Store<K>>,
+/// The controller's watch of `K`, fanned out to the syncers by namespace;
+/// its store keeps the objects in the form `S` (see `runtime::stored`).
+pub struct Feed<K: Resource<DynamicType = ()> + 'static, S: Stored<K> = K> {
+    store: OnceLock<Store<S>>,
     subscribers: Mutex<HashMap<String, Vec<mpsc::UnboundedSender<UpChange>>>>,
     listed: AtomicBool,
+    kind: PhantomData<fn() -> K>,
 }
 
-impl<K: Resource<DynamicType = ()> + 'static> Default for Feed<K> {
+impl<K: Resource<DynamicType = ()> + 'static, S: Stored<K>> Default for Feed<K, S> {
     fn default() -> Self {
         Self {
             store: OnceLock::new(),
             subscribers: Mutex::new(HashMap::new()),
             listed: AtomicBool::new(false),
+            kind: PhantomData,
         }
     }
 }
 
-impl<K> Feed<K>
+impl<K, S> Feed<K, S>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
+    S: Stored<K>,
 {
     /// The store of the watch whose changes are [`Feed::publish`]ed.
-    pub fn set_store(&self, store: Store<K>) {
+    pub fn set_store(&self, store: Store<S>) {
         let _ = self.store.set(store);
     }
 
     /// Hands `change` (after the store has taken it in) to the subscribers
     /// of its namespace; a (re)list to every subscriber.
-    pub fn publish(&self, change: &Change<K>) {
+    pub fn publish(&self, change: &Change<K, S>) {
         let Some(up) = UpChange::of(change) else {
             return;
         };
@@ -118,14 +125,15 @@ where
         }
     }
 
-    fn store(&self) -> Option<&Store<K>> {
+    fn store(&self) -> Option<&Store<S>> {
         self.store.get()
     }
 }
 
-impl<K> SharedType for Feed<K>
+impl<K, S> SharedType for Feed<K, S>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
+    S: Stored<K>,
 {
     fn api_resource(&self) -> ApiResource {
         ApiResource::erase::<K>(&())
@@ -145,9 +153,11 @@ where
     }
 
     fn get(&self, namespace: &str, name: &str) -> Option<DynamicObject> {
-        let object = self
+        let stored = self
             .store()?
-            .get(&ObjectRef::<K>::new(name).within(namespace))?;
+            .get(&ObjectRef::<S>::new(name).within(namespace))?;
+        // One parse per sync when the store is compact.
+        let object = S::typed(&stored)?;
         // A typed object serializes to what it was read from, less fields
         // its type does not know (none for the leaves the controller
         // writes); a failure, which cannot happen, reads as "not cached"
@@ -287,8 +297,14 @@ mod tests {
 
     #[test]
     fn a_syncer_reads_the_object_as_the_api_server_sent_it() {
-        let mut writer = Writer::<Ingress>::new(());
-        let feed = Feed::<Ingress>::default();
+        reads_as_sent::<Ingress>();
+        // As the controller stores its Ingresses: parsed per read.
+        reads_as_sent::<crate::runtime::compact::Compact<Ingress>>();
+    }
+
+    fn reads_as_sent<S: Stored<Ingress>>() {
+        let mut writer = Writer::<S>::new(());
+        let feed = Feed::<Ingress, S>::default();
         assert!(feed.get("ns", "a").is_none());
         feed.set_store(writer.as_reader());
         let leaf = ingress("kcp-ingress-cluster-east", "shop.web--east");
@@ -298,7 +314,7 @@ mod tests {
                 "2026-01-01T00:00:00Z".parse().unwrap(),
             ));
         for o in [leaf.clone(), deleting, ingress("shop", "web")] {
-            writer.apply_watcher_event(&Event::Apply(o));
+            writer.apply_watcher_event(&Event::Apply(S::store(&o)));
         }
         let read = feed
             .get("kcp-ingress-cluster-east", "shop.web--east")

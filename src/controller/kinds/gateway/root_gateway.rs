@@ -106,6 +106,7 @@ pub fn route_names<R: Route>(
 impl RootKind for Gateway {
     type Address = GatewayStatusAddresses;
     type World = GatewayWorld;
+    type Stored = Self;
 
     fn is_root(object: &Self) -> bool {
         let ns = object.metadata.namespace.as_deref().unwrap_or_default();

@@ -214,6 +214,7 @@ macro_rules! route_kind {
         impl RootKind for $route {
             type Address = LoadBalancerAddress;
             type World = GatewayWorld;
+            type Stored = Self;
 
             fn is_root(object: &Self) -> bool {
                 is_root(object)
