@@ -211,7 +211,7 @@ pub fn start_shared(
         Watch::new("globalingresses", Api::<GlobalIngress>::all(client.clone()))
             .without_managed_fields()
             .slim(slim::global_ingress)
-            .compact_changes(readiness, shutdown);
+            .stored_changes::<Compact<GlobalIngress>>(readiness, shutdown);
     {
         let (kinds, store) = (kinds.clone(), globals.clone());
         tokio::spawn(changes.for_each(move |change| {

@@ -23,7 +23,6 @@ use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
-use super::compact::Compact;
 use super::readiness::Readiness;
 use super::stored::Stored;
 use crate::labels;
@@ -31,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 /// A change seen by a watch, handed over after the store has taken it in;
 /// `S` is what the store keeps of an object (the object itself, or its
-/// [`Compact`] form).
+/// [`super::compact::Compact`] form).
 #[derive(Debug, Clone)]
 pub enum Change<K, S = K> {
     /// An object was added or modified; `old` is what the store held before.
@@ -254,22 +253,6 @@ where
         + Sync
         + 'static,
 {
-    /// Like [`Watch::changes`], with a store that keeps each object in its
-    /// [`Compact`] form (compacted after `slim`); the changes still carry
-    /// the objects as read.
-    pub fn compact_changes(
-        self,
-        readiness: &Readiness,
-        shutdown: &CancellationToken,
-    ) -> (
-        Store<Compact<K>>,
-        impl Stream<Item = Change<K, Compact<K>>> + Send + 'static,
-    ) {
-        self.changes_as(readiness, shutdown, |writer, event| {
-            writer.apply_watcher_event(&compact_event(event))
-        })
-    }
-
     /// Like [`Watch::changes`], with a store that keeps each object in the
     /// form `S` (made after `slim`); the changes still carry the objects
     /// as read.
@@ -291,20 +274,6 @@ fn stored_event<K, S: Stored<K>>(event: &Event<K>) -> Event<S> {
         Event::Delete(o) => Event::Delete(S::store(o)),
         Event::Init => Event::Init,
         Event::InitApply(o) => Event::InitApply(S::store(o)),
-        Event::InitDone => Event::InitDone,
-    }
-}
-
-/// `event` with its objects compacted.
-fn compact_event<K>(event: &Event<K>) -> Event<Compact<K>>
-where
-    K: Resource<DynamicType = ()> + Clone + serde::Serialize + DeserializeOwned,
-{
-    match event {
-        Event::Apply(o) => Event::Apply(Compact::new(o)),
-        Event::Delete(o) => Event::Delete(Compact::new(o)),
-        Event::Init => Event::Init,
-        Event::InitApply(o) => Event::InitApply(Compact::new(o)),
         Event::InitDone => Event::InitDone,
     }
 }
