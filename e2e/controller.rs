@@ -1189,13 +1189,6 @@ pub async fn long_root_names_get_their_events(env: &TestEnv) -> anyhow::Result<(
     world.remove_clusters().await
 }
 
-/// A free loopback port (the listener is closed before the port is used).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 /// A plain HTTP GET on loopback: status code and body.
 async fn http_get(port: u16, path: &str) -> anyhow::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -1260,9 +1253,7 @@ pub async fn leader_election_fails_over(env: &TestEnv) -> anyhow::Result<()> {
     };
     let kubeconfig = env.kubeconfig("control-plane");
     let kubeconfig = kubeconfig.to_str().context("kubeconfig path")?.to_string();
-    let (port_a, port_b) = (free_port()?, free_port()?);
-    let start = |name: &str, port: u16| {
-        let admin = format!("127.0.0.1:{port}");
+    let start = |name: &str| {
         env.spawn_kcp_ingress(
             &format!("controller-lead-{name}"),
             &[
@@ -1275,16 +1266,18 @@ pub async fn leader_election_fails_over(env: &TestEnv) -> anyhow::Result<()> {
                 "--identity",
                 name,
                 "--admin-address",
-                &admin,
+                "127.0.0.1:0",
             ],
         )
     };
-    let mut a = start("a", port_a)?;
+    let mut a = start("a")?;
+    let port_a = a.admin_port().await?;
     eventually("a holds the Lease", CONVERGE, || async {
         Ok((holder().await? == "a").then_some(()))
     })
     .await?;
-    let b = start("b", port_b)?;
+    let b = start("b")?;
+    let port_b = b.admin_port().await?;
     // b becomes ready (caches synced) but stays a standby.
     eventually("b is ready", CONVERGE, || async {
         Ok(matches!(http_get(port_b, "/readyz").await, Ok((200, _))).then_some(()))

@@ -927,9 +927,10 @@ pub async fn the_embedded_component_serves_as_rendered(env: &TestEnv) -> anyhow:
     let port = env.dns("DNS_EMBEDDED_PORT");
     let at = flag(&args, "--dns-listen")?;
     args[at] = format!("127.0.0.1:{port}");
-    let admin = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+    // Any free port, chosen by the process (one chosen here could be taken
+    // before it binds).
     let at = flag(&args, "--admin-address")?;
-    args[at] = admin.to_string();
+    args[at] = "127.0.0.1:0".to_string();
     let owner = format!("e2e-{}", world.tag);
     let threshold = format!("{}s", THRESHOLD.as_secs());
     args.extend(

@@ -285,6 +285,36 @@ impl Process {
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
+
+    /// The port of the admin server of a process started with
+    /// `--admin-address 127.0.0.1:0`, read from its log. A port chosen
+    /// free beforehand can be taken (by any connection's ephemeral port)
+    /// before the process binds it; one the process chose cannot.
+    #[allow(dead_code, reason = "used by the component test groups")]
+    pub async fn admin_port(&self) -> anyhow::Result<u16> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let log = self.log();
+            if let Some(port) = log
+                .lines()
+                .filter(|l| l.contains("admin server listening"))
+                .find_map(|l| {
+                    l.split_whitespace()
+                        .find_map(|w| w.strip_prefix("address="))
+                })
+                .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+                .map(|a| a.port())
+            {
+                return Ok(port);
+            }
+            anyhow::ensure!(
+                std::time::Instant::now() < deadline && !log.contains("cannot listen"),
+                "{}: no admin server listening in its log:\n{log}",
+                self.name
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
 }
 
 impl Drop for Process {

@@ -342,13 +342,6 @@ struct Fleet {
     dns: SocketAddr,
 }
 
-/// A free loopback port (for the controller's admin server).
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 impl Fleet {
     /// Applies config/ to the control plane and both clusters, mints the
     /// tokens, registers the Clusters and starts every component; `tag`
@@ -626,41 +619,39 @@ secretGenerator:
         }
 
         // The processes, with the Deployments' command lines; each admin
-        // server on a free loopback port.
-        let admin = |port: u16| format!("127.0.0.1:{port}");
+        // server on a loopback port of its own choosing (read from its log).
+        let admin = "127.0.0.1:0";
         let spawn = |name: &str, args: &[String]| {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             env.spawn_kcp_ingress(&format!("{name}-{tag}"), &args)
         };
         let mut ports = Vec::new();
-        let port = free_port()?;
-        ports.push(("controller".to_string(), port));
         let mut controller_args =
             args_of(find(&cp_objects, "Deployment", "kcp-ingress-controller")?)?;
-        set_flag(&mut controller_args, "--admin-address", &admin(port))?;
+        set_flag(&mut controller_args, "--admin-address", admin)?;
         controller_args.extend(["--kubeconfig".into(), path_text(&controller_kc)?]);
         let controller = spawn("rbac-controller", &controller_args)?;
-        let port = free_port()?;
-        ports.push(("glbc".to_string(), port));
+        ports.push(("controller".to_string(), controller.admin_port().await?));
         let mut glbc_args = args_of(find(&cp_objects, "Deployment", "kcp-ingress-glbc")?)?;
-        set_flag(&mut glbc_args, "--admin-address", &admin(port))?;
+        set_flag(&mut glbc_args, "--admin-address", admin)?;
         glbc_args.extend(["--kubeconfig".into(), path_text(&glbc_kc)?]);
         let glbc = spawn("rbac-glbc", &glbc_args)?;
+        ports.push(("glbc".to_string(), glbc.admin_port().await?));
         let mut pulls = Vec::new();
         for ((cluster, objects), ((upstream_kc, down_kc), (upstream, downstream))) in PULLS
             .iter()
             .zip(&pull_objects)
             .zip(pull_identities.iter().zip(pull_clients))
         {
-            let port = free_port()?;
-            ports.push((format!("syncer of {cluster}"), port));
             let mut args = args_of(find(objects, "Deployment", "kcp-ingress-syncer")?)?;
-            set_flag(&mut args, "--admin-address", &admin(port))?;
+            set_flag(&mut args, "--admin-address", admin)?;
             set_flag(&mut args, "--upstream-kubeconfig", &path_text(upstream_kc)?)?;
             args.extend(["--downstream-kubeconfig".into(), path_text(down_kc)?]);
+            let process = spawn(&format!("rbac-syncer-{cluster}"), &args)?;
+            ports.push((format!("syncer of {cluster}"), process.admin_port().await?));
             pulls.push(PullSyncer {
                 cluster,
-                process: spawn(&format!("rbac-syncer-{cluster}"), &args)?,
+                process,
                 upstream,
                 downstream,
             });
@@ -1954,11 +1945,11 @@ pub async fn readyz_waits_for_the_caches(env: &TestEnv) -> anyhow::Result<()> {
         None,
     )
     .await?;
-    let port = free_port()?;
     let mut args = fleet.controller_args.clone();
-    set_flag(&mut args, "--admin-address", &format!("127.0.0.1:{port}"))?;
+    set_flag(&mut args, "--admin-address", "127.0.0.1:0")?;
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let standby = env.spawn_kcp_ingress("rbac-controller-unready", &args)?;
+    let port = standby.admin_port().await?;
     // Its Secret cache cannot fill: the watch says why, and the probes say
     // live but not ready (both read after that line was logged).
     wait_logged(&standby, 0, &[&denial("list secrets")]).await?;
