@@ -126,12 +126,14 @@ impl TypeState {
         }
     }
 
+    /// The cache reference of the copy at `target`.
+    pub fn copy_ref(&self, target: &Target) -> ObjectRef<CopyRecord> {
+        ObjectRef::new_with(&target.name, Arc::new(self.ty.ar.clone())).within(&target.namespace)
+    }
+
     /// The cached copy at `target`.
     pub fn stored_copy(&self, target: &Target) -> Option<Arc<CopyRecord>> {
-        self.down.get(
-            &ObjectRef::new_with(&target.name, Arc::new(self.ty.ar.clone()))
-                .within(&target.namespace),
-        )
+        self.down.get(&self.copy_ref(target))
     }
 
     /// A sync applied the desired object marked `mark` at `target`, and the
@@ -236,8 +238,7 @@ impl Key {
 
     /// The cache reference of the downstream copy.
     pub fn downstream_ref(&self) -> Option<ObjectRef<CopyRecord>> {
-        let t = self.place.target()?;
-        Some(ObjectRef::new_with(&t.name, Arc::new(self.ty.ty.ar.clone())).within(&t.namespace))
+        self.place.target().map(|t| self.ty.copy_ref(t))
     }
 }
 
