@@ -9,6 +9,7 @@ pub mod compact;
 pub mod component;
 pub mod events;
 pub mod lease;
+pub mod lazy_meta;
 pub mod list;
 pub mod malloc;
 pub mod metrics;
