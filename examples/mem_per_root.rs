@@ -342,18 +342,17 @@ fn main() {
     let stored_root = LAST.load(Relaxed);
     // Since session 12 no stored form holds an `ObjectMeta` (the store's
     // key was read from the event's object, which is dropped).
-    let kept_none = |w: &Writer<Compact<Ingress>>| {
-        w.as_reader().state().iter().all(|o| !o.meta_built())
-    };
+    let kept_none =
+        |w: &Writer<Compact<Ingress>>| w.as_reader().state().iter().all(|o| !o.meta_built());
     assert!(kept_none(&slw) && kept_none(&srw) && kept_none(&klw) && kept_none(&krw));
     assert!(kw.as_reader().state().iter().all(|o| !o.meta_built()));
     let mut sgw: Writer<Compact<GlobalIngress>> = Writer::new(());
     let _ = measure("GlobalIngress, as the controller stores it", |i| {
         let mut g: GlobalIngress = serde_json::from_value(globals[i].clone()).unwrap();
         kcp_ingress::controller::slim::global_ingress(&mut g);
-        sgw.apply_watcher_event(&Event::Apply(
-            <Compact<GlobalIngress> as Stored<GlobalIngress>>::store(&g),
-        ));
+        sgw.apply_watcher_event(&Event::Apply(<Compact<GlobalIngress> as Stored<
+            GlobalIngress,
+        >>::store(&g)));
     });
     let stored_global = LAST.load(Relaxed);
     println!(

@@ -542,7 +542,10 @@ fn orphan_controller<K: RootKind>(
 ) -> impl std::future::Future<Output = ()> {
     let key = |g: &Compact<GlobalIngress>| {
         let (ns, name) = (g.namespace(), g.name());
-        (ns.unwrap_or_default().to_string(), name.unwrap_or_default().to_string())
+        (
+            ns.unwrap_or_default().to_string(),
+            name.unwrap_or_default().to_string(),
+        )
     };
     Controller::for_stream(futures::stream::pending(), ctx.caches.globals.clone())
         .with_config(config.clone())

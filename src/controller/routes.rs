@@ -377,7 +377,10 @@ fn roots_matching<K: RootKind>(
             continue;
         };
         if label_sets.iter().any(|l| selector.matches(l)) {
-            triggers.root(root.stored_namespace().unwrap_or_default(), root.stored_name());
+            triggers.root(
+                root.stored_namespace().unwrap_or_default(),
+                root.stored_name(),
+            );
         }
     }
 }
@@ -425,7 +428,10 @@ fn on_cluster<K: RootKind>(
                 triggers.cluster_namespace(&namespace(&cluster));
             }
             for root in roots.state().iter().filter(|o| kind::is_root::<K>(o)) {
-                triggers.root(root.stored_namespace().unwrap_or_default(), root.stored_name());
+                triggers.root(
+                    root.stored_namespace().unwrap_or_default(),
+                    root.stored_name(),
+                );
             }
         }
         Change::Failed(_) | Change::Restored => {}

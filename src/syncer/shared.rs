@@ -17,9 +17,9 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use kube::Resource;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Resource;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -349,13 +349,7 @@ mod tests {
         }
         assert_eq!(feed.names("kcp-ingress-cluster-east").len(), 2);
         assert!(feed.any_live("kcp-ingress-cluster-east", &|n| n == "shop.b--east"));
-        assert!(
-            writer
-                .as_reader()
-                .state()
-                .iter()
-                .all(|o| !o.meta_built())
-        );
+        assert!(writer.as_reader().state().iter().all(|o| !o.meta_built()));
     }
 
     #[test]

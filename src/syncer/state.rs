@@ -15,9 +15,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::Resource;
 use tracing::debug;
 
 use super::cached::Cached;
@@ -514,7 +514,9 @@ mod tests {
         let record = |metadata: serde_json::Value| -> CopyRecord {
             serde_json::from_value(serde_json::json!({"metadata": metadata})).unwrap()
         };
-        assert!(Key::of_downstream(&services, &record(serde_json::json!({"name": "web"}))).is_none());
+        assert!(
+            Key::of_downstream(&services, &record(serde_json::json!({"name": "web"}))).is_none()
+        );
         let down = record(serde_json::json!({"name": "web", "namespace": "shop"}));
         let (u, d) = (
             Key::of_upstream(&services, &up.metadata.name.clone().unwrap()),
