@@ -5,7 +5,10 @@
 //! object. `cargo run --example mem_per_root`; docs/BENCHMARKS.md
 //! ("Memory model") has the figures; since session 11 also the
 //! `Compact` form the controller keeps its GlobalIngresses in (and, for
-//! comparison, roots and leaves in that form). Heap only: glibc adds
+//! comparison, roots and leaves in that form); since session 12 the
+//! `Compact` forms and `CopyRecord`s keep no `ObjectMeta` in the store
+//! (asserted below) and a last line sums what the controller stores per
+//! root. Heap only: glibc adds
 //! about 16 bytes per allocation (counted in the last column),
 //! fragmentation is not.
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -27,6 +30,8 @@ use kcp_ingress::syncer::copy_record::CopyRecord;
 struct Counting;
 static BYTES: AtomicIsize = AtomicIsize::new(0);
 static COUNT: AtomicIsize = AtomicIsize::new(0);
+/// The last measurement, per object, with glibc's overhead.
+static LAST: AtomicIsize = AtomicIsize::new(0);
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         BYTES.fetch_add(l.size() as isize, Relaxed);
@@ -59,6 +64,7 @@ fn measure<T>(what: &str, make: impl FnMut(usize) -> T) -> Vec<T> {
         "{what:<58} {b:>6} B requested, {c:>3} allocs (~{:>6} B with malloc overhead)",
         b + c * 16
     );
+    LAST.store(b + c * 16, Relaxed);
     kept
 }
 
@@ -205,6 +211,8 @@ fn main() {
             stored.verify(1);
         }
     });
+    let copy_record = LAST.load(Relaxed);
+    assert!(reader.state().iter().all(|r| !r.meta_built()));
     let _ = measure("Cached copy (session 9: slim) in a store", |i| {
         let mut c: Cached = serde_json::from_value(copies[i].clone()).unwrap();
         c.slim();
@@ -323,6 +331,7 @@ fn main() {
             &l,
         )));
     });
+    let stored_leaf = LAST.load(Relaxed);
     let mut srw: Writer<Compact<Ingress>> = Writer::new(());
     let _ = measure("root Ingress, as the controller stores it", |i| {
         let r: Ingress = serde_json::from_value(srcs[i].clone()).unwrap();
@@ -330,6 +339,26 @@ fn main() {
             &r,
         )));
     });
+    let stored_root = LAST.load(Relaxed);
+    // Since session 12 no stored form holds an `ObjectMeta` (the store's
+    // key was read from the event's object, which is dropped).
+    let kept_none =
+        |w: &Writer<Compact<Ingress>>| w.as_reader().state().iter().all(|o| !o.meta_built());
+    assert!(kept_none(&slw) && kept_none(&srw) && kept_none(&klw) && kept_none(&krw));
+    assert!(kw.as_reader().state().iter().all(|o| !o.meta_built()));
+    let mut sgw: Writer<Compact<GlobalIngress>> = Writer::new(());
+    let _ = measure("GlobalIngress, as the controller stores it", |i| {
+        let mut g: GlobalIngress = serde_json::from_value(globals[i].clone()).unwrap();
+        kcp_ingress::controller::slim::global_ingress(&mut g);
+        sgw.apply_watcher_event(&Event::Apply(<Compact<GlobalIngress> as Stored<
+            GlobalIngress,
+        >>::store(&g)));
+    });
+    let stored_global = LAST.load(Relaxed);
+    println!(
+        "stored per root (root + 3 leaves + GlobalIngress + 3 verified copies): {} B",
+        stored_root + 3 * stored_leaf + stored_global + 3 * copy_record
+    );
     let index = kcp_ingress::controller::index::Index::default();
     let typed_roots: Vec<Ingress> = (0..N)
         .map(|i| serde_json::from_value(srcs[i].clone()).unwrap())

@@ -193,7 +193,7 @@ fn objects_in<K: RootKind>(ns: &str, ctx: &Context<K>) -> Vec<(What, ObjectMeta)
         ctx.caches
             .roots
             .state_filter(|o| {
-                o.meta().namespace.as_deref() == Some(ns) && kind::root_of_leaf::<K>(o).is_some()
+                o.stored_namespace() == Some(ns) && kind::root_of_leaf::<K>(o).is_some()
             })
             .iter()
             .filter_map(K::Stored::typed)

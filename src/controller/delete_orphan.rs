@@ -59,7 +59,10 @@ pub fn retry_global<K: RootKind>(
     err: &ReconcileError,
     ctx: &Context<K>,
 ) -> Action {
-    let key = (global.namespace().unwrap_or_default(), global.name_any());
+    let key = (
+        global.namespace().unwrap_or_default().to_string(),
+        global.name().unwrap_or_default().to_string(),
+    );
     let failures = ctx.memory.global_failed(&key);
     retry(&format!("GlobalIngress {}/{}", key.0, key.1), failures, err)
 }

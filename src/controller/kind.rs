@@ -172,7 +172,7 @@ pub trait RootKind:
 /// (every kind's: a placeable namespace, no root label), read from what
 /// the store keeps typed.
 pub fn is_root<K: RootKind>(object: &K::Stored) -> bool {
-    naming::is_placeable_namespace(object.meta().namespace.as_deref().unwrap_or_default())
+    naming::is_placeable_namespace(object.stored_namespace().unwrap_or_default())
         && object.label(labels::ROOT_LABEL).is_none()
 }
 

@@ -51,7 +51,6 @@ use std::time::Instant;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::ResourceExt;
 use kube::runtime::controller::{self, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
 use tracing::{error, info};
@@ -541,7 +540,13 @@ fn orphan_controller<K: RootKind>(
     work: &CancellationToken,
     ctx: Arc<Context<K>>,
 ) -> impl std::future::Future<Output = ()> {
-    let key = |g: &Compact<GlobalIngress>| (g.namespace().unwrap_or_default(), g.name_any());
+    let key = |g: &Compact<GlobalIngress>| {
+        let (ns, name) = (g.namespace(), g.name());
+        (
+            ns.unwrap_or_default().to_string(),
+            name.unwrap_or_default().to_string(),
+        )
+    };
     Controller::for_stream(futures::stream::pending(), ctx.caches.globals.clone())
         .with_config(config.clone())
         .reconcile_on(trigger)

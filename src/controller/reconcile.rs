@@ -783,8 +783,8 @@ fn typed_global(global: &Compact<GlobalIngress>) -> Option<GlobalIngress> {
         .typed()
         .inspect_err(|err| {
             warn!(
-                namespace = global.meta().namespace.as_deref().unwrap_or_default(),
-                global_ingress = global.meta().name.as_deref().unwrap_or_default(),
+                namespace = global.namespace().unwrap_or_default(),
+                global_ingress = global.name().unwrap_or_default(),
                 %err,
                 "cannot read a cached GlobalIngress"
             );

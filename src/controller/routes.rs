@@ -357,8 +357,8 @@ impl Routed {
 
     fn stored<K: RootKind>(object: &K::Stored) -> Self {
         Self {
-            namespace: object.namespace().unwrap_or_default(),
-            name: object.name_any(),
+            namespace: object.stored_namespace().unwrap_or_default().to_string(),
+            name: object.stored_name().to_string(),
             is_root: kind::is_root::<K>(object),
             root_of_leaf: kind::root_of_leaf::<K>(object),
         }
@@ -377,7 +377,10 @@ fn roots_matching<K: RootKind>(
             continue;
         };
         if label_sets.iter().any(|l| selector.matches(l)) {
-            triggers.root(&root.namespace().unwrap_or_default(), &root.name_any());
+            triggers.root(
+                root.stored_namespace().unwrap_or_default(),
+                root.stored_name(),
+            );
         }
     }
 }
@@ -425,7 +428,10 @@ fn on_cluster<K: RootKind>(
                 triggers.cluster_namespace(&namespace(&cluster));
             }
             for root in roots.state().iter().filter(|o| kind::is_root::<K>(o)) {
-                triggers.root(&root.namespace().unwrap_or_default(), &root.name_any());
+                triggers.root(
+                    root.stored_namespace().unwrap_or_default(),
+                    root.stored_name(),
+                );
             }
         }
         Change::Failed(_) | Change::Restored => {}
@@ -608,7 +614,10 @@ fn on_global<K: RootKind>(
         Change::Deleted(object) => (object, false),
         Change::Relisted => {
             for global in globals.state() {
-                triggers.global(&global.namespace().unwrap_or_default(), &global.name_any());
+                triggers.global(
+                    global.namespace().unwrap_or_default(),
+                    global.name().unwrap_or_default(),
+                );
             }
             return;
         }

@@ -1,7 +1,9 @@
 //! A typed object kept compactly in a watch's store (issue #16, memory):
 //! what the store's key and the routing read typed (name, namespace and
-//! deletion timestamp), everything else as one compact JSON text, parsed back into the typed object ([`Compact::typed`]) only
-//! where a reconcile reads it, never in a loop over the store.
+//! deletion timestamp, as fields of its own), everything else as one
+//! compact JSON text, parsed back into the typed object
+//! ([`Compact::typed`]) only where a reconcile reads it, never in a loop
+//! over the store.
 //!
 //! A typed k8s-openapi object is a large struct (an `ObjectMeta` alone is
 //! 360 bytes inline) with 20 to 40 allocations, every `BTreeMap` of labels
@@ -18,24 +20,36 @@
 //! hashes nor compares them), two strings each per object, and what
 //! reads them (a delete's preconditions, a status compared) reads the
 //! typed object anyway.
+//!
+//! The `ObjectMeta` that `Resource::meta` hands out is built only when
+//! asked for and is not carried over by a clone ([`LazyMeta`]): the store
+//! asks for it on the event's object (its key), then keeps a clone,
+//! without it. Code over a store reads [`Compact::name`],
+//! [`Compact::namespace`] and [`Compact::deletion_timestamp`] (or
+//! `runtime::stored::Stored`'s accessors), not `meta()`.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Resource;
 use kube::core::ObjectMeta;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use super::lazy_meta::LazyMeta;
 use crate::labels;
 
 /// An object of type `K` as a store keeps it compactly (see the module
-/// docs). Its metadata holds only the name, namespace and deletion
-/// timestamp; read the rest (uid and resourceVersion included) with
+/// docs). Of its metadata it keeps the name, namespace and deletion
+/// timestamp typed; read the rest (uid and resourceVersion included) with
 /// [`Compact::typed`].
 pub struct Compact<K> {
-    metadata: ObjectMeta,
+    name: Option<Box<str>>,
+    namespace: Option<Box<str>>,
+    /// Boxed: only an object being deleted has one (8 bytes, not 24).
+    deletion_timestamp: Option<Box<Time>>,
     /// The object without the metadata fields above, as compact JSON (an
     /// object), without its `apiVersion` and `kind` when they led it.
     body: Box<str>,
@@ -44,6 +58,9 @@ pub struct Compact<K> {
     /// slice (nothing allocated when there is none), not as maps (a
     /// `BTreeMap` node is about 540 bytes, whatever its count).
     kept: Box<[(Kept, Box<str>)]>,
+    /// The `ObjectMeta` of `Resource::meta`, built from the fields above
+    /// when first asked for (see [`LazyMeta`]).
+    meta: LazyMeta,
     kind: PhantomData<fn() -> K>,
 }
 
@@ -66,9 +83,12 @@ pub const KEPT: [Kept; 3] = [
 impl<K> Clone for Compact<K> {
     fn clone(&self) -> Self {
         Self {
-            metadata: self.metadata.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            deletion_timestamp: self.deletion_timestamp.clone(),
             body: self.body.clone(),
             kept: self.kept.clone(),
+            meta: self.meta.clone(),
             kind: PhantomData,
         }
     }
@@ -77,7 +97,9 @@ impl<K> Clone for Compact<K> {
 impl<K> fmt::Debug for Compact<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Compact")
-            .field("metadata", &self.metadata)
+            .field("name", &self.name())
+            .field("namespace", &self.namespace())
+            .field("deletion_timestamp", &self.deletion_timestamp())
             .field("body", &self.body)
             .field("kept", &self.kept)
             .finish()
@@ -94,12 +116,9 @@ where
     pub fn new(object: &K) -> Self {
         let mut rest = object.clone();
         let meta = rest.meta_mut();
-        let metadata = ObjectMeta {
-            name: meta.name.take(),
-            namespace: meta.namespace.take(),
-            deletion_timestamp: meta.deletion_timestamp.take(),
-            ..ObjectMeta::default()
-        };
+        let name = meta.name.take().map(String::into_boxed_str);
+        let namespace = meta.namespace.take().map(String::into_boxed_str);
+        let deletion_timestamp = meta.deletion_timestamp.take().map(Box::new);
         let body = match serde_json::to_string(&rest) {
             Ok(text) => match text.strip_prefix(type_prefix::<K>().as_str()) {
                 Some(tail) => format!("{{{tail}"),
@@ -108,9 +127,12 @@ where
             Err(_) => String::new(),
         };
         Self {
-            metadata,
+            name,
+            namespace,
+            deletion_timestamp,
             body: body.into_boxed_str(),
             kept: Box::default(),
+            meta: LazyMeta::default(),
             kind: PhantomData,
         }
     }
@@ -146,15 +168,60 @@ where
         };
         let mut object: K = serde_json::from_str(&text)?;
         let meta = object.meta_mut();
-        meta.name.clone_from(&self.metadata.name);
-        meta.namespace.clone_from(&self.metadata.namespace);
-        meta.deletion_timestamp
-            .clone_from(&self.metadata.deletion_timestamp);
+        meta.name = self.name().map(str::to_string);
+        meta.namespace = self.namespace().map(str::to_string);
+        meta.deletion_timestamp = self.deletion_timestamp().cloned();
         Ok(object)
     }
 }
 
 impl<K> Compact<K> {
+    /// The name (what the store's key reads; without building the
+    /// `ObjectMeta`).
+    pub fn name(&self) -> Option<&str> {
+        match self.meta.edited() {
+            Some(meta) => meta.name.as_deref(),
+            None => self.name.as_deref(),
+        }
+    }
+
+    /// The namespace (see [`Compact::name`]).
+    pub fn namespace(&self) -> Option<&str> {
+        match self.meta.edited() {
+            Some(meta) => meta.namespace.as_deref(),
+            None => self.namespace.as_deref(),
+        }
+    }
+
+    /// The deletion timestamp (see [`Compact::name`]).
+    pub fn deletion_timestamp(&self) -> Option<&Time> {
+        match self.meta.edited() {
+            Some(meta) => meta.deletion_timestamp.as_ref(),
+            None => self.deletion_timestamp.as_deref(),
+        }
+    }
+
+    /// Whether `Resource::meta` built its `ObjectMeta` (for tests: a
+    /// stored object should hold none).
+    pub fn meta_built(&self) -> bool {
+        self.meta.is_built()
+    }
+
+    /// The `ObjectMeta` of `Resource::meta`: the fields above, and nothing
+    /// else.
+    fn build_meta(
+        name: &Option<Box<str>>,
+        namespace: &Option<Box<str>>,
+        deletion_timestamp: &Option<Box<Time>>,
+    ) -> ObjectMeta {
+        ObjectMeta {
+            name: name.as_deref().map(str::to_string),
+            namespace: namespace.as_deref().map(str::to_string),
+            deletion_timestamp: deletion_timestamp.as_deref().cloned(),
+            ..ObjectMeta::default()
+        }
+    }
+
     /// The same, with the text `body` (a test's broken text).
     #[cfg(test)]
     pub(crate) fn with_body(mut self, body: &str) -> Self {
@@ -207,12 +274,26 @@ impl<K: Resource> Resource for Compact<K> {
         K::plural(dt)
     }
 
+    /// Built on the first call and kept until the object is dropped; a
+    /// clone does not carry it (see [`LazyMeta`]): the stores keep clones,
+    /// so an object in a store holds none.
     fn meta(&self) -> &ObjectMeta {
-        &self.metadata
+        self.meta.get_or_build(|| {
+            Self::build_meta(&self.name, &self.namespace, &self.deletion_timestamp)
+        })
     }
 
+    /// Builds the `ObjectMeta` too, which from then on is the object's:
+    /// [`Compact::name`], [`Compact::namespace`],
+    /// [`Compact::deletion_timestamp`] and [`Compact::typed`] read its
+    /// fields, and a clone carries it. Its other fields are not part of
+    /// the compact form (the text is): `typed` ignores them. Nothing
+    /// calls it on a stored form (kube-runtime's store and controller
+    /// do not; the watch edits the object as read, before compacting).
     fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
+        let (name, namespace, deletion) = (&self.name, &self.namespace, &self.deletion_timestamp);
+        self.meta
+            .edit(|| Self::build_meta(name, namespace, deletion))
     }
 }
 
@@ -287,7 +368,7 @@ mod tests {
         assert!(global.status.is_some() && global.metadata.owner_references.is_some());
         // What the store's key and the routing read is typed.
         assert_eq!(compact.name_any(), "web");
-        assert_eq!(compact.namespace().as_deref(), Some("shop"));
+        assert_eq!(compact.namespace(), Some("shop"));
         assert!(compact.meta().deletion_timestamp.is_some());
         // The rest only in the text, without the type's name and group.
         assert_eq!(compact.uid(), None);
@@ -329,6 +410,85 @@ mod tests {
         assert!(compact.typed().is_err());
         compact.body = "{\"spec\":7}".into();
         assert!(compact.typed().is_err());
+    }
+
+    fn leaf(name: &str) -> Ingress {
+        serde_json::from_value(json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": "kcp-ingress-cluster-east",
+                         "uid": "u-1", "resourceVersion": "7",
+                         "deletionTimestamp": "2026-01-02T00:00:00Z",
+                         "labels": {"kcp-ingress.dev/root": "web"}},
+            "spec": {"rules": [{"host": "a.example.test"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_fields_read_without_building_the_metadata() {
+        let compact = Compact::keeping(&leaf("web--shop"), &KEPT);
+        assert_eq!(compact.name(), Some("web--shop"));
+        assert_eq!(compact.namespace(), Some("kcp-ingress-cluster-east"));
+        assert!(compact.deletion_timestamp().is_some());
+        assert_eq!(compact.kept(Kept::Label(labels::ROOT_LABEL)), Some("web"));
+        let _ = compact.typed().unwrap();
+        let _ = format!("{compact:?}");
+        assert!(!compact.meta_built());
+        // `meta()` builds it from the same fields, and nothing else.
+        assert_eq!(compact.meta().name.as_deref(), Some("web--shop"));
+        assert!(compact.meta().deletion_timestamp.is_some());
+        assert!(compact.meta().uid.is_none() && compact.meta().labels.is_none());
+        assert!(compact.meta_built());
+        // A clone (what a store keeps) does not carry it.
+        assert!(!compact.clone().meta_built());
+    }
+
+    #[test]
+    fn a_store_fed_by_kubes_writer_holds_objects_without_metadata() {
+        use kube::runtime::reflector::store::Writer;
+        use kube::runtime::watcher::Event;
+        let mut writer = Writer::<Compact<Ingress>>::new(());
+        let store = writer.as_reader();
+        // As `Watch::stored_changes` feeds it: an event of a new compact
+        // object per change, whose key the writer reads through `meta()`.
+        let applied = Event::Apply(Compact::keeping(&leaf("a"), &KEPT));
+        writer.apply_watcher_event(&applied);
+        let Event::Apply(event_object) = &applied else {
+            unreachable!()
+        };
+        assert!(event_object.meta_built(), "the key was read through meta()");
+        for event in [
+            Event::Init,
+            Event::InitApply(Compact::keeping(&leaf("b"), &KEPT)),
+            Event::InitApply(Compact::keeping(&leaf("c"), &KEPT)),
+            Event::InitDone,
+            Event::Apply(Compact::keeping(&leaf("d"), &KEPT)),
+        ] {
+            writer.apply_watcher_event(&event);
+        }
+        let all = store.state();
+        assert_eq!(all.len(), 3);
+        assert!(all.iter().all(|o| !o.meta_built()));
+        let key = kube::runtime::reflector::ObjectRef::new("d").within("kcp-ingress-cluster-east");
+        assert!(store.get(&key).is_some_and(|o| !o.meta_built()));
+    }
+
+    #[test]
+    fn an_edit_through_meta_mut_is_the_objects_and_is_kept() {
+        let mut compact = Compact::new(&leaf("web--shop"));
+        compact.meta_mut().name = Some("renamed".into());
+        compact.meta_mut().deletion_timestamp = None;
+        compact.meta_mut().labels = Some([("a".to_string(), "b".to_string())].into());
+        for c in [&compact, &compact.clone()] {
+            assert_eq!(c.name(), Some("renamed"));
+            assert_eq!(c.namespace(), Some("kcp-ingress-cluster-east"));
+            assert_eq!(c.deletion_timestamp(), None);
+            assert_eq!(c.meta().name.as_deref(), Some("renamed"));
+            assert_eq!(c.labels().get("a").map(String::as_str), Some("b"));
+            let typed = c.typed().unwrap();
+            assert_eq!(typed.metadata.name.as_deref(), Some("renamed"));
+            assert_eq!(typed.metadata.deletion_timestamp, None);
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! What a watch's store keeps of each object of `K`: the object itself,
 //! or its [`Compact`] form (issue #16, memory). Code over a store reads
-//! through [`Stored`]: the labels and annotations that whole-store loops
-//! read without a parse, and the typed object where one object is read
+//! through [`Stored`]: the name, namespace, labels and annotations that
+//! whole-store loops read without a parse (and, for a compact form,
+//! without building its `ObjectMeta`: `Resource::meta` would, for every
+//! object the loop reads), and the typed object where one object is read
 //! (parsed from a compact form then).
 
 use std::fmt::Debug;
@@ -20,6 +22,16 @@ pub trait Stored<K>:
 {
     /// `object` as the store keeps it.
     fn store(object: &K) -> Self;
+
+    /// The object's name ("" without one: the API gives every object
+    /// one).
+    fn stored_name(&self) -> &str;
+
+    /// The object's namespace, if it has one.
+    fn stored_namespace(&self) -> Option<&str>;
+
+    /// Whether the object is being deleted (has a deletion timestamp).
+    fn stored_deleting(&self) -> bool;
 
     /// The value of the label `key`; a compact form has only the kept
     /// ones ([`super::compact::KEPT`]).
@@ -41,6 +53,18 @@ where
 {
     fn store(object: &K) -> Self {
         object.clone()
+    }
+
+    fn stored_name(&self) -> &str {
+        self.meta().name.as_deref().unwrap_or_default()
+    }
+
+    fn stored_namespace(&self) -> Option<&str> {
+        self.meta().namespace.as_deref()
+    }
+
+    fn stored_deleting(&self) -> bool {
+        self.meta().deletion_timestamp.is_some()
     }
 
     fn label(&self, key: &'static str) -> Option<&str> {
@@ -71,6 +95,18 @@ where
         Compact::keeping(object, &super::compact::KEPT)
     }
 
+    fn stored_name(&self) -> &str {
+        self.name().unwrap_or_default()
+    }
+
+    fn stored_namespace(&self) -> Option<&str> {
+        self.namespace()
+    }
+
+    fn stored_deleting(&self) -> bool {
+        self.deletion_timestamp().is_some()
+    }
+
     fn label(&self, key: &'static str) -> Option<&str> {
         self.kept(Kept::Label(key))
     }
@@ -86,7 +122,7 @@ where
                 warn!(
                     kind = %K::kind(&()),
                     namespace = object.namespace().unwrap_or_default(),
-                    name = object.name_any(),
+                    name = object.name().unwrap_or_default(),
                     %err,
                     "a cached object does not parse; treated as absent"
                 );

@@ -54,7 +54,6 @@ macro_rules! dynamic_resource {
         }
     };
 }
-pub(crate) use dynamic_resource;
 
 /// An object as the syncer caches it (see the module docs).
 #[derive(Clone, Debug, PartialEq)]

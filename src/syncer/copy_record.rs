@@ -27,20 +27,28 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::DynamicObject;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use super::spec;
 use crate::labels;
+use crate::runtime::lazy_meta::LazyMeta;
 
 /// One copy downstream as a syncer's cache keeps it (see the module docs).
-#[derive(Debug)]
+///
+/// Its `ObjectMeta` (`Resource::meta`, which kube-runtime's watcher and
+/// store read) is built from the fields below only when asked for, and a
+/// clone (what the store keeps) does not carry it ([`LazyMeta`]); the
+/// syncer reads the fields through [`CopyRecord::name`] and the like.
 pub struct CopyRecord {
-    /// The name, namespace and deletion timestamp (and, until
-    /// [`CopyRecord::forget_version`], the resourceVersion the watch reads).
-    pub metadata: ObjectMeta,
+    name: Option<Box<str>>,
+    namespace: Option<Box<str>>,
+    /// Boxed: only a copy being deleted has one (8 bytes, not 24).
+    deletion_timestamp: Option<Box<Time>>,
+    /// What the watch reads, until [`CopyRecord::forget_version`].
+    resource_version: Option<Box<str>>,
     /// The uid: the precondition of a delete.
     uid: Option<Box<str>>,
     /// The hash of what the syncer compares (the text below): equal for two
@@ -54,6 +62,8 @@ pub struct CopyRecord {
     /// The object but its status and bookkeeping, as compact JSON, until
     /// the copy is verified.
     body: Mutex<Option<Box<str>>>,
+    /// The `ObjectMeta` of `Resource::meta`, built when first asked for.
+    meta: LazyMeta,
 }
 
 /// The mark of `desired` (an object the syncer would apply): the hash of its
@@ -63,6 +73,44 @@ pub fn applied_mark(desired: &Value) -> Option<u64> {
 }
 
 impl CopyRecord {
+    /// The copy's name (read without building the `ObjectMeta`).
+    pub fn name(&self) -> Option<&str> {
+        match self.meta.edited() {
+            Some(meta) => meta.name.as_deref(),
+            None => self.name.as_deref(),
+        }
+    }
+
+    /// The copy's namespace.
+    pub fn namespace(&self) -> Option<&str> {
+        match self.meta.edited() {
+            Some(meta) => meta.namespace.as_deref(),
+            None => self.namespace.as_deref(),
+        }
+    }
+
+    /// The copy's deletion timestamp.
+    pub fn deletion_timestamp(&self) -> Option<&Time> {
+        match self.meta.edited() {
+            Some(meta) => meta.deletion_timestamp.as_ref(),
+            None => self.deletion_timestamp.as_deref(),
+        }
+    }
+
+    /// The resourceVersion, until [`CopyRecord::forget_version`].
+    pub fn resource_version(&self) -> Option<&str> {
+        match self.meta.edited() {
+            Some(meta) => meta.resource_version.as_deref(),
+            None => self.resource_version.as_deref(),
+        }
+    }
+
+    /// Whether `Resource::meta` built its `ObjectMeta` (for tests: a
+    /// stored record should hold none).
+    pub fn meta_built(&self) -> bool {
+        self.meta.is_built()
+    }
+
     /// The copy's uid.
     pub fn uid(&self) -> Option<&str> {
         self.uid.as_deref()
@@ -96,7 +144,12 @@ impl CopyRecord {
     /// Drops the resourceVersion once the watch has read it: the syncer
     /// never reads it, and the store's key keeps a copy of it too.
     pub fn forget_version(&mut self) {
-        self.metadata.resource_version = None;
+        self.resource_version = None;
+        match self.meta.edited_mut() {
+            Some(meta) => meta.resource_version = None,
+            // The watch built it to read the resourceVersion: forget it too.
+            None => self.meta.reset(),
+        }
     }
 
     /// The copy's status as an object `{"status": ...}` (empty without
@@ -166,20 +219,18 @@ impl From<DynamicObject> for CopyRecord {
         let compared = serde_json::to_value(compared_metadata(&metadata)).unwrap_or(Value::Null);
         fields.insert("metadata".into(), compared);
         let body = Value::Object(fields).to_string();
-        let kept = ObjectMeta {
-            name: metadata.name,
-            namespace: metadata.namespace,
-            deletion_timestamp: metadata.deletion_timestamp,
-            resource_version: metadata.resource_version,
-            ..ObjectMeta::default()
-        };
+        let box_str = |s: Option<String>| s.map(String::into_boxed_str);
         Self {
-            metadata: kept,
+            name: box_str(metadata.name),
+            namespace: box_str(metadata.namespace),
+            deletion_timestamp: metadata.deletion_timestamp.map(Box::new),
+            resource_version: box_str(metadata.resource_version),
             uid: metadata.uid.map(String::into_boxed_str),
             digest: crate::hash::of(&body),
             status,
             verified: AtomicU64::new(0),
             body: Mutex::new(Some(body.into_boxed_str())),
+            meta: LazyMeta::default(),
         }
     }
 }
@@ -193,20 +244,99 @@ impl<'de> Deserialize<'de> for CopyRecord {
 impl Clone for CopyRecord {
     fn clone(&self) -> Self {
         Self {
-            metadata: self.metadata.clone(),
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            deletion_timestamp: self.deletion_timestamp.clone(),
+            resource_version: self.resource_version.clone(),
             uid: self.uid.clone(),
             digest: self.digest,
             status: self.status.clone(),
             verified: AtomicU64::new(self.verified()),
             body: Mutex::new(self.body.lock().unwrap_or_else(|p| p.into_inner()).clone()),
+            meta: self.meta.clone(),
         }
     }
 }
 
-super::cached::dynamic_resource!(CopyRecord);
+impl std::fmt::Debug for CopyRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyRecord")
+            .field("name", &self.name())
+            .field("namespace", &self.namespace())
+            .field("deletion_timestamp", &self.deletion_timestamp())
+            .field("resource_version", &self.resource_version())
+            .field("uid", &self.uid)
+            .field("digest", &self.digest)
+            .field("status", &self.status)
+            .field("verified", &self.verified())
+            .field("has_body", &self.has_body())
+            .finish()
+    }
+}
+
+impl kube::Resource for CopyRecord {
+    type DynamicType = std::sync::Arc<kube::api::ApiResource>;
+    type Scope = kube::core::DynamicResourceScope;
+
+    fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        DynamicObject::group(dt)
+    }
+
+    fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        DynamicObject::version(dt)
+    }
+
+    fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        DynamicObject::kind(dt)
+    }
+
+    fn api_version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        DynamicObject::api_version(dt)
+    }
+
+    fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
+        DynamicObject::plural(dt)
+    }
+
+    /// Built on the first call (the watcher reads the resourceVersion,
+    /// the store its key) and not carried over by a clone: a record in
+    /// the store holds none (see [`LazyMeta`]).
+    fn meta(&self) -> &ObjectMeta {
+        self.meta.get_or_build(|| ObjectMeta {
+            name: self.name.as_deref().map(str::to_string),
+            namespace: self.namespace.as_deref().map(str::to_string),
+            deletion_timestamp: self.deletion_timestamp.as_deref().cloned(),
+            resource_version: self.resource_version.as_deref().map(str::to_string),
+            ..ObjectMeta::default()
+        })
+    }
+
+    /// Builds the `ObjectMeta` too, which from then on is the record's:
+    /// the accessors read its name, namespace, deletion timestamp and
+    /// resourceVersion, and a clone carries it. Nothing calls it (the
+    /// syncer edits a record through [`CopyRecord::forget_version`]).
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        let Self {
+            name,
+            namespace,
+            deletion_timestamp,
+            resource_version,
+            meta,
+            ..
+        } = self;
+        meta.edit(|| ObjectMeta {
+            name: name.as_deref().map(str::to_string),
+            namespace: namespace.as_deref().map(str::to_string),
+            deletion_timestamp: deletion_timestamp.as_deref().cloned(),
+            resource_version: resource_version.as_deref().map(str::to_string),
+            ..ObjectMeta::default()
+        })
+    }
+}
 
 #[cfg(test)]
 mod tests {
+    use kube::Resource;
     use serde_json::json;
 
     use super::*;
@@ -246,12 +376,20 @@ mod tests {
     #[test]
     fn a_record_keeps_what_the_syncer_reads() {
         let mut r = record(copy(&desired()));
-        assert_eq!(r.metadata.name.as_deref(), Some("web--east"));
-        assert_eq!(r.metadata.namespace.as_deref(), Some("shop"));
-        assert_eq!(r.metadata.resource_version.as_deref(), Some("7"));
+        assert_eq!(r.name(), Some("web--east"));
+        assert_eq!(r.namespace(), Some("shop"));
+        assert_eq!(r.resource_version(), Some("7"));
+        assert_eq!(r.deletion_timestamp(), None);
+        // What the watch reads of it (the resourceVersion) builds the
+        // metadata; forgetting the version forgets that too.
+        assert_eq!(r.meta().resource_version.as_deref(), Some("7"));
+        assert!(r.meta_built());
         r.forget_version();
-        assert_eq!(r.metadata.resource_version, None);
-        assert_eq!(r.metadata.labels, None);
+        assert!(!r.meta_built());
+        assert_eq!(r.resource_version(), None);
+        assert_eq!(r.meta().resource_version, None);
+        assert_eq!(r.meta().name.as_deref(), Some("web--east"));
+        assert_eq!(r.meta().labels, None);
         assert_eq!(r.uid(), Some("d-1"));
         assert_eq!(
             r.status_object(),
@@ -260,6 +398,42 @@ mod tests {
         let mut no_status = copy(&desired());
         no_status.as_object_mut().unwrap().remove("status");
         assert_eq!(record(no_status).status_object(), json!({}));
+    }
+
+    #[test]
+    fn a_store_fed_as_the_watch_does_holds_records_without_metadata() {
+        use kube::api::ApiResource;
+        use kube::runtime::reflector::{ObjectRef, store::Writer};
+        use kube::runtime::watcher::Event;
+        let ar = std::sync::Arc::new(ApiResource::erase::<
+            k8s_openapi::api::networking::v1::Ingress,
+        >(&()));
+        let mut writer = Writer::<CopyRecord>::new(ar.clone());
+        // The watcher reads the resourceVersion, the watch forgets it
+        // (`Watch::slim`), the writer reads the key and keeps a clone.
+        let mut r = record(copy(&desired()));
+        assert_eq!(r.meta().resource_version.as_deref(), Some("7"));
+        r.forget_version();
+        let event = Event::Apply(r);
+        writer.apply_watcher_event(&event);
+        let key = ObjectRef::new_with("web--east", ar).within("shop");
+        let stored = writer.as_reader().get(&key).unwrap();
+        assert!(!stored.meta_built());
+        assert_eq!(stored.name(), Some("web--east"));
+        assert!(stored.is_up_to_date(&desired()));
+        assert!(!stored.meta_built());
+    }
+
+    #[test]
+    fn an_edit_through_meta_mut_is_the_records_and_is_kept() {
+        let mut r = record(copy(&desired()));
+        r.meta_mut().namespace = Some("other".into());
+        r.forget_version();
+        for r in [&r, &r.clone()] {
+            assert_eq!(r.namespace(), Some("other"));
+            assert_eq!(r.resource_version(), None);
+            assert_eq!(r.meta().namespace.as_deref(), Some("other"));
+        }
     }
 
     #[test]

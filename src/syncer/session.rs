@@ -247,7 +247,7 @@ fn queue_all(ty: &Arc<TypeState>, queue: &WorkQueue<Key>, cluster_namespace: &st
         queued += 1;
     }
     for o in ty.down.state() {
-        if let Some(key) = Key::of_downstream(ty, &*o) {
+        if let Some(key) = Key::of_downstream(ty, &o) {
             queue.add(key);
             queued += 1;
         }

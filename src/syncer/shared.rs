@@ -17,9 +17,9 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use kube::Resource;
 use kube::api::{ApiResource, DynamicObject, TypeMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -184,9 +184,9 @@ where
             return Vec::new();
         };
         store
-            .state_filter(|o| o.meta().namespace.as_deref() == Some(namespace))
+            .state_filter(|o| o.stored_namespace() == Some(namespace))
             .iter()
-            .map(|o| (o.name_any(), o.meta().deletion_timestamp.is_some()))
+            .map(|o| (o.stored_name().to_string(), o.stored_deleting()))
             .collect()
     }
 
@@ -194,10 +194,9 @@ where
         self.store().is_some_and(|store| {
             store
                 .find(|o| {
-                    let meta = o.meta();
-                    meta.namespace.as_deref() == Some(namespace)
-                        && meta.deletion_timestamp.is_none()
-                        && meta.name.as_deref().is_some_and(wanted)
+                    o.stored_namespace() == Some(namespace)
+                        && !o.stored_deleting()
+                        && wanted(o.stored_name())
                 })
                 .is_some()
         })
@@ -336,6 +335,21 @@ mod tests {
         assert!(feed.any_live("kcp-ingress-cluster-east", &|n| n.starts_with("shop.web")));
         assert!(!feed.any_live("kcp-ingress-cluster-east", &|n| n.starts_with("shop.old")));
         assert!(!feed.any_live("kcp-ingress-cluster-west", &|_| true));
+    }
+
+    #[test]
+    fn the_syncers_loops_over_a_compact_store_build_no_metadata() {
+        use crate::runtime::compact::Compact;
+        let mut writer = Writer::<Compact<Ingress>>::new(());
+        let feed = Feed::<Ingress, Compact<Ingress>>::default();
+        feed.set_store(writer.as_reader());
+        for name in ["shop.a--east", "shop.b--east"] {
+            let leaf = ingress("kcp-ingress-cluster-east", name);
+            writer.apply_watcher_event(&Event::Apply(Compact::store(&leaf)));
+        }
+        assert_eq!(feed.names("kcp-ingress-cluster-east").len(), 2);
+        assert!(feed.any_live("kcp-ingress-cluster-east", &|n| n == "shop.b--east"));
+        assert!(writer.as_reader().state().iter().all(|o| !o.meta_built()));
     }
 
     #[test]

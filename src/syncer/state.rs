@@ -15,9 +15,9 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use tracing::debug;
 
 use super::cached::Cached;
@@ -203,7 +203,7 @@ impl TypeState {
             .down
             .state()
             .iter()
-            .any(|o| o.namespace().as_deref() == Some(namespace))
+            .any(|o| o.namespace() == Some(namespace))
     }
 }
 
@@ -225,14 +225,13 @@ impl Key {
         }
     }
 
-    /// The key of the downstream `object`; `None` for an object without a
+    /// The key of the downstream `copy`; `None` for a copy without a
     /// namespace or name (the syncer syncs namespaced objects only).
-    pub fn of_downstream(ty: &Arc<TypeState>, object: &impl Resource) -> Option<Self> {
-        let namespace = object.namespace()?;
-        let name = object.meta().name.as_deref()?;
+    pub fn of_downstream(ty: &Arc<TypeState>, copy: &CopyRecord) -> Option<Self> {
+        let (namespace, name) = (copy.namespace()?, copy.name()?);
         Some(Self {
             ty: ty.clone(),
-            place: Place::of_downstream(&ty.ty.spec, &namespace, name),
+            place: Place::of_downstream(&ty.ty.spec, namespace, name),
         })
     }
 
@@ -512,9 +511,13 @@ mod tests {
         let services = type_state("services", "");
         let mut up = DynamicObject::new("shop.web.services", &services.ty.ar);
         up.metadata.namespace = Some("kcp-ingress-cluster-east".into());
-        let mut down = DynamicObject::new("web", &services.ty.ar);
-        assert!(Key::of_downstream(&services, &down).is_none());
-        down.metadata.namespace = Some("shop".into());
+        let record = |metadata: serde_json::Value| -> CopyRecord {
+            serde_json::from_value(serde_json::json!({"metadata": metadata})).unwrap()
+        };
+        assert!(
+            Key::of_downstream(&services, &record(serde_json::json!({"name": "web"}))).is_none()
+        );
+        let down = record(serde_json::json!({"name": "web", "namespace": "shop"}));
         let (u, d) = (
             Key::of_upstream(&services, &up.metadata.name.clone().unwrap()),
             Key::of_downstream(&services, &down).unwrap(),
