@@ -8,7 +8,7 @@
 //! when it goes.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
@@ -25,7 +25,9 @@ pub struct RootMemory {
     /// By condition type: the hash of the state (status, reason, message)
     /// last announced by an Event. Until the cache shows our GlobalIngress
     /// status write, every reconcile would announce the same change again.
-    announced: Vec<(Box<str>, u64)>,
+    /// The types are the few texts every root shares ([`Memory::condition_type`]),
+    /// in a slice without spare room (a vector of two kept room for four).
+    announced: Box<[(Arc<str>, u64)]>,
     /// The hash of the clusters it was placed on at its last reconcile.
     placed: Option<u64>,
     /// Whether its convergence time was recorded.
@@ -40,7 +42,13 @@ pub struct RootMemory {
 /// The controller's memory; every method takes a lock briefly.
 #[derive(Default)]
 pub struct Memory {
-    roots: Mutex<HashMap<String, RootMemory>>,
+    /// By the 64-bit hash of the root's uid ([`root_key`]): the uid's own
+    /// text would be one allocation more per root, and two uids of 10,000
+    /// share a hash with a chance of about 10^-11 (the cost: an Event
+    /// not sent).
+    roots: Mutex<HashMap<u64, RootMemory>>,
+    /// The condition types announced so far, one text each.
+    condition_types: Mutex<HashSet<Arc<str>>>,
     dependency_failures: Mutex<HashMap<DepKey, u32>>,
     /// By (namespace, name): consecutive failures to delete an orphan GlobalIngress.
     global_failures: Mutex<HashMap<(String, String), u32>>,
@@ -146,6 +154,11 @@ pub fn body_hash(body: &serde_json::Value) -> u64 {
     h.finish()
 }
 
+/// The key of root `uid` in [`Memory`]'s map of roots.
+fn root_key(uid: &str) -> u64 {
+    crate::hash::of(uid)
+}
+
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock leaves at worst a stale entry.
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -160,13 +173,29 @@ impl Memory {
             condition.reason.as_str(),
             condition.message.as_str(),
         ));
+        let type_ = self.condition_type(&condition.type_);
         let mut roots = lock(&self.roots);
-        let announced = &mut roots.entry(uid.to_string()).or_default().announced;
-        match announced.iter_mut().find(|(t, _)| **t == *condition.type_) {
+        let announced = &mut roots.entry(root_key(uid)).or_default().announced;
+        match announced.iter_mut().find(|(t, _)| *t == type_) {
             Some((_, h)) => std::mem::replace(h, state) != state,
             None => {
-                announced.push((condition.type_.as_str().into(), state));
+                let mut types = std::mem::take(announced).into_vec();
+                types.push((type_, state));
+                *announced = types.into_boxed_slice();
                 true
+            }
+        }
+    }
+
+    /// The one shared text of condition type `type_`.
+    fn condition_type(&self, type_: &str) -> Arc<str> {
+        let mut types = lock(&self.condition_types);
+        match types.get(type_) {
+            Some(shared) => shared.clone(),
+            None => {
+                let shared: Arc<str> = Arc::from(type_);
+                types.insert(shared.clone());
+                shared
             }
         }
     }
@@ -175,10 +204,12 @@ impl Memory {
     /// starting with `prefix` but for `keep` (problems that went: if one
     /// comes back, it is announced again).
     pub fn retain_announced(&self, uid: &str, prefix: &str, keep: &[String]) {
-        if let Some(memory) = lock(&self.roots).get_mut(uid) {
-            memory.announced.retain(|(type_, _)| {
+        if let Some(memory) = lock(&self.roots).get_mut(&root_key(uid)) {
+            let mut announced = std::mem::take(&mut memory.announced).into_vec();
+            announced.retain(|(type_, _)| {
                 !type_.starts_with(prefix) || keep.iter().any(|k| **k == **type_)
             });
+            memory.announced = announced.into_boxed_slice();
         }
     }
 
@@ -186,7 +217,7 @@ impl Memory {
     /// from its previous placement (false at the first).
     pub fn moved(&self, uid: &str, targets: &[String]) -> bool {
         lock(&self.roots)
-            .entry(uid.to_string())
+            .entry(root_key(uid))
             .or_default()
             .placed
             .replace(crate::hash::of(targets))
@@ -196,7 +227,7 @@ impl Memory {
     /// Records that root `uid` converged; true only the first time.
     pub fn first_convergence(&self, uid: &str) -> bool {
         let mut roots = lock(&self.roots);
-        let memory = roots.entry(uid.to_string()).or_default();
+        let memory = roots.entry(root_key(uid)).or_default();
         !std::mem::replace(&mut memory.converged, true)
     }
 
@@ -220,7 +251,7 @@ impl Memory {
         now: k8s_openapi::jiff::Timestamp,
     ) -> Option<k8s_openapi::jiff::Timestamp> {
         let mut roots = lock(&self.roots);
-        let memory = roots.entry(uid.to_string()).or_default();
+        let memory = roots.entry(root_key(uid)).or_default();
         if partial && memory.partial_since.is_none() {
             memory.partial_since = Some(now);
         }
@@ -247,14 +278,14 @@ impl Memory {
     /// Counts a failed reconcile of root `uid`; the consecutive failures so far.
     pub fn root_failed(&self, uid: &str) -> u32 {
         let mut roots = lock(&self.roots);
-        let memory = roots.entry(uid.to_string()).or_default();
+        let memory = roots.entry(root_key(uid)).or_default();
         memory.failures = memory.failures.saturating_add(1);
         memory.failures
     }
 
     /// A reconcile of root `uid` succeeded: its failures start over.
     pub fn root_succeeded(&self, uid: &str) {
-        if let Some(memory) = lock(&self.roots).get_mut(uid) {
+        if let Some(memory) = lock(&self.roots).get_mut(&root_key(uid)) {
             memory.failures = 0;
         }
     }
@@ -343,18 +374,19 @@ impl Memory {
 
     /// Forgets root `uid`: it is gone.
     pub fn forget(&self, uid: &str) {
-        lock(&self.roots).remove(uid);
+        lock(&self.roots).remove(&root_key(uid));
     }
 
     /// Forgets every root whose uid `live` does not hold (after a re-list:
     /// roots deleted while the watch was down).
     pub fn retain(&self, live: &HashSet<String>) {
-        lock(&self.roots).retain(|uid, _| live.contains(uid));
+        let live: HashSet<u64> = live.iter().map(|uid| root_key(uid)).collect();
+        lock(&self.roots).retain(|key, _| live.contains(key));
     }
 
     /// What is remembered of root `uid`.
     pub fn root(&self, uid: &str) -> Option<RootMemory> {
-        lock(&self.roots).get(uid).cloned()
+        lock(&self.roots).get(&root_key(uid)).cloned()
     }
 }
 
