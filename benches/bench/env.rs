@@ -664,7 +664,10 @@ impl Env {
             &Self::bin("standin-lb"),
             &args,
             &self.log(&format!("standin-lb-{k}")),
-            &[("RUST_LOG", "warn")],
+            &[(
+                "RUST_LOG",
+                std::env::var("STANDIN_LOG").as_deref().unwrap_or("warn"),
+            )],
         )
     }
 

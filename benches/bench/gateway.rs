@@ -70,6 +70,7 @@ pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<V
             },
         }))?;
         let t0 = Instant::now();
+        let wall0 = k8s_openapi::jiff::Timestamp::now();
         gateways
             .create(&PostParams::default(), &gateway)
             .await
@@ -109,6 +110,11 @@ pub async fn single(env: &Env, n: usize, deadline: Duration) -> anyhow::Result<V
         }
         let since = |at: Option<Instant>| at.unwrap_or(t0).saturating_duration_since(t0);
         out.push((since(merged).as_secs_f64(), since(dns_at).as_secs_f64()));
+        eprintln!(
+            "bench-gw {name} at {wall0}: merged {:.3} dns {:.3}",
+            since(merged).as_secs_f64(),
+            since(dns_at).as_secs_f64()
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     Ok(out)

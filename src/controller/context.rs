@@ -19,6 +19,7 @@ use tracing::warn;
 use super::copies;
 use super::decide;
 use super::dependencies::{self, DepKey, DepKind};
+use super::finalizing::FinalizersSent;
 use super::index::Index;
 use super::kind::RootKind;
 use super::memory::Memory;
@@ -238,6 +239,9 @@ pub struct Context<K: RootKind> {
     /// What the push-mode syncers in this process did with the leaves
     /// (`None`: no push-mode syncers): the report windows start from it.
     pub copies: Option<Arc<Copies>>,
+    /// The roots whose cleanup finalizer was added moments ago
+    /// ([`FinalizersSent`]).
+    pub finalizers_sent: FinalizersSent,
 }
 
 impl<K: RootKind> Dependents for Context<K> {

@@ -32,6 +32,7 @@ pub mod copies;
 pub mod decide;
 pub mod delete_orphan;
 pub mod dependencies;
+pub mod finalizing;
 pub mod index;
 pub mod kind;
 pub mod kinds;
@@ -455,6 +456,7 @@ impl<K: RootKind> Kind<K> {
             metrics: shared.metrics.clone(),
             health_threshold: shared.health_threshold,
             copies: shared.copies.clone(),
+            finalizers_sent: finalizing::FinalizersSent::default(),
         });
         let token = shared.token.clone();
         let health = routes::follow_cluster_health(

@@ -15,7 +15,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::runtime::events::{Event, EventType};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
@@ -69,15 +69,30 @@ pub async fn reconcile_root<K: RootKind>(
         // Another implementation's (a Gateway of another class): not touched.
         return Ok(Action::await_change());
     }
+    let uid = root.uid().unwrap_or_default();
+    // Without the finalizer (and not being deleted), the helper below adds
+    // it and waits for the watch to show it; a reconcile that comes first
+    // would send the same patch again, doomed (`finalizing`).
+    let adds = !held && root.meta().deletion_timestamp.is_none();
+    if !adds {
+        ctx.finalizers_sent.seen(&uid);
+    } else if ctx.finalizers_sent.on_its_way(&uid, Instant::now()) {
+        debug!(root = %root.name_any(), "the cleanup finalizer was added moments ago: waiting for the watch to show it");
+        return Ok(Action::await_change());
+    }
     let ns = root.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, labels::CLEANUP_FINALIZER, root, |event| async {
+    let result = finalizer(&api, labels::CLEANUP_FINALIZER, root, |event| async {
         match event {
             finalizer::Event::Apply(root) => apply_root(root.as_ref(), &ctx).await,
             finalizer::Event::Cleanup(root) => cleanup_root(root.as_ref(), &ctx).await,
         }
     })
-    .await
+    .await;
+    if adds && result.is_ok() {
+        ctx.finalizers_sent.added(&uid, Instant::now());
+    }
+    result
 }
 
 /// Dereference, decide, apply.
