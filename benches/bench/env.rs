@@ -664,10 +664,7 @@ impl Env {
             &Self::bin("standin-lb"),
             &args,
             &self.log(&format!("standin-lb-{k}")),
-            &[(
-                "RUST_LOG",
-                std::env::var("STANDIN_LOG").as_deref().unwrap_or("warn"),
-            )],
+            &[("RUST_LOG", "warn")],
         )
     }
 

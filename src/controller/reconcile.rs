@@ -32,6 +32,7 @@ use super::cluster_namespaces;
 use super::context::{Context, ReconcileError, apply_params, object_key, retry};
 use super::decide::{self, GlobalSpec, Observed, Plan};
 use super::dependencies::DepKey;
+use super::finalizing::AWAIT_FINALIZER;
 use super::kind::{self, RootKind};
 use super::memory::{WRITTEN_MEMORY, body_hash};
 use super::naming;
@@ -77,8 +78,10 @@ pub async fn reconcile_root<K: RootKind>(
     if !adds {
         ctx.finalizers_sent.seen(&uid);
     } else if ctx.finalizers_sent.on_its_way(&uid, Instant::now()) {
+        // The watch wakes it when it shows the finalizer; the requeue is for
+        // a finalizer removed meanwhile (kube's scheduler keeps the earlier).
         debug!(root = %root.name_any(), "the cleanup finalizer was added moments ago: waiting for the watch to show it");
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(AWAIT_FINALIZER));
     }
     let ns = root.namespace().unwrap_or_default();
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
