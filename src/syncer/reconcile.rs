@@ -38,7 +38,7 @@ use super::naming;
 use super::spec;
 use super::state::{Key, Session};
 use super::status;
-use super::upstream::{Report, Reported, add_finalizer, release, report, still_placed};
+use super::upstream::{Report, Reported, add_finalizer, release, report};
 use crate::labels;
 
 /// When to look again at an object that is fine for now.
@@ -143,14 +143,17 @@ async fn sync(
     let up_name = up.name_any();
     let carrier = &t.carrier;
 
-    // 1. The finalizer, before anything exists downstream.
-    let mut fresh = false;
+    // 1. The finalizer, before anything exists downstream. With it on the
+    // object, a copy made from a cache that is behind (the object is being
+    // deleted or lost its placement meanwhile) cannot outlive it: the
+    // object cannot go before this syncer released it, and the change that
+    // is on its way brings the key back here to remove the copy first. So
+    // creating a copy needs no fresh read of the object.
     if !naming::has_finalizer(up.finalizers(), cluster) {
         match add_finalizer(up_api, &up_name, cluster, |o| is_placed(carrier, o)).await? {
             Some(updated) => {
                 debug!(cluster, "finalizer added to {what}");
                 up = Arc::new(updated);
-                fresh = true;
             }
             // Gone or no longer placed: the watch brings the next step.
             None => return Ok(Outcome::Done),
@@ -207,14 +210,6 @@ async fn sync(
             Some(copy.status_object())
         }
         _ => {
-            if current.is_none()
-                && !fresh
-                && !still_placed(up_api, &up_name, |o| is_placed(carrier, o)).await?
-            {
-                // The cache was behind: do not create a copy of an object
-                // that is going; its deletion is on its way.
-                return Ok(Outcome::Done);
-            }
             if let Err(message) = ensure_namespace(s, &target.namespace).await? {
                 report(&s.ctx, &reported(key, up_api, &up), Report::Error(message)).await?;
                 return Ok(Outcome::RecheckAfter(NAMESPACE_RECHECK));

@@ -43,20 +43,6 @@ pub fn merge_params(cluster: &str) -> PatchParams {
     }
 }
 
-/// Whether the object `name`, read fresh, is `placed` (checked before a
-/// copy is created).
-pub async fn still_placed(
-    api: &Api<DynamicObject>,
-    name: &str,
-    placed: impl Fn(&DynamicObject) -> bool,
-) -> Result<bool, ReconcileError> {
-    Ok(api
-        .get_opt(name)
-        .await
-        .map_err(up_err("reading the object"))?
-        .is_some_and(|o| placed(&o)))
-}
-
 /// Adds the syncer's finalizer to the current object (read fresh, written
 /// with its resourceVersion as precondition). `None` when the object is
 /// gone or no longer `placed` (e.g. being deleted).
