@@ -104,6 +104,12 @@ impl Drop for Teardown {
                 "make local-teardown failed: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+        } else if std::thread::panicking() {
+            // A failed test: its logs stay for whoever reads the failure.
+            eprintln!("the quickstart's logs are kept in {}", self.0.display());
+        } else {
+            // Each run's set-up holds some 70 MB (logs, the servers' data).
+            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 }
