@@ -179,26 +179,20 @@ impl<K> Compact<K> {
     /// The name (what the store's key reads; without building the
     /// `ObjectMeta`).
     pub fn name(&self) -> Option<&str> {
-        match self.meta.edited() {
-            Some(meta) => meta.name.as_deref(),
-            None => self.name.as_deref(),
-        }
+        self.meta.field(self.name.as_deref(), |m| m.name.as_deref())
     }
 
     /// The namespace (see [`Compact::name`]).
     pub fn namespace(&self) -> Option<&str> {
-        match self.meta.edited() {
-            Some(meta) => meta.namespace.as_deref(),
-            None => self.namespace.as_deref(),
-        }
+        self.meta
+            .field(self.namespace.as_deref(), |m| m.namespace.as_deref())
     }
 
     /// The deletion timestamp (see [`Compact::name`]).
     pub fn deletion_timestamp(&self) -> Option<&Time> {
-        match self.meta.edited() {
-            Some(meta) => meta.deletion_timestamp.as_ref(),
-            None => self.deletion_timestamp.as_deref(),
-        }
+        self.meta.field(self.deletion_timestamp.as_deref(), |m| {
+            m.deletion_timestamp.as_ref()
+        })
     }
 
     /// Whether `Resource::meta` built its `ObjectMeta` (for tests: a

@@ -74,6 +74,19 @@ impl LazyMeta {
         self.0.get().filter(|b| b.edited).map(|b| &b.meta)
     }
 
+    /// A metadata field as the object reads it: from the edited metadata
+    /// if there is one ([`LazyMeta::edit`]), else the object's `own` field.
+    pub fn field<'a, T: ?Sized>(
+        &'a self,
+        own: Option<&'a T>,
+        edited: impl FnOnce(&'a ObjectMeta) -> Option<&'a T>,
+    ) -> Option<&'a T> {
+        match self.edited() {
+            Some(meta) => edited(meta),
+            None => own,
+        }
+    }
+
     /// Whether the metadata was built (for tests and measurements).
     pub fn is_built(&self) -> bool {
         self.0.get().is_some()

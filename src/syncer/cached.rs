@@ -15,11 +15,18 @@ use serde::{Deserialize, Deserializer};
 
 /// `Resource` for a type of the syncer's caches that stands for a
 /// `DynamicObject` of the API resource its store is for, with its
-/// `ObjectMeta` in a field `metadata`: group, version, kind and plural
+/// `ObjectMeta` in a field `metadata` (or handed out by the methods
+/// `meta = ..., meta_mut = ...` name): group, version, kind and plural
 /// come from the resource (the type is shared: every key of a store holds
 /// a copy of it).
 macro_rules! dynamic_resource {
     ($t:ty) => {
+        $crate::syncer::cached::dynamic_resource!($t, |s| &s.metadata, |s| &mut s.metadata);
+    };
+    ($t:ty, meta = $meta:ident, meta_mut = $meta_mut:ident) => {
+        $crate::syncer::cached::dynamic_resource!($t, |s| s.$meta(), |s| s.$meta_mut());
+    };
+    ($t:ty, |$s:ident| $meta:expr, |$m:ident| $meta_mut:expr) => {
         impl kube::Resource for $t {
             type DynamicType = std::sync::Arc<kube::api::ApiResource>;
             type Scope = kube::core::DynamicResourceScope;
@@ -45,15 +52,18 @@ macro_rules! dynamic_resource {
             }
 
             fn meta(&self) -> &kube::api::ObjectMeta {
-                &self.metadata
+                let $s = self;
+                $meta
             }
 
             fn meta_mut(&mut self) -> &mut kube::api::ObjectMeta {
-                &mut self.metadata
+                let $m = self;
+                $meta_mut
             }
         }
     };
 }
+pub(crate) use dynamic_resource;
 
 /// An object as the syncer caches it (see the module docs).
 #[derive(Clone, Debug, PartialEq)]

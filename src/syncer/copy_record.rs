@@ -75,34 +75,27 @@ pub fn applied_mark(desired: &Value) -> Option<u64> {
 impl CopyRecord {
     /// The copy's name (read without building the `ObjectMeta`).
     pub fn name(&self) -> Option<&str> {
-        match self.meta.edited() {
-            Some(meta) => meta.name.as_deref(),
-            None => self.name.as_deref(),
-        }
+        self.meta.field(self.name.as_deref(), |m| m.name.as_deref())
     }
 
     /// The copy's namespace.
     pub fn namespace(&self) -> Option<&str> {
-        match self.meta.edited() {
-            Some(meta) => meta.namespace.as_deref(),
-            None => self.namespace.as_deref(),
-        }
+        self.meta
+            .field(self.namespace.as_deref(), |m| m.namespace.as_deref())
     }
 
     /// The copy's deletion timestamp.
     pub fn deletion_timestamp(&self) -> Option<&Time> {
-        match self.meta.edited() {
-            Some(meta) => meta.deletion_timestamp.as_ref(),
-            None => self.deletion_timestamp.as_deref(),
-        }
+        self.meta.field(self.deletion_timestamp.as_deref(), |m| {
+            m.deletion_timestamp.as_ref()
+        })
     }
 
     /// The resourceVersion, until [`CopyRecord::forget_version`].
     pub fn resource_version(&self) -> Option<&str> {
-        match self.meta.edited() {
-            Some(meta) => meta.resource_version.as_deref(),
-            None => self.resource_version.as_deref(),
-        }
+        self.meta.field(self.resource_version.as_deref(), |m| {
+            m.resource_version.as_deref()
+        })
     }
 
     /// Whether `Resource::meta` built its `ObjectMeta` (for tests: a
@@ -274,48 +267,29 @@ impl std::fmt::Debug for CopyRecord {
     }
 }
 
-impl kube::Resource for CopyRecord {
-    type DynamicType = std::sync::Arc<kube::api::ApiResource>;
-    type Scope = kube::core::DynamicResourceScope;
+super::cached::dynamic_resource!(CopyRecord, meta = built_meta, meta_mut = edited_meta);
 
-    fn group(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
-        DynamicObject::group(dt)
-    }
-
-    fn version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
-        DynamicObject::version(dt)
-    }
-
-    fn kind(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
-        DynamicObject::kind(dt)
-    }
-
-    fn api_version(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
-        DynamicObject::api_version(dt)
-    }
-
-    fn plural(dt: &Self::DynamicType) -> std::borrow::Cow<'_, str> {
-        DynamicObject::plural(dt)
-    }
-
-    /// Built on the first call (the watcher reads the resourceVersion,
-    /// the store its key) and not carried over by a clone: a record in
-    /// the store holds none (see [`LazyMeta`]).
-    fn meta(&self) -> &ObjectMeta {
-        self.meta.get_or_build(|| ObjectMeta {
-            name: self.name.as_deref().map(str::to_string),
-            namespace: self.namespace.as_deref().map(str::to_string),
-            deletion_timestamp: self.deletion_timestamp.as_deref().cloned(),
-            resource_version: self.resource_version.as_deref().map(str::to_string),
-            ..ObjectMeta::default()
+impl CopyRecord {
+    /// `Resource::meta`: built on the first call (the watcher reads the
+    /// resourceVersion, the store its key) and not carried over by a
+    /// clone: a record in the store holds none (see [`LazyMeta`]).
+    fn built_meta(&self) -> &ObjectMeta {
+        self.meta.get_or_build(|| {
+            Self::build_meta(
+                &self.name,
+                &self.namespace,
+                &self.deletion_timestamp,
+                &self.resource_version,
+            )
         })
     }
 
-    /// Builds the `ObjectMeta` too, which from then on is the record's:
-    /// the accessors read its name, namespace, deletion timestamp and
-    /// resourceVersion, and a clone carries it. Nothing calls it (the
-    /// syncer edits a record through [`CopyRecord::forget_version`]).
-    fn meta_mut(&mut self) -> &mut ObjectMeta {
+    /// `Resource::meta_mut`: builds the `ObjectMeta` too, which from then
+    /// on is the record's: the accessors read its name, namespace,
+    /// deletion timestamp and resourceVersion, and a clone carries it.
+    /// Nothing calls it (the syncer edits a record through
+    /// [`CopyRecord::forget_version`]).
+    fn edited_meta(&mut self) -> &mut ObjectMeta {
         let Self {
             name,
             namespace,
@@ -324,13 +298,24 @@ impl kube::Resource for CopyRecord {
             meta,
             ..
         } = self;
-        meta.edit(|| ObjectMeta {
+        meta.edit(|| Self::build_meta(name, namespace, deletion_timestamp, resource_version))
+    }
+
+    /// The `ObjectMeta` of `Resource::meta`: the fields above, and nothing
+    /// else.
+    fn build_meta(
+        name: &Option<Box<str>>,
+        namespace: &Option<Box<str>>,
+        deletion_timestamp: &Option<Box<Time>>,
+        resource_version: &Option<Box<str>>,
+    ) -> ObjectMeta {
+        ObjectMeta {
             name: name.as_deref().map(str::to_string),
             namespace: namespace.as_deref().map(str::to_string),
             deletion_timestamp: deletion_timestamp.as_deref().cloned(),
             resource_version: resource_version.as_deref().map(str::to_string),
             ..ObjectMeta::default()
-        })
+        }
     }
 }
 
