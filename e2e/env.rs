@@ -212,6 +212,16 @@ impl TestEnv {
             ),
         }
     }
+
+    /// Stops the environment and removes its directory (its servers' data
+    /// and logs, tens of megabytes): after a group passed, nothing in it is
+    /// read again. A failed group's directory stays for its logs.
+    pub fn down_and_remove(&self) {
+        self.down();
+        if let Err(err) = std::fs::remove_dir_all(&self.dir) {
+            eprintln!("e2e: removing {} failed: {err}", self.dir.display());
+        }
+    }
 }
 
 /// Reads a shell `KEY=value` file (values may be single- or double-quoted).

@@ -284,8 +284,15 @@ fn main() -> ExitCode {
         if conclusion.has_failed() {
             env.print_logs();
             failed = true;
+            env.down();
+            eprintln!(
+                "e2e: group {} failed; its environment is kept in {}",
+                group.name,
+                env.dir().display()
+            );
+        } else {
+            env.down_and_remove();
         }
-        env.down();
     }
     if failed {
         ExitCode::FAILURE

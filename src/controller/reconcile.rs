@@ -633,6 +633,9 @@ async fn write_global<K: RootKind>(
     let api: Api<GlobalIngress> = Api::namespaced(ctx.client.clone(), &ns);
     // The generation of the spec just written, for the status.
     let mut generation = None;
+    // A spec sent moments ago that the cache does not show yet: its
+    // generation is not known here.
+    let mut spec_unseen = false;
     if let Some(GlobalSpec {
         hosts,
         root: root_ref,
@@ -650,13 +653,24 @@ async fn write_global<K: RootKind>(
             body["metadata"]["finalizers"] = json!(finalizers);
         }
         let key = format!("GlobalIngress {ns}/{name}");
-        if !repeats.repeated(ctx, &key, &body) {
+        if repeats.repeated(ctx, &key, &body) {
+            spec_unseen = true;
+        } else {
             let written = api
                 .patch(&name, &apply_params(), &Patch::Apply(&body))
                 .await?;
             Repeats::sent(ctx, key, &body);
             generation = written.metadata.generation;
         }
+    }
+    if spec_unseen {
+        // The status would carry the generation the cache shows (none, for
+        // a GlobalIngress just created), and be written again once the
+        // cache shows the spec: it waits for the watch, which wakes the
+        // root (a bulk's clusters may report before the controller's
+        // watch shows the GlobalIngress it created).
+        debug!(root = %name, namespace = %ns, "GlobalIngress status waits for the cache to show its spec");
+        return Ok(());
     }
     if let Some(mut status) = status {
         if generation.is_some() {
@@ -679,7 +693,7 @@ async fn write_global<K: RootKind>(
             .iter()
             .filter(|c| !c.addresses.is_empty())
             .count();
-        debug!(root = %name, namespace = %ns, clusters = status.clusters.len(), reported, "wrote GlobalIngress status");
+        debug!(root = %name, namespace = %ns, clusters = status.clusters.len(), reported, generation = ?status.observed_generation, "wrote GlobalIngress status");
     }
     Ok(())
 }
