@@ -43,6 +43,7 @@ pub mod orphan;
 pub mod place_dependency;
 pub mod placement;
 pub mod reconcile;
+pub mod resync;
 mod routes;
 pub mod slim;
 
@@ -485,7 +486,19 @@ impl<K: RootKind> Kind<K> {
                     orphan_controller(globals_rx, &config, &token, ctx.clone()).await;
                 }
             };
-            tokio::join!(roots, dependency_work, namespaces, orphan_work, health);
+            let resync = resync::sweep::<K, _>(
+                ctx.caches.roots.clone(),
+                ctx.triggers.roots.clone(),
+                token.clone(),
+            );
+            tokio::join!(
+                roots,
+                dependency_work,
+                namespaces,
+                orphan_work,
+                health,
+                resync
+            );
         };
         (ctx, work)
     }

@@ -36,6 +36,7 @@ use super::finalizing::AWAIT_FINALIZER;
 use super::kind::{self, RootKind};
 use super::memory::{WRITTEN_MEMORY, body_hash};
 use super::naming;
+use super::resync::RESYNC;
 use crate::apis::{GlobalIngress, GlobalIngressStatus};
 use crate::labels::{self, reasons};
 use crate::mailbox;
@@ -48,8 +49,6 @@ use crate::syncer::copied::CopyEvidence;
 const PROBLEM: &str = "Problem/";
 /// The longest wait between looks at a deleted root whose leaves remain.
 const MAX_LEAVES_WAIT: Duration = Duration::from_secs(2);
-/// How often a root is reconciled without any change.
-const RESYNC: Duration = Duration::from_secs(600);
 
 /// Reconciles one root (leaves are ignored: they trigger their root).
 pub async fn reconcile_root<K: RootKind>(
@@ -153,7 +152,7 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     let wake = drain_wake.into_iter().chain(plan.held).min();
     let repeats = Repeats::default();
     apply_plan(root, plan, ctx, &repeats).await?;
-    let mut wait = wake.map_or(RESYNC, |at| {
+    let mut wait = wake.map(|at| {
         let ms = at
             .as_millisecond()
             .saturating_sub(Timestamp::now().as_millisecond());
@@ -161,9 +160,12 @@ async fn apply_root<K: RootKind>(root: &K, ctx: &Context<K>) -> Result<Action, R
     });
     if repeats.skipped.load(Ordering::Relaxed) {
         // A write not repeated: look again once it is forgotten.
-        wait = wait.min(WRITTEN_MEMORY + Duration::from_millis(100));
+        let forgotten = WRITTEN_MEMORY + Duration::from_millis(100);
+        wait = Some(wait.map_or(forgotten, |w| w.min(forgotten)));
     }
-    Ok(Action::requeue(wait))
+    // Settled: the watches bring any change, and the resync sweep
+    // (`resync`) looks again within RESYNC, without a timer per root.
+    Ok(wait.map_or_else(Action::await_change, Action::requeue))
 }
 
 /// What the push-mode syncer of `cluster` in this process did with the
