@@ -387,6 +387,27 @@ pub fn differs(current: Option<&Value>, wanted: &Value) -> bool {
         .any(|(k, v)| current.and_then(|c| c.get(k)) != Some(v))
 }
 
+/// Whether the stand-in writes `wanted` (from [`route_parents`]) over a
+/// route's `current` status: as [`differs`], but a route none of whose
+/// parents is (yet) a Gateway of the stand-in's, and on which no
+/// implementation reported, gets no status. An implementation writes route
+/// status for the parents it implements only; an empty `parents` list
+/// written before the route's Gateway reached the stand-in's cache was a
+/// status that the next pass replaced, one more write on each side of the
+/// syncer (issue #16).
+pub fn route_status_differs(current: Option<&Value>, wanted: &Value) -> bool {
+    let no_parents = |status: Option<&Value>| {
+        status
+            .and_then(|s| s.get("parents"))
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+    };
+    if no_parents(Some(wanted)) && no_parents(current) {
+        return false;
+    }
+    differs(current, wanted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,5 +586,19 @@ mod tests {
                 ("shop".to_string(), "a".to_string())
             ])
         );
+    }
+
+    #[test]
+    fn a_route_with_no_parent_of_ours_gets_no_status() {
+        let none = json!({"parents": []});
+        assert!(!route_status_differs(None, &none));
+        assert!(!route_status_differs(Some(&json!({})), &none));
+        assert!(!route_status_differs(Some(&none), &none));
+        // Entries of ours that must go are removed.
+        let ours = json!({"parents": [{"controllerName": standin::CONTROLLER_NAME}]});
+        assert!(route_status_differs(Some(&ours), &none));
+        // A parent to report is written.
+        assert!(route_status_differs(None, &ours));
+        assert!(!route_status_differs(Some(&ours), &ours));
     }
 }

@@ -450,7 +450,7 @@ mod gateway_api {
         let exists = |ns: &str, name: &str| services.contains(&(ns.to_string(), name.to_string()));
         for route in &routes {
             let wanted = standin::route_parents(route, find, exists, &now);
-            if !standin::differs(route.object.get("status"), &wanted) {
+            if !standin::route_status_differs(route.object.get("status"), &wanted) {
                 continue;
             }
             let ns = route

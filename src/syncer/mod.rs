@@ -27,7 +27,8 @@
 //!   [`context`] and [`health`] (one cluster's syncer), [`tracked`] (one
 //!   object followed by name), [`queue`], [`discovery`], [`settings`],
 //!   [`error`];
-//! - pure core: [`layout`] (which object in the cluster namespace is which
+//! - pure core: [`status_sent`] (leaf status writes the upstream cache
+//!   does not show yet), [`layout`] (which object in the cluster namespace is which
 //!   downstream one), [`naming`] (resource types, ownership), [`spec`]
 //!   (upstream object → downstream object), [`status`] (leaf status up),
 //!   [`heartbeat`] (Cluster conditions).
@@ -58,6 +59,7 @@ pub mod source;
 pub mod spec;
 pub mod state;
 pub mod status;
+pub mod status_sent;
 pub mod teardown;
 pub mod upstream;
 

@@ -251,18 +251,29 @@ async fn sync(
         }
     };
 
-    // 4. Leaf status up, on the leaf in the cluster namespace.
-    if t.ty.status_up
-        && up.labels().contains_key(labels::ROOT_LABEL)
-        && let Some(body) =
-            status::status_update(&up_json, copy.as_ref(), &ar.api_version, &ar.kind)
-    {
-        let params = PatchParams::apply(&s.ctx.manager).force();
-        up_api
-            .patch_status(&up_name, &params, &Patch::Apply(&body))
-            .await
-            .map_err(up_err("writing the status"))?;
-        info!(cluster, status = %body["status"], "copied the status of {what} up");
+    // 4. Leaf status up, on the leaf in the cluster namespace; not again
+    // while the cache is behind a write of the same status.
+    if t.ty.status_up && up.labels().contains_key(labels::ROOT_LABEL) {
+        let body = status::status_update(&up_json, copy.as_ref(), &ar.api_version, &ar.kind);
+        let cached = up.metadata.resource_version.as_deref();
+        if t.status_sent.repeats(&up_name, cached, body.as_ref()) {
+            debug!(
+                cluster,
+                "the status of {what} is written already (the cache is behind)"
+            );
+        } else if let Some(body) = body {
+            let params = PatchParams::apply(&s.ctx.manager).force();
+            let written = up_api
+                .patch_status(&up_name, &params, &Patch::Apply(&body))
+                .await
+                .map_err(up_err("writing the status"))?;
+            t.status_sent.sent(
+                &up_name,
+                written.metadata.resource_version.as_deref(),
+                &body,
+            );
+            info!(cluster, status = %body["status"], "copied the status of {what} up");
+        }
     }
 
     // 5. Nothing to report any more.
@@ -363,6 +374,9 @@ async fn cleanup(
             Err(err) if api_code(&err) == Some(404) => {}
             Err(err) => return Err(down_err("deleting the copy")(err)),
         }
+    }
+    if let Some(name) = key.place.upstream() {
+        key.ty.status_sent.forget(name);
     }
     if let Some(up) = up.as_deref() {
         release_upstream(s, key, up_api, up).await?;

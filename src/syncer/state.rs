@@ -27,6 +27,7 @@ use super::discovery::SyncType;
 use super::layout::{Carrier, Place, Target};
 use super::queue::WorkQueue;
 use super::shared::SharedType;
+use super::status_sent::StatusSent;
 use crate::runtime::CancellationToken;
 
 /// One synced type with its caches.
@@ -46,6 +47,9 @@ pub struct TypeState {
     /// brought yet: by place, the digest of the version applied and the
     /// mark it was applied with ([`TypeState::applied`]).
     pub just_applied: Mutex<HashMap<Target, (u64, u64)>>,
+    /// The leaf statuses written up that the upstream cache does not show
+    /// yet: not written again meanwhile ([`StatusSent`]).
+    pub status_sent: StatusSent,
 }
 
 /// Where a session reads the upstream objects of a type.
@@ -123,6 +127,7 @@ impl TypeState {
             up,
             down,
             just_applied: Mutex::new(HashMap::new()),
+            status_sent: StatusSent::default(),
         }
     }
 
