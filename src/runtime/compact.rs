@@ -46,8 +46,11 @@ use crate::labels;
 /// timestamp typed; read the rest (uid and resourceVersion included) with
 /// [`Compact::typed`].
 pub struct Compact<K> {
-    name: Option<Box<str>>,
-    namespace: Option<Box<str>>,
+    /// The namespace and the name as one text, `<namespace><name>`: one
+    /// allocation, not two (session 13); where the name starts and which
+    /// of the two the object has is `names_layout` ([`Layout`]).
+    names: Box<str>,
+    names_layout: Layout,
     /// Boxed: only an object being deleted has one (8 bytes, not 24).
     deletion_timestamp: Option<Box<Time>>,
     /// The object without the metadata fields above, as compact JSON (an
@@ -97,6 +100,49 @@ pub const IN_NAME: [Kept; 2] = [
     Kept::Label(labels::ROOT_NAMESPACE_LABEL),
 ];
 
+/// How a compact object's `names` text splits (see the field): the
+/// namespace's length in the low 30 bits, whether there is a namespace
+/// and whether there is a name in the two high bits (a 4-byte field beside
+/// the spans, not two more 16-byte ones). A namespace of 1 GiB or more
+/// cannot come from the API (its objects are a few MiB at most): it would
+/// read as none.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Layout(u32);
+
+impl Layout {
+    const HAS_NAMESPACE: u32 = 1 << 30;
+    const HAS_NAME: u32 = 1 << 31;
+    const LEN: u32 = Self::HAS_NAMESPACE - 1;
+
+    /// The text and its layout for `namespace` and `name`.
+    fn join(namespace: Option<&str>, name: Option<&str>) -> (Box<str>, Self) {
+        let namespace = namespace.filter(|ns| ns.len() <= Self::LEN as usize);
+        let mut text =
+            String::with_capacity(namespace.map_or(0, str::len) + name.map_or(0, str::len));
+        let mut layout = 0;
+        if let Some(ns) = namespace {
+            text.push_str(ns);
+            // At most `LEN` (filtered above).
+            layout |= Self::HAS_NAMESPACE | u32::try_from(ns.len()).unwrap_or(0);
+        }
+        if let Some(name) = name {
+            text.push_str(name);
+            layout |= Self::HAS_NAME;
+        }
+        (text.into_boxed_str(), Self(layout))
+    }
+
+    /// The namespace and the name in `text`.
+    fn split(self, text: &str) -> (Option<&str>, Option<&str>) {
+        let at = (self.0 & Self::LEN) as usize;
+        let (namespace, name) = text.split_at_checked(at).unwrap_or((text, ""));
+        (
+            (self.0 & Self::HAS_NAMESPACE != 0).then_some(namespace),
+            (self.0 & Self::HAS_NAME != 0).then_some(name),
+        )
+    }
+}
+
 /// Where in the object's own name (as stored, never an edited one) a kept
 /// value is: `len` bytes from `start`; `len` 0 is none (an empty value is
 /// kept as a text). Nothing is parsed: the span is found by searching
@@ -131,8 +177,8 @@ impl NameSpan {
 impl<K> Clone for Compact<K> {
     fn clone(&self) -> Self {
         Self {
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
+            names: self.names.clone(),
+            names_layout: self.names_layout,
             deletion_timestamp: self.deletion_timestamp.clone(),
             body: self.body.clone(),
             in_name: self.in_name,
@@ -170,8 +216,10 @@ where
     /// `rest`, compacted (see [`Compact::new`]).
     fn from_rest(mut rest: K) -> Self {
         let meta = rest.meta_mut();
-        let name = meta.name.take().map(String::into_boxed_str);
-        let namespace = meta.namespace.take().map(String::into_boxed_str);
+        let (names, names_layout) = Layout::join(
+            meta.namespace.take().as_deref(),
+            meta.name.take().as_deref(),
+        );
         let deletion_timestamp = meta.deletion_timestamp.take().map(Box::new);
         let body = match serde_json::to_string(&rest) {
             Ok(text) => match text.strip_prefix(type_prefix::<K>().as_str()) {
@@ -181,8 +229,8 @@ where
             Err(_) => String::new(),
         };
         Self {
-            name,
-            namespace,
+            names,
+            names_layout,
             deletion_timestamp,
             body: body.into_boxed_str(),
             in_name: Default::default(),
@@ -262,13 +310,13 @@ impl<K> Compact<K> {
     /// The name (what the store's key reads; without building the
     /// `ObjectMeta`).
     pub fn name(&self) -> Option<&str> {
-        self.meta.field(self.name.as_deref(), |m| m.name.as_deref())
+        self.meta.field(self.own_names().1, |m| m.name.as_deref())
     }
 
     /// The namespace (see [`Compact::name`]).
     pub fn namespace(&self) -> Option<&str> {
         self.meta
-            .field(self.namespace.as_deref(), |m| m.namespace.as_deref())
+            .field(self.own_names().0, |m| m.namespace.as_deref())
     }
 
     /// The deletion timestamp (see [`Compact::name`]).
@@ -284,16 +332,21 @@ impl<K> Compact<K> {
         self.meta.is_built()
     }
 
+    /// The object's own namespace and name (as compacted: not an edited
+    /// meta's).
+    fn own_names(&self) -> (Option<&str>, Option<&str>) {
+        self.names_layout.split(&self.names)
+    }
+
     /// The `ObjectMeta` of `Resource::meta`: the fields above, and nothing
     /// else.
     fn build_meta(
-        name: &Option<Box<str>>,
-        namespace: &Option<Box<str>>,
+        (namespace, name): (Option<&str>, Option<&str>),
         deletion_timestamp: &Option<Box<Time>>,
     ) -> ObjectMeta {
         ObjectMeta {
-            name: name.as_deref().map(str::to_string),
-            namespace: namespace.as_deref().map(str::to_string),
+            name: name.map(str::to_string),
+            namespace: namespace.map(str::to_string),
             deletion_timestamp: deletion_timestamp.as_deref().cloned(),
             ..ObjectMeta::default()
         }
@@ -317,7 +370,7 @@ impl<K> Compact<K> {
     /// Every kept value the object has: those its name spells, then the
     /// texts.
     fn kept_values(&self) -> impl Iterator<Item = (Kept, &str)> {
-        let name = self.name.as_deref();
+        let name = self.own_names().1;
         let spelled = IN_NAME
             .iter()
             .zip(self.in_name)
@@ -366,9 +419,8 @@ impl<K: Resource> Resource for Compact<K> {
     /// clone does not carry it (see [`LazyMeta`]): the stores keep clones,
     /// so an object in a store holds none.
     fn meta(&self) -> &ObjectMeta {
-        self.meta.get_or_build(|| {
-            Self::build_meta(&self.name, &self.namespace, &self.deletion_timestamp)
-        })
+        self.meta
+            .get_or_build(|| Self::build_meta(self.own_names(), &self.deletion_timestamp))
     }
 
     /// Builds the `ObjectMeta` too, which from then on is the object's:
@@ -379,9 +431,9 @@ impl<K: Resource> Resource for Compact<K> {
     /// calls it on a stored form (kube-runtime's store and controller
     /// do not; the watch edits the object as read, before compacting).
     fn meta_mut(&mut self) -> &mut ObjectMeta {
-        let (name, namespace, deletion) = (&self.name, &self.namespace, &self.deletion_timestamp);
-        self.meta
-            .edit(|| Self::build_meta(name, namespace, deletion))
+        let names = self.names_layout.split(&self.names);
+        let deletion = &self.deletion_timestamp;
+        self.meta.edit(|| Self::build_meta(names, deletion))
     }
 }
 
@@ -703,6 +755,28 @@ mod tests {
             proptest::prop_assert_eq!(read, own);
             proptest::prop_assert_eq!(Compact::keeping(&leaf, &KEPT).typed().unwrap(), leaf);
         }
+    }
+
+    #[test]
+    fn the_names_text_splits_back_into_namespace_and_name() {
+        for (namespace, name) in [
+            (None, None),
+            (Some("shop"), None),
+            (None, Some("web")),
+            (Some(""), Some("")),
+            (Some("shop"), Some("")),
+            (Some("é"), Some("ü.x")),
+            (Some("kcp-ingress-cluster-east"), Some("shop.web--east")),
+        ] {
+            let (text, layout) = Layout::join(namespace, name);
+            assert_eq!(layout.split(&text), (namespace, name));
+        }
+        // Through the object: a cluster-scoped one has no namespace.
+        let mut leaf = leaf("web");
+        leaf.metadata.namespace = None;
+        let compact = Compact::new(&leaf);
+        assert_eq!((compact.namespace(), compact.name()), (None, Some("web")));
+        assert_eq!(compact.typed().unwrap(), leaf);
     }
 
     #[test]
