@@ -39,6 +39,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::lazy_meta::LazyMeta;
+use super::names::Layout;
 use crate::labels;
 
 /// An object of type `K` as a store keeps it compactly (see the module
@@ -48,7 +49,7 @@ use crate::labels;
 pub struct Compact<K> {
     /// The namespace and the name as one text, `<namespace><name>`: one
     /// allocation, not two (session 13); where the name starts and which
-    /// of the two the object has is `names_layout` ([`Layout`]).
+    /// of the two the object has is `names_layout`.
     names: Box<str>,
     names_layout: Layout,
     /// Boxed: only an object being deleted has one (8 bytes, not 24).
@@ -99,49 +100,6 @@ pub const IN_NAME: [Kept; 2] = [
     Kept::Label(labels::ROOT_LABEL),
     Kept::Label(labels::ROOT_NAMESPACE_LABEL),
 ];
-
-/// How a compact object's `names` text splits (see the field): the
-/// namespace's length in the low 30 bits, whether there is a namespace
-/// and whether there is a name in the two high bits (a 4-byte field beside
-/// the spans, not two more 16-byte ones). A namespace of 1 GiB or more
-/// cannot come from the API (its objects are a few MiB at most): it would
-/// read as none.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-struct Layout(u32);
-
-impl Layout {
-    const HAS_NAMESPACE: u32 = 1 << 30;
-    const HAS_NAME: u32 = 1 << 31;
-    const LEN: u32 = Self::HAS_NAMESPACE - 1;
-
-    /// The text and its layout for `namespace` and `name`.
-    fn join(namespace: Option<&str>, name: Option<&str>) -> (Box<str>, Self) {
-        let namespace = namespace.filter(|ns| ns.len() <= Self::LEN as usize);
-        let mut text =
-            String::with_capacity(namespace.map_or(0, str::len) + name.map_or(0, str::len));
-        let mut layout = 0;
-        if let Some(ns) = namespace {
-            text.push_str(ns);
-            // At most `LEN` (filtered above).
-            layout |= Self::HAS_NAMESPACE | u32::try_from(ns.len()).unwrap_or(0);
-        }
-        if let Some(name) = name {
-            text.push_str(name);
-            layout |= Self::HAS_NAME;
-        }
-        (text.into_boxed_str(), Self(layout))
-    }
-
-    /// The namespace and the name in `text`.
-    fn split(self, text: &str) -> (Option<&str>, Option<&str>) {
-        let at = (self.0 & Self::LEN) as usize;
-        let (namespace, name) = text.split_at_checked(at).unwrap_or((text, ""));
-        (
-            (self.0 & Self::HAS_NAMESPACE != 0).then_some(namespace),
-            (self.0 & Self::HAS_NAME != 0).then_some(name),
-        )
-    }
-}
 
 /// Where in the object's own name (as stored, never an edited one) a kept
 /// value is: `len` bytes from `start`; `len` 0 is none (an empty value is
@@ -758,20 +716,8 @@ mod tests {
     }
 
     #[test]
-    fn the_names_text_splits_back_into_namespace_and_name() {
-        for (namespace, name) in [
-            (None, None),
-            (Some("shop"), None),
-            (None, Some("web")),
-            (Some(""), Some("")),
-            (Some("shop"), Some("")),
-            (Some("é"), Some("ü.x")),
-            (Some("kcp-ingress-cluster-east"), Some("shop.web--east")),
-        ] {
-            let (text, layout) = Layout::join(namespace, name);
-            assert_eq!(layout.split(&text), (namespace, name));
-        }
-        // Through the object: a cluster-scoped one has no namespace.
+    fn a_compact_object_without_a_namespace_has_none() {
+        // A cluster-scoped object has no namespace.
         let mut leaf = leaf("web");
         leaf.metadata.namespace = None;
         let compact = Compact::new(&leaf);
