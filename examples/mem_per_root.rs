@@ -386,10 +386,11 @@ fn main() {
         "stored per root, the leaves named by the controller: {} B",
         stored_root + 3 * stored_named_leaf + stored_global + 3 * copy_record
     );
-    // Session 13: the roots' kube-runtime controller keeps, per root, the
-    // requeue its reconcile asks for (`Action::requeue`, at most
-    // `RESYNC`, 10 minutes): the request (its `ObjectRef`: name and
-    // namespace) in the scheduler's map and again in its delay queue.
+    // Session 13: what the roots' kube-runtime controller kept per root
+    // while every settled reconcile asked for its 10-minute resync
+    // (`Action::requeue`; since the resync sweep, `controller::resync`, a
+    // settled root schedules nothing): the request (its `ObjectRef`: name
+    // and namespace) in the scheduler's map and again in its delay queue.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
