@@ -340,6 +340,29 @@ fn main() {
         )));
     });
     let stored_root = LAST.load(Relaxed);
+    // Session 13: the leaves named as the controller names them
+    // (`naming::leaf_key`: `<root namespace>.<root>--<cluster>`), whose
+    // root labels the compact form reads from the name; the line above
+    // names them otherwise (`<root>--bench`, which spells the root label
+    // only).
+    let named: Vec<Value> = (0..N)
+        .map(|i| {
+            let mut v = leaf(i, 1);
+            v["metadata"]["name"] = json!(format!("bench.bulk-{i:05}--cluster-1"));
+            v
+        })
+        .collect();
+    let mut snw: Writer<Compact<Ingress>> = Writer::new(());
+    let _ = measure(
+        "leaf Ingress, as the controller stores it, named by it",
+        |i| {
+            let l: Ingress = serde_json::from_value(named[i].clone()).unwrap();
+            snw.apply_watcher_event(&Event::Apply(<Compact<Ingress> as Stored<Ingress>>::store(
+                &l,
+            )));
+        },
+    );
+    let stored_named_leaf = LAST.load(Relaxed);
     // Since session 12 no stored form holds an `ObjectMeta` (the store's
     // key was read from the event's object, which is dropped).
     let kept_none =
@@ -359,6 +382,47 @@ fn main() {
         "stored per root (root + 3 leaves + GlobalIngress + 3 verified copies): {} B",
         stored_root + 3 * stored_leaf + stored_global + 3 * copy_record
     );
+    println!(
+        "stored per root, the leaves named by the controller: {} B",
+        stored_root + 3 * stored_named_leaf + stored_global + 3 * copy_record
+    );
+    // Session 13: what the roots' kube-runtime controller kept per root
+    // while every settled reconcile asked for its 10-minute resync
+    // (`Action::requeue`; since the resync sweep, `controller::resync`, a
+    // settled root schedules nothing): the request (its `ObjectRef`: name
+    // and namespace) in the scheduler's map and again in its delay queue.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let mut scheduler = kube::runtime::scheduler(rx);
+    {
+        use futures::StreamExt;
+        let _entered = runtime.enter();
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        let at = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        let _ = measure(
+            "root controller's scheduled requeue per root (kube-runtime)",
+            |i| {
+                let root: Ingress = serde_json::from_value(srcs[i].clone()).unwrap();
+                let stored = <Compact<Ingress> as Stored<Ingress>>::store(&root);
+                let request = kube::runtime::controller::ReconcileRequest {
+                    obj_ref: kube::runtime::reflector::ObjectRef::from_obj(&stored),
+                    reason: kube::runtime::controller::ReconcileReason::ReconcilerRequestedRetry,
+                };
+                tx.unbounded_send(kube::runtime::scheduler::ScheduleRequest {
+                    message: request,
+                    run_at: at,
+                })
+                .unwrap();
+                // Polled as the controller does: nothing is due yet.
+                assert!(scheduler.poll_next_unpin(&mut cx).is_pending());
+            },
+        );
+    }
+    drop(tx);
     let index = kcp_ingress::controller::index::Index::default();
     let typed_roots: Vec<Ingress> = (0..N)
         .map(|i| serde_json::from_value(srcs[i].clone()).unwrap())

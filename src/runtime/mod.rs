@@ -13,6 +13,7 @@ pub mod lease;
 pub mod list;
 pub mod malloc;
 pub mod metrics;
+pub mod names;
 pub mod presence;
 pub mod readiness;
 pub mod stored;

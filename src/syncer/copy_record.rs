@@ -35,6 +35,7 @@ use serde_json::Value;
 use super::spec;
 use crate::labels;
 use crate::runtime::lazy_meta::LazyMeta;
+use crate::runtime::names::Layout;
 
 /// One copy downstream as a syncer's cache keeps it (see the module docs).
 ///
@@ -43,8 +44,9 @@ use crate::runtime::lazy_meta::LazyMeta;
 /// clone (what the store keeps) does not carry it ([`LazyMeta`]); the
 /// syncer reads the fields through [`CopyRecord::name`] and the like.
 pub struct CopyRecord {
-    name: Option<Box<str>>,
-    namespace: Option<Box<str>>,
+    /// The namespace and the name as one text (`runtime::names`).
+    names: Box<str>,
+    names_layout: Layout,
     /// Boxed: only a copy being deleted has one (8 bytes, not 24).
     deletion_timestamp: Option<Box<Time>>,
     /// What the watch reads, until [`CopyRecord::forget_version`].
@@ -75,13 +77,18 @@ pub fn applied_mark(desired: &Value) -> Option<u64> {
 impl CopyRecord {
     /// The copy's name (read without building the `ObjectMeta`).
     pub fn name(&self) -> Option<&str> {
-        self.meta.field(self.name.as_deref(), |m| m.name.as_deref())
+        self.meta.field(self.own_names().1, |m| m.name.as_deref())
     }
 
     /// The copy's namespace.
     pub fn namespace(&self) -> Option<&str> {
         self.meta
-            .field(self.namespace.as_deref(), |m| m.namespace.as_deref())
+            .field(self.own_names().0, |m| m.namespace.as_deref())
+    }
+
+    /// The copy's own namespace and name (not an edited meta's).
+    fn own_names(&self) -> (Option<&str>, Option<&str>) {
+        self.names_layout.split(&self.names)
     }
 
     /// The copy's deletion timestamp.
@@ -213,9 +220,11 @@ impl From<DynamicObject> for CopyRecord {
         fields.insert("metadata".into(), compared);
         let body = Value::Object(fields).to_string();
         let box_str = |s: Option<String>| s.map(String::into_boxed_str);
+        let (names, names_layout) =
+            Layout::join(metadata.namespace.as_deref(), metadata.name.as_deref());
         Self {
-            name: box_str(metadata.name),
-            namespace: box_str(metadata.namespace),
+            names,
+            names_layout,
             deletion_timestamp: metadata.deletion_timestamp.map(Box::new),
             resource_version: box_str(metadata.resource_version),
             uid: metadata.uid.map(String::into_boxed_str),
@@ -237,8 +246,8 @@ impl<'de> Deserialize<'de> for CopyRecord {
 impl Clone for CopyRecord {
     fn clone(&self) -> Self {
         Self {
-            name: self.name.clone(),
-            namespace: self.namespace.clone(),
+            names: self.names.clone(),
+            names_layout: self.names_layout,
             deletion_timestamp: self.deletion_timestamp.clone(),
             resource_version: self.resource_version.clone(),
             uid: self.uid.clone(),
@@ -276,8 +285,7 @@ impl CopyRecord {
     fn built_meta(&self) -> &ObjectMeta {
         self.meta.get_or_build(|| {
             Self::build_meta(
-                &self.name,
-                &self.namespace,
+                self.own_names(),
                 &self.deletion_timestamp,
                 &self.resource_version,
             )
@@ -290,28 +298,26 @@ impl CopyRecord {
     /// Nothing calls it (the syncer edits a record through
     /// [`CopyRecord::forget_version`]).
     fn edited_meta(&mut self) -> &mut ObjectMeta {
+        let names = self.names_layout.split(&self.names);
         let Self {
-            name,
-            namespace,
             deletion_timestamp,
             resource_version,
             meta,
             ..
         } = self;
-        meta.edit(|| Self::build_meta(name, namespace, deletion_timestamp, resource_version))
+        meta.edit(|| Self::build_meta(names, deletion_timestamp, resource_version))
     }
 
     /// The `ObjectMeta` of `Resource::meta`: the fields above, and nothing
     /// else.
     fn build_meta(
-        name: &Option<Box<str>>,
-        namespace: &Option<Box<str>>,
+        (namespace, name): (Option<&str>, Option<&str>),
         deletion_timestamp: &Option<Box<Time>>,
         resource_version: &Option<Box<str>>,
     ) -> ObjectMeta {
         ObjectMeta {
-            name: name.as_deref().map(str::to_string),
-            namespace: namespace.as_deref().map(str::to_string),
+            name: name.map(str::to_string),
+            namespace: namespace.map(str::to_string),
             deletion_timestamp: deletion_timestamp.as_deref().cloned(),
             resource_version: resource_version.as_deref().map(str::to_string),
             ..ObjectMeta::default()
