@@ -333,7 +333,7 @@ pub fn root_status(plan: &RootPlan, input: StatusInput<'_>) -> GlbcStatus {
             DNS_PUBLISHED,
             true,
             reason::NO_HOSTS,
-            "the Ingress has no hosts",
+            "the root has no hosts to publish",
             now.clone(),
         ),
         None => {

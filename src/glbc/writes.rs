@@ -773,7 +773,7 @@ mod tests {
                 Announcement::Log
             );
         }
-        let no_hosts = verdict(true, reason::NO_HOSTS, "the Ingress has no hosts");
+        let no_hosts = verdict(true, reason::NO_HOSTS, "the root has no hosts to publish");
         assert_eq!(announcement(None, None, &no_hosts), Announcement::Log);
         // A first verdict that is a problem: a warning.
         assert_eq!(announcement(None, None, &conflict), warning);
