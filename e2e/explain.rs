@@ -396,6 +396,14 @@ impl Fleet {
         self.explain_root_until_says(env, root, hop, "").await
     }
 
+    /// `explain -o json` of `root`: its exit code and its report.
+    async fn explain_json(&self, env: &TestEnv, root: &str) -> anyhow::Result<(i32, Value)> {
+        let (code, stdout) = self.explain(env, root, "json").await?;
+        let report = serde_json::from_str(&stdout)
+            .with_context(|| format!("explain -o json printed {stdout}"))?;
+        Ok((code, report))
+    }
+
     /// Explains `root` until it holds with every hop passing: a hop with
     /// nothing to check yet (a Gateway whose route's hostnames have not
     /// reached its GlobalIngress: no host to query) is skipped, and the
@@ -409,9 +417,7 @@ impl Fleet {
             &format!("explain {}/{root}: every hop passes", self.ns),
             CONVERGE,
             || async {
-                let (code, stdout) = self.explain(env, root, "json").await?;
-                let report: Value = serde_json::from_str(&stdout)
-                    .with_context(|| format!("explain -o json printed {stdout}"))?;
+                let (code, report) = self.explain_json(env, root).await?;
                 let not_passing: Vec<&str> = HOPS
                     .into_iter()
                     .filter(|name| hop(&report, name).map_or(true, |h| h["verdict"] != "pass"))
@@ -438,9 +444,7 @@ impl Fleet {
             &format!("explain {}/{root} names {hop:?} first ({says:?})", self.ns),
             CONVERGE,
             || async {
-                let (code, stdout) = self.explain(env, root, "json").await?;
-                let report: Value = serde_json::from_str(&stdout)
-                    .with_context(|| format!("explain -o json printed {stdout}"))?;
+                let (code, report) = self.explain_json(env, root).await?;
                 let first = report.pointer("/firstFailure/hop").and_then(Value::as_str);
                 let want_code = if hop.is_some() { 1 } else { 0 };
                 if first == hop

@@ -91,11 +91,13 @@ impl StatusSent {
     }
 
     /// How many writes the cache does not show yet.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Whether the cache shows every write.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
