@@ -117,7 +117,7 @@ pub fn probes_fail(probes: &[ProbeStatus], cluster: &str) -> bool {
 
 /// The verdict of the health check of one cluster address.
 #[derive(
-    Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord,
+    Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, PartialOrd, Ord, Hash,
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeStatus {

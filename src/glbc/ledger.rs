@@ -1,7 +1,7 @@
 //! What the glbc remembers about its own writes between passes: when each
 //! root's records were last accepted by the DNS server, which status
-//! writes the cache has not shown yet, and how many passes in a row had a
-//! write fail.
+//! writes the cache has not shown yet, which statuses were found shown
+//! and under what inputs, and how many passes in a row had a write fail.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,6 +21,10 @@ pub struct Ledger {
     /// resourceVersion of a GlobalIngress before our last status write, while
     /// the cache has not caught up with that write.
     written: HashMap<RootKey, String>,
+    /// Per root (the hash of its key): the fingerprint of the inputs under
+    /// which its status was last found shown. A pass does not compute the
+    /// status again while they stay the same (most roots, most passes).
+    shown: HashMap<u64, u64>,
     /// Consecutive passes in which a status or finalizer write failed.
     write_failures: u32,
 }
@@ -28,7 +32,27 @@ pub struct Ledger {
 impl Ledger {
     /// The DNS server accepted records of `root` at `at`.
     pub fn sent(&mut self, root: RootKey, at: &Time) {
+        // What its status says changes with what the server holds.
+        self.shown.remove(&crate::hash::of(&root));
         self.last_sent.insert(root, at.clone());
+    }
+
+    /// Whether `root`'s status was found shown under the inputs of
+    /// `fingerprint` (and nothing it reads changed since).
+    pub fn still_shown(&self, root: &RootKey, fingerprint: u64) -> bool {
+        self.shown.get(&crate::hash::of(root)) == Some(&fingerprint)
+    }
+
+    /// `root`'s status was found shown under the inputs of `fingerprint`.
+    pub fn found_shown(&mut self, root: &RootKey, fingerprint: u64) {
+        self.shown.insert(crate::hash::of(root), fingerprint);
+    }
+
+    /// `root` is being deleted: nothing of it is kept.
+    pub fn forget(&mut self, root: &RootKey) {
+        self.shown.remove(&crate::hash::of(root));
+        self.last_sent.remove(root);
+        self.written.remove(root);
     }
 
     pub fn last_sent(&self, root: &RootKey) -> Option<&Time> {
@@ -64,10 +88,19 @@ impl Ledger {
         Some(runtime::backoff(self.write_failures, WRITE_RETRY_CAP))
     }
 
-    /// Forgets the roots that are gone.
-    pub fn retain(&mut self, live: impl Fn(&RootKey) -> bool) {
-        self.last_sent.retain(|k, _| live(k));
-        self.written.retain(|k, _| live(k));
+    /// Forgets the roots that are gone, given the `count` that live and
+    /// which they are: only once more roots are remembered than live (a
+    /// root is forgotten when its deletion is seen; this catches the rest),
+    /// so that a pass does not look up every root for it.
+    pub fn retain(&mut self, count: usize, live: impl Fn(&RootKey) -> bool) {
+        if self.last_sent.len() > count || self.written.len() > count {
+            self.last_sent.retain(|k, _| live(k));
+            self.written.retain(|k, _| live(k));
+        }
+        if self.shown.len() > count {
+            // Keyed by hash: rebuilt from the live roots that have one.
+            self.shown.clear();
+        }
     }
 }
 
@@ -109,7 +142,29 @@ mod tests {
         let at = Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
         ledger.sent(a.clone(), &at);
         ledger.sent(b.clone(), &at);
-        ledger.retain(|k| *k == a);
+        // As many remembered as live: nothing is looked up.
+        ledger.retain(2, |k| *k == a);
+        assert!(ledger.last_sent(&b).is_some());
+        ledger.retain(1, |k| *k == a);
         assert!(ledger.last_sent(&a).is_some() && ledger.last_sent(&b).is_none());
+        ledger.forget(&a);
+        assert!(ledger.last_sent(&a).is_none());
+    }
+
+    #[test]
+    fn a_shown_status_holds_while_its_inputs_stay_and_its_records_are_not_sent() {
+        let mut ledger = Ledger::default();
+        let (a, b) = (RootKey::new("ns", "a"), RootKey::new("ns", "b"));
+        assert!(!ledger.still_shown(&a, 1));
+        ledger.found_shown(&a, 1);
+        ledger.found_shown(&b, 1);
+        assert!(ledger.still_shown(&a, 1));
+        assert!(!ledger.still_shown(&a, 2), "other inputs");
+        // Records of `a` accepted: what its status says may change.
+        ledger.sent(a.clone(), &Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH));
+        assert!(!ledger.still_shown(&a, 1));
+        assert!(ledger.still_shown(&b, 1));
+        ledger.forget(&b);
+        assert!(!ledger.still_shown(&b, 1));
     }
 }

@@ -62,6 +62,8 @@ pub struct Reconciler {
     ledger: Ledger,
     in_sync_logged: bool,
     serving: Serving,
+    /// How long the last pass took to plan (before its writes).
+    planning: Duration,
 }
 
 /// With the embedded DNS server: where the weights go, and whether this
@@ -112,7 +114,13 @@ impl Reconciler {
             ledger: Ledger::default(),
             in_sync_logged: false,
             serving,
+            planning: Duration::ZERO,
         }
+    }
+
+    /// How long the last pass took to plan, before its writes.
+    pub fn planning(&self) -> Duration {
+        self.planning
     }
 
     pub fn caches(&self) -> &Caches {
@@ -194,9 +202,12 @@ impl Reconciler {
             wake.at(just_after(ms, now, now_ts));
         }
 
+        // Planning time is this pass's own work: a zone transfer is not.
+        let before_read = now.elapsed();
         self.zones
             .read(now, settings.resync_interval, &settings.plan.owner)
             .await;
+        let after_read = Instant::now();
 
         let wanted = plan::hostnames_to_resolve(&roots, healthy, traffic, &settings.plan);
         let (resolved, refresh) = self.inputs.resolver.answers(&wanted);
@@ -213,6 +224,7 @@ impl Reconciler {
                 known: self.zones.known(),
             },
         );
+        self.planning = before_read + after_read.elapsed();
 
         let mut writes_ok = true;
         let mut more_statuses = false;
@@ -236,6 +248,9 @@ impl Reconciler {
             wake.at(just_after(at.as_millisecond(), now, now_ts));
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
+        if published.reread > 0 {
+            self.zones.names_read_again();
+        }
         // Statuses and the ledger read only the roots' part of the plan.
         plan.zones = Default::default();
         plan.publishers = Default::default();
@@ -254,6 +269,8 @@ impl Reconciler {
                 known,
                 problems: &problems,
                 refused: &refused,
+                reads: self.zones.reads(),
+                shared: settings.plan.shared,
             };
             // A Cluster change that changes DNS (one turning unhealthy or
             // back, a heartbeat missed, a drain, a weight) stops the batch:
@@ -288,7 +305,8 @@ impl Reconciler {
         }
 
         // Forget roots that are gone.
-        self.ledger.retain(|k| plan.roots.contains_key(k));
+        self.ledger
+            .retain(plan.roots.len(), |k| plan.roots.contains_key(k));
 
         for at in self.zones.next_wake(settings.resync_interval) {
             wake.at(at);

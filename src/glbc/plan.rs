@@ -149,7 +149,7 @@ pub struct Plan {
 }
 
 /// What the plan decided for one root.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Hash)]
 pub struct RootPlan {
     /// No live root Ingress controls the GlobalIngress: nothing is
     /// published for it (and `hosts` is empty).
@@ -166,14 +166,14 @@ pub struct RootPlan {
 }
 
 /// One host of a root.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub struct HostPlan {
     /// As written in spec.hosts.
     pub host: String,
     pub outcome: HostOutcome,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub enum HostOutcome {
     /// Not a valid host name.
     Invalid(String),
@@ -272,8 +272,11 @@ fn targets(
     traffic: &BTreeMap<String, Traffic>,
 ) -> Targets {
     let mut t = Targets::default();
-    let healthy: BTreeSet<String> = healthy.difference(&root.withdrawn).cloned().collect();
-    let serving = traffic::serving(&root.clusters, &healthy, traffic);
+    let serving = traffic::serving(
+        &root.clusters,
+        |c| healthy.contains(c) && !root.withdrawn.contains(c),
+        traffic,
+    );
     for cluster in root
         .clusters
         .iter()
@@ -321,6 +324,14 @@ pub fn hostnames_to_resolve(
     roots
         .iter()
         .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
+        // Most roots' clusters report addresses only: nothing to resolve.
+        .filter(|r| {
+            r.clusters.iter().any(|c| {
+                c.addresses
+                    .iter()
+                    .any(|a| a.ip.is_none() && a.hostname.is_some())
+            })
+        })
         .flat_map(|r| {
             let t = targets(r, healthy, traffic);
             if !config.shared && t.ips.is_empty() && t.hostnames.len() == 1 {
@@ -467,7 +478,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
     }
 
     // Each claimed name: who holds it, who wins it, what it holds next.
-    let mut decided: BTreeSet<(DnsName, DnsName)> = BTreeSet::new();
+    let mut decided: BTreeSet<(&DnsName, &DnsName)> = BTreeSet::new();
     for ((zone_name, host), claimants) in &claims {
         let Some(zone) = input.known.get(zone_name) else {
             continue;
@@ -475,7 +486,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         let Some(owner_name) = ownership::name_of(host) else {
             continue;
         };
-        decided.insert((zone_name.clone(), host.clone()));
+        decided.insert((zone_name, host));
         let held = holder(zone, host, &owner_name, config);
         if config.shared {
             let owners = match &held {
@@ -617,7 +628,7 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
             let Some(host) = ownership::host_of(name) else {
                 continue;
             };
-            if decided.contains(&(zone_name.clone(), host.clone())) {
+            if decided.contains(&(zone_name, &host)) {
                 continue;
             }
             let Some(txt) = records.rrsets.get(&RecordKind::Txt) else {

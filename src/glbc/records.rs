@@ -182,7 +182,7 @@ impl fmt::Display for RecordKind {
 
 /// The content of one RRset: a TTL and at least one datum, each in
 /// canonical text form (an address, a fully qualified name, a TXT string).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Rrset {
     pub ttl: u32,
     pub data: BTreeSet<String>,

@@ -53,7 +53,7 @@ pub mod reason {
 }
 
 /// How the exchanges with a zone's server stand.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ZoneProblem {
     /// The server rejected our TSIG signature.
     Tsig(String),

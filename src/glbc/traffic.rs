@@ -74,17 +74,18 @@ fn of(traffic: &BTreeMap<String, Traffic>, cluster: &str) -> Traffic {
     traffic.get(cluster).copied().unwrap_or_default()
 }
 
-/// The clusters of a root that receive traffic: healthy, of weight > 0,
-/// and in the best (lowest) priority group that has such a cluster.
+/// The clusters of a root that receive traffic: healthy (`healthy` says
+/// which), of weight > 0, and in the best (lowest) priority group that has
+/// such a cluster.
 pub fn serving<'a>(
     clusters: &'a [ClusterIngressStatus],
-    healthy: &BTreeSet<String>,
+    healthy: impl Fn(&str) -> bool,
     traffic: &BTreeMap<String, Traffic>,
 ) -> BTreeSet<&'a str> {
     let usable: Vec<(&str, Traffic)> = clusters
         .iter()
         .map(|c| (c.cluster.as_str(), of(traffic, &c.cluster)))
-        .filter(|(name, t)| t.weight > 0 && healthy.contains(*name))
+        .filter(|(name, t)| t.weight > 0 && healthy(name))
         .collect();
     let Some(best) = usable.iter().map(|(_, t)| t.priority).min() else {
         return BTreeSet::new();
@@ -226,23 +227,38 @@ mod tests {
         ]);
         let all = set(&["east", "west", "backup", "off"]);
         let names = |s: BTreeSet<&str>| s.into_iter().map(String::from).collect::<Vec<_>>();
+        let in_set = |s: &BTreeSet<String>| {
+            let s = s.clone();
+            move |c: &str| s.contains(c)
+        };
         assert_eq!(
-            names(serving(&clusters, &all, &traffic)),
+            names(serving(&clusters, in_set(&all), &traffic)),
             ["east", "west"],
             "weight 0 never serves, even in a better group"
         );
         assert_eq!(
-            names(serving(&clusters, &set(&["west", "backup"]), &traffic)),
+            names(serving(
+                &clusters,
+                in_set(&set(&["west", "backup"])),
+                &traffic
+            )),
             ["west"]
         );
         // The preferred group has no healthy cluster left: fail over.
         assert_eq!(
-            names(serving(&clusters, &set(&["backup", "off"]), &traffic)),
+            names(serving(
+                &clusters,
+                in_set(&set(&["backup", "off"])),
+                &traffic
+            )),
             ["backup"]
         );
-        assert!(serving(&clusters, &set(&["off"]), &traffic).is_empty());
+        assert!(serving(&clusters, in_set(&set(&["off"])), &traffic).is_empty());
         // No settings at all: every healthy cluster, weight 1.
-        assert_eq!(names(serving(&clusters, &all, &BTreeMap::new())).len(), 4);
+        assert_eq!(
+            names(serving(&clusters, in_set(&all), &BTreeMap::new())).len(),
+            4
+        );
     }
 
     #[test]

@@ -52,6 +52,20 @@ pub struct ZoneView<'a> {
     pub problems: &'a BTreeMap<DnsName, ZoneProblem>,
     /// Hosts whose records the server refused, with its answer.
     pub refused: &'a BTreeMap<DnsName, String>,
+    /// How many times what the server holds was read ([`super::zone::Zones::reads`]).
+    pub reads: u64,
+    /// Names are shared with other owners (`--shared-names`): their
+    /// records change with other roots' edits too.
+    pub shared: bool,
+}
+
+impl ZoneView<'_> {
+    /// What every root's status reads of the zones besides the records of
+    /// its own names, as one number: the zones' problems, the refusals and
+    /// the reads of the server.
+    fn fingerprint(&self) -> u64 {
+        crate::hash::of(&(self.problems, self.refused, self.reads))
+    }
 }
 
 /// Writes to the GlobalIngresses in scope (of one namespace, or all).
@@ -290,20 +304,31 @@ fn due_statuses<'g>(
 ) -> (Vec<DueStatus<'g>>, bool) {
     let mut todo = Vec::new();
     let empty = GlobalIngressStatus::default();
+    let zones_fingerprint = zones.fingerprint();
     for g in globals {
-        if g.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
         let Some(namespace) = g.metadata.namespace.as_deref() else {
             continue;
         };
         let key = RootKey::new(namespace, &g.name_any());
+        if g.metadata.deletion_timestamp.is_some() {
+            ledger.forget(&key);
+            continue;
+        }
         let Some(root_plan) = plan.roots.get(&key) else {
             continue;
         };
         let rv = g.resource_version().unwrap_or_default();
         if ledger.awaits_cache(&key, &rv) {
             // Our last write has not reached the cache yet.
+            continue;
+        }
+        // The status is a function of the object (its resourceVersion),
+        // the root's plan, the zones and the records of the root's names;
+        // those change only when its records are sent (which forgets this),
+        // or with the zones' fingerprint. A sharing glbc's names change
+        // with other roots' edits as well: always computed.
+        let fingerprint = crate::hash::of(&(zones_fingerprint, &rv, root_plan));
+        if !zones.shared && ledger.still_shown(&key, fingerprint) {
             continue;
         }
         let previous = g.status.as_ref().unwrap_or(&empty);
@@ -318,7 +343,11 @@ fn due_statuses<'g>(
                 now,
             },
         );
-        if desired.is_shown_in(previous) || waits_for_controller(previous, &desired) {
+        if desired.is_shown_in(previous) {
+            ledger.found_shown(&key, fingerprint);
+            continue;
+        }
+        if waits_for_controller(previous, &desired) {
             continue;
         }
         if todo.len() == limit {
@@ -836,6 +865,8 @@ mod tests {
                 known,
                 problems: &problems,
                 refused: &refused,
+                reads: 0,
+                shared: false,
             };
             releasable(g, &view, "me")
         };
@@ -901,6 +932,8 @@ mod tests {
             known: &known,
             problems: &problems,
             refused: &refused,
+            reads: 0,
+            shared: false,
         };
         let mut ledger = Ledger::default();
         let names = |todo: &[DueStatus<'_>]| -> Vec<String> {
@@ -923,5 +956,109 @@ mod tests {
             (names(&todo), more),
             (vec!["r2".into(), "r3".into(), "r4".into()], false)
         );
+    }
+
+    #[test]
+    fn a_status_found_shown_is_not_computed_again_until_its_inputs_change() {
+        use crate::glbc::plan::{HostOutcome, HostPlan, RootPlan};
+        let at = Time(Timestamp::UNIX_EPOCH);
+        let key = RootKey::new("ns", "web");
+        let (zone, host) = (name("z.test"), name("a.z.test"));
+        let owner_name = ownership::name_of(&host).unwrap();
+        let (a, txt) = (
+            Rrset::new(60, ["127.0.1.1".to_string()]),
+            Rrset::new(60, [ownership::content("me", "ns/web")]),
+        );
+        let mut plan = Plan::default();
+        plan.roots.insert(
+            key.clone(),
+            RootPlan {
+                placed: 1,
+                healthy: 1,
+                hosts: vec![HostPlan {
+                    host: "a.z.test".into(),
+                    outcome: HostOutcome::Publish {
+                        zone: zone.clone(),
+                        name: host.clone(),
+                        rrsets: BTreeMap::from([(RecordKind::A, a.clone())]),
+                        ownership: owner_name.clone(),
+                        txt: txt.clone(),
+                        retained: false,
+                    },
+                }],
+                ..RootPlan::default()
+            },
+        );
+        // The zone holds the records, the object shows the glbc's status.
+        let mut records = owned("a.z.test", "me", "ns/web");
+        records.names.insert(
+            host.clone(),
+            NameRecords {
+                rrsets: BTreeMap::from([(RecordKind::A, a)]),
+                others: BTreeSet::new(),
+            },
+        );
+        let published = BTreeMap::from([(zone.clone(), records)]);
+        let emptied = BTreeMap::from([(zone.clone(), ZoneRecords::new(zone.clone()))]);
+        let (zones, problems, refused) = ([zone.clone()], BTreeMap::new(), BTreeMap::new());
+        let view = |known, reads| ZoneView {
+            zones: &zones,
+            known,
+            problems: &problems,
+            refused: &refused,
+            reads,
+            shared: false,
+        };
+        let shown = status::root_status(
+            &plan.roots[&key],
+            StatusInput {
+                known: &published,
+                zone_problems: &problems,
+                refused: &refused,
+                previous: &GlobalIngressStatus::default(),
+                last_sent: None,
+                now: &at,
+            },
+        );
+        let mut g = GlobalIngress::new("web", GlobalIngressSpec::default());
+        g.metadata.namespace = Some("ns".into());
+        g.metadata.resource_version = Some("7".into());
+        g.status = Some(GlobalIngressStatus {
+            dns_records: shown.dns_records.clone(),
+            last_published_time: shown.last_published_time.clone(),
+            conditions: shown.conditions.clone(),
+            ..GlobalIngressStatus::default()
+        });
+        let globals = vec![Arc::new(g)];
+        let mut ledger = Ledger::default();
+        let due = |ledger: &mut Ledger, view: &ZoneView<'_>| {
+            due_statuses(&globals, &plan, view, ledger, &at, 10).0.len()
+        };
+
+        assert_eq!(due(&mut ledger, &view(&published, 0)), 0, "shown");
+        // The records of a root's names change only when the glbc sends
+        // them, or when it reads the zone: a pass in between does not
+        // compute the status again (were it computed, it would be due:
+        // the records are gone).
+        assert_eq!(due(&mut ledger, &view(&emptied, 0)), 0);
+        assert_eq!(due(&mut ledger, &view(&emptied, 1)), 1, "the zone was read");
+        ledger.found_shown(&key, 0);
+        assert_eq!(
+            due(&mut ledger, &view(&emptied, 0)),
+            1,
+            "another fingerprint"
+        );
+        // Found shown again, then its records are sent.
+        assert_eq!(due(&mut ledger, &view(&published, 0)), 0);
+        assert_eq!(due(&mut ledger, &view(&emptied, 0)), 0);
+        ledger.sent(key.clone(), &at);
+        assert_eq!(due(&mut ledger, &view(&emptied, 0)), 1, "records sent");
+        // A sharing glbc computes it every time.
+        assert_eq!(due(&mut ledger, &view(&published, 0)), 0);
+        let shared = ZoneView {
+            shared: true,
+            ..view(&emptied, 0)
+        };
+        assert_eq!(due(&mut ledger, &shared), 1);
     }
 }

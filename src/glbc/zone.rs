@@ -100,7 +100,7 @@ impl Zone {
         known: &mut BTreeMap<DnsName, ZoneRecords>,
         now: Instant,
         owner: &str,
-    ) {
+    ) -> bool {
         match self.provider.transfer_zone().await {
             Ok(records) => {
                 let state = ZoneRecords::from_records(self.name.clone(), &records);
@@ -116,8 +116,12 @@ impl Zone {
                 self.needs_transfer = false;
                 self.transferred_at = Some(now);
                 self.succeeded();
+                true
             }
-            Err(err) => self.failed(&err, now),
+            Err(err) => {
+                self.failed(&err, now);
+                false
+            }
         }
     }
 
@@ -153,6 +157,10 @@ pub struct Zones {
     /// transfer plus every update it confirmed since (one copy, lent to
     /// every pass).
     known: BTreeMap<DnsName, ZoneRecords>,
+    /// Counts the reads of what the server holds (transfers, names read
+    /// again): `known` changes otherwise only by the updates the glbc
+    /// made, which it knows.
+    reads: u64,
     keys: Keys,
 }
 
@@ -166,6 +174,7 @@ impl Zones {
         Ok(Self {
             zones,
             known: BTreeMap::new(),
+            reads: 0,
             keys,
         })
     }
@@ -198,8 +207,11 @@ impl Zones {
         }
         for zone in &mut self.zones {
             let read = self.known.contains_key(&zone.name);
-            if zone.transfer_due(read, now, resync) && !zone.in_backoff(now) {
-                zone.transfer(&mut self.known, now, owner).await;
+            if zone.transfer_due(read, now, resync)
+                && !zone.in_backoff(now)
+                && zone.transfer(&mut self.known, now, owner).await
+            {
+                self.reads += 1;
             }
         }
     }
@@ -219,6 +231,16 @@ impl Zones {
     /// of it).
     pub fn known(&self) -> &BTreeMap<DnsName, ZoneRecords> {
         &self.known
+    }
+
+    /// How many times what the server holds was read (see `reads`).
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// Names were read again outside a transfer (an update's guard failed).
+    pub fn names_read_again(&mut self) {
+        self.reads += 1;
     }
 
     /// The zones with a problem, and what it is.
