@@ -27,6 +27,18 @@ pub const BACKEND: &str = "backend";
 /// (`Env::n_clusters` is an environment's own count).
 pub const CLUSTERS: usize = 3;
 
+/// The roles of [`Env::cpu`] that serve the API: every kube-apiserver and
+/// their etcd (what a floor's writes cost the servers).
+pub const API_SERVERS: [&str; 3] = ["control-plane apiserver", "cluster apiservers", "etcd"];
+
+/// The CPU seconds of the [`API_SERVERS`] in `cpu` (from [`Env::cpu`]).
+pub fn api_servers_cpu(cpu: &[(String, f64)]) -> f64 {
+    cpu.iter()
+        .filter(|(role, _)| API_SERVERS.contains(&role.as_str()))
+        .map(|(_, s)| s)
+        .sum()
+}
+
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -873,13 +885,11 @@ impl Env {
             .into_iter()
             .filter_map(cpu_seconds)
             .sum();
+        let [cp, cl, etcd] = API_SERVERS;
         let mut out = vec![
-            (
-                "control-plane apiserver".to_string(),
-                var("CONTROL_PLANE_PID"),
-            ),
-            ("cluster apiservers".to_string(), clusters),
-            ("etcd".to_string(), var("ETCD_PID")),
+            (cp.to_string(), var("CONTROL_PLANE_PID")),
+            (cl.to_string(), clusters),
+            (etcd.to_string(), var("ETCD_PID")),
             ("BIND".to_string(), var("NAMED_PID")),
         ];
         for p in self.components() {

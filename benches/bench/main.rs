@@ -573,6 +573,12 @@ async fn run(plan: &Plan, results: &mut Results) -> anyhow::Result<()> {
                 min.dns,
                 bulk.dns / min.total
             );
+            eprintln!(
+                "bench: CPU seconds of the kube-apiservers and etcd: bulk {:.0}, floor {:.0}, minimal floor {:.0}",
+                crate::env::api_servers_cpu(&bulk.cpu),
+                floor.servers_cpu,
+                min.servers_cpu
+            );
             floor.minimal = Some(Box::new(min));
             if let Some((_, done)) = results.bulk.last_mut() {
                 done.push((bulk, floor));
@@ -847,6 +853,13 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
             } else {
                 String::new()
             }
+        );
+        let _ = writeln!(
+            t,
+            "| | CPU seconds of the kube-apiservers and etcd: bulk / floor / minimal floor | {:.0} / {:.0} / {:.0} | |",
+            m(&|(b, _)| crate::env::api_servers_cpu(&b.cpu)),
+            m(&|(_, f)| f.servers_cpu),
+            minimal(&|f| f.servers_cpu)
         );
         let hwm_c = m(&|(b, _)| b.controller_kib.0 as f64) as u64;
         let hwm_g = m(&|(b, _)| b.glbc_kib.0 as f64) as u64;

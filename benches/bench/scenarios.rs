@@ -665,6 +665,8 @@ pub struct Floor {
     pub total: f64,
     pub writes: u64,
     pub updates: u64,
+    /// CPU seconds of the kube-apiservers and etcd during the floor.
+    pub servers_cpu: f64,
     /// The minimal floor: the same, with the minimal write set instead of
     /// the writes the run made ([`minimal_writes`]).
     pub minimal: Option<Box<Floor>>,
@@ -774,6 +776,7 @@ pub async fn floor(
         }
         anyhow::Ok((secs(t0.elapsed()), updates))
     };
+    let cpu_before = crate::env::api_servers_cpu(&env.cpu());
     let t0 = Instant::now();
     let (api, dns_result) = tokio::join!(
         async {
@@ -783,6 +786,7 @@ pub async fn floor(
         dns_work
     );
     let total = secs(t0.elapsed());
+    let servers_cpu = crate::env::api_servers_cpu(&env.cpu()) - cpu_before;
     let (dns_time, updates) = dns_result?;
     Ok(Floor {
         api: api?,
@@ -790,6 +794,7 @@ pub async fn floor(
         total,
         writes: total_writes,
         updates,
+        servers_cpu,
         minimal: None,
     })
 }
