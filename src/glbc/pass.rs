@@ -64,6 +64,8 @@ pub struct Reconciler {
     serving: Serving,
     /// How long the last pass took to plan (before its writes).
     planning: Duration,
+    /// The last pass's plans, for the next to reuse.
+    reuse: plan::Reuse,
 }
 
 /// With the embedded DNS server: where the weights go, and whether this
@@ -115,6 +117,7 @@ impl Reconciler {
             in_sync_logged: false,
             serving,
             planning: Duration::ZERO,
+            reuse: plan::Reuse::default(),
         }
     }
 
@@ -214,7 +217,7 @@ impl Reconciler {
         if let Some(at) = refresh {
             wake.at(at);
         }
-        let mut plan = plan::plan(
+        let mut plan = plan::plan_reusing(
             &settings.plan,
             PlanInput {
                 roots: &roots,
@@ -223,6 +226,8 @@ impl Reconciler {
                 resolved: &resolved,
                 known: self.zones.known(),
             },
+            &mut self.reuse,
+            self.zones.reads(),
         );
         self.planning = before_read + after_read.elapsed();
 
@@ -307,6 +312,13 @@ impl Reconciler {
         // Forget roots that are gone.
         self.ledger
             .retain(plan.roots.len(), |k| plan.roots.contains_key(k));
+        let roots_planned = plan.roots.len();
+        self.reuse.keep(
+            plan.epoch,
+            std::mem::take(&mut plan.roots),
+            &plan.settled,
+            std::mem::take(&mut plan.released),
+        );
 
         for at in self.zones.next_wake(settings.resync_interval) {
             wake.at(at);
@@ -329,12 +341,12 @@ impl Reconciler {
             self.in_sync_logged = true;
             info!(
                 zones = self.zones.len(),
-                roots = plan.roots.len(),
+                roots = roots_planned,
                 updates = published.messages,
                 "initial reconciliation done: every zone read, DNS matches the GlobalIngresses"
             );
         }
-        debug!(roots = plan.roots.len(), updates = published.messages, next = ?wake.0.map(|w| w - now), "pass done");
+        debug!(roots = roots_planned, updates = published.messages, next = ?wake.0.map(|w| w - now), "pass done");
         wake.0
     }
 }

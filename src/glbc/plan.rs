@@ -31,10 +31,15 @@ use std::net::IpAddr;
 use k8s_openapi::jiff::Timestamp;
 
 use super::diff::{self, DesiredName, NameChange, RecordEdit};
-use super::records::{DnsName, RecordKind, Rrset, ZoneRecords, address_kind, ownership};
+use super::records::{
+    DnsName, NameRecords, RecordKind, Rrset, ZoneRecords, address_kind, ownership,
+};
 use super::traffic::{self, Traffic};
 use crate::apis::{ClusterIngressStatus, ProbeStatus};
 use ownership::Owner;
+pub use reuse::Reuse;
+
+mod reuse;
 
 /// A root Ingress (and its GlobalIngress): `namespace/name`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -146,6 +151,12 @@ pub struct Plan {
     pub edits: BTreeMap<DnsName, Vec<NameChange>>,
     /// Per root (live and in scope): what happens to each of its hosts.
     pub roots: BTreeMap<RootKey, RootPlan>,
+    /// For [`Reuse::keep`]: the inputs every root's plan read (`None`: not
+    /// to be reused), per live root its inputs' fingerprint and whether it
+    /// settled (its names held what it wanted), and the names released.
+    pub epoch: Option<u64>,
+    pub settled: BTreeMap<RootKey, (u64, bool)>,
+    pub released: Vec<(DnsName, DnsName)>,
 }
 
 /// What the plan decided for one root.
@@ -394,6 +405,31 @@ struct Claim<'a> {
 
 /// Computes the plan.
 pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
+    plan_reusing(config, input, &mut Reuse::default(), 0)
+}
+
+/// The names the hosts of `roots` would claim (zone, host).
+fn claimed_names(config: &PlanConfig, roots: &[&RootInput<'_>]) -> BTreeSet<(DnsName, DnsName)> {
+    roots
+        .iter()
+        .flat_map(|r| r.hosts.iter())
+        .filter_map(|host| {
+            let name = DnsName::parse_host(host).ok()?;
+            Some((name.zone_in(&config.zones)?.clone(), name))
+        })
+        .collect()
+}
+
+/// Computes the plan, reusing the plans of the last one ([`Reuse`]) for
+/// the roots that settled and did not change; `reads` counts the reads of
+/// the zones from the server. The same plan as [`plan`] as long as the
+/// zones change only by the plan's own updates between two reads.
+pub fn plan_reusing(
+    config: &PlanConfig,
+    input: PlanInput<'_>,
+    reuse: &mut Reuse,
+    reads: u64,
+) -> Plan {
     let mut out = Plan::default();
     for orphan in input
         .roots
@@ -414,11 +450,23 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .collect();
     live.sort_by(|a, b| by_age(a, b));
+    let fingerprints: Vec<u64> = live.iter().map(|r| reuse::fingerprint(r)).collect();
+    out.epoch = (!config.shared).then(|| reuse::epoch(&input, reads));
+    let mut taken = reuse.take(out.epoch, &live, &fingerprints, |again| {
+        claimed_names(config, again)
+    });
 
     // Every host of every live root: classified, and claims on valid names.
     let mut claims: BTreeMap<(DnsName, DnsName), Vec<Claim<'_>>> = BTreeMap::new();
     let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
-    for root in &live {
+    for (root, fingerprint) in live.iter().zip(&fingerprints) {
+        if let Some(kept) = taken.plans.remove(&root.key) {
+            // Settled, and nothing it reads changed: the same plan.
+            out.settled.insert(root.key.clone(), (*fingerprint, true));
+            out.roots.insert(root.key.clone(), kept);
+            continue;
+        }
+        out.settled.insert(root.key.clone(), (*fingerprint, false));
         let t = targets(root, input.healthy, input.traffic);
         let (rrsets, unresolved) = rrsets_for(&t, input.resolved, config.ttl, config.shared);
         let healthy = root
@@ -479,6 +527,8 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
 
     // Each claimed name: who holds it, who wins it, what it holds next.
     let mut decided: BTreeSet<(&DnsName, &DnsName)> = BTreeSet::new();
+    // Roots whose names are to change.
+    let mut changed: BTreeSet<RootKey> = BTreeSet::new();
     for ((zone_name, host), claimants) in &claims {
         let Some(zone) = input.known.get(zone_name) else {
             continue;
@@ -611,6 +661,9 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
                 zone,
                 [(host.clone(), host_kinds), (owner_name, owner_kinds)],
             );
+            if changes {
+                changed.insert(winner.clone());
+            }
             // Only the hosts with changes: the publisher of a host is read
             // when an UPDATE of it is accepted.
             if publishes && changes {
@@ -622,52 +675,106 @@ pub fn plan(config: &PlanConfig, input: PlanInput<'_>) -> Plan {
         }
     }
 
-    // Names our ownership records claim that no live root wants: released.
-    for (zone_name, zone) in input.known {
-        for (name, records) in &zone.names {
-            let Some(host) = ownership::host_of(name) else {
-                continue;
-            };
-            if decided.contains(&(zone_name, &host)) {
-                continue;
-            }
-            let Some(txt) = records.rrsets.get(&RecordKind::Txt) else {
-                continue;
-            };
-            if let Holder::Shared(owners) = holder(zone, &host, name, config)
-                && owners.len() > 1
-                && let Some(change) = leave_shared(config, zone, &host, name, &owners)
-            {
-                out.edits
-                    .entry(zone_name.clone())
-                    .or_default()
-                    .extend(change);
-                continue;
-            }
-            let ours = txt.data.len() == 1
-                && txt
-                    .data
-                    .iter()
-                    .filter_map(|t| ownership::parse(t))
-                    .any(|o| o.owner == config.owner && config.owns_root(&o.root));
-            if !ours {
-                continue;
-            }
-            desire(
-                &mut out,
-                zone_name,
-                zone,
-                [
-                    (
-                        host.clone(),
-                        RecordKind::HOST.into_iter().map(|k| (k, None)).collect(),
-                    ),
-                    (name.clone(), DesiredName::from([(RecordKind::Txt, None)])),
-                ],
-            );
+    // Which roots settled: every host published with the records it
+    // should have, or not publishable at all (a reused plan did).
+    for (key, (_, settled)) in &mut out.settled {
+        if !*settled {
+            *settled = !changed.contains(key)
+                && out.roots.get(key).is_some_and(|p| {
+                    p.hosts.iter().all(|h| {
+                        matches!(
+                            h.outcome,
+                            HostOutcome::Publish { .. }
+                                | HostOutcome::Invalid(_)
+                                | HostOutcome::OutsideZones
+                        )
+                    })
+                });
         }
     }
+
+    // Names our ownership records claim that no live root wants: released.
+    // Reusing, only the names that can have lost their root are looked at.
+    let mut released = Vec::new();
+    match taken.names {
+        None => {
+            for (zone_name, zone) in input.known {
+                for (name, records) in &zone.names {
+                    let Some(host) = ownership::host_of(name) else {
+                        continue;
+                    };
+                    if !decided.contains(&(zone_name, &host))
+                        && release(config, &mut out, zone_name, zone, (name, records), &host)
+                    {
+                        released.push((zone_name.clone(), host));
+                    }
+                }
+            }
+        }
+        Some(names) => {
+            for (zone_name, host) in names {
+                if decided.contains(&(&zone_name, &host)) {
+                    continue;
+                }
+                let Some(zone) = input.known.get(&zone_name) else {
+                    continue;
+                };
+                let Some((name, records)) =
+                    ownership::name_of(&host).and_then(|n| zone.names.get_key_value(&n))
+                else {
+                    continue;
+                };
+                if release(config, &mut out, &zone_name, zone, (name, records), &host) {
+                    released.push((zone_name, host));
+                }
+            }
+        }
+    }
+    out.released = released;
     out
+}
+
+/// Releases `host` of `zone_name` if the ownership record at `name` is ours
+/// (or leaves it, shared with others); whether anything is to change.
+fn release(
+    config: &PlanConfig,
+    out: &mut Plan,
+    zone_name: &DnsName,
+    zone: &ZoneRecords,
+    (name, records): (&DnsName, &NameRecords),
+    host: &DnsName,
+) -> bool {
+    let Some(txt) = records.rrsets.get(&RecordKind::Txt) else {
+        return false;
+    };
+    if let Holder::Shared(owners) = holder(zone, host, name, config)
+        && owners.len() > 1
+        && let Some(change) = leave_shared(config, zone, host, name, &owners)
+    {
+        out.edits
+            .entry(zone_name.clone())
+            .or_default()
+            .extend(change);
+        return true;
+    }
+    let ours = txt.data.len() == 1
+        && txt
+            .data
+            .iter()
+            .filter_map(|t| ownership::parse(t))
+            .any(|o| o.owner == config.owner && config.owns_root(&o.root));
+    ours && desire(
+        out,
+        zone_name,
+        zone,
+        [
+            (
+                host.clone(),
+                RecordKind::HOST.into_iter().map(|k| (k, None)).collect(),
+            ),
+            (name.clone(), DesiredName::from([(RecordKind::Txt, None)])),
+        ],
+    )
 }
 
 /// Puts the names of one unit (a host and its ownership name) in the plan

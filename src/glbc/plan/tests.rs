@@ -772,7 +772,71 @@ fn ours(zone: &ZoneRecords, host: &DnsName) -> bool {
         })
 }
 
+/// `first`'s roots where `same` says so, else `next`'s (by index): some
+/// roots unchanged, some changed, added or gone.
+fn mix(
+    first: &[RootInput<'static>],
+    next: &[RootInput<'static>],
+    same: &[bool],
+) -> Vec<RootInput<'static>> {
+    (0..first.len().max(next.len()))
+        .filter_map(|i| {
+            if same.get(i).copied().unwrap_or(false) {
+                first.get(i).or(next.get(i))
+            } else {
+                next.get(i)
+            }
+            .cloned()
+        })
+        .collect()
+}
+
 proptest! {
+    #[test]
+    fn a_plan_reusing_the_last_ones_is_the_whole_plan(
+        first in arb_roots(),
+        second in arb_roots(),
+        third in arb_roots(),
+        same in prop::collection::vec(any::<bool>(), 4),
+        applied in prop::collection::vec(any::<bool>(), 3),
+        healthy in arb_healthy(),
+        known in arb_known(),
+    ) {
+        let config = config();
+        let resolved = resolved();
+        let traffic = BTreeMap::new();
+        let second = mix(&first, &second, &same);
+        let third = mix(&second, &third, &same);
+        let mut reuse = Reuse::default();
+        let mut known = known;
+        for (pass, roots) in [first, second, third].iter().enumerate() {
+            let input = PlanInput {
+                roots,
+                healthy: &healthy,
+                traffic: &traffic,
+                resolved: &resolved,
+                known: &known,
+            };
+            let mut reusing = plan_reusing(&config, input, &mut reuse, 0);
+            prop_assert_eq!(&reusing, &plan(&config, input), "pass {}", pass);
+            // The server takes the plan's updates, or not (a refusal, an
+            // outage): the zones change only by them between reads.
+            if applied[pass] {
+                for (zone, desired) in &reusing.zones {
+                    let state = known.get_mut(zone).unwrap();
+                    let changes = diff(desired, state);
+                    apply(state, &changes);
+                }
+            }
+            reuse.keep(
+                reusing.epoch,
+                std::mem::take(&mut reusing.roots),
+                &reusing.settled,
+                std::mem::take(&mut reusing.released),
+            );
+        }
+    }
+
     #[test]
     fn the_plan_does_not_depend_on_the_order_of_roots(
         roots in arb_roots(), healthy in arb_healthy(), known in arb_known()
