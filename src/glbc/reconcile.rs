@@ -1,8 +1,8 @@
 //! The apply loop: a pass ([`super::pass`]) on every watch change (after a
 //! short debounce that lets a burst of changes become one pass, at least as
-//! long as the last pass took to plan), when a resolved hostname changes, and when
-//! the pass said the next one is due (a cluster's heartbeat aging past the
-//! threshold, a retry, a re-read).
+//! long as the last pass took to plan), when a resolved hostname changes,
+//! and when the pass said the next one is due (a cluster's heartbeat aging
+//! past the threshold, a retry, a re-read).
 
 use std::sync::Arc;
 use std::time::Duration;
