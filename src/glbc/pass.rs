@@ -253,9 +253,6 @@ impl Reconciler {
             wake.at(just_after(at.as_millisecond(), now, now_ts));
         }
         let published = self.publisher.publish(&mut self.zones, &plan).await;
-        if published.reread > 0 {
-            self.zones.names_read_again();
-        }
         // Statuses and the ledger read only the roots' part of the plan.
         plan.zones = Default::default();
         plan.publishers = Default::default();

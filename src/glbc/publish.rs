@@ -200,6 +200,9 @@ impl Publisher {
             }
             known_zones.insert(zone.name.clone(), known);
         }
+        if published.reread > 0 {
+            zones.names_read_again();
+        }
         published
     }
 }

@@ -73,22 +73,10 @@ impl Reuse {
             }
         }
         // A settled root whose name another root now claims is planned
-        // again (which of them wins is decided with every claim).
+        // again (which of them wins is decided with every claim; its names
+        // are claimed, so none of them is released).
         let claimed = claimed(&again);
-        candidates.retain(|key, plan| {
-            let keep = !names_of(plan).any(|n| claimed.contains(&n));
-            if !keep {
-                kept.insert(
-                    key.clone(),
-                    Kept {
-                        input: 0,
-                        plan: std::mem::take(plan),
-                        settled: false,
-                    },
-                );
-            }
-            keep
-        });
+        candidates.retain(|_, plan| !names_of(plan).any(|n| claimed.contains(&n)));
         // What the roots planned again, or gone, held may be released.
         let mut names: BTreeSet<(DnsName, DnsName)> = released.into_iter().collect();
         for k in kept.values() {
@@ -111,6 +99,11 @@ impl Reuse {
     ) {
         self.epoch = epoch;
         self.released = released;
+        if epoch.is_none() {
+            // Never reused (a sharing glbc): nothing kept.
+            self.roots.clear();
+            return;
+        }
         self.roots = plans
             .into_iter()
             .filter_map(|(key, plan)| {
