@@ -779,6 +779,9 @@ fn mix(
     next: &[RootInput<'static>],
     same: &[bool],
 ) -> Vec<RootInput<'static>> {
+    // One root per key, as the caches give them: a mixed list is no longer
+    // aligned by index, so a key could come twice.
+    let mut keys = BTreeSet::new();
     (0..first.len().max(next.len()))
         .filter_map(|i| {
             if same.get(i).copied().unwrap_or(false) {
@@ -788,6 +791,7 @@ fn mix(
             }
             .cloned()
         })
+        .filter(|r| keys.insert(r.key.clone()))
         .collect()
 }
 
