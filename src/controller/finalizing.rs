@@ -1,10 +1,10 @@
 //! The roots whose cleanup finalizer this controller added moments ago,
 //! while its cache may not show it yet.
 //!
-//! kube-runtime's `finalizer` helper adds the finalizer with a JSON patch
-//! that first tests the finalizers the cached object shows, and then waits
-//! for the watch to bring the patched object. A root reconciled again
-//! before then — a Gateway woken by its new HTTPRoute, a route woken by
+//! The controller adds the finalizer with a JSON patch that first tests
+//! the finalizers the cached object shows (`runtime::finalizers`), and
+//! goes on with the patched object; its cache shows the finalizer only
+//! when the watch brings it. A root reconciled again before then — a Gateway woken by its new HTTPRoute, a route woken by
 //! its parent Gateway's changes: the Gateway API kinds wake each other —
 //! sends the same patch from the stale copy, the server refuses it (422:
 //! the test fails, the finalizer is there), and the reconcile fails and

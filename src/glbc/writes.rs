@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use crate::runtime::events::{Event as KubeEvent, EventType, Recorder};
+use crate::runtime::finalizers;
 use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::api::{Api, Patch, PatchParams};
@@ -458,17 +459,11 @@ async fn set_finalizers(
 /// it fail); whether it went through (a vanished object counts as done).
 async fn add_finalizer(api: &Api<GlobalIngress>, g: &GlobalIngress) -> bool {
     let name = g.name_any();
-    let patch: json_patch::Patch = match serde_json::from_value(finalizer_add_patch(
-        &g.metadata.uid,
+    let patch = finalizers::add_patch(
+        g.metadata.uid.as_deref(),
         g.finalizers(),
         labels::DNS_FINALIZER,
-    )) {
-        Ok(patch) => patch,
-        Err(err) => {
-            warn!(%name, %err, "cannot build the finalizer patch");
-            return false;
-        }
-    };
+    );
     match api
         .patch(&name, &PatchParams::default(), &Patch::Json::<()>(patch))
         .await
@@ -486,28 +481,6 @@ async fn add_finalizer(api: &Api<GlobalIngress>, g: &GlobalIngress) -> bool {
             false
         }
     }
-}
-
-/// The JSON patch that adds `finalizer` to an object with `uid` whose
-/// finalizers are `current`: it tests the uid (not another object of the
-/// name) and the list, then appends.
-fn finalizer_add_patch(
-    uid: &Option<String>,
-    current: &[String],
-    finalizer: &str,
-) -> serde_json::Value {
-    let mut ops = Vec::new();
-    if let Some(uid) = uid {
-        ops.push(json!({"op": "test", "path": "/metadata/uid", "value": uid}));
-    }
-    if current.is_empty() {
-        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": null}));
-        ops.push(json!({"op": "add", "path": "/metadata/finalizers", "value": [finalizer]}));
-    } else {
-        ops.push(json!({"op": "test", "path": "/metadata/finalizers", "value": current}));
-        ops.push(json!({"op": "add", "path": "/metadata/finalizers/-", "value": finalizer}));
-    }
-    serde_json::Value::Array(ops)
 }
 
 /// Applies the glbc's status fields; the new resourceVersion if it worked.
@@ -830,29 +803,6 @@ mod tests {
             announcement(Some(&published), Some(&once), &more),
             Announcement::Nothing
         );
-    }
-
-    #[test]
-    fn a_finalizer_add_tests_the_uid_and_the_list_it_extends() {
-        let uid = Some("u-1".to_string());
-        assert_eq!(
-            finalizer_add_patch(&uid, &[], "f"),
-            json!([
-                {"op": "test", "path": "/metadata/uid", "value": "u-1"},
-                {"op": "test", "path": "/metadata/finalizers", "value": null},
-                {"op": "add", "path": "/metadata/finalizers", "value": ["f"]},
-            ])
-        );
-        assert_eq!(
-            finalizer_add_patch(&None, &["a".to_string()], "f"),
-            json!([
-                {"op": "test", "path": "/metadata/finalizers", "value": ["a"]},
-                {"op": "add", "path": "/metadata/finalizers/-", "value": "f"},
-            ])
-        );
-        let parsed: Result<json_patch::Patch, _> =
-            serde_json::from_value(finalizer_add_patch(&uid, &[], "f"));
-        assert!(parsed.is_ok());
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod compact;
 pub mod component;
 pub mod events;
+pub mod finalizers;
 pub mod lazy_meta;
 pub mod lease;
 pub mod list;
