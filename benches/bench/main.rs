@@ -838,7 +838,7 @@ fn render(plan: &Plan, r: &Results, took: Duration, failure: Option<&str>) -> St
         });
         let _ = writeln!(
             t,
-            "| 3b. minimal floor: {:.0} API writes (2N + 3 per root in the control plane, copy and status per cluster), {:.0} UPDATEs (median of {k}) | raw API writes / DNS in ideal batches / both at once | {} / {} / {} | |",
+            "| 3b. minimal floor: {:.0} API writes (2N + 3 per root in the control plane, the GlobalIngress and its status as GlobalIngress writes; copy and status per cluster), {:.0} UPDATEs (median of {k}) | raw API writes / DNS in ideal batches / both at once | {} / {} / {} | |",
             minimal(&|f| f.writes as f64),
             minimal(&|f| f.updates as f64),
             ms(minimal(&|f| f.api)),

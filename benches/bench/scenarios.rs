@@ -672,6 +672,24 @@ pub struct Floor {
     pub minimal: Option<Box<Floor>>,
 }
 
+/// What a floor writes to one apiserver, as `(creates, other writes)` of
+/// each kind it replays.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replay {
+    /// Ingress creates, and every other write as an Ingress status apply.
+    pub ingresses: (u64, u64),
+    /// GlobalIngress creates, and the GlobalIngress status writes and
+    /// patches as GlobalIngress status applies (a custom resource costs
+    /// the server more per write than an Ingress).
+    pub globals: (u64, u64),
+}
+
+impl Replay {
+    pub fn total(&self) -> u64 {
+        self.ingresses.0 + self.ingresses.1 + self.globals.0 + self.globals.1
+    }
+}
+
 /// Per apiserver (control plane first, then each cluster), the creates and
 /// the other writes of the same floor: what the run made. Creates are the
 /// `POST`s and the server-side applies of whole objects (leaves, copies,
@@ -680,16 +698,26 @@ pub struct Floor {
 /// many objects, as the run spread them over its objects. (Counting only
 /// `POST`s, as sessions 3 to 10 did, left a cluster's floor one object to
 /// apply every status to, one at a time: a floor slower than the run.)
-pub fn replayed_writes(writes: &[Writes]) -> Vec<(u64, u64)> {
+/// The GlobalIngress writes are replayed as GlobalIngress writes (since
+/// session 15; before, as Ingress writes), every other one as an Ingress
+/// write.
+pub fn replayed_writes(writes: &[Writes]) -> Vec<Replay> {
     writes
         .iter()
         .map(|w| {
-            let creates: u64 = w
-                .iter()
-                .filter(|(k, _)| is_create(k))
-                .map(|(_, v)| *v)
-                .sum();
-            (creates, writes_total(w).saturating_sub(creates))
+            let (mut replay, mut all) = (Replay::default(), 0);
+            for (key, &n) in w.iter().filter(|(k, _)| !is_read(k)) {
+                all += n;
+                let global = resource(key) == Some("globalingresses");
+                match (global, is_create(key)) {
+                    (true, true) => replay.globals.0 += n,
+                    (true, false) => replay.globals.1 += n,
+                    (false, true) => replay.ingresses.0 += n,
+                    (false, false) => {}
+                }
+            }
+            replay.ingresses.1 = all - replay.ingresses.0 - replay.globals.0 - replay.globals.1;
+            replay
         })
         .collect()
 }
@@ -699,28 +727,36 @@ fn is_create(key: &str) -> bool {
     key.starts_with("POST ") || (key.starts_with("APPLY ") && !key.contains('/'))
 }
 
+/// The resource of a request key (`VERB resource[/subresource]`).
+fn resource(key: &str) -> Option<&str> {
+    let (_, path) = key.split_once(' ')?;
+    path.split('/').next()
+}
+
 /// The minimal write set of `roots` roots on `clusters` clusters, per
-/// apiserver as creates and other writes: in the control plane 2N + 3 per
-/// root (N leaf creates and the GlobalIngress create; N leaf statuses, the
-/// root's status and the GlobalIngress status), in each cluster the copy's
-/// create and its status.
-pub fn minimal_writes(roots: u64, clusters: u64) -> Vec<(u64, u64)> {
-    let mut out = vec![(roots * (clusters + 1), roots * (clusters + 2))];
-    out.extend((0..clusters).map(|_| (roots, roots)));
+/// apiserver: in the control plane 2N + 3 per root (N leaf creates and the
+/// GlobalIngress create; N leaf statuses, the root's status and the
+/// GlobalIngress status, the GlobalIngress's as GlobalIngress writes), in
+/// each cluster the copy's create and its status.
+pub fn minimal_writes(roots: u64, clusters: u64) -> Vec<Replay> {
+    let mut out = vec![Replay {
+        ingresses: (roots * clusters, roots * (clusters + 1)),
+        globals: (roots, roots),
+    }];
+    out.extend((0..clusters).map(|_| Replay {
+        ingresses: (roots, roots),
+        globals: (0, 0),
+    }));
     out
 }
 
 /// With kcp-ingress and the data plane stopped: as many write requests per
-/// apiserver as `writes` says (`(creates, others)`: creates as Ingress
-/// creates, every other write as a server-side apply of an Ingress
-/// status), 16 in flight per server, and `names` DNS names changed in
-/// UPDATEs of about 30 KiB, all at once against the same servers.
-pub async fn floor(
-    env: &Env,
-    tag: &str,
-    writes: &[(u64, u64)],
-    hosts: usize,
-) -> anyhow::Result<Floor> {
+/// apiserver as `writes` says (Ingress and GlobalIngress creates, every
+/// other write as a server-side apply of an Ingress or GlobalIngress
+/// status), 16 in flight per server and kind, and `names` DNS names
+/// changed in UPDATEs of about 30 KiB, all at once against the same
+/// servers.
+pub async fn floor(env: &Env, tag: &str, writes: &[Replay], hosts: usize) -> anyhow::Result<Floor> {
     let dns = Dns::of(env)?;
     let mut servers = vec![env.cp.clone()];
     servers.extend(env.clusters.iter().cloned());
@@ -734,12 +770,22 @@ pub async fn floor(
         .await?;
     }
     let mut total_writes = 0;
-    let api_work = futures::future::try_join_all(servers.iter().zip(writes).map(
-        |(client, &(creates, others))| {
-            total_writes += creates + others;
-            replay(client.clone(), floor_ns.clone(), creates.max(1), others)
-        },
-    ));
+    let clusters = env.n_clusters;
+    let api_work =
+        futures::future::try_join_all(servers.iter().zip(writes).map(|(client, replayed)| {
+            total_writes += replayed.total();
+            let (creates, others) = replayed.ingresses;
+            let (global_creates, global_others) = replayed.globals;
+            futures::future::try_join(
+                replay(client.clone(), floor_ns.clone(), creates.max(1), others),
+                replay_globals(
+                    client.clone(),
+                    floor_ns.clone(),
+                    (global_creates, global_others),
+                    clusters,
+                ),
+            )
+        }));
     let zone = dns.zone.clone();
     let dns_work = async {
         let t0 = Instant::now();
@@ -835,6 +881,118 @@ async fn replay(client: kube::Client, ns: String, creates: u64, others: u64) -> 
                     "status": {"loadBalancer": {"ingress": [{"ip": format!("127.0.{}.{}", 2 + round % 250, j % 250 + 1)}]}},
                 });
                 api.patch_status(&name, &pp, &Patch::Apply(&body)).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    Ok(())
+}
+
+/// `creates` GlobalIngress creates (one host each), then `others` status
+/// applies over them, each a change, alternately the controller's part
+/// (clusters, `Ready`) and the glbc's (`DNSPublished`, records), each by
+/// its own field manager as in a run.
+async fn replay_globals(
+    client: kube::Client,
+    ns: String,
+    (creates, others): (u64, u64),
+    clusters: usize,
+) -> anyhow::Result<()> {
+    if creates + others == 0 {
+        return Ok(());
+    }
+    let creates = creates.max(1);
+    let api: Arc<Api<GlobalIngress>> = Arc::new(Api::namespaced(client, &ns));
+    futures::stream::iter(0..creates)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("f{i}");
+                let global: GlobalIngress = serde_json::from_value(json!({
+                    "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+                    "metadata": {"name": name},
+                    "spec": {
+                        "hosts": [format!("{name}.floor.test")],
+                        "root": {"group": "networking.k8s.io", "kind": "Ingress", "name": name},
+                    },
+                }))?;
+                api.create(&PostParams::default(), &global).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
+    let now = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    futures::stream::iter(0..others)
+        .map(|j| {
+            let api = api.clone();
+            let now = now.clone();
+            let ns = ns.clone();
+            async move {
+                let name = format!("f{}", j % creates);
+                // Round r over the objects writes 127.0.(2 + r).x first.
+                let round = j / creates;
+                let first = format!("127.0.{}.{}", 2 + round % 250, j % 250 + 1);
+                let addresses: Vec<String> = std::iter::once(first)
+                    .chain((2..=clusters).map(|k| lb_address(k).to_string()))
+                    .collect();
+                let condition = |kind: &str, reason: &str| {
+                    json!({"type": kind, "status": "True", "reason": reason,
+                           "message": format!("{reason} on {clusters} cluster(s)"),
+                           "lastTransitionTime": now, "observedGeneration": 1})
+                };
+                let host = format!("{name}.floor.test");
+                let (manager, status) = if j % 2 == 0 {
+                    let per_cluster: Vec<_> = addresses
+                        .iter()
+                        .enumerate()
+                        .map(|(k, ip)| {
+                            json!({"cluster": format!("cluster-{}", k + 1), "healthy": true,
+                                   "addresses": [{"ip": ip}], "lastChangeTime": now})
+                        })
+                        .collect();
+                    let conditions = [
+                        condition("Ready", "Placed"),
+                        condition("DependenciesReady", "Found"),
+                    ];
+                    (
+                        labels::CONTROLLER_MANAGER,
+                        json!({"observedGeneration": 1, "clusters": per_cluster,
+                               "conditions": conditions}),
+                    )
+                } else {
+                    let records = [
+                        json!({"name": host, "recordType": "A", "ttl": 60,
+                               "state": "Published", "targets": addresses}),
+                        json!({"name": format!("_kcp-ingress.{host}"), "recordType": "TXT",
+                               "ttl": 60, "state": "Published",
+                               "targets": [format!("heritage=kcp-ingress,owner=kcp-ingress,root={ns}/{name}")]}),
+                    ];
+                    (
+                        labels::GLBC_MANAGER,
+                        json!({"conditions": [condition("DNSPublished", "Published")],
+                               "dnsRecords": records, "lastPublishedTime": now}),
+                    )
+                };
+                let body = json!({
+                    "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+                    "status": status,
+                });
+                api.patch_status(
+                    &name,
+                    &PatchParams::apply(manager).force(),
+                    &Patch::Apply(&body),
+                )
+                .await?;
                 anyhow::Ok(())
             }
         })
@@ -967,7 +1125,31 @@ pub mod tests {
             ("PUT leases", 1),
         ]);
         let got = replayed_writes(&[control_plane, cluster]);
-        if got != vec![(50, 50), (10, 11)] {
+        let want = vec![
+            Replay {
+                ingresses: (40, 50),
+                globals: (10, 0),
+            },
+            Replay {
+                ingresses: (10, 11),
+                globals: (0, 0),
+            },
+        ];
+        if got != want {
+            return Err(format!("replayed {got:?}"));
+        }
+        let with_status = w(&[
+            ("APPLY globalingresses", 4),
+            ("APPLY globalingresses/status", 8),
+            ("PATCH globalingresses", 1),
+            ("POST events", 2),
+        ]);
+        let got = replayed_writes(&[with_status]);
+        let want = Replay {
+            ingresses: (2, 0),
+            globals: (4, 9),
+        };
+        if got != vec![want] {
             return Err(format!("replayed {got:?}"));
         }
         Ok(())
