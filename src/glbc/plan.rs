@@ -450,6 +450,16 @@ pub fn plan_reusing(
         .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .collect();
     live.sort_by(|a, b| by_age(a, b));
+    // One input per root, as the caches hold one object per key: a key
+    // twice would index the claims of one copy into the other's hosts.
+    debug_assert!(
+        {
+            let mut keys: Vec<&RootKey> = input.roots.iter().map(|r| &r.key).collect();
+            keys.sort();
+            keys.windows(2).all(|w| w[0] != w[1])
+        },
+        "a root key twice in the plan's input"
+    );
     let fingerprints: Vec<u64> = live.iter().map(|r| reuse::fingerprint(r)).collect();
     out.epoch = (!config.shared).then(|| reuse::epoch(&input, reads));
     let mut taken = reuse.take(out.epoch, &live, &fingerprints, |again| {
