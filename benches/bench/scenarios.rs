@@ -1,7 +1,6 @@
 //! The scenarios. Each returns raw samples; `main` turns them into the table.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -845,51 +844,64 @@ pub async fn floor(env: &Env, tag: &str, writes: &[Replay], hosts: usize) -> any
     })
 }
 
-/// `creates` Ingress creates, then `others` status applies over them, each
-/// one a change (its address differs from the object's last one), as
-/// every status write of a run is.
-async fn replay(client: kube::Client, ns: String, creates: u64, others: u64) -> anyhow::Result<()> {
-    let api: Api<Ingress> = Api::namespaced(client, &ns);
-    let api = Arc::new(api);
-    futures::stream::iter(0..creates)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let name = format!("f{i}");
-                let mut object = root(&name, &format!("{name}.floor.test"), "/");
-                object.metadata.namespace = None;
-                api.create(&PostParams::default(), &object).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<()>>>()?;
-    let pp = PatchParams::apply("floor").force();
-    futures::stream::iter(0..others)
-        .map(|j| {
-            let api = api.clone();
-            let pp = pp.clone();
-            async move {
-                let name = format!("f{}", j % creates);
-                // Round r over the objects writes 127.0.(2 + r).x.
-                let round = j / creates;
-                let body = json!({
-                    "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-                    "status": {"loadBalancer": {"ingress": [{"ip": format!("127.0.{}.{}", 2 + round % 250, j % 250 + 1)}]}},
-                });
-                api.patch_status(&name, &pp, &Patch::Apply(&body)).await?;
-                anyhow::Ok(())
-            }
-        })
+/// Runs `request(i)` for every `i` in `0..n`, 16 in flight; the first
+/// error ends it.
+async fn in_flight<F, Fut>(n: u64, request: F) -> anyhow::Result<()>
+where
+    F: Fn(u64) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    futures::stream::iter(0..n)
+        .map(request)
         .buffer_unordered(16)
         .collect::<Vec<_>>()
         .await
         .into_iter()
         .collect::<anyhow::Result<Vec<()>>>()?;
     Ok(())
+}
+
+/// The object the `j`-th of the other writes over `creates` objects goes
+/// to, and the address it writes: round r over the objects writes
+/// 127.0.(2 + r).x, so that every write changes its object.
+fn replayed(j: u64, creates: u64) -> (String, String) {
+    let round = j / creates;
+    (
+        format!("f{}", j % creates),
+        format!("127.0.{}.{}", 2 + round % 250, j % 250 + 1),
+    )
+}
+
+/// `creates` Ingress creates, then `others` status applies over them, each
+/// one a change (its address differs from the object's last one), as
+/// every status write of a run is.
+async fn replay(client: kube::Client, ns: String, creates: u64, others: u64) -> anyhow::Result<()> {
+    let api: Api<Ingress> = Api::namespaced(client, &ns);
+    in_flight(creates, |i| {
+        let api = api.clone();
+        async move {
+            let name = format!("f{i}");
+            let mut object = root(&name, &format!("{name}.floor.test"), "/");
+            object.metadata.namespace = None;
+            api.create(&PostParams::default(), &object).await?;
+            anyhow::Ok(())
+        }
+    })
+    .await?;
+    let pp = PatchParams::apply("floor").force();
+    in_flight(others, |j| {
+        let (api, pp) = (api.clone(), pp.clone());
+        async move {
+            let (name, address) = replayed(j, creates);
+            let body = json!({
+                "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+                "status": {"loadBalancer": {"ingress": [{"ip": address}]}},
+            });
+            api.patch_status(&name, &pp, &Patch::Apply(&body)).await?;
+            anyhow::Ok(())
+        }
+    })
+    .await
 }
 
 /// `creates` GlobalIngress creates (one host each), then `others` status
@@ -906,102 +918,86 @@ async fn replay_globals(
         return Ok(());
     }
     let creates = creates.max(1);
-    let api: Arc<Api<GlobalIngress>> = Arc::new(Api::namespaced(client, &ns));
-    futures::stream::iter(0..creates)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                let name = format!("f{i}");
-                let global: GlobalIngress = serde_json::from_value(json!({
-                    "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
-                    "metadata": {"name": name},
-                    "spec": {
-                        "hosts": [format!("{name}.floor.test")],
-                        "root": {"group": "networking.k8s.io", "kind": "Ingress", "name": name},
-                    },
-                }))?;
-                api.create(&PostParams::default(), &global).await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<()>>>()?;
+    let api: Api<GlobalIngress> = Api::namespaced(client, &ns);
+    in_flight(creates, |i| {
+        let api = api.clone();
+        async move {
+            let name = format!("f{i}");
+            let global: GlobalIngress = serde_json::from_value(json!({
+                "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+                "metadata": {"name": name},
+                "spec": {
+                    "hosts": [format!("{name}.floor.test")],
+                    "root": {"group": "networking.k8s.io", "kind": "Ingress", "name": name},
+                },
+            }))?;
+            api.create(&PostParams::default(), &global).await?;
+            anyhow::Ok(())
+        }
+    })
+    .await?;
     let now = k8s_openapi::jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string();
-    futures::stream::iter(0..others)
-        .map(|j| {
-            let api = api.clone();
-            let now = now.clone();
-            let ns = ns.clone();
-            async move {
-                let name = format!("f{}", j % creates);
-                // Round r over the objects writes 127.0.(2 + r).x first.
-                let round = j / creates;
-                let first = format!("127.0.{}.{}", 2 + round % 250, j % 250 + 1);
-                let addresses: Vec<String> = std::iter::once(first)
-                    .chain((2..=clusters).map(|k| lb_address(k).to_string()))
+    in_flight(others, |j| {
+        let (api, now, ns) = (api.clone(), now.clone(), ns.clone());
+        async move {
+            let (name, first) = replayed(j, creates);
+            let addresses: Vec<String> = std::iter::once(first)
+                .chain((2..=clusters).map(|k| lb_address(k).to_string()))
+                .collect();
+            let condition = |kind: &str, reason: &str| {
+                json!({"type": kind, "status": "True", "reason": reason,
+                       "message": format!("{reason} on {clusters} cluster(s)"),
+                       "lastTransitionTime": now, "observedGeneration": 1})
+            };
+            let host = format!("{name}.floor.test");
+            let (manager, status) = if j % 2 == 0 {
+                let per_cluster: Vec<_> = addresses
+                    .iter()
+                    .enumerate()
+                    .map(|(k, ip)| {
+                        json!({"cluster": format!("cluster-{}", k + 1), "healthy": true,
+                               "addresses": [{"ip": ip}], "lastChangeTime": now})
+                    })
                     .collect();
-                let condition = |kind: &str, reason: &str| {
-                    json!({"type": kind, "status": "True", "reason": reason,
-                           "message": format!("{reason} on {clusters} cluster(s)"),
-                           "lastTransitionTime": now, "observedGeneration": 1})
-                };
-                let host = format!("{name}.floor.test");
-                let (manager, status) = if j % 2 == 0 {
-                    let per_cluster: Vec<_> = addresses
-                        .iter()
-                        .enumerate()
-                        .map(|(k, ip)| {
-                            json!({"cluster": format!("cluster-{}", k + 1), "healthy": true,
-                                   "addresses": [{"ip": ip}], "lastChangeTime": now})
-                        })
-                        .collect();
-                    let conditions = [
-                        condition("Ready", "Placed"),
-                        condition("DependenciesReady", "Found"),
-                    ];
-                    (
-                        labels::CONTROLLER_MANAGER,
-                        json!({"observedGeneration": 1, "clusters": per_cluster,
-                               "conditions": conditions}),
-                    )
-                } else {
-                    let records = [
-                        json!({"name": host, "recordType": "A", "ttl": 60,
-                               "state": "Published", "targets": addresses}),
-                        json!({"name": format!("_kcp-ingress.{host}"), "recordType": "TXT",
-                               "ttl": 60, "state": "Published",
-                               "targets": [format!("heritage=kcp-ingress,owner=kcp-ingress,root={ns}/{name}")]}),
-                    ];
-                    (
-                        labels::GLBC_MANAGER,
-                        json!({"conditions": [condition("DNSPublished", "Published")],
-                               "dnsRecords": records, "lastPublishedTime": now}),
-                    )
-                };
-                let body = json!({
-                    "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
-                    "status": status,
-                });
-                api.patch_status(
-                    &name,
-                    &PatchParams::apply(manager).force(),
-                    &Patch::Apply(&body),
+                let conditions = [
+                    condition("Ready", "Placed"),
+                    condition("DependenciesReady", "Found"),
+                ];
+                (
+                    labels::CONTROLLER_MANAGER,
+                    json!({"observedGeneration": 1, "clusters": per_cluster,
+                           "conditions": conditions}),
                 )
-                .await?;
-                anyhow::Ok(())
-            }
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<anyhow::Result<Vec<()>>>()?;
-    Ok(())
+            } else {
+                let owner = format!("heritage=kcp-ingress,owner=kcp-ingress,root={ns}/{name}");
+                let records = [
+                    json!({"name": host, "recordType": "A", "ttl": 60,
+                           "state": "Published", "targets": addresses}),
+                    json!({"name": format!("_kcp-ingress.{host}"), "recordType": "TXT",
+                           "ttl": 60, "state": "Published", "targets": [owner]}),
+                ];
+                (
+                    labels::GLBC_MANAGER,
+                    json!({"conditions": [condition("DNSPublished", "Published")],
+                           "dnsRecords": records, "lastPublishedTime": now}),
+                )
+            };
+            let body = json!({
+                "apiVersion": "kcp-ingress.dev/v1alpha1", "kind": "GlobalIngress",
+                "status": status,
+            });
+            api.patch_status(
+                &name,
+                &PatchParams::apply(manager).force(),
+                &Patch::Apply(&body),
+            )
+            .await?;
+            anyhow::Ok(())
+        }
+    })
+    .await
 }
 
 /// Writes per root, per apiserver, summed over the verbs.
