@@ -4,14 +4,15 @@
 //! The controller adds the finalizer with a JSON patch that first tests
 //! the finalizers the cached object shows (`runtime::finalizers`), and
 //! goes on with the patched object; its cache shows the finalizer only
-//! when the watch brings it. A root reconciled again before then — a Gateway woken by its new HTTPRoute, a route woken by
-//! its parent Gateway's changes: the Gateway API kinds wake each other —
-//! sends the same patch from the stale copy, the server refuses it (422:
-//! the test fails, the finalizer is there), and the reconcile fails and
-//! is retried. Those doomed round trips sat in the path of a new Gateway +
-//! HTTPRoute pair (one or two of them in a third of the pairs of a bench
-//! run). Remembering the roots whose finalizer is on its way lets such a
-//! reconcile wait for the watch instead, which wakes it anyway.
+//! when the watch brings it. A root reconciled again before then — a
+//! Gateway woken by its new HTTPRoute, a route woken by its parent
+//! Gateway's changes: the Gateway API kinds wake each other — would send
+//! the same patch from the stale copy, the server would refuse it (422:
+//! the test fails, the finalizer is there), and the reconcile would fail
+//! and be retried. Those doomed round trips sat in the path of a new
+//! Gateway + HTTPRoute pair (one or two of them in a third of the pairs of
+//! a bench run). Remembering the roots whose finalizer is on its way lets
+//! such a reconcile wait for the watch instead, which wakes it anyway.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
