@@ -420,9 +420,27 @@ mod gateway_api {
             .map(|s| (s.namespace().unwrap_or_default(), s.name_any()))
             .collect();
 
-        for ((ns, name), gateway) in &gateways {
+        // The routes that name each Gateway as a parent: a Gateway looks at
+        // its own routes only, not at every route of the cluster.
+        let mut routes_of: BTreeMap<(String, String), Vec<&RouteInput>> = BTreeMap::new();
+        for route in &routes {
+            let ns = route
+                .object
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            let parents: BTreeSet<(String, String)> = route
+                .parent_refs
+                .iter()
+                .filter_map(|p| p.gateway(ns))
+                .collect();
+            for parent in parents {
+                routes_of.entry(parent).or_default().push(route);
+            }
+        }
+        for (key @ (ns, name), gateway) in &gateways {
             let mut attached: BTreeMap<String, i32> = BTreeMap::new();
-            for route in &routes {
+            for route in routes_of.get(key).into_iter().flatten() {
                 for listener in standin::attached_listeners(route, gateway, ns, name) {
                     *attached.entry(listener).or_default() += 1;
                 }
