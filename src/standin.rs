@@ -186,11 +186,20 @@ pub struct RouteInput<'a> {
 }
 
 impl RouteInput<'_> {
-    fn namespace(&self) -> &str {
+    /// The route's namespace.
+    pub fn namespace(&self) -> &str {
         self.object
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
             .unwrap_or_default()
+    }
+
+    /// The `(namespace, name)` of every Gateway its parentRefs name.
+    pub fn parent_gateways(&self) -> BTreeSet<(String, String)> {
+        self.parent_refs
+            .iter()
+            .filter_map(|p| p.gateway(self.namespace()))
+            .collect()
     }
 
     /// The `(namespace, name)` of every backendRef to a Service.

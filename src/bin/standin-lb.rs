@@ -424,17 +424,7 @@ mod gateway_api {
         // its own routes only, not at every route of the cluster.
         let mut routes_of: BTreeMap<(String, String), Vec<&RouteInput>> = BTreeMap::new();
         for route in &routes {
-            let ns = route
-                .object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            let parents: BTreeSet<(String, String)> = route
-                .parent_refs
-                .iter()
-                .filter_map(|p| p.gateway(ns))
-                .collect();
-            for parent in parents {
+            for parent in route.parent_gateways() {
                 routes_of.entry(parent).or_default().push(route);
             }
         }
@@ -471,11 +461,7 @@ mod gateway_api {
             if !standin::route_status_differs(route.object.get("status"), &wanted) {
                 continue;
             }
-            let ns = route
-                .object
-                .pointer("/metadata/namespace")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let ns = route.namespace();
             let name = route
                 .object
                 .pointer("/metadata/name")
