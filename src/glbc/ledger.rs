@@ -3,12 +3,12 @@
 //! writes the cache has not shown yet, which statuses were found shown
 //! and under what inputs, and how many passes in a row had a write fail.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::plan::RootKey;
+use crate::hash::Map;
 use crate::runtime;
 
 /// Longest retry delay of failed status or finalizer writes.
@@ -17,14 +17,14 @@ const WRITE_RETRY_CAP: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 pub struct Ledger {
     /// When this process last had each root's records accepted.
-    last_sent: HashMap<RootKey, Time>,
+    last_sent: Map<RootKey, Time>,
     /// resourceVersion of a GlobalIngress before our last status write, while
     /// the cache has not caught up with that write.
-    written: HashMap<RootKey, String>,
+    written: Map<RootKey, String>,
     /// Per root (the hash of its key): the fingerprint of the inputs under
     /// which its status was last found shown. A pass does not compute the
     /// status again while they stay the same (most roots, most passes).
-    shown: HashMap<u64, u64>,
+    shown: Map<u64, u64>,
     /// Consecutive passes in which a status or finalizer write failed.
     write_failures: u32,
 }

@@ -239,7 +239,12 @@ impl Reconciler {
                 .iter()
                 .filter_map(|c| {
                     let name = c.name_any();
-                    let last_for = last_serving(&roots, healthy, &name);
+                    // Only a draining cluster's status names them.
+                    let last_for = if c.spec.unschedulable {
+                        last_serving(&roots, healthy, &name)
+                    } else {
+                        Vec::new()
+                    };
                     drain::desired(c, &now_time, settings.plan.ttl, &last_for).map(|d| (name, d))
                 })
                 .collect();
@@ -313,7 +318,7 @@ impl Reconciler {
         self.reuse.keep(
             plan.epoch,
             std::mem::take(&mut plan.roots),
-            &plan.settled,
+            &plan.planned,
             std::mem::take(&mut plan.released),
         );
 

@@ -152,11 +152,24 @@ pub struct Plan {
     /// Per root (live and in scope): what happens to each of its hosts.
     pub roots: BTreeMap<RootKey, RootPlan>,
     /// For [`Reuse::keep`]: the inputs every root's plan read (`None`: not
-    /// to be reused), per live root its inputs' fingerprint and whether it
-    /// settled (its names held what it wanted), and the names released.
+    /// to be reused), what each live root's plan was made of
+    /// ([`Planned`]), and the names released.
     pub epoch: Option<u64>,
-    pub settled: BTreeMap<RootKey, (u64, bool)>,
+    pub planned: BTreeMap<RootKey, Planned>,
     pub released: Vec<(DnsName, DnsName)>,
+}
+
+/// What a live root's plan was made of and what became of it.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Planned {
+    /// The fingerprint of its inputs ([`reuse::fingerprint`]).
+    pub input: u64,
+    /// Its names held what it wanted (or a reused plan's did): the next
+    /// pass may reuse the plan while its inputs stay the same.
+    pub settled: bool,
+    /// The hash of its [`RootPlan`], made once when it is planned and kept
+    /// with it while it is reused: what a status depends on of the plan.
+    pub digest: u64,
 }
 
 /// What the plan decided for one root.
@@ -470,13 +483,22 @@ pub fn plan_reusing(
     let mut claims: BTreeMap<(DnsName, DnsName), Vec<Claim<'_>>> = BTreeMap::new();
     let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
     for (root, fingerprint) in live.iter().zip(&fingerprints) {
-        if let Some(kept) = taken.plans.remove(&root.key) {
+        if let Some((kept, digest)) = taken.plans.remove(&root.key) {
             // Settled, and nothing it reads changed: the same plan.
-            out.settled.insert(root.key.clone(), (*fingerprint, true));
+            let planned = Planned {
+                input: *fingerprint,
+                settled: true,
+                digest,
+            };
+            out.planned.insert(root.key.clone(), planned);
             out.roots.insert(root.key.clone(), kept);
             continue;
         }
-        out.settled.insert(root.key.clone(), (*fingerprint, false));
+        let planned = Planned {
+            input: *fingerprint,
+            ..Planned::default()
+        };
+        out.planned.insert(root.key.clone(), planned);
         let t = targets(root, input.healthy, input.traffic);
         let (rrsets, unresolved) = rrsets_for(&t, input.resolved, config.ttl, config.shared);
         let healthy = root
@@ -686,11 +708,14 @@ pub fn plan_reusing(
     }
 
     // Which roots settled: every host published with the records it
-    // should have, or not publishable at all (a reused plan did).
-    for (key, (_, settled)) in &mut out.settled {
-        if !*settled {
-            *settled = !changed.contains(key)
-                && out.roots.get(key).is_some_and(|p| {
+    // should have, or not publishable at all (a reused plan did); the
+    // digests of the plans made anew.
+    for (key, planned) in &mut out.planned {
+        if !planned.settled {
+            let plan = out.roots.get(key);
+            planned.digest = plan.map(crate::hash::of).unwrap_or_default();
+            planned.settled = !changed.contains(key)
+                && plan.is_some_and(|p| {
                     p.hosts.iter().all(|h| {
                         matches!(
                             h.outcome,

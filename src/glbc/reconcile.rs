@@ -2,9 +2,9 @@
 //! resolved hostname changes, and when the pass said the next one is due (a
 //! cluster's heartbeat aging past the threshold, a retry, a re-read). After
 //! a change, a pass starts [`SETTLE`] later (the events of one write burst
-//! join it), but no sooner than [`DEBOUNCE`] — or as long as the last pass
-//! took to plan — after the last one started: a quiet glbc answers a change
-//! at once, a busy one takes in a burst of changes per pass.
+//! join it), but no sooner than [`DEBOUNCE`] — or twice as long as the last
+//! pass took to plan — after the last one started: a quiet glbc answers a
+//! change at once, a busy one takes in a burst of changes per pass.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,7 +32,7 @@ const SETTLE: Duration = Duration::from_millis(2);
 /// coming (a bulk of new roots), planning takes at most half of the time,
 /// and each pass takes in what came meanwhile.
 fn debounce(last_planning: Duration) -> Duration {
-    DEBOUNCE.max(last_planning)
+    DEBOUNCE.max(last_planning * 2)
 }
 
 /// When the pass that a change at `changed` wakes starts: [`SETTLE`]
@@ -85,9 +85,12 @@ mod tests {
     #[test]
     fn the_wait_after_a_change_is_at_least_the_last_pass() {
         assert_eq!(debounce(Duration::from_millis(3)), DEBOUNCE);
+        // A pass that planned for 70 ms: the next starts no sooner than
+        // 140 ms after it started, so that planning takes at most half of
+        // the time.
         assert_eq!(
             debounce(Duration::from_millis(70)),
-            Duration::from_millis(70)
+            Duration::from_millis(140)
         );
     }
 
@@ -100,8 +103,8 @@ mod tests {
         // It started 5 ms before the change: no sooner than the debounce
         // after that start.
         assert_eq!(next_pass(t0 + ms(5), t0, ms(3)), t0 + DEBOUNCE);
-        // A pass that planned for 70 ms: the next starts 70 ms after it.
-        assert_eq!(next_pass(t0 + ms(80), t0, ms(70)), t0 + ms(80) + SETTLE);
-        assert_eq!(next_pass(t0 + ms(30), t0, ms(70)), t0 + ms(70));
+        // A pass that planned for 70 ms: the next starts 140 ms after it.
+        assert_eq!(next_pass(t0 + ms(150), t0, ms(70)), t0 + ms(150) + SETTLE);
+        assert_eq!(next_pass(t0 + ms(80), t0, ms(70)), t0 + ms(140));
     }
 }

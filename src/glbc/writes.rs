@@ -324,11 +324,17 @@ fn due_statuses<'g>(
             continue;
         }
         // The status is a function of the object (its resourceVersion),
-        // the root's plan, the zones and the records of the root's names;
-        // those change only when its records are sent (which forgets this),
-        // or with the zones' fingerprint. A sharing glbc's names change
-        // with other roots' edits as well: always computed.
-        let fingerprint = crate::hash::of(&(zones_fingerprint, &rv, root_plan));
+        // the root's plan (its digest), the zones and the records of the
+        // root's names; those change only when its records are sent (which
+        // forgets this), or with the zones' fingerprint. A sharing glbc's
+        // names change with other roots' edits as well: always computed.
+        // (An orphan's plan, not planned from inputs, has no digest: it
+        // is small.)
+        let digest = plan
+            .planned
+            .get(&key)
+            .map_or_else(|| crate::hash::of(root_plan), |p| p.digest);
+        let fingerprint = crate::hash::of(&(zones_fingerprint, &rv, digest));
         if !zones.shared && ledger.still_shown(&key, fingerprint) {
             continue;
         }

@@ -5,11 +5,12 @@
 //! and traffic, the resolved hostnames, the zones read from the server).
 //! Pure; [`super::plan_reusing`] uses it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
-use super::{HostOutcome, PlanInput, RootInput, RootKey, RootPlan};
+use super::{HostOutcome, PlanInput, Planned, RootInput, RootKey, RootPlan};
 use crate::glbc::records::DnsName;
+use crate::hash::Map;
 
 /// The plans of the last pass, by root, with what they were made from.
 #[derive(Debug, Default)]
@@ -17,8 +18,8 @@ pub struct Reuse {
     /// The inputs shared by every root when the plans were made (`None`:
     /// nothing to reuse).
     epoch: Option<u64>,
-    /// Per root: its inputs' fingerprint, and its plan if it settled.
-    roots: HashMap<RootKey, Kept>,
+    /// Per root: its plan, what it was made of and whether it settled.
+    roots: Map<RootKey, Kept>,
     /// Names the last plan released (no live root wanted them): looked at
     /// again, in case their UPDATE did not go through.
     released: Vec<(DnsName, DnsName)>,
@@ -26,16 +27,16 @@ pub struct Reuse {
 
 #[derive(Debug)]
 struct Kept {
-    input: u64,
     plan: RootPlan,
-    settled: bool,
+    planned: Planned,
 }
 
 /// What one plan takes from a [`Reuse`].
 #[derive(Debug, Default)]
 pub(super) struct Taken {
-    /// The settled roots' plans that still hold, by root.
-    pub plans: HashMap<RootKey, RootPlan>,
+    /// The settled roots' plans that still hold, with their digests
+    /// ([`Planned::digest`]), by root.
+    pub plans: Map<RootKey, (RootPlan, u64)>,
     /// Names to look at for release: those of the roots planned again or
     /// gone, and those released last time. `None`: every name of the zones.
     pub names: Option<BTreeSet<(DnsName, DnsName)>>,
@@ -58,12 +59,12 @@ impl Reuse {
         if epoch.is_none() || epoch != self.epoch {
             return Taken::default();
         }
-        let mut candidates: HashMap<RootKey, RootPlan> = HashMap::new();
+        let mut candidates: Map<RootKey, (RootPlan, u64)> = Map::default();
         let mut again: Vec<&RootInput<'_>> = Vec::new();
         for (root, fingerprint) in live.iter().zip(fingerprints) {
             match kept.remove(&root.key) {
-                Some(k) if k.settled && k.input == *fingerprint => {
-                    candidates.insert(root.key.clone(), k.plan);
+                Some(k) if k.planned.settled && k.planned.input == *fingerprint => {
+                    candidates.insert(root.key.clone(), (k.plan, k.planned.digest));
                 }
                 Some(k) => {
                     kept.insert(root.key.clone(), k);
@@ -76,7 +77,7 @@ impl Reuse {
         // again (which of them wins is decided with every claim; its names
         // are claimed, so none of them is released).
         let claimed = claimed(&again);
-        candidates.retain(|_, plan| !names_of(plan).any(|n| claimed.contains(&n)));
+        candidates.retain(|_, (plan, _)| !names_of(plan).any(|n| claimed.contains(&n)));
         // What the roots planned again, or gone, held may be released.
         let mut names: BTreeSet<(DnsName, DnsName)> = released.into_iter().collect();
         for k in kept.values() {
@@ -89,12 +90,12 @@ impl Reuse {
     }
 
     /// Keeps `plans` (moved out of the plan made with `epoch`) for the next
-    /// pass: each root's inputs' fingerprint, and whether it settled.
+    /// pass, with what each was made of (`planned`).
     pub fn keep(
         &mut self,
         epoch: Option<u64>,
         plans: BTreeMap<RootKey, RootPlan>,
-        settled: &BTreeMap<RootKey, (u64, bool)>,
+        planned: &BTreeMap<RootKey, Planned>,
         released: Vec<(DnsName, DnsName)>,
     ) {
         self.epoch = epoch;
@@ -107,15 +108,8 @@ impl Reuse {
         self.roots = plans
             .into_iter()
             .filter_map(|(key, plan)| {
-                let (input, settled) = *settled.get(&key)?;
-                Some((
-                    key,
-                    Kept {
-                        input,
-                        plan,
-                        settled,
-                    },
-                ))
+                let planned = *planned.get(&key)?;
+                Some((key, Kept { plan, planned }))
             })
             .collect();
     }
@@ -137,7 +131,7 @@ fn names_of(plan: &RootPlan) -> impl Iterator<Item = (DnsName, DnsName)> + '_ {
 /// server (what they hold changes otherwise only by the plan's own
 /// updates).
 pub(super) fn epoch(input: &PlanInput<'_>, reads: u64) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = crate::hash::hasher();
     input.healthy.hash(&mut h);
     for (cluster, t) in input.traffic {
         (cluster, t.weight, t.priority).hash(&mut h);
@@ -150,7 +144,7 @@ pub(super) fn epoch(input: &PlanInput<'_>, reads: u64) -> u64 {
 
 /// What the plan reads of one root.
 pub(super) fn fingerprint(root: &RootInput<'_>) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
+    let mut h = crate::hash::hasher();
     root.key.hash(&mut h);
     root.created.hash(&mut h);
     (root.deleting, root.orphan).hash(&mut h);

@@ -835,7 +835,7 @@ proptest! {
             reuse.keep(
                 reusing.epoch,
                 std::mem::take(&mut reusing.roots),
-                &reusing.settled,
+                &reusing.planned,
                 std::mem::take(&mut reusing.released),
             );
         }
