@@ -83,7 +83,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_wait_after_a_change_is_at_least_the_last_pass() {
+    fn the_wait_after_a_change_is_at_least_twice_the_last_planning() {
         assert_eq!(debounce(Duration::from_millis(3)), DEBOUNCE);
         // A pass that planned for 70 ms: the next starts no sooner than
         // 140 ms after it started, so that planning takes at most half of
