@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::networking::v1::Ingress;
 use kcp_ingress::apis::GlobalIngress;
 use kcp_ingress::glbc::dns::rfc2136::RrsetChange;
+use kcp_ingress::glbc::records::ownership;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
 
@@ -962,8 +963,8 @@ async fn replay_globals(
                     })
                     .collect();
                 let conditions = [
-                    condition("Ready", "Placed"),
-                    condition("DependenciesReady", "Found"),
+                    condition(labels::conditions::READY, "Placed"),
+                    condition(labels::conditions::DEPENDENCIES_READY, "Found"),
                 ];
                 (
                     labels::CONTROLLER_MANAGER,
@@ -971,16 +972,16 @@ async fn replay_globals(
                            "conditions": conditions}),
                 )
             } else {
-                let owner = format!("heritage=kcp-ingress,owner=kcp-ingress,root={ns}/{name}");
+                let owner = ownership::content("kcp-ingress", &format!("{ns}/{name}"));
                 let records = [
                     json!({"name": host, "recordType": "A", "ttl": 60,
                            "state": "Published", "targets": addresses}),
-                    json!({"name": format!("_kcp-ingress.{host}"), "recordType": "TXT",
+                    json!({"name": format!("{}.{host}", labels::OWNERSHIP_LABEL), "recordType": "TXT",
                            "ttl": 60, "state": "Published", "targets": [owner]}),
                 ];
                 (
                     labels::GLBC_MANAGER,
-                    json!({"conditions": [condition("DNSPublished", "Published")],
+                    json!({"conditions": [condition(labels::conditions::DNS_PUBLISHED, "Published")],
                            "dnsRecords": records, "lastPublishedTime": now}),
                 )
             };
