@@ -877,7 +877,8 @@ pub async fn unplacing_or_deleting_upstream_deletes_downstream(
 }
 
 /// A downstream object of the same name without the managed-by label stays
-/// untouched; the conflict is visible on the copy in the cluster namespace
+/// untouched, whether it was there before the syncer started or appeared
+/// after; the conflict is visible on the copy in the cluster namespace
 /// (annotation and Event); the copy can still be deleted, and the foreign
 /// object survives it.
 pub async fn foreign_downstream_object_is_left_alone_and_reported(
@@ -934,6 +935,29 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
     ensure!(
         now.resource_version() == theirs.resource_version(),
         "the foreign object was modified: {now:?}"
+    );
+    // One made once the syncer has listed its copies (so it creates
+    // without reading first): its create is refused, it is not modified.
+    let late: ConfigMap = serde_json::from_value(json!({
+        "metadata": {"name": "late", "labels": {"owner": "someone-else"}},
+        "data": {"value": "theirs"},
+    }))?;
+    let late = w
+        .down::<ConfigMap>(1)
+        .create(&PostParams::default(), &late)
+        .await?;
+    w.create_configmap("late", &[1], "ours").await?;
+    wait_for(
+        "the conflict annotation upstream on the late one",
+        &w.up::<ConfigMap>(1),
+        &w.copy("late"),
+        |c| c.annotations().contains_key(&key),
+    )
+    .await?;
+    let now = w.down::<ConfigMap>(1).get("late").await?;
+    ensure!(
+        now.resource_version() == late.resource_version() && now.data == late.data,
+        "the late foreign object was modified: {now:?}"
     );
     // Deleting the upstream object releases it and leaves theirs alone.
     w.unplace::<ConfigMap>(1, "cfg").await?;

@@ -1,6 +1,8 @@
-//! One object's sync (I/O), level-based: from what the caches (or, on a
-//! miss, a read) show of the upstream object and its downstream copy, do
-//! what is missing and nothing else.
+//! One object's sync (I/O), level-based: from what the caches show of the
+//! upstream object and its downstream copy, do what is missing and nothing
+//! else. An upstream object the cache misses is read; a copy it misses is
+//! created by an apply that fails if anything is there (then read), or
+//! read first while the copies' cache has not listed yet.
 //!
 //! The upstream object is the one in the cluster namespace (a leaf, a
 //! copy, or the `PlacedObject` carrying the object); its name says which
@@ -182,71 +184,79 @@ async fn sync(
         }
     };
 
-    // 3. The copy.
+    // 3. The copy. The cache holds this syncer's copies only; a copy it does
+    // not hold is created only if nothing is there yet (one request, no read
+    // first). What is there instead is read: someone else's object is left
+    // alone and reported, this syncer's (not in the cache yet) is compared.
     let down_api: Api<DynamicObject> =
         Api::namespaced_with(s.downstream.clone(), &target.namespace, ar);
-    let current = match read_copy(s, key, target, &down_api).await? {
-        Some(Found::Foreign) => {
-            let message =
-                naming::conflict_message(&ar.kind, &target.namespace, &target.name, cluster);
-            report(
-                &s.ctx,
-                &reported(key, up_api, &up),
-                Report::Conflict(message),
-            )
-            .await?;
-            return Ok(Outcome::RecheckAfter(CONFLICT_RECHECK));
+    let mut current = key.ty.stored_copy(target);
+    if current.is_none() && !key.ty.copies_listed() {
+        // Before the copies' first list a miss says nothing: read (a
+        // restart does not try to create every copy it already made).
+        match read_copy(s, target, &down_api).await? {
+            Some(Found::Foreign) => return conflict(s, key, target, up_api, &up).await,
+            found => current = found.and_then(Found::ours),
         }
-        Some(Found::Ours(copy)) => Some(copy),
-        None => None,
-    };
-    // The copy's status (`{"status": ...}`), once it is what it should be.
-    let known = current.as_deref().map(CopyRecord::verified);
-    let copy = match current.as_deref() {
-        Some(copy) if copy.is_up_to_date(&desired) => {
-            if known != Some(copy.verified()) {
-                debug!(cluster, "the copy of {what} is up to date (compared)");
+    }
+    let copy = loop {
+        if let Some(copy) = current.as_deref() {
+            let known = copy.verified();
+            if copy.is_up_to_date(&desired) {
+                if known != copy.verified() {
+                    debug!(cluster, "the copy of {what} is up to date (compared)");
+                }
+                break Some(copy.status_object());
             }
-            Some(copy.status_object())
         }
-        _ => {
-            if let Err(message) = ensure_namespace(s, &target.namespace).await? {
+        if let Err(message) = ensure_namespace(s, &target.namespace).await? {
+            report(&s.ctx, &reported(key, up_api, &up), Report::Error(message)).await?;
+            return Ok(Outcome::RecheckAfter(NAMESPACE_RECHECK));
+        }
+        let creating = current.is_none();
+        let create_only = creating.then(|| spec::create_only(&desired));
+        let body = create_only.as_ref().unwrap_or(&desired);
+        let params = PatchParams::apply(&s.ctx.manager).force();
+        match down_api
+            .patch(&target.name, &params, &Patch::Apply(body))
+            .await
+        {
+            Ok(applied) => {
+                if creating {
+                    *copied = true;
+                    info!(cluster, "created the copy of {what}");
+                } else {
+                    info!(cluster, "updated the copy of {what}");
+                }
+                let applied = CopyRecord::from(applied);
+                if let Some(mark) = applied_mark(&desired) {
+                    t.applied(target, &applied, mark);
+                }
+                break Some(applied.status_object());
+            }
+            // Something is there already: whose?
+            Err(err) if creating && api_code(&err) == Some(409) => {
+                match read_copy(s, target, &down_api).await? {
+                    Some(Found::Foreign) => return conflict(s, key, target, up_api, &up).await,
+                    Some(Found::Ours(copy)) => current = Some(copy),
+                    // Gone again meanwhile: the retry creates it.
+                    None => return Err(down_err("creating the copy")(err)),
+                }
+            }
+            Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
+                let message = format!(
+                    "cluster {cluster} refused {what}: {} ({})",
+                    e.message, e.reason
+                );
                 report(&s.ctx, &reported(key, up_api, &up), Report::Error(message)).await?;
-                return Ok(Outcome::RecheckAfter(NAMESPACE_RECHECK));
+                return Ok(Outcome::RecheckAfter(REFUSED_RECHECK));
             }
-            let params = PatchParams::apply(&s.ctx.manager).force();
-            match down_api
-                .patch(&target.name, &params, &Patch::Apply(&desired))
-                .await
-            {
-                Ok(applied) => {
-                    if current.is_some() {
-                        info!(cluster, "updated the copy of {what}");
-                    } else {
-                        *copied = true;
-                        info!(cluster, "created the copy of {what}");
-                    }
-                    let applied = CopyRecord::from(applied);
-                    if let Some(mark) = applied_mark(&desired) {
-                        t.applied(target, &applied, mark);
-                    }
-                    Some(applied.status_object())
+            Err(err) => {
+                if api_code(&err) == Some(404) {
+                    // Most likely the namespace went away.
+                    s.forget_namespace(&target.namespace);
                 }
-                Err(kube::Error::Api(e)) if matches!(e.code, 400 | 403 | 422) => {
-                    let message = format!(
-                        "cluster {cluster} refused {what}: {} ({})",
-                        e.message, e.reason
-                    );
-                    report(&s.ctx, &reported(key, up_api, &up), Report::Error(message)).await?;
-                    return Ok(Outcome::RecheckAfter(REFUSED_RECHECK));
-                }
-                Err(err) => {
-                    if api_code(&err) == Some(404) {
-                        // Most likely the namespace went away.
-                        s.forget_namespace(&target.namespace);
-                    }
-                    return Err(down_err("applying the copy")(err));
-                }
+                return Err(down_err("applying the copy")(err));
             }
         }
     };
@@ -289,9 +299,42 @@ enum Found {
     Foreign,
 }
 
+impl Found {
+    fn ours(self) -> Option<Arc<CopyRecord>> {
+        match self {
+            Found::Ours(copy) => Some(copy),
+            Found::Foreign => None,
+        }
+    }
+}
+
+/// Someone else's object is where the copy of `key` goes: reported on the
+/// upstream object, looked at again later (the syncer does not watch it).
+async fn conflict(
+    s: &Session,
+    key: &Key,
+    target: &Target,
+    up_api: &Api<DynamicObject>,
+    up: &DynamicObject,
+) -> Result<Outcome, ReconcileError> {
+    let message = naming::conflict_message(
+        &key.ty.ty.ar.kind,
+        &target.namespace,
+        &target.name,
+        &s.ctx.cluster,
+    );
+    report(
+        &s.ctx,
+        &reported(key, up_api, up),
+        Report::Conflict(message),
+    )
+    .await?;
+    Ok(Outcome::RecheckAfter(CONFLICT_RECHECK))
+}
+
 /// The downstream object at `target`, from the cache (which holds this
 /// syncer's copies only) or, on a miss, read.
-async fn read_copy(
+async fn find_copy(
     s: &Session,
     key: &Key,
     target: &Target,
@@ -300,6 +343,15 @@ async fn read_copy(
     if let Some(copy) = key.ty.stored_copy(target) {
         return Ok(Some(Found::Ours(copy)));
     }
+    read_copy(s, target, down_api).await
+}
+
+/// The downstream object at `target`, read from the cluster.
+async fn read_copy(
+    s: &Session,
+    target: &Target,
+    down_api: &Api<DynamicObject>,
+) -> Result<Option<Found>, ReconcileError> {
     Ok(down_api
         .get_opt(&target.name)
         .await
@@ -350,7 +402,7 @@ async fn cleanup(
     let what = key.to_string();
     let down_api: Api<DynamicObject> =
         Api::namespaced_with(s.downstream.clone(), &target.namespace, ar);
-    let current = read_copy(s, key, target, &down_api).await?;
+    let current = find_copy(s, key, target, &down_api).await?;
     if let Some(Found::Ours(copy)) = &current {
         let params = DeleteParams {
             propagation_policy: Some(PropagationPolicy::Background),

@@ -133,6 +133,26 @@ pub fn is_up_to_date(desired: &Value, actual: &Value) -> bool {
         && content_matches
 }
 
+/// A resourceVersion no stored object has: an etcd-backed server's
+/// first write is at revision 2. Sent as a precondition, it makes an
+/// apply create the object or fail with 409 Conflict, whatever is there.
+const NO_OBJECT_VERSION: &str = "1";
+
+/// `desired` (an object as JSON) as an apply that only creates: the
+/// server refuses it with 409 Conflict when any object is there already,
+/// ours or not, atomically (no read first, and none of another's fields
+/// touched). The resourceVersion is not a field any manager owns.
+pub fn create_only(desired: &Value) -> Value {
+    let mut body = desired.clone();
+    if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.insert(
+            "resourceVersion".into(),
+            Value::String(NO_OBJECT_VERSION.into()),
+        );
+    }
+    body
+}
+
 /// The applied-hash annotation of `object` (an object as JSON), if any.
 pub fn applied_hash(object: &Value) -> Option<&str> {
     object
@@ -448,6 +468,22 @@ mod tests {
         let actual = json!({"metadata": {"annotations": {"kcp-ingress.dev/applied-hash": "h"}},
                             "spec": {}});
         assert!(is_up_to_date(&desired, &actual));
+    }
+
+    #[test]
+    fn a_create_only_apply_carries_a_version_no_object_has_and_nothing_else() {
+        let desired = down(&leaf());
+        let body = create_only(&desired);
+        assert_eq!(
+            body["metadata"]["resourceVersion"],
+            json!(NO_OBJECT_VERSION)
+        );
+        let mut back = body.clone();
+        back["metadata"]
+            .as_object_mut()
+            .unwrap()
+            .remove("resourceVersion");
+        assert_eq!(back, desired);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use kube::Resource;
 use kube::api::{ApiResource, DynamicObject};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -139,6 +140,15 @@ impl TypeState {
     /// The cached copy at `target`.
     pub fn stored_copy(&self, target: &Target) -> Option<Arc<CopyRecord>> {
         self.down.get(&self.copy_ref(target))
+    }
+
+    /// Whether the copies' cache has listed once: from then on, a copy it
+    /// does not hold was not there when the watch last said.
+    pub fn copies_listed(&self) -> bool {
+        self.down
+            .wait_until_ready()
+            .now_or_never()
+            .is_some_and(|r| r.is_ok())
     }
 
     /// A sync applied the desired object marked `mark` at `target`, and the
