@@ -38,20 +38,18 @@ impl RootKind {
 }
 
 /// Whether `g` is controlled by a root that exists: its controller owner
-/// reference names an Ingress or a Gateway, and `root_uid` (the uid of the
-/// root of that kind and name in `g`'s namespace, if there is one) matches
-/// it.
+/// reference names an Ingress or a Gateway, and `is_root(kind, name, uid)`
+/// says that the root of that kind and name in `g`'s namespace exists
+/// with that uid.
 pub fn controlled_by_live_root(
     g: &GlobalIngress,
-    root_uid: impl Fn(RootKind, &str) -> Option<String>,
+    is_root: impl FnOnce(RootKind, &str, &str) -> bool,
 ) -> bool {
     g.owner_references()
         .iter()
         .find(|o| o.controller == Some(true))
         .is_some_and(|o| {
-            RootKind::of(&o.api_version, &o.kind)
-                .and_then(|kind| root_uid(kind, &o.name))
-                .is_some_and(|uid| uid == o.uid)
+            RootKind::of(&o.api_version, &o.kind).is_some_and(|kind| is_root(kind, &o.name, &o.uid))
         })
 }
 
@@ -59,7 +57,7 @@ pub fn controlled_by_live_root(
 /// `live`: whether a live root controls it.
 pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput<'_>> {
     Some(RootInput {
-        key: RootKey::new(&g.namespace()?, &g.name_any()),
+        key: RootKey::new(g.metadata.namespace.as_deref()?, &g.name_any()),
         created: g.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: g.metadata.deletion_timestamp.is_some(),
         orphan: !live,
@@ -186,8 +184,8 @@ mod tests {
         let owned =
             |kind: &str, controller: bool| owned_by("networking.k8s.io/v1", kind, controller);
         let root = |uid: &'static str| {
-            move |kind: RootKind, name: &str| {
-                (kind == RootKind::Ingress && name == "web").then(|| uid.to_string())
+            move |kind: RootKind, name: &str, owner_uid: &str| {
+                kind == RootKind::Ingress && name == "web" && owner_uid == uid
             }
         };
         assert!(controlled_by_live_root(
@@ -202,7 +200,7 @@ mod tests {
         // No such root.
         assert!(!controlled_by_live_root(
             &owned("Ingress", true),
-            |_: RootKind, _: &str| None
+            |_: RootKind, _: &str, _: &str| false
         ));
         // Not a controller reference, or not a root kind.
         assert!(!controlled_by_live_root(
@@ -215,13 +213,13 @@ mod tests {
         ));
         assert!(!controlled_by_live_root(
             &owned("Service", true),
-            |_: RootKind, _: &str| Some("uid-1".to_string())
+            |_: RootKind, _: &str, uid: &str| uid == "uid-1"
         ));
         // A Gateway root: looked up as a Gateway, not as an Ingress.
         let gateway = owned_by("gateway.networking.k8s.io/v1", "Gateway", true);
         assert!(!controlled_by_live_root(&gateway, root("uid-1")));
-        let live_gateway = |kind: RootKind, name: &str| {
-            (kind == RootKind::Gateway && name == "web").then(|| "uid-1".to_string())
+        let live_gateway = |kind: RootKind, name: &str, uid: &str| {
+            kind == RootKind::Gateway && name == "web" && uid == "uid-1"
         };
         assert!(controlled_by_live_root(&gateway, live_gateway));
         assert!(!controlled_by_live_root(

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
@@ -144,32 +144,45 @@ impl Reconciler {
         let ingresses = &self.inputs.caches.roots;
         let gateways = self.inputs.caches.gateways.as_ref();
         let mut checks: Vec<Option<Result<ProbeSpec, String>>> = Vec::new();
-        let mut roots: Vec<RootInput> = globals
-            .iter()
-            .filter_map(|g| {
-                let namespace = g.namespace()?;
-                let live = controlled_by_live_root(g, |kind, name| match kind {
-                    RootKind::Ingress => ingresses
-                        .get(&ObjectRef::new(name).within(&namespace))
-                        .and_then(|i| i.metadata.uid.clone()),
-                    RootKind::Gateway => gateways?
-                        .get(&ObjectRef::new(name).within(&namespace))
-                        .and_then(|i| i.metadata.uid.clone()),
-                });
-                let input = root_input(g, live)?;
-                checks.push(
-                    ingresses
-                        .get(&ObjectRef::new(&g.name_any()).within(&namespace))
-                        .filter(|_| live)
-                        .and_then(|i| {
-                            i.annotations()
-                                .get(labels::HEALTH_CHECK_ANNOTATION)
-                                .map(|a| ProbeSpec::parse(a))
-                        }),
-                );
-                Some(input)
-            })
-            .collect();
+        let mut roots: Vec<RootInput> = Vec::with_capacity(globals.len());
+        for g in &globals {
+            let (Some(namespace), Some(name)) =
+                (g.metadata.namespace.as_deref(), g.metadata.name.as_deref())
+            else {
+                continue;
+            };
+            // The root Ingress of the GlobalIngress's name carries the
+            // health check: looked up once when it is the controlling root.
+            let mut named = None;
+            let live = controlled_by_live_root(g, |kind, root, uid| {
+                let has_uid = |meta: &ObjectMeta| meta.uid.as_deref() == Some(uid);
+                match kind {
+                    RootKind::Ingress => {
+                        let found = ingresses.get(&ObjectRef::new(root).within(namespace));
+                        let live = found.as_ref().is_some_and(|i| has_uid(&i.metadata));
+                        if root == name {
+                            named = found;
+                        }
+                        live
+                    }
+                    RootKind::Gateway => gateways
+                        .and_then(|gw| gw.get(&ObjectRef::new(root).within(namespace)))
+                        .is_some_and(|r| has_uid(&r.metadata)),
+                }
+            });
+            let Some(input) = root_input(g, live) else {
+                continue;
+            };
+            let named = live
+                .then(|| named.or_else(|| ingresses.get(&ObjectRef::new(name).within(namespace))))
+                .flatten();
+            checks.push(named.and_then(|i| {
+                i.annotations()
+                    .get(labels::HEALTH_CHECK_ANNOTATION)
+                    .map(|a| ProbeSpec::parse(a))
+            }));
+            roots.push(input);
+        }
         let clusters = self.inputs.caches.clusters.state();
         let (view, expiry, problems) =
             ClusterView::with_problems(&clusters, now_ts, settings.health_threshold);

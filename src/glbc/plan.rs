@@ -27,6 +27,7 @@ use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::jiff::Timestamp;
 
@@ -41,18 +42,20 @@ pub use reuse::Reuse;
 
 mod reuse;
 
-/// A root Ingress (and its GlobalIngress): `namespace/name`.
+/// A root Ingress (and its GlobalIngress): `namespace/name`. A pass keeps
+/// each root's key in several maps (plan, reuse, ledger): shared text, so
+/// that a copy is a count, not an allocation.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct RootKey {
-    pub namespace: String,
-    pub name: String,
+    pub namespace: Arc<str>,
+    pub name: Arc<str>,
 }
 
 impl RootKey {
     pub fn new(namespace: &str, name: &str) -> Self {
         Self {
-            namespace: namespace.to_string(),
-            name: name.to_string(),
+            namespace: namespace.into(),
+            name: name.into(),
         }
     }
 
@@ -457,12 +460,11 @@ pub fn plan_reusing(
             },
         );
     }
-    let mut live: Vec<&RootInput<'_>> = input
+    let live: Vec<&RootInput<'_>> = input
         .roots
         .iter()
         .filter(|r| !r.deleting && !r.orphan && config.in_scope(&r.key.namespace))
         .collect();
-    live.sort_by(|a, b| by_age(a, b));
     // One input per root, as the caches hold one object per key: a key
     // twice would index the claims of one copy into the other's hosts.
     debug_assert!(
@@ -479,11 +481,12 @@ pub fn plan_reusing(
         claimed_names(config, again)
     });
 
-    // Every host of every live root: classified, and claims on valid names.
-    let mut claims: BTreeMap<(DnsName, DnsName), Vec<Claim<'_>>> = BTreeMap::new();
-    let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
-    for (root, fingerprint) in live.iter().zip(&fingerprints) {
-        if let Some((kept, digest)) = taken.plans.remove(&root.key) {
+    // The roots planned again, oldest first: a reused root claims no
+    // name (none of its names is claimed by a root planned again), so the
+    // claims on a name are theirs, in the order of age that decides them.
+    let mut again: Vec<(&RootInput<'_>, u64)> = Vec::new();
+    for (i, (root, fingerprint)) in live.iter().zip(&fingerprints).enumerate() {
+        if let Some((kept, digest)) = taken.plans.get_mut(i).and_then(Option::take) {
             // Settled, and nothing it reads changed: the same plan.
             let planned = Planned {
                 input: *fingerprint,
@@ -492,10 +495,19 @@ pub fn plan_reusing(
             };
             out.planned.insert(root.key.clone(), planned);
             out.roots.insert(root.key.clone(), kept);
-            continue;
+        } else {
+            again.push((root, *fingerprint));
         }
+    }
+    again.sort_by(|(a, _), (b, _)| by_age(a, b));
+
+    // Every host of every root planned again: classified, and claims on
+    // valid names.
+    let mut claims: BTreeMap<(DnsName, DnsName), Vec<Claim<'_>>> = BTreeMap::new();
+    let mut root_targets: BTreeMap<&RootKey, BTreeMap<RecordKind, Rrset>> = BTreeMap::new();
+    for (root, fingerprint) in again {
         let planned = Planned {
-            input: *fingerprint,
+            input: fingerprint,
             ..Planned::default()
         };
         out.planned.insert(root.key.clone(), planned);

@@ -310,7 +310,7 @@ fn due_statuses<'g>(
         let Some(namespace) = g.metadata.namespace.as_deref() else {
             continue;
         };
-        let key = RootKey::new(namespace, &g.name_any());
+        let key = RootKey::new(namespace, g.metadata.name.as_deref().unwrap_or_default());
         if g.metadata.deletion_timestamp.is_some() {
             ledger.forget(&key);
             continue;
@@ -318,8 +318,8 @@ fn due_statuses<'g>(
         let Some(root_plan) = plan.roots.get(&key) else {
             continue;
         };
-        let rv = g.resource_version().unwrap_or_default();
-        if ledger.awaits_cache(&key, &rv) {
+        let rv = g.metadata.resource_version.as_deref().unwrap_or_default();
+        if ledger.awaits_cache(&key, rv) {
             // Our last write has not reached the cache yet.
             continue;
         }
@@ -365,7 +365,7 @@ fn due_statuses<'g>(
             .iter()
             .find(|c| c.type_ == labels::conditions::DNS_PUBLISHED)
             .cloned();
-        todo.push((g, key, rv, desired, before));
+        todo.push((g, key, rv.to_string(), desired, before));
     }
     (todo, false)
 }
@@ -893,7 +893,7 @@ mod tests {
         };
         let mut ledger = Ledger::default();
         let names = |todo: &[DueStatus<'_>]| -> Vec<String> {
-            todo.iter().map(|t| t.1.name.clone()).collect()
+            todo.iter().map(|t| t.1.name.to_string()).collect()
         };
 
         let (todo, more) = due_statuses(&globals, &plan, &view, &mut ledger, &at, 2);

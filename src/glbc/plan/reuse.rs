@@ -35,8 +35,9 @@ struct Kept {
 #[derive(Debug, Default)]
 pub(super) struct Taken {
     /// The settled roots' plans that still hold, with their digests
-    /// ([`Planned::digest`]), by root.
-    pub plans: Map<RootKey, (RootPlan, u64)>,
+    /// ([`Planned::digest`]), in the order of the live roots given to
+    /// [`Reuse::take`] (`None`: planned again; empty: nothing reused).
+    pub plans: Vec<Option<(RootPlan, u64)>>,
     /// Names to look at for release: those of the roots planned again or
     /// gone, and those released last time. `None`: every name of the zones.
     pub names: Option<BTreeSet<(DnsName, DnsName)>>,
@@ -59,32 +60,45 @@ impl Reuse {
         if epoch.is_none() || epoch != self.epoch {
             return Taken::default();
         }
-        let mut candidates: Map<RootKey, (RootPlan, u64)> = Map::default();
+        let mut plans: Vec<Option<(RootPlan, u64)>> = Vec::with_capacity(live.len());
         let mut again: Vec<&RootInput<'_>> = Vec::new();
         for (root, fingerprint) in live.iter().zip(fingerprints) {
             match kept.remove(&root.key) {
                 Some(k) if k.planned.settled && k.planned.input == *fingerprint => {
-                    candidates.insert(root.key.clone(), (k.plan, k.planned.digest));
+                    plans.push(Some((k.plan, k.planned.digest)));
                 }
                 Some(k) => {
                     kept.insert(root.key.clone(), k);
                     again.push(root);
+                    plans.push(None);
                 }
-                None => again.push(root),
+                None => {
+                    again.push(root);
+                    plans.push(None);
+                }
             }
         }
         // A settled root whose name another root now claims is planned
         // again (which of them wins is decided with every claim; its names
         // are claimed, so none of them is released).
         let claimed = claimed(&again);
-        candidates.retain(|_, (plan, _)| !names_of(plan).any(|n| claimed.contains(&n)));
+        if !claimed.is_empty() {
+            for slot in &mut plans {
+                if slot
+                    .as_ref()
+                    .is_some_and(|(plan, _)| names_of(plan).any(|n| claimed.contains(&n)))
+                {
+                    *slot = None;
+                }
+            }
+        }
         // What the roots planned again, or gone, held may be released.
         let mut names: BTreeSet<(DnsName, DnsName)> = released.into_iter().collect();
         for k in kept.values() {
             names.extend(names_of(&k.plan));
         }
         Taken {
-            plans: candidates,
+            plans,
             names: Some(names),
         }
     }
@@ -105,10 +119,13 @@ impl Reuse {
             self.roots.clear();
             return;
         }
+        // Both are in key order: walked side by side, not looked up.
+        let mut planned = planned.iter().peekable();
         self.roots = plans
             .into_iter()
             .filter_map(|(key, plan)| {
-                let planned = *planned.get(&key)?;
+                while planned.next_if(|(k, _)| **k < key).is_some() {}
+                let (_, &planned) = planned.next_if(|(k, _)| **k == key)?;
                 Some((key, Kept { plan, planned }))
             })
             .collect();
