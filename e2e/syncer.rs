@@ -887,14 +887,22 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
     let mut w = World::new(env, "conflict", 1).await?;
     let c1 = w.cluster(1);
     create_namespace(&w.downs[0], &w.ns).await?;
-    let theirs: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "cfg", "labels": {"owner": "someone-else"}},
-        "data": {"value": "theirs"},
-    }))?;
-    let theirs = w
-        .down::<ConfigMap>(1)
-        .create(&PostParams::default(), &theirs)
-        .await?;
+    // Someone else's ConfigMap in the cluster.
+    let down = w.down::<ConfigMap>(1);
+    let foreign = |name: &str| {
+        let (api, body) = (
+            down.clone(),
+            json!({
+                "metadata": {"name": name, "labels": {"owner": "someone-else"}},
+                "data": {"value": "theirs"},
+            }),
+        );
+        async move {
+            let object: ConfigMap = serde_json::from_value(body)?;
+            anyhow::Ok(api.create(&PostParams::default(), &object).await?)
+        }
+    };
+    let theirs = foreign("cfg").await?;
     w.start_syncer(env, 1, &[])?;
     w.create_configmap("cfg", &[1], "ours").await?;
     w.create_configmap("fine", &[1], "ours").await?;
@@ -938,14 +946,7 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
     );
     // One made once the syncer has listed its copies (so it creates
     // without reading first): its create is refused, it is not modified.
-    let late: ConfigMap = serde_json::from_value(json!({
-        "metadata": {"name": "late", "labels": {"owner": "someone-else"}},
-        "data": {"value": "theirs"},
-    }))?;
-    let late = w
-        .down::<ConfigMap>(1)
-        .create(&PostParams::default(), &late)
-        .await?;
+    let late = foreign("late").await?;
     w.create_configmap("late", &[1], "ours").await?;
     wait_for(
         "the conflict annotation upstream on the late one",

@@ -57,7 +57,10 @@ pub fn controlled_by_live_root(
 /// `live`: whether a live root controls it.
 pub fn root_input(g: &GlobalIngress, live: bool) -> Option<RootInput<'_>> {
     Some(RootInput {
-        key: RootKey::new(g.metadata.namespace.as_deref()?, &g.name_any()),
+        key: RootKey::new(
+            g.metadata.namespace.as_deref()?,
+            g.metadata.name.as_deref().unwrap_or_default(),
+        ),
         created: g.metadata.creation_timestamp.as_ref().map(|t| t.0),
         deleting: g.metadata.deletion_timestamp.is_some(),
         orphan: !live,
