@@ -890,13 +890,11 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
     // Someone else's ConfigMap in the cluster.
     let down = w.down::<ConfigMap>(1);
     let foreign = |name: &str| {
-        let (api, body) = (
-            down.clone(),
-            json!({
-                "metadata": {"name": name, "labels": {"owner": "someone-else"}},
-                "data": {"value": "theirs"},
-            }),
-        );
+        let api = down.clone();
+        let body = json!({
+            "metadata": {"name": name, "labels": {"owner": "someone-else"}},
+            "data": {"value": "theirs"},
+        });
         async move {
             let object: ConfigMap = serde_json::from_value(body)?;
             anyhow::Ok(api.create(&PostParams::default(), &object).await?)
@@ -955,7 +953,7 @@ pub async fn foreign_downstream_object_is_left_alone_and_reported(
         |c| c.annotations().contains_key(&key),
     )
     .await?;
-    let now = w.down::<ConfigMap>(1).get("late").await?;
+    let now = down.get("late").await?;
     ensure!(
         now.resource_version() == late.resource_version() && now.data == late.data,
         "the late foreign object was modified: {now:?}"

@@ -83,14 +83,13 @@ impl Reuse {
         // are claimed, so none of them is released).
         let claimed = claimed(&again);
         if !claimed.is_empty() {
-            for slot in &mut plans {
-                if slot
-                    .as_ref()
-                    .is_some_and(|(plan, _)| names_of(plan).any(|n| claimed.contains(&n)))
-                {
-                    *slot = None;
-                }
-            }
+            plans
+                .iter_mut()
+                .filter(|slot| {
+                    slot.as_ref()
+                        .is_some_and(|(plan, _)| names_of(plan).any(|n| claimed.contains(&n)))
+                })
+                .for_each(|slot| *slot = None);
         }
         // What the roots planned again, or gone, held may be released.
         let mut names: BTreeSet<(DnsName, DnsName)> = released.into_iter().collect();
